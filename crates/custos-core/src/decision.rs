@@ -1,0 +1,117 @@
+//! What Custos answers for each event.
+
+use serde::{Deserialize, Serialize};
+
+/// The action a platform should take, weakest first: the decision for an
+/// event is the strongest action any reason asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Let it through.
+    Allow,
+    /// Step the user up (MFA, verification) before going on.
+    Challenge,
+    /// Let it through, and put it in front of an analyst.
+    Review,
+    /// Do not pay out yet; keep the money until cleared or the cool-off ends.
+    Hold,
+    /// Refuse.
+    Block,
+}
+
+impl Action {
+    pub const ALL: [Action; 5] = [
+        Action::Allow,
+        Action::Challenge,
+        Action::Review,
+        Action::Hold,
+        Action::Block,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Allow => "allow",
+            Action::Challenge => "challenge",
+            Action::Review => "review",
+            Action::Hold => "hold",
+            Action::Block => "block",
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One reason behind a decision: a policy check that fired, or a signal
+/// worth showing to an analyst (those carry `allow`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    /// Stable machine name, e.g. `new_device_and_network_login`.
+    pub code: String,
+    pub action: Action,
+    /// Contribution to the decision's score.
+    pub score: u32,
+    pub message: String,
+}
+
+/// The answer for one event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub action: Action,
+    /// 0 (nothing suspicious) to 100.
+    pub score: u32,
+    pub reasons: Vec<Reason>,
+    /// The policy that decided, e.g. `bootstrap-v1`.
+    pub policy: String,
+}
+
+impl Decision {
+    /// Combines reasons: the strongest action wins, scores add up to at most 100.
+    pub fn from_reasons(policy: &str, reasons: Vec<Reason>) -> Decision {
+        let action = reasons
+            .iter()
+            .map(|r| r.action)
+            .max()
+            .unwrap_or(Action::Allow);
+        let score = reasons.iter().map(|r| r.score).sum::<u32>().min(100);
+        Decision {
+            action,
+            score,
+            reasons,
+            policy: policy.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(action: Action, score: u32) -> Reason {
+        Reason {
+            code: format!("{action}_{score}"),
+            action,
+            score,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn strongest_action_wins_and_score_is_capped() {
+        let d = Decision::from_reasons(
+            "test",
+            vec![
+                reason(Action::Review, 50),
+                reason(Action::Hold, 70),
+                reason(Action::Challenge, 10),
+            ],
+        );
+        assert_eq!(d.action, Action::Hold);
+        assert_eq!(d.score, 100);
+        let empty = Decision::from_reasons("test", vec![]);
+        assert_eq!((empty.action, empty.score), (Action::Allow, 0));
+    }
+}

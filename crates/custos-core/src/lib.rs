@@ -1,0 +1,36 @@
+//! # custos-core
+//!
+//! The engine core of Custos: the event model, per-account state and the
+//! decision path. It does no I/O at all: no files, no sockets, no clocks (all
+//! time comes from the events). Storage, HTTP and the command line are
+//! adapters in other crates.
+//!
+//! The flow for one event:
+//!
+//! ```text
+//! JSON ──EventParser──▶ Event ──Engine::decide──▶ Decision
+//!                          │                         │
+//!                          └──────Engine::apply◀─────┘  (state changes)
+//! ```
+//!
+//! [`Engine::apply`] depends only on the previous state, the event and the
+//! decision stored with it, so replaying a stored log rebuilds state exactly.
+
+pub mod decision;
+pub mod engine;
+pub mod event;
+pub mod parse;
+pub mod policy;
+pub mod state;
+pub mod token;
+
+pub use decision::{Action, Decision, Reason};
+pub use engine::Engine;
+pub use event::{Destination, Details, Event, EventType};
+pub use parse::{EventError, EventErrorKind, EventParser};
+pub use policy::{BOOTSTRAP_POLICY_NAME, BootstrapPolicy};
+pub use state::AccountState;
+pub use token::DestinationTokenizer;
+
+#[cfg(test)]
+mod tests;

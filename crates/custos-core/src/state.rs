@@ -1,0 +1,538 @@
+//! Per-account state, bounded in size.
+//!
+//! State changes only through [`AccountState::apply`], a pure function of the
+//! previous state, the event and the decision taken for it. Replaying the
+//! stored log (events with their stored decisions) in order therefore rebuilds
+//! exactly the state the server had, whatever policy is configured now.
+//!
+//! Every collection here has a fixed capacity and forgets the least recently
+//! seen entry first, so one noisy account cannot grow without bound.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::decision::{Action, Decision};
+use crate::event::*;
+
+/// Devices, networks and user agents remembered per account.
+pub const MAX_KNOWN_IDENTIFIERS: usize = 16;
+/// Sessions remembered per account.
+pub const MAX_SESSIONS: usize = 16;
+/// Earlier payout destinations remembered per account.
+pub const MAX_PREVIOUS_DESTINATIONS: usize = 8;
+/// Labels remembered per account.
+pub const MAX_LABELS: usize = 16;
+/// An event without `session_id` belongs to the account's most recent
+/// session if that session was active within this many seconds.
+pub const IMPLICIT_SESSION_SECS: i64 = 12 * 3600;
+
+/// Seconds since the Unix epoch, written as RFC 3339 in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Timestamp(pub i64);
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let formatted = OffsetDateTime::from_unix_timestamp(self.0)
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .ok_or_else(|| serde::ser::Error::custom("timestamp out of range"))?;
+        serializer.serialize_str(&formatted)
+    }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        OffsetDateTime::parse(&text, &Rfc3339)
+            .map(|t| Timestamp(t.unix_timestamp()))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The network an address belongs to: its /24 for IPv4, its /48 for IPv6.
+/// Attackers rotate addresses inside a provider's range; a person's home or
+/// office network keeps its prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NetworkPrefix(IpAddr);
+
+impl NetworkPrefix {
+    pub fn of(ip: IpAddr) -> NetworkPrefix {
+        match ip {
+            IpAddr::V4(v4) => NetworkPrefix(IpAddr::V4((u32::from(v4) & 0xFFFF_FF00).into())),
+            IpAddr::V6(v6) => {
+                NetworkPrefix(IpAddr::V6((u128::from(v6) & !((1u128 << 80) - 1)).into()))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for NetworkPrefix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}/24"),
+            IpAddr::V6(v6) => write!(f, "{v6}/48"),
+        }
+    }
+}
+
+impl Serialize for NetworkPrefix {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for NetworkPrefix {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let address = text.split('/').next().unwrap_or_default();
+        address
+            .parse::<IpAddr>()
+            .map(NetworkPrefix::of)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A value seen on the account, with how often and when last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Seen<T> {
+    pub value: T,
+    pub count: u32,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+/// A small set that remembers at most `MAX_KNOWN_IDENTIFIERS` values and
+/// evicts the least recently seen. Linear scans beat hashing at this size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RecentSet<T> {
+    entries: Vec<Seen<T>>,
+}
+
+impl<T> Default for RecentSet<T> {
+    fn default() -> Self {
+        RecentSet {
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<T: PartialEq> RecentSet<T> {
+    pub fn contains<Q>(&self, value: &Q) -> bool
+    where
+        T: PartialEq<Q>,
+        Q: ?Sized,
+    {
+        self.entries.iter().any(|e| e.value == *value)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Seen<T>> {
+        self.entries.iter()
+    }
+
+    /// Records one sighting; `make` builds the owned value only when new.
+    pub fn observe<Q>(&mut self, value: &Q, at: i64, make: impl FnOnce(&Q) -> T)
+    where
+        T: PartialEq<Q>,
+        Q: ?Sized,
+    {
+        if let Some(entry) = self.entries.iter_mut().find(|e| e.value == *value) {
+            entry.count = entry.count.saturating_add(1);
+            entry.last_seen = Timestamp(entry.last_seen.0.max(at));
+            return;
+        }
+        if self.entries.len() >= MAX_KNOWN_IDENTIFIERS
+            && let Some(oldest) = self
+                .entries
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, e)| e.last_seen)
+                .map(|(i, _)| i)
+        {
+            self.entries.swap_remove(oldest);
+        }
+        self.entries.push(Seen {
+            value: make(value),
+            count: 1,
+            first_seen: Timestamp(at),
+            last_seen: Timestamp(at),
+        });
+    }
+}
+
+/// What was new about a successful login, judged against the account's
+/// history before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LoginSignals {
+    /// The account had no successful login before this one.
+    pub first_login: bool,
+    /// The device (by `device_id`, else by user agent) was never seen here.
+    pub new_device: bool,
+    /// The address's /24 (IPv4) or /48 (IPv6) was never seen here.
+    pub new_network: bool,
+}
+
+impl LoginSignals {
+    /// A login is risky when an account with history is entered from a device
+    /// or a network it has never used.
+    pub fn risky(&self) -> bool {
+        !self.first_login && (self.new_device || self.new_network)
+    }
+}
+
+/// One login session of the account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionState {
+    pub session_id: String,
+    pub started_at: Timestamp,
+    pub last_seen: Timestamp,
+    /// Signals of the login that opened the session, if one was seen.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub login: Option<LoginSignals>,
+    /// Opened by a risky login and not yet cleared by a passed verification.
+    pub risky: bool,
+    pub verified: bool,
+}
+
+/// The payout destination in force, and how it came to be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationRecord {
+    pub destination: Destination,
+    pub set_at: Timestamp,
+    pub set_by_event: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub set_in_session: Option<String>,
+    /// The session that set it was risky at the time, and has not been
+    /// cleared by a passed verification since.
+    pub set_in_risky_session: bool,
+}
+
+/// Money counted per currency, in minor units.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Money {
+    /// Credited by sales.
+    pub sales: u64,
+    /// Paid out (allowed payouts; held or blocked ones are not counted).
+    pub paid_out: u64,
+    /// Loans disbursed and allowed.
+    pub loans_disbursed: u64,
+    /// Payouts and disbursements the decision held or blocked.
+    pub withheld: u64,
+}
+
+impl Money {
+    /// Sales credited minus sales proceeds paid out; may be negative when the
+    /// platform pays out money Custos never saw credited.
+    pub fn balance(&self) -> i128 {
+        i128::from(self.sales) - i128::from(self.paid_out)
+    }
+}
+
+/// A label an analyst or the platform attached to the account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelRecord {
+    pub label: LabelKind,
+    pub at: Timestamp,
+    pub event_id: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub target_event_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub analyst: Option<String>,
+}
+
+/// The last decision that was not `allow`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotableDecision {
+    pub event_id: String,
+    pub event_type: EventType,
+    pub action: Action,
+    pub at: Timestamp,
+}
+
+/// Everything Custos remembers about one account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountState {
+    pub account_id: String,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+    pub event_counts: BTreeMap<EventType, u64>,
+    pub logins_succeeded: u64,
+    pub logins_failed: u64,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_login_at: Option<Timestamp>,
+    /// Device ids, or user agents for logins that sent no device id.
+    pub devices: RecentSet<String>,
+    pub networks: RecentSet<NetworkPrefix>,
+    pub sessions: Vec<SessionState>,
+    /// Last time of each sensitive change, by event type.
+    pub sensitive_changes: BTreeMap<EventType, Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub password_reset_requested_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub destination: Option<DestinationRecord>,
+    pub previous_destinations: Vec<DestinationRecord>,
+    pub money: BTreeMap<Currency, Money>,
+    pub labels: Vec<LabelRecord>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_notable_decision: Option<NotableDecision>,
+}
+
+/// The key a login's device is remembered by: its device id, else its user
+/// agent (weaker, but better than nothing).
+pub(crate) fn device_key(event: &Event) -> Option<&str> {
+    event.device_id.as_deref().or(event.user_agent.as_deref())
+}
+
+impl AccountState {
+    pub fn new(account_id: &str, at: i64) -> AccountState {
+        AccountState {
+            account_id: account_id.to_string(),
+            first_seen: Timestamp(at),
+            last_seen: Timestamp(at),
+            event_counts: BTreeMap::new(),
+            logins_succeeded: 0,
+            logins_failed: 0,
+            last_login_at: None,
+            devices: RecentSet::default(),
+            networks: RecentSet::default(),
+            sessions: Vec::new(),
+            sensitive_changes: BTreeMap::new(),
+            password_reset_requested_at: None,
+            destination: None,
+            previous_destinations: Vec::new(),
+            money: BTreeMap::new(),
+            labels: Vec::new(),
+            last_notable_decision: None,
+        }
+    }
+
+    /// What is new about a login from this event's device and address.
+    pub fn login_signals(&self, event: &Event) -> LoginSignals {
+        LoginSignals {
+            first_login: self.logins_succeeded == 0,
+            new_device: device_key(event).is_some_and(|key| !self.devices.contains(key)),
+            new_network: event
+                .ip
+                .is_some_and(|ip| !self.networks.contains(&NetworkPrefix::of(ip))),
+        }
+    }
+
+    /// The session an event belongs to: its `session_id`, or without one the
+    /// most recent session if it was active within [`IMPLICIT_SESSION_SECS`].
+    pub fn session_for(&self, event: &Event) -> Option<&SessionState> {
+        self.session_index(event).map(|i| &self.sessions[i])
+    }
+
+    fn session_index(&self, event: &Event) -> Option<usize> {
+        match &event.session_id {
+            Some(id) => self.sessions.iter().position(|s| &s.session_id == id),
+            None => self
+                .sessions
+                .iter()
+                .enumerate()
+                .max_by_key(|(_, s)| s.last_seen)
+                .filter(|(_, s)| event.unix_time() - s.last_seen.0 <= IMPLICIT_SESSION_SECS)
+                .map(|(i, _)| i),
+        }
+    }
+
+    /// Whether a destination is the current one or one used before.
+    pub fn knows_destination(&self, destination: &Destination) -> bool {
+        self.destination
+            .iter()
+            .chain(self.previous_destinations.iter())
+            .any(|r| r.destination.same_account(destination))
+    }
+
+    /// Folds one event and its decision into the state.
+    pub fn apply(&mut self, event: &Event, decision: &Decision) {
+        let at = event.unix_time();
+        self.last_seen = Timestamp(self.last_seen.0.max(at));
+        *self.event_counts.entry(event.event_type).or_insert(0) += 1;
+        if event.event_type.is_sensitive_change() {
+            self.sensitive_changes
+                .insert(event.event_type, Timestamp(at));
+        }
+        if decision.action != Action::Allow {
+            self.last_notable_decision = Some(NotableDecision {
+                event_id: event.event_id.clone(),
+                event_type: event.event_type,
+                action: decision.action,
+                at: Timestamp(at),
+            });
+        }
+
+        if let Details::Login { status, .. } = &event.details {
+            match status {
+                LoginStatus::Success => self.apply_successful_login(event, at),
+                LoginStatus::Failure => self.logins_failed += 1,
+            }
+            return;
+        }
+
+        let session = self.touch_session(event, at);
+        match &event.details {
+            Details::PayoutDestinationChange { destination, .. } => {
+                let risky = session.is_some_and(|i| self.sessions[i].risky);
+                let record = DestinationRecord {
+                    destination: destination.clone(),
+                    set_at: Timestamp(at),
+                    set_by_event: event.event_id.clone(),
+                    set_in_session: session.map(|i| self.sessions[i].session_id.clone()),
+                    set_in_risky_session: risky,
+                };
+                if let Some(old) = self.destination.replace(record) {
+                    self.previous_destinations
+                        .retain(|r| !r.destination.same_account(&old.destination));
+                    self.previous_destinations.insert(0, old);
+                    self.previous_destinations
+                        .truncate(MAX_PREVIOUS_DESTINATIONS);
+                }
+            }
+            Details::Payout {
+                amount,
+                currency,
+                source,
+                ..
+            } => {
+                let money = self.money.entry(*currency).or_default();
+                if decision.action >= Action::Hold {
+                    money.withheld = money.withheld.saturating_add(*amount);
+                } else if *source == PayoutSource::Sales {
+                    money.paid_out = money.paid_out.saturating_add(*amount);
+                }
+            }
+            Details::Loan {
+                amount, currency, ..
+            } if event.event_type == EventType::LoanDisbursement => {
+                let money = self.money.entry(*currency).or_default();
+                if decision.action >= Action::Hold {
+                    money.withheld = money.withheld.saturating_add(*amount);
+                } else {
+                    money.loans_disbursed = money.loans_disbursed.saturating_add(*amount);
+                }
+            }
+            Details::Sale { amount, currency } => {
+                let money = self.money.entry(*currency).or_default();
+                money.sales = money.sales.saturating_add(*amount);
+            }
+            Details::Verification {
+                status: VerificationStatus::Passed,
+                ..
+            } => {
+                // A passed step-up proves the session's user is the owner:
+                // clear the session and whatever it changed.
+                if let Some(i) = session {
+                    let s = &mut self.sessions[i];
+                    s.risky = false;
+                    s.verified = true;
+                    let cleared = s.session_id.clone();
+                    if let Some(d) = self.destination.as_mut()
+                        && d.set_in_session.as_deref() == Some(cleared.as_str())
+                    {
+                        d.set_in_risky_session = false;
+                    }
+                }
+            }
+            Details::Label {
+                label,
+                target_event_id,
+                analyst,
+            } => {
+                self.labels.insert(
+                    0,
+                    LabelRecord {
+                        label: *label,
+                        at: Timestamp(at),
+                        event_id: event.event_id.clone(),
+                        target_event_id: target_event_id.clone(),
+                        analyst: analyst.clone(),
+                    },
+                );
+                self.labels.truncate(MAX_LABELS);
+            }
+            _ => {}
+        }
+        if event.event_type == EventType::PasswordResetRequest {
+            self.password_reset_requested_at = Some(Timestamp(at));
+        }
+    }
+
+    fn apply_successful_login(&mut self, event: &Event, at: i64) {
+        let signals = self.login_signals(event);
+        self.logins_succeeded += 1;
+        self.last_login_at = Some(Timestamp(self.last_login_at.map_or(at, |t| t.0.max(at))));
+        if let Some(key) = device_key(event) {
+            self.devices.observe(key, at, str::to_string);
+        }
+        if let Some(ip) = event.ip {
+            self.networks.observe(&NetworkPrefix::of(ip), at, |p| *p);
+        }
+        let session_id = event
+            .session_id
+            .clone()
+            .unwrap_or_else(|| format!("implicit:{}", event.event_id));
+        let session = SessionState {
+            session_id,
+            started_at: Timestamp(at),
+            last_seen: Timestamp(at),
+            login: Some(signals),
+            risky: signals.risky(),
+            verified: false,
+        };
+        match self
+            .sessions
+            .iter_mut()
+            .find(|s| s.session_id == session.session_id)
+        {
+            Some(existing) => *existing = session,
+            None => self.push_session(session),
+        }
+    }
+
+    /// Marks the event's session active, opening one for an unseen
+    /// `session_id`; returns its index.
+    fn touch_session(&mut self, event: &Event, at: i64) -> Option<usize> {
+        if let Some(i) = self.session_index(event) {
+            let s = &mut self.sessions[i];
+            s.last_seen = Timestamp(s.last_seen.0.max(at));
+            return Some(i);
+        }
+        let id = event.session_id.as_ref()?;
+        self.push_session(SessionState {
+            session_id: id.clone(),
+            started_at: Timestamp(at),
+            last_seen: Timestamp(at),
+            login: None,
+            risky: false,
+            verified: false,
+        });
+        self.sessions.iter().position(|s| &s.session_id == id)
+    }
+
+    fn push_session(&mut self, session: SessionState) {
+        if self.sessions.len() >= MAX_SESSIONS
+            && let Some(oldest) = self
+                .sessions
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| s.last_seen)
+                .map(|(i, _)| i)
+        {
+            self.sessions.swap_remove(oldest);
+        }
+        self.sessions.push(session);
+    }
+}

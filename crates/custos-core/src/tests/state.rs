@@ -1,0 +1,59 @@
+//! Account state: bounds, replay determinism and snapshots.
+
+use serde_json::json;
+
+use super::{event, examples};
+use crate::state::{MAX_KNOWN_IDENTIFIERS, MAX_SESSIONS, NetworkPrefix};
+use crate::{Decision, Engine};
+
+#[test]
+fn network_prefixes_are_slash_24_and_slash_48() {
+    let p = |s: &str| NetworkPrefix::of(s.parse().unwrap()).to_string();
+    assert_eq!(p("81.2.69.160"), "81.2.69.0/24");
+    assert_eq!(p("2001:db8:abcd:12::1"), "2001:db8:abcd::/48");
+}
+
+#[test]
+fn collections_stay_bounded() {
+    let mut engine = Engine::default();
+    for i in 0..200 {
+        engine.process(&event(json!({"event_id": format!("e{i}"), "type": "login", "account_id": "a",
+            "time": format!("2018-05-16T09:{:02}:{:02}Z", i / 60, i % 60), "status": "success",
+            "session_id": format!("s{i}"), "ip": format!("10.{}.{}.1", i / 250, i % 250), "device_id": format!("d{i}")})));
+    }
+    let state = engine.account("a").unwrap();
+    assert_eq!(state.devices.len(), MAX_KNOWN_IDENTIFIERS);
+    assert_eq!(state.networks.len(), MAX_KNOWN_IDENTIFIERS);
+    assert_eq!(state.sessions.len(), MAX_SESSIONS);
+    assert!(state.devices.contains("d199") && !state.devices.contains("d0"), "least recent is evicted");
+    assert_eq!(state.logins_succeeded, 200);
+}
+
+#[test]
+fn replaying_events_with_their_decisions_rebuilds_the_same_state() {
+    let mut live = Engine::default();
+    let mut log: Vec<(crate::Event, Decision)> = Vec::new();
+    for value in examples() {
+        let e = event(value);
+        let d = live.process(&e);
+        log.push((e, d));
+    }
+    let mut replayed = Engine::default();
+    for (e, d) in &log {
+        replayed.apply(e, d);
+    }
+    assert_eq!(live.snapshot().unwrap(), replayed.snapshot().unwrap());
+
+    let mut restored = Engine::default();
+    restored.restore(&live.snapshot().unwrap()).unwrap();
+    assert_eq!(restored.account("seller-1"), live.account("seller-1"));
+    assert_eq!(restored.snapshot().unwrap(), live.snapshot().unwrap());
+}
+
+#[test]
+fn snapshots_of_another_format_are_refused() {
+    let mut engine = Engine::default();
+    let err = engine.restore(br#"{"format": 99, "accounts": []}"#).unwrap_err();
+    assert!(err.to_string().contains("format 99"), "{err}");
+    assert!(engine.restore(b"not json").is_err());
+}
