@@ -58,7 +58,11 @@ impl EventError {
     }
 
     fn missing(field: &str) -> Self {
-        EventError::new(field, EventErrorKind::MissingField, "is required but missing")
+        EventError::new(
+            field,
+            EventErrorKind::MissingField,
+            "is required but missing",
+        )
     }
 
     fn invalid(field: &str, problem: impl Into<String>) -> Self {
@@ -96,6 +100,11 @@ impl EventParser {
         EventParser { tokenizer }
     }
 
+    /// Identifies the tokenization key, see [`DestinationTokenizer::key_id`].
+    pub fn token_key_id(&self) -> &str {
+        self.tokenizer.key_id()
+    }
+
     /// Parses one event from a JSON value (the request body or one batch item).
     pub fn parse_value(&self, value: Value) -> Result<Event, EventError> {
         match value {
@@ -103,7 +112,10 @@ impl EventParser {
             other => Err(EventError::new(
                 "",
                 EventErrorKind::NotAnObject,
-                format!("an event must be a JSON object, found {}", json_kind(&other)),
+                format!(
+                    "an event must be a JSON object, found {}",
+                    json_kind(&other)
+                ),
             )),
         }
     }
@@ -148,7 +160,11 @@ impl EventParser {
     fn parse_details(&self, event_type: EventType, f: &mut Fields) -> Result<Details, EventError> {
         Ok(match event_type {
             EventType::Login => Details::Login {
-                status: f.required_enum("status", LoginStatus::from_name, LoginStatus::WIRE_NAMES)?,
+                status: f.required_enum(
+                    "status",
+                    LoginStatus::from_name,
+                    LoginStatus::WIRE_NAMES,
+                )?,
                 failure_reason: f.optional_string("failure_reason", MAX_TEXT_LEN)?,
                 mfa: f.optional_bool("mfa")?,
             },
@@ -259,7 +275,9 @@ impl EventParser {
         };
         let country = match f.take("country") {
             None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.len() == 2 && s.bytes().all(|b| b.is_ascii_alphabetic()) => {
+            Some(Value::String(s))
+                if s.len() == 2 && s.bytes().all(|b| b.is_ascii_alphabetic()) =>
+            {
                 Some(s.to_ascii_uppercase())
             }
             Some(Value::String(_)) => {
@@ -268,7 +286,13 @@ impl EventParser {
                     "expected a two-letter ISO 3166-1 country code",
                 ));
             }
-            Some(other) => return Err(EventError::wrong_type(&field("country"), "a string", &other)),
+            Some(other) => {
+                return Err(EventError::wrong_type(
+                    &field("country"),
+                    "a string",
+                    &other,
+                ));
+            }
         };
         let holder_name = f.optional_string_at("holder_name", &field("holder_name"), MAX_ID_LEN)?;
         let account_number = f.take("account_number").filter(|v| !v.is_null());
@@ -385,7 +409,11 @@ impl Fields {
         }
     }
 
-    fn optional_string(&mut self, name: &str, max_len: usize) -> Result<Option<String>, EventError> {
+    fn optional_string(
+        &mut self,
+        name: &str,
+        max_len: usize,
+    ) -> Result<Option<String>, EventError> {
         self.optional_string_at(name, name, max_len)
     }
 

@@ -106,10 +106,7 @@ impl BootstrapPolicy {
         event: &Event,
         out: &mut Vec<Reason>,
     ) {
-        if let Some(session) = state
-            .and_then(|s| s.session_for(event))
-            .filter(|s| s.risky)
-        {
+        if let Some(session) = state.and_then(|s| s.session_for(event)).filter(|s| s.risky) {
             out.push(reason(
                 "sensitive_change_in_risky_session",
                 Action::Review,
@@ -180,7 +177,11 @@ impl BootstrapPolicy {
                 format!(
                     "destination ending {} was set {age_text} ago in a session opened by a login \
                      from a new device or network; cool-off is {}",
-                    record.destination.account_last4.as_deref().unwrap_or("????"),
+                    record
+                        .destination
+                        .account_last4
+                        .as_deref()
+                        .unwrap_or("????"),
                     format_age(self.cool_off_secs)
                 ),
             ));

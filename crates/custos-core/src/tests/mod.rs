@@ -34,21 +34,51 @@ pub(crate) fn examples() -> Vec<Value> {
     let destination = json!({"institution_id": "20-00-00", "institution_type": "bank", "country": "gb",
                              "account_number": "5555 1234", "holder_name": "A Seller"});
     vec![
-        with(base("e1", "login"), json!({"status": "success", "mfa": true})),
-        with(base("e2", "login"), json!({"status": "failure", "failure_reason": "wrong_password"})),
+        with(
+            base("e1", "login"),
+            json!({"status": "success", "mfa": true}),
+        ),
+        with(
+            base("e2", "login"),
+            json!({"status": "failure", "failure_reason": "wrong_password"}),
+        ),
         base("e3", "logout"),
         with(base("e4", "password_change"), json!({"reason": "reset"})),
         base("e5", "password_reset_request"),
-        with(base("e6", "mfa_change"), json!({"change": "disabled", "method": "totp"})),
+        with(
+            base("e6", "mfa_change"),
+            json!({"change": "disabled", "method": "totp"}),
+        ),
         base("e7", "email_change"),
         base("e8", "phone_change"),
-        with(base("e9", "payout_destination_change"), json!({"destination": destination,
-            "previous_destination": {"institution_id": "400000", "account_token": "tok-prev", "account_last4": "9999"}})),
-        with(base("e10", "payout"), json!({"payout_id": "p1", "amount": 125000, "currency": "gbp", "source": "sales"})),
-        with(base("e11", "loan_application"), json!({"loan_id": "l1", "amount": 500000, "currency": "GBP"})),
-        with(base("e12", "loan_disbursement"), json!({"loan_id": "l1", "amount": 500000, "currency": "GBP"})),
-        with(base("e13", "sale"), json!({"amount": 4999, "currency": "EUR", "order_id": "o-77"})),
-        with(base("e14", "verification"), json!({"status": "passed", "method": "sms"})),
-        with(base("e15", "label"), json!({"label": "fraud", "target_event_id": "e10", "analyst": "ana"})),
+        with(
+            base("e9", "payout_destination_change"),
+            json!({"destination": destination,
+            "previous_destination": {"institution_id": "400000", "account_token": "tok-prev", "account_last4": "9999"}}),
+        ),
+        with(
+            base("e10", "payout"),
+            json!({"payout_id": "p1", "amount": 125000, "currency": "gbp", "source": "sales"}),
+        ),
+        with(
+            base("e11", "loan_application"),
+            json!({"loan_id": "l1", "amount": 500000, "currency": "GBP"}),
+        ),
+        with(
+            base("e12", "loan_disbursement"),
+            json!({"loan_id": "l1", "amount": 500000, "currency": "GBP"}),
+        ),
+        with(
+            base("e13", "sale"),
+            json!({"amount": 4999, "currency": "EUR", "order_id": "o-77"}),
+        ),
+        with(
+            base("e14", "verification"),
+            json!({"status": "passed", "method": "sms"}),
+        ),
+        with(
+            base("e15", "label"),
+            json!({"label": "fraud", "target_event_id": "e10", "analyst": "ana"}),
+        ),
     ]
 }

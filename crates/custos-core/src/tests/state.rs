@@ -25,7 +25,10 @@ fn collections_stay_bounded() {
     assert_eq!(state.devices.len(), MAX_KNOWN_IDENTIFIERS);
     assert_eq!(state.networks.len(), MAX_KNOWN_IDENTIFIERS);
     assert_eq!(state.sessions.len(), MAX_SESSIONS);
-    assert!(state.devices.contains("d199") && !state.devices.contains("d0"), "least recent is evicted");
+    assert!(
+        state.devices.contains("d199") && !state.devices.contains("d0"),
+        "least recent is evicted"
+    );
     assert_eq!(state.logins_succeeded, 200);
 }
 
@@ -53,7 +56,9 @@ fn replaying_events_with_their_decisions_rebuilds_the_same_state() {
 #[test]
 fn snapshots_of_another_format_are_refused() {
     let mut engine = Engine::default();
-    let err = engine.restore(br#"{"format": 99, "accounts": []}"#).unwrap_err();
+    let err = engine
+        .restore(br#"{"format": 99, "accounts": []}"#)
+        .unwrap_err();
     assert!(err.to_string().contains("format 99"), "{err}");
     assert!(engine.restore(b"not json").is_err());
 }

@@ -1,0 +1,290 @@
+//! Runtime tests: group commit, idempotency, recovery.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use custos_core::{Action, DestinationTokenizer, Event, EventParser};
+use custos_store::{EventStore, NewRecord, SqliteStore, StoreError, StoreResult, StoredRecord};
+use serde_json::json;
+
+use super::*;
+
+fn parser() -> EventParser {
+    EventParser::new(DestinationTokenizer::new(b"runtime-test-key-0123456789").unwrap())
+}
+
+fn ev(id: &str, t: i64, ty: &str, extra: serde_json::Value) -> Event {
+    let mut v = json!({"event_id": id, "type": ty, "account_id": "seller-1",
+        "time": time::OffsetDateTime::from_unix_timestamp(1_526_000_000 + t).unwrap()
+            .format(&time::format_description::well_known::Rfc3339).unwrap()});
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    parser().parse_value(v).unwrap()
+}
+
+/// A month of honest history, then a takeover: login, destination change, payout.
+fn takeover_story() -> Vec<Event> {
+    let mut events = Vec::new();
+    for day in 0..20 {
+        events.push(ev(&format!("home-{day}"), day * 86_400, "login",
+            json!({"status": "success", "session_id": format!("h{day}"), "ip": "81.2.69.160", "device_id": "laptop"})));
+    }
+    events.push(ev("atk-login", 30 * 86_400, "login",
+        json!({"status": "success", "session_id": "atk", "ip": "185.220.101.4", "device_id": "box"})));
+    events.push(ev("atk-change", 30 * 86_400 + 60, "payout_destination_change",
+        json!({"session_id": "atk", "destination": {"institution_id": "608371", "account_number": "99990001"}})));
+    events.push(ev(
+        "atk-payout",
+        31 * 86_400,
+        "payout",
+        json!({"payout_id": "p1", "amount": 250_000, "currency": "GBP"}),
+    ));
+    events
+}
+
+fn open(dir: &std::path::Path) -> Arc<dyn EventStore> {
+    Arc::new(SqliteStore::open(dir.join("custos.db")).unwrap())
+}
+
+fn start(store: Arc<dyn EventStore>, snapshot_every: u64) -> Runtime {
+    Runtime::start(
+        store,
+        parser(),
+        RuntimeConfig {
+            snapshot_every_events: snapshot_every,
+            ..Default::default()
+        },
+    )
+    .unwrap()
+}
+
+fn actions(outcomes: &[Outcome]) -> Vec<Action> {
+    outcomes.iter().map(|o| o.decision.action).collect()
+}
+
+#[tokio::test]
+async fn decisions_are_durable_and_recovered_after_shutdown_or_crash() {
+    // Clean shutdown (snapshot); crash after a snapshot (snapshot plus log
+    // tail); crash with no snapshot at all (the log alone).
+    for (crash, snapshot_every) in [(false, 5), (true, 5), (true, 0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = start(open(dir.path()), snapshot_every);
+        let story = takeover_story();
+        let mut outcomes = rt.submit(story[..20].to_vec()).await.unwrap();
+        outcomes.extend(rt.submit(story[20..].to_vec()).await.unwrap());
+        let tail = &outcomes[outcomes.len() - 3..];
+        assert_eq!(
+            actions(tail),
+            [Action::Challenge, Action::Review, Action::Hold]
+        );
+        let before = rt.account("seller-1").await.unwrap().unwrap();
+        if crash {
+            rt.halt().await.unwrap()
+        } else {
+            rt.shutdown().await.unwrap()
+        }
+        drop(rt);
+
+        let store = open(dir.path());
+        assert_eq!(store.event_count().unwrap(), 23);
+        let snapshot_seq = store.latest_snapshot().unwrap().map(|(seq, _)| seq);
+        let expected = match (crash, snapshot_every) {
+            (false, _) => Some(23),
+            (true, 5) => Some(20),
+            _ => None,
+        };
+        assert_eq!(snapshot_seq, expected);
+        let rt = start(store, snapshot_every);
+        let after = rt.account("seller-1").await.unwrap().unwrap();
+        assert_eq!(before, after, "crash={crash}");
+        assert_eq!(rt.stats().await.unwrap().last_seq, 23);
+        // Resending the whole story changes nothing and returns the stored decisions.
+        let again = rt.submit(takeover_story()).await.unwrap();
+        assert!(again.iter().all(|o| o.duplicate));
+        assert_eq!(actions(&again), actions(&outcomes));
+        assert_eq!(
+            again.iter().map(|o| o.seq).collect::<Vec<_>>(),
+            (1..=23).collect::<Vec<_>>()
+        );
+        assert_eq!(rt.account("seller-1").await.unwrap().unwrap(), after);
+        // The next event continues the log and the state.
+        let next = rt
+            .submit(vec![ev(
+                "atk-payout-2",
+                32 * 86_400,
+                "payout",
+                json!({"payout_id": "p2", "amount": 100, "currency": "GBP"}),
+            )])
+            .await
+            .unwrap();
+        assert_eq!((next[0].seq, next[0].decision.action), (24, Action::Hold));
+        rt.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn same_id_different_body_conflicts_and_applies_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = start(open(dir.path()), 0);
+    let sale =
+        |id: &str, amount: u64| ev(id, 0, "sale", json!({"amount": amount, "currency": "GBP"}));
+    rt.submit(vec![sale("s1", 100)]).await.unwrap();
+    let err = rt
+        .submit(vec![sale("s2", 5), sale("s1", 999)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SubmitError::Conflict { index: 1, ref event_id } if event_id == "s1"),
+        "{err}"
+    );
+    let err = rt
+        .submit(vec![sale("s3", 5), sale("s3", 6)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SubmitError::Conflict { index: 1, .. }),
+        "{err}"
+    );
+    let state = rt.account("seller-1").await.unwrap().unwrap();
+    let gbp = custos_core::event::Currency::parse("GBP").unwrap();
+    assert_eq!(state.money[&gbp].sales, 100, "s2 and s3 were not applied");
+    assert!(rt.store().get_event("s2").unwrap().is_none());
+    // Same body twice in one submission: one stored event, the second a duplicate.
+    let twice = rt.submit(vec![sale("s4", 7), sale("s4", 7)]).await.unwrap();
+    assert_eq!((twice[0].duplicate, twice[1].duplicate), (false, true));
+    assert_eq!(twice[0].seq, twice[1].seq);
+    assert_eq!(
+        rt.account("seller-1").await.unwrap().unwrap().money[&gbp].sales,
+        107
+    );
+}
+
+#[tokio::test]
+async fn concurrent_submissions_share_commits_and_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(start(open(dir.path()), 0));
+    let mut tasks = Vec::new();
+    for worker in 0..32 {
+        let rt = rt.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..20 {
+                let e = ev(
+                    &format!("w{worker}-{i}"),
+                    i,
+                    "sale",
+                    json!({"amount": 1, "currency": "EUR"}),
+                );
+                seqs.push(rt.submit(vec![e]).await.unwrap()[0].seq);
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    assert_eq!(all, (1..=640).collect::<Vec<u64>>());
+    assert_eq!(rt.store().event_count().unwrap(), 640);
+    let eur = custos_core::event::Currency::parse("EUR").unwrap();
+    assert_eq!(
+        rt.account("seller-1").await.unwrap().unwrap().money[&eur].sales,
+        640
+    );
+}
+
+/// Wraps a store and fails appends on demand.
+struct FlakyStore {
+    inner: SqliteStore,
+    fail: AtomicBool,
+}
+
+impl EventStore for FlakyStore {
+    fn append(&self, records: &[NewRecord<'_>]) -> StoreResult<()> {
+        if self.fail.load(Ordering::SeqCst) {
+            return Err(StoreError::Backend("disk full".into()));
+        }
+        self.inner.append(records)
+    }
+    fn get_event(&self, id: &str) -> StoreResult<Option<StoredRecord>> {
+        self.inner.get_event(id)
+    }
+    fn account_events(&self, a: &str, l: usize) -> StoreResult<Vec<StoredRecord>> {
+        self.inner.account_events(a, l)
+    }
+    fn scan(
+        &self,
+        after: u64,
+        v: &mut dyn FnMut(StoredRecord) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        self.inner.scan(after, v)
+    }
+    fn scan_event_ids(&self, v: &mut dyn FnMut(&str)) -> StoreResult<()> {
+        self.inner.scan_event_ids(v)
+    }
+    fn last_seq(&self) -> StoreResult<u64> {
+        self.inner.last_seq()
+    }
+    fn event_count(&self) -> StoreResult<u64> {
+        self.inner.event_count()
+    }
+    fn save_snapshot(&self, seq: u64, s: &[u8]) -> StoreResult<()> {
+        self.inner.save_snapshot(seq, s)
+    }
+    fn latest_snapshot(&self) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        self.inner.latest_snapshot()
+    }
+    fn get_meta(&self, k: &str) -> StoreResult<Option<String>> {
+        self.inner.get_meta(k)
+    }
+    fn set_meta(&self, k: &str, v: &str) -> StoreResult<()> {
+        self.inner.set_meta(k, v)
+    }
+}
+
+#[tokio::test]
+async fn a_failed_commit_is_reported_and_leaves_no_trace_in_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FlakyStore {
+        inner: SqliteStore::open(dir.path().join("db")).unwrap(),
+        fail: AtomicBool::new(false),
+    });
+    let rt = start(store.clone(), 0);
+    let story = takeover_story();
+    rt.submit(story[..20].to_vec()).await.unwrap();
+    let before = rt.account("seller-1").await.unwrap().unwrap();
+    store.fail.store(true, Ordering::SeqCst);
+    let err = rt.submit(story[20..].to_vec()).await.unwrap_err();
+    assert!(
+        matches!(err, SubmitError::Storage(ref m) if m.contains("disk full")),
+        "{err}"
+    );
+    store.fail.store(false, Ordering::SeqCst);
+    assert_eq!(
+        rt.account("seller-1").await.unwrap().unwrap(),
+        before,
+        "memory was rebuilt from the log"
+    );
+    // The retry is decided afresh and lands with the same decisions as a clean run.
+    let retry = rt.submit(story[20..].to_vec()).await.unwrap();
+    assert_eq!(
+        actions(&retry),
+        [Action::Challenge, Action::Review, Action::Hold]
+    );
+    assert_eq!(retry[0].seq, 21);
+}
+
+#[tokio::test]
+async fn a_changed_token_key_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = start(open(dir.path()), 0);
+    rt.shutdown().await.unwrap();
+    let other = EventParser::new(DestinationTokenizer::new(b"a-completely-different-key").unwrap());
+    let err = Runtime::start(open(dir.path()), other, RuntimeConfig::default())
+        .err()
+        .unwrap();
+    assert!(matches!(err, RuntimeError::TokenKeyChanged { .. }), "{err}");
+    assert!(err.to_string().contains("destination token key changed"));
+}

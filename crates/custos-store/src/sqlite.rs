@@ -1,0 +1,329 @@
+//! The embedded backend: one SQLite database in WAL mode.
+//!
+//! Durability comes from `synchronous = FULL`: in WAL mode SQLite then
+//! fsyncs the log on every commit, so a returned `append` survives a power
+//! cut. One writer connection and one reader connection, each behind its own
+//! mutex: readers never wait for a commit's fsync, thanks to WAL.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
+
+use crate::{EventStore, NewRecord, StoreError, StoreResult, StoredRecord};
+
+/// Schema version written to `PRAGMA user_version`.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    seq            INTEGER PRIMARY KEY,
+    event_id       TEXT    NOT NULL UNIQUE,
+    account_id     TEXT    NOT NULL,
+    event_type     TEXT    NOT NULL,
+    event_time     INTEGER NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    event          TEXT    NOT NULL,
+    decision       TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_account ON events (account_id, seq);
+CREATE TABLE IF NOT EXISTS snapshots (
+    seq        INTEGER PRIMARY KEY,
+    state      BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+";
+
+/// Snapshots kept; older ones are deleted when a new one is saved.
+const SNAPSHOTS_KEPT: i64 = 2;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    reader: Mutex<Connection>,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves the connection usable: SQLite
+    // rolls back an unfinished transaction itself.
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: impl AsRef<Path>) -> StoreResult<SqliteStore> {
+        let path = path.as_ref().to_path_buf();
+        let writer = Connection::open(&path).map_err(backend)?;
+        writer
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA busy_timeout = 5000;
+                 PRAGMA foreign_keys = ON;",
+            )
+            .map_err(backend)?;
+        let version: i64 = writer
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(backend)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                found: version,
+                known: SCHEMA_VERSION,
+            });
+        }
+        writer.execute_batch(SCHEMA).map_err(backend)?;
+        writer
+            .pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(backend)?;
+        let reader = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(backend)?;
+        reader
+            .execute_batch("PRAGMA busy_timeout = 5000;")
+            .map_err(backend)?;
+        Ok(SqliteStore {
+            path,
+            writer: Mutex::new(writer),
+            reader: Mutex::new(reader),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
+    Ok(StoredRecord {
+        seq: row.get::<_, i64>(0)? as u64,
+        event_id: row.get(1)?,
+        account_id: row.get(2)?,
+        event_type: row.get(3)?,
+        event_time: row.get(4)?,
+        received_at_ms: row.get(5)?,
+        event_json: row.get(6)?,
+        decision_json: row.get(7)?,
+    })
+}
+
+macro_rules! record_columns {
+    () => {
+        "seq, event_id, account_id, event_type, event_time, received_at_ms, event, decision"
+    };
+}
+
+impl EventStore for SqliteStore {
+    fn append(&self, records: &[NewRecord<'_>]) -> StoreResult<()> {
+        let mut conn = lock(&self.writer);
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO events (seq, event_id, account_id, event_type, event_time,
+                                         received_at_ms, event, decision)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(backend)?;
+            for r in records {
+                insert
+                    .execute(params![
+                        r.seq as i64,
+                        r.event_id,
+                        r.account_id,
+                        r.event_type,
+                        r.event_time,
+                        r.received_at_ms,
+                        r.event_json,
+                        r.decision_json
+                    ])
+                    .map_err(|e| match e.sqlite_error_code() {
+                        Some(ErrorCode::ConstraintViolation) => StoreError::Duplicate {
+                            event_id: r.event_id.to_string(),
+                            seq: r.seq,
+                        },
+                        _ => backend(e),
+                    })?;
+            }
+        }
+        // Dropping `tx` on an error above rolls the whole group back.
+        tx.commit().map_err(backend)
+    }
+
+    fn get_event(&self, event_id: &str) -> StoreResult<Option<StoredRecord>> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare_cached(concat!(
+                "SELECT ",
+                record_columns!(),
+                " FROM events WHERE event_id = ?1"
+            ))
+            .map_err(backend)?;
+        stmt.query_row([event_id], read_record)
+            .optional()
+            .map_err(backend)
+    }
+
+    fn account_events(&self, account_id: &str, limit: usize) -> StoreResult<Vec<StoredRecord>> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare_cached(concat!(
+                "SELECT ",
+                record_columns!(),
+                " FROM events WHERE account_id = ?1 ORDER BY seq DESC LIMIT ?2"
+            ))
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![account_id, limit as i64], read_record)
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn scan(
+        &self,
+        after_seq: u64,
+        visit: &mut dyn FnMut(StoredRecord) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare(concat!(
+                "SELECT ",
+                record_columns!(),
+                " FROM events WHERE seq > ?1 ORDER BY seq"
+            ))
+            .map_err(backend)?;
+        let mut rows = stmt.query([after_seq as i64]).map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            visit(read_record(row).map_err(backend)?)?;
+        }
+        Ok(())
+    }
+
+    fn scan_event_ids(&self, visit: &mut dyn FnMut(&str)) -> StoreResult<()> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare("SELECT event_id FROM events")
+            .map_err(backend)?;
+        let mut rows = stmt.query([]).map_err(backend)?;
+        while let Some(row) = rows.next().map_err(backend)? {
+            let id = row.get_ref(0).map_err(backend)?;
+            visit(
+                id.as_str()
+                    .map_err(|e| StoreError::Backend(e.to_string()))?,
+            );
+        }
+        Ok(())
+    }
+
+    fn last_seq(&self) -> StoreResult<u64> {
+        let conn = lock(&self.reader);
+        conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map(|s| s as u64)
+        .map_err(backend)
+    }
+
+    fn event_count(&self) -> StoreResult<u64> {
+        let conn = lock(&self.reader);
+        conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))
+            .map(|s| s as u64)
+            .map_err(backend)
+    }
+
+    fn save_snapshot(&self, seq: u64, state: &[u8]) -> StoreResult<()> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction().map_err(backend)?;
+        tx.execute(
+            "INSERT OR REPLACE INTO snapshots (seq, state) VALUES (?1, ?2)",
+            params![seq as i64, state],
+        )
+        .map_err(backend)?;
+        tx.execute(
+            "DELETE FROM snapshots WHERE seq NOT IN
+               (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?1)",
+            [SNAPSHOTS_KEPT],
+        )
+        .map_err(backend)?;
+        tx.commit().map_err(backend)
+    }
+
+    fn latest_snapshot(&self) -> StoreResult<Option<(u64, Vec<u8>)>> {
+        let conn = lock(&self.reader);
+        conn.query_row(
+            "SELECT seq, state FROM snapshots ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)),
+        )
+        .optional()
+        .map_err(backend)
+    }
+
+    fn get_meta(&self, key: &str) -> StoreResult<Option<String>> {
+        let conn = lock(&self.reader);
+        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(backend)
+    }
+
+    fn set_meta(&self, key: &str, value: &str) -> StoreResult<()> {
+        let conn = lock(&self.writer);
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )
+        .map(|_| ())
+        .map_err(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    crate::store_test_suite!(sqlite, {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("custos.db")).unwrap();
+        (dir, store)
+    });
+
+    #[test]
+    fn wal_and_full_sync_are_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("custos.db")).unwrap();
+        let conn = lock(&store.writer);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        let sync: i64 = conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!((mode.as_str(), sync), ("wal", 2));
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custos.db");
+        drop(SqliteStore::open(&path).unwrap());
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", 99)
+            .unwrap();
+        match SqliteStore::open(&path) {
+            Err(StoreError::SchemaTooNew { found: 99, .. }) => {}
+            other => panic!("expected SchemaTooNew, got {:?}", other.map(|_| ())),
+        }
+    }
+}
