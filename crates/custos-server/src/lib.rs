@@ -1,1 +1,347 @@
+//! # custos-server
+//!
+//! The HTTP API of Custos, an axum adapter around [`custos_runtime`]. It
+//! parses and validates requests, hands events to the engine thread, and
+//! turns answers and failures into JSON.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST /v1/events` | one event, a JSON array, or NDJSON; answers a decision per event |
+//! | `GET /v1/events/{event_id}` | a stored event with its decision |
+//! | `GET /v1/accounts/{account_id}` | the account's state and recent events |
+//! | `GET /healthz` | liveness of the engine thread |
+//! | `GET /metrics` | Prometheus text |
+//!
+//! `/v1` needs `Authorization: Bearer <key>`; see [`config`] for how keys
+//! are set and when the development key is allowed.
 
+pub mod auth;
+pub mod config;
+pub mod error;
+mod events;
+mod telemetry;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use custos_core::{BootstrapPolicy, DestinationTokenizer, EventParser};
+use custos_runtime::{Runtime, RuntimeConfig};
+use custos_store::SqliteStore;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+use error::ApiError;
+
+/// Name of the generated token key file inside the data directory.
+pub const TOKEN_KEY_FILE: &str = "destination-token.key";
+/// Name of the database file inside the data directory.
+pub const DATABASE_FILE: &str = "custos.db";
+/// Most recent events listed in an account summary.
+const ACCOUNT_RECENT_EVENTS: usize = 20;
+
+/// Shared by all handlers.
+#[derive(Clone)]
+pub struct AppState {
+    pub runtime: Arc<Runtime>,
+    pub api_keys: Arc<auth::ApiKeys>,
+    pub limits: config::Limits,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error("cannot prepare data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("destination token key: {0}")]
+    TokenKey(String),
+    #[error("cannot open the store: {0}")]
+    Store(#[from] custos_store::StoreError),
+    #[error("cannot start the engine: {0}")]
+    Runtime(#[from] custos_runtime::RuntimeError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// Loads the configured token key, or the one generated into the data
+/// directory, creating it on first start.
+pub fn load_token_key(config: &Config) -> Result<DestinationTokenizer, StartError> {
+    let key: Vec<u8> = match &config.destination_token_key {
+        Some(key) => key.as_bytes().to_vec(),
+        None => read_or_create_key_file(&config.data_dir.join(TOKEN_KEY_FILE))?,
+    };
+    DestinationTokenizer::new(&key).map_err(|e| StartError::TokenKey(e.to_string()))
+}
+
+fn read_or_create_key_file(path: &Path) -> Result<Vec<u8>, StartError> {
+    let io = |e: std::io::Error| StartError::TokenKey(format!("{}: {e}", path.display()));
+    match std::fs::read_to_string(path) {
+        Ok(text) => return Ok(text.trim().as_bytes().to_vec()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        Err(_) => {}
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| StartError::TokenKey(e.to_string()))?;
+    let key = hex::encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io)?;
+    std::io::Write::write_all(&mut file, key.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    tracing::warn!(
+        path = %path.display(),
+        "generated a destination token key; back it up with the data, or set destination_token_key"
+    );
+    Ok(key.into_bytes())
+}
+
+/// Opens the store and recovers the engine for a validated config.
+pub fn open_runtime(config: &Config) -> Result<Runtime, StartError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let tokenizer = load_token_key(config)?;
+    let store = SqliteStore::open(config.data_dir.join(DATABASE_FILE))?;
+    let runtime = Runtime::start(
+        Arc::new(store),
+        EventParser::new(tokenizer),
+        RuntimeConfig {
+            policy: BootstrapPolicy {
+                cool_off_secs: i64::from(config.policy.cool_off_days) * 86_400,
+            },
+            max_group_events: config.engine.max_group_events,
+            snapshot_every_events: config.engine.snapshot_every_events,
+            ..RuntimeConfig::default()
+        },
+    )?;
+    Ok(runtime)
+}
+
+/// The router with all routes and middleware.
+pub fn router(state: AppState) -> Router {
+    let v1 = Router::new()
+        .route("/v1/events", post(events::post_events))
+        .route("/v1/events/{event_id}", get(get_event))
+        .route("/v1/accounts/{account_id}", get(get_account))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
+    Router::new()
+        .merge(v1)
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        // Bodies are read with our own limit so that the error is JSON.
+        .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn(telemetry::track_http))
+        .with_state(state)
+}
+
+/// A server listening and serving; stop it with [`RunningServer::stop`].
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub runtime: Arc<Runtime>,
+    shutdown: Option<oneshot::Sender<()>>,
+    serve: JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, finishes requests in flight, then snapshots and
+    /// stops the engine.
+    pub async fn stop(mut self) -> Result<(), custos_runtime::RuntimeError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        match tokio::time::timeout(Duration::from_secs(30), &mut self.serve).await {
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "http server stopped with an error"),
+            Ok(Err(e)) => tracing::error!(error = %e, "http server task failed"),
+            Err(_) => tracing::warn!("requests still in flight after 30s; stopping anyway"),
+            Ok(Ok(Ok(()))) => {}
+        }
+        self.runtime.shutdown().await
+    }
+
+    /// Waits until the server stops by itself (it does not, unless it fails).
+    pub async fn wait(&mut self) {
+        let _ = (&mut self.serve).await;
+    }
+}
+
+/// Validates the config, recovers state, binds and starts serving.
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    let runtime = Arc::new(open_runtime(&config)?);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: config.listen,
+        source,
+    })?;
+    if config.api_keys.is_empty() {
+        tracing::warn!(
+            %addr,
+            key = config::DEVELOPMENT_API_KEY,
+            "no api_keys configured: accepting the development key on loopback only"
+        );
+    }
+    telemetry::install_recorder();
+    let state = AppState {
+        runtime: runtime.clone(),
+        api_keys: Arc::new(auth::ApiKeys::new(&config.effective_api_keys())),
+        limits: config.limits.clone(),
+    };
+    let app = router(state);
+    let (tx, rx) = oneshot::channel::<()>();
+    let serve = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "custos is listening");
+    Ok(RunningServer {
+        addr,
+        runtime,
+        shutdown: Some(tx),
+        serve,
+    })
+}
+
+async fn get_event(
+    State(state): State<AppState>,
+    UrlPath(event_id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let store = state.runtime.store().clone();
+    let lookup = event_id.clone();
+    let record = tokio::task::spawn_blocking(move || store.get_event(&lookup))
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let Some(record) = record else {
+        return Err(ApiError::not_found(
+            "event_not_found",
+            format!("no event with event_id {event_id:?}"),
+        ));
+    };
+    let event: Value = serde_json::from_str(&record.event_json).unwrap_or(Value::Null);
+    let decision: Value = serde_json::from_str(&record.decision_json).unwrap_or(Value::Null);
+    Ok(axum::Json(json!({
+        "event_id": record.event_id,
+        "seq": record.seq,
+        "received_at_ms": record.received_at_ms,
+        "event": event,
+        "decision": decision,
+    }))
+    .into_response())
+}
+
+async fn get_account(
+    State(state): State<AppState>,
+    UrlPath(account_id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let account = state
+        .runtime
+        .account(&account_id)
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let Some(account) = account else {
+        return Err(ApiError::not_found(
+            "account_not_found",
+            format!("no events seen for account_id {account_id:?}"),
+        ));
+    };
+    let store = state.runtime.store().clone();
+    let recent = tokio::task::spawn_blocking(move || {
+        store.account_events(&account_id, ACCOUNT_RECENT_EVENTS)
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(e.to_string()))?
+    .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let recent: Vec<Value> = recent
+        .into_iter()
+        .map(|r| {
+            let decision: Value = serde_json::from_str(&r.decision_json).unwrap_or(Value::Null);
+            json!({
+                "event_id": r.event_id,
+                "type": r.event_type,
+                "time": custos_core::state::Timestamp(r.event_time),
+                "action": decision.get("action"),
+                "score": decision.get("score"),
+            })
+        })
+        .collect();
+    let mut body = serde_json::to_value(&account).unwrap_or(Value::Null);
+    if let Value::Object(map) = &mut body {
+        map.insert("recent_events".into(), Value::Array(recent));
+    }
+    Ok(axum::Json(body).into_response())
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(2), state.runtime.stats()).await {
+        Ok(Ok(stats)) => axum::Json(json!({
+            "status": "ok",
+            "last_seq": stats.last_seq,
+            "accounts": stats.accounts,
+        }))
+        .into_response(),
+        Ok(Err(e)) => ApiError::unavailable(e.to_string()).into_response(),
+        Err(_) => ApiError::unavailable("the engine did not answer within 2s").into_response(),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    if let Ok(stats) = state.runtime.stats().await {
+        ::metrics::gauge!("custos_accounts").set(stats.accounts as f64);
+        ::metrics::gauge!("custos_last_seq").set(stats.last_seq as f64);
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        telemetry::render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found(
+        "route_not_found",
+        "no such route; see the README for the API",
+    )
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that HTTP method",
+    )
+}

@@ -1,1 +1,141 @@
-fn main() {}
+//! The `custos` command: run the server, replay files, measure.
+
+mod bench;
+mod replay;
+mod synth;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use custos_server::Config;
+
+/// Custos: a real-time fraud decision engine for account takeover and payout
+/// fraud on marketplaces.
+///
+/// Send account events (logins, password and MFA changes, payout-destination
+/// changes, payouts, loans, sales, labels) over HTTP and get a decision back
+/// for each: allow, challenge, review, hold or block, with the reasons.
+#[derive(Parser)]
+#[command(name = "custos", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP API on the embedded store.
+    ///
+    /// Without a config file Custos listens on 127.0.0.1:8080, keeps its data
+    /// in ./custos-data, and accepts the development API key
+    /// `custos-dev-key` (loopback only).
+    Serve {
+        /// TOML config file (see custos.example.toml).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Address to listen on; overrides the config file.
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+        /// Data directory; overrides the config file.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Run an NDJSON file of events through the engine, with durable writes,
+    /// and print a summary of the decisions and the throughput.
+    Replay(replay::ReplayArgs),
+    /// Measure: the core engine, event generation, HTTP under load.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CUSTOS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => load_config(config.as_deref(), listen, data_dir).and_then(serve),
+        Command::Replay(args) => replay::run(args),
+        Command::Bench(command) => bench::run(command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Config file (or defaults), then environment, then flags.
+pub fn load_config(
+    path: Option<&std::path::Path>,
+    listen: Option<std::net::SocketAddr>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<Config> {
+    let mut config = match path {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    config.apply_env(|name| std::env::var(name).ok());
+    if let Some(listen) = listen {
+        config.listen = listen;
+    }
+    if let Some(dir) = data_dir {
+        config.data_dir = dir;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn serve(config: Config) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("custos-http")
+        .build()?;
+    runtime.block_on(async {
+        let mut server = custos_server::start(config).await?;
+        tokio::select! {
+            _ = shutdown_signal() => {
+                tracing::info!("shutting down: finishing requests in flight");
+            }
+            _ = server.wait() => {
+                anyhow::bail!("the http server stopped unexpectedly");
+            }
+        }
+        server.stop().await?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

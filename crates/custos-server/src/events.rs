@@ -1,0 +1,267 @@
+//! `POST /v1/events`: one event, a JSON array of events, or NDJSON.
+//!
+//! A request is all or nothing: every event is validated before any is
+//! decided, and the first bad one rejects the request with its index and
+//! field. The answer mirrors the request's shape: an object for an object,
+//! an array for an array, one line per event for NDJSON.
+//!
+//! `Content-Type: application/x-ndjson` selects NDJSON; `application/json`,
+//! no content type, and what `curl -d` sends are read as JSON.
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use custos_core::{Action, Event, EventErrorKind, Reason};
+use custos_runtime::{Outcome, SubmitError};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+const NDJSON: &str = "application/x-ndjson";
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Single,
+    Array,
+    Lines,
+}
+
+/// What the client gets back for each event.
+#[derive(Serialize)]
+struct EventAnswer<'a> {
+    event_id: &'a str,
+    action: Action,
+    score: u32,
+    reasons: &'a [Reason],
+    policy: &'a str,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
+}
+
+impl<'a> From<&'a Outcome> for EventAnswer<'a> {
+    fn from(o: &'a Outcome) -> Self {
+        EventAnswer {
+            event_id: &o.event_id,
+            action: o.decision.action,
+            score: o.decision.score,
+            reasons: &o.decision.reasons,
+            policy: &o.decision.policy,
+            duplicate: o.duplicate,
+        }
+    }
+}
+
+pub async fn post_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let lines = match headers.get(header::CONTENT_TYPE).map(|v| v.to_str()) {
+        None => false,
+        Some(Ok(v)) => {
+            let essence = v
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            match essence.as_str() {
+                // curl -d sends form-urlencoded; Sift's own examples rely on it.
+                "application/json" | "application/x-www-form-urlencoded" | "text/plain" => false,
+                NDJSON | "application/jsonl" | "application/json-seq" => true,
+                _ => return Err(unsupported_media_type()),
+            }
+        }
+        Some(Err(_)) => return Err(unsupported_media_type()),
+    };
+    let bytes = read_body(&headers, body, state.limits.max_body_bytes).await?;
+    let (values, shape) = if lines {
+        (split_lines(&bytes)?, Shape::Lines)
+    } else {
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Array(items)) => (items, Shape::Array),
+            Ok(value @ Value::Object(_)) => (vec![value], Shape::Single),
+            Ok(_) => {
+                return Err(ApiError::bad_request(
+                    "invalid_json",
+                    "the body must be an event object or an array of event objects",
+                ));
+            }
+            Err(e) => {
+                return Err(ApiError::bad_request(
+                    "invalid_json",
+                    format!("the body is not valid JSON: {e}"),
+                ));
+            }
+        }
+    };
+    if values.is_empty() {
+        return Err(ApiError::bad_request(
+            "empty_batch",
+            "the request holds no events",
+        ));
+    }
+    if values.len() > state.limits.max_batch_events {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "the request holds {} events; the limit is {} per request",
+                values.len(),
+                state.limits.max_batch_events
+            ),
+        ));
+    }
+    let events = parse_all(&state, values, shape)?;
+    let outcomes = state.runtime.submit(events).await.map_err(|e| match e {
+        SubmitError::Conflict {
+            index,
+            ref event_id,
+        } => {
+            let problem = format!(
+                "event_id {event_id:?} is already stored with a different body; reuse an event_id \
+                 only to retry the identical event"
+            );
+            let error = if shape == Shape::Single {
+                ApiError::new(StatusCode::CONFLICT, "event_id_conflict", problem)
+            } else {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "event_id_conflict",
+                    format!("event {index}: {problem}; nothing in this request was applied"),
+                )
+                .with_index(index)
+            };
+            error.with_field("event_id")
+        }
+        SubmitError::Storage(_) => ApiError::unavailable(e.to_string()),
+        SubmitError::ShuttingDown => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is shutting down; retry against another instance or later",
+        ),
+    })?;
+    respond(&outcomes, shape)
+}
+
+fn unsupported_media_type() -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        format!("Content-Type must be application/json or {NDJSON}"),
+    )
+}
+
+fn payload_too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the body exceeds the limit of {limit} bytes; split it into smaller requests"),
+    )
+}
+
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(payload_too_large(limit));
+    }
+    match axum::body::to_bytes(body, limit).await {
+        Ok(bytes) => Ok(bytes),
+        Err(e) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+            while let Some(err) = source {
+                if err.is::<http_body_util::LengthLimitError>() {
+                    return Err(payload_too_large(limit));
+                }
+                source = err.source();
+            }
+            Err(ApiError::bad_request(
+                "invalid_body",
+                format!("the body could not be read: {e}"),
+            ))
+        }
+    }
+}
+
+fn split_lines(bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
+    let mut values = Vec::new();
+    for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let value = serde_json::from_slice::<Value>(line).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("line {} is not valid JSON: {e}", n + 1),
+            )
+            .with_index(values.len())
+        })?;
+        values.push(value);
+    }
+    Ok(values)
+}
+
+fn parse_all(state: &AppState, values: Vec<Value>, shape: Shape) -> Result<Vec<Event>, ApiError> {
+    let parser = state.runtime.parser();
+    let mut events = Vec::with_capacity(values.len());
+    for (index, value) in values.into_iter().enumerate() {
+        match parser.parse_value(value) {
+            Ok(event) => events.push(event),
+            Err(e) => {
+                let code = match e.kind {
+                    EventErrorKind::NotAnObject => "invalid_event",
+                    EventErrorKind::MissingField => "missing_field",
+                    EventErrorKind::InvalidField => "invalid_field",
+                    EventErrorKind::UnknownEventType => "unknown_event_type",
+                };
+                let message = if e.field.is_empty() {
+                    e.problem.clone()
+                } else {
+                    e.to_string()
+                };
+                let error = if shape == Shape::Single {
+                    ApiError::bad_request(code, message)
+                } else {
+                    ApiError::bad_request(
+                        code,
+                        format!("event {index}: {message}; nothing in this request was applied"),
+                    )
+                    .with_index(index)
+                };
+                return Err(error.with_field(e.field));
+            }
+        }
+    }
+    Ok(events)
+}
+
+fn respond(outcomes: &[Outcome], shape: Shape) -> Result<Response, ApiError> {
+    let encode_error = |e: serde_json::Error| {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+    };
+    match shape {
+        Shape::Single => {
+            let answer = EventAnswer::from(&outcomes[0]);
+            Ok(axum::Json(answer).into_response())
+        }
+        Shape::Array => {
+            let answers: Vec<EventAnswer> = outcomes.iter().map(EventAnswer::from).collect();
+            Ok(axum::Json(answers).into_response())
+        }
+        Shape::Lines => {
+            let mut body = Vec::with_capacity(outcomes.len() * 160);
+            for outcome in outcomes {
+                serde_json::to_writer(&mut body, &EventAnswer::from(outcome))
+                    .map_err(encode_error)?;
+                body.push(b'\n');
+            }
+            Ok(([(header::CONTENT_TYPE, NDJSON)], body).into_response())
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! POST /v1/events: every type, batches, idempotency, bad input.
+
+use serde_json::{Value, json};
+
+use super::*;
+
+#[tokio::test]
+async fn every_documented_example_is_accepted_and_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::in_dir(dir.path()).await;
+    let examples = documented_examples();
+    let types: std::collections::BTreeSet<&str> = examples
+        .iter()
+        .map(|e| e["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types.len(),
+        14,
+        "docs/events.md covers every type: {types:?}"
+    );
+    for example in &examples {
+        let (status, body) = s.post(example).await;
+        assert_eq!(status, 200, "{example} -> {body}");
+        assert_eq!(body["event_id"], example["event_id"]);
+        assert!(
+            ["allow", "challenge", "review", "hold", "block"]
+                .contains(&body["action"].as_str().unwrap()),
+            "{body}"
+        );
+        assert!(body["score"].as_u64().unwrap() <= 100);
+        assert!(body["reasons"].is_array());
+        let (status, stored) = s
+            .get(&format!(
+                "/v1/events/{}",
+                example["event_id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(stored["event"]["type"], example["type"]);
+        assert_eq!(stored["decision"]["action"], body["action"]);
+        assert!(
+            !stored.to_string().contains("account_number"),
+            "raw account numbers are never stored: {stored}"
+        );
+    }
+    s.server.stop().await.unwrap();
+    // Not in the database file, its WAL or anywhere else in the data directory.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        for example in &examples {
+            for field in ["destination", "previous_destination"] {
+                if let Some(number) = example
+                    .get(field)
+                    .and_then(|d| d.get("account_number"))
+                    .and_then(Value::as_str)
+                {
+                    let compact: String = number
+                        .chars()
+                        .filter(|c| c.is_ascii_alphanumeric())
+                        .collect();
+                    assert!(
+                        !bytes
+                            .windows(compact.len())
+                            .any(|w| w == compact.as_bytes()),
+                        "{compact} found on disk"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_takeover_story_is_challenged_reviewed_and_held() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::in_dir(dir.path()).await;
+    let (status, answers) = s.post(&Value::Array(story("seller-7"))).await;
+    assert_eq!(status, 200, "{answers}");
+    let answers = answers.as_array().unwrap();
+    let actions: Vec<&str> = answers
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions[..20], ["allow"; 20]);
+    assert_eq!(actions[20..], ["challenge", "review", "hold"]);
+    assert_eq!(
+        answers[22]["reasons"][0]["code"],
+        "payout_to_destination_set_in_risky_session"
+    );
+    let (status, account) = s.get("/v1/accounts/seller-7").await;
+    assert_eq!(status, 200);
+    assert_eq!(account["logins_succeeded"], 11);
+    assert_eq!(
+        account["destination"]["destination"]["account_last4"],
+        "1234"
+    );
+    assert_eq!(account["destination"]["set_in_risky_session"], true);
+    assert_eq!(account["money"]["GBP"]["sales"], 100_000);
+    assert_eq!(account["money"]["GBP"]["withheld"], 100_000);
+    assert_eq!(account["last_notable_decision"]["action"], "hold");
+    assert_eq!(
+        account["recent_events"][0]["event_id"],
+        "seller-7-atk-payout"
+    );
+    assert_eq!(account["recent_events"][0]["action"], "hold");
+    let (status, body) = s.get("/v1/accounts/nobody").await;
+    assert_error(status, &body, 404, "account_not_found");
+    let (status, body) = s.get("/v1/events/nothing").await;
+    assert_error(status, &body, 404, "event_not_found");
+}
+
+#[tokio::test]
+async fn batches_answer_in_the_shape_and_order_they_came() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::in_dir(dir.path()).await;
+    let events = story("seller-nd");
+    let ndjson: String = events.iter().map(|e| format!("{e}\n\n")).collect();
+    let (status, ct, text) = s.send(Some("application/x-ndjson"), ndjson).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(ct, "application/x-ndjson");
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), events.len());
+    for (line, event) in lines.iter().zip(&events) {
+        assert_eq!(line["event_id"], event["event_id"]);
+    }
+    assert_eq!(lines.last().unwrap()["action"], "hold");
+    // No content type (as curl -d sends) is read as JSON.
+    let (status, _, text) = s
+        .send(
+            None,
+            json!({"event_id": "plain", "type": "logout", "account_id": "a",
+        "time": "2018-05-01T00:00:00Z"})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{text}");
+}
+
+#[tokio::test]
+async fn the_same_event_id_returns_the_stored_decision_and_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::in_dir(dir.path()).await;
+    let events = story("seller-i");
+    let (_, first) = s.post(&Value::Array(events.clone())).await;
+    let (_, account_before) = s.get("/v1/accounts/seller-i").await;
+    let payout = events.last().unwrap();
+    let (status, again) = s.post(payout).await;
+    assert_eq!(status, 200);
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["action"], first[22]["action"]);
+    assert_eq!(again["reasons"], first[22]["reasons"]);
+    // The whole batch again, plus one new event: only the new one counts.
+    let mut batch = events.clone();
+    batch.push(json!({"event_id": "seller-i-new", "type": "sale", "account_id": "seller-i", "time": at(22, 0),
+        "amount": 1, "currency": "GBP"}));
+    let (status, answers) = s.post(&Value::Array(batch)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answers
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["duplicate"] == true)
+            .count(),
+        events.len()
+    );
+    let (_, account_after) = s.get("/v1/accounts/seller-i").await;
+    assert_eq!(
+        account_after["money"]["GBP"]["sales"],
+        account_before["money"]["GBP"]["sales"].as_u64().unwrap() + 1
+    );
+    assert_eq!(
+        account_after["logins_succeeded"],
+        account_before["logins_succeeded"]
+    );
+    // Same id, different body: 409, and nothing of that request applied.
+    let mut changed = payout.clone();
+    changed["amount"] = json!(999_999);
+    let (status, body) = s.post(&changed).await;
+    let message = assert_error(status, &body, 409, "event_id_conflict");
+    assert!(message.contains("seller-i-atk-payout"), "{message}");
+    let fresh = json!({"event_id": "seller-i-fresh", "type": "sale", "account_id": "seller-i", "time": at(23, 0),
+        "amount": 5, "currency": "GBP"});
+    let (status, body) = s.post(&json!([fresh, changed])).await;
+    assert_error(status, &body, 409, "event_id_conflict");
+    assert_eq!(body["index"], 1);
+    let (status, _) = s.get("/v1/events/seller-i-fresh").await;
+    assert_eq!(
+        status, 404,
+        "the valid event of a rejected batch was not applied"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.limits.max_body_bytes = 4096;
+    config.limits.max_batch_events = 3;
+    let s = TestServer::start(config).await;
+    let good = json!({"event_id": "g", "type": "sale", "account_id": "a", "time": "2018-05-01T00:00:00Z",
+        "amount": 100, "currency": "GBP"});
+
+    let (status, _, text) = s.send(Some("application/json"), "{\"event_id\": ").await;
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let message = assert_error(status, &body, 400, "invalid_json");
+    assert!(message.contains("not valid JSON"), "{message}");
+
+    let mut unknown = good.clone();
+    unknown["type"] = json!("teleport");
+    let (status, body) = s.post(&unknown).await;
+    let message = assert_error(status, &body, 400, "unknown_event_type");
+    assert_eq!(body["field"], "type");
+    assert!(
+        message.contains("teleport") && message.contains("payout_destination_change"),
+        "{message}"
+    );
+
+    let mut missing = good.clone();
+    missing.as_object_mut().unwrap().remove("currency");
+    let (status, body) = s.post(&missing).await;
+    let message = assert_error(status, &body, 400, "missing_field");
+    assert_eq!(body["field"], "currency");
+    assert!(message.contains("`currency`"), "{message}");
+
+    let mut mistyped = good.clone();
+    mistyped["amount"] = json!("100");
+    let (status, body) = s.post(&json!([good, mistyped])).await;
+    let message = assert_error(status, &body, 400, "invalid_field");
+    assert_eq!(
+        (body["field"].as_str(), body["index"].as_u64()),
+        (Some("amount"), Some(1))
+    );
+    assert!(message.starts_with("event 1: field `amount`"), "{message}");
+    let (status, _) = s.get("/v1/events/g").await;
+    assert_eq!(status, 404, "a rejected batch applies nothing");
+
+    let mut bad_destination = good.clone();
+    bad_destination["type"] = json!("payout_destination_change");
+    bad_destination["destination"] =
+        json!({"institution_id": "200000", "account_number": 12345678});
+    let (status, body) = s.post(&bad_destination).await;
+    assert_error(status, &body, 400, "invalid_field");
+    assert_eq!(body["field"], "destination.account_number");
+    assert!(!body.to_string().contains("12345678"));
+
+    let big = "x".repeat(5000);
+    let mut oversize = good.clone();
+    oversize["note"] = json!(big);
+    let (status, body) = s.post(&oversize).await;
+    let message = assert_error(status, &body, 413, "payload_too_large");
+    assert!(message.contains("4096"), "{message}");
+
+    let (status, body) = s.post(&json!([good, good, good, good])).await;
+    assert_error(status, &body, 413, "batch_too_large");
+    let (status, body) = s.post(&json!([])).await;
+    assert_error(status, &body, 400, "empty_batch");
+    let (status, body) = s.post(&json!("just a string")).await;
+    assert_error(status, &body, 400, "invalid_json");
+    let (status, body) = s.post(&json!([1])).await;
+    assert_error(status, &body, 400, "invalid_event");
+
+    let (status, _, text) = s
+        .send(Some("application/x-ndjson"), format!("{good}\nnot json\n"))
+        .await;
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let message = assert_error(status, &body, 400, "invalid_json");
+    assert!(message.contains("line 2"), "{message}");
+
+    let (status, _, text) = s.send(Some("application/xml"), "<event/>").await;
+    assert_error(
+        status,
+        &serde_json::from_str(&text).unwrap(),
+        415,
+        "unsupported_media_type",
+    );
+
+    // The server is still healthy and accepts the good event.
+    let (status, body) = s.post(&good).await;
+    assert_eq!(status, 200, "{body}");
+    let health = reqwest::get(format!("{}/healthz", s.base)).await.unwrap();
+    assert_eq!(health.status(), 200);
+}

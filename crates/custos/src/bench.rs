@@ -1,0 +1,310 @@
+//! `custos bench`: the measurements behind BENCHMARKS.md.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use custos_core::{DestinationTokenizer, Engine, Event, EventParser};
+use hdrhistogram::Histogram;
+use serde_json::Value;
+
+use crate::synth::{SynthSpec, generate};
+
+#[derive(clap::Subcommand)]
+pub enum BenchCommand {
+    /// Decide already-parsed events on one core, no I/O.
+    Engine {
+        #[command(flatten)]
+        spec: SpecArgs,
+        /// Passes over the events (state carries over between passes).
+        #[arg(long, default_value_t = 3)]
+        passes: u32,
+    },
+    /// Write generated events as NDJSON to standard output (for `custos replay`).
+    Generate {
+        #[command(flatten)]
+        spec: SpecArgs,
+    },
+    /// Open-loop load on `POST /v1/events`: one event per request at a fixed
+    /// rate; latency is measured from each request's scheduled start, so a
+    /// stalled server cannot hide its queueing.
+    Http {
+        /// Server base URL. Without it a `custos serve` child process is
+        /// started on a free loopback port with a temporary data directory.
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, default_value = "custos-dev-key")]
+        key: String,
+        /// Requests per second.
+        #[arg(long, default_value_t = 10_000)]
+        rate: u64,
+        /// Seconds of measured load (after 2 seconds of warm-up).
+        #[arg(long, default_value_t = 20)]
+        duration: u64,
+        /// Most requests in flight at once.
+        #[arg(long, default_value_t = 256)]
+        max_in_flight: usize,
+        /// Distinct sellers the events belong to.
+        #[arg(long, default_value_t = 10_000)]
+        accounts: u64,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct SpecArgs {
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+    #[arg(long, default_value_t = 50_000)]
+    accounts: u64,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Share of sessions that are account takeovers.
+    #[arg(long, default_value_t = 0.01)]
+    takeover_rate: f64,
+}
+
+impl SpecArgs {
+    fn spec(&self) -> SynthSpec {
+        SynthSpec {
+            events: self.events,
+            accounts: self.accounts,
+            seed: self.seed,
+            takeover_rate: self.takeover_rate,
+        }
+    }
+}
+
+pub fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Engine { spec, passes } => bench_engine(&spec, passes),
+        BenchCommand::Generate { spec } => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+            let mut result = Ok(());
+            generate(&spec.spec(), |v| {
+                if result.is_ok() {
+                    result = serde_json::to_writer(&mut out, &v)
+                        .map_err(anyhow::Error::from)
+                        .and_then(|_| out.write_all(b"\n").map_err(Into::into));
+                }
+            });
+            result?;
+            out.flush()?;
+            Ok(())
+        }
+        BenchCommand::Http {
+            url,
+            key,
+            rate,
+            duration,
+            max_in_flight,
+            accounts,
+        } => bench_http(url, key, rate, duration, max_in_flight, accounts),
+    }
+}
+
+fn bench_engine(spec: &SpecArgs, passes: u32) -> anyhow::Result<()> {
+    let parser = EventParser::new(DestinationTokenizer::new(b"bench-key-0123456789abcdef")?);
+    let mut values: Vec<Value> = Vec::with_capacity(spec.events as usize);
+    generate(&spec.spec(), |v| values.push(v));
+    let started = Instant::now();
+    let events: Vec<Event> = values
+        .into_iter()
+        .map(|v| parser.parse_value(v))
+        .collect::<Result<_, _>>()?;
+    let parse_secs = started.elapsed().as_secs_f64();
+    println!(
+        "parsed {} events from JSON values in {parse_secs:.3}s ({:.0} events/s)",
+        events.len(),
+        events.len() as f64 / parse_secs
+    );
+    let mut engine = Engine::default();
+    let mut flagged = 0u64;
+    for pass in 1..=passes {
+        let started = Instant::now();
+        for event in &events {
+            let decision = engine.process(event);
+            flagged += u64::from(decision.action != custos_core::Action::Allow);
+        }
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "pass {pass}: decided {} events in {secs:.3}s: {:.0} events/s on one core ({:.0} ns/event)",
+            events.len(),
+            events.len() as f64 / secs,
+            secs * 1e9 / events.len() as f64
+        );
+    }
+    println!(
+        "{} accounts in state; {flagged} non-allow decisions",
+        engine.account_count()
+    );
+    Ok(())
+}
+
+/// A `custos serve` child process, stopped on drop.
+struct ChildServer {
+    child: Child,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_server() -> anyhow::Result<(String, ChildServer)> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let data = tempfile::tempdir()?;
+    let exe = std::env::current_exe()?;
+    let child = Command::new(exe)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg::<PathBuf>(data.path().into())
+        .env("CUSTOS_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .context("cannot start `custos serve`")?;
+    Ok((
+        format!("http://127.0.0.1:{port}"),
+        ChildServer { child, _data: data },
+    ))
+}
+
+fn bench_http(
+    url: Option<String>,
+    key: String,
+    rate: u64,
+    duration: u64,
+    max_in_flight: usize,
+    accounts: u64,
+) -> anyhow::Result<()> {
+    if rate == 0 {
+        bail!("--rate must be positive");
+    }
+    let (base, _child) = match url {
+        Some(url) => (url.trim_end_matches('/').to_string(), None),
+        None => {
+            let (url, child) = spawn_server()?;
+            (url, Some(child))
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(max_in_flight)
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        wait_healthy(&client, &base).await?;
+        let endpoint = Arc::new(format!("{base}/v1/events"));
+        let auth = Arc::new(format!("Bearer {key}"));
+        let limit = Arc::new(tokio::sync::Semaphore::new(max_in_flight));
+        let warmup = 2 * rate;
+        let total = warmup + duration * rate;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(u64, Result<u64, String>)>();
+        let start = tokio::time::Instant::now();
+        let run_id = std::process::id();
+        for i in 0..total {
+            let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
+            tokio::time::sleep_until(due).await;
+            let permit = limit.clone().acquire_owned().await?;
+            let (client, endpoint, auth, tx) =
+                (client.clone(), endpoint.clone(), auth.clone(), tx.clone());
+            let body = login_body(run_id, i, accounts);
+            tokio::spawn(async move {
+                let result = client
+                    .post(endpoint.as_str())
+                    .header("authorization", auth.as_str())
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await;
+                let outcome = match result {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        Ok(due.elapsed().as_micros() as u64)
+                    }
+                    Ok(r) => Err(format!("status {}", r.status())),
+                    Err(e) => Err(e.to_string()),
+                };
+                drop(permit);
+                let _ = tx.send((i, outcome));
+            });
+        }
+        drop(tx);
+        let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+        let mut errors = 0u64;
+        let mut first_error = None;
+        while let Some((i, outcome)) = rx.recv().await {
+            match outcome {
+                Ok(_) if i < warmup => {}
+                Ok(micros) => histogram.record(micros.max(1))?,
+                Err(e) => {
+                    errors += 1;
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        let elapsed = start.elapsed().as_secs_f64();
+        let q = |p: f64| histogram.value_at_quantile(p) as f64 / 1000.0;
+        println!(
+            "{} requests in {elapsed:.1}s (target {rate}/s, {duration}s measured after 2s warm-up, at most {max_in_flight} in flight)",
+            total
+        );
+        println!(
+            "latency ms: p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            q(0.999),
+            histogram.max() as f64 / 1000.0
+        );
+        println!(
+            "achieved {:.0} requests/s; {errors} errors{}",
+            total as f64 / elapsed,
+            first_error.map(|e| format!(" (first: {e})")).unwrap_or_default()
+        );
+        Ok(())
+    })
+}
+
+async fn wait_healthy(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+    for _ in 0..100 {
+        if let Ok(r) = client.get(format!("{base}/healthz")).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("{base}/healthz did not answer within 10s")
+}
+
+fn login_body(run_id: u32, i: u64, accounts: u64) -> String {
+    let account = i.wrapping_mul(2_654_435_761) % accounts.max(1);
+    let t = 1_525_132_800 + i as i64;
+    let time = time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    format!(
+        r#"{{"event_id":"bench-{run_id}-{i}","type":"login","account_id":"seller-{account}","time":"{time}","status":"success","session_id":"s-{i}","ip":"81.2.{}.{}","device_id":"dev-{account}"}}"#,
+        account % 250,
+        i % 250
+    )
+}
