@@ -1,5 +1,7 @@
 //! What Custos answers for each event.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// The action a platform should take, weakest first: the decision for an
@@ -65,12 +67,12 @@ pub struct Decision {
     pub score: u32,
     pub reasons: Vec<Reason>,
     /// The policy that decided, e.g. `bootstrap-v1`.
-    pub policy: String,
+    pub policy: Cow<'static, str>,
 }
 
 impl Decision {
     /// Combines reasons: the strongest action wins, scores add up to at most 100.
-    pub fn from_reasons(policy: &str, reasons: Vec<Reason>) -> Decision {
+    pub fn from_reasons(policy: &'static str, reasons: Vec<Reason>) -> Decision {
         let action = reasons
             .iter()
             .map(|r| r.action)
@@ -81,7 +83,7 @@ impl Decision {
             action,
             score,
             reasons,
-            policy: policy.to_string(),
+            policy: Cow::Borrowed(policy),
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
+
 use serde::{Deserialize, Serialize};
 
 use crate::decision::Decision;
@@ -15,10 +17,12 @@ use crate::state::AccountState;
 pub const SNAPSHOT_FORMAT: u32 = 1;
 
 /// In-memory state of every account plus the policy that decides.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Engine {
     policy: BootstrapPolicy,
-    accounts: HashMap<String, AccountState>,
+    /// foldhash: several times faster than SipHash on short ids, and
+    /// randomly seeded per process.
+    accounts: HashMap<String, AccountState, RandomState>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -35,11 +39,17 @@ pub enum SnapshotError {
     Invalid(#[from] serde_json::Error),
 }
 
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new(BootstrapPolicy::default())
+    }
+}
+
 impl Engine {
     pub fn new(policy: BootstrapPolicy) -> Engine {
         Engine {
             policy,
-            accounts: HashMap::new(),
+            accounts: HashMap::default(),
         }
     }
 

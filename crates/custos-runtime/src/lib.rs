@@ -30,7 +30,7 @@
 //! engine then rebuilds itself from the store before taking more work.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -63,6 +63,31 @@ impl Default for RuntimeConfig {
             queue_depth: 4096,
         }
     }
+}
+
+/// An event with its normalized JSON, encoded by the caller (an HTTP worker
+/// or the replay reader) so that the single engine thread does not have to.
+#[derive(Debug, Clone)]
+pub struct PreparedEvent {
+    pub event: Event,
+    pub json: String,
+}
+
+impl PreparedEvent {
+    pub fn new(event: Event) -> Result<PreparedEvent, SubmitError> {
+        let json = serde_json::to_string(&event)
+            .map_err(|e| SubmitError::Storage(format!("cannot encode event: {e}")))?;
+        Ok(PreparedEvent { event, json })
+    }
+}
+
+/// How a submission treats an event id reused with a different body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Atomicity {
+    /// Refuse the whole submission (the HTTP API).
+    AllOrNothing,
+    /// Skip just that event, answering `None` for it (file replay).
+    PerEvent,
 }
 
 /// The answer for one submitted event.
@@ -120,8 +145,9 @@ pub struct EngineStats {
 
 enum Command {
     Submit {
-        events: Vec<Event>,
-        reply: oneshot::Sender<Result<Vec<Outcome>, SubmitError>>,
+        events: Vec<PreparedEvent>,
+        atomicity: Atomicity,
+        reply: oneshot::Sender<Result<Vec<Option<Outcome>>, SubmitError>>,
     },
     Account {
         account_id: String,
@@ -145,11 +171,12 @@ pub struct Runtime {
 }
 
 /// A submission on its way, for callers that keep several in flight.
-pub struct Ticket(oneshot::Receiver<Result<Vec<Outcome>, SubmitError>>);
+pub struct Ticket(oneshot::Receiver<Result<Vec<Option<Outcome>>, SubmitError>>);
 
 impl Ticket {
     /// Blocks until the submission is committed (not for async contexts).
-    pub fn wait_blocking(self) -> Result<Vec<Outcome>, SubmitError> {
+    /// `None` marks an event skipped for an id conflict ([`Atomicity::PerEvent`]).
+    pub fn wait_blocking(self) -> Result<Vec<Option<Outcome>>, SubmitError> {
         self.0
             .blocking_recv()
             .unwrap_or(Err(SubmitError::ShuttingDown))
@@ -206,20 +233,34 @@ impl Runtime {
     }
 
     /// Decides and durably records a batch of events, all or nothing.
-    pub async fn submit(&self, events: Vec<Event>) -> Result<Vec<Outcome>, SubmitError> {
+    pub async fn submit(&self, events: Vec<PreparedEvent>) -> Result<Vec<Outcome>, SubmitError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Command::Submit { events, reply })
+            .send(Command::Submit {
+                events,
+                atomicity: Atomicity::AllOrNothing,
+                reply,
+            })
             .await
             .map_err(|_| SubmitError::ShuttingDown)?;
-        answer.await.unwrap_or(Err(SubmitError::ShuttingDown))
+        let answers = answer.await.unwrap_or(Err(SubmitError::ShuttingDown))?;
+        // All-or-nothing submissions never skip an event.
+        Ok(answers.into_iter().flatten().collect())
     }
 
     /// Queues a batch from a blocking context; the ticket yields its answer.
-    pub fn enqueue_blocking(&self, events: Vec<Event>) -> Result<Ticket, SubmitError> {
+    pub fn enqueue_blocking(
+        &self,
+        events: Vec<PreparedEvent>,
+        atomicity: Atomicity,
+    ) -> Result<Ticket, SubmitError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .blocking_send(Command::Submit { events, reply })
+            .blocking_send(Command::Submit {
+                events,
+                atomicity,
+                reply,
+            })
             .map_err(|_| SubmitError::ShuttingDown)?;
         Ok(Ticket(answer))
     }
@@ -321,17 +362,21 @@ impl Hasher for IdentityHasher {
 
 type FingerprintSet = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
 
+/// Event ids decided in the current group, to their entry.
+type GroupIndex = HashMap<String, usize, foldhash::fast::RandomState>;
+
 fn fingerprint(event_id: &str) -> u64 {
-    // SipHash with fixed keys: stable across restarts, and a collision only
-    // costs one extra store lookup.
-    let mut h = std::hash::DefaultHasher::new();
-    event_id.hash(&mut h);
-    h.finish()
+    // A fixed seed: fingerprints are rebuilt from the store at every start,
+    // and a collision only costs one extra store lookup.
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x5EED_C057_05E7_1D00).hash_one(event_id)
 }
 
 /// How one event of a submission will be answered.
 enum Plan {
     New,
+    /// Reuses a stored id with another body.
+    Conflict,
     /// Duplicate of a stored event or of one earlier in this group.
     Stored(Outcome),
     /// Duplicate of an earlier event in the same submission.
@@ -339,8 +384,8 @@ enum Plan {
 }
 
 struct PendingReply {
-    reply: oneshot::Sender<Result<Vec<Outcome>, SubmitError>>,
-    result: Result<Vec<Outcome>, SubmitError>,
+    reply: oneshot::Sender<Result<Vec<Option<Outcome>>, SubmitError>>,
+    result: Result<Vec<Option<Outcome>>, SubmitError>,
 }
 
 struct Worker {
@@ -403,14 +448,18 @@ impl Worker {
             }
         }
         let mut group: Vec<GroupEntry> = Vec::new();
-        let mut group_index: HashMap<String, usize> = HashMap::new();
+        let mut group_index: GroupIndex = HashMap::default();
         let mut pending: Vec<PendingReply> = Vec::new();
         let mut reads: Vec<Command> = Vec::new();
         let mut stop: Option<(bool, oneshot::Sender<Result<(), RuntimeError>>)> = None;
 
         for command in commands {
             match command {
-                Command::Submit { events, reply } => {
+                Command::Submit {
+                    events,
+                    atomicity,
+                    reply,
+                } => {
                     let result = if self.needs_recovery {
                         Err(SubmitError::Storage(
                             "engine state is being rebuilt after a store failure".into(),
@@ -418,7 +467,7 @@ impl Worker {
                     } else if stop.is_some() {
                         Err(SubmitError::ShuttingDown)
                     } else {
-                        self.submit(events, &mut group, &mut group_index)
+                        self.submit(events, atomicity, &mut group, &mut group_index)
                     };
                     pending.push(PendingReply { reply, result });
                 }
@@ -480,58 +529,66 @@ impl Worker {
         false
     }
 
-    /// Plans, decides and stages one submission; nothing is applied if any
-    /// event conflicts.
+    /// Plans, decides and stages one submission; with
+    /// [`Atomicity::AllOrNothing`] nothing is applied if any event conflicts.
     fn submit(
         &mut self,
-        events: Vec<Event>,
+        events: Vec<PreparedEvent>,
+        atomicity: Atomicity,
         group: &mut Vec<GroupEntry>,
-        group_index: &mut HashMap<String, usize>,
-    ) -> Result<Vec<Outcome>, SubmitError> {
+        group_index: &mut GroupIndex,
+    ) -> Result<Vec<Option<Outcome>>, SubmitError> {
         let mut plans = Vec::with_capacity(events.len());
-        let mut jsons = Vec::with_capacity(events.len());
-        let mut local: HashMap<&str, usize> = HashMap::new();
-        for (index, event) in events.iter().enumerate() {
-            let json = serde_json::to_string(event)
-                .map_err(|e| SubmitError::Storage(format!("cannot encode event: {e}")))?;
-            let conflict = || SubmitError::Conflict {
-                index,
-                event_id: event.event_id.clone(),
-            };
+        let mut local: HashMap<&str, usize, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(events.len(), Default::default());
+        for (index, prepared) in events.iter().enumerate() {
+            let (event, json) = (&prepared.event, &prepared.json);
             let plan = if let Some(&earlier) = local.get(event.event_id.as_str()) {
-                if jsons[earlier] != json {
-                    return Err(conflict());
+                if events[earlier].json == *json {
+                    Plan::SameAs(earlier)
+                } else {
+                    Plan::Conflict
                 }
-                Plan::SameAs(earlier)
             } else if let Some(&at) = group_index.get(&event.event_id) {
                 let entry = &group[at];
-                if entry.event_json != json {
-                    return Err(conflict());
+                if entry.event_json == *json {
+                    Plan::Stored(Outcome {
+                        duplicate: true,
+                        ..entry.outcome.clone()
+                    })
+                } else {
+                    Plan::Conflict
                 }
-                Plan::Stored(Outcome {
-                    duplicate: true,
-                    ..entry.outcome.clone()
-                })
             } else if self.seen.contains(&fingerprint(&event.event_id)) {
-                match self.stored_outcome(&event.event_id, &json) {
+                match self.stored_outcome(&event.event_id, json) {
                     Ok(Some(Ok(outcome))) => Plan::Stored(outcome),
-                    Ok(Some(Err(()))) => return Err(conflict()),
+                    Ok(Some(Err(()))) => Plan::Conflict,
                     Ok(None) => Plan::New,
                     Err(e) => return Err(SubmitError::Storage(e.to_string())),
                 }
             } else {
                 Plan::New
             };
-            local.insert(&event.event_id, index);
+            if matches!(plan, Plan::Conflict) {
+                metrics::counter!("custos_conflicting_events_total").increment(1);
+                if atomicity == Atomicity::AllOrNothing {
+                    return Err(SubmitError::Conflict {
+                        index,
+                        event_id: event.event_id.clone(),
+                    });
+                }
+            } else {
+                local.insert(&event.event_id, index);
+            }
             plans.push(plan);
-            jsons.push(json);
         }
 
-        let mut outcomes: Vec<Outcome> = Vec::with_capacity(events.len());
-        for ((event, plan), json) in events.iter().zip(plans).zip(jsons) {
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(events.len());
+        for (prepared, plan) in events.into_iter().zip(plans) {
+            let PreparedEvent { event, json } = prepared;
             let outcome = match plan {
                 Plan::New => {
-                    let decision = self.engine.process(event);
+                    let decision = self.engine.process(&event);
                     let decision_json = serde_json::to_string(&decision).map_err(|e| {
                         SubmitError::Storage(format!("cannot encode decision: {e}"))
                     })?;
@@ -546,23 +603,24 @@ impl Worker {
                     group.push(GroupEntry {
                         outcome: outcome.clone(),
                         event_type: event.event_type,
-                        account_id: event.account_id.clone(),
-                        event_time: event.unix_time(),
+                        account_id: event.account_id,
+                        event_time: event.time.unix_timestamp(),
                         event_json: json,
                         decision_json,
                     });
-                    outcome
+                    Some(outcome)
                 }
+                Plan::Conflict => None,
                 Plan::Stored(outcome) => {
                     metrics::counter!("custos_duplicate_events_total").increment(1);
-                    outcome
+                    Some(outcome)
                 }
                 Plan::SameAs(earlier) => {
                     metrics::counter!("custos_duplicate_events_total").increment(1);
-                    Outcome {
+                    outcomes[earlier].clone().map(|o| Outcome {
                         duplicate: true,
-                        ..outcomes[earlier].clone()
-                    }
+                        ..o
+                    })
                 }
             };
             outcomes.push(outcome);

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use custos_core::{Action, DestinationTokenizer, Event, EventParser};
+use custos_core::{Action, DestinationTokenizer, EventParser};
 use custos_store::{EventStore, NewRecord, SqliteStore, StoreError, StoreResult, StoredRecord};
 use serde_json::json;
 
@@ -13,18 +13,18 @@ fn parser() -> EventParser {
     EventParser::new(DestinationTokenizer::new(b"runtime-test-key-0123456789").unwrap())
 }
 
-fn ev(id: &str, t: i64, ty: &str, extra: serde_json::Value) -> Event {
+fn ev(id: &str, t: i64, ty: &str, extra: serde_json::Value) -> PreparedEvent {
     let mut v = json!({"event_id": id, "type": ty, "account_id": "seller-1",
         "time": time::OffsetDateTime::from_unix_timestamp(1_526_000_000 + t).unwrap()
             .format(&time::format_description::well_known::Rfc3339).unwrap()});
     for (k, x) in extra.as_object().unwrap() {
         v[k] = x.clone();
     }
-    parser().parse_value(v).unwrap()
+    PreparedEvent::new(parser().parse_value(v).unwrap()).unwrap()
 }
 
 /// A month of honest history, then a takeover: login, destination change, payout.
-fn takeover_story() -> Vec<Event> {
+fn takeover_story() -> Vec<PreparedEvent> {
     let mut events = Vec::new();
     for day in 0..20 {
         events.push(ev(&format!("home-{day}"), day * 86_400, "login",
@@ -287,4 +287,35 @@ async fn a_changed_token_key_is_refused_at_start() {
         .unwrap();
     assert!(matches!(err, RuntimeError::TokenKeyChanged { .. }), "{err}");
     assert!(err.to_string().contains("destination token key changed"));
+}
+
+#[tokio::test]
+async fn per_event_atomicity_skips_only_the_conflicting_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Arc::new(start(open(dir.path()), 0));
+    let sale =
+        |id: &str, amount: u64| ev(id, 0, "sale", json!({"amount": amount, "currency": "GBP"}));
+    rt.submit(vec![sale("s1", 100)]).await.unwrap();
+    let rt2 = rt.clone();
+    let answers = tokio::task::spawn_blocking(move || {
+        rt2.enqueue_blocking(
+            vec![sale("s2", 5), sale("s1", 999), sale("s2", 6), sale("s3", 7)],
+            Atomicity::PerEvent,
+        )
+        .unwrap()
+        .wait_blocking()
+        .unwrap()
+    })
+    .await
+    .unwrap();
+    let kinds: Vec<Option<bool>> = answers
+        .iter()
+        .map(|a| a.as_ref().map(|o| o.duplicate))
+        .collect();
+    assert_eq!(kinds, [Some(false), None, None, Some(false)]);
+    let gbp = custos_core::event::Currency::parse("GBP").unwrap();
+    assert_eq!(
+        rt.account("seller-1").await.unwrap().unwrap().money[&gbp].sales,
+        112
+    );
 }

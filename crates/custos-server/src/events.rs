@@ -12,8 +12,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use custos_core::{Action, Event, EventErrorKind, Reason};
-use custos_runtime::{Outcome, SubmitError};
+use custos_core::{Action, EventErrorKind, Reason};
+use custos_runtime::{Outcome, PreparedEvent, SubmitError};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -207,12 +207,18 @@ fn split_lines(bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
     Ok(values)
 }
 
-fn parse_all(state: &AppState, values: Vec<Value>, shape: Shape) -> Result<Vec<Event>, ApiError> {
+fn parse_all(
+    state: &AppState,
+    values: Vec<Value>,
+    shape: Shape,
+) -> Result<Vec<PreparedEvent>, ApiError> {
     let parser = state.runtime.parser();
     let mut events = Vec::with_capacity(values.len());
     for (index, value) in values.into_iter().enumerate() {
         match parser.parse_value(value) {
-            Ok(event) => events.push(event),
+            Ok(event) => events.push(PreparedEvent::new(event).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?),
             Err(e) => {
                 let code = match e.kind {
                     EventErrorKind::NotAnObject => "invalid_event",

@@ -4,9 +4,16 @@
 //! fsyncs the log on every commit, so a returned `append` survives a power
 //! cut. One writer connection and one reader connection, each behind its own
 //! mutex: readers never wait for a commit's fsync, thanks to WAL.
+//!
+//! Checkpoints (copying the WAL back into the database file) run on a
+//! background thread with its own connection instead of inside a commit, so
+//! that the engine thread, the only writer, never pays for them.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
@@ -40,10 +47,40 @@ CREATE TABLE IF NOT EXISTS meta (
 /// Snapshots kept; older ones are deleted when a new one is saved.
 const SNAPSHOTS_KEPT: i64 = 2;
 
+/// How often the background thread checkpoints the WAL.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
+
 pub struct SqliteStore {
     path: PathBuf,
     writer: Mutex<Connection>,
     reader: Mutex<Connection>,
+    checkpointer: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.checkpointer.take() {
+            drop(stop);
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Checkpoints the WAL every [`CHECKPOINT_INTERVAL`] until told to stop.
+/// PASSIVE never blocks the writer; once a checkpoint completes, SQLite
+/// starts the WAL over from its beginning, so it does not grow without end.
+fn run_checkpoints(conn: Connection, stop: mpsc::Receiver<()>) {
+    loop {
+        match stop.recv_timeout(CHECKPOINT_INTERVAL) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            // Logged by the caller's tracing would be nicer; the store has no
+            // logger, and a failed passive checkpoint is retried next tick.
+            eprintln!("custos-store: checkpoint failed: {e}");
+        }
+    }
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -63,9 +100,12 @@ impl SqliteStore {
         let writer = Connection::open(&path).map_err(backend)?;
         writer
             .execute_batch(
-                "PRAGMA journal_mode = WAL;
+                "PRAGMA page_size = 16384;
+                 PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;
+                 PRAGMA cache_size = -65536;
                  PRAGMA busy_timeout = 5000;
+                 PRAGMA wal_autocheckpoint = 0;
                  PRAGMA foreign_keys = ON;",
             )
             .map_err(backend)?;
@@ -90,10 +130,20 @@ impl SqliteStore {
         reader
             .execute_batch("PRAGMA busy_timeout = 5000;")
             .map_err(backend)?;
+        let checkpoint_conn = Connection::open(&path).map_err(backend)?;
+        checkpoint_conn
+            .execute_batch("PRAGMA busy_timeout = 5000;")
+            .map_err(backend)?;
+        let (stop, stopped) = mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("custos-checkpoint".into())
+            .spawn(move || run_checkpoints(checkpoint_conn, stopped))
+            .map_err(|e| StoreError::Backend(format!("cannot start checkpoint thread: {e}")))?;
         Ok(SqliteStore {
             path,
             writer: Mutex::new(writer),
             reader: Mutex::new(reader),
+            checkpointer: Some((stop, handle)),
         })
     }
 

@@ -10,6 +10,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use custos_server::Config;
 
+// Events are parsed on HTTP or reader threads and freed on the engine
+// thread; mimalloc handles such cross-thread frees without lock contention.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Custos: a real-time fraud decision engine for account takeover and payout
 /// fraud on marketplaces.
 ///

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use custos_core::{Action, Event, EventType};
-use custos_runtime::{Outcome, Runtime, SubmitError, Ticket};
+use custos_core::{Action, EventType};
+use custos_runtime::{Atomicity, Outcome, PreparedEvent, Runtime, Ticket};
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -41,8 +41,14 @@ struct Summary {
 }
 
 impl Summary {
-    fn count(&mut self, types: &[EventType], outcomes: &[Outcome]) {
-        for (ty, o) in types.iter().zip(outcomes) {
+    fn count(&mut self, types: &[EventType], ids: &[String], outcomes: &[Option<Outcome>]) {
+        for ((ty, id), o) in types.iter().zip(ids).zip(outcomes) {
+            let Some(o) = o else {
+                self.reject(format!(
+                    "{id}: event_id already stored with a different body; skipped"
+                ));
+                continue;
+            };
             self.events += 1;
             if o.duplicate {
                 self.duplicates += 1;
@@ -89,9 +95,8 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let mut summary = Summary::default();
-    let mut in_flight: std::collections::VecDeque<(Vec<EventType>, Vec<Event>, Ticket)> =
-        Default::default();
-    let mut batch: Vec<Event> = Vec::with_capacity(args.batch);
+    let mut in_flight: InFlight = Default::default();
+    let mut batch: Vec<PreparedEvent> = Vec::with_capacity(args.batch);
     let parser = runtime.parser().clone();
     for (n, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("cannot read line {}", n + 1))?;
@@ -106,7 +111,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
                     .map_err(|e| format!("line {}: {e}", n + 1))
             });
         match parsed {
-            Ok(event) => batch.push(event),
+            Ok(event) => batch.push(PreparedEvent::new(event)?),
             Err(why) => summary.reject(why),
         }
         if batch.len() >= args.batch.max(1) {
@@ -122,7 +127,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         submit(&runtime, batch, &mut in_flight, &mut summary)?;
     }
     while let Some(entry) = in_flight.pop_front() {
-        settle(&runtime, entry, &mut summary)?;
+        settle(entry, &mut summary)?;
     }
     let elapsed = started.elapsed();
     runtime.shutdown_blocking()?;
@@ -130,50 +135,35 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Submissions on their way, with what is needed to summarize them.
+type InFlight = std::collections::VecDeque<(Vec<EventType>, Vec<String>, Ticket)>;
+
 fn submit(
     runtime: &Runtime,
-    events: Vec<Event>,
-    in_flight: &mut std::collections::VecDeque<(Vec<EventType>, Vec<Event>, Ticket)>,
+    events: Vec<PreparedEvent>,
+    in_flight: &mut InFlight,
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
-    let types: Vec<EventType> = events.iter().map(|e| e.event_type).collect();
-    // Kept only to retry one by one if the batch conflicts.
-    let copy = events.clone();
-    let ticket = runtime.enqueue_blocking(events)?;
-    in_flight.push_back((types, copy, ticket));
+    let types: Vec<EventType> = events.iter().map(|e| e.event.event_type).collect();
+    let ids: Vec<String> = events.iter().map(|e| e.event.event_id.clone()).collect();
+    // Per event: an id reused with another body skips that line only.
+    let ticket = runtime.enqueue_blocking(events, Atomicity::PerEvent)?;
+    in_flight.push_back((types, ids, ticket));
     while in_flight.len() > IN_FLIGHT {
         if let Some(entry) = in_flight.pop_front() {
-            settle(runtime, entry, summary)?;
+            settle(entry, summary)?;
         }
     }
     Ok(())
 }
 
 fn settle(
-    runtime: &Runtime,
-    (types, events, ticket): (Vec<EventType>, Vec<Event>, Ticket),
+    (types, ids, ticket): (Vec<EventType>, Vec<String>, Ticket),
     summary: &mut Summary,
 ) -> anyhow::Result<()> {
-    match ticket.wait_blocking() {
-        Ok(outcomes) => {
-            summary.count(&types, &outcomes);
-            Ok(())
-        }
-        // One reused event id with another body: isolate it, keep the rest.
-        Err(SubmitError::Conflict { .. }) => {
-            for event in events {
-                let ty = event.event_type;
-                let id = event.event_id.clone();
-                match runtime.enqueue_blocking(vec![event])?.wait_blocking() {
-                    Ok(outcomes) => summary.count(&[ty], &outcomes),
-                    Err(e @ SubmitError::Conflict { .. }) => summary.reject(format!("{id}: {e}")),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
+    let outcomes = ticket.wait_blocking()?;
+    summary.count(&types, &ids, &outcomes);
+    Ok(())
 }
 
 fn print_summary(summary: &Summary, secs: f64, as_json: bool) {

@@ -1,0 +1,186 @@
+//! The `custos` binary end to end: what the README tells a newcomer to run.
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_custos");
+
+#[test]
+fn help_names_the_commands() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for word in ["serve", "replay", "bench", "fraud"] {
+        assert!(text.contains(word), "--help lacks {word}: {text}");
+    }
+}
+
+#[test]
+fn generate_then_replay_decides_every_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ndjson");
+    let out = Command::new(BIN)
+        .args([
+            "bench",
+            "generate",
+            "--events",
+            "3000",
+            "--accounts",
+            "40",
+            "--takeover-rate",
+            "0.05",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut ndjson = out.stdout;
+    ndjson.extend_from_slice(b"{\"event_id\": \"broken\"}\n");
+    std::fs::write(&file, &ndjson).unwrap();
+    let data = dir.path().join("data");
+    let replay = |extra: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("replay")
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(&data)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let summary = replay(&["--json", "--batch", "500"]);
+    assert_eq!(summary["events"], 3000, "{summary}");
+    assert_eq!(summary["rejected"], 1);
+    assert!(
+        summary["rejections"][0]
+            .as_str()
+            .unwrap()
+            .contains("line 3001"),
+        "{summary}"
+    );
+    let actions = summary["actions"].as_object().unwrap();
+    assert!(
+        actions["challenge"].as_u64().unwrap() > 0,
+        "takeover logins are challenged: {summary}"
+    );
+    assert!(
+        actions["hold"].as_u64().unwrap_or(0) + actions["review"].as_u64().unwrap_or(0) > 0,
+        "{summary}"
+    );
+    assert!(summary["events_per_second"].as_f64().unwrap() > 0.0);
+    // Replaying into the same data directory again: all duplicates.
+    let again = replay(&["--json"]);
+    assert_eq!(again["duplicates"], 3000, "{again}");
+    assert_eq!(again["actions"], summary["actions"]);
+}
+
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(data: &std::path::Path, port: u16) -> Server {
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Server(child)
+}
+
+fn post(port: u16, body: &Value) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if client
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        client
+            .post(format!("http://127.0.0.1:{port}/v1/events"))
+            .bearer_auth("custos-dev-key")
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    })
+}
+
+#[test]
+fn serve_decides_stops_on_sigterm_and_keeps_its_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = serve(dir.path(), port);
+    let history = json!({"event_id": "h1", "type": "login", "account_id": "seller-1", "time": "2018-05-01T08:00:00Z",
+        "status": "success", "ip": "81.2.69.160", "device_id": "laptop", "session_id": "home"});
+    assert_eq!(post(port, &history)["action"], "allow");
+    let attack = json!([
+        {"event_id": "a1", "type": "login", "account_id": "seller-1", "time": "2018-05-16T09:00:00Z",
+         "status": "success", "ip": "185.220.101.4", "device_id": "unknown", "session_id": "x"},
+        {"event_id": "a2", "type": "payout_destination_change", "account_id": "seller-1", "time": "2018-05-16T09:02:00Z",
+         "session_id": "x", "destination": {"institution_id": "23-69-72", "institution_type": "e_money", "account_number": "12345678"}},
+        {"event_id": "a3", "type": "payout", "account_id": "seller-1", "time": "2018-05-17T09:00:00Z",
+         "payout_id": "p1", "amount": 250000, "currency": "GBP"}
+    ]);
+    let answers = post(port, &attack);
+    let actions: Vec<&str> = answers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["challenge", "review", "hold"]);
+    // SIGTERM: a clean stop, exit code 0.
+    let status = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = server.0.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let server = serve(dir.path(), port);
+    let again = post(port, &attack);
+    assert_eq!(again[2]["action"], "hold");
+    assert_eq!(again[2]["duplicate"], true);
+    drop(server);
+}
