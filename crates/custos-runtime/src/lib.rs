@@ -5,14 +5,15 @@
 //! handlers, `custos replay`) send it submissions over a bounded channel and
 //! wait for the answer.
 //!
-//! ## Group commit
+//! ## Group commit, pipelined
 //!
 //! The engine thread takes everything waiting in its queue (up to
-//! `max_group_events` events), decides each event in arrival order, then
-//! writes all of them in one transaction and one fsync. Only after that
-//! commit does any caller get its decisions: an acknowledged event is
-//! durable. While one group is being fsynced, the next one queues up, so
-//! throughput grows with load instead of being capped by fsync latency.
+//! `max_group_events` events), decides each event in arrival order, and hands
+//! the group to the *writer thread*, which writes it in one transaction and
+//! one fsync. Only after that commit does any caller get its answers: an
+//! acknowledged event is durable. While the writer commits one group the
+//! engine decides the next, and while either works new requests queue up,
+//! so throughput grows with load instead of being capped by fsync latency.
 //!
 //! ## Idempotency
 //!
@@ -26,17 +27,19 @@
 //!
 //! On start the engine loads the newest snapshot and replays the log after
 //! it, applying each stored decision (not deciding again), so state is
-//! exactly what it was. A failed commit leaves memory ahead of the log; the
-//! engine then rebuilds itself from the store before taking more work.
+//! exactly what it was. A failed commit leaves memory ahead of the log: every
+//! group decided on top of it is refused too, and the engine rebuilds itself
+//! from the store before taking more work.
 
-use std::collections::{HashMap, HashSet};
-use std::hash::{BuildHasherDefault, Hasher};
+mod engine_thread;
+mod writer;
+
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use custos_core::{AccountState, BootstrapPolicy, Decision, Engine, Event, EventParser, EventType};
-use custos_store::{EventStore, NewRecord, StoreError, StoredRecord};
+use custos_core::{AccountState, BootstrapPolicy, Decision, Event, EventParser};
+use custos_store::{EventStore, StoreError};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
@@ -143,7 +146,7 @@ pub struct EngineStats {
     pub events_since_snapshot: u64,
 }
 
-enum Command {
+pub(crate) enum Command {
     Submit {
         events: Vec<PreparedEvent>,
         atomicity: Atomicity,
@@ -160,6 +163,15 @@ enum Command {
         snapshot: bool,
         reply: oneshot::Sender<Result<(), RuntimeError>>,
     },
+}
+
+impl Command {
+    fn event_count(&self) -> usize {
+        match self {
+            Command::Submit { events, .. } => events.len(),
+            _ => 1,
+        }
+    }
 }
 
 /// Handle to the engine thread. Cheap to share behind an `Arc`.
@@ -192,28 +204,19 @@ impl Runtime {
     ) -> Result<Runtime, RuntimeError> {
         check_token_key(store.as_ref(), &parser)?;
         let started = Instant::now();
-        let mut worker = Worker {
-            engine: Engine::new(config.policy),
-            store: store.clone(),
-            parser: parser.clone(),
-            seen: FingerprintSet::default(),
-            next_seq: 1,
-            events_since_snapshot: 0,
-            needs_recovery: false,
-            config: config.clone(),
-        };
-        worker.recover()?;
+        let engine =
+            engine_thread::EngineThread::recover(store.clone(), parser.clone(), config.clone())?;
         tracing::info!(
-            accounts = worker.engine.account_count(),
-            last_seq = worker.next_seq - 1,
-            replayed = worker.events_since_snapshot,
+            accounts = engine.account_count(),
+            last_seq = engine.last_seq(),
+            replayed = engine.events_since_snapshot(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "engine state recovered"
         );
         let (tx, rx) = mpsc::channel(config.queue_depth.max(1));
         let handle = std::thread::Builder::new()
             .name("custos-engine".into())
-            .spawn(move || worker.run(rx))
+            .spawn(move || engine.run(rx))
             .map_err(|e| RuntimeError::Snapshot(format!("cannot start engine thread: {e}")))?;
         Ok(Runtime {
             tx,
@@ -340,453 +343,6 @@ fn check_token_key(store: &dyn EventStore, parser: &EventParser) -> Result<(), R
         Some(_) => Ok(()),
         None => Ok(store.set_meta(TOKEN_KEY_META, configured)?),
     }
-}
-
-/// Fingerprints are already hashes: hash them by identity.
-#[derive(Default)]
-struct IdentityHasher(u64);
-
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 << 8) | u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type FingerprintSet = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
-
-/// Event ids decided in the current group, to their entry.
-type GroupIndex = HashMap<String, usize, foldhash::fast::RandomState>;
-
-fn fingerprint(event_id: &str) -> u64 {
-    // A fixed seed: fingerprints are rebuilt from the store at every start,
-    // and a collision only costs one extra store lookup.
-    use std::hash::BuildHasher;
-    foldhash::fast::FixedState::with_seed(0x5EED_C057_05E7_1D00).hash_one(event_id)
-}
-
-/// How one event of a submission will be answered.
-enum Plan {
-    New,
-    /// Reuses a stored id with another body.
-    Conflict,
-    /// Duplicate of a stored event or of one earlier in this group.
-    Stored(Outcome),
-    /// Duplicate of an earlier event in the same submission.
-    SameAs(usize),
-}
-
-struct PendingReply {
-    reply: oneshot::Sender<Result<Vec<Option<Outcome>>, SubmitError>>,
-    result: Result<Vec<Option<Outcome>>, SubmitError>,
-}
-
-struct Worker {
-    engine: Engine,
-    store: Arc<dyn EventStore>,
-    parser: EventParser,
-    seen: FingerprintSet,
-    next_seq: u64,
-    events_since_snapshot: u64,
-    needs_recovery: bool,
-    config: RuntimeConfig,
-}
-
-/// An event of the current group, decided, waiting for its commit.
-struct GroupEntry {
-    outcome: Outcome,
-    event_type: EventType,
-    account_id: String,
-    event_time: i64,
-    event_json: String,
-    decision_json: String,
-}
-
-impl Worker {
-    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        while let Some(first) = rx.blocking_recv() {
-            let mut commands = vec![first];
-            let mut events = commands[0].event_count();
-            while events < self.config.max_group_events {
-                match rx.try_recv() {
-                    Ok(c) => {
-                        events += c.event_count();
-                        commands.push(c);
-                    }
-                    Err(_) => break,
-                }
-            }
-            if self.handle_group(commands) {
-                return;
-            }
-        }
-        // Every sender is gone without a stop command: stop cleanly anyway.
-        if let Err(e) = self.snapshot() {
-            tracing::error!(error = %e, "final snapshot failed");
-        }
-    }
-
-    /// Handles one group of commands; returns true when told to stop.
-    fn handle_group(&mut self, commands: Vec<Command>) -> bool {
-        if self.needs_recovery {
-            match self.recover() {
-                Ok(()) => {
-                    self.needs_recovery = false;
-                    tracing::warn!(
-                        last_seq = self.next_seq - 1,
-                        "engine rebuilt from the store"
-                    );
-                }
-                Err(e) => tracing::error!(error = %e, "engine rebuild from the store failed"),
-            }
-        }
-        let mut group: Vec<GroupEntry> = Vec::new();
-        let mut group_index: GroupIndex = HashMap::default();
-        let mut pending: Vec<PendingReply> = Vec::new();
-        let mut reads: Vec<Command> = Vec::new();
-        let mut stop: Option<(bool, oneshot::Sender<Result<(), RuntimeError>>)> = None;
-
-        for command in commands {
-            match command {
-                Command::Submit {
-                    events,
-                    atomicity,
-                    reply,
-                } => {
-                    let result = if self.needs_recovery {
-                        Err(SubmitError::Storage(
-                            "engine state is being rebuilt after a store failure".into(),
-                        ))
-                    } else if stop.is_some() {
-                        Err(SubmitError::ShuttingDown)
-                    } else {
-                        self.submit(events, atomicity, &mut group, &mut group_index)
-                    };
-                    pending.push(PendingReply { reply, result });
-                }
-                Command::Stop { snapshot, reply } => stop = Some((snapshot, reply)),
-                read => reads.push(read),
-            }
-        }
-
-        let started = Instant::now();
-        let committed = self.commit(&group);
-        if !group.is_empty() {
-            metrics::histogram!("custos_commit_seconds").record(started.elapsed().as_secs_f64());
-            metrics::histogram!("custos_commit_group_events").record(group.len() as f64);
-        }
-        match committed {
-            Ok(()) => {
-                for entry in &group {
-                    self.seen.insert(fingerprint(&entry.outcome.event_id));
-                    metrics::counter!(
-                        "custos_events_total",
-                        "type" => entry.event_type.as_str(),
-                        "action" => entry.outcome.decision.action.as_str()
-                    )
-                    .increment(1);
-                }
-                self.events_since_snapshot += group.len() as u64;
-                for p in pending {
-                    let _ = p.reply.send(p.result);
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, events = group.len(), "group commit failed; rebuilding engine state");
-                metrics::counter!("custos_commit_failures_total").increment(1);
-                self.needs_recovery = true;
-                for p in pending {
-                    let result = match p.result {
-                        Ok(_) => Err(SubmitError::Storage(e.to_string())),
-                        err => err,
-                    };
-                    let _ = p.reply.send(result);
-                }
-            }
-        }
-
-        for read in reads {
-            self.answer_read(read);
-        }
-        if let Some((snapshot, reply)) = stop {
-            let result = if snapshot { self.snapshot() } else { Ok(()) };
-            let _ = reply.send(result);
-            return true;
-        }
-        if self.config.snapshot_every_events > 0
-            && self.events_since_snapshot >= self.config.snapshot_every_events
-            && let Err(e) = self.snapshot()
-        {
-            tracing::error!(error = %e, "periodic snapshot failed");
-        }
-        false
-    }
-
-    /// Plans, decides and stages one submission; with
-    /// [`Atomicity::AllOrNothing`] nothing is applied if any event conflicts.
-    fn submit(
-        &mut self,
-        events: Vec<PreparedEvent>,
-        atomicity: Atomicity,
-        group: &mut Vec<GroupEntry>,
-        group_index: &mut GroupIndex,
-    ) -> Result<Vec<Option<Outcome>>, SubmitError> {
-        let mut plans = Vec::with_capacity(events.len());
-        let mut local: HashMap<&str, usize, foldhash::fast::RandomState> =
-            HashMap::with_capacity_and_hasher(events.len(), Default::default());
-        for (index, prepared) in events.iter().enumerate() {
-            let (event, json) = (&prepared.event, &prepared.json);
-            let plan = if let Some(&earlier) = local.get(event.event_id.as_str()) {
-                if events[earlier].json == *json {
-                    Plan::SameAs(earlier)
-                } else {
-                    Plan::Conflict
-                }
-            } else if let Some(&at) = group_index.get(&event.event_id) {
-                let entry = &group[at];
-                if entry.event_json == *json {
-                    Plan::Stored(Outcome {
-                        duplicate: true,
-                        ..entry.outcome.clone()
-                    })
-                } else {
-                    Plan::Conflict
-                }
-            } else if self.seen.contains(&fingerprint(&event.event_id)) {
-                match self.stored_outcome(&event.event_id, json) {
-                    Ok(Some(Ok(outcome))) => Plan::Stored(outcome),
-                    Ok(Some(Err(()))) => Plan::Conflict,
-                    Ok(None) => Plan::New,
-                    Err(e) => return Err(SubmitError::Storage(e.to_string())),
-                }
-            } else {
-                Plan::New
-            };
-            if matches!(plan, Plan::Conflict) {
-                metrics::counter!("custos_conflicting_events_total").increment(1);
-                if atomicity == Atomicity::AllOrNothing {
-                    return Err(SubmitError::Conflict {
-                        index,
-                        event_id: event.event_id.clone(),
-                    });
-                }
-            } else {
-                local.insert(&event.event_id, index);
-            }
-            plans.push(plan);
-        }
-
-        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(events.len());
-        for (prepared, plan) in events.into_iter().zip(plans) {
-            let PreparedEvent { event, json } = prepared;
-            let outcome = match plan {
-                Plan::New => {
-                    let decision = self.engine.process(&event);
-                    let decision_json = serde_json::to_string(&decision).map_err(|e| {
-                        SubmitError::Storage(format!("cannot encode decision: {e}"))
-                    })?;
-                    let outcome = Outcome {
-                        event_id: event.event_id.clone(),
-                        seq: self.next_seq,
-                        decision,
-                        duplicate: false,
-                    };
-                    self.next_seq += 1;
-                    group_index.insert(event.event_id.clone(), group.len());
-                    group.push(GroupEntry {
-                        outcome: outcome.clone(),
-                        event_type: event.event_type,
-                        account_id: event.account_id,
-                        event_time: event.time.unix_timestamp(),
-                        event_json: json,
-                        decision_json,
-                    });
-                    Some(outcome)
-                }
-                Plan::Conflict => None,
-                Plan::Stored(outcome) => {
-                    metrics::counter!("custos_duplicate_events_total").increment(1);
-                    Some(outcome)
-                }
-                Plan::SameAs(earlier) => {
-                    metrics::counter!("custos_duplicate_events_total").increment(1);
-                    outcomes[earlier].clone().map(|o| Outcome {
-                        duplicate: true,
-                        ..o
-                    })
-                }
-            };
-            outcomes.push(outcome);
-        }
-        Ok(outcomes)
-    }
-
-    /// For a fingerprint hit: `Some(Ok)` when the stored body matches,
-    /// `Some(Err)` when it differs, `None` when the id is not stored after
-    /// all (a fingerprint collision).
-    fn stored_outcome(
-        &self,
-        event_id: &str,
-        json: &str,
-    ) -> Result<Option<Result<Outcome, ()>>, RuntimeError> {
-        let Some(record) = self.store.get_event(event_id)? else {
-            return Ok(None);
-        };
-        if record.event_json != json {
-            return Ok(Some(Err(())));
-        }
-        let decision = decode_decision(&record)?;
-        Ok(Some(Ok(Outcome {
-            event_id: record.event_id,
-            seq: record.seq,
-            decision,
-            duplicate: true,
-        })))
-    }
-
-    fn commit(&self, group: &[GroupEntry]) -> Result<(), StoreError> {
-        if group.is_empty() {
-            return Ok(());
-        }
-        let received_at_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let records: Vec<NewRecord<'_>> = group
-            .iter()
-            .map(|e| NewRecord {
-                seq: e.outcome.seq,
-                event_id: &e.outcome.event_id,
-                account_id: &e.account_id,
-                event_type: e.event_type.as_str(),
-                event_time: e.event_time,
-                received_at_ms,
-                event_json: &e.event_json,
-                decision_json: &e.decision_json,
-            })
-            .collect();
-        self.store.append(&records)
-    }
-
-    fn answer_read(&self, command: Command) {
-        match command {
-            Command::Account { account_id, reply } => {
-                let _ = reply.send(self.engine.account(&account_id).cloned());
-            }
-            Command::Stats { reply } => {
-                let _ = reply.send(EngineStats {
-                    accounts: self.engine.account_count() as u64,
-                    last_seq: self.next_seq - 1,
-                    events_since_snapshot: self.events_since_snapshot,
-                });
-            }
-            Command::Submit { .. } | Command::Stop { .. } => {}
-        }
-    }
-
-    fn snapshot(&mut self) -> Result<(), RuntimeError> {
-        if self.needs_recovery || self.events_since_snapshot == 0 {
-            return Ok(());
-        }
-        let started = Instant::now();
-        let bytes = self
-            .engine
-            .snapshot()
-            .map_err(|e| RuntimeError::Snapshot(e.to_string()))?;
-        let seq = self.next_seq - 1;
-        self.store.save_snapshot(seq, &bytes)?;
-        self.events_since_snapshot = 0;
-        tracing::info!(
-            seq,
-            bytes = bytes.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "snapshot written"
-        );
-        Ok(())
-    }
-
-    /// Rebuilds engine state, the next seq and the id fingerprints from the store.
-    fn recover(&mut self) -> Result<(), RuntimeError> {
-        let mut engine = Engine::new(self.config.policy);
-        let mut from = 0;
-        if let Some((seq, bytes)) = self.store.latest_snapshot()? {
-            match engine.restore(&bytes) {
-                Ok(()) => from = seq,
-                Err(e) => {
-                    tracing::warn!(error = %e, seq, "ignoring snapshot; replaying the whole log");
-                    engine = Engine::new(self.config.policy);
-                }
-            }
-        }
-        let mut replayed = 0u64;
-        let mut last_seq = from;
-        let mut failure: Option<RuntimeError> = None;
-        let parser = &self.parser;
-        self.store
-            .scan(from, &mut |record| {
-                let decoded = decode_event(parser, &record)
-                    .and_then(|event| Ok((event, decode_decision(&record)?)));
-                match decoded {
-                    Ok((event, decision)) => {
-                        engine.apply(&event, &decision);
-                        replayed += 1;
-                        last_seq = record.seq;
-                        Ok(())
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        Err(StoreError::Visitor("corrupt record".into()))
-                    }
-                }
-            })
-            .map_err(|e| failure.take().unwrap_or(RuntimeError::Store(e)))?;
-        let mut seen = FingerprintSet::default();
-        self.store.scan_event_ids(&mut |id| {
-            seen.insert(fingerprint(id));
-        })?;
-        self.engine = engine;
-        self.seen = seen;
-        self.next_seq = last_seq.max(self.store.last_seq()?) + 1;
-        self.events_since_snapshot = replayed;
-        Ok(())
-    }
-}
-
-impl Command {
-    fn event_count(&self) -> usize {
-        match self {
-            Command::Submit { events, .. } => events.len(),
-            _ => 1,
-        }
-    }
-}
-
-fn decode_event(parser: &EventParser, record: &StoredRecord) -> Result<Event, RuntimeError> {
-    let corrupt = |problem: String| RuntimeError::CorruptRecord {
-        seq: record.seq,
-        event_id: record.event_id.clone(),
-        problem,
-    };
-    let value: serde_json::Value =
-        serde_json::from_str(&record.event_json).map_err(|e| corrupt(e.to_string()))?;
-    parser
-        .parse_value(value)
-        .map_err(|e| corrupt(e.to_string()))
-}
-
-fn decode_decision(record: &StoredRecord) -> Result<Decision, RuntimeError> {
-    serde_json::from_str(&record.decision_json).map_err(|e| RuntimeError::CorruptRecord {
-        seq: record.seq,
-        event_id: record.event_id.clone(),
-        problem: format!("decision: {e}"),
-    })
 }
 
 #[cfg(test)]

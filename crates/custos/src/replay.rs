@@ -22,8 +22,9 @@ pub struct ReplayArgs {
     /// Config file for the token key and policy settings.
     #[arg(long, short)]
     pub config: Option<PathBuf>,
-    /// Events per submission to the engine.
-    #[arg(long, default_value_t = 4096)]
+    /// Events per submission to the engine. Up to four submissions are
+    /// committed together, so larger batches mean fewer, larger transactions.
+    #[arg(long, default_value_t = 32_768)]
     pub batch: usize,
     /// Print the summary as JSON.
     #[arg(long)]
@@ -83,7 +84,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             temp.path().to_path_buf()
         }
     };
-    let config = crate::load_config(args.config.as_deref(), None, Some(data_dir))?;
+    let mut config = crate::load_config(args.config.as_deref(), None, Some(data_dir))?;
+    // A bulk load commits far larger groups than live traffic forms: each
+    // commit rewrites the index pages it touches, so fewer commits win.
+    config.engine.max_group_events = config
+        .engine
+        .max_group_events
+        .max(args.batch.max(1) * IN_FLIGHT);
     let runtime = custos_server::open_runtime(&config)?;
     let reader: Box<dyn BufRead> = if args.file.as_os_str() == "-" {
         Box::new(BufReader::new(std::io::stdin()))

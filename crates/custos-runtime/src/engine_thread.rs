@@ -1,0 +1,525 @@
+//! The engine thread: owns all account state, decides events in order and
+//! hands decided groups to the writer thread.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use custos_core::{AccountState, Decision, Engine, Event, EventParser};
+use custos_store::{EventStore, StoreError, StoredRecord};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::writer::{self, GroupEntry, Job, Note, Reply};
+use crate::{
+    Atomicity, Command, EngineStats, Outcome, PreparedEvent, RuntimeConfig, RuntimeError,
+    SubmitError,
+};
+
+/// Groups the engine may decide ahead of the writer's commits.
+const GROUPS_AHEAD: usize = 2;
+
+/// Fingerprints are already hashes: hash them by identity.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type FingerprintSet = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
+
+/// A fixed-seed 64-bit hash: fingerprints of stored ids are rebuilt at every
+/// start, and a collision costs only one extra store lookup.
+fn fingerprint(text: &str) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x5EED_C057_05E7_1D00).hash_one(text)
+}
+
+/// An event decided but not yet confirmed durable by the writer.
+struct Unconfirmed {
+    body_hash: u64,
+    outcome: Outcome,
+}
+
+/// How one event of a submission will be answered.
+enum Plan {
+    New,
+    /// Reuses a stored id with another body.
+    Conflict,
+    /// Duplicate of a stored or unconfirmed event.
+    Stored(Outcome),
+    /// Duplicate of an earlier event in the same submission.
+    SameAs(usize),
+}
+
+pub(crate) struct EngineThread {
+    engine: Engine,
+    store: Arc<dyn EventStore>,
+    parser: EventParser,
+    config: RuntimeConfig,
+    /// Fingerprints of every stored or unconfirmed event id.
+    seen: FingerprintSet,
+    /// Decided events the writer has not confirmed yet, by event id.
+    unconfirmed: HashMap<String, Unconfirmed, foldhash::fast::RandomState>,
+    /// Ids of each group sent to the writer, with its last seq, oldest first.
+    sent: VecDeque<(u64, Vec<String>)>,
+    next_seq: u64,
+    events_since_snapshot: u64,
+    /// Bumped by each rebuild; the writer refuses groups of a failed generation.
+    generation: u64,
+    needs_recovery: bool,
+    writer: Option<(std_mpsc::SyncSender<Job>, JoinHandle<()>)>,
+    notes: Option<std_mpsc::Receiver<Note>>,
+}
+
+impl EngineThread {
+    /// Builds the engine from the store's snapshot and log.
+    pub(crate) fn recover(
+        store: Arc<dyn EventStore>,
+        parser: EventParser,
+        config: RuntimeConfig,
+    ) -> Result<EngineThread, RuntimeError> {
+        let mut thread = EngineThread {
+            engine: Engine::new(config.policy),
+            store,
+            parser,
+            config,
+            seen: FingerprintSet::default(),
+            unconfirmed: HashMap::default(),
+            sent: VecDeque::new(),
+            next_seq: 1,
+            events_since_snapshot: 0,
+            generation: 0,
+            needs_recovery: false,
+            writer: None,
+            notes: None,
+        };
+        thread.rebuild()?;
+        Ok(thread)
+    }
+
+    pub(crate) fn account_count(&self) -> usize {
+        self.engine.account_count()
+    }
+
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    pub(crate) fn events_since_snapshot(&self) -> u64 {
+        self.events_since_snapshot
+    }
+
+    /// The thread's main loop: runs until told to stop or every sender is gone.
+    pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        let (jobs, notes, handle) = writer::spawn(self.store.clone(), GROUPS_AHEAD);
+        let handle = match handle {
+            Ok(handle) => handle,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the writer thread");
+                return;
+            }
+        };
+        self.writer = Some((jobs, handle));
+        self.notes = Some(notes);
+        while let Some(first) = rx.blocking_recv() {
+            let mut commands = vec![first];
+            let mut events = commands[0].event_count();
+            while events < self.config.max_group_events {
+                match rx.try_recv() {
+                    Ok(c) => {
+                        events += c.event_count();
+                        commands.push(c);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if self.handle_group(commands) {
+                return;
+            }
+        }
+        // Every sender is gone without a stop command: stop cleanly anyway.
+        if let Err(e) = self.stop(true) {
+            tracing::error!(error = %e, "final snapshot failed");
+        }
+    }
+
+    /// Handles one group of commands; returns true when told to stop.
+    fn handle_group(&mut self, commands: Vec<Command>) -> bool {
+        self.read_notes();
+        if self.needs_recovery {
+            self.recover_after_failure();
+        }
+        let mut entries: Vec<GroupEntry> = Vec::new();
+        let mut replies: Vec<Reply> = Vec::new();
+        let mut stop: Option<(bool, oneshot::Sender<Result<(), RuntimeError>>)> = None;
+
+        for command in commands {
+            match command {
+                Command::Submit {
+                    events,
+                    atomicity,
+                    reply,
+                } => {
+                    let result = if self.needs_recovery {
+                        Err(SubmitError::Storage(
+                            "engine state is being rebuilt after a store failure".into(),
+                        ))
+                    } else if stop.is_some() {
+                        Err(SubmitError::ShuttingDown)
+                    } else {
+                        self.submit(events, atomicity, &mut entries)
+                    };
+                    replies.push(Reply::Submit { reply, result });
+                }
+                Command::Account { account_id, reply } => replies.push(Reply::Account {
+                    reply,
+                    state: self.engine.account(&account_id).cloned().map(Box::new),
+                }),
+                Command::Stats { reply } => {
+                    let _ = reply.send(EngineStats {
+                        accounts: self.engine.account_count() as u64,
+                        last_seq: self.next_seq - 1,
+                        events_since_snapshot: self.events_since_snapshot,
+                    });
+                }
+                Command::Stop { snapshot, reply } => stop = Some((snapshot, reply)),
+            }
+        }
+
+        if !entries.is_empty() {
+            let ids: Vec<String> = entries.iter().map(|e| e.outcome.event_id.clone()).collect();
+            self.sent.push_back((self.next_seq - 1, ids));
+            self.events_since_snapshot += entries.len() as u64;
+        }
+        if !entries.is_empty() || !replies.is_empty() {
+            self.send_job(Job::Commit {
+                generation: self.generation,
+                entries,
+                replies,
+            });
+        }
+
+        if let Some((snapshot, reply)) = stop {
+            let _ = reply.send(self.stop(snapshot));
+            return true;
+        }
+        if self.config.snapshot_every_events > 0
+            && self.events_since_snapshot >= self.config.snapshot_every_events
+        {
+            self.wait_for_writer();
+            if let Err(e) = self.snapshot() {
+                tracing::error!(error = %e, "periodic snapshot failed");
+            }
+        }
+        false
+    }
+
+    fn send_job(&mut self, job: Job) {
+        let sent = match &self.writer {
+            Some((jobs, _)) => jobs.send(job).is_ok(),
+            None => false,
+        };
+        if !sent {
+            tracing::error!("the writer thread is gone; answers are lost");
+            self.needs_recovery = true;
+        }
+    }
+
+    /// Takes the writer's confirmations and failures.
+    fn read_notes(&mut self) {
+        let Some(notes) = &self.notes else { return };
+        while let Ok(note) = notes.try_recv() {
+            match note {
+                Note::Committed { last_seq } => {
+                    while self.sent.front().is_some_and(|(seq, _)| *seq <= last_seq) {
+                        if let Some((_, ids)) = self.sent.pop_front() {
+                            for id in ids {
+                                self.unconfirmed.remove(&id);
+                            }
+                        }
+                    }
+                }
+                Note::Failed => self.needs_recovery = true,
+            }
+        }
+    }
+
+    /// Blocks until the writer has handled every job sent so far.
+    fn wait_for_writer(&mut self) {
+        let (ack, acked) = std_mpsc::sync_channel(1);
+        self.send_job(Job::Barrier { ack });
+        let _ = acked.recv();
+        self.read_notes();
+    }
+
+    fn recover_after_failure(&mut self) {
+        // Every group sent before now is refused by the writer; wait for it
+        // to be done with them, then rebuild from what is durable.
+        self.wait_for_writer();
+        self.generation += 1;
+        match self.rebuild() {
+            Ok(()) => {
+                self.needs_recovery = false;
+                tracing::warn!(
+                    last_seq = self.next_seq - 1,
+                    "engine rebuilt from the store after a failed commit"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "engine rebuild from the store failed"),
+        }
+    }
+
+    fn stop(&mut self, snapshot: bool) -> Result<(), RuntimeError> {
+        self.wait_for_writer();
+        let result = if snapshot && !self.needs_recovery {
+            self.snapshot()
+        } else {
+            Ok(())
+        };
+        if let Some((jobs, handle)) = self.writer.take() {
+            drop(jobs);
+            let _ = handle.join();
+        }
+        result
+    }
+
+    /// Plans, decides and stages one submission; with
+    /// [`Atomicity::AllOrNothing`] nothing is applied if any event conflicts.
+    fn submit(
+        &mut self,
+        events: Vec<PreparedEvent>,
+        atomicity: Atomicity,
+        entries: &mut Vec<GroupEntry>,
+    ) -> Result<Vec<Option<Outcome>>, SubmitError> {
+        let mut plans = Vec::with_capacity(events.len());
+        let mut local: HashMap<&str, usize, foldhash::fast::RandomState> =
+            HashMap::with_capacity_and_hasher(events.len(), Default::default());
+        for (index, prepared) in events.iter().enumerate() {
+            let (event, json) = (&prepared.event, &prepared.json);
+            let plan = if let Some(&earlier) = local.get(event.event_id.as_str()) {
+                if events[earlier].json == *json {
+                    Plan::SameAs(earlier)
+                } else {
+                    Plan::Conflict
+                }
+            } else if let Some(pending) = self.unconfirmed.get(&event.event_id) {
+                if pending.body_hash == fingerprint(json) {
+                    Plan::Stored(Outcome {
+                        duplicate: true,
+                        ..pending.outcome.clone()
+                    })
+                } else {
+                    Plan::Conflict
+                }
+            } else if self.seen.contains(&fingerprint(&event.event_id)) {
+                match self.stored_outcome(&event.event_id, json) {
+                    Ok(Some(Ok(outcome))) => Plan::Stored(outcome),
+                    Ok(Some(Err(()))) => Plan::Conflict,
+                    Ok(None) => Plan::New,
+                    Err(e) => return Err(SubmitError::Storage(e.to_string())),
+                }
+            } else {
+                Plan::New
+            };
+            if matches!(plan, Plan::Conflict) {
+                metrics::counter!("custos_conflicting_events_total").increment(1);
+                if atomicity == Atomicity::AllOrNothing {
+                    return Err(SubmitError::Conflict {
+                        index,
+                        event_id: event.event_id.clone(),
+                    });
+                }
+            } else {
+                local.insert(&event.event_id, index);
+            }
+            plans.push(plan);
+        }
+
+        let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(events.len());
+        for (prepared, plan) in events.into_iter().zip(plans) {
+            let outcome = match plan {
+                Plan::New => Some(self.decide(prepared, entries)?),
+                Plan::Conflict => None,
+                Plan::Stored(outcome) => {
+                    metrics::counter!("custos_duplicate_events_total").increment(1);
+                    Some(outcome)
+                }
+                Plan::SameAs(earlier) => {
+                    metrics::counter!("custos_duplicate_events_total").increment(1);
+                    outcomes[earlier].clone().map(|o| Outcome {
+                        duplicate: true,
+                        ..o
+                    })
+                }
+            };
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    fn decide(
+        &mut self,
+        prepared: PreparedEvent,
+        entries: &mut Vec<GroupEntry>,
+    ) -> Result<Outcome, SubmitError> {
+        let PreparedEvent { event, json } = prepared;
+        let decision = self.engine.process(&event);
+        let decision_json = serde_json::to_string(&decision)
+            .map_err(|e| SubmitError::Storage(format!("cannot encode decision: {e}")))?;
+        let outcome = Outcome {
+            event_id: event.event_id.clone(),
+            seq: self.next_seq,
+            decision,
+            duplicate: false,
+        };
+        self.next_seq += 1;
+        self.seen.insert(fingerprint(&event.event_id));
+        self.unconfirmed.insert(
+            event.event_id.clone(),
+            Unconfirmed {
+                body_hash: fingerprint(&json),
+                outcome: outcome.clone(),
+            },
+        );
+        entries.push(GroupEntry {
+            outcome: outcome.clone(),
+            event_type: event.event_type,
+            event_time: event.time.unix_timestamp(),
+            account_id: event.account_id,
+            event_json: json,
+            decision_json,
+        });
+        Ok(outcome)
+    }
+
+    /// For a fingerprint hit: `Some(Ok)` when the stored body matches,
+    /// `Some(Err)` when it differs, `None` when the id is not stored after
+    /// all (a fingerprint collision).
+    fn stored_outcome(
+        &self,
+        event_id: &str,
+        json: &str,
+    ) -> Result<Option<Result<Outcome, ()>>, RuntimeError> {
+        let Some(record) = self.store.get_event(event_id)? else {
+            return Ok(None);
+        };
+        if record.event_json != json {
+            return Ok(Some(Err(())));
+        }
+        let decision = decode_decision(&record)?;
+        Ok(Some(Ok(Outcome {
+            event_id: record.event_id,
+            seq: record.seq,
+            decision,
+            duplicate: true,
+        })))
+    }
+
+    /// Writes a snapshot; the caller makes sure every group is committed.
+    fn snapshot(&mut self) -> Result<(), RuntimeError> {
+        if self.needs_recovery || self.events_since_snapshot == 0 {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let bytes = self
+            .engine
+            .snapshot()
+            .map_err(|e| RuntimeError::Snapshot(e.to_string()))?;
+        let seq = self.next_seq - 1;
+        self.store.save_snapshot(seq, &bytes)?;
+        self.events_since_snapshot = 0;
+        tracing::info!(
+            seq,
+            bytes = bytes.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot written"
+        );
+        Ok(())
+    }
+
+    /// Rebuilds engine state, the next seq and the id fingerprints from the store.
+    fn rebuild(&mut self) -> Result<(), RuntimeError> {
+        let mut engine = Engine::new(self.config.policy);
+        let mut from = 0;
+        if let Some((seq, bytes)) = self.store.latest_snapshot()? {
+            match engine.restore(&bytes) {
+                Ok(()) => from = seq,
+                Err(e) => {
+                    tracing::warn!(error = %e, seq, "ignoring snapshot; replaying the whole log");
+                    engine = Engine::new(self.config.policy);
+                }
+            }
+        }
+        let mut replayed = 0u64;
+        let mut last_seq = from;
+        let mut failure: Option<RuntimeError> = None;
+        let parser = &self.parser;
+        self.store
+            .scan(from, &mut |record| {
+                let decoded = decode_event(parser, &record)
+                    .and_then(|event| Ok((event, decode_decision(&record)?)));
+                match decoded {
+                    Ok((event, decision)) => {
+                        engine.apply(&event, &decision);
+                        replayed += 1;
+                        last_seq = record.seq;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        Err(StoreError::Visitor("corrupt record".into()))
+                    }
+                }
+            })
+            .map_err(|e| failure.take().unwrap_or(RuntimeError::Store(e)))?;
+        let mut seen = FingerprintSet::default();
+        self.store.scan_event_ids(&mut |id| {
+            seen.insert(fingerprint(id));
+        })?;
+        self.engine = engine;
+        self.seen = seen;
+        self.unconfirmed.clear();
+        self.sent.clear();
+        self.next_seq = last_seq.max(self.store.last_seq()?) + 1;
+        self.events_since_snapshot = replayed;
+        Ok(())
+    }
+}
+
+fn decode_event(parser: &EventParser, record: &StoredRecord) -> Result<Event, RuntimeError> {
+    let corrupt = |problem: String| RuntimeError::CorruptRecord {
+        seq: record.seq,
+        event_id: record.event_id.clone(),
+        problem,
+    };
+    let value: serde_json::Value =
+        serde_json::from_str(&record.event_json).map_err(|e| corrupt(e.to_string()))?;
+    parser
+        .parse_value(value)
+        .map_err(|e| corrupt(e.to_string()))
+}
+
+fn decode_decision(record: &StoredRecord) -> Result<Decision, RuntimeError> {
+    serde_json::from_str(&record.decision_json).map_err(|e| RuntimeError::CorruptRecord {
+        seq: record.seq,
+        event_id: record.event_id.clone(),
+        problem: format!("decision: {e}"),
+    })
+}
+
+/// Kept so that an [`AccountState`] read is answered only after the events
+/// it reflects are durable.
+pub(crate) type AccountReply = oneshot::Sender<Option<AccountState>>;

@@ -1,0 +1,183 @@
+//! The writer thread: commits decided groups to the store in order and only
+//! then answers the callers.
+
+use std::sync::Arc;
+use std::sync::mpsc as std_mpsc;
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use custos_core::EventType;
+use custos_store::{EventStore, NewRecord};
+use tokio::sync::oneshot;
+
+use crate::engine_thread::AccountReply;
+use crate::{Outcome, SubmitError};
+
+/// A decided event waiting for its commit.
+pub(crate) struct GroupEntry {
+    pub outcome: Outcome,
+    pub event_type: EventType,
+    pub account_id: String,
+    pub event_time: i64,
+    pub event_json: String,
+    pub decision_json: String,
+}
+
+/// An answer held back until the group it belongs to is durable.
+pub(crate) enum Reply {
+    Submit {
+        reply: oneshot::Sender<Result<Vec<Option<Outcome>>, SubmitError>>,
+        result: Result<Vec<Option<Outcome>>, SubmitError>,
+    },
+    Account {
+        reply: AccountReply,
+        // Boxed: an account state is large and replies queue up per commit.
+        state: Option<Box<custos_core::AccountState>>,
+    },
+}
+
+pub(crate) enum Job {
+    /// Commit these entries, then send these replies.
+    Commit {
+        generation: u64,
+        entries: Vec<GroupEntry>,
+        replies: Vec<Reply>,
+    },
+    /// Acknowledge once every earlier job is handled.
+    Barrier { ack: std_mpsc::SyncSender<()> },
+}
+
+/// What the writer tells the engine thread.
+pub(crate) enum Note {
+    Committed {
+        last_seq: u64,
+    },
+    /// A commit failed: the engine's memory is ahead of the log.
+    Failed,
+}
+
+pub(crate) fn spawn(
+    store: Arc<dyn EventStore>,
+    queue: usize,
+) -> (
+    std_mpsc::SyncSender<Job>,
+    std_mpsc::Receiver<Note>,
+    std::io::Result<JoinHandle<()>>,
+) {
+    let (jobs, job_rx) = std_mpsc::sync_channel(queue);
+    let (note_tx, notes) = std_mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name("custos-writer".into())
+        .spawn(move || run(store.as_ref(), job_rx, note_tx));
+    (jobs, notes, handle)
+}
+
+fn run(store: &dyn EventStore, jobs: std_mpsc::Receiver<Job>, notes: std_mpsc::Sender<Note>) {
+    // Groups of a generation whose commit failed were decided on state the
+    // log does not have: refuse them until the engine has rebuilt.
+    let mut failed_generation: Option<u64> = None;
+    while let Ok(job) = jobs.recv() {
+        match job {
+            Job::Barrier { ack } => {
+                let _ = ack.send(());
+            }
+            Job::Commit {
+                generation,
+                entries,
+                replies,
+            } => {
+                if failed_generation == Some(generation) {
+                    refuse(replies, "an earlier commit failed");
+                    continue;
+                }
+                match commit(store, &entries) {
+                    Ok(()) => {
+                        if let Some(last) = entries.last() {
+                            let _ = notes.send(Note::Committed {
+                                last_seq: last.outcome.seq,
+                            });
+                        }
+                        count(&entries);
+                        answer(replies);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, events = entries.len(), "group commit failed; the engine will rebuild");
+                        metrics::counter!("custos_commit_failures_total").increment(1);
+                        failed_generation = Some(generation);
+                        let _ = notes.send(Note::Failed);
+                        refuse(replies, &e.to_string());
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn commit(store: &dyn EventStore, entries: &[GroupEntry]) -> custos_store::StoreResult<()> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let received_at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let records: Vec<NewRecord<'_>> = entries
+        .iter()
+        .map(|e| NewRecord {
+            seq: e.outcome.seq,
+            event_id: &e.outcome.event_id,
+            account_id: &e.account_id,
+            event_type: e.event_type.as_str(),
+            event_time: e.event_time,
+            received_at_ms,
+            event_json: &e.event_json,
+            decision_json: &e.decision_json,
+        })
+        .collect();
+    let result = store.append(&records);
+    metrics::histogram!("custos_commit_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("custos_commit_group_events").record(entries.len() as f64);
+    result
+}
+
+fn count(entries: &[GroupEntry]) {
+    for entry in entries {
+        metrics::counter!(
+            "custos_events_total",
+            "type" => entry.event_type.as_str(),
+            "action" => entry.outcome.decision.action.as_str()
+        )
+        .increment(1);
+    }
+}
+
+fn answer(replies: Vec<Reply>) {
+    for reply in replies {
+        match reply {
+            Reply::Submit { reply, result } => {
+                let _ = reply.send(result);
+            }
+            Reply::Account { reply, state } => {
+                let _ = reply.send(state.map(|state| *state));
+            }
+        }
+    }
+}
+
+fn refuse(replies: Vec<Reply>, why: &str) {
+    for reply in replies {
+        match reply {
+            Reply::Submit { reply, result } => {
+                let refused = match result {
+                    Ok(_) => Err(SubmitError::Storage(why.to_string())),
+                    // A conflict or shutdown answer did not depend on the lost state.
+                    err => err,
+                };
+                let _ = reply.send(refused);
+            }
+            // Dropped: the caller sees the engine as unavailable and retries.
+            Reply::Account { .. } => {}
+        }
+    }
+}
