@@ -1,7 +1,7 @@
 //! Runtime tests: group commit, idempotency, recovery.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use custos_core::{Action, DestinationTokenizer, EventParser};
 use custos_store::{EventStore, NewRecord, SqliteStore, StoreError, StoreResult, StoredRecord};
@@ -195,14 +195,67 @@ async fn concurrent_submissions_share_commits_and_lose_nothing() {
     );
 }
 
-/// Wraps a store and fails appends on demand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submissions_arriving_during_slow_commits_share_the_next_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FlakyStore::new(dir.path()));
+    store.append_delay_ms.store(30, Ordering::SeqCst);
+    let rt = Arc::new(start(store.clone(), 0));
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let rt = rt.clone();
+            tokio::spawn(async move {
+                // Arrive one by one, 2 ms apart, while commits take 30 ms.
+                tokio::time::sleep(std::time::Duration::from_millis(2 * i as u64)).await;
+                let e = ev(
+                    &format!("q-{i}"),
+                    i,
+                    "sale",
+                    json!({"amount": 1, "currency": "EUR"}),
+                );
+                rt.submit(vec![e]).await.unwrap()[0].seq
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for t in tasks {
+        seqs.push(t.await.unwrap());
+    }
+    seqs.sort();
+    assert_eq!(seqs, (1..=64).collect::<Vec<u64>>());
+    let appends = store.appends.load(Ordering::SeqCst);
+    // 128 ms of arrivals over 30 ms commits: about 5 commits when queued
+    // submissions share one, 64 when each gets its own.
+    assert!(appends <= 12, "64 submissions took {appends} commits");
+    assert_eq!(store.event_count().unwrap(), 64);
+}
+
+/// Wraps a store: fails or slows appends on demand, and counts them.
 struct FlakyStore {
     inner: SqliteStore,
     fail: AtomicBool,
+    append_delay_ms: AtomicU64,
+    appends: AtomicU64,
+}
+
+impl FlakyStore {
+    fn new(dir: &std::path::Path) -> FlakyStore {
+        FlakyStore {
+            inner: SqliteStore::open(dir.join("db")).unwrap(),
+            fail: AtomicBool::new(false),
+            append_delay_ms: AtomicU64::new(0),
+            appends: AtomicU64::new(0),
+        }
+    }
 }
 
 impl EventStore for FlakyStore {
     fn append(&self, records: &[NewRecord<'_>]) -> StoreResult<()> {
+        self.appends.fetch_add(1, Ordering::SeqCst);
+        let delay = self.append_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
         if self.fail.load(Ordering::SeqCst) {
             return Err(StoreError::Backend("disk full".into()));
         }
@@ -247,10 +300,7 @@ impl EventStore for FlakyStore {
 #[tokio::test]
 async fn a_failed_commit_is_reported_and_leaves_no_trace_in_state() {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(FlakyStore {
-        inner: SqliteStore::open(dir.path().join("db")).unwrap(),
-        fail: AtomicBool::new(false),
-    });
+    let store = Arc::new(FlakyStore::new(dir.path()));
     let rt = start(store.clone(), 0);
     let story = takeover_story();
     rt.submit(story[..20].to_vec()).await.unwrap();

@@ -239,4 +239,36 @@ mod tests {
         let err = Config::from_file(&path).unwrap_err();
         assert!(err.to_string().contains("listn"), "{err}");
     }
+
+    #[test]
+    fn example_file_parses_and_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../custos.example.toml");
+        let example = Config::from_file(&path).unwrap();
+        let defaults = Config::default();
+        assert_eq!(example.listen, defaults.listen);
+        assert_eq!(example.data_dir, defaults.data_dir);
+        assert_eq!(example.api_keys, defaults.api_keys);
+        assert_eq!(
+            example.destination_token_key,
+            defaults.destination_token_key
+        );
+        assert_eq!(
+            example.limits.max_body_bytes,
+            defaults.limits.max_body_bytes
+        );
+        assert_eq!(
+            example.limits.max_batch_events,
+            defaults.limits.max_batch_events
+        );
+        assert_eq!(example.policy.cool_off_days, defaults.policy.cool_off_days);
+        assert_eq!(
+            example.engine.snapshot_every_events,
+            defaults.engine.snapshot_every_events
+        );
+        assert_eq!(
+            example.engine.max_group_events,
+            defaults.engine.max_group_events
+        );
+        example.validate().unwrap();
+    }
 }

@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use custos_core::{BootstrapPolicy, DestinationTokenizer, EventParser};
 use custos_runtime::{Runtime, RuntimeConfig};
-use custos_store::SqliteStore;
+use custos_store::{SqliteOptions, SqliteStore};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -115,13 +115,18 @@ fn read_or_create_key_file(path: &Path) -> Result<Vec<u8>, StartError> {
 
 /// Opens the store and recovers the engine for a validated config.
 pub fn open_runtime(config: &Config) -> Result<Runtime, StartError> {
+    open_runtime_with(config, SqliteOptions::default())
+}
+
+/// [`open_runtime`] with store options (`custos replay` asks for bulk ones).
+pub fn open_runtime_with(config: &Config, options: SqliteOptions) -> Result<Runtime, StartError> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.display().to_string(),
         source,
     })?;
     let tokenizer = load_token_key(config)?;
-    let store = SqliteStore::open(config.data_dir.join(DATABASE_FILE))?;
+    let store = SqliteStore::open_with(config.data_dir.join(DATABASE_FILE), options)?;
     let runtime = Runtime::start(
         Arc::new(store),
         EventParser::new(tokenizer),

@@ -22,7 +22,7 @@
 mod sqlite;
 pub mod testsuite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// One event and its decision, as handed to [`EventStore::append`].
 #[derive(Debug, Clone, Copy)]
