@@ -50,6 +50,9 @@ const SNAPSHOTS_KEPT: i64 = 2;
 /// How often the background thread checkpoints the WAL.
 const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 
+/// WAL size above which checkpoints stop being passive.
+const WAL_TRUNCATE_BYTES: u64 = 256 << 20;
+
 /// How a database file is created and cached.
 ///
 /// The write cost of an event is dominated by the index pages it dirties
@@ -100,21 +103,37 @@ impl Drop for SqliteStore {
             drop(stop);
             let _ = handle.join();
         }
+        // Leave a compact database behind: fold the WAL in and empty it.
+        let writer = lock(&self.writer);
+        if let Err(e) = writer.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "final wal checkpoint failed");
+        }
     }
 }
 
 /// Checkpoints the WAL every [`CHECKPOINT_INTERVAL`] until told to stop.
-/// PASSIVE never blocks the writer; once a checkpoint completes, SQLite
-/// starts the WAL over from its beginning, so it does not grow without end.
-fn run_checkpoints(conn: Connection, stop: mpsc::Receiver<()>) {
+///
+/// PASSIVE never blocks the writer, and once one completes SQLite starts the
+/// WAL over from its beginning. Under sustained writes a passive checkpoint
+/// may never catch up, so when the WAL passes [`WAL_TRUNCATE_BYTES`] a
+/// TRUNCATE checkpoint briefly holds commits back and empties it: a bounded
+/// pause instead of a WAL that grows without end.
+fn run_checkpoints(conn: Connection, wal_path: PathBuf, stop: mpsc::Receiver<()>) {
     loop {
         match stop.recv_timeout(CHECKPOINT_INTERVAL) {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             _ => return,
         }
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        let wal_bytes = std::fs::metadata(&wal_path).map(|m| m.len()).unwrap_or(0);
+        let mode = if wal_bytes > WAL_TRUNCATE_BYTES {
+            "TRUNCATE"
+        } else {
+            "PASSIVE"
+        };
+        let sql = format!("PRAGMA wal_checkpoint({mode})");
+        if let Err(e) = conn.query_row(&sql, [], |_| Ok(())) {
             // Retried on the next tick; the WAL only grows meanwhile.
-            tracing::warn!(error = %e, "wal checkpoint failed");
+            tracing::warn!(error = %e, mode, wal_bytes, "wal checkpoint failed");
         }
     }
 }
@@ -180,9 +199,12 @@ impl SqliteStore {
             .execute_batch("PRAGMA busy_timeout = 5000;")
             .map_err(backend)?;
         let (stop, stopped) = mpsc::channel();
+        let mut wal_path = path.clone().into_os_string();
+        wal_path.push("-wal");
+        let wal_path = PathBuf::from(wal_path);
         let handle = std::thread::Builder::new()
             .name("custos-checkpoint".into())
-            .spawn(move || run_checkpoints(checkpoint_conn, stopped))
+            .spawn(move || run_checkpoints(checkpoint_conn, wal_path, stopped))
             .map_err(|e| StoreError::Backend(format!("cannot start checkpoint thread: {e}")))?;
         Ok(SqliteStore {
             path,
@@ -420,5 +442,27 @@ mod tests {
             Err(StoreError::SchemaTooNew { found: 99, .. }) => {}
             other => panic!("expected SchemaTooNew, got {:?}", other.map(|_| ())),
         }
+    }
+
+    #[test]
+    fn page_size_is_chosen_at_creation_and_the_wal_is_emptied_on_close() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custos.db");
+        let page_size = |store: &SqliteStore| -> i64 {
+            lock(&store.writer)
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap()
+        };
+        let store = SqliteStore::open_with(&path, SqliteOptions::bulk()).unwrap();
+        assert_eq!(page_size(&store), 16384);
+        store.set_meta("k", &"v".repeat(100_000)).unwrap();
+        let wal = dir.path().join("custos.db-wal");
+        assert!(std::fs::metadata(&wal).unwrap().len() > 0);
+        drop(store);
+        assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+        // Reopened with serving options, the file keeps its page size.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(page_size(&store), 16384);
+        assert_eq!(store.get_meta("k").unwrap().unwrap().len(), 100_000);
     }
 }
