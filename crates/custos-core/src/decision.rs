@@ -4,6 +4,8 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use crate::features::Features;
+
 /// The action a platform should take, weakest first: the decision for an
 /// event is the strongest action any reason asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -60,7 +62,7 @@ pub struct Reason {
 }
 
 /// The answer for one event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {
     pub action: Action,
     /// 0 (nothing suspicious) to 100.
@@ -68,6 +70,9 @@ pub struct Decision {
     pub reasons: Vec<Reason>,
     /// The policy that decided, e.g. `bootstrap-v1`.
     pub policy: Cow<'static, str>,
+    /// Named features computed for the event (see `docs/login-risk.md`).
+    #[serde(default, skip_serializing_if = "Features::is_empty")]
+    pub features: Features,
 }
 
 impl Decision {
@@ -84,6 +89,7 @@ impl Decision {
             score,
             reasons,
             policy: Cow::Borrowed(policy),
+            features: Features::default(),
         }
     }
 }

@@ -8,27 +8,40 @@ use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
 use crate::decision::Decision;
-use crate::event::Event;
+use crate::event::{Details, Event, LoginStatus};
+use crate::features::{self, Context, FeatureConfig};
 use crate::policy::BootstrapPolicy;
-use crate::state::AccountState;
+use crate::population::Population;
+use crate::profile::{LoginTraits, TraitKind, stable_hash};
+use crate::state::{AccountState, FailedLoginWindow, failed_login_window};
 
 /// Version of the snapshot layout; a snapshot of another version is ignored
 /// and state is rebuilt from the log instead.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+pub const SNAPSHOT_FORMAT: u32 = 2;
+
+/// Addresses whose failed logins are tracked across accounts, at most.
+/// When full, addresses with no failure in the last hour are dropped.
+pub const MAX_TRACKED_FAILING_IPS: usize = 100_000;
 
 /// In-memory state of every account plus the policy that decides.
 #[derive(Debug, Clone)]
 pub struct Engine {
     policy: BootstrapPolicy,
+    features: FeatureConfig,
     /// foldhash: several times faster than SipHash on short ids, and
     /// randomly seeded per process.
     accounts: HashMap<String, AccountState, RandomState>,
+    population: Population,
+    /// Failed logins per address (keyed like profile IPs) across accounts.
+    ip_failures: HashMap<u64, FailedLoginWindow, RandomState>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
     format: u32,
     accounts: Vec<AccountState>,
+    population: Population,
+    ip_failures: Vec<(u64, FailedLoginWindow)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,12 +58,34 @@ impl Default for Engine {
     }
 }
 
+fn ip_key(event: &Event) -> Option<u64> {
+    event.ip.map(|ip| match ip {
+        std::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),
+        std::net::IpAddr::V6(v6) => stable_hash(TraitKind::Ip, &v6.octets()),
+    })
+}
+
 impl Engine {
     pub fn new(policy: BootstrapPolicy) -> Engine {
+        Engine::with_features(policy, FeatureConfig::default())
+    }
+
+    pub fn with_features(policy: BootstrapPolicy, features: FeatureConfig) -> Engine {
         Engine {
             policy,
+            features,
             accounts: HashMap::default(),
+            population: Population::new(),
+            ip_failures: HashMap::default(),
         }
+    }
+
+    pub fn population(&self) -> &Population {
+        &self.population
+    }
+
+    pub fn feature_config(&self) -> &FeatureConfig {
+        &self.features
     }
 
     /// Decides an event and folds it into the state.
@@ -62,13 +97,38 @@ impl Engine {
 
     /// The decision for an event, without changing any state.
     pub fn decide(&self, event: &Event) -> Decision {
-        self.policy
-            .decide(self.accounts.get(&event.account_id), event)
+        let state = self.accounts.get(&event.account_id);
+        let ip_failed_logins_1h = match &event.details {
+            Details::Login { .. } => ip_key(event)
+                .and_then(|k| self.ip_failures.get(&k))
+                .map_or(0, |w| w.total(event.unix_time())),
+            _ => 0,
+        };
+        let features = features::compute(
+            state,
+            event,
+            &Context {
+                population: &self.population,
+                ip_failed_logins_1h,
+                config: &self.features,
+            },
+        );
+        let mut decision = self.policy.decide(state, event, &features);
+        decision.features = features;
+        decision
     }
 
     /// Folds an event and the decision made for it into the state. Used
     /// directly when replaying the stored log.
     pub fn apply(&mut self, event: &Event, decision: &Decision) {
+        if let Details::Login {
+            status: LoginStatus::Failure,
+            ..
+        } = &event.details
+            && let Some(key) = ip_key(event)
+        {
+            self.record_ip_failure(key, event.unix_time());
+        }
         let state = match self.accounts.get_mut(&event.account_id) {
             Some(state) => state,
             None => self
@@ -76,7 +136,26 @@ impl Engine {
                 .entry(event.account_id.clone())
                 .or_insert_with(|| AccountState::new(&event.account_id, event.unix_time())),
         };
-        state.apply(event, decision);
+        if let Details::Login {
+            status: LoginStatus::Success,
+            ..
+        } = &event.details
+        {
+            let first = state.logins_succeeded == 0;
+            self.population.record(&LoginTraits::of(event), first);
+        }
+        state.apply(event, decision, self.features.horizon_days);
+    }
+
+    fn record_ip_failure(&mut self, key: u64, at: i64) {
+        if self.ip_failures.len() >= MAX_TRACKED_FAILING_IPS && !self.ip_failures.contains_key(&key)
+        {
+            self.ip_failures.retain(|_, w| !w.is_empty_at(at));
+        }
+        self.ip_failures
+            .entry(key)
+            .or_insert_with(failed_login_window)
+            .add(at, 1);
     }
 
     pub fn account(&self, account_id: &str) -> Option<&AccountState> {
@@ -91,25 +170,38 @@ impl Engine {
     pub fn snapshot(&self) -> Result<Vec<u8>, serde_json::Error> {
         let mut accounts: Vec<AccountState> = self.accounts.values().cloned().collect();
         accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+        let mut ip_failures: Vec<(u64, FailedLoginWindow)> = self
+            .ip_failures
+            .iter()
+            .map(|(k, w)| (*k, w.clone()))
+            .collect();
+        ip_failures.sort_by_key(|(k, _)| *k);
         serde_json::to_vec(&Snapshot {
             format: SNAPSHOT_FORMAT,
             accounts,
+            population: self.population.clone(),
+            ip_failures,
         })
     }
 
     /// Replaces all account state with a snapshot's.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
-        let snapshot: Snapshot = serde_json::from_slice(bytes)?;
-        if snapshot.format != SNAPSHOT_FORMAT {
-            return Err(SnapshotError::Format {
-                found: snapshot.format,
-            });
+        #[derive(Deserialize)]
+        struct FormatOnly {
+            format: u32,
         }
+        let found = serde_json::from_slice::<FormatOnly>(bytes)?.format;
+        if found != SNAPSHOT_FORMAT {
+            return Err(SnapshotError::Format { found });
+        }
+        let snapshot: Snapshot = serde_json::from_slice(bytes)?;
         self.accounts = snapshot
             .accounts
             .into_iter()
             .map(|a| (a.account_id.clone(), a))
             .collect();
+        self.population = snapshot.population;
+        self.ip_failures = snapshot.ip_failures.into_iter().collect();
         Ok(())
     }
 }

@@ -36,6 +36,11 @@ pub struct Event {
     pub details: Details,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, Value>,
+    /// Network and client facts: sent by the client, or filled in by the
+    /// server's enricher before the engine sees the event, and stored with
+    /// it so that a rebuild sees the same facts.
+    #[serde(default, skip_serializing_if = "crate::enrich::Enrichment::is_empty")]
+    pub enrichment: crate::enrich::Enrichment,
 }
 
 impl Event {

@@ -18,14 +18,21 @@
 
 pub mod decision;
 pub mod engine;
+pub mod enrich;
 pub mod event;
+pub mod features;
+pub mod login_risk;
 pub mod parse;
 pub mod policy;
+pub mod population;
+pub mod profile;
 pub mod state;
 pub mod token;
+pub mod window;
 
 pub use decision::{Action, Decision, Reason};
 pub use engine::Engine;
+pub use enrich::{ClientInfo, DeviceType, Enricher, Enrichment, NetworkInfo, NoEnrichment};
 pub use event::{Destination, Details, Event, EventType};
 pub use parse::{EventError, EventErrorKind, EventParser};
 pub use policy::{BOOTSTRAP_POLICY_NAME, BootstrapPolicy};

@@ -142,6 +142,7 @@ impl EventParser {
         let user_agent = fields.optional_string("user_agent", MAX_TEXT_LEN)?;
         let device_id = fields.optional_id("device_id")?;
         let details = self.parse_details(event_type, &mut fields)?;
+        let enrichment = fields.optional_enrichment("enrichment")?;
         let attributes = fields.into_attributes()?;
         Ok(Event {
             event_id,
@@ -154,6 +155,7 @@ impl EventParser {
             device_id,
             details,
             attributes,
+            enrichment,
         })
     }
 
@@ -406,6 +408,19 @@ impl Fields {
         match self.optional_string_at(name, path, max_len)? {
             Some(s) => Ok(s),
             None => Err(EventError::missing(path)),
+        }
+    }
+
+    fn optional_enrichment(&mut self, name: &str) -> Result<crate::enrich::Enrichment, EventError> {
+        match self.take(name) {
+            None | Some(Value::Null) => Ok(Default::default()),
+            Some(value @ Value::Object(_)) => {
+                serde_json::from_value(value).map_err(|e| EventError::invalid(name, e.to_string()))
+            }
+            Some(other) => Err(EventError::invalid(
+                name,
+                format!("must be an object, found {}", json_kind(&other)),
+            )),
         }
     }
 

@@ -20,21 +20,29 @@
 
 use crate::decision::{Action, Decision, Reason};
 use crate::event::*;
-use crate::state::{AccountState, DestinationRecord};
+use crate::features::Features;
+use crate::state::{AccountState, DestinationRecord, HIGH_LOGIN_RISK};
 
 pub const BOOTSTRAP_POLICY_NAME: &str = "bootstrap-v1";
 
 /// Tunables of the bootstrap policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BootstrapPolicy {
     /// How long after a risky destination change payouts to it are held.
     pub cool_off_secs: i64,
+    /// `login.risk` (log10) at or above which a login is challenged.
+    pub login_risk_threshold: f64,
 }
+
+/// Default `login.risk` threshold; see `docs/login-risk.md` for how it was
+/// chosen.
+pub const DEFAULT_LOGIN_RISK_THRESHOLD: f64 = 2.0;
 
 impl Default for BootstrapPolicy {
     fn default() -> Self {
         BootstrapPolicy {
             cool_off_secs: 7 * 24 * 3600,
+            login_risk_threshold: DEFAULT_LOGIN_RISK_THRESHOLD,
         }
     }
 }
@@ -50,13 +58,18 @@ fn reason(code: &str, action: Action, score: u32, message: String) -> Reason {
 
 impl BootstrapPolicy {
     /// Decides one event against the account's state before the event.
-    pub fn decide(&self, state: Option<&AccountState>, event: &Event) -> Decision {
+    pub fn decide(
+        &self,
+        state: Option<&AccountState>,
+        event: &Event,
+        features: &Features,
+    ) -> Decision {
         let mut reasons = Vec::new();
         match &event.details {
             Details::Login {
                 status: LoginStatus::Success,
                 ..
-            } => self.check_login(state, event, &mut reasons),
+            } => self.check_login(state, event, features, &mut reasons),
             Details::Payout { destination, .. } => {
                 self.check_payout(state, event, destination.as_ref(), &mut reasons)
             }
@@ -71,11 +84,31 @@ impl BootstrapPolicy {
         Decision::from_reasons(BOOTSTRAP_POLICY_NAME, reasons)
     }
 
-    fn check_login(&self, state: Option<&AccountState>, event: &Event, out: &mut Vec<Reason>) {
+    fn check_login(
+        &self,
+        state: Option<&AccountState>,
+        event: &Event,
+        features: &Features,
+        out: &mut Vec<Reason>,
+    ) {
         let Some(state) = state else { return };
         let signals = state.login_signals(event);
         if signals.first_login {
             return;
+        }
+        if let Some(risk) = features.number_of("login.risk")
+            && risk >= self.login_risk_threshold
+            && !(signals.new_device && signals.new_network)
+        {
+            out.push(reason(
+                HIGH_LOGIN_RISK,
+                Action::Challenge,
+                60,
+                format!(
+                    "login risk {risk:.1} (log10) is at or above {:.1}: this login is unlike the account's history",
+                    self.login_risk_threshold
+                ),
+            ));
         }
         match (signals.new_device, signals.new_network) {
             (true, true) => out.push(reason(

@@ -17,6 +17,11 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::decision::{Action, Decision};
 use crate::event::*;
+use crate::profile::{BehaviourProfile, LoginTraits};
+use crate::window::Window;
+
+/// Reason code of a login the login-risk model found too risky.
+pub const HIGH_LOGIN_RISK: &str = "high_login_risk";
 
 /// Devices, networks and user agents remembered per account.
 pub const MAX_KNOWN_IDENTIFIERS: usize = 16;
@@ -67,6 +72,13 @@ impl NetworkPrefix {
                 NetworkPrefix(IpAddr::V6((u128::from(v6) & !((1u128 << 80) - 1)).into()))
             }
         }
+    }
+}
+
+impl NetworkPrefix {
+    /// The first address of the prefix.
+    pub fn ip(self) -> IpAddr {
+        self.0
     }
 }
 
@@ -193,7 +205,7 @@ impl LoginSignals {
 }
 
 /// One login session of the account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionState {
     pub session_id: String,
     pub started_at: Timestamp,
@@ -204,6 +216,24 @@ pub struct SessionState {
     /// Opened by a risky login and not yet cleared by a passed verification.
     pub risky: bool,
     pub verified: bool,
+    /// log10 login risk of the login that opened the session (0 if none).
+    #[serde(default)]
+    pub risk: f32,
+}
+
+/// Where and when the last successful login with a known location was.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LoginLocation {
+    pub at: Timestamp,
+    pub latitude: f32,
+    pub longitude: f32,
+}
+
+/// Failed logins are counted over the last hour in 5-minute buckets.
+pub type FailedLoginWindow = Window<12>;
+
+pub(crate) fn failed_login_window() -> FailedLoginWindow {
+    Window::new(3_600)
 }
 
 /// The payout destination in force, and how it came to be.
@@ -262,7 +292,7 @@ pub struct NotableDecision {
 }
 
 /// Everything Custos remembers about one account.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AccountState {
     pub account_id: String,
     pub first_seen: Timestamp,
@@ -287,6 +317,13 @@ pub struct AccountState {
     pub labels: Vec<LabelRecord>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_notable_decision: Option<NotableDecision>,
+    /// Counts of login traits, for the login-risk model.
+    #[serde(default)]
+    pub profile: BehaviourProfile,
+    #[serde(default = "failed_login_window")]
+    pub failed_logins_1h: FailedLoginWindow,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub last_login_location: Option<LoginLocation>,
 }
 
 /// The key a login's device is remembered by: its device id, else its user
@@ -315,6 +352,9 @@ impl AccountState {
             money: BTreeMap::new(),
             labels: Vec::new(),
             last_notable_decision: None,
+            profile: BehaviourProfile::default(),
+            failed_logins_1h: failed_login_window(),
+            last_login_location: None,
         }
     }
 
@@ -356,8 +396,9 @@ impl AccountState {
             .any(|r| r.destination.same_account(destination))
     }
 
-    /// Folds one event and its decision into the state.
-    pub fn apply(&mut self, event: &Event, decision: &Decision) {
+    /// Folds one event and its decision into the state; profile history
+    /// older than `horizon_days` is forgotten.
+    pub fn apply(&mut self, event: &Event, decision: &Decision, horizon_days: u32) {
         let at = event.unix_time();
         self.last_seen = Timestamp(self.last_seen.0.max(at));
         *self.event_counts.entry(event.event_type).or_insert(0) += 1;
@@ -376,8 +417,15 @@ impl AccountState {
 
         if let Details::Login { status, .. } = &event.details {
             match status {
-                LoginStatus::Success => self.apply_successful_login(event, at),
-                LoginStatus::Failure => self.logins_failed += 1,
+                LoginStatus::Success => {
+                    self.apply_successful_login(event, decision, at);
+                    self.profile
+                        .record(&LoginTraits::of(event), at, horizon_days);
+                }
+                LoginStatus::Failure => {
+                    self.logins_failed += 1;
+                    self.failed_logins_1h.add(at, 1);
+                }
             }
             return;
         }
@@ -470,8 +518,20 @@ impl AccountState {
         }
     }
 
-    fn apply_successful_login(&mut self, event: &Event, at: i64) {
+    fn apply_successful_login(&mut self, event: &Event, decision: &Decision, at: i64) {
         let signals = self.login_signals(event);
+        // Read from the stored decision, not recomputed: a rebuild must give
+        // the session the risk it had when it was decided.
+        let risk = decision.features.number_of("login.risk").unwrap_or(0.0) as f32;
+        let high_risk = decision.reasons.iter().any(|r| r.code == HIGH_LOGIN_RISK);
+        let network = &event.enrichment.network;
+        if let (Some(latitude), Some(longitude)) = (network.latitude, network.longitude) {
+            self.last_login_location = Some(LoginLocation {
+                at: Timestamp(at),
+                latitude: latitude as f32,
+                longitude: longitude as f32,
+            });
+        }
         self.logins_succeeded += 1;
         self.last_login_at = Some(Timestamp(self.last_login_at.map_or(at, |t| t.0.max(at))));
         if let Some(key) = device_key(event) {
@@ -489,8 +549,9 @@ impl AccountState {
             started_at: Timestamp(at),
             last_seen: Timestamp(at),
             login: Some(signals),
-            risky: signals.risky(),
+            risky: signals.risky() || high_risk,
             verified: false,
+            risk,
         };
         match self
             .sessions
@@ -518,6 +579,7 @@ impl AccountState {
             login: None,
             risky: false,
             verified: false,
+            risk: 0.0,
         });
         self.sessions.iter().position(|s| &s.session_id == id)
     }

@@ -92,7 +92,7 @@ impl EngineThread {
         config: RuntimeConfig,
     ) -> Result<EngineThread, RuntimeError> {
         let mut thread = EngineThread {
-            engine: Engine::new(config.policy),
+            engine: Engine::with_features(config.policy, config.features.clone()),
             store,
             parser,
             config,
@@ -452,14 +452,15 @@ impl EngineThread {
 
     /// Rebuilds engine state, the next seq and the id fingerprints from the store.
     fn rebuild(&mut self) -> Result<(), RuntimeError> {
-        let mut engine = Engine::new(self.config.policy);
+        let mut engine = Engine::with_features(self.config.policy, self.config.features.clone());
         let mut from = 0;
         if let Some((seq, bytes)) = self.store.latest_snapshot()? {
             match engine.restore(&bytes) {
                 Ok(()) => from = seq,
                 Err(e) => {
                     tracing::warn!(error = %e, seq, "ignoring snapshot; replaying the whole log");
-                    engine = Engine::new(self.config.policy);
+                    engine =
+                        Engine::with_features(self.config.policy, self.config.features.clone());
                 }
             }
         }

@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use custos_core::features::FeatureConfig;
 use custos_core::{AccountState, BootstrapPolicy, Decision, Event, EventParser};
 use custos_store::{EventStore, StoreError};
 use serde::Serialize;
@@ -49,6 +50,7 @@ const TOKEN_KEY_META: &str = "destination_token_key_id";
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     pub policy: BootstrapPolicy,
+    pub features: FeatureConfig,
     /// Most events decided and committed together in one transaction.
     pub max_group_events: usize,
     /// Write a snapshot after this many events (0: only at shutdown).
@@ -61,6 +63,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             policy: BootstrapPolicy::default(),
+            features: FeatureConfig::default(),
             max_group_events: 8192,
             snapshot_every_events: 1_000_000,
             queue_depth: 4096,
@@ -94,7 +97,7 @@ pub enum Atomicity {
 }
 
 /// The answer for one submitted event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Outcome {
     pub event_id: String,
     /// Position in the log.

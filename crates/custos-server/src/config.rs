@@ -4,6 +4,9 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use custos_core::features::FeatureConfig;
+use custos_core::login_risk::Mixture;
+use custos_core::policy::DEFAULT_LOGIN_RISK_THRESHOLD;
 use serde::Deserialize;
 
 /// The key accepted when no API key is configured, and only on loopback.
@@ -26,6 +29,7 @@ pub struct Config {
     pub destination_token_key: Option<String>,
     pub limits: Limits,
     pub policy: PolicyConfig,
+    pub login_risk: LoginRiskConfig,
     pub engine: EngineConfig,
 }
 
@@ -47,6 +51,23 @@ pub struct PolicyConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct LoginRiskConfig {
+    /// `login.risk` (log10) at or above which a login is challenged.
+    pub challenge_threshold: f64,
+    /// Days of history kept in each account's behavioural profile.
+    pub horizon_days: u32,
+    /// Pseudo-count pulling an account's estimates toward the population.
+    pub alpha: f64,
+    /// `geometric` (default) or `arithmetic` (Freeman et al. as published).
+    pub mixture: Mixture,
+    /// ASNs of hosting, datacenter and VPN networks, added to the built-in list.
+    pub hosting_asns: Vec<u32>,
+    /// Travel faster than this between logins is impossible.
+    pub impossible_travel_kmh: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct EngineConfig {
     /// Events between snapshots of engine state (0: only at shutdown).
     pub snapshot_every_events: u64,
@@ -63,6 +84,7 @@ impl Default for Config {
             destination_token_key: None,
             limits: Limits::default(),
             policy: PolicyConfig::default(),
+            login_risk: LoginRiskConfig::default(),
             engine: EngineConfig::default(),
         }
     }
@@ -80,6 +102,37 @@ impl Default for Limits {
 impl Default for PolicyConfig {
     fn default() -> Self {
         PolicyConfig { cool_off_days: 7 }
+    }
+}
+
+impl Default for LoginRiskConfig {
+    fn default() -> Self {
+        let features = FeatureConfig::default();
+        LoginRiskConfig {
+            challenge_threshold: DEFAULT_LOGIN_RISK_THRESHOLD,
+            horizon_days: features.horizon_days,
+            alpha: features.risk.alpha,
+            mixture: features.risk.mixture,
+            hosting_asns: Vec::new(),
+            impossible_travel_kmh: features.impossible_travel_kmh,
+        }
+    }
+}
+
+impl LoginRiskConfig {
+    /// The engine's feature settings.
+    pub fn features(&self) -> FeatureConfig {
+        let mut features = FeatureConfig {
+            horizon_days: self.horizon_days,
+            impossible_travel_kmh: self.impossible_travel_kmh,
+            ..FeatureConfig::default()
+        };
+        features.risk.alpha = self.alpha;
+        features.risk.mixture = self.mixture;
+        features
+            .hosting_asns
+            .extend(self.hosting_asns.iter().copied());
+        features
     }
 }
 
@@ -162,6 +215,18 @@ impl Config {
         if self.limits.max_body_bytes == 0 || self.limits.max_batch_events == 0 {
             return Err(ConfigError::Invalid(
                 "limits.max_body_bytes and limits.max_batch_events must be positive".into(),
+            ));
+        }
+        let risk = &self.login_risk;
+        if !(risk.alpha > 0.0 && risk.alpha.is_finite()) {
+            return Err(ConfigError::Invalid(
+                "login_risk.alpha must be a positive number".into(),
+            ));
+        }
+        if !risk.challenge_threshold.is_finite() || risk.horizon_days == 0 {
+            return Err(ConfigError::Invalid(
+                "login_risk.challenge_threshold must be a number and login_risk.horizon_days positive"
+                    .into(),
             ));
         }
         if self.engine.max_group_events == 0 {
@@ -261,6 +326,14 @@ mod tests {
             defaults.limits.max_batch_events
         );
         assert_eq!(example.policy.cool_off_days, defaults.policy.cool_off_days);
+        assert_eq!(
+            example.login_risk.features(),
+            defaults.login_risk.features()
+        );
+        assert_eq!(
+            example.login_risk.challenge_threshold,
+            defaults.login_risk.challenge_threshold
+        );
         assert_eq!(
             example.engine.snapshot_every_events,
             defaults.engine.snapshot_every_events

@@ -133,7 +133,9 @@ pub fn open_runtime_with(config: &Config, options: SqliteOptions) -> Result<Runt
         RuntimeConfig {
             policy: BootstrapPolicy {
                 cool_off_secs: i64::from(config.policy.cool_off_days) * 86_400,
+                login_risk_threshold: config.login_risk.challenge_threshold,
             },
+            features: config.login_risk.features(),
             max_group_events: config.engine.max_group_events,
             snapshot_every_events: config.engine.snapshot_every_events,
             ..RuntimeConfig::default()

@@ -1,5 +1,6 @@
 //! Unit tests of the core, sharing one test binary.
 
+mod features;
 mod parse;
 mod policy;
 mod state;
