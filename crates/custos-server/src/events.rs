@@ -12,6 +12,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use custos_core::features::Features;
 use custos_core::{Action, EventErrorKind, Reason};
 use custos_runtime::{Outcome, PreparedEvent, SubmitError};
 use serde::Serialize;
@@ -37,6 +38,8 @@ struct EventAnswer<'a> {
     score: u32,
     reasons: &'a [Reason],
     policy: &'a str,
+    #[serde(skip_serializing_if = "Features::is_empty")]
+    features: &'a Features,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     duplicate: bool,
 }
@@ -49,6 +52,7 @@ impl<'a> From<&'a Outcome> for EventAnswer<'a> {
             score: o.decision.score,
             reasons: &o.decision.reasons,
             policy: &o.decision.policy,
+            features: &o.decision.features,
             duplicate: o.duplicate,
         }
     }

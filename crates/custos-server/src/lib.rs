@@ -300,14 +300,44 @@ async fn get_account(
                 "time": custos_core::state::Timestamp(r.event_time),
                 "action": decision.get("action"),
                 "score": decision.get("score"),
+                "features": decision.get("features"),
             })
         })
         .collect();
+    let login_profile = login_profile_view(&account.profile);
     let mut body = serde_json::to_value(&account).unwrap_or(Value::Null);
     if let Value::Object(map) = &mut body {
+        // The raw tallies hold hashed keys; show what an analyst can read.
+        map.remove("profile");
+        map.insert("login_profile".into(), login_profile);
         map.insert("recent_events".into(), Value::Array(recent));
     }
     Ok(axum::Json(body).into_response())
+}
+
+/// The behavioural profile as an analyst reads it: how many distinct values
+/// of each trait the account uses, and the countries and ASNs themselves.
+fn login_profile_view(profile: &custos_core::profile::BehaviourProfile) -> Value {
+    use custos_core::profile::{TraitKind, unpack_code};
+    let day = |d: u16| custos_core::state::Timestamp(i64::from(d) * 86_400);
+    let mut distinct = serde_json::Map::new();
+    for kind in TraitKind::ALL {
+        distinct.insert(kind.as_str().into(), json!(profile.distinct(kind)));
+    }
+    let listed = |kind: TraitKind, show: &dyn Fn(u64) -> Value| -> Vec<Value> {
+        let mut tallies: Vec<_> = profile.tallies(kind).collect();
+        tallies.sort_by(|a, b| b.count.cmp(&a.count));
+        tallies
+            .into_iter()
+            .map(|t| json!({"value": show(t.key), "count": t.count, "last_seen": day(t.last_day)}))
+            .collect()
+    };
+    json!({
+        "logins": profile.logins(),
+        "distinct": distinct,
+        "countries": listed(TraitKind::Country, &|k| json!(unpack_code(k))),
+        "asns": listed(TraitKind::Asn, &|k| json!(k)),
+    })
 }
 
 async fn healthz(State(state): State<AppState>) -> Response {

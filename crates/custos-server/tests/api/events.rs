@@ -87,6 +87,17 @@ async fn the_takeover_story_is_challenged_reviewed_and_held() {
         answers[22]["reasons"][0]["code"],
         "payout_to_destination_set_in_risky_session"
     );
+    // Named features travel with the decisions: the login's risk, and the
+    // same risk carried by its session to the destination change.
+    let login_risk = answers[20]["features"]["login.risk"].as_f64().unwrap();
+    assert!(login_risk > 1.0, "{}", answers[20]);
+    assert_eq!(answers[20]["features"]["login.new_device"], true);
+    assert_eq!(answers[21]["features"]["session.risk"], login_risk);
+    assert!(
+        answers[11].get("features").is_none(),
+        "sales carry none: {}",
+        answers[11]
+    );
     let (status, account) = s.get("/v1/accounts/seller-7").await;
     assert_eq!(status, 200);
     assert_eq!(account["logins_succeeded"], 11);
@@ -103,6 +114,13 @@ async fn the_takeover_story_is_challenged_reviewed_and_held() {
         "seller-7-atk-payout"
     );
     assert_eq!(account["recent_events"][0]["action"], "hold");
+    assert_eq!(
+        account["recent_events"][2]["features"]["login.risk"],
+        login_risk
+    );
+    assert_eq!(account["login_profile"]["logins"], 11);
+    assert_eq!(account["login_profile"]["distinct"]["device"], 2);
+    assert!(account.get("profile").is_none());
     let (status, body) = s.get("/v1/accounts/nobody").await;
     assert_error(status, &body, 404, "account_not_found");
     let (status, body) = s.get("/v1/events/nothing").await;
