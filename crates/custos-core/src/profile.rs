@@ -93,10 +93,18 @@ impl TraitKind {
 /// 64-bit FNV-1a, seeded by the trait so equal strings of different traits
 /// get different keys.
 pub fn stable_hash(kind: TraitKind, bytes: &[u8]) -> u64 {
+    stable_hash_parts(kind, &[bytes])
+}
+
+/// [`stable_hash`] of the parts joined by `/`, without building the string.
+pub fn stable_hash_parts(kind: TraitKind, parts: &[&[u8]]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325 ^ (kind as u64);
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    for (i, part) in parts.iter().enumerate() {
+        let separator: &[u8] = if i == 0 { b"" } else { b"/" };
+        for byte in separator.iter().chain(part.iter()) {
+            hash ^= u64::from(*byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
     }
     // Keep the key space of hashed values apart from packed ones (below 2^40).
     hash | (1 << 63)
@@ -128,7 +136,7 @@ impl LoginTraits {
         keys[TraitKind::Country as usize] = network.country.as_deref().map(pack_code);
         keys[TraitKind::City as usize] = network.city.as_deref().map(|city| {
             let country = network.country.as_deref().unwrap_or("");
-            stable_hash(TraitKind::City, format!("{country}/{city}").as_bytes())
+            stable_hash_parts(TraitKind::City, &[country.as_bytes(), city.as_bytes()])
         });
         keys[TraitKind::UserAgent as usize] = event
             .user_agent
@@ -137,11 +145,11 @@ impl LoginTraits {
         let client = &enrichment.client;
         keys[TraitKind::Browser as usize] = client.browser.as_deref().map(|b| {
             let version = client.browser_version.as_deref().unwrap_or("");
-            stable_hash(TraitKind::Browser, format!("{b}/{version}").as_bytes())
+            stable_hash_parts(TraitKind::Browser, &[b.as_bytes(), version.as_bytes()])
         });
         keys[TraitKind::Os as usize] = client.os.as_deref().map(|os| {
             let version = client.os_version.as_deref().unwrap_or("");
-            stable_hash(TraitKind::Os, format!("{os}/{version}").as_bytes())
+            stable_hash_parts(TraitKind::Os, &[os.as_bytes(), version.as_bytes()])
         });
         if client.device_type != crate::enrich::DeviceType::Unknown {
             keys[TraitKind::DeviceType as usize] = Some(client.device_type as u64 + 1);
@@ -345,6 +353,10 @@ mod tests {
     #[test]
     fn codes_pack_reversibly_and_hashes_are_stable() {
         assert_eq!(unpack_code(pack_code("gb")), "GB");
+        assert_eq!(
+            stable_hash_parts(TraitKind::City, &[b"GB", b"Leeds"]),
+            stable_hash(TraitKind::City, b"GB/Leeds")
+        );
         // Checked against an independent FNV-1a; must never change, since
         // snapshots keep these keys.
         assert_eq!(
