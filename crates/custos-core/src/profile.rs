@@ -191,6 +191,17 @@ pub fn unpack_code(key: u64) -> String {
         .collect()
 }
 
+/// Most tallies a profile holds: the sum of the traits' capacities.
+pub const MAX_TALLIES: usize = {
+    let mut total = 0;
+    let mut i = 0;
+    while i < TraitKind::ALL.len() {
+        total += TraitKind::ALL[i].capacity();
+        i += 1;
+    }
+    total
+};
+
 /// One counted value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tally {
@@ -275,6 +286,12 @@ impl BehaviourProfile {
             {
                 self.tallies.swap_remove(oldest);
             }
+            if self.tallies.len() == self.tallies.capacity() {
+                // Grow a few slots at a time, never past the bound: doubling
+                // would leave most profiles with half their memory unused.
+                let room = MAX_TALLIES.saturating_sub(self.tallies.len()).clamp(1, 4);
+                self.tallies.reserve_exact(room);
+            }
             self.tallies.push(Tally {
                 kind,
                 key,
@@ -331,6 +348,21 @@ mod tests {
         assert_eq!(p.distinct(TraitKind::Ip), TraitKind::Ip.capacity());
         assert_eq!(p.count(TraitKind::Ip, 0), 0, "oldest address evicted");
         assert_eq!(p.count(TraitKind::Ip, 9), 1);
+    }
+
+    #[test]
+    fn memory_stays_under_a_kibibyte_whatever_the_history() {
+        let mut p = BehaviourProfile::default();
+        for i in 0..1_000u64 {
+            let all: Vec<(TraitKind, u64)> = TraitKind::ALL.iter().map(|k| (*k, i)).collect();
+            p.record(&LoginTraits::with(&all), i as i64 * 3_600, 180);
+        }
+        assert_eq!(MAX_TALLIES, 44);
+        assert_eq!(
+            TraitKind::ALL.map(|k| p.distinct(k)).iter().sum::<usize>(),
+            MAX_TALLIES
+        );
+        assert!(p.memory_bytes() <= 1024, "{} bytes", p.memory_bytes());
     }
 
     #[test]
