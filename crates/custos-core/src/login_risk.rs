@@ -91,6 +91,9 @@ pub struct LoginRiskParams {
     /// Pseudo-count pulling an account's estimate toward the population.
     pub alpha: f64,
     pub mixture: Mixture,
+    /// Score the device id as a third family (the paper scores IP and user
+    /// agent only; off reproduces that setting).
+    pub device_family: bool,
 }
 
 impl Default for LoginRiskParams {
@@ -98,6 +101,7 @@ impl Default for LoginRiskParams {
         LoginRiskParams {
             alpha: 1.0,
             mixture: Mixture::Geometric,
+            device_family: true,
         }
     }
 }
@@ -123,6 +127,9 @@ pub fn score(
 ) -> LoginRisk {
     let mut families = [0.0; 3];
     for (slot, family) in families.iter_mut().zip(FAMILIES.iter()) {
+        if family.name == DEVICE.name && !params.device_family {
+            continue;
+        }
         *slot = family_log10(family, profile, population, traits, params);
     }
     let account_logins = f64::from(profile.logins().max(1));
