@@ -60,6 +60,8 @@ pub struct LoginRiskConfig {
     pub alpha: f64,
     /// `geometric` (default) or `arithmetic` (Freeman et al. as published).
     pub mixture: Mixture,
+    /// Score device ids as a third feature family (the paper has two).
+    pub device_family: bool,
     /// ASNs of hosting, datacenter and VPN networks, added to the built-in list.
     pub hosting_asns: Vec<u32>,
     /// Travel faster than this between logins is impossible.
@@ -113,6 +115,7 @@ impl Default for LoginRiskConfig {
             horizon_days: features.horizon_days,
             alpha: features.risk.alpha,
             mixture: features.risk.mixture,
+            device_family: features.risk.device_family,
             hosting_asns: Vec::new(),
             impossible_travel_kmh: features.impossible_travel_kmh,
         }
@@ -129,6 +132,7 @@ impl LoginRiskConfig {
         };
         features.risk.alpha = self.alpha;
         features.risk.mixture = self.mixture;
+        features.risk.device_family = self.device_family;
         features
             .hosting_asns
             .extend(self.hosting_asns.iter().copied());
