@@ -94,6 +94,34 @@ impl Enrichment {
     pub fn is_empty(&self) -> bool {
         is_default(self)
     }
+
+    /// Fills every field still unknown from `other`; what is already known
+    /// (sent by the client) wins.
+    pub fn fill_from(&mut self, other: Enrichment) {
+        fn fill<T>(mine: &mut Option<T>, theirs: Option<T>) {
+            if mine.is_none() {
+                *mine = theirs;
+            }
+        }
+        let (n, o) = (&mut self.network, other.network);
+        fill(&mut n.country, o.country);
+        fill(&mut n.city, o.city);
+        // Coordinates go together: never one from each source.
+        if n.latitude.is_none() && n.longitude.is_none() {
+            n.latitude = o.latitude;
+            n.longitude = o.longitude;
+        }
+        fill(&mut n.asn, o.asn);
+        fill(&mut n.as_org, o.as_org);
+        let (c, o) = (&mut self.client, other.client);
+        fill(&mut c.browser, o.browser);
+        fill(&mut c.browser_version, o.browser_version);
+        fill(&mut c.os, o.os);
+        fill(&mut c.os_version, o.os_version);
+        if c.device_type == DeviceType::Unknown {
+            c.device_type = o.device_type;
+        }
+    }
 }
 
 /// Computes an [`Enrichment`] from an event's IP address and user agent.
@@ -112,5 +140,49 @@ pub struct NoEnrichment;
 impl Enricher for NoEnrichment {
     fn enrich(&self, _ip: Option<IpAddr>, _user_agent: Option<&str>) -> Enrichment {
         Enrichment::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_the_client_sent_wins_and_the_rest_is_filled() {
+        let mut sent = Enrichment {
+            network: NetworkInfo {
+                country: Some("GB".into()),
+                latitude: Some(51.5),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let looked_up = Enrichment {
+            network: NetworkInfo {
+                country: Some("NL".into()),
+                city: Some("Amsterdam".into()),
+                latitude: Some(52.37),
+                longitude: Some(4.9),
+                asn: Some(60068),
+                as_org: None,
+            },
+            client: ClientInfo {
+                browser: Some("Chrome".into()),
+                device_type: DeviceType::Desktop,
+                ..Default::default()
+            },
+        };
+        sent.fill_from(looked_up);
+        assert_eq!(sent.network.country.as_deref(), Some("GB"));
+        assert_eq!(sent.network.city.as_deref(), Some("Amsterdam"));
+        assert_eq!(
+            (sent.network.latitude, sent.network.longitude),
+            (Some(51.5), None)
+        );
+        assert_eq!(sent.network.asn, Some(60068));
+        assert_eq!(sent.client.browser.as_deref(), Some("Chrome"));
+        assert_eq!(sent.client.device_type, DeviceType::Desktop);
+        assert!(!sent.is_empty());
+        assert!(Enrichment::default().is_empty());
     }
 }
