@@ -89,15 +89,35 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-/// Parses and normalizes events; holds the key that tokenizes account numbers.
+/// Parses and normalizes events; holds the key that tokenizes account
+/// numbers, and the enricher that fills in network and client facts.
 #[derive(Clone)]
 pub struct EventParser {
     tokenizer: DestinationTokenizer,
+    enricher: Option<std::sync::Arc<dyn crate::enrich::Enricher>>,
 }
 
 impl EventParser {
     pub fn new(tokenizer: DestinationTokenizer) -> Self {
-        EventParser { tokenizer }
+        EventParser {
+            tokenizer,
+            enricher: None,
+        }
+    }
+
+    /// Enriches every event [`EventParser::parse_value`] parses.
+    pub fn with_enricher(mut self, enricher: std::sync::Arc<dyn crate::enrich::Enricher>) -> Self {
+        self.enricher = Some(enricher);
+        self
+    }
+
+    /// Parses an event read back from the store: it was enriched when it
+    /// arrived, and must not change now that the databases may have.
+    pub fn parse_stored(&self, value: Value) -> Result<Event, EventError> {
+        match value {
+            Value::Object(map) => self.parse_object_unenriched(map),
+            other => self.parse_value(other),
+        }
     }
 
     /// Identifies the tokenization key, see [`DestinationTokenizer::key_id`].
@@ -120,8 +140,17 @@ impl EventParser {
         }
     }
 
-    /// Parses one event from a JSON object.
+    /// Parses one event from a JSON object, and enriches it.
     pub fn parse_object(&self, map: Map<String, Value>) -> Result<Event, EventError> {
+        let mut event = self.parse_object_unenriched(map)?;
+        if let Some(enricher) = &self.enricher {
+            let found = enricher.enrich(event.ip, event.user_agent.as_deref());
+            event.enrichment.fill_from(found);
+        }
+        Ok(event)
+    }
+
+    fn parse_object_unenriched(&self, map: Map<String, Value>) -> Result<Event, EventError> {
         let mut fields = Fields { map };
         let event_id = fields.required_id("event_id")?;
         let type_name = fields.required_string("type", 64)?;

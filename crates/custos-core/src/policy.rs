@@ -36,7 +36,7 @@ pub struct BootstrapPolicy {
 
 /// Default `login.risk` threshold; see `docs/login-risk.md` for how it was
 /// chosen.
-pub const DEFAULT_LOGIN_RISK_THRESHOLD: f64 = 2.0;
+pub const DEFAULT_LOGIN_RISK_THRESHOLD: f64 = 1.0;
 
 impl Default for BootstrapPolicy {
     fn default() -> Self {

@@ -509,7 +509,7 @@ fn decode_event(parser: &EventParser, record: &StoredRecord) -> Result<Event, Ru
     let value: serde_json::Value =
         serde_json::from_str(&record.event_json).map_err(|e| corrupt(e.to_string()))?;
     parser
-        .parse_value(value)
+        .parse_stored(value)
         .map_err(|e| corrupt(e.to_string()))
 }
 

@@ -29,6 +29,9 @@ pub struct Config {
     pub destination_token_key: Option<String>,
     pub limits: Limits,
     pub policy: PolicyConfig,
+    /// MaxMind databases for IP enrichment; without them network features
+    /// that need them read as unknown.
+    pub geo: custos_enrich::GeoConfig,
     pub login_risk: LoginRiskConfig,
     pub engine: EngineConfig,
 }
@@ -86,6 +89,7 @@ impl Default for Config {
             destination_token_key: None,
             limits: Limits::default(),
             policy: PolicyConfig::default(),
+            geo: custos_enrich::GeoConfig::default(),
             login_risk: LoginRiskConfig::default(),
             engine: EngineConfig::default(),
         }
@@ -330,6 +334,7 @@ mod tests {
             defaults.limits.max_batch_events
         );
         assert_eq!(example.policy.cool_off_days, defaults.policy.cool_off_days);
+        assert_eq!(example.geo, defaults.geo);
         assert_eq!(
             example.login_risk.features(),
             defaults.login_risk.features()

@@ -61,6 +61,8 @@ pub struct AppState {
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Enrichment(#[from] custos_enrich::EnrichError),
     #[error("cannot prepare data directory {path}: {source}")]
     DataDir {
         path: String,
@@ -126,10 +128,16 @@ pub fn open_runtime_with(config: &Config, options: SqliteOptions) -> Result<Runt
         source,
     })?;
     let tokenizer = load_token_key(config)?;
+    let enricher = custos_enrich::GeoUaEnricher::open(&config.geo)?;
+    tracing::info!(
+        city_db = enricher.has_city_db(),
+        asn_db = enricher.has_asn_db(),
+        "enrichment ready"
+    );
     let store = SqliteStore::open_with(config.data_dir.join(DATABASE_FILE), options)?;
     let runtime = Runtime::start(
         Arc::new(store),
-        EventParser::new(tokenizer),
+        EventParser::new(tokenizer).with_enricher(Arc::new(enricher)),
         RuntimeConfig {
             policy: BootstrapPolicy {
                 cool_off_secs: i64::from(config.policy.cool_off_days) * 86_400,
@@ -326,7 +334,7 @@ fn login_profile_view(profile: &custos_core::profile::BehaviourProfile) -> Value
     }
     let listed = |kind: TraitKind, show: &dyn Fn(u64) -> Value| -> Vec<Value> {
         let mut tallies: Vec<_> = profile.tallies(kind).collect();
-        tallies.sort_by(|a, b| b.count.cmp(&a.count));
+        tallies.sort_by_key(|t| std::cmp::Reverse(t.count));
         tallies
             .into_iter()
             .map(|t| json!({"value": show(t.key), "count": t.count, "last_seen": day(t.last_day)}))

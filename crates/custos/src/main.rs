@@ -1,6 +1,8 @@
 //! The `custos` command: run the server, replay files, measure.
 
 mod bench;
+mod eval;
+mod evaluate;
 mod replay;
 mod synth;
 
@@ -52,6 +54,9 @@ enum Command {
     /// Measure: the core engine, event generation, HTTP under load.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Evaluate models on generated data with known ground truth.
+    #[command(subcommand)]
+    Eval(evaluate::EvalCommand),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
         } => load_config(config.as_deref(), listen, data_dir).and_then(serve),
         Command::Replay(args) => replay::run(args),
         Command::Bench(command) => bench::run(command),
+        Command::Eval(command) => evaluate::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::event;
-use crate::{Action, Decision, Engine};
+use crate::{Action, BootstrapPolicy, Decision, Engine};
 
 const DAY: i64 = 86_400;
 
@@ -46,7 +46,14 @@ impl Script {
 
     /// An honest seller with a month of history from home.
     fn with_history() -> Script {
-        let mut s = Script::new();
+        Script::with_history_and(BootstrapPolicy::default())
+    }
+
+    fn with_history_and(policy: BootstrapPolicy) -> Script {
+        let mut s = Script {
+            engine: Engine::new(policy),
+            n: 0,
+        };
         for day in 0..30 {
             s.login(day * DAY, &format!("home-{day}"), "81.2.69.160", "laptop");
         }
@@ -83,7 +90,11 @@ fn first_login_and_known_logins_are_allowed() {
 
 #[test]
 fn login_from_new_device_and_network_is_challenged_but_one_alone_is_not() {
-    let mut s = Script::with_history();
+    // The device-and-network check alone, with the login-risk model muted.
+    let mut s = Script::with_history_and(BootstrapPolicy {
+        login_risk_threshold: f64::INFINITY,
+        ..BootstrapPolicy::default()
+    });
     let d = s.login(31 * DAY, "x", "185.220.101.4", "attacker-box");
     assert_eq!(d.action, Action::Challenge);
     assert_eq!(codes(&d), ["new_device_and_network_login"]);
@@ -97,6 +108,18 @@ fn login_from_new_device_and_network_is_challenged_but_one_alone_is_not() {
         (travel.action, codes(&travel)),
         (Action::Allow, vec!["new_network"])
     );
+}
+
+#[test]
+fn the_login_risk_model_challenges_a_new_device_after_a_long_consistent_history() {
+    // A month of logins from one laptop: a first login from any new device
+    // is unlike the history, and the model steps it up even from home.
+    let mut s = Script::with_history();
+    let phone = s.login(31 * DAY, "y", "81.2.69.160", "new-phone");
+    assert_eq!(phone.action, Action::Challenge);
+    assert_eq!(codes(&phone), ["high_login_risk", "new_device"]);
+    let known = s.login(31 * DAY + 60, "w", "81.2.69.160", "laptop");
+    assert_eq!((known.action, codes(&known)), (Action::Allow, vec![]));
 }
 
 #[test]

@@ -302,3 +302,49 @@ async fn bad_input_gets_a_clear_error_naming_the_field() {
     let health = reqwest::get(format!("{}/healthz", s.base)).await.unwrap();
     assert_eq!(health.status(), 200);
 }
+
+#[tokio::test]
+async fn events_are_enriched_from_the_configured_databases_and_stored_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../custos-enrich/tests/fixtures");
+    let mut cfg = super::config(dir.path());
+    cfg.geo.city_db = Some(fixtures.join("test-city.mmdb"));
+    cfg.geo.asn_db = Some(fixtures.join("test-asn.mmdb"));
+    let s = TestServer::start(cfg).await;
+    let chrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36";
+    let (status, answer) = s
+        .post(
+            &json!({"event_id": "geo-1", "type": "login", "account_id": "seller-geo",
+            "time": "2018-05-01T08:00:00Z", "status": "success", "ip": "81.2.69.160",
+            "user_agent": chrome, "device_id": "laptop",
+            // What the client sends itself wins over the databases.
+            "enrichment": {"network": {"city": "Leeds"}}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, stored) = s.get("/v1/events/geo-1").await;
+    assert_eq!(status, 200, "{stored}");
+    let enrichment = &stored["event"]["enrichment"];
+    assert_eq!(enrichment["network"]["country"], "GB", "{stored}");
+    assert_eq!(enrichment["network"]["city"], "Leeds");
+    assert_eq!(enrichment["network"]["asn"], 20712);
+    assert_eq!(enrichment["client"]["browser"], "Chrome");
+    assert_eq!(enrichment["client"]["browser_version"], "120");
+    assert_eq!(enrichment["client"]["os"], "Windows");
+    assert_eq!(enrichment["client"]["device_type"], "desktop");
+    let (_, account) = s.get("/v1/accounts/seller-geo").await;
+    assert_eq!(
+        account["login_profile"]["countries"][0]["value"], "GB",
+        "{account}"
+    );
+    assert_eq!(account["login_profile"]["asns"][0]["value"], 20712);
+
+    // A missing database file stops the start with the key and the path.
+    let mut broken = super::config(dir.path());
+    broken.geo.city_db = Some(dir.path().join("nope.mmdb"));
+    s.server.stop().await.unwrap();
+    let err = custos_server::start(broken).await.err().expect("refused");
+    assert!(err.to_string().contains("geo.city_db"), "{err}");
+    assert!(err.to_string().contains("nope.mmdb"), "{err}");
+}
