@@ -203,9 +203,11 @@ pub fn compute(state: Option<&AccountState>, event: &Event, ctx: &Context<'_>) -
         }
         _ => {}
     }
-    if (!f.is_empty() || event.event_type.is_sensitive_change())
-        && let Some(last) = state.and_then(|s| s.sensitive_changes.values().max())
-    {
+    let money_out = matches!(event.details, Details::Payout { .. } | Details::Loan { .. });
+    let relevant = matches!(event.details, Details::Login { .. })
+        || money_out
+        || event.event_type.is_sensitive_change();
+    if relevant && let Some(last) = state.and_then(|s| s.sensitive_changes.values().max()) {
         f.number(
             "account.hours_since_sensitive_change",
             (at - last.0).max(0) as f64 / 3600.0,

@@ -5,9 +5,12 @@
 //! It answers the core of the seller account-takeover chain:
 //!
 //! 1. a successful login to an account with history from a device *and* a
-//!    network (/24 or /48) it has never used → `challenge`;
+//!    network (/24 or /48) it has never used → `challenge`; otherwise, a
+//!    login whose `login.risk` reaches the threshold → `challenge`
+//!    (`high_login_risk`);
 //! 2. a sensitive change (password, MFA, email, phone, payout destination) in
-//!    a session opened by such a login and not verified since → `review`;
+//!    a session opened by such a login (either kind) and not verified since →
+//!    `review`;
 //! 3. a payout or loan disbursement to a destination that was set less than
 //!    the cool-off period ago in such a session → `hold`;
 //! 4. a payout in such a session to a destination changed within the

@@ -130,6 +130,20 @@ fn an_attackers_login_stands_out_and_its_risk_follows_the_session() {
         change.features
     );
     assert_eq!(change.action, Action::Review);
+    // A day later, outside any session: the payout still sees how recent the
+    // destination change is.
+    let payout = w.send(
+        "seller-7",
+        t + 3700 + 86_400,
+        "payout",
+        json!({"payout_id": "p1",
+        "amount": 250_000, "currency": "GBP"}),
+    );
+    assert_eq!(
+        number(&payout, "account.hours_since_sensitive_change"),
+        24.0
+    );
+    assert!(payout.features.get("session.risk").is_none());
 }
 
 #[test]
