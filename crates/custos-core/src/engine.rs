@@ -136,15 +136,19 @@ impl Engine {
                 .entry(event.account_id.clone())
                 .or_insert_with(|| AccountState::new(&event.account_id, event.unix_time())),
         };
-        if let Details::Login {
-            status: LoginStatus::Success,
-            ..
-        } = &event.details
-        {
-            let first = state.logins_succeeded == 0;
-            self.population.record(&LoginTraits::of(event), first);
-        }
-        state.apply(event, decision, self.features.horizon_days);
+        let traits = match &event.details {
+            Details::Login {
+                status: LoginStatus::Success,
+                ..
+            } => {
+                let traits = LoginTraits::of(event);
+                let first = state.logins_succeeded == 0;
+                self.population.record(&traits, first);
+                Some(traits)
+            }
+            _ => None,
+        };
+        state.apply(event, decision, traits.as_ref(), self.features.horizon_days);
     }
 
     fn record_ip_failure(&mut self, key: u64, at: i64) {

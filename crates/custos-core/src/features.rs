@@ -128,7 +128,7 @@ pub struct FeatureConfig {
     pub horizon_days: u32,
     pub risk: LoginRiskParams,
     /// ASNs of hosting, datacenter and VPN providers.
-    pub hosting_asns: HashSet<u32>,
+    pub hosting_asns: HashSet<u32, foldhash::fast::RandomState>,
     /// Travel faster than this between consecutive logins is impossible.
     pub impossible_travel_kmh: f64,
     /// Shorter hops are ignored: city-level geolocation is that coarse.
@@ -183,8 +183,12 @@ pub struct Context<'a> {
 
 /// Computes the features of one event.
 pub fn compute(state: Option<&AccountState>, event: &Event, ctx: &Context<'_>) -> Features {
-    let mut f = Features::default();
     let at = event.unix_time();
+    let mut f = match event.details {
+        // One allocation for the twenty-odd login features.
+        Details::Login { .. } => Features(Vec::with_capacity(FEATURE_NAMES.len())),
+        _ => Features::default(),
+    };
     match &event.details {
         Details::Login { status, .. } => {
             login_features(state, event, ctx, &mut f);
@@ -226,16 +230,15 @@ fn login_features(
     let profile = state.map_or(&empty, |s| &s.profile);
     let traits = LoginTraits::of(event);
     let first = profile.logins() == 0;
-    let risk = login_risk::score(profile, ctx.population, &traits, &ctx.config.risk);
+    let counts = profile.lookup(&traits);
+    let risk = login_risk::score_with(profile, &counts, ctx.population, &traits, &ctx.config.risk);
     f.number("login.risk", if first { 0.0 } else { risk.log10 });
     f.number("login.risk_network", risk.families[0]);
     f.number("login.risk_client", risk.families[1]);
     f.number("login.risk_device", risk.families[2]);
     f.flag("login.first", first);
     let new = |kind: TraitKind| -> Option<bool> {
-        traits
-            .get(kind)
-            .map(|key| !first && profile.count(kind, key) == 0)
+        traits.get(kind).map(|_| !first && counts.count(kind) == 0)
     };
     let new_device = new(TraitKind::Device).or(new(TraitKind::UserAgent));
     for (name, value) in [

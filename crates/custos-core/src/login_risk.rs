@@ -39,7 +39,7 @@
 use serde::Serialize;
 
 use crate::population::Population;
-use crate::profile::{BehaviourProfile, LoginTraits, TraitKind};
+use crate::profile::{BehaviourProfile, LoginTraits, TraitCounts, TraitKind};
 
 /// How the levels of one family are combined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -125,12 +125,23 @@ pub fn score(
     traits: &LoginTraits,
     params: &LoginRiskParams,
 ) -> LoginRisk {
+    score_with(profile, &profile.lookup(traits), population, traits, params)
+}
+
+/// [`score`] with the profile's counts for this login already looked up.
+pub fn score_with(
+    profile: &BehaviourProfile,
+    counts: &TraitCounts,
+    population: &Population,
+    traits: &LoginTraits,
+    params: &LoginRiskParams,
+) -> LoginRisk {
     let mut families = [0.0; 3];
     for (slot, family) in families.iter_mut().zip(FAMILIES.iter()) {
         if family.name == DEVICE.name && !params.device_family {
             continue;
         }
-        *slot = family_log10(family, profile, population, traits, params);
+        *slot = family_log10(family, counts, population, traits, params);
     }
     let account_logins = f64::from(profile.logins().max(1));
     let accounts = population.accounts().max(1) as f64;
@@ -145,7 +156,7 @@ pub fn score(
 
 fn family_log10(
     family: &Family,
-    profile: &BehaviourProfile,
+    counts: &TraitCounts,
     population: &Population,
     traits: &LoginTraits,
     params: &LoginRiskParams,
@@ -159,13 +170,17 @@ fn family_log10(
             continue;
         };
         let p_population = population.probability(kind, key);
-        let n = f64::from(profile.observed(kind));
-        let c = f64::from(profile.count(kind, key));
+        let n = f64::from(counts.observed(kind));
+        let c = f64::from(counts.count(kind));
         let p_account = (c + params.alpha * p_population) / (n + params.alpha);
         weight_sum += weight;
-        population_mix += weight * p_population;
-        account_mix += weight * p_account;
-        log_ratio += weight * (p_population.log10() - p_account.log10());
+        match params.mixture {
+            Mixture::Arithmetic => {
+                population_mix += weight * p_population;
+                account_mix += weight * p_account;
+            }
+            Mixture::Geometric => log_ratio += weight * (p_population / p_account).log10(),
+        }
     }
     if weight_sum == 0.0 {
         return 0.0;

@@ -397,8 +397,15 @@ impl AccountState {
     }
 
     /// Folds one event and its decision into the state; profile history
-    /// older than `horizon_days` is forgotten.
-    pub fn apply(&mut self, event: &Event, decision: &Decision, horizon_days: u32) {
+    /// older than `horizon_days` is forgotten. `traits` are the event's login
+    /// traits if the caller has them already (computed here otherwise).
+    pub fn apply(
+        &mut self,
+        event: &Event,
+        decision: &Decision,
+        traits: Option<&LoginTraits>,
+        horizon_days: u32,
+    ) {
         let at = event.unix_time();
         self.last_seen = Timestamp(self.last_seen.0.max(at));
         *self.event_counts.entry(event.event_type).or_insert(0) += 1;
@@ -419,8 +426,12 @@ impl AccountState {
             match status {
                 LoginStatus::Success => {
                     self.apply_successful_login(event, decision, at);
-                    self.profile
-                        .record(&LoginTraits::of(event), at, horizon_days);
+                    match traits {
+                        Some(traits) => self.profile.record(traits, at, horizon_days),
+                        None => self
+                            .profile
+                            .record(&LoginTraits::of(event), at, horizon_days),
+                    }
                 }
                 LoginStatus::Failure => {
                     self.logins_failed += 1;
