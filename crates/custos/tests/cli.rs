@@ -184,3 +184,44 @@ fn serve_decides_stops_on_sigterm_and_keeps_its_data() {
     assert_eq!(again[2]["duplicate"], true);
     drop(server);
 }
+
+#[test]
+fn eval_login_risk_reports_every_configuration_and_the_default_separates_attackers() {
+    let out = Command::new(BIN)
+        .args([
+            "eval",
+            "login-risk",
+            "--accounts",
+            "150",
+            "--days",
+            "120",
+            "--attacks",
+            "60",
+            "--warmup-days",
+            "45",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = report.as_array().unwrap();
+    assert_eq!(report.len(), 4, "two mixtures, with and without device ids");
+    let default = &report[0];
+    assert_eq!(default["mixture"], "geometric");
+    assert_eq!(default["attack_logins"]["naive"], 60);
+    // At most 5% of legitimate logins challenged.
+    let point = &default["operating_points"][1];
+    assert!(
+        point["legit_challenged"].as_f64().unwrap() <= 0.05,
+        "{point}"
+    );
+    for model in ["naive", "vpn", "targeted"] {
+        let detected = point["detected"][model].as_f64().unwrap();
+        assert!(detected >= 0.9, "{model}: {detected} in {point}");
+    }
+}
