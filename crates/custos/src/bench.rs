@@ -324,6 +324,25 @@ fn bench_login(
             known += u64::from(found.network.country.is_some());
         }
         let enrich_ns = started.elapsed().as_secs_f64() * 1e9 / logins as f64;
+        // User agents never seen before: each is a full match against the
+        // rules. Real-looking strings, all distinct by build number.
+        let fresh: Vec<String> = (0..2_000)
+            .map(|i| {
+                format!(
+                    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.{}.{} Safari/537.36",
+                    6000 + i,
+                    i % 200
+                )
+            })
+            .collect();
+        let started = Instant::now();
+        for ua in &fresh {
+            enricher.enrich(None, Some(ua));
+        }
+        println!(
+            "enrichment of a user agent seen for the first time: {:.1} µs",
+            started.elapsed().as_secs_f64() * 1e6 / fresh.len() as f64
+        );
         println!(
             "enrichment: {enrich_ns:.0} ns per login (user agents cached; {:.0}% of addresses located); scoring plus enrichment: {:.0} ns",
             known as f64 * 100.0 / logins as f64,
