@@ -112,12 +112,30 @@ impl Serialize for Features {
 
 impl<'de> Deserialize<'de> for Features {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        // serde_json keeps object order only with its preserve_order feature;
-        // order is cosmetic here, so a sorted map is fine.
-        let map = std::collections::BTreeMap::<String, FeatureValue>::deserialize(deserializer)?;
-        Ok(Features(
-            map.into_iter().map(|(n, v)| (Cow::Owned(n), v)).collect(),
-        ))
+        struct FeaturesVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for FeaturesVisitor {
+            type Value = Features;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of feature names to booleans or numbers")
+            }
+
+            // Entries stay in document order, so a stored decision reads
+            // back equal to the one that was written.
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Features, A::Error> {
+                let mut features = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                while let Some((name, value)) = map.next_entry::<String, FeatureValue>()? {
+                    features.push((Cow::Owned(name), value));
+                }
+                Ok(Features(features))
+            }
+        }
+
+        deserializer.deserialize_map(FeaturesVisitor)
     }
 }
 

@@ -2,7 +2,7 @@
 //! hands decided groups to the writer thread.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::writer::{self, GroupEntry, Job, Note, Reply};
 use crate::{
     Atomicity, Command, EngineStats, Outcome, PreparedEvent, RuntimeConfig, RuntimeError,
-    SubmitError,
+    SubmitError, fingerprint, identity_of,
 };
 
 /// Groups the engine may decide ahead of the writer's commits.
@@ -40,12 +40,6 @@ impl Hasher for IdentityHasher {
 }
 
 type FingerprintSet = HashSet<u64, BuildHasherDefault<IdentityHasher>>;
-
-/// A fixed-seed 64-bit hash: fingerprints of stored ids are rebuilt at every
-/// start, and a collision costs only one extra store lookup.
-fn fingerprint(text: &str) -> u64 {
-    foldhash::fast::FixedState::with_seed(0x5EED_C057_05E7_1D00).hash_one(text)
-}
 
 /// An event decided but not yet confirmed durable by the writer.
 struct Unconfirmed {
@@ -308,15 +302,15 @@ impl EngineThread {
         let mut local: HashMap<&str, usize, foldhash::fast::RandomState> =
             HashMap::with_capacity_and_hasher(events.len(), Default::default());
         for (index, prepared) in events.iter().enumerate() {
-            let (event, json) = (&prepared.event, &prepared.json);
+            let (event, identity) = (&prepared.event, prepared.identity);
             let plan = if let Some(&earlier) = local.get(event.event_id.as_str()) {
-                if events[earlier].json == *json {
+                if events[earlier].identity == identity {
                     Plan::SameAs(earlier)
                 } else {
                     Plan::Conflict
                 }
             } else if let Some(pending) = self.unconfirmed.get(&event.event_id) {
-                if pending.body_hash == fingerprint(json) {
+                if pending.body_hash == identity {
                     Plan::Stored(Outcome {
                         duplicate: true,
                         ..pending.outcome.clone()
@@ -325,7 +319,7 @@ impl EngineThread {
                     Plan::Conflict
                 }
             } else if self.seen.contains(&fingerprint(&event.event_id)) {
-                match self.stored_outcome(&event.event_id, json) {
+                match self.stored_outcome(&event.event_id, identity) {
                     Ok(Some(Ok(outcome))) => Plan::Stored(outcome),
                     Ok(Some(Err(()))) => Plan::Conflict,
                     Ok(None) => Plan::New,
@@ -375,7 +369,11 @@ impl EngineThread {
         prepared: PreparedEvent,
         entries: &mut Vec<GroupEntry>,
     ) -> Result<Outcome, SubmitError> {
-        let PreparedEvent { event, json } = prepared;
+        let PreparedEvent {
+            event,
+            json,
+            identity,
+        } = prepared;
         let decision = self.engine.process(&event);
         let decision_json = serde_json::to_string(&decision)
             .map_err(|e| SubmitError::Storage(format!("cannot encode decision: {e}")))?;
@@ -390,7 +388,7 @@ impl EngineThread {
         self.unconfirmed.insert(
             event.event_id.clone(),
             Unconfirmed {
-                body_hash: fingerprint(&json),
+                body_hash: identity,
                 outcome: outcome.clone(),
             },
         );
@@ -411,12 +409,19 @@ impl EngineThread {
     fn stored_outcome(
         &self,
         event_id: &str,
-        json: &str,
+        identity: u64,
     ) -> Result<Option<Result<Outcome, ()>>, RuntimeError> {
         let Some(record) = self.store.get_event(event_id)? else {
             return Ok(None);
         };
-        if record.event_json != json {
+        let stored = decode_event(&self.parser, &record)?;
+        let (stored_identity, _) =
+            identity_of(&stored).map_err(|e| RuntimeError::CorruptRecord {
+                seq: record.seq,
+                event_id: record.event_id.clone(),
+                problem: e.to_string(),
+            })?;
+        if stored_identity != identity {
             return Ok(Some(Err(())));
         }
         let decision = decode_decision(&record)?;

@@ -34,6 +34,7 @@
 mod engine_thread;
 mod writer;
 
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -77,13 +78,48 @@ impl Default for RuntimeConfig {
 pub struct PreparedEvent {
     pub event: Event,
     pub json: String,
+    /// Fingerprint of the event without its enrichment: what decides
+    /// whether a reused event id carries the same event. Enrichment is left
+    /// out because it may change with the databases while the client's
+    /// retry stays the same.
+    pub identity: u64,
+}
+
+/// A fixed-seed 64-bit hash: fingerprints of stored ids are rebuilt at every
+/// start, and a collision costs only one extra store lookup.
+pub(crate) fn fingerprint(text: &str) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x5EED_C057_05E7_1D00).hash_one(text)
+}
+
+/// [`PreparedEvent::identity`] of an event.
+pub(crate) fn identity_of(event: &Event) -> Result<(u64, String), serde_json::Error> {
+    let mut bare = event.clone();
+    bare.enrichment = Default::default();
+    let json = serde_json::to_string(&bare)?;
+    Ok((fingerprint(&json), json))
 }
 
 impl PreparedEvent {
-    pub fn new(event: Event) -> Result<PreparedEvent, SubmitError> {
-        let json = serde_json::to_string(&event)
-            .map_err(|e| SubmitError::Storage(format!("cannot encode event: {e}")))?;
-        Ok(PreparedEvent { event, json })
+    pub fn new(mut event: Event) -> Result<PreparedEvent, SubmitError> {
+        let encode =
+            |e: serde_json::Error| SubmitError::Storage(format!("cannot encode event: {e}"));
+        // Encode once without the enrichment (the identity), then splice the
+        // enrichment in as the last field, where serde would have put it.
+        let enrichment = std::mem::take(&mut event.enrichment);
+        let mut json = serde_json::to_string(&event).map_err(encode)?;
+        let identity = fingerprint(&json);
+        if !enrichment.is_empty() {
+            json.pop(); // the closing brace
+            json.push_str(",\"enrichment\":");
+            json.push_str(&serde_json::to_string(&enrichment).map_err(encode)?);
+            json.push('}');
+        }
+        event.enrichment = enrichment;
+        Ok(PreparedEvent {
+            event,
+            json,
+            identity,
+        })
     }
 }
 

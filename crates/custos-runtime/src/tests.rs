@@ -369,3 +369,47 @@ async fn per_event_atomicity_skips_only_the_conflicting_event() {
         112
     );
 }
+
+#[tokio::test]
+async fn a_retry_is_the_same_event_even_if_enrichment_changed_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let login = |country: &str| {
+        let mut e = ev(
+            "geo-login",
+            0,
+            "login",
+            json!({"status": "success", "ip": "81.2.69.160", "device_id": "laptop"}),
+        );
+        // As an enricher would have filled it in, from two database versions.
+        e.event.enrichment.network.country = Some(country.to_string());
+        PreparedEvent::new(e.event).unwrap()
+    };
+    let first = login("GB");
+    // The spliced encoding is exactly what serde writes for the whole event.
+    assert_eq!(first.json, serde_json::to_string(&first.event).unwrap());
+    let rt = start(open(dir.path()), 0);
+    let stored = rt.submit(vec![first]).await.unwrap();
+    // While unconfirmed or after a restart, a retry enriched differently is
+    // still the same event: the stored decision comes back.
+    let again = rt.submit(vec![login("IE")]).await.unwrap();
+    assert!(again[0].duplicate);
+    assert_eq!(again[0].seq, stored[0].seq);
+    rt.shutdown().await.unwrap();
+    let rt = start(open(dir.path()), 0);
+    let after_restart = rt.submit(vec![login("FR")]).await.unwrap();
+    assert!(after_restart[0].duplicate);
+    assert_eq!(after_restart[0].decision, stored[0].decision);
+    // A change the client made is still a conflict.
+    let mut changed = ev(
+        "geo-login",
+        0,
+        "login",
+        json!({"status": "failure", "ip": "81.2.69.160", "device_id": "laptop"}),
+    );
+    changed.event.enrichment.network.country = Some("GB".into());
+    let changed = PreparedEvent::new(changed.event).unwrap();
+    assert!(matches!(
+        rt.submit(vec![changed]).await,
+        Err(SubmitError::Conflict { .. })
+    ));
+}
