@@ -2,19 +2,10 @@
 
 use serde_json::{Value, json};
 
-use super::event;
+use super::{DAY, at, event};
 use crate::features::FEATURE_NAMES;
 use crate::state::HIGH_LOGIN_RISK;
 use crate::{Action, Decision, Engine};
-
-const DAY: i64 = 86_400;
-
-fn at(offset_secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(1_526_000_000 + offset_secs)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
 
 const CHROME_WIN: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/67.0.3396.99 Safari/537.36";
 

@@ -9,6 +9,16 @@ use serde_json::{Value, json};
 
 use crate::{DestinationTokenizer, Event, EventParser};
 
+pub(crate) const DAY: i64 = 86_400;
+
+/// RFC 3339 time `offset_secs` after a fixed start in May 2018.
+pub(crate) fn at(offset_secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(1_526_000_000 + offset_secs)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
 pub(crate) fn parser() -> EventParser {
     EventParser::new(DestinationTokenizer::new(b"test-key-0123456789abcdef").unwrap())
 }

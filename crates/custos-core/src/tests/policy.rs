@@ -2,17 +2,8 @@
 
 use serde_json::{Value, json};
 
-use super::event;
+use super::{DAY, at, event};
 use crate::{Action, BootstrapPolicy, Decision, Engine};
-
-const DAY: i64 = 86_400;
-
-fn at(offset_secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(1_526_000_000 + offset_secs)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
 
 struct Script {
     engine: Engine,
