@@ -58,6 +58,11 @@ impl Default for Engine {
     }
 }
 
+/// The traits of a login event (successful or not); `None` for others.
+fn login_traits(event: &Event) -> Option<LoginTraits> {
+    matches!(event.details, Details::Login { .. }).then(|| LoginTraits::of(event))
+}
+
 fn ip_key(event: &Event) -> Option<u64> {
     event.ip.map(|ip| match ip {
         std::net::IpAddr::V4(v4) => u64::from(u32::from(v4)),
@@ -90,13 +95,19 @@ impl Engine {
 
     /// Decides an event and folds it into the state.
     pub fn process(&mut self, event: &Event) -> Decision {
-        let decision = self.decide(event);
-        self.apply(event, &decision);
+        // A login's traits serve both the decision and the state update.
+        let traits = login_traits(event);
+        let decision = self.decide_with(event, traits.as_ref());
+        self.apply_with(event, &decision, traits.as_ref());
         decision
     }
 
     /// The decision for an event, without changing any state.
     pub fn decide(&self, event: &Event) -> Decision {
+        self.decide_with(event, login_traits(event).as_ref())
+    }
+
+    fn decide_with(&self, event: &Event, traits: Option<&LoginTraits>) -> Decision {
         let state = self.accounts.get(&event.account_id);
         let ip_failed_logins_1h = match &event.details {
             Details::Login { .. } => ip_key(event)
@@ -111,6 +122,7 @@ impl Engine {
                 population: &self.population,
                 ip_failed_logins_1h,
                 config: &self.features,
+                login_traits: traits,
             },
         );
         let mut decision = self.policy.decide(state, event, &features);
@@ -121,6 +133,10 @@ impl Engine {
     /// Folds an event and the decision made for it into the state. Used
     /// directly when replaying the stored log.
     pub fn apply(&mut self, event: &Event, decision: &Decision) {
+        self.apply_with(event, decision, login_traits(event).as_ref())
+    }
+
+    fn apply_with(&mut self, event: &Event, decision: &Decision, traits: Option<&LoginTraits>) {
         if let Details::Login {
             status: LoginStatus::Failure,
             ..
@@ -136,19 +152,18 @@ impl Engine {
                 .entry(event.account_id.clone())
                 .or_insert_with(|| AccountState::new(&event.account_id, event.unix_time())),
         };
-        let traits = match &event.details {
+        if let (
             Details::Login {
                 status: LoginStatus::Success,
                 ..
-            } => {
-                let traits = LoginTraits::of(event);
-                let first = state.logins_succeeded == 0;
-                self.population.record(&traits, first);
-                Some(traits)
-            }
-            _ => None,
-        };
-        state.apply(event, decision, traits.as_ref(), self.features.horizon_days);
+            },
+            Some(traits),
+        ) = (&event.details, traits)
+        {
+            let first = state.logins_succeeded == 0;
+            self.population.record(traits, first);
+        }
+        state.apply(event, decision, traits, self.features.horizon_days);
     }
 
     fn record_ip_failure(&mut self, key: u64, at: i64) {

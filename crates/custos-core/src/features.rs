@@ -197,39 +197,38 @@ pub struct Context<'a> {
     /// Failed logins from the event's IP across all accounts in the last hour.
     pub ip_failed_logins_1h: u64,
     pub config: &'a FeatureConfig,
+    /// The event's login traits, if the caller computed them already (the
+    /// engine does, to reuse them when it applies the login).
+    pub login_traits: Option<&'a LoginTraits>,
 }
 
-/// Computes the features of one event.
+/// Computes the features of one event: logins, sensitive changes, payouts
+/// and loans have some; other events none.
 pub fn compute(state: Option<&AccountState>, event: &Event, ctx: &Context<'_>) -> Features {
     let at = event.unix_time();
-    let mut f = match event.details {
-        // One allocation for the twenty-odd login features.
-        Details::Login { .. } => Features(Vec::with_capacity(FEATURE_NAMES.len())),
-        _ => Features::default(),
-    };
-    match &event.details {
+    let money_out = matches!(event.details, Details::Payout { .. } | Details::Loan { .. });
+    let mut f = match &event.details {
         Details::Login { status, .. } => {
+            // One allocation for the twenty-odd login features.
+            let mut f = Features(Vec::with_capacity(FEATURE_NAMES.len()));
             login_features(state, event, ctx, &mut f);
             if *status == LoginStatus::Failure || ctx.ip_failed_logins_1h > 0 {
                 f.number("ip.failed_logins_1h", ctx.ip_failed_logins_1h as f64);
             }
             let account_failures = state.map_or(0, |s| s.failed_logins_1h.total(at));
             f.number("account.failed_logins_1h", account_failures as f64);
+            f
         }
-        _ if event.event_type.is_sensitive_change()
-            || matches!(event.details, Details::Payout { .. } | Details::Loan { .. }) =>
-        {
+        _ if money_out || event.event_type.is_sensitive_change() => {
+            let mut f = Features::default();
             if let Some(session) = state.and_then(|s| s.session_for(event)) {
                 f.number("session.risk", f64::from(session.risk));
             }
+            f
         }
-        _ => {}
-    }
-    let money_out = matches!(event.details, Details::Payout { .. } | Details::Loan { .. });
-    let relevant = matches!(event.details, Details::Login { .. })
-        || money_out
-        || event.event_type.is_sensitive_change();
-    if relevant && let Some(last) = state.and_then(|s| s.sensitive_changes.values().max()) {
+        _ => return Features::default(),
+    };
+    if let Some(last) = state.and_then(|s| s.sensitive_changes.values().max()) {
         f.number(
             "account.hours_since_sensitive_change",
             (at - last.0).max(0) as f64 / 3600.0,
@@ -246,10 +245,17 @@ fn login_features(
 ) {
     let empty = BehaviourProfile::default();
     let profile = state.map_or(&empty, |s| &s.profile);
-    let traits = LoginTraits::of(event);
+    let computed;
+    let traits = match ctx.login_traits {
+        Some(traits) => traits,
+        None => {
+            computed = LoginTraits::of(event);
+            &computed
+        }
+    };
     let first = profile.logins() == 0;
-    let counts = profile.lookup(&traits);
-    let risk = login_risk::score_with(profile, &counts, ctx.population, &traits, &ctx.config.risk);
+    let counts = profile.lookup(traits);
+    let risk = login_risk::score_with(profile, &counts, ctx.population, traits, &ctx.config.risk);
     f.number("login.risk", if first { 0.0 } else { risk.log10 });
     f.number("login.risk_network", risk.families[0]);
     f.number("login.risk_client", risk.families[1]);

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::writer::{self, GroupEntry, Job, Note, Reply};
 use crate::{
     Atomicity, Command, EngineStats, Outcome, PreparedEvent, RuntimeConfig, RuntimeError,
-    SubmitError, fingerprint, identity_of,
+    SubmitError, fingerprint,
 };
 
 /// Groups the engine may decide ahead of the writer's commits.
@@ -415,13 +415,13 @@ impl EngineThread {
             return Ok(None);
         };
         let stored = decode_event(&self.parser, &record)?;
-        let (stored_identity, _) =
-            identity_of(&stored).map_err(|e| RuntimeError::CorruptRecord {
-                seq: record.seq,
-                event_id: record.event_id.clone(),
-                problem: e.to_string(),
-            })?;
-        if stored_identity != identity {
+        // The same encoding as a fresh submission's, so the same identity.
+        let stored = PreparedEvent::new(stored).map_err(|e| RuntimeError::CorruptRecord {
+            seq: record.seq,
+            event_id: record.event_id.clone(),
+            problem: e.to_string(),
+        })?;
+        if stored.identity != identity {
             return Ok(Some(Err(())));
         }
         let decision = decode_decision(&record)?;

@@ -91,14 +91,6 @@ pub(crate) fn fingerprint(text: &str) -> u64 {
     foldhash::fast::FixedState::with_seed(0x5EED_C057_05E7_1D00).hash_one(text)
 }
 
-/// [`PreparedEvent::identity`] of an event.
-pub(crate) fn identity_of(event: &Event) -> Result<(u64, String), serde_json::Error> {
-    let mut bare = event.clone();
-    bare.enrichment = Default::default();
-    let json = serde_json::to_string(&bare)?;
-    Ok((fingerprint(&json), json))
-}
-
 impl PreparedEvent {
     pub fn new(mut event: Event) -> Result<PreparedEvent, SubmitError> {
         let encode =

@@ -8,6 +8,17 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_custos");
 
+/// Runs `custos` with `args`, asserts it succeeded, and returns its stdout.
+fn run_ok<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Vec<u8> {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 #[test]
 fn help_names_the_commands() {
     let out = Command::new(BIN).arg("--help").output().unwrap();
@@ -22,43 +33,28 @@ fn help_names_the_commands() {
 fn generate_then_replay_decides_every_event() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("events.ndjson");
-    let out = Command::new(BIN)
-        .args([
-            "bench",
-            "generate",
-            "--events",
-            "3000",
-            "--accounts",
-            "40",
-            "--takeover-rate",
-            "0.05",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut ndjson = out.stdout;
+    let mut ndjson = run_ok(&[
+        "bench",
+        "generate",
+        "--events",
+        "3000",
+        "--accounts",
+        "40",
+        "--takeover-rate",
+        "0.05",
+    ]);
     ndjson.extend_from_slice(b"{\"event_id\": \"broken\"}\n");
     std::fs::write(&file, &ndjson).unwrap();
     let data = dir.path().join("data");
     let replay = |extra: &[&str]| {
-        let out = Command::new(BIN)
-            .arg("replay")
-            .arg(&file)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(extra)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+        let mut args = vec![
+            "replay".as_ref(),
+            file.as_os_str(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+        ];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        serde_json::from_slice::<Value>(&run_ok(&args)).unwrap()
     };
     let summary = replay(&["--json", "--batch", "500"]);
     assert_eq!(summary["events"], 3000, "{summary}");
@@ -187,28 +183,20 @@ fn serve_decides_stops_on_sigterm_and_keeps_its_data() {
 
 #[test]
 fn eval_login_risk_reports_every_configuration_and_the_default_separates_attackers() {
-    let out = Command::new(BIN)
-        .args([
-            "eval",
-            "login-risk",
-            "--accounts",
-            "150",
-            "--days",
-            "120",
-            "--attacks",
-            "60",
-            "--warmup-days",
-            "45",
-            "--json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = run_ok(&[
+        "eval",
+        "login-risk",
+        "--accounts",
+        "150",
+        "--days",
+        "120",
+        "--attacks",
+        "60",
+        "--warmup-days",
+        "45",
+        "--json",
+    ]);
+    let report: Value = serde_json::from_slice(&out).unwrap();
     let report = report.as_array().unwrap();
     assert_eq!(report.len(), 4, "two mixtures, with and without device ids");
     let default = &report[0];
