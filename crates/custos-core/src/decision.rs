@@ -1,6 +1,7 @@
 //! What Custos answers for each event.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -59,6 +60,9 @@ pub struct Reason {
     /// Contribution to the decision's score.
     pub score: u32,
     pub message: String,
+    /// The values the rule read when it fired, by path.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub saw: BTreeMap<String, serde_json::Value>,
 }
 
 /// The answer for one event.
@@ -68,8 +72,14 @@ pub struct Decision {
     /// 0 (nothing suspicious) to 100.
     pub score: u32,
     pub reasons: Vec<Reason>,
-    /// The policy that decided, e.g. `bootstrap-v1`.
+    /// Shadow rules that fired: recorded, never acted on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shadow: Vec<Reason>,
+    /// The rule set that decided, e.g. `default`.
     pub policy: Cow<'static, str>,
+    /// Its version (0 for decisions made before rule sets were versioned).
+    #[serde(default)]
+    pub rules_version: u64,
     /// Named features computed for the event (see `docs/login-risk.md`).
     #[serde(default, skip_serializing_if = "Features::is_empty")]
     pub features: Features,
@@ -88,7 +98,9 @@ impl Decision {
             action,
             score,
             reasons,
+            shadow: Vec::new(),
             policy: Cow::Borrowed(policy),
+            rules_version: 0,
             features: Features::default(),
         }
     }
@@ -104,6 +116,7 @@ mod tests {
             action,
             score,
             message: String::new(),
+            saw: BTreeMap::new(),
         }
     }
 

@@ -2,6 +2,7 @@
 //! event into a decision.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
@@ -9,10 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::decision::Decision;
 use crate::event::{Details, Event, LoginStatus};
-use crate::features::{self, Context, FeatureConfig};
-use crate::policy::BootstrapPolicy;
+use crate::features::{self, Context, FeatureConfig, FeatureSet};
 use crate::population::Population;
 use crate::profile::{LoginTraits, TraitKind, stable_hash};
+use crate::rules::{EvalContext, RuleSet};
 use crate::state::{AccountState, FailedLoginWindow, failed_login_window};
 
 /// Version of the snapshot layout; a snapshot of another version is ignored
@@ -23,10 +24,10 @@ pub const SNAPSHOT_FORMAT: u32 = 2;
 /// When full, addresses with no failure in the last hour are dropped.
 pub const MAX_TRACKED_FAILING_IPS: usize = 100_000;
 
-/// In-memory state of every account plus the policy that decides.
+/// In-memory state of every account plus the rule set that decides.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    policy: BootstrapPolicy,
+    rules: Arc<RuleSet>,
     features: FeatureConfig,
     /// foldhash: several times faster than SipHash on short ids, and
     /// randomly seeded per process.
@@ -53,8 +54,9 @@ pub enum SnapshotError {
 }
 
 impl Default for Engine {
+    /// An engine with the built-in default rules.
     fn default() -> Self {
-        Engine::new(BootstrapPolicy::default())
+        Engine::new(Arc::new(crate::rules::default_rule_set()))
     }
 }
 
@@ -71,18 +73,29 @@ fn ip_key(event: &Event) -> Option<u64> {
 }
 
 impl Engine {
-    pub fn new(policy: BootstrapPolicy) -> Engine {
-        Engine::with_features(policy, FeatureConfig::default())
+    pub fn new(rules: Arc<RuleSet>) -> Engine {
+        Engine::with_features(rules, FeatureConfig::default())
     }
 
-    pub fn with_features(policy: BootstrapPolicy, features: FeatureConfig) -> Engine {
+    pub fn with_features(rules: Arc<RuleSet>, features: FeatureConfig) -> Engine {
         Engine {
-            policy,
+            rules,
             features,
             accounts: HashMap::default(),
             population: Population::new(),
             ip_failures: HashMap::default(),
         }
+    }
+
+    /// The rule set deciding now.
+    pub fn rules(&self) -> &Arc<RuleSet> {
+        &self.rules
+    }
+
+    /// Swaps the rule set: the next event is decided by the new one. State
+    /// does not depend on rules, so nothing else changes.
+    pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
+        self.rules = rules;
     }
 
     pub fn population(&self) -> &Population {
@@ -123,9 +136,26 @@ impl Engine {
                 ip_failed_logins_1h,
                 config: &self.features,
                 login_traits: traits,
+                wanted: self
+                    .rules
+                    .needs(event.event_type)
+                    .union(self.features.record)
+                    .union(FeatureSet::ALWAYS),
             },
         );
-        let mut decision = self.policy.decide(state, event, &features);
+        let destination = match &event.details {
+            Details::PayoutDestinationChange { destination, .. } => Some(destination),
+            Details::Payout {
+                destination: Some(destination),
+                ..
+            } => Some(destination),
+            _ => features::paying_destination(state, event).map(|r| &r.destination),
+        };
+        let mut decision = self.rules.decide(&EvalContext {
+            event,
+            features: &features,
+            destination,
+        });
         decision.features = features;
         decision
     }

@@ -11,100 +11,220 @@
 //! needs from the stored decision, so a rebuild from the log reproduces the
 //! state even if the configuration changed meanwhile.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::event::{Details, Event, LoginStatus};
+use crate::event::{Details, Event, EventType, LoginStatus};
 use crate::login_risk::{self, LoginRiskParams};
 use crate::population::Population;
 use crate::profile::{BehaviourProfile, DEFAULT_HORIZON_DAYS, LoginTraits, TraitKind};
-use crate::state::AccountState;
+use crate::state::{AccountState, DestinationRecord};
 
-/// Every feature name Custos emits.
-pub const FEATURE_NAMES: &[&str] = &[
-    "login.risk",
-    "login.risk_network",
-    "login.risk_client",
-    "login.risk_device",
-    "login.first",
-    "login.new_device",
-    "login.new_ip",
-    "login.new_network",
-    "login.new_asn",
-    "login.new_country",
-    "login.new_city",
-    "login.hosting_network",
-    "login.travel_kmh",
-    "login.impossible_travel",
-    "login.new_device_after_password_reset",
-    "account.failed_logins_1h",
-    "ip.failed_logins_1h",
-    "account.hours_since_sensitive_change",
-    "session.risk",
-];
+macro_rules! features {
+    ($($id:ident = $name:literal : $kind:ident),+ $(,)?) => {
+        /// A feature by slot: the index of its value in [`Features`].
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum Feature {
+            $($id),+
+        }
+
+        impl Feature {
+            pub const ALL: &'static [Feature] = &[$(Feature::$id),+];
+
+            pub fn name(self) -> &'static str {
+                match self { $(Feature::$id => $name),+ }
+            }
+
+            pub fn kind(self) -> FeatureKind {
+                match self { $(Feature::$id => FeatureKind::$kind),+ }
+            }
+
+            pub fn from_name(name: &str) -> Option<Feature> {
+                match name { $($name => Some(Feature::$id),)+ _ => None }
+            }
+        }
+
+        /// Every feature name Custos emits.
+        pub const FEATURE_NAMES: &[&str] = &[$($name),+];
+    };
+}
+
+/// What a feature's value means, which decides its type in rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeatureKind {
+    Flag,
+    Number,
+    /// A duration in seconds; rules compare it with literals such as `7d`.
+    Duration,
+}
+
+features! {
+    LoginRisk = "login.risk": Number,
+    LoginRiskNetwork = "login.risk_network": Number,
+    LoginRiskClient = "login.risk_client": Number,
+    LoginRiskDevice = "login.risk_device": Number,
+    LoginFirst = "login.first": Flag,
+    LoginNewDevice = "login.new_device": Flag,
+    LoginNewIp = "login.new_ip": Flag,
+    LoginNewNetwork = "login.new_network": Flag,
+    LoginNewAsn = "login.new_asn": Flag,
+    LoginNewCountry = "login.new_country": Flag,
+    LoginNewCity = "login.new_city": Flag,
+    LoginHostingNetwork = "login.hosting_network": Flag,
+    LoginTravelKmh = "login.travel_kmh": Number,
+    LoginImpossibleTravel = "login.impossible_travel": Flag,
+    LoginNewDeviceAfterPasswordReset = "login.new_device_after_password_reset": Flag,
+    AccountFailedLogins1h = "account.failed_logins_1h": Number,
+    IpFailedLogins1h = "ip.failed_logins_1h": Number,
+    AccountHoursSinceSensitiveChange = "account.hours_since_sensitive_change": Number,
+    AccountAge = "account.age": Duration,
+    AccountLogins = "account.logins": Number,
+    SessionRisk = "session.risk": Number,
+    SessionRisky = "session.risky": Flag,
+    SessionVerified = "session.verified": Flag,
+    DestinationAge = "destination.age": Duration,
+    DestinationKnown = "destination.known": Flag,
+    DestinationSetInRiskySession = "destination.set_in_risky_session": Flag,
+}
+
+/// Number of feature slots.
+pub const FEATURE_COUNT: usize = FEATURE_NAMES.len();
+
+/// A set of features, as a bit mask over slots.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct FeatureSet(u64);
+
+const _: () = assert!(FEATURE_COUNT <= 64, "FeatureSet is one u64");
+
+impl FeatureSet {
+    pub const EMPTY: FeatureSet = FeatureSet(0);
+    pub const ALL: FeatureSet = FeatureSet(if FEATURE_COUNT == 64 {
+        u64::MAX
+    } else {
+        (1 << FEATURE_COUNT) - 1
+    });
+    /// Features the engine always computes, whatever the rules read: state
+    /// keeps `login.risk` as the session's risk.
+    pub const ALWAYS: FeatureSet = FeatureSet(1 << Feature::LoginRisk as u8);
+
+    pub fn of(features: &[Feature]) -> FeatureSet {
+        features.iter().fold(FeatureSet::EMPTY, |s, f| s.with(*f))
+    }
+
+    pub const fn with(self, feature: Feature) -> FeatureSet {
+        FeatureSet(self.0 | 1 << feature as u8)
+    }
+
+    pub const fn union(self, other: FeatureSet) -> FeatureSet {
+        FeatureSet(self.0 | other.0)
+    }
+
+    pub const fn contains(self, feature: Feature) -> bool {
+        self.0 & (1 << feature as u8) != 0
+    }
+
+    pub const fn intersects(self, other: FeatureSet) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Feature> {
+        Feature::ALL
+            .iter()
+            .copied()
+            .filter(move |f| self.contains(*f))
+    }
+}
 
 /// A feature's value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum FeatureValue {
     Bool(bool),
     Number(f64),
 }
 
-/// Named features of one decision, in a fixed order, serialized as an object.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Features(Vec<(Cow<'static, str>, FeatureValue)>);
+/// Named features of one decision, one slot per [`Feature`], serialized as
+/// an object of the features present, in slot order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Features {
+    values: [Option<FeatureValue>; FEATURE_COUNT],
+}
+
+impl Default for Features {
+    fn default() -> Self {
+        Features {
+            values: [None; FEATURE_COUNT],
+        }
+    }
+}
 
 impl Features {
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.values.iter().all(Option::is_none)
     }
 
-    pub fn push(&mut self, name: &'static str, value: FeatureValue) {
-        self.0.push((Cow::Borrowed(name), value));
+    pub fn set(&mut self, feature: Feature, value: FeatureValue) {
+        self.values[feature as usize] = Some(value);
     }
 
-    pub fn flag(&mut self, name: &'static str, value: bool) {
-        self.push(name, FeatureValue::Bool(value));
+    pub fn flag(&mut self, feature: Feature, value: bool) {
+        self.set(feature, FeatureValue::Bool(value));
     }
 
     /// Numbers are rounded to 3 decimals: stable in JSON, plenty for rules.
-    pub fn number(&mut self, name: &'static str, value: f64) {
+    pub fn number(&mut self, feature: Feature, value: f64) {
         let rounded = (value * 1000.0).round() / 1000.0;
-        self.push(name, FeatureValue::Number(rounded));
+        self.set(feature, FeatureValue::Number(rounded));
     }
 
-    pub fn get(&self, name: &str) -> Option<&FeatureValue> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    /// The value in a slot, read by compiled rules.
+    #[inline]
+    pub fn value(&self, feature: Feature) -> Option<FeatureValue> {
+        self.values[feature as usize]
+    }
+
+    pub fn get(&self, name: &str) -> Option<FeatureValue> {
+        Feature::from_name(name).and_then(|f| self.value(f))
     }
 
     pub fn number_of(&self, name: &str) -> Option<f64> {
         match self.get(name) {
-            Some(FeatureValue::Number(n)) => Some(*n),
+            Some(FeatureValue::Number(n)) => Some(n),
             _ => None,
         }
     }
 
     pub fn flag_of(&self, name: &str) -> Option<bool> {
         match self.get(name) {
-            Some(FeatureValue::Bool(b)) => Some(*b),
+            Some(FeatureValue::Bool(b)) => Some(b),
             _ => None,
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &FeatureValue)> {
-        self.0.iter().map(|(n, v)| (n.as_ref(), v))
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, FeatureValue)> + '_ {
+        Feature::ALL
+            .iter()
+            .filter_map(|f| self.value(*f).map(|v| (f.name(), v)))
+    }
+
+    /// Keeps only the features in `keep`.
+    pub fn retain(&mut self, keep: FeatureSet) {
+        for f in Feature::ALL {
+            if !keep.contains(*f) {
+                self.values[*f as usize] = None;
+            }
+        }
     }
 }
 
 impl Serialize for Features {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(self.0.len()))?;
-        for (name, value) in &self.0 {
-            map.serialize_entry(name.as_ref(), value)?;
+        let mut map = serializer.serialize_map(None)?;
+        for (name, value) in self.iter() {
+            map.serialize_entry(name, &value)?;
         }
         map.end()
     }
@@ -121,17 +241,19 @@ impl<'de> Deserialize<'de> for Features {
                 f.write_str("an object of feature names to booleans or numbers")
             }
 
-            // Entries stay in document order, so a stored decision reads
-            // back equal to the one that was written.
+            // A name this build does not know (a feature since retired) is
+            // dropped: nothing reads it any more.
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
             ) -> Result<Features, A::Error> {
-                let mut features = Vec::with_capacity(map.size_hint().unwrap_or(0));
+                let mut features = Features::default();
                 while let Some((name, value)) = map.next_entry::<String, FeatureValue>()? {
-                    features.push((Cow::Owned(name), value));
+                    if let Some(feature) = Feature::from_name(&name) {
+                        features.set(feature, value);
+                    }
                 }
-                Ok(Features(features))
+                Ok(features)
             }
         }
 
@@ -151,6 +273,11 @@ pub struct FeatureConfig {
     pub impossible_travel_kmh: f64,
     /// Shorter hops are ignored: city-level geolocation is that coarse.
     pub impossible_travel_min_km: f64,
+    /// Features computed and recorded in every decision whether or not a
+    /// rule reads them (analysts see them in `GET /v1/accounts`).
+    /// [`FeatureSet::ALWAYS`] by default: only what rules read, which is
+    /// cheapest.
+    pub record: FeatureSet,
 }
 
 /// A starting list of large hosting, cloud and VPN networks. Extend it in
@@ -178,6 +305,7 @@ impl Default for FeatureConfig {
             hosting_asns: DEFAULT_HOSTING_ASNS.iter().copied().collect(),
             impossible_travel_kmh: 1_000.0,
             impossible_travel_min_km: 300.0,
+            record: FeatureSet::ALWAYS,
         }
     }
 }
@@ -200,41 +328,128 @@ pub struct Context<'a> {
     /// The event's login traits, if the caller computed them already (the
     /// engine does, to reuse them when it applies the login).
     pub login_traits: Option<&'a LoginTraits>,
+    /// The features to compute: those the rules read, plus
+    /// [`FeatureConfig::record`]. Others are left out of the decision.
+    pub wanted: FeatureSet,
 }
 
-/// Computes the features of one event: logins, sensitive changes, payouts
-/// and loans have some; other events none.
+/// Features that need the login-risk model's profile lookup.
+const LOGIN_LOOKUP: FeatureSet = FeatureSet::EMPTY
+    .with(Feature::LoginRisk)
+    .with(Feature::LoginRiskNetwork)
+    .with(Feature::LoginRiskClient)
+    .with(Feature::LoginRiskDevice)
+    .with(Feature::LoginFirst)
+    .with(Feature::LoginNewDevice)
+    .with(Feature::LoginNewIp)
+    .with(Feature::LoginNewNetwork)
+    .with(Feature::LoginNewAsn)
+    .with(Feature::LoginNewCountry)
+    .with(Feature::LoginNewCity)
+    .with(Feature::LoginNewDeviceAfterPasswordReset);
+
+/// The destination record a payout or loan disbursement pays into: the
+/// payout's own destination if it names one the account registered,
+/// otherwise the account's current destination.
+pub fn paying_destination<'a>(
+    state: Option<&'a AccountState>,
+    event: &Event,
+) -> Option<&'a DestinationRecord> {
+    let state = state?;
+    match &event.details {
+        Details::Payout {
+            destination: Some(d),
+            ..
+        } => state
+            .destination
+            .iter()
+            .chain(state.previous_destinations.iter())
+            .find(|r| r.destination.same_account(d)),
+        Details::Payout { .. } => state.destination.as_ref(),
+        Details::Loan { .. } if event.event_type == EventType::LoanDisbursement => {
+            state.destination.as_ref()
+        }
+        _ => None,
+    }
+}
+
+/// Computes the features of one event that `ctx.wanted` asks for, from the
+/// account's state before the event.
 pub fn compute(state: Option<&AccountState>, event: &Event, ctx: &Context<'_>) -> Features {
     let at = event.unix_time();
-    let money_out = matches!(event.details, Details::Payout { .. } | Details::Loan { .. });
-    let mut f = match &event.details {
+    let wanted = ctx.wanted;
+    let mut f = Features::default();
+    match &event.details {
         Details::Login { status, .. } => {
-            // One allocation for the twenty-odd login features.
-            let mut f = Features(Vec::with_capacity(FEATURE_NAMES.len()));
-            login_features(state, event, ctx, &mut f);
+            if wanted.intersects(LOGIN_LOOKUP) || wanted.contains(Feature::LoginHostingNetwork) {
+                login_features(state, event, ctx, &mut f);
+            }
             if *status == LoginStatus::Failure || ctx.ip_failed_logins_1h > 0 {
-                f.number("ip.failed_logins_1h", ctx.ip_failed_logins_1h as f64);
+                f.number(Feature::IpFailedLogins1h, ctx.ip_failed_logins_1h as f64);
             }
             let account_failures = state.map_or(0, |s| s.failed_logins_1h.total(at));
-            f.number("account.failed_logins_1h", account_failures as f64);
-            f
+            f.number(Feature::AccountFailedLogins1h, account_failures as f64);
         }
-        _ if money_out || event.event_type.is_sensitive_change() => {
-            let mut f = Features::default();
+        _ => {
             if let Some(session) = state.and_then(|s| s.session_for(event)) {
-                f.number("session.risk", f64::from(session.risk));
+                f.number(Feature::SessionRisk, f64::from(session.risk));
+                f.flag(Feature::SessionRisky, session.risky);
+                f.flag(Feature::SessionVerified, session.verified);
             }
-            f
+            destination_features(state, event, &mut f);
         }
-        _ => return Features::default(),
-    };
-    if let Some(last) = state.and_then(|s| s.sensitive_changes.values().max()) {
-        f.number(
-            "account.hours_since_sensitive_change",
-            (at - last.0).max(0) as f64 / 3600.0,
-        );
     }
+    if let Some(state) = state {
+        if let Some(last) = state.sensitive_changes.values().max() {
+            f.number(
+                Feature::AccountHoursSinceSensitiveChange,
+                (at - last.0).max(0) as f64 / 3600.0,
+            );
+        }
+        f.number(Feature::AccountAge, (at - state.first_seen.0).max(0) as f64);
+        f.number(Feature::AccountLogins, state.logins_succeeded as f64);
+    }
+    f.retain(wanted);
     f
+}
+
+fn destination_features(state: Option<&AccountState>, event: &Event, f: &mut Features) {
+    let at = event.unix_time();
+    match &event.details {
+        Details::PayoutDestinationChange { destination, .. } => {
+            f.flag(
+                Feature::DestinationKnown,
+                state.is_some_and(|s| s.knows_destination(destination)),
+            );
+        }
+        Details::Payout { .. } | Details::Loan { .. } => {
+            let explicit = match &event.details {
+                Details::Payout { destination, .. } => destination.as_ref(),
+                _ => None,
+            };
+            let record = paying_destination(state, event);
+            let known = match explicit {
+                Some(_) => record.is_some(),
+                None => state.is_some_and(|s| s.destination.is_some()),
+            };
+            if matches!(event.details, Details::Payout { .. })
+                || event.event_type == EventType::LoanDisbursement
+            {
+                f.flag(Feature::DestinationKnown, known);
+            }
+            if let Some(record) = record {
+                f.number(
+                    Feature::DestinationAge,
+                    (at - record.set_at.0).max(0) as f64,
+                );
+                f.flag(
+                    Feature::DestinationSetInRiskySession,
+                    record.set_in_risky_session,
+                );
+            }
+        }
+        _ => {}
+    }
 }
 
 fn login_features(
@@ -256,56 +471,61 @@ fn login_features(
     let first = profile.logins() == 0;
     let counts = profile.lookup(traits);
     let risk = login_risk::score_with(profile, &counts, ctx.population, traits, &ctx.config.risk);
-    f.number("login.risk", if first { 0.0 } else { risk.log10 });
-    f.number("login.risk_network", risk.families[0]);
-    f.number("login.risk_client", risk.families[1]);
-    f.number("login.risk_device", risk.families[2]);
-    f.flag("login.first", first);
+    f.number(Feature::LoginRisk, if first { 0.0 } else { risk.log10 });
+    f.number(Feature::LoginRiskNetwork, risk.families[0]);
+    f.number(Feature::LoginRiskClient, risk.families[1]);
+    f.number(Feature::LoginRiskDevice, risk.families[2]);
+    f.flag(Feature::LoginFirst, first);
     let new = |kind: TraitKind| -> Option<bool> {
         traits.get(kind).map(|_| !first && counts.count(kind) == 0)
     };
     let new_device = new(TraitKind::Device).or(new(TraitKind::UserAgent));
-    for (name, value) in [
-        ("login.new_device", new_device),
-        ("login.new_ip", new(TraitKind::Ip)),
-        ("login.new_network", new(TraitKind::Network)),
-        ("login.new_asn", new(TraitKind::Asn)),
-        ("login.new_country", new(TraitKind::Country)),
-        ("login.new_city", new(TraitKind::City)),
+    for (feature, value) in [
+        (Feature::LoginNewDevice, new_device),
+        (Feature::LoginNewIp, new(TraitKind::Ip)),
+        (Feature::LoginNewNetwork, new(TraitKind::Network)),
+        (Feature::LoginNewAsn, new(TraitKind::Asn)),
+        (Feature::LoginNewCountry, new(TraitKind::Country)),
+        (Feature::LoginNewCity, new(TraitKind::City)),
     ] {
         if let Some(value) = value {
-            f.flag(name, value);
+            f.flag(feature, value);
         }
     }
     if let Some(asn) = event.enrichment.network.asn {
         f.flag(
-            "login.hosting_network",
+            Feature::LoginHostingNetwork,
             ctx.config.hosting_asns.contains(&asn),
         );
     }
     let network = &event.enrichment.network;
-    if let (Some(state), Some(lat), Some(lon)) = (state, network.latitude, network.longitude)
+    let travel_wanted = ctx.wanted.contains(Feature::LoginTravelKmh)
+        || ctx.wanted.contains(Feature::LoginImpossibleTravel);
+    if travel_wanted
+        && let (Some(state), Some(lat), Some(lon)) = (state, network.latitude, network.longitude)
         && let Some(last) = state.last_login_location
     {
-        let km = haversine_km(
-            f64::from(last.latitude),
-            f64::from(last.longitude),
-            lat,
-            lon,
-        );
-        let hours = ((event.unix_time() - last.at.0).max(0) as f64 / 3600.0).max(1.0 / 60.0);
-        let kmh = km / hours;
-        f.number("login.travel_kmh", kmh);
-        f.flag(
-            "login.impossible_travel",
-            km >= ctx.config.impossible_travel_min_km && kmh > ctx.config.impossible_travel_kmh,
-        );
+        {
+            let km = haversine_km(
+                f64::from(last.latitude),
+                f64::from(last.longitude),
+                lat,
+                lon,
+            );
+            let hours = ((event.unix_time() - last.at.0).max(0) as f64 / 3600.0).max(1.0 / 60.0);
+            let kmh = km / hours;
+            f.number(Feature::LoginTravelKmh, kmh);
+            f.flag(
+                Feature::LoginImpossibleTravel,
+                km >= ctx.config.impossible_travel_min_km && kmh > ctx.config.impossible_travel_kmh,
+            );
+        }
     }
     if let (Some(state), Some(true)) = (state, new_device) {
         let reset_recently = state
             .password_reset_requested_at
             .is_some_and(|t| event.unix_time() - t.0 <= 24 * 3600);
-        f.flag("login.new_device_after_password_reset", reset_recently);
+        f.flag(Feature::LoginNewDeviceAfterPasswordReset, reset_recently);
     }
 }
 
@@ -324,10 +544,10 @@ mod tests {
     #[test]
     fn features_round_trip_through_json() {
         let mut f = Features::default();
-        f.flag("login.new_device", true);
-        f.number("login.risk", 1.23456);
+        f.flag(Feature::LoginNewDevice, true);
+        f.number(Feature::LoginRisk, 1.23456);
         let json = serde_json::to_string(&f).unwrap();
-        assert_eq!(json, r#"{"login.new_device":true,"login.risk":1.235}"#);
+        assert_eq!(json, r#"{"login.risk":1.235,"login.new_device":true}"#);
         let back: Features = serde_json::from_str(&json).unwrap();
         assert_eq!(back.flag_of("login.new_device"), Some(true));
         assert_eq!(back.number_of("login.risk"), Some(1.235));

@@ -41,6 +41,11 @@ use serde::Serialize;
 use crate::population::Population;
 use crate::profile::{BehaviourProfile, LoginTraits, TraitCounts, TraitKind};
 
+/// The `login.risk` at which the default rule `high_login_risk` challenges
+/// (`rules/login.toml`; a test keeps the two equal). See
+/// `docs/login-risk.md` for how it was chosen.
+pub const DEFAULT_CHALLENGE_THRESHOLD: f64 = 1.0;
+
 /// How the levels of one family are combined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -406,7 +406,7 @@ impl EventParser {
 
 /// Upper-cases and drops spaces and dashes: `20-00-00` and `200000` are the
 /// same sort code, `gb29 nwbk` and `GB29NWBK` the same IBAN prefix.
-fn compact_code(raw: &str) -> String {
+pub(crate) fn compact_code(raw: &str) -> String {
     raw.chars()
         .filter(|c| !c.is_whitespace() && *c != '-')
         .map(|c| c.to_ascii_uppercase())

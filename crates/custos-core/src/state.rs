@@ -20,9 +20,6 @@ use crate::event::*;
 use crate::profile::{BehaviourProfile, LoginTraits};
 use crate::window::Window;
 
-/// Reason code of a login the login-risk model found too risky.
-pub const HIGH_LOGIN_RISK: &str = "high_login_risk";
-
 /// Devices, networks and user agents remembered per account.
 pub const MAX_KNOWN_IDENTIFIERS: usize = 16;
 /// Sessions remembered per account.
@@ -213,7 +210,8 @@ pub struct SessionState {
     /// Signals of the login that opened the session, if one was seen.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub login: Option<LoginSignals>,
-    /// Opened by a risky login and not yet cleared by a passed verification.
+    /// Opened by a login from a new device or network, or one the rules
+    /// challenged, and not yet cleared by a passed verification.
     pub risky: bool,
     pub verified: bool,
     /// log10 login risk of the login that opened the session (0 if none).
@@ -534,7 +532,9 @@ impl AccountState {
         // Read from the stored decision, not recomputed: a rebuild must give
         // the session the risk it had when it was decided.
         let risk = decision.features.number_of("login.risk").unwrap_or(0.0) as f32;
-        let high_risk = decision.reasons.iter().any(|r| r.code == HIGH_LOGIN_RISK);
+        // A login the rules stepped up (or worse) opens a risky session,
+        // whatever rule did it.
+        let stepped_up = decision.action >= Action::Challenge;
         let network = &event.enrichment.network;
         if let (Some(latitude), Some(longitude)) = (network.latitude, network.longitude) {
             self.last_login_location = Some(LoginLocation {
@@ -560,7 +560,7 @@ impl AccountState {
             started_at: Timestamp(at),
             last_seen: Timestamp(at),
             login: Some(signals),
-            risky: signals.risky() || high_risk,
+            risky: signals.risky() || stepped_up,
             verified: false,
             risk,
         };

@@ -8,7 +8,8 @@ use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use custos_core::{AccountState, Decision, Engine, Event, EventParser};
+use arc_swap::ArcSwap;
+use custos_core::{AccountState, Decision, Engine, Event, EventParser, RuleSet};
 use custos_store::{EventStore, StoreError, StoredRecord};
 use tokio::sync::{mpsc, oneshot};
 
@@ -53,13 +54,15 @@ enum Plan {
     /// Reuses a stored id with another body.
     Conflict,
     /// Duplicate of a stored or unconfirmed event.
-    Stored(Outcome),
+    Stored(Box<Outcome>),
     /// Duplicate of an earlier event in the same submission.
     SameAs(usize),
 }
 
 pub(crate) struct EngineThread {
     engine: Engine,
+    /// The live rule set, swapped by installs; read once per group.
+    rules: Arc<ArcSwap<RuleSet>>,
     store: Arc<dyn EventStore>,
     parser: EventParser,
     config: RuntimeConfig,
@@ -84,9 +87,11 @@ impl EngineThread {
         store: Arc<dyn EventStore>,
         parser: EventParser,
         config: RuntimeConfig,
+        rules: Arc<ArcSwap<RuleSet>>,
     ) -> Result<EngineThread, RuntimeError> {
         let mut thread = EngineThread {
-            engine: Engine::with_features(config.policy, config.features.clone()),
+            engine: Engine::with_features(rules.load_full(), config.features.clone()),
+            rules,
             store,
             parser,
             config,
@@ -153,6 +158,10 @@ impl EngineThread {
     /// Handles one group of commands; returns true when told to stop.
     fn handle_group(&mut self, commands: Vec<Command>) -> bool {
         self.read_notes();
+        let live = self.rules.load();
+        if !Arc::ptr_eq(self.engine.rules(), &live) {
+            self.engine.set_rules(Arc::clone(&live));
+        }
         if self.needs_recovery {
             self.recover_after_failure();
         }
@@ -311,16 +320,16 @@ impl EngineThread {
                 }
             } else if let Some(pending) = self.unconfirmed.get(&event.event_id) {
                 if pending.body_hash == identity {
-                    Plan::Stored(Outcome {
+                    Plan::Stored(Box::new(Outcome {
                         duplicate: true,
                         ..pending.outcome.clone()
-                    })
+                    }))
                 } else {
                     Plan::Conflict
                 }
             } else if self.seen.contains(&fingerprint(&event.event_id)) {
                 match self.stored_outcome(&event.event_id, identity) {
-                    Ok(Some(Ok(outcome))) => Plan::Stored(outcome),
+                    Ok(Some(Ok(outcome))) => Plan::Stored(Box::new(outcome)),
                     Ok(Some(Err(()))) => Plan::Conflict,
                     Ok(None) => Plan::New,
                     Err(e) => return Err(SubmitError::Storage(e.to_string())),
@@ -349,7 +358,7 @@ impl EngineThread {
                 Plan::Conflict => None,
                 Plan::Stored(outcome) => {
                     metrics::counter!("custos_duplicate_events_total").increment(1);
-                    Some(outcome)
+                    Some(*outcome)
                 }
                 Plan::SameAs(earlier) => {
                     metrics::counter!("custos_duplicate_events_total").increment(1);
@@ -457,7 +466,8 @@ impl EngineThread {
 
     /// Rebuilds engine state, the next seq and the id fingerprints from the store.
     fn rebuild(&mut self) -> Result<(), RuntimeError> {
-        let mut engine = Engine::with_features(self.config.policy, self.config.features.clone());
+        let mut engine =
+            Engine::with_features(self.rules.load_full(), self.config.features.clone());
         let mut from = 0;
         if let Some((seq, bytes)) = self.store.latest_snapshot()? {
             match engine.restore(&bytes) {
@@ -465,7 +475,7 @@ impl EngineThread {
                 Err(e) => {
                     tracing::warn!(error = %e, seq, "ignoring snapshot; replaying the whole log");
                     engine =
-                        Engine::with_features(self.config.policy, self.config.features.clone());
+                        Engine::with_features(self.rules.load_full(), self.config.features.clone());
                 }
             }
         }

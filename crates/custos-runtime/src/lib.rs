@@ -23,6 +23,15 @@
 //! changes nothing; with a different body the whole submission is refused
 //! with [`SubmitError::Conflict`] before any of it is applied.
 //!
+//! ## Rules
+//!
+//! The live [`RuleSet`] sits in an `ArcSwap`. [`Runtime::install_rules`]
+//! validates a new source, stores it as the next version, then swaps it in;
+//! the engine thread picks the new set up at the start of its next group, so
+//! no event waits for an install and every event is decided by exactly one
+//! version, which its decision records. At start the newest stored version
+//! is used; a configured source is installed over it only when it differs.
+//!
 //! ## Recovery
 //!
 //! On start the engine loads the newest snapshot and replays the log after
@@ -39,8 +48,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use arc_swap::ArcSwap;
 use custos_core::features::FeatureConfig;
-use custos_core::{AccountState, BootstrapPolicy, Decision, Event, EventParser};
+use custos_core::rules::{RuleSetError, default_source};
+use custos_core::{AccountState, Decision, Event, EventParser, RuleSet, RuleSetSource};
 use custos_store::{EventStore, StoreError};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -50,7 +61,10 @@ const TOKEN_KEY_META: &str = "destination_token_key_id";
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    pub policy: BootstrapPolicy,
+    /// Rules to install at start if they differ from the newest stored
+    /// version (`custos serve --rules DIR`). `None`: the newest stored
+    /// version, or the built-in default when none is stored.
+    pub rules: Option<RuleSetSource>,
     pub features: FeatureConfig,
     /// Most events decided and committed together in one transaction.
     pub max_group_events: usize,
@@ -63,7 +77,7 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
-            policy: BootstrapPolicy::default(),
+            rules: None,
             features: FeatureConfig::default(),
             max_group_events: 8192,
             snapshot_every_events: 1_000_000,
@@ -167,6 +181,21 @@ pub enum RuntimeError {
     Snapshot(String),
     #[error("the engine thread has stopped")]
     Stopped,
+    #[error("the rules are invalid:\n{0}")]
+    Rules(#[from] RuleSetError),
+    #[error("the stored rule set version {version} cannot be read: {problem}")]
+    CorruptRules { version: u64, problem: String },
+}
+
+/// Why a rule set was not installed.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("the rules are invalid")]
+    Invalid(#[from] RuleSetError),
+    #[error("the rule set could not be stored: {0}")]
+    Storage(String),
+    #[error("the edit was based on version {base}, but version {live} is live now")]
+    Stale { base: u64, live: u64 },
 }
 
 /// Counts the engine thread reports about itself.
@@ -211,6 +240,9 @@ pub struct Runtime {
     store: Arc<dyn EventStore>,
     parser: EventParser,
     worker: Mutex<Option<JoinHandle<()>>>,
+    rules: Arc<ArcSwap<RuleSet>>,
+    /// Serializes installs, so versions are assigned in order.
+    installing: Mutex<()>,
 }
 
 /// A submission on its way, for callers that keep several in flight.
@@ -234,9 +266,17 @@ impl Runtime {
         config: RuntimeConfig,
     ) -> Result<Runtime, RuntimeError> {
         check_token_key(store.as_ref(), &parser)?;
+        let rules = Arc::new(ArcSwap::from_pointee(initial_rules(
+            store.as_ref(),
+            config.rules.clone(),
+        )?));
         let started = Instant::now();
-        let engine =
-            engine_thread::EngineThread::recover(store.clone(), parser.clone(), config.clone())?;
+        let engine = engine_thread::EngineThread::recover(
+            store.clone(),
+            parser.clone(),
+            config.clone(),
+            rules.clone(),
+        )?;
         tracing::info!(
             accounts = engine.account_count(),
             last_seq = engine.last_seq(),
@@ -254,7 +294,49 @@ impl Runtime {
             store,
             parser,
             worker: Mutex::new(Some(handle)),
+            rules,
+            installing: Mutex::new(()),
         })
+    }
+
+    /// The live rule set.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.rules.load_full()
+    }
+
+    /// Validates a rule-set source, stores it as the next version and makes
+    /// it live. Events already queued may be decided by either version;
+    /// each decision records which.
+    pub fn install_rules(&self, source: RuleSetSource) -> Result<Arc<RuleSet>, InstallError> {
+        self.install_rules_over(source, None)
+    }
+
+    /// [`Runtime::install_rules`], refused with [`InstallError::Stale`]
+    /// unless version `base` is still live: for edits derived from the live
+    /// source (list edits), so that two concurrent edits cannot lose one.
+    pub fn install_rules_over(
+        &self,
+        source: RuleSetSource,
+        base: Option<u64>,
+    ) -> Result<Arc<RuleSet>, InstallError> {
+        let _guard = self.installing.lock().unwrap_or_else(|p| p.into_inner());
+        let live = self.rules.load().version();
+        if let Some(base) = base
+            && base != live
+        {
+            return Err(InstallError::Stale { base, live });
+        }
+        let version = live + 1;
+        let rules = Arc::new(RuleSet::compile(source, version)?);
+        store_rules(self.store.as_ref(), &rules).map_err(InstallError::Storage)?;
+        self.rules.store(rules.clone());
+        tracing::info!(
+            version,
+            name = rules.name(),
+            rules = rules.rules().len(),
+            "rule set installed"
+        );
+        Ok(rules)
     }
 
     /// The store, for reads that need no engine state.
@@ -361,6 +443,55 @@ impl Runtime {
             let _ = handle.join();
         }
         result
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn store_rules(store: &dyn EventStore, rules: &RuleSet) -> Result<(), String> {
+    let json = serde_json::to_string(rules.source()).map_err(|e| e.to_string())?;
+    store
+        .save_rule_set(rules.version(), now_ms(), &json)
+        .map_err(|e| e.to_string())
+}
+
+/// The rule set to start with: the newest stored version, unless the
+/// configuration brings a different source (then that, as the next version).
+fn initial_rules(
+    store: &dyn EventStore,
+    configured: Option<RuleSetSource>,
+) -> Result<RuleSet, RuntimeError> {
+    let stored = match store.latest_rule_set()? {
+        None => None,
+        Some((version, json)) => {
+            let source: RuleSetSource =
+                serde_json::from_str(&json).map_err(|e| RuntimeError::CorruptRules {
+                    version,
+                    problem: e.to_string(),
+                })?;
+            Some((version, source))
+        }
+    };
+    let install = |source: RuleSetSource, version: u64| -> Result<RuleSet, RuntimeError> {
+        let rules = RuleSet::compile(source, version)?;
+        store_rules(store, &rules).map_err(|e| RuntimeError::Store(StoreError::Backend(e)))?;
+        tracing::info!(version, name = rules.name(), "rule set installed at start");
+        Ok(rules)
+    };
+    match (stored, configured) {
+        (Some((version, stored)), Some(configured)) if stored != configured => {
+            install(configured, version + 1)
+        }
+        (Some((version, stored)), _) => {
+            // A stored version no longer valid for this build (a field was
+            // renamed) is an error to fix, not to skip silently.
+            Ok(RuleSet::compile(stored, version)?)
+        }
+        (None, configured) => install(configured.unwrap_or_else(default_source), 1),
     }
 }
 

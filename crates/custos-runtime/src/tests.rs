@@ -76,7 +76,7 @@ async fn decisions_are_durable_and_recovered_after_shutdown_or_crash() {
         let tail = &outcomes[outcomes.len() - 3..];
         assert_eq!(
             actions(tail),
-            [Action::Challenge, Action::Review, Action::Hold]
+            [Action::Challenge, Action::Hold, Action::Hold]
         );
         let before = rt.account("seller-1").await.unwrap().unwrap();
         if crash {
@@ -295,6 +295,15 @@ impl EventStore for FlakyStore {
     fn set_meta(&self, k: &str, v: &str) -> StoreResult<()> {
         self.inner.set_meta(k, v)
     }
+    fn save_rule_set(&self, version: u64, at: i64, json: &str) -> StoreResult<()> {
+        self.inner.save_rule_set(version, at, json)
+    }
+    fn latest_rule_set(&self) -> StoreResult<Option<(u64, String)>> {
+        self.inner.latest_rule_set()
+    }
+    fn rule_set(&self, version: u64) -> StoreResult<Option<(i64, String)>> {
+        self.inner.rule_set(version)
+    }
 }
 
 #[tokio::test]
@@ -321,7 +330,7 @@ async fn a_failed_commit_is_reported_and_leaves_no_trace_in_state() {
     let retry = rt.submit(story[20..].to_vec()).await.unwrap();
     assert_eq!(
         actions(&retry),
-        [Action::Challenge, Action::Review, Action::Hold]
+        [Action::Challenge, Action::Hold, Action::Hold]
     );
     assert_eq!(retry[0].seq, 21);
 }
@@ -412,4 +421,178 @@ async fn a_retry_is_the_same_event_even_if_enrichment_changed_meanwhile() {
         rt.submit(vec![changed]).await,
         Err(SubmitError::Conflict { .. })
     ));
+}
+
+/// A rule set whose one rule fires on every event and names its version,
+/// so a decision shows which whole set decided it.
+fn marker_rules(mark: u64) -> RuleSetSource {
+    serde_json::from_value(json!({
+        "name": format!("marker-{mark}"),
+        "rules": [
+            {"id": format!("marker_{mark}"), "when": "true", "action": "allow", "score": mark % 100},
+            {"id": format!("shadow_{mark}"), "when": "event.amount >= 0 || true", "action": "block",
+             "mode": "shadow"}
+        ]
+    }))
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rule_sets_swap_under_load_without_losing_or_splitting_an_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let rt = Arc::new(start(store.clone(), 0));
+    assert_eq!(rt.rules().version(), 1, "the built-in default is version 1");
+    assert_eq!(rt.rules().name(), "default");
+
+    // Four senders keep events flowing while rule sets are installed.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut senders = Vec::new();
+    for s in 0..4 {
+        let (rt, stop) = (rt.clone(), stop.clone());
+        senders.push(tokio::spawn(async move {
+            let mut outcomes = Vec::new();
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) || n < 50 {
+                let batch: Vec<PreparedEvent> = (0..4)
+                    .map(|k| {
+                        n += 1;
+                        ev(
+                            &format!("s{s}-{n}-{k}"),
+                            n as i64,
+                            "sale",
+                            json!({"amount": 100, "currency": "GBP"}),
+                        )
+                    })
+                    .collect();
+                outcomes.extend(rt.submit(batch).await.unwrap());
+            }
+            outcomes
+        }));
+    }
+    for mark in 2..=21 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let installed = rt.install_rules(marker_rules(mark)).unwrap();
+        assert_eq!(installed.version(), mark);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let mut outcomes = Vec::new();
+    for sender in senders {
+        outcomes.extend(sender.await.unwrap());
+    }
+    outcomes.sort_by_key(|o| o.seq);
+
+    let mut versions = std::collections::BTreeSet::new();
+    let mut last_version = 0;
+    for o in &outcomes {
+        let d = &o.decision;
+        versions.insert(d.rules_version);
+        assert!(
+            d.rules_version >= last_version,
+            "versions only move forward in log order"
+        );
+        last_version = d.rules_version;
+        if d.rules_version == 1 {
+            assert_eq!(d.policy, "default");
+            continue;
+        }
+        // Every part of the decision comes from one and the same version.
+        let v = d.rules_version;
+        assert_eq!(d.policy, format!("marker-{v}"));
+        let codes: Vec<&str> = d.reasons.iter().map(|r| r.code.as_str()).collect();
+        assert_eq!(codes, [format!("marker_{v}")]);
+        assert_eq!(d.score, (v % 100) as u32);
+        assert_eq!(d.shadow.len(), 1);
+        assert_eq!(d.shadow[0].code, format!("shadow_{v}"));
+        assert_eq!(d.action, Action::Allow, "a shadow block never acts");
+    }
+    assert!(
+        versions.len() > 3,
+        "the swaps happened under load: {versions:?}"
+    );
+    assert_eq!(
+        store.event_count().unwrap(),
+        outcomes.len() as u64,
+        "no event lost"
+    );
+
+    // After the last install, every new event is decided by it, and a
+    // restart keeps it rather than going back to the default.
+    let after = rt
+        .submit(vec![ev(
+            "after",
+            1,
+            "sale",
+            json!({"amount": 1, "currency": "GBP"}),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(after[0].decision.rules_version, 21);
+    rt.shutdown().await.unwrap();
+    drop(rt);
+    let rt = start(open(dir.path()), 0);
+    assert_eq!((rt.rules().version(), rt.rules().name()), (21, "marker-21"));
+    rt.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_rules_are_refused_and_the_live_set_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = start(open(dir.path()), 0);
+    let bad: RuleSetSource = serde_json::from_value(json!({
+        "rules": [{"id": "x", "when": "login.rsik > 1", "action": "block"}]
+    }))
+    .unwrap();
+    match rt.install_rules(bad) {
+        Err(InstallError::Invalid(e)) => {
+            assert_eq!(e.errors.len(), 1);
+            assert!(
+                e.errors[0].message.contains("did you mean `login.risk`"),
+                "{e}"
+            );
+        }
+        other => panic!("expected invalid rules, got {other:?}"),
+    }
+    assert_eq!(rt.rules().version(), 1);
+    assert_eq!(rt.store().latest_rule_set().unwrap().unwrap().0, 1);
+    rt.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn configured_rules_are_installed_at_start_only_when_they_differ() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = |rules: Option<RuleSetSource>| {
+        Runtime::start(
+            open(dir.path()),
+            parser(),
+            RuntimeConfig {
+                rules,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    let rt = with(Some(marker_rules(7)));
+    assert_eq!((rt.rules().version(), rt.rules().name()), (1, "marker-7"));
+    rt.shutdown().await.unwrap();
+    drop(rt);
+    let rt = with(Some(marker_rules(7)));
+    assert_eq!(
+        rt.rules().version(),
+        1,
+        "the same source is not a new version"
+    );
+    rt.shutdown().await.unwrap();
+    drop(rt);
+    let rt = with(None);
+    assert_eq!(
+        rt.rules().name(),
+        "marker-7",
+        "without a configured source the stored one stays"
+    );
+    rt.shutdown().await.unwrap();
+    drop(rt);
+    let rt = with(Some(marker_rules(8)));
+    assert_eq!((rt.rules().version(), rt.rules().name()), (2, "marker-8"));
+    rt.shutdown().await.unwrap();
 }

@@ -181,6 +181,18 @@ fn count(entries: &[GroupEntry]) {
             "action" => entry.outcome.decision.action.as_str()
         )
         .increment(1);
+        let decision = &entry.outcome.decision;
+        for (mode, reasons) in [("active", &decision.reasons), ("shadow", &decision.shadow)] {
+            for reason in reasons {
+                metrics::counter!(
+                    "custos_rule_hits_total",
+                    "rule" => reason.code.clone(),
+                    "mode" => mode,
+                    "action" => reason.action.as_str()
+                )
+                .increment(1);
+            }
+        }
     }
 }
 

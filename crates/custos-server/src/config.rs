@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use custos_core::features::FeatureConfig;
 use custos_core::login_risk::Mixture;
-use custos_core::policy::DEFAULT_LOGIN_RISK_THRESHOLD;
 use serde::Deserialize;
 
 /// The key accepted when no API key is configured, and only on loopback.
@@ -28,7 +27,7 @@ pub struct Config {
     /// is generated into `data_dir` on first start and reused after.
     pub destination_token_key: Option<String>,
     pub limits: Limits,
-    pub policy: PolicyConfig,
+    pub rules: RulesConfig,
     /// MaxMind databases for IP enrichment; without them network features
     /// that need them read as unknown.
     pub geo: custos_enrich::GeoConfig,
@@ -45,18 +44,29 @@ pub struct Limits {
     pub max_batch_events: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct PolicyConfig {
-    /// Days after a risky destination change during which payouts to it are held.
-    pub cool_off_days: u32,
+pub struct RulesConfig {
+    /// A rules directory (like the repository's `rules/`), installed at
+    /// start as a new version when it differs from the newest stored one.
+    /// Unset: the newest stored version, or the built-in default policy.
+    pub dir: Option<PathBuf>,
+}
+
+/// Which features every decision records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordFeatures {
+    /// Those the rules read (cheapest).
+    #[default]
+    Used,
+    /// Every feature, for analysts and offline evaluation.
+    All,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LoginRiskConfig {
-    /// `login.risk` (log10) at or above which a login is challenged.
-    pub challenge_threshold: f64,
     /// Days of history kept in each account's behavioural profile.
     pub horizon_days: u32,
     /// Pseudo-count pulling an account's estimates toward the population.
@@ -78,6 +88,9 @@ pub struct EngineConfig {
     pub snapshot_every_events: u64,
     /// Most events decided and committed together.
     pub max_group_events: usize,
+    /// `used` (default): decisions record the features their rules read;
+    /// `all`: every feature.
+    pub record_features: RecordFeatures,
 }
 
 impl Default for Config {
@@ -88,7 +101,7 @@ impl Default for Config {
             api_keys: Vec::new(),
             destination_token_key: None,
             limits: Limits::default(),
-            policy: PolicyConfig::default(),
+            rules: RulesConfig::default(),
             geo: custos_enrich::GeoConfig::default(),
             login_risk: LoginRiskConfig::default(),
             engine: EngineConfig::default(),
@@ -105,17 +118,10 @@ impl Default for Limits {
     }
 }
 
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        PolicyConfig { cool_off_days: 7 }
-    }
-}
-
 impl Default for LoginRiskConfig {
     fn default() -> Self {
         let features = FeatureConfig::default();
         LoginRiskConfig {
-            challenge_threshold: DEFAULT_LOGIN_RISK_THRESHOLD,
             horizon_days: features.horizon_days,
             alpha: features.risk.alpha,
             mixture: features.risk.mixture,
@@ -149,6 +155,7 @@ impl Default for EngineConfig {
         EngineConfig {
             snapshot_every_events: 1_000_000,
             max_group_events: 8192,
+            record_features: RecordFeatures::Used,
         }
     }
 }
@@ -231,10 +238,9 @@ impl Config {
                 "login_risk.alpha must be a positive number".into(),
             ));
         }
-        if !risk.challenge_threshold.is_finite() || risk.horizon_days == 0 {
+        if risk.horizon_days == 0 {
             return Err(ConfigError::Invalid(
-                "login_risk.challenge_threshold must be a number and login_risk.horizon_days positive"
-                    .into(),
+                "login_risk.horizon_days must be positive".into(),
             ));
         }
         if self.engine.max_group_events == 0 {
@@ -333,15 +339,15 @@ mod tests {
             example.limits.max_batch_events,
             defaults.limits.max_batch_events
         );
-        assert_eq!(example.policy.cool_off_days, defaults.policy.cool_off_days);
+        assert_eq!(example.rules.dir, defaults.rules.dir);
         assert_eq!(example.geo, defaults.geo);
         assert_eq!(
             example.login_risk.features(),
             defaults.login_risk.features()
         );
         assert_eq!(
-            example.login_risk.challenge_threshold,
-            defaults.login_risk.challenge_threshold
+            example.engine.record_features,
+            defaults.engine.record_features
         );
         assert_eq!(
             example.engine.snapshot_every_events,

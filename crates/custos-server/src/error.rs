@@ -32,6 +32,9 @@ pub struct ApiError {
     pub field: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,
+    /// Every problem, when there are several (an invalid rule set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -48,6 +51,7 @@ impl ApiError {
             error_type,
             field: None,
             index: None,
+            errors: None,
         }
     }
 

@@ -37,7 +37,10 @@ struct EventAnswer<'a> {
     action: Action,
     score: u32,
     reasons: &'a [Reason],
+    #[serde(skip_serializing_if = "<[Reason]>::is_empty")]
+    shadow: &'a [Reason],
     policy: &'a str,
+    rules_version: u64,
     #[serde(skip_serializing_if = "Features::is_empty")]
     features: &'a Features,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -51,7 +54,9 @@ impl<'a> From<&'a Outcome> for EventAnswer<'a> {
             action: o.decision.action,
             score: o.decision.score,
             reasons: &o.decision.reasons,
+            shadow: &o.decision.shadow,
             policy: &o.decision.policy,
+            rules_version: o.decision.rules_version,
             features: &o.decision.features,
             duplicate: o.duplicate,
         }
@@ -167,7 +172,11 @@ fn payload_too_large(limit: usize) -> ApiError {
     )
 }
 
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

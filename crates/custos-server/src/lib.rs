@@ -9,6 +9,8 @@
 //! | `POST /v1/events` | one event, a JSON array, or NDJSON; answers a decision per event |
 //! | `GET /v1/events/{event_id}` | a stored event with its decision |
 //! | `GET /v1/accounts/{account_id}` | the account's state and recent events |
+//! | `GET`, `POST /v1/rules`; `POST /v1/rules/check` | the live rule set; install or check one (see [`rules`]) |
+//! | `GET`, `PUT`, `PATCH /v1/lists/{name}` | named lists |
 //! | `GET /healthz` | liveness of the engine thread |
 //! | `GET /metrics` | Prometheus text |
 //!
@@ -19,6 +21,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 mod events;
+pub mod rules;
 mod telemetry;
 
 use std::net::SocketAddr;
@@ -31,7 +34,7 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use custos_core::{BootstrapPolicy, DestinationTokenizer, EventParser};
+use custos_core::{DestinationTokenizer, EventParser};
 use custos_runtime::{Runtime, RuntimeConfig};
 use custos_store::{SqliteOptions, SqliteStore};
 use serde_json::{Value, json};
@@ -74,6 +77,8 @@ pub enum StartError {
     Store(#[from] custos_store::StoreError),
     #[error("cannot start the engine: {0}")]
     Runtime(#[from] custos_runtime::RuntimeError),
+    #[error(transparent)]
+    Rules(#[from] rules::LoadRulesError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
@@ -134,16 +139,21 @@ pub fn open_runtime_with(config: &Config, options: SqliteOptions) -> Result<Runt
         asn_db = enricher.has_asn_db(),
         "enrichment ready"
     );
+    let rules = match &config.rules.dir {
+        Some(dir) => Some(rules::load_rules_dir(dir)?),
+        None => None,
+    };
     let store = SqliteStore::open_with(config.data_dir.join(DATABASE_FILE), options)?;
+    let mut features = config.login_risk.features();
+    if config.engine.record_features == config::RecordFeatures::All {
+        features.record = custos_core::features::FeatureSet::ALL;
+    }
     let runtime = Runtime::start(
         Arc::new(store),
         EventParser::new(tokenizer).with_enricher(Arc::new(enricher)),
         RuntimeConfig {
-            policy: BootstrapPolicy {
-                cool_off_secs: i64::from(config.policy.cool_off_days) * 86_400,
-                login_risk_threshold: config.login_risk.challenge_threshold,
-            },
-            features: config.login_risk.features(),
+            rules,
+            features,
             max_group_events: config.engine.max_group_events,
             snapshot_every_events: config.engine.snapshot_every_events,
             ..RuntimeConfig::default()
@@ -158,6 +168,15 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/events", post(events::post_events))
         .route("/v1/events/{event_id}", get(get_event))
         .route("/v1/accounts/{account_id}", get(get_account))
+        .route("/v1/rules", get(rules::get_rules).post(rules::post_rules))
+        .route("/v1/rules/check", post(rules::check_rules))
+        .route("/v1/rules/{version}", get(rules::get_rule_version))
+        .route(
+            "/v1/lists/{name}",
+            get(rules::get_list)
+                .put(rules::put_list)
+                .patch(rules::patch_list),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_api_key,

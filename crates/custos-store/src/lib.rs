@@ -107,4 +107,21 @@ pub trait EventStore: Send + Sync {
     fn get_meta(&self, key: &str) -> StoreResult<Option<String>>;
 
     fn set_meta(&self, key: &str, value: &str) -> StoreResult<()>;
+
+    /// Stores a rule-set version: its source as JSON and when it was
+    /// installed (Unix ms). Every version is kept, for audit; a version that
+    /// is already stored is refused with [`StoreError::Duplicate`].
+    fn save_rule_set(
+        &self,
+        version: u64,
+        installed_at_ms: i64,
+        source_json: &str,
+    ) -> StoreResult<()>;
+
+    /// The newest stored rule-set version and its source.
+    fn latest_rule_set(&self) -> StoreResult<Option<(u64, String)>>;
+
+    /// One stored rule-set version: when it was installed (Unix ms) and its
+    /// source. For audits: which rules decided an event months ago.
+    fn rule_set(&self, version: u64) -> StoreResult<Option<(i64, String)>>;
 }

@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS snapshots (
     seq        INTEGER PRIMARY KEY,
     state      BLOB    NOT NULL
 );
+CREATE TABLE IF NOT EXISTS rule_sets (
+    version        INTEGER PRIMARY KEY,
+    installed_at   INTEGER NOT NULL,
+    source         TEXT    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -404,6 +409,51 @@ impl EventStore for SqliteStore {
             params![key, value],
         )
         .map(|_| ())
+        .map_err(backend)
+    }
+
+    fn save_rule_set(
+        &self,
+        version: u64,
+        installed_at_ms: i64,
+        source_json: &str,
+    ) -> StoreResult<()> {
+        let conn = lock(&self.writer);
+        let inserted = conn
+            .execute(
+                "INSERT INTO rule_sets (version, installed_at, source) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (version) DO NOTHING",
+                params![version as i64, installed_at_ms, source_json],
+            )
+            .map_err(backend)?;
+        if inserted == 0 {
+            return Err(StoreError::Duplicate {
+                event_id: format!("rule set version {version}"),
+                seq: version,
+            });
+        }
+        Ok(())
+    }
+
+    fn rule_set(&self, version: u64) -> StoreResult<Option<(i64, String)>> {
+        let conn = lock(&self.reader);
+        conn.query_row(
+            "SELECT installed_at, source FROM rule_sets WHERE version = ?1",
+            [version as i64],
+            |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
+        )
+        .optional()
+        .map_err(backend)
+    }
+
+    fn latest_rule_set(&self) -> StoreResult<Option<(u64, String)>> {
+        let conn = lock(&self.reader);
+        conn.query_row(
+            "SELECT version, source FROM rule_sets ORDER BY version DESC LIMIT 1",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
+        )
+        .optional()
         .map_err(backend)
     }
 }

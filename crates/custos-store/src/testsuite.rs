@@ -121,6 +121,30 @@ pub fn snapshots_and_meta(store: &dyn EventStore) {
 }
 
 /// Generates one `#[test]` per suite function for a backend.
+/// Rule-set versions are kept, the newest is found, and a version cannot be
+/// stored twice.
+pub fn rule_sets_are_versioned(store: &dyn EventStore) {
+    assert_eq!(store.latest_rule_set().unwrap(), None);
+    store
+        .save_rule_set(1, 1_700_000_000_000, r#"{"name":"a"}"#)
+        .unwrap();
+    store
+        .save_rule_set(2, 1_700_000_000_001, r#"{"name":"b"}"#)
+        .unwrap();
+    assert_eq!(
+        store.latest_rule_set().unwrap(),
+        Some((2, r#"{"name":"b"}"#.to_string()))
+    );
+    assert!(matches!(
+        store.save_rule_set(2, 1_700_000_000_002, r#"{"name":"c"}"#),
+        Err(StoreError::Duplicate { .. })
+    ));
+    assert_eq!(
+        store.latest_rule_set().unwrap().unwrap().1,
+        r#"{"name":"b"}"#
+    );
+}
+
 #[macro_export]
 macro_rules! store_test_suite {
     ($backend:ident, $make:block) => {
@@ -132,7 +156,8 @@ macro_rules! store_test_suite {
                 append_and_read,
                 duplicate_rejects_the_whole_group,
                 scan_stops_on_visitor_error,
-                snapshots_and_meta);
+                snapshots_and_meta,
+                rule_sets_are_versioned);
         }
     };
     (@tests $make:block; $($name:ident),+) => {

@@ -305,7 +305,7 @@ fn bench_login(
         logins as f64 / secs
     );
     println!(
-        "challenged: {:.1}% of owner logins, {:.1}% of stranger logins (bootstrap policy, default threshold)",
+        "challenged: {:.1}% of owner logins, {:.1}% of stranger logins (default rules)",
         challenged[0] as f64 * 200.0 / logins as f64,
         challenged[1] as f64 * 200.0 / logins as f64
     );

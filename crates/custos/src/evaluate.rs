@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use custos_core::features::FeatureConfig;
 use custos_core::login_risk::Mixture;
-use custos_core::{BootstrapPolicy, DestinationTokenizer, Engine, EventParser};
+use custos_core::{DestinationTokenizer, Engine, EventParser};
 
 use crate::eval::logins::{self, AttackerModel, LoginWorldConfig, SampleKind};
 
@@ -72,7 +72,10 @@ fn score_world(
     features.risk.mixture = mixture;
     features.risk.device_family = device_family;
     features.hosting_asns.extend(hosting.iter().copied());
-    let mut engine = Engine::with_features(BootstrapPolicy::default(), features);
+    let mut engine = Engine::with_features(
+        std::sync::Arc::new(custos_core::rules::default_rule_set()),
+        features,
+    );
     let mut scores = Scores::default();
     for (event, kind) in samples {
         let is_login = matches!(
@@ -194,7 +197,7 @@ fn login_risk(args: &LoginRiskArgs) -> anyhow::Result<()> {
             .iter()
             .map(|(m, s)| (m.name(), auc(&scores.legit, s)))
             .collect();
-        let default_threshold = custos_core::policy::DEFAULT_LOGIN_RISK_THRESHOLD;
+        let default_threshold = custos_core::login_risk::DEFAULT_CHALLENGE_THRESHOLD;
         report.push(serde_json::json!({
             "mixture": match mixture { Mixture::Geometric => "geometric", Mixture::Arithmetic => "arithmetic" },
             "families": if device_family { "network, client, device" } else { "network, client (as in the paper)" },

@@ -4,6 +4,7 @@ mod bench;
 mod eval;
 mod evaluate;
 mod replay;
+mod rules;
 mod synth;
 
 use std::path::PathBuf;
@@ -47,7 +48,14 @@ enum Command {
         /// Data directory; overrides the config file.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// Rules directory (like rules/); overrides the config file. It is
+        /// installed as a new version if it differs from the live one.
+        #[arg(long)]
+        rules: Option<PathBuf>,
     },
+    /// Work with rule directories offline.
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
     /// Run an NDJSON file of events through the engine, with durable writes,
     /// and print a summary of the decisions and the throughput.
     Replay(replay::ReplayArgs),
@@ -73,7 +81,14 @@ fn main() -> ExitCode {
             config,
             listen,
             data_dir,
-        } => load_config(config.as_deref(), listen, data_dir).and_then(serve),
+            rules,
+        } => load_config(config.as_deref(), listen, data_dir).and_then(|mut config| {
+            if let Some(dir) = rules {
+                config.rules.dir = Some(dir);
+            }
+            serve(config)
+        }),
+        Command::Rules(command) => rules::run(command),
         Command::Replay(args) => replay::run(args),
         Command::Bench(command) => bench::run(command),
         Command::Eval(command) => evaluate::run(command),

@@ -165,7 +165,7 @@ fn serve_decides_stops_on_sigterm_and_keeps_its_data() {
         .iter()
         .map(|a| a["action"].as_str().unwrap())
         .collect();
-    assert_eq!(actions, ["challenge", "review", "hold"]);
+    assert_eq!(actions, ["challenge", "hold", "hold"]);
     // SIGTERM: a clean stop, exit code 0.
     let status = Command::new("kill")
         .args(["-TERM", &server.0.id().to_string()])
@@ -212,4 +212,48 @@ fn eval_login_risk_reports_every_configuration_and_the_default_separates_attacke
         let detected = point["detected"][model].as_f64().unwrap();
         assert!(detected >= 0.9, "{model}: {detected} in {point}");
     }
+}
+
+#[test]
+fn rules_check_accepts_the_default_rules_and_shows_errors_with_a_caret() {
+    let rules = concat!(env!("CARGO_MANIFEST_DIR"), "/../../rules");
+    let out = String::from_utf8(run_ok(&["rules", "check", rules])).unwrap();
+    assert!(out.contains("rule set \"default\""), "{out}");
+    assert!(
+        out.contains("high_login_risk")
+            && out.contains("reads event.login.status, login.first, login.risk"),
+        "{out}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        format!("{rules}/ruleset.toml"),
+        dir.path().join("ruleset.toml"),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("lists")).unwrap();
+    for list in ["denied_destinations.txt", "blocked_ips.txt"] {
+        std::fs::write(dir.path().join("lists").join(list), "").unwrap();
+    }
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[[rule]]\nid = \"typo\"\nwhen = \"session.risky && destination.age < 7x\"\naction = \"hold\"\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["rules", "check"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("rule `typo`: when (line 1, column 36)"),
+        "{err}"
+    );
+    assert!(err.contains("`7x` is not a valid duration"), "{err}");
+    assert!(
+        err.contains("|                                    ^^"),
+        "{err}"
+    );
 }

@@ -4,7 +4,6 @@ use serde_json::{Value, json};
 
 use super::{DAY, at, event};
 use crate::features::FEATURE_NAMES;
-use crate::state::HIGH_LOGIN_RISK;
 use crate::{Action, Decision, Engine};
 
 const CHROME_WIN: &str = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/67.0.3396.99 Safari/537.36";
@@ -25,8 +24,16 @@ struct World {
 
 impl World {
     fn new() -> World {
+        // Every feature, not only those the default rules read.
+        let config = crate::features::FeatureConfig {
+            record: crate::features::FeatureSet::ALL,
+            ..Default::default()
+        };
         World {
-            engine: Engine::default(),
+            engine: Engine::with_features(
+                std::sync::Arc::new(crate::rules::default_rule_set()),
+                config,
+            ),
             n: 0,
             names: Default::default(),
             log: Vec::new(),
@@ -120,7 +127,7 @@ fn an_attackers_login_stands_out_and_its_risk_follows_the_session() {
         "{:?}",
         change.features
     );
-    assert_eq!(change.action, Action::Review);
+    assert_eq!(change.action, Action::Hold, "held until verified");
     // A day later, outside any session: the payout still sees how recent the
     // destination change is.
     let payout = w.send(
@@ -147,11 +154,11 @@ fn a_risky_login_on_a_known_network_is_challenged_by_the_model_alone() {
         "enrichment": {"network": {"country": "RU", "asn": 12389}, "client": {"device_type": "other"}}}));
     assert!(flag(&d, "login.new_device"));
     assert!(!flag(&d, "login.new_network"));
-    let risky =
-        d.features.number_of("login.risk").unwrap() >= crate::policy::DEFAULT_LOGIN_RISK_THRESHOLD;
+    // The default rule `high_login_risk` challenges at 1.0.
+    let risky = d.features.number_of("login.risk").unwrap() >= 1.0;
     assert_eq!(
         risky,
-        d.reasons.iter().any(|r| r.code == HIGH_LOGIN_RISK),
+        d.reasons.iter().any(|r| r.code == "high_login_risk"),
         "{d:?}"
     );
     assert!(risky, "{:?}", d.features);
@@ -242,6 +249,13 @@ fn every_feature_emitted_is_a_documented_name() {
     w.send("seller-2", t + 60, "login", json!({"status": "success", "session_id": "z", "ip": "102.89.1.1",
         "device_id": "new", "user_agent": "x", "enrichment": {"network": {"country": "NG", "city": "Lagos",
         "latitude": 6.45, "longitude": 3.39, "asn": 29465}, "client": {"browser": "Opera"}}}));
+    w.send(
+        "seller-2",
+        t + 80,
+        "payout_destination_change",
+        json!({"session_id": "z",
+        "destination": {"institution_id": "608371", "account_number": "99990001"}}),
+    );
     w.send(
         "seller-2",
         t + 90,

@@ -1,8 +1,12 @@
 //! Unit tests of the core, sharing one test binary.
 
+mod default_rules;
 mod features;
 mod parse;
-mod policy;
+mod rules_cel;
+mod rules_corpus;
+mod rules_docs;
+mod rules_lang;
 mod state;
 
 use serde_json::{Value, json};

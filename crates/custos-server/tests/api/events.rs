@@ -71,9 +71,11 @@ async fn every_documented_example_is_accepted_and_stored() {
 }
 
 #[tokio::test]
-async fn the_takeover_story_is_challenged_reviewed_and_held() {
+async fn the_takeover_story_is_challenged_and_held() {
     let dir = tempfile::tempdir().unwrap();
-    let s = TestServer::in_dir(dir.path()).await;
+    let mut config = crate::config(dir.path());
+    config.engine.record_features = custos_server::config::RecordFeatures::All;
+    let s = TestServer::start(config).await;
     let (status, answers) = s.post(&Value::Array(story("seller-7"))).await;
     assert_eq!(status, 200, "{answers}");
     let answers = answers.as_array().unwrap();
@@ -82,7 +84,7 @@ async fn the_takeover_story_is_challenged_reviewed_and_held() {
         .map(|a| a["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions[..20], ["allow"; 20]);
-    assert_eq!(actions[20..], ["challenge", "review", "hold"]);
+    assert_eq!(actions[20..], ["challenge", "hold", "hold"]);
     assert_eq!(
         answers[22]["reasons"][0]["code"],
         "payout_to_destination_set_in_risky_session"
@@ -93,9 +95,12 @@ async fn the_takeover_story_is_challenged_reviewed_and_held() {
     assert!(login_risk > 1.0, "{}", answers[20]);
     assert_eq!(answers[20]["features"]["login.new_device"], true);
     assert_eq!(answers[21]["features"]["session.risk"], login_risk);
-    assert!(
-        answers[11].get("features").is_none(),
-        "sales carry none: {}",
+    assert_eq!(answers[21]["rules_version"], 1);
+    assert_eq!(answers[21]["policy"], "default");
+    // Every event of a known account carries the account's features.
+    assert_eq!(
+        answers[11]["features"]["account.logins"], 6.0,
+        "{}",
         answers[11]
     );
     let (status, account) = s.get("/v1/accounts/seller-7").await;

@@ -4,6 +4,7 @@
 mod auth;
 mod events;
 mod restart;
+mod rules;
 
 use std::path::{Path, PathBuf};
 

@@ -1,9 +1,13 @@
-//! The bootstrap policy against the account-takeover chain.
+//! The default rules (`rules/`) against the account-takeover chain: each
+//! rule is shown firing on the attack it answers, and not on honest use.
 
 use serde_json::{Value, json};
 
 use super::{DAY, at, event};
-use crate::{Action, BootstrapPolicy, Decision, Engine};
+use std::sync::Arc;
+
+use crate::rules::{RuleSet, default_source};
+use crate::{Action, Decision, Engine};
 
 struct Script {
     engine: Engine,
@@ -37,12 +41,12 @@ impl Script {
 
     /// An honest seller with a month of history from home.
     fn with_history() -> Script {
-        Script::with_history_and(BootstrapPolicy::default())
+        Script::with_history_and(crate::rules::default_rule_set())
     }
 
-    fn with_history_and(policy: BootstrapPolicy) -> Script {
+    fn with_history_and(rules: RuleSet) -> Script {
         let mut s = Script {
-            engine: Engine::new(policy),
+            engine: Engine::new(Arc::new(rules)),
             n: 0,
         };
         for day in 0..30 {
@@ -82,10 +86,9 @@ fn first_login_and_known_logins_are_allowed() {
 #[test]
 fn login_from_new_device_and_network_is_challenged_but_one_alone_is_not() {
     // The device-and-network check alone, with the login-risk model muted.
-    let mut s = Script::with_history_and(BootstrapPolicy {
-        login_risk_threshold: f64::INFINITY,
-        ..BootstrapPolicy::default()
-    });
+    let mut source = default_source();
+    source.rules.retain(|r| r.id != "high_login_risk");
+    let mut s = Script::with_history_and(RuleSet::compile(source, 2).unwrap());
     let d = s.login(31 * DAY, "x", "185.220.101.4", "attacker-box");
     assert_eq!(d.action, Action::Challenge);
     assert_eq!(codes(&d), ["new_device_and_network_login"]);
@@ -114,7 +117,7 @@ fn the_login_risk_model_challenges_a_new_device_after_a_long_consistent_history(
 }
 
 #[test]
-fn the_takeover_chain_is_reviewed_then_held() {
+fn the_takeover_chain_is_held_at_the_change_and_at_the_payout() {
     let mut s = Script::with_history();
     s.login(40 * DAY, "atk", "185.220.101.4", "attacker-box");
     let change = s.send(
@@ -122,14 +125,15 @@ fn the_takeover_chain_is_reviewed_then_held() {
         "payout_destination_change",
         json!({"session_id": "atk", "destination": mule()}),
     );
-    assert_eq!(change.action, Action::Review);
+    assert_eq!(change.action, Action::Hold);
     assert_eq!(
         codes(&change),
         [
-            "sensitive_change_in_risky_session",
+            "destination_change_in_risky_session",
             "destination_at_e_money_or_prepaid_issuer"
         ]
     );
+    assert_eq!(change.reasons[0].saw["session.risky"], json!(true));
     // The payout comes days later from another session: still held.
     let payout = s.send(
         42 * DAY,
@@ -141,18 +145,19 @@ fn the_takeover_chain_is_reviewed_then_held() {
         codes(&payout),
         ["payout_to_destination_set_in_risky_session"]
     );
-    assert!(
-        payout.reasons[0].message.contains("ending 0001"),
-        "{}",
-        payout.reasons[0].message
-    );
+    // The explanation shows what the rule saw: set 2 days minus a minute ago.
+    let saw = &payout.reasons[0].saw;
+    assert_eq!(saw["destination.set_in_risky_session"], json!(true));
+    assert_eq!(saw["destination.age"], json!(2 * DAY - 60));
+    assert_eq!(payout.policy, "default");
+    assert_eq!(payout.rules_version, 1);
     let loan = s.send(
         42 * DAY,
         "loan_disbursement",
         json!({"loan_id": "l1", "amount": 900000, "currency": "GBP"}),
     );
     assert_eq!(loan.action, Action::Hold);
-    // After the cool-off the bootstrap policy lets it go.
+    // After the 7-day cool-off it goes through.
     let late = s.send(
         48 * DAY,
         "payout",
@@ -277,5 +282,159 @@ fn events_without_session_id_join_the_recent_session() {
         much_later.action,
         Action::Allow,
         "outside the implicit session window"
+    );
+}
+
+#[test]
+fn the_high_login_risk_rule_uses_the_documented_threshold() {
+    let source = default_source();
+    let rule = source
+        .rules
+        .iter()
+        .find(|r| r.id == "high_login_risk")
+        .unwrap();
+    let threshold = crate::login_risk::DEFAULT_CHALLENGE_THRESHOLD;
+    assert!(
+        rule.when.contains(&format!("login.risk >= {threshold:.1}")),
+        "{}",
+        rule.when
+    );
+}
+
+/// The default rules with their lists filled in, as an analyst would.
+fn with_lists(blocked_ips: &[&str], denied_destinations: &[&str]) -> Script {
+    let mut source = default_source();
+    let fill = |name: &str, entries: &[&str], source: &mut crate::rules::RuleSetSource| {
+        source.lists.get_mut(name).unwrap().entries =
+            entries.iter().map(|e| e.to_string()).collect();
+    };
+    fill("blocked_ips", blocked_ips, &mut source);
+    fill("denied_destinations", denied_destinations, &mut source);
+    Script::with_history_and(RuleSet::compile(source, 2).unwrap())
+}
+
+#[test]
+fn a_login_from_a_blocked_range_is_blocked() {
+    let mut s = with_lists(&["185.220.100.0/22"], &[]);
+    let d = s.login(31 * DAY, "x", "185.220.101.4", "laptop");
+    assert_eq!(
+        (d.action, d.reasons[0].code.as_str()),
+        (Action::Block, "login_blocked_ip")
+    );
+    let home = s.login(31 * DAY, "y", "81.2.69.160", "laptop");
+    assert_eq!(home.action, Action::Allow);
+}
+
+#[test]
+fn a_destination_on_the_deny_list_is_blocked_when_set_and_when_paid() {
+    let mule_token = crate::tests::parser()
+        .parse_value(
+            json!({"event_id": "t", "type": "payout_destination_change", "account_id": "x",
+            "time": super::at(0), "destination": mule()}),
+        )
+        .map(|e| match e.details {
+            crate::Details::PayoutDestinationChange { destination, .. } => {
+                destination.account_token
+            }
+            _ => unreachable!(),
+        })
+        .unwrap();
+    let mut s = with_lists(&[], &[&mule_token]);
+    // From the owner's own session: the mule is blocked all the same.
+    let change = s.send(
+        35 * DAY,
+        "payout_destination_change",
+        json!({"session_id": "home-29", "destination": mule()}),
+    );
+    assert_eq!(change.action, Action::Block);
+    assert_eq!(change.reasons[0].code, "destination_on_deny_list");
+    assert_eq!(
+        change.reasons[0].saw["destination.token"],
+        json!(mule_token)
+    );
+    let payout = s.send(
+        36 * DAY,
+        "payout",
+        json!({"payout_id": "p", "amount": 5, "currency": "GBP"}),
+    );
+    assert_eq!(payout.action, Action::Block);
+    // An honest new destination is not.
+    let honest = s.send(
+        37 * DAY,
+        "payout_destination_change",
+        json!({"session_id": "home-29",
+        "destination": {"institution_id": "400000", "account_number": "12345678"}}),
+    );
+    assert_eq!(honest.action, Action::Allow);
+}
+
+#[test]
+fn switching_off_mfa_in_a_risky_session_is_held_and_in_the_owners_session_is_not() {
+    let mut s = Script::with_history();
+    let own = s.send(
+        31 * DAY,
+        "mfa_change",
+        json!({"session_id": "home-29", "change": "disabled"}),
+    );
+    assert_eq!(own.action, Action::Allow);
+    s.login(40 * DAY, "atk", "185.220.101.4", "attacker-box");
+    let d = s.send(
+        40 * DAY + 30,
+        "mfa_change",
+        json!({"session_id": "atk", "change": "disabled"}),
+    );
+    assert_eq!(d.action, Action::Hold);
+    assert_eq!(
+        codes(&d),
+        [
+            "mfa_disabled_in_risky_session",
+            "sensitive_change_in_risky_session"
+        ]
+    );
+    let enabled = s.send(
+        40 * DAY + 40,
+        "mfa_change",
+        json!({"session_id": "atk", "change": "enabled"}),
+    );
+    assert_eq!(
+        (enabled.action, codes(&enabled)),
+        (Action::Review, vec!["sensitive_change_in_risky_session"])
+    );
+}
+
+#[test]
+fn credential_stuffing_success_is_recorded_in_shadow_only() {
+    let stuffing = |s: &mut Script| {
+        for n in 0..20 {
+            s.send(
+                40 * DAY + n,
+                "login",
+                json!({"status": "failure", "ip": "203.0.113.9",
+                "account_id": format!("victim-{n}")}),
+            );
+        }
+        s.send(
+            40 * DAY + 100,
+            "login",
+            json!({"status": "success", "session_id": "s",
+            "ip": "203.0.113.9", "device_id": "laptop"}),
+        )
+    };
+    let d = stuffing(&mut Script::with_history());
+    assert_eq!(d.shadow.len(), 1, "{d:?}");
+    assert_eq!(d.shadow[0].code, "login_after_failures_from_address");
+    assert_eq!(d.shadow[0].saw["ip.failed_logins_1h"], json!(20.0));
+    // Without the shadow rule the decision is the same in every other part.
+    let mut source = default_source();
+    source
+        .rules
+        .retain(|r| r.id != "login_after_failures_from_address");
+    let without = stuffing(&mut Script::with_history_and(
+        RuleSet::compile(source, 2).unwrap(),
+    ));
+    assert!(without.shadow.is_empty());
+    assert_eq!(
+        (d.action, d.score, &d.reasons),
+        (without.action, without.score, &without.reasons)
     );
 }

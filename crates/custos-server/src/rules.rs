@@ -1,0 +1,399 @@
+//! Rule-set routes: show, check and install rule sets, and edit named lists.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /v1/rules` | the live rule set: version, rules, what each reads, lists |
+//! | `POST /v1/rules` | validate a rule set (JSON or TOML) and make it live as the next version |
+//! | `POST /v1/rules/check` | validate only |
+//! | `GET /v1/rules/{version}` | a stored version's source and install time (audit) |
+//! | `GET /v1/lists/{name}` | a named list and its entries |
+//! | `PUT /v1/lists/{name}` | replace its entries (`{"entries": [...]}`) |
+//! | `PATCH /v1/lists/{name}` | add and remove entries (`{"add": [...], "remove": [...]}`) |
+//!
+//! Every change, lists included, installs a new rule-set version: a
+//! decision names the exact rules and lists it saw.
+
+use std::path::Path;
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use custos_core::rules::{RuleFiles, RuleSet, RuleSetError, RuleSetSource};
+use custos_runtime::InstallError;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::events::read_body;
+
+/// Largest file read from a rules directory.
+const MAX_RULE_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Reads a rules directory (`ruleset.toml`, rule files, list files) into
+/// one source.
+pub fn load_rules_dir(dir: &Path) -> Result<RuleSetSource, LoadRulesError> {
+    let mut files = RuleFiles::default();
+    read_dir_into(dir, dir, &mut files, 0)?;
+    Ok(files.check()?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadRulesError {
+    #[error("cannot read the rules in {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is larger than {MAX_RULE_FILE_BYTES} bytes")]
+    TooLarge { path: String },
+    #[error("{0}")]
+    Invalid(#[from] RuleSetError),
+}
+
+fn read_dir_into(
+    root: &Path,
+    dir: &Path,
+    files: &mut RuleFiles,
+    depth: u32,
+) -> Result<(), LoadRulesError> {
+    let io = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| LoadRulesError::Io { path, source }
+    };
+    // Rule directories are shallow: `lists/` at most. Deeper trees are
+    // not read, which also keeps a symlink loop from spinning.
+    if depth > 2 {
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        let path = entry.path();
+        let meta = entry.metadata().map_err(io(&path))?;
+        if meta.is_dir() {
+            read_dir_into(root, &path, files, depth + 1)?;
+            continue;
+        }
+        if meta.len() > MAX_RULE_FILE_BYTES {
+            return Err(LoadRulesError::TooLarge {
+                path: path.display().to_string(),
+            });
+        }
+        let relative = path
+            .strip_prefix(root)
+            .unwrap_or(&path)
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        if relative.ends_with(".toml") || relative.ends_with(".txt") {
+            let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+            files.files.push((relative, text));
+        }
+    }
+    Ok(())
+}
+
+fn invalid_rules(e: &RuleSetError) -> ApiError {
+    let mut error = ApiError::bad_request(
+        "invalid_rules",
+        format!(
+            "the rule set has {} problem{}; nothing was changed. First: {}",
+            e.errors.len(),
+            if e.errors.len() == 1 { "" } else { "s" },
+            e.errors
+                .first()
+                .map(ToString::to_string)
+                .unwrap_or_default()
+        ),
+    );
+    error.errors = serde_json::to_value(&e.errors).ok();
+    error
+}
+
+fn install(
+    state: &AppState,
+    source: RuleSetSource,
+    base: Option<u64>,
+) -> Result<Response, ApiError> {
+    match state.runtime.install_rules_over(source, base) {
+        Ok(rules) => Ok((
+            StatusCode::CREATED,
+            axum::Json(json!({
+                "version": rules.version(),
+                "name": rules.name(),
+                "rules": rules.rules().len(),
+            })),
+        )
+            .into_response()),
+        Err(InstallError::Invalid(e)) => Err(invalid_rules(&e)),
+        Err(InstallError::Storage(message)) => Err(ApiError::unavailable(message)),
+        Err(e @ InstallError::Stale { .. }) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "rules_changed",
+            format!("{e}; retry the edit"),
+        )),
+    }
+}
+
+/// Reads a rule-set source from a JSON or TOML body.
+async fn read_source(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<RuleSetSource, ApiError> {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    let toml_body = match essence.as_deref() {
+        None | Some("application/json") => false,
+        Some("application/toml" | "text/toml" | "text/plain") => true,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Content-Type must be application/json or application/toml",
+            ));
+        }
+    };
+    let bytes = read_body(headers, body, state.limits.max_body_bytes).await?;
+    if toml_body {
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| ApiError::bad_request("invalid_toml", "the body is not valid UTF-8"))?;
+        toml::from_str(text).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_toml",
+                format!("the body is not a valid rule set: {}", e.message()),
+            )
+        })
+    } else {
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_json",
+                format!("the body is not a valid rule set: {e}"),
+            )
+        })
+    }
+}
+
+pub async fn post_rules(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let source = read_source(&state, &headers, body).await?;
+    let state2 = state.clone();
+    tokio::task::spawn_blocking(move || install(&state2, source, None))
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+}
+
+pub async fn check_rules(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let source = read_source(&state, &headers, body).await?;
+    let rules = RuleSet::compile(source, 0).map_err(|e| invalid_rules(&e))?;
+    Ok(axum::Json(json!({"valid": true, "rules": describe_rules(&rules)})).into_response())
+}
+
+fn describe_rules(rules: &RuleSet) -> Vec<Value> {
+    rules
+        .rules()
+        .iter()
+        .map(|rule| {
+            let mut v = serde_json::to_value(&rule.source).unwrap_or(Value::Null);
+            if let Value::Object(map) = &mut v {
+                map.insert("reads".into(), json!(rule.reads().collect::<Vec<_>>()));
+                map.insert("lists".into(), json!(rule.lists()));
+            }
+            v
+        })
+        .collect()
+}
+
+pub async fn get_rules(State(state): State<AppState>) -> Response {
+    let rules = state.runtime.rules();
+    let source = rules.source();
+    let lists: serde_json::Map<String, Value> = source
+        .lists
+        .iter()
+        .map(|(name, list)| {
+            (
+                name.clone(),
+                json!({"kind": list.kind, "description": list.description, "size": list.entries.len()}),
+            )
+        })
+        .collect();
+    axum::Json(json!({
+        "version": rules.version(),
+        "name": rules.name(),
+        "description": source.description,
+        "max_action": source.max_action,
+        "rules": describe_rules(&rules),
+        "lists": lists,
+    }))
+    .into_response()
+}
+
+pub async fn get_rule_version(
+    State(state): State<AppState>,
+    UrlPath(version): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let Ok(number) = version.parse::<u64>() else {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("the rule-set version must be a positive integer, not {version:?}"),
+        )
+        .with_field("version"));
+    };
+    let store = state.runtime.store().clone();
+    let stored = tokio::task::spawn_blocking(move || store.rule_set(number))
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let Some((installed_at_ms, json)) = stored else {
+        return Err(ApiError::not_found(
+            "rules_version_not_found",
+            format!("no rule-set version {number} was ever installed"),
+        ));
+    };
+    let source: Value = serde_json::from_str(&json).map_err(|e| {
+        ApiError::unavailable(format!("stored rule set {number} is unreadable: {e}"))
+    })?;
+    Ok(axum::Json(json!({
+        "version": number,
+        "installed_at_ms": installed_at_ms,
+        "live": state.runtime.rules().version() == number,
+        "source": source,
+    }))
+    .into_response())
+}
+
+fn list_not_found(name: &str) -> ApiError {
+    ApiError::not_found(
+        "list_not_found",
+        format!("the live rule set has no list named {name:?}; add it with POST /v1/rules"),
+    )
+}
+
+pub async fn get_list(
+    State(state): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let rules = state.runtime.rules();
+    let list = rules
+        .source()
+        .lists
+        .get(&name)
+        .ok_or_else(|| list_not_found(&name))?;
+    Ok(axum::Json(json!({
+        "name": name,
+        "version": rules.version(),
+        "kind": list.kind,
+        "description": list.description,
+        "entries": list.entries,
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplaceEntries {
+    entries: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EditEntries {
+    #[serde(default)]
+    add: Vec<String>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+async fn edit_list(
+    state: AppState,
+    name: String,
+    headers: HeaderMap,
+    body: Body,
+    edit: fn(&mut Vec<String>, Value) -> Result<(), ApiError>,
+) -> Result<Response, ApiError> {
+    let bytes = read_body(&headers, body, state.limits.max_body_bytes).await?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+    })?;
+    tokio::task::spawn_blocking(move || {
+        // The edit applies to the version read here; an install in between
+        // makes the runtime refuse it rather than lose that install.
+        let live = state.runtime.rules();
+        let mut source = live.source().clone();
+        let list = source
+            .lists
+            .get_mut(&name)
+            .ok_or_else(|| list_not_found(&name))?;
+        edit(&mut list.entries, value)?;
+        install(&state, source, Some(live.version()))
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(e.to_string()))?
+}
+
+pub async fn put_list(
+    State(state): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    edit_list(state, name, headers, body, |entries, value| {
+        let replace: ReplaceEntries = serde_json::from_value(value).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_list_edit",
+                format!("expected {{\"entries\": [...]}}: {e}"),
+            )
+            .with_field("entries")
+        })?;
+        *entries = replace.entries;
+        Ok(())
+    })
+    .await
+}
+
+pub async fn patch_list(
+    State(state): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    edit_list(state, name, headers, body, |entries, value| {
+        let edit: EditEntries = serde_json::from_value(value).map_err(|e| {
+            ApiError::bad_request(
+                "invalid_list_edit",
+                format!("expected {{\"add\": [...], \"remove\": [...]}}: {e}"),
+            )
+        })?;
+        let trimmed = |v: Vec<String>| {
+            v.into_iter()
+                .map(|e| e.trim().to_string())
+                .collect::<Vec<_>>()
+        };
+        let remove = trimmed(edit.remove);
+        entries.retain(|e| !remove.contains(&e.trim().to_string()));
+        for entry in trimmed(edit.add) {
+            if !entry.is_empty() && !entries.contains(&entry) {
+                entries.push(entry);
+            }
+        }
+        Ok(())
+    })
+    .await
+}

@@ -1,0 +1,310 @@
+//! Rule sets over HTTP: show, check, install, persist, edit lists.
+
+use serde_json::{Value, json};
+
+use crate::{KEY, TestServer, assert_error, at, story};
+
+impl TestServer {
+    pub async fn send_to(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> (reqwest::StatusCode, Value) {
+        let response = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(KEY)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+fn deny_rule_set(extra_rule: Value) -> Value {
+    json!({
+        "name": "strict",
+        "lists": {"mules": {"kind": "destination", "entries": []}},
+        "rules": [
+            {"id": "mule_destination", "description": "paid or set to a known mule",
+             "events": ["payout_destination_change", "payout"],
+             "when": "destination.token in lists.mules", "action": "block", "score": 100},
+            extra_rule
+        ]
+    })
+}
+
+#[tokio::test]
+async fn the_default_rules_are_live_and_described() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::in_dir(dir.path()).await;
+    let (status, body) = s.get("/v1/rules").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["version"].as_u64(), body["name"].as_str()),
+        (Some(1), Some("default"))
+    );
+    let high = body["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["id"] == "high_login_risk")
+        .unwrap();
+    assert_eq!(high["action"], "challenge");
+    assert!(
+        high["reads"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("login.risk")),
+        "{high}"
+    );
+    assert_eq!(body["lists"]["denied_destinations"]["kind"], "destination");
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn invalid_rules_get_every_error_with_position_and_nothing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::in_dir(dir.path()).await;
+    let bad = json!({"rules": [
+        {"id": "a", "when": "login.rsk > 1", "action": "block"},
+        {"id": "b", "when": "event.amount > \"x\"", "action": "hold", "score": 500}
+    ]});
+    let (status, body) = s
+        .send_to(
+            reqwest::Method::POST,
+            "/v1/rules",
+            "application/json",
+            bad.to_string(),
+        )
+        .await;
+    let message = assert_error(status, &body, 400, "invalid_rules");
+    assert!(message.contains("3 problems"), "{message}");
+    let errors = body["errors"].as_array().unwrap();
+    assert_eq!(errors[0]["rule"], "a");
+    assert_eq!(errors[0]["field"], "when");
+    assert_eq!(errors[0]["position"], json!({"line": 1, "column": 1}));
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `login.risk`")
+    );
+    assert!(errors[0]["snippet"].as_str().unwrap().contains("^^^^^^^^^"));
+    let (_, live) = s.get("/v1/rules").await;
+    assert_eq!(live["version"], 1);
+    // A body that is not a rule set at all.
+    let (status, body) = s
+        .send_to(
+            reqwest::Method::POST,
+            "/v1/rules",
+            "application/json",
+            r#"{"rulez": []}"#.into(),
+        )
+        .await;
+    assert_error(status, &body, 400, "invalid_json");
+    let (status, body) = s
+        .send_to(
+            reqwest::Method::POST,
+            "/v1/rules",
+            "application/toml",
+            "[[rule]\nid=".into(),
+        )
+        .await;
+    assert_error(status, &body, 400, "invalid_toml");
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_installed_rule_set_decides_survives_restart_and_lists_are_editable() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::in_dir(dir.path()).await;
+    let (status, body) = s
+        .send_to(
+            reqwest::Method::POST,
+            "/v1/rules/check",
+            "application/json",
+            deny_rule_set(
+                json!({"id": "big_payout", "events": ["payout"], "when": "event.amount >= 50000",
+            "action": "review", "mode": "shadow"}),
+            )
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["valid"], true);
+    let (_, live) = s.get("/v1/rules").await;
+    assert_eq!(live["version"], 1, "check installs nothing");
+
+    let (status, body) = s
+        .send_to(
+            reqwest::Method::POST,
+            "/v1/rules",
+            "application/json",
+            deny_rule_set(
+                json!({"id": "big_payout", "events": ["payout"], "when": "event.amount >= 50000",
+            "action": "review", "mode": "shadow"}),
+            )
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["version"], 2);
+
+    // The attacker's chain under the new set: the change is allowed (no
+    // rule for it), the big payout only trips the shadow rule.
+    let (status, answer) = s.post(&Value::Array(story("seller-r"))).await;
+    assert_eq!(status, 200, "{answer}");
+    let answers = answer["results"]
+        .as_array()
+        .or_else(|| answer.as_array())
+        .cloned()
+        .unwrap_or_else(|| vec![answer.clone()]);
+    let payout = answers.last().unwrap();
+    assert_eq!(payout["action"], "allow", "{payout}");
+    assert_eq!(payout["policy"], "strict");
+    assert_eq!(payout["rules_version"], 2);
+    assert_eq!(payout["shadow"][0]["code"], "big_payout");
+    assert_eq!(payout["shadow"][0]["saw"]["event.amount"], 100_000);
+
+    // The mule's token goes on the list: a new version blocks it.
+    let (_, event) = s.get("/v1/events/seller-r-atk-change").await;
+    let token = event["event"]["destination"]["account_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = s
+        .send_to(
+            reqwest::Method::PATCH,
+            "/v1/lists/mules",
+            "application/json",
+            json!({"add": [token.clone()]}).to_string(),
+        )
+        .await;
+    assert_eq!(
+        (status.as_u16(), body["version"].as_u64()),
+        (201, Some(3)),
+        "{body}"
+    );
+    let (_, list) = s.get("/v1/lists/mules").await;
+    assert_eq!(list["entries"], json!([token]));
+    let (_, answer) = s
+        .post(
+            &json!({"event_id": "seller-r-p2", "type": "payout", "account_id": "seller-r",
+        "time": at(22, 0), "payout_id": "p2", "amount": 100, "currency": "GBP"}),
+        )
+        .await;
+    assert_eq!(answer["action"], "block", "{answer}");
+    assert_eq!(answer["rules_version"], 3);
+    assert_eq!(
+        answer["reasons"][0]["saw"]["destination.token"],
+        json!(token)
+    );
+
+    // Bad list edits name the problem; an unknown list is 404.
+    let (status, body) = s
+        .send_to(
+            reqwest::Method::PUT,
+            "/v1/lists/mules",
+            "application/json",
+            r#"{"entrys": []}"#.into(),
+        )
+        .await;
+    assert_error(status, &body, 400, "invalid_list_edit");
+    let (status, body) = s
+        .send_to(
+            reqwest::Method::PATCH,
+            "/v1/lists/nope",
+            "application/json",
+            r#"{"add": ["x"]}"#.into(),
+        )
+        .await;
+    assert_error(status, &body, 404, "list_not_found");
+
+    // Every version is kept; after a restart the newest is still live.
+    let s = s.restart().await;
+    let (_, live) = s.get("/v1/rules").await;
+    assert_eq!(
+        (live["version"].as_u64(), live["name"].as_str()),
+        (Some(3), Some("strict"))
+    );
+    assert_eq!(live["lists"]["mules"]["size"], 1);
+
+    // Per-rule hits are in /metrics.
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let _ = text; // counters restart with the process; checked in metrics_count_rule_hits
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn rules_can_be_posted_as_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::in_dir(dir.path()).await;
+    let toml = r#"
+name = "from-toml"
+
+[[rule]]
+id = "night_payout"
+events = ["payout"]
+when = '''
+event.amount > 10
+  && has(event.session_id)
+'''
+action = "review"
+"#;
+    let (status, body) = s
+        .send_to(
+            reqwest::Method::POST,
+            "/v1/rules",
+            "application/toml",
+            toml.into(),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, live) = s.get("/v1/rules").await;
+    assert_eq!(live["name"], "from-toml");
+    assert_eq!(
+        live["rules"][0]["reads"],
+        json!(["event.amount", "event.session_id"])
+    );
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_count_rule_hits() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::in_dir(dir.path()).await;
+    let (status, _) = s.post(&Value::Array(story("seller-h"))).await;
+    assert_eq!(status, 200);
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(r#"custos_rule_hits_total{rule="payout_to_destination_set_in_risky_session",mode="active",action="hold"}"#),
+        "{text}"
+    );
+    s.server.stop().await.unwrap();
+}
