@@ -85,22 +85,34 @@ pub struct Decision {
     pub features: Features,
 }
 
+/// Highest score a reason may add, and the cap of a decision's score.
+pub const MAX_SCORE: u32 = 100;
+
 impl Decision {
-    /// Combines reasons: the strongest action wins, scores add up to at most 100.
-    pub fn from_reasons(policy: &'static str, reasons: Vec<Reason>) -> Decision {
+    /// Combines what fired: the strongest action among `reasons`, capped at
+    /// `max_action`; their scores added up to at most [`MAX_SCORE`]. Shadow
+    /// reasons are carried along and change neither.
+    pub fn from_reasons(
+        policy: Cow<'static, str>,
+        rules_version: u64,
+        reasons: Vec<Reason>,
+        shadow: Vec<Reason>,
+        max_action: Action,
+    ) -> Decision {
         let action = reasons
             .iter()
             .map(|r| r.action)
             .max()
-            .unwrap_or(Action::Allow);
-        let score = reasons.iter().map(|r| r.score).sum::<u32>().min(100);
+            .unwrap_or(Action::Allow)
+            .min(max_action);
+        let score = reasons.iter().map(|r| r.score).sum::<u32>().min(MAX_SCORE);
         Decision {
             action,
             score,
             reasons,
-            shadow: Vec::new(),
-            policy: Cow::Borrowed(policy),
-            rules_version: 0,
+            shadow,
+            policy,
+            rules_version,
             features: Features::default(),
         }
     }
@@ -120,19 +132,28 @@ mod tests {
         }
     }
 
+    fn decide(reasons: Vec<Reason>, shadow: Vec<Reason>, max_action: Action) -> Decision {
+        Decision::from_reasons("test".into(), 1, reasons, shadow, max_action)
+    }
+
     #[test]
-    fn strongest_action_wins_and_score_is_capped() {
-        let d = Decision::from_reasons(
-            "test",
+    fn strongest_action_wins_capped_and_score_is_capped() {
+        let fired = || {
             vec![
                 reason(Action::Review, 50),
                 reason(Action::Hold, 70),
                 reason(Action::Challenge, 10),
-            ],
+            ]
+        };
+        let d = decide(fired(), vec![reason(Action::Block, 99)], Action::Block);
+        assert_eq!(
+            (d.action, d.score),
+            (Action::Hold, 100),
+            "shadow never acts"
         );
-        assert_eq!(d.action, Action::Hold);
-        assert_eq!(d.score, 100);
-        let empty = Decision::from_reasons("test", vec![]);
+        let capped = decide(fired(), vec![], Action::Review);
+        assert_eq!(capped.action, Action::Review);
+        let empty = decide(vec![], vec![], Action::Block);
         assert_eq!((empty.action, empty.score), (Action::Allow, 0));
     }
 }

@@ -128,6 +128,7 @@ impl Engine {
                 .map_or(0, |w| w.total(event.unix_time())),
             _ => 0,
         };
+        let paying = features::paying_destination(state, event);
         let features = features::compute(
             state,
             event,
@@ -141,6 +142,7 @@ impl Engine {
                     .needs(event.event_type)
                     .union(self.features.record)
                     .union(FeatureSet::ALWAYS),
+                paying_destination: paying,
             },
         );
         let destination = match &event.details {
@@ -149,7 +151,7 @@ impl Engine {
                 destination: Some(destination),
                 ..
             } => Some(destination),
-            _ => features::paying_destination(state, event).map(|r| &r.destination),
+            _ => paying.map(|r| &r.destination),
         };
         let mut decision = self.rules.decide(&EvalContext {
             event,

@@ -331,7 +331,25 @@ pub struct Context<'a> {
     /// The features to compute: those the rules read, plus
     /// [`FeatureConfig::record`]. Others are left out of the decision.
     pub wanted: FeatureSet,
+    /// The record of the destination a payout or loan disbursement pays
+    /// into ([`paying_destination`]), found once by the caller.
+    pub paying_destination: Option<&'a DestinationRecord>,
 }
+
+const SESSION: FeatureSet = FeatureSet::EMPTY
+    .with(Feature::SessionRisk)
+    .with(Feature::SessionRisky)
+    .with(Feature::SessionVerified);
+
+const DESTINATION: FeatureSet = FeatureSet::EMPTY
+    .with(Feature::DestinationKnown)
+    .with(Feature::DestinationAge)
+    .with(Feature::DestinationSetInRiskySession);
+
+const ACCOUNT: FeatureSet = FeatureSet::EMPTY
+    .with(Feature::AccountHoursSinceSensitiveChange)
+    .with(Feature::AccountAge)
+    .with(Feature::AccountLogins);
 
 /// Features that need the login-risk model's profile lookup.
 const LOGIN_LOOKUP: FeatureSet = FeatureSet::EMPTY
@@ -391,15 +409,21 @@ pub fn compute(state: Option<&AccountState>, event: &Event, ctx: &Context<'_>) -
             f.number(Feature::AccountFailedLogins1h, account_failures as f64);
         }
         _ => {
-            if let Some(session) = state.and_then(|s| s.session_for(event)) {
+            if wanted.intersects(SESSION)
+                && let Some(session) = state.and_then(|s| s.session_for(event))
+            {
                 f.number(Feature::SessionRisk, f64::from(session.risk));
                 f.flag(Feature::SessionRisky, session.risky);
                 f.flag(Feature::SessionVerified, session.verified);
             }
-            destination_features(state, event, &mut f);
+            if wanted.intersects(DESTINATION) {
+                destination_features(state, event, ctx.paying_destination, &mut f);
+            }
         }
     }
-    if let Some(state) = state {
+    if wanted.intersects(ACCOUNT)
+        && let Some(state) = state
+    {
         if let Some(last) = state.sensitive_changes.values().max() {
             f.number(
                 Feature::AccountHoursSinceSensitiveChange,
@@ -413,8 +437,12 @@ pub fn compute(state: Option<&AccountState>, event: &Event, ctx: &Context<'_>) -
     f
 }
 
-fn destination_features(state: Option<&AccountState>, event: &Event, f: &mut Features) {
-    let at = event.unix_time();
+fn destination_features(
+    state: Option<&AccountState>,
+    event: &Event,
+    paying: Option<&DestinationRecord>,
+    f: &mut Features,
+) {
     match &event.details {
         Details::PayoutDestinationChange { destination, .. } => {
             f.flag(
@@ -422,26 +450,15 @@ fn destination_features(state: Option<&AccountState>, event: &Event, f: &mut Fea
                 state.is_some_and(|s| s.knows_destination(destination)),
             );
         }
-        Details::Payout { .. } | Details::Loan { .. } => {
-            let explicit = match &event.details {
-                Details::Payout { destination, .. } => destination.as_ref(),
-                _ => None,
-            };
-            let record = paying_destination(state, event);
-            let known = match explicit {
-                Some(_) => record.is_some(),
-                None => state.is_some_and(|s| s.destination.is_some()),
-            };
-            if matches!(event.details, Details::Payout { .. })
-                || event.event_type == EventType::LoanDisbursement
-            {
-                f.flag(Feature::DestinationKnown, known);
-            }
-            if let Some(record) = record {
-                f.number(
-                    Feature::DestinationAge,
-                    (at - record.set_at.0).max(0) as f64,
-                );
+        Details::Payout { .. } | Details::Loan { .. }
+            if event.event_type != EventType::LoanApplication =>
+        {
+            // A payout naming a destination pays into a registered one only
+            // if the account has it; without one, into the current one.
+            f.flag(Feature::DestinationKnown, paying.is_some());
+            if let Some(record) = paying {
+                let age = (event.unix_time() - record.set_at.0).max(0);
+                f.number(Feature::DestinationAge, age as f64);
                 f.flag(
                     Feature::DestinationSetInRiskySession,
                     record.set_in_risky_session,

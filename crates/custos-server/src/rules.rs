@@ -154,7 +154,8 @@ async fn read_source(
                 .to_ascii_lowercase()
         });
     let toml_body = match essence.as_deref() {
-        None | Some("application/json") => false,
+        // curl -d sends form-urlencoded; the body is JSON all the same.
+        None | Some("application/json" | "application/x-www-form-urlencoded") => false,
         Some("application/toml" | "text/toml" | "text/plain") => true,
         Some(_) => {
             return Err(ApiError::new(
@@ -190,8 +191,8 @@ pub async fn post_rules(
     body: Body,
 ) -> Result<Response, ApiError> {
     let source = read_source(&state, &headers, body).await?;
-    let state2 = state.clone();
-    tokio::task::spawn_blocking(move || install(&state2, source, None))
+    // Compiling and storing block: off the async workers.
+    tokio::task::spawn_blocking(move || install(&state, source, None))
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?
 }
@@ -202,7 +203,10 @@ pub async fn check_rules(
     body: Body,
 ) -> Result<Response, ApiError> {
     let source = read_source(&state, &headers, body).await?;
-    let rules = RuleSet::compile(source, 0).map_err(|e| invalid_rules(&e))?;
+    let rules = tokio::task::spawn_blocking(move || RuleSet::compile(source, 0))
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .map_err(|e| invalid_rules(&e))?;
     Ok(axum::Json(json!({"valid": true, "rules": describe_rules(&rules)})).into_response())
 }
 

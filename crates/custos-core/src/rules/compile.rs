@@ -593,20 +593,7 @@ impl Compiler<'_> {
     }
 
     fn call(&mut self, name: &str, args: &[Expr], span: Span) -> Result<Compiled, SourceError> {
-        let arity = |n: usize| -> Result<(), SourceError> {
-            if args.len() == n {
-                Ok(())
-            } else {
-                Err(SourceError::new(
-                    span,
-                    format!(
-                        "`{name}` takes {n} argument{}, found {}",
-                        if n == 1 { "" } else { "s" },
-                        args.len()
-                    ),
-                ))
-            }
-        };
+        let arity = |n: usize| check_arity(name, n, args.len(), span);
         match name {
             "has" => {
                 arity(1)?;
@@ -776,20 +763,7 @@ impl Compiler<'_> {
     ) -> Result<Compiled, SourceError> {
         let recv = self.compile(receiver)?;
         let stringy = recv.ty.is_stringy() || recv.ty == Type::Dyn;
-        let arity = |n: usize| -> Result<(), SourceError> {
-            if args.len() == n {
-                Ok(())
-            } else {
-                Err(SourceError::new(
-                    span,
-                    format!(
-                        "`{name}` takes {n} argument{}, found {}",
-                        if n == 1 { "" } else { "s" },
-                        args.len()
-                    ),
-                ))
-            }
-        };
+        let arity = |n: usize| check_arity(name, n, args.len(), span);
         match name {
             "startsWith" | "endsWith" | "contains" if stringy => {
                 arity(1)?;
@@ -871,6 +845,20 @@ impl Compiler<'_> {
             }
         }
     }
+}
+
+/// `name` must be called with `n` arguments.
+fn check_arity(name: &str, n: usize, found: usize, span: Span) -> Result<(), SourceError> {
+    if found == n {
+        return Ok(());
+    }
+    Err(SourceError::new(
+        span,
+        format!(
+            "`{name}` takes {n} argument{}, found {found}",
+            if n == 1 { "" } else { "s" }
+        ),
+    ))
 }
 
 /// The regex crate's message: its last line, without the `error: ` prefix.

@@ -275,8 +275,7 @@ impl fmt::Debug for RuleSet {
     }
 }
 
-/// Highest score a rule may add, and the cap of a decision's score.
-pub const MAX_SCORE: u32 = 100;
+pub use crate::decision::MAX_SCORE;
 
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
@@ -424,22 +423,13 @@ impl RuleSet {
                 }
             }
         }
-        let action = reasons
-            .iter()
-            .map(|r| r.action)
-            .max()
-            .unwrap_or(Action::Allow)
-            .min(self.max_action);
-        let score = reasons.iter().map(|r| r.score).sum::<u32>().min(MAX_SCORE);
-        Decision {
-            action,
-            score,
+        Decision::from_reasons(
+            self.name.clone().into(),
+            self.version,
             reasons,
             shadow,
-            policy: self.name.clone().into(),
-            rules_version: self.version,
-            features: Default::default(),
-        }
+            self.max_action,
+        )
     }
 }
 

@@ -105,15 +105,7 @@ async fn metrics_count_events_and_requests() {
     let s = TestServer::in_dir(dir.path()).await;
     let (status, _) = s.post(&Value::Array(story("seller-m"))).await;
     assert_eq!(status, 200);
-    let text = s
-        .client
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics().await;
     assert!(
         text.contains(r#"custos_events_total{type="payout",action="hold"}"#),
         "{text}"

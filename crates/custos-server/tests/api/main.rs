@@ -86,6 +86,19 @@ impl TestServer {
         )
     }
 
+    /// The Prometheus text of `/metrics` (no key needed).
+    pub async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.base);
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
         let response = self
             .client

@@ -240,15 +240,7 @@ async fn an_installed_rule_set_decides_survives_restart_and_lists_are_editable()
     assert_eq!(live["lists"]["mules"]["size"], 1);
 
     // Per-rule hits are in /metrics.
-    let text = s
-        .client
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics().await;
     let _ = text; // counters restart with the process; checked in metrics_count_rule_hits
     s.server.stop().await.unwrap();
 }
@@ -293,15 +285,7 @@ async fn metrics_count_rule_hits() {
     let s = TestServer::in_dir(dir.path()).await;
     let (status, _) = s.post(&Value::Array(story("seller-h"))).await;
     assert_eq!(status, 200);
-    let text = s
-        .client
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = s.metrics().await;
     assert!(
         text.contains(r#"custos_rule_hits_total{rule="payout_to_destination_set_in_risky_session",mode="active",action="hold"}"#),
         "{text}"
