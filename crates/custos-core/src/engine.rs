@@ -9,6 +9,7 @@ use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
 use crate::decision::Decision;
+use crate::destinations::{DestinationIndex, DestinationUse};
 use crate::event::{Details, Event, LoginStatus};
 use crate::features::{self, Context, FeatureConfig, FeatureSet};
 use crate::population::Population;
@@ -18,7 +19,7 @@ use crate::state::{AccountState, FailedLoginWindow, failed_login_window};
 
 /// Version of the snapshot layout; a snapshot of another version is ignored
 /// and state is rebuilt from the log instead.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+pub const SNAPSHOT_FORMAT: u32 = 3;
 
 /// Addresses whose failed logins are tracked across accounts, at most.
 /// When full, addresses with no failure in the last hour are dropped.
@@ -35,6 +36,8 @@ pub struct Engine {
     population: Population,
     /// Failed logins per address (keyed like profile IPs) across accounts.
     ip_failures: HashMap<u64, FailedLoginWindow, RandomState>,
+    /// Which accounts set each payout destination.
+    destinations: DestinationIndex,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -43,6 +46,7 @@ struct Snapshot {
     accounts: Vec<AccountState>,
     population: Population,
     ip_failures: Vec<(u64, FailedLoginWindow)>,
+    destinations: Vec<(u64, DestinationUse)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +88,7 @@ impl Engine {
             accounts: HashMap::default(),
             population: Population::new(),
             ip_failures: HashMap::default(),
+            destinations: DestinationIndex::default(),
         }
     }
 
@@ -96,6 +101,11 @@ impl Engine {
     /// does not depend on rules, so nothing else changes.
     pub fn set_rules(&mut self, rules: Arc<RuleSet>) {
         self.rules = rules;
+    }
+
+    /// Which accounts set each payout destination.
+    pub fn destinations(&self) -> &DestinationIndex {
+        &self.destinations
     }
 
     pub fn population(&self) -> &Population {
@@ -129,22 +139,6 @@ impl Engine {
             _ => 0,
         };
         let paying = features::paying_destination(state, event);
-        let features = features::compute(
-            state,
-            event,
-            &Context {
-                population: &self.population,
-                ip_failed_logins_1h,
-                config: &self.features,
-                login_traits: traits,
-                wanted: self
-                    .rules
-                    .needs(event.event_type)
-                    .union(self.features.record)
-                    .union(FeatureSet::ALWAYS),
-                paying_destination: paying,
-            },
-        );
         let destination = match &event.details {
             Details::PayoutDestinationChange { destination, .. } => Some(destination),
             Details::Payout {
@@ -153,6 +147,28 @@ impl Engine {
             } => Some(destination),
             _ => paying.map(|r| &r.destination),
         };
+        let wanted = self
+            .rules
+            .needs(event.event_type)
+            .union(self.features.record)
+            .union(FeatureSet::ALWAYS);
+        // The cross-account lookup hashes the destination: only when read.
+        let destination_use = destination
+            .filter(|_| wanted.intersects(features::SHARED_DESTINATION))
+            .and_then(|d| self.destinations.get(d));
+        let features = features::compute(
+            state,
+            event,
+            &Context {
+                population: &self.population,
+                ip_failed_logins_1h,
+                config: &self.features,
+                login_traits: traits,
+                wanted,
+                paying_destination: paying,
+                destination_use,
+            },
+        );
         let mut decision = self.rules.decide(&EvalContext {
             event,
             features: &features,
@@ -176,6 +192,10 @@ impl Engine {
             && let Some(key) = ip_key(event)
         {
             self.record_ip_failure(key, event.unix_time());
+        }
+        if let Details::PayoutDestinationChange { destination, .. } = &event.details {
+            self.destinations
+                .record(destination, &event.account_id, event.unix_time());
         }
         let state = match self.accounts.get_mut(&event.account_id) {
             Some(state) => state,
@@ -232,6 +252,7 @@ impl Engine {
             accounts,
             population: self.population.clone(),
             ip_failures,
+            destinations: self.destinations.sorted(),
         })
     }
 
@@ -253,6 +274,7 @@ impl Engine {
             .collect();
         self.population = snapshot.population;
         self.ip_failures = snapshot.ip_failures.into_iter().collect();
+        self.destinations = DestinationIndex::from_sorted(snapshot.destinations);
         Ok(())
     }
 }

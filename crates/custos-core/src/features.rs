@@ -16,6 +16,7 @@ use std::collections::HashSet;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::destinations::DestinationUse;
 use crate::event::{Details, Event, EventType, LoginStatus};
 use crate::login_risk::{self, LoginRiskParams};
 use crate::population::Population;
@@ -88,6 +89,9 @@ features! {
     DestinationAge = "destination.age": Duration,
     DestinationKnown = "destination.known": Flag,
     DestinationSetInRiskySession = "destination.set_in_risky_session": Flag,
+    DestinationOtherAccounts = "destination.other_accounts": Number,
+    DestinationOtherAccounts30d = "destination.other_accounts_30d": Number,
+    DestinationNewGlobally = "destination.new_globally": Flag,
 }
 
 /// Number of feature slots.
@@ -334,6 +338,9 @@ pub struct Context<'a> {
     /// The record of the destination a payout or loan disbursement pays
     /// into ([`paying_destination`]), found once by the caller.
     pub paying_destination: Option<&'a DestinationRecord>,
+    /// Which accounts set the destination the event concerns, across all
+    /// accounts; `None` when no account ever did.
+    pub destination_use: Option<&'a DestinationUse>,
 }
 
 const SESSION: FeatureSet = FeatureSet::EMPTY
@@ -341,10 +348,20 @@ const SESSION: FeatureSet = FeatureSet::EMPTY
     .with(Feature::SessionRisky)
     .with(Feature::SessionVerified);
 
+/// Features read from the cross-account destination index.
+pub const SHARED_DESTINATION: FeatureSet = FeatureSet::EMPTY
+    .with(Feature::DestinationOtherAccounts)
+    .with(Feature::DestinationOtherAccounts30d)
+    .with(Feature::DestinationNewGlobally);
+
 const DESTINATION: FeatureSet = FeatureSet::EMPTY
     .with(Feature::DestinationKnown)
     .with(Feature::DestinationAge)
-    .with(Feature::DestinationSetInRiskySession);
+    .with(Feature::DestinationSetInRiskySession)
+    .union(SHARED_DESTINATION);
+
+/// The window of `destination.other_accounts_30d`.
+const RECENT_DESTINATION_SECS: i64 = 30 * 86_400;
 
 const ACCOUNT: FeatureSet = FeatureSet::EMPTY
     .with(Feature::AccountHoursSinceSensitiveChange)
@@ -418,6 +435,9 @@ pub fn compute(state: Option<&AccountState>, event: &Event, ctx: &Context<'_>) -
             }
             if wanted.intersects(DESTINATION) {
                 destination_features(state, event, ctx.paying_destination, &mut f);
+                if wanted.intersects(SHARED_DESTINATION) {
+                    shared_destination_features(event, ctx.destination_use, &mut f);
+                }
             }
         }
     }
@@ -467,6 +487,25 @@ fn destination_features(
         }
         _ => {}
     }
+}
+
+/// How many other accounts set the destination the event concerns.
+fn shared_destination_features(event: &Event, used: Option<&DestinationUse>, f: &mut Features) {
+    let concerns_a_destination = match &event.details {
+        Details::PayoutDestinationChange { .. } | Details::Payout { .. } => true,
+        Details::Loan { .. } => event.event_type == EventType::LoanDisbursement,
+        _ => false,
+    };
+    if !concerns_a_destination {
+        return;
+    }
+    let at = event.unix_time();
+    let (all, recent) = used.map_or((0, 0), |u| {
+        u.other_accounts(&event.account_id, at - RECENT_DESTINATION_SECS)
+    });
+    f.flag(Feature::DestinationNewGlobally, used.is_none());
+    f.number(Feature::DestinationOtherAccounts, all as f64);
+    f.number(Feature::DestinationOtherAccounts30d, recent as f64);
 }
 
 fn login_features(

@@ -17,6 +17,7 @@
 //! decision stored with it, so replaying a stored log rebuilds state exactly.
 
 pub mod decision;
+pub mod destinations;
 pub mod engine;
 pub mod enrich;
 pub mod event;

@@ -438,3 +438,43 @@ fn credential_stuffing_success_is_recorded_in_shadow_only() {
         (without.action, without.score, &without.reasons)
     );
 }
+
+#[test]
+fn a_destination_set_by_another_account_within_30_days_is_reviewed() {
+    let mut s = Script::with_history();
+    let change = |s: &mut Script, account: &str, t: i64| {
+        s.n += 1;
+        let e = event(
+            json!({"event_id": format!("x{}", s.n), "type": "payout_destination_change",
+            "account_id": account, "time": at(t), "destination": mule()}),
+        );
+        s.engine.process(&e)
+    };
+    let first = change(&mut s, "victim-1", 31 * DAY);
+    assert_eq!(first.action, Action::Allow, "{first:?}");
+    let second = change(&mut s, "victim-2", 32 * DAY);
+    assert_eq!(second.action, Action::Review);
+    assert!(codes(&second).contains(&"destination_used_by_other_accounts"));
+    assert_eq!(
+        second.reasons[0].saw["destination.other_accounts_30d"],
+        json!(1.0)
+    );
+    // The same account setting it again is not "another account".
+    let again = change(&mut s, "victim-1", 33 * DAY);
+    assert_eq!(
+        again.features.number_of("destination.other_accounts_30d"),
+        Some(1.0)
+    );
+    // Two months later the first victims are out of the window.
+    let late = change(&mut s, "victim-3", 100 * DAY);
+    assert_eq!(late.action, Action::Allow, "{late:?}");
+    assert_eq!(
+        late.features.number_of("destination.other_accounts_30d"),
+        Some(0.0)
+    );
+    assert_eq!(
+        s.engine.destinations().len(),
+        2,
+        "the mule and seller-1's own bank"
+    );
+}

@@ -300,6 +300,14 @@ fn replay_with_stored_decisions_rebuilds_profiles_population_and_windows() {
         "login",
         json!({"status": "failure", "ip": "203.0.113.9"}),
     );
+    for seller in ["seller-1", "seller-2"] {
+        live.send(
+            seller,
+            61 * DAY + 60,
+            "payout_destination_change",
+            json!({"destination": {"institution_id": "608371", "account_number": "99990001"}}),
+        );
+    }
     let snapshot = live.engine.snapshot().unwrap();
     let mut replayed = Engine::default();
     for (e, d) in &live.log {
@@ -311,4 +319,9 @@ fn replay_with_stored_decisions_rebuilds_profiles_population_and_windows() {
     assert_eq!(restored.snapshot().unwrap(), snapshot);
     assert_eq!(restored.population().logins(), 60 * 40);
     assert_eq!(restored.population().accounts(), 40);
+    assert_eq!(
+        restored.destinations().len(),
+        1,
+        "the cross-account index too"
+    );
 }
