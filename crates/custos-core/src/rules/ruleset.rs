@@ -366,21 +366,6 @@ impl RuleSet {
         })
     }
 
-    /// A rule set with no rules: everything is allowed.
-    pub fn empty() -> RuleSet {
-        RuleSet::compile(
-            RuleSetSource {
-                name: "empty".into(),
-                description: String::new(),
-                max_action: None,
-                rules: Vec::new(),
-                lists: BTreeMap::new(),
-            },
-            0,
-        )
-        .unwrap_or_else(|_| unreachable!("an empty rule set always compiles"))
-    }
-
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -173,46 +173,44 @@ fn unit_seconds(unit: &str) -> Option<i64> {
     })
 }
 
-/// Parses a duration such as `7d`, `1h30m` or `90s` into seconds.
-pub fn parse_duration(text: &str) -> Option<i64> {
-    let mut total: i64 = 0;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let units = rest[digits..]
-            .bytes()
-            .take_while(u8::is_ascii_alphabetic)
-            .count();
-        if digits == 0 || units == 0 {
-            return None;
-        }
-        let n: i64 = rest[..digits].parse().ok()?;
-        let unit = unit_seconds(&rest[digits..digits + units])?;
-        total = total.checked_add(n.checked_mul(unit)?)?;
-        rest = &rest[digits + units..];
-    }
-    Some(total)
+/// Why a duration literal is not a duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DurationError {
+    /// Not digits followed by a unit (s, m, h, d, w), repeated.
+    Malformed,
+    /// Well formed, but more seconds than an i64 holds.
+    OutOfRange,
 }
 
-/// Whether a duration is well formed (digits then a known unit, repeated),
-/// whatever its size.
-fn duration_units_valid(text: &str) -> bool {
+/// Parses a duration such as `7d`, `1h30m` or `90s` into seconds.
+fn duration_seconds(text: &str) -> Result<i64, DurationError> {
+    let mut total: Option<i64> = Some(0);
     let mut rest = text;
+    if rest.is_empty() {
+        return Err(DurationError::Malformed);
+    }
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         let units = rest[digits..]
             .bytes()
             .take_while(u8::is_ascii_alphabetic)
             .count();
-        if digits == 0 || units == 0 || unit_seconds(&rest[digits..digits + units]).is_none() {
-            return false;
-        }
+        let unit = (digits > 0 && units > 0)
+            .then(|| unit_seconds(&rest[digits..digits + units]))
+            .flatten()
+            .ok_or(DurationError::Malformed)?;
+        // Keep scanning after an overflow: a later bad unit is the better error.
+        total = total
+            .zip(rest[..digits].parse::<i64>().ok())
+            .and_then(|(t, n)| t.checked_add(n.checked_mul(unit)?));
         rest = &rest[digits + units..];
     }
-    true
+    total.ok_or(DurationError::OutOfRange)
+}
+
+/// Parses a duration such as `7d`, `1h30m` or `90s` into seconds.
+pub fn parse_duration(text: &str) -> Option<i64> {
+    duration_seconds(text).ok()
 }
 
 struct Lexer<'s> {
@@ -340,13 +338,13 @@ impl<'s> Lexer<'s> {
                     format!("`{whole}` is not a valid number or duration"),
                 ));
             }
-            return match parse_duration(whole) {
-                Some(secs) => Ok((Tok::Duration(secs), self.span(start))),
-                None if duration_units_valid(whole) => Err(SourceError::new(
+            return match duration_seconds(whole) {
+                Ok(secs) => Ok((Tok::Duration(secs), self.span(start))),
+                Err(DurationError::OutOfRange) => Err(SourceError::new(
                     self.span(start),
                     format!("duration `{whole}` is out of range"),
                 )),
-                None => Err(SourceError::new(
+                Err(DurationError::Malformed) => Err(SourceError::new(
                     self.span(start),
                     format!(
                         "`{whole}` is not a valid duration: use whole numbers with the units s, m, h, d or w, e.g. `7d` or `1h30m`"

@@ -100,19 +100,44 @@ impl TestServer {
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let response = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(KEY)
-            .send()
+        self.request(reqwest::Method::GET, path, None, String::new())
             .await
-            .unwrap();
+    }
+
+    /// Sends any request with the test key; parses a JSON answer, keeps any
+    /// other as a string.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: String,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(KEY);
+        if let Some(ct) = content_type {
+            request = request.header("content-type", ct).body(body);
+        }
+        let response = request.send().await.unwrap();
         let status = response.status();
         let text = response.text().await.unwrap();
         (
             status,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         )
+    }
+
+    /// [`TestServer::request`] with a body of the given type.
+    pub async fn send_to(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: String,
+    ) -> (StatusCode, Value) {
+        self.request(method, path, Some(content_type), body).await
     }
 }
 

@@ -2,33 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::{KEY, TestServer, assert_error, at, story};
-
-impl TestServer {
-    pub async fn send_to(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        content_type: &str,
-        body: String,
-    ) -> (reqwest::StatusCode, Value) {
-        let response = self
-            .client
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(KEY)
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-}
+use crate::{TestServer, assert_error, at, story};
 
 fn deny_rule_set(extra_rule: Value) -> Value {
     json!({
