@@ -83,6 +83,86 @@ pub struct Decision {
     /// Named features computed for the event (see `docs/login-risk.md`).
     #[serde(default, skip_serializing_if = "Features::is_empty")]
     pub features: Features,
+    /// What the event set off beyond its own answer: a hold opened or
+    /// closed, an account put at risk or cleared, a campaign detected or
+    /// grown. Stored with the decision, so webhooks are derived from the log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<Effect>,
+}
+
+/// One consequence of an event, as delivered in a webhook: `kind` is the
+/// webhook's `type`, `data` its object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Effect {
+    #[serde(rename = "type")]
+    pub kind: EffectKind,
+    pub data: serde_json::Value,
+}
+
+impl Effect {
+    /// An effect whose data is `value` serialized; a value that cannot be
+    /// (none of ours) gives `null` data rather than losing the effect.
+    pub fn of(kind: EffectKind, value: &impl Serialize) -> Effect {
+        Effect {
+            kind,
+            data: serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// The kinds of [`Effect`], by their wire (webhook `type`) names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EffectKind {
+    #[serde(rename = "hold.created")]
+    HoldCreated,
+    #[serde(rename = "hold.released")]
+    HoldReleased,
+    #[serde(rename = "hold.cancelled")]
+    HoldCancelled,
+    #[serde(rename = "account.at_risk")]
+    AccountAtRisk,
+    #[serde(rename = "account.cleared")]
+    AccountCleared,
+    #[serde(rename = "destination.denied")]
+    DestinationDenied,
+    #[serde(rename = "campaign.detected")]
+    CampaignDetected,
+    #[serde(rename = "campaign.updated")]
+    CampaignUpdated,
+    #[serde(rename = "campaign.confirmed")]
+    CampaignConfirmed,
+    #[serde(rename = "campaign.dismissed")]
+    CampaignDismissed,
+}
+
+impl EffectKind {
+    pub const ALL: [EffectKind; 10] = [
+        EffectKind::HoldCreated,
+        EffectKind::HoldReleased,
+        EffectKind::HoldCancelled,
+        EffectKind::AccountAtRisk,
+        EffectKind::AccountCleared,
+        EffectKind::DestinationDenied,
+        EffectKind::CampaignDetected,
+        EffectKind::CampaignUpdated,
+        EffectKind::CampaignConfirmed,
+        EffectKind::CampaignDismissed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EffectKind::HoldCreated => "hold.created",
+            EffectKind::HoldReleased => "hold.released",
+            EffectKind::HoldCancelled => "hold.cancelled",
+            EffectKind::AccountAtRisk => "account.at_risk",
+            EffectKind::AccountCleared => "account.cleared",
+            EffectKind::DestinationDenied => "destination.denied",
+            EffectKind::CampaignDetected => "campaign.detected",
+            EffectKind::CampaignUpdated => "campaign.updated",
+            EffectKind::CampaignConfirmed => "campaign.confirmed",
+            EffectKind::CampaignDismissed => "campaign.dismissed",
+        }
+    }
 }
 
 /// Highest score a reason may add, and the cap of a decision's score.
@@ -114,6 +194,7 @@ impl Decision {
             policy,
             rules_version,
             features: Features::default(),
+            effects: Vec::new(),
         }
     }
 }

@@ -16,6 +16,7 @@
 //! [`Engine::apply`] depends only on the previous state, the event and the
 //! decision stored with it, so replaying a stored log rebuilds state exactly.
 
+pub mod campaigns;
 pub mod decision;
 pub mod destinations;
 pub mod engine;
