@@ -339,6 +339,7 @@ fn rule_set(rules: &[Pair]) -> RuleSet {
         name: "bench".into(),
         description: String::new(),
         max_action: None,
+        hold_cool_off: None,
         rules: rules
             .iter()
             .enumerate()

@@ -33,6 +33,10 @@ pub struct DestinationUse {
     pub accounts: Vec<(String, i64)>,
     /// Accounts beyond those remembered by name.
     pub more_accounts: u32,
+    /// When a fraud label put it on the deny list: a destination used in
+    /// confirmed fraud is a mule account, whoever sets it next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied_at: Option<i64>,
 }
 
 impl DestinationUse {
@@ -57,12 +61,17 @@ impl DestinationUse {
 /// snapshots keep it. (The trait kind only seeds the hash; the map is
 /// separate from profiles.)
 pub fn destination_key(destination: &Destination) -> u64 {
+    destination_key_of(&destination.institution_id, &destination.account_token)
+}
+
+/// [`destination_key`] from the institution and token alone.
+pub fn destination_key_of(institution_id: &str, account_token: &str) -> u64 {
     stable_hash_parts(
         TraitKind::Device,
         &[
             b"destination",
-            destination.institution_id.as_bytes(),
-            destination.account_token.as_bytes(),
+            institution_id.as_bytes(),
+            account_token.as_bytes(),
         ],
     )
 }
@@ -90,8 +99,9 @@ impl DestinationIndex {
     pub fn record(&mut self, destination: &Destination, account_id: &str, at: i64) {
         let key = destination_key(destination);
         if self.uses.len() >= MAX_TRACKED_DESTINATIONS && !self.uses.contains_key(&key) {
+            // Denied destinations are evidence: never forgotten.
             self.uses
-                .retain(|_, u| at - u.last_set_at() < FORGET_AFTER_SECS);
+                .retain(|_, u| u.denied_at.is_some() || at - u.last_set_at() < FORGET_AFTER_SECS);
             if self.uses.len() >= MAX_TRACKED_DESTINATIONS {
                 // Still full of recent destinations: this one goes untracked
                 // rather than evicting evidence about a recent one.
@@ -110,6 +120,31 @@ impl DestinationIndex {
         } else {
             entry.more_accounts = entry.more_accounts.saturating_add(1);
         }
+    }
+
+    /// Puts a destination on the deny list (tracking it if it was not);
+    /// false if it was denied already.
+    pub fn deny(&mut self, destination: &Destination, at: i64) -> bool {
+        let key = destination_key(destination);
+        let entry = self.uses.entry(key).or_insert_with(|| DestinationUse {
+            first_set_at: at,
+            ..DestinationUse::default()
+        });
+        if entry.denied_at.is_some() {
+            return false;
+        }
+        entry.denied_at = Some(at);
+        true
+    }
+
+    /// Whether a destination is on the learned deny list.
+    pub fn is_denied(&self, destination: &Destination) -> bool {
+        self.is_denied_key(destination_key(destination))
+    }
+
+    /// [`DestinationIndex::is_denied`] by key ([`destination_key_of`]).
+    pub fn is_denied_key(&self, key: u64) -> bool {
+        self.uses.get(&key).is_some_and(|u| u.denied_at.is_some())
     }
 
     /// Entries sorted by key, for snapshots.

@@ -8,10 +8,12 @@ use foldhash::fast::RandomState;
 
 use serde::{Deserialize, Serialize};
 
-use crate::decision::Decision;
+use crate::campaigns::{CampaignConfig, CampaignDetector, CampaignSnapshot};
+use crate::decision::{Action, Decision};
 use crate::destinations::{DestinationIndex, DestinationUse};
-use crate::event::{Details, Event, LoginStatus};
+use crate::event::{Details, Event, EventType, LoginStatus};
 use crate::features::{self, Context, FeatureConfig, FeatureSet};
+use crate::holds::{HoldBook, HoldSnapshot};
 use crate::population::Population;
 use crate::profile::{LoginTraits, TraitKind, stable_hash};
 use crate::rules::{EvalContext, RuleSet};
@@ -19,7 +21,7 @@ use crate::state::{AccountState, FailedLoginWindow, failed_login_window};
 
 /// Version of the snapshot layout; a snapshot of another version is ignored
 /// and state is rebuilt from the log instead.
-pub const SNAPSHOT_FORMAT: u32 = 3;
+pub const SNAPSHOT_FORMAT: u32 = 4;
 
 /// Addresses whose failed logins are tracked across accounts, at most.
 /// When full, addresses with no failure in the last hour are dropped.
@@ -28,16 +30,22 @@ pub const MAX_TRACKED_FAILING_IPS: usize = 100_000;
 /// In-memory state of every account plus the rule set that decides.
 #[derive(Debug, Clone)]
 pub struct Engine {
-    rules: Arc<RuleSet>,
+    pub(crate) rules: Arc<RuleSet>,
     features: FeatureConfig,
     /// foldhash: several times faster than SipHash on short ids, and
     /// randomly seeded per process.
-    accounts: HashMap<String, AccountState, RandomState>,
+    pub(crate) accounts: HashMap<String, AccountState, RandomState>,
     population: Population,
     /// Failed logins per address (keyed like profile IPs) across accounts.
     ip_failures: HashMap<u64, FailedLoginWindow, RandomState>,
-    /// Which accounts set each payout destination.
-    destinations: DestinationIndex,
+    /// Which accounts set each payout destination, and the deny list.
+    pub(crate) destinations: DestinationIndex,
+    /// Payouts held, open and closed.
+    pub(crate) holds: HoldBook,
+    /// Links between accounts, bursts toward institutions, campaigns.
+    pub(crate) campaigns: CampaignDetector,
+    /// The newest event time seen: holds expire against it.
+    pub(crate) clock: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -47,6 +55,9 @@ struct Snapshot {
     population: Population,
     ip_failures: Vec<(u64, FailedLoginWindow)>,
     destinations: Vec<(u64, DestinationUse)>,
+    holds: HoldSnapshot,
+    campaigns: CampaignSnapshot,
+    clock: i64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +100,9 @@ impl Engine {
             population: Population::new(),
             ip_failures: HashMap::default(),
             destinations: DestinationIndex::default(),
+            holds: HoldBook::default(),
+            campaigns: CampaignDetector::new(CampaignConfig::default()),
+            clock: i64::MIN,
         }
     }
 
@@ -108,6 +122,16 @@ impl Engine {
         &self.destinations
     }
 
+    /// Payouts held, open and recently closed.
+    pub fn holds(&self) -> &HoldBook {
+        &self.holds
+    }
+
+    /// Campaigns found across accounts.
+    pub fn campaigns(&self) -> &CampaignDetector {
+        &self.campaigns
+    }
+
     pub fn population(&self) -> &Population {
         &self.population
     }
@@ -116,12 +140,13 @@ impl Engine {
         &self.features
     }
 
-    /// Decides an event and folds it into the state.
+    /// Decides an event and folds it into the state. What the event set
+    /// off (holds, risk, campaigns) is in the decision's `effects`.
     pub fn process(&mut self, event: &Event) -> Decision {
         // A login's traits serve both the decision and the state update.
         let traits = login_traits(event);
-        let decision = self.decide_with(event, traits.as_ref());
-        self.apply_with(event, &decision, traits.as_ref());
+        let mut decision = self.decide_with(event, traits.as_ref());
+        decision.effects = self.apply_with(event, &decision, traits.as_ref());
         decision
     }
 
@@ -131,6 +156,16 @@ impl Engine {
     }
 
     fn decide_with(&self, event: &Event, traits: Option<&LoginTraits>) -> Decision {
+        if event.event_type == EventType::AnalystAction {
+            // A person's decision is recorded, not judged by the rules.
+            return Decision::from_reasons(
+                self.rules.name().to_string().into(),
+                self.rules.version(),
+                Vec::new(),
+                Vec::new(),
+                Action::Block,
+            );
+        }
         let state = self.accounts.get(&event.account_id);
         let ip_failed_logins_1h = match &event.details {
             Details::Login { .. } => ip_key(event)
@@ -167,6 +202,8 @@ impl Engine {
                 wanted,
                 paying_destination: paying,
                 destination_use,
+                destination,
+                campaigns: &self.campaigns,
             },
         );
         let mut decision = self.rules.decide(&EvalContext {
@@ -179,12 +216,19 @@ impl Engine {
     }
 
     /// Folds an event and the decision made for it into the state. Used
-    /// directly when replaying the stored log.
-    pub fn apply(&mut self, event: &Event, decision: &Decision) {
+    /// directly when replaying the stored log; returns the effects, which
+    /// a replay already has in the stored decision.
+    pub fn apply(&mut self, event: &Event, decision: &Decision) -> Vec<crate::decision::Effect> {
         self.apply_with(event, decision, login_traits(event).as_ref())
     }
 
-    fn apply_with(&mut self, event: &Event, decision: &Decision, traits: Option<&LoginTraits>) {
+    fn apply_with(
+        &mut self,
+        event: &Event,
+        decision: &Decision,
+        traits: Option<&LoginTraits>,
+    ) -> Vec<crate::decision::Effect> {
+        let before = self.before_apply(event, decision);
         if let Details::Login {
             status: LoginStatus::Failure,
             ..
@@ -215,7 +259,8 @@ impl Engine {
             let first = state.logins_succeeded == 0;
             self.population.record(traits, first);
         }
-        state.apply(event, decision, traits, self.features.horizon_days);
+        let change = state.apply(event, decision, traits, self.features.horizon_days);
+        self.after_apply(event, decision, before, change)
     }
 
     fn record_ip_failure(&mut self, key: u64, at: i64) {
@@ -253,6 +298,9 @@ impl Engine {
             population: self.population.clone(),
             ip_failures,
             destinations: self.destinations.sorted(),
+            holds: self.holds.to_snapshot(),
+            campaigns: self.campaigns.to_snapshot(),
+            clock: self.clock,
         })
     }
 
@@ -275,6 +323,10 @@ impl Engine {
         self.population = snapshot.population;
         self.ip_failures = snapshot.ip_failures.into_iter().collect();
         self.destinations = DestinationIndex::from_sorted(snapshot.destinations);
+        self.holds = HoldBook::from_snapshot(snapshot.holds);
+        self.campaigns =
+            CampaignDetector::from_snapshot(CampaignConfig::default(), snapshot.campaigns);
+        self.clock = snapshot.clock;
         Ok(())
     }
 }

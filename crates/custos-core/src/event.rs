@@ -68,10 +68,11 @@ pub enum EventType {
     Sale,
     Verification,
     Label,
+    AnalystAction,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 14] = [
+    pub const ALL: [EventType; 15] = [
         EventType::Login,
         EventType::Logout,
         EventType::PasswordChange,
@@ -86,6 +87,7 @@ impl EventType {
         EventType::Sale,
         EventType::Verification,
         EventType::Label,
+        EventType::AnalystAction,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +106,7 @@ impl EventType {
             EventType::Sale => "sale",
             EventType::Verification => "verification",
             EventType::Label => "label",
+            EventType::AnalystAction => "analyst_action",
         }
     }
 
@@ -184,6 +187,17 @@ pub enum Details {
         #[serde(skip_serializing_if = "Option::is_none")]
         analyst: Option<String>,
     },
+    /// A person's decision about a hold, an account or a campaign, recorded
+    /// in the log like any event so that a rebuild replays it.
+    AnalystAction {
+        action: AnalystActionKind,
+        /// The hold (payout or loan id) or campaign acted on; none for
+        /// `clear_account`.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        target_id: Option<String>,
+        analyst: String,
+        reason: String,
+    },
     /// Types with no fields of their own: logout, password_reset_request,
     /// email_change, phone_change.
     None {},
@@ -228,6 +242,17 @@ wire_enum!(LabelKind {
     CompromiseReported => "compromise_reported",
     Chargeback => "chargeback",
 });
+wire_enum!(
+    /// What an analyst did: close a hold, clear an account's risk, or
+    /// settle a campaign.
+    AnalystActionKind {
+        ReleasePayout => "release_payout",
+        CancelPayout => "cancel_payout",
+        ClearAccount => "clear_account",
+        ConfirmCampaign => "confirm_campaign",
+        DismissCampaign => "dismiss_campaign",
+    }
+);
 wire_enum!(
     /// What kind of institution holds a payout destination. E-money and
     /// prepaid issuers are where mule accounts are cheapest to open.

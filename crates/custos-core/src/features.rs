@@ -17,7 +17,7 @@ use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::destinations::DestinationUse;
-use crate::event::{Details, Event, EventType, LoginStatus};
+use crate::event::{Destination, Details, Event, EventType, InstitutionType, LoginStatus};
 use crate::login_risk::{self, LoginRiskParams};
 use crate::population::Population;
 use crate::profile::{BehaviourProfile, DEFAULT_HORIZON_DAYS, LoginTraits, TraitKind};
@@ -92,6 +92,68 @@ features! {
     DestinationOtherAccounts = "destination.other_accounts": Number,
     DestinationOtherAccounts30d = "destination.other_accounts_30d": Number,
     DestinationNewGlobally = "destination.new_globally": Flag,
+    DestinationDenied = "destination.denied": Flag,
+    DestinationSetSessionRisk = "destination.set_session_risk": Number,
+    DestinationSetDuringBurst = "destination.set_during_burst": Flag,
+    DestinationPreviousOtherInstitution = "destination.previous_other_institution": Flag,
+    DestinationPreviousOtherCountry = "destination.previous_other_country": Flag,
+    DestinationInCampaign = "destination.in_campaign": Flag,
+    InstitutionBurst = "institution.burst": Flag,
+    InstitutionBurstScore = "institution.burst_score": Number,
+    InstitutionTypeBurst = "institution_type.burst": Flag,
+    AccountAtRisk = "account.at_risk": Flag,
+    AccountSinceDestinationChange = "account.since_destination_change": Duration,
+    AccountLinkedAccounts = "account.linked_accounts": Number,
+    AccountInCampaign = "account.in_campaign": Flag,
+    AccountInConfirmedCampaign = "account.in_confirmed_campaign": Flag,
+    PayoutAmountRatio = "payout.amount_ratio": Number,
+    PayoutBalanceShare = "payout.balance_share": Number,
+}
+
+/// How an account stands in the campaigns found across accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CampaignStanding {
+    /// In a campaign no one has confirmed yet.
+    Suspected,
+    /// In a campaign an analyst or a fraud label confirmed.
+    Confirmed,
+}
+
+/// What features read from campaign detection across accounts. The engine
+/// answers from its campaign detector; [`NoCampaigns`] answers nothing.
+pub trait CampaignView {
+    /// Other accounts linked to this one (shared destinations, devices,
+    /// addresses at risky changes), not counting cleared ones.
+    fn linked_accounts(&self, account_id: &str) -> u32;
+    /// The account's campaign standing, if it is in a live (not dismissed)
+    /// campaign and not cleared.
+    fn account_standing(&self, account_id: &str) -> Option<CampaignStanding>;
+    fn destination_in_campaign(&self, destination: &Destination) -> bool;
+    /// The burst score (-log10 p) of destination changes toward the
+    /// institution, and whether it is bursting.
+    fn institution_burst(&self, institution_id: &str, at: i64) -> (f64, bool);
+    fn institution_type_burst(&self, kind: InstitutionType, at: i64) -> bool;
+}
+
+/// A [`CampaignView`] with no campaigns and no bursts.
+pub struct NoCampaigns;
+
+impl CampaignView for NoCampaigns {
+    fn linked_accounts(&self, _: &str) -> u32 {
+        0
+    }
+    fn account_standing(&self, _: &str) -> Option<CampaignStanding> {
+        None
+    }
+    fn destination_in_campaign(&self, _: &Destination) -> bool {
+        false
+    }
+    fn institution_burst(&self, _: &str, _: i64) -> (f64, bool) {
+        (0.0, false)
+    }
+    fn institution_type_burst(&self, _: InstitutionType, _: i64) -> bool {
+        false
+    }
 }
 
 /// Number of feature slots.
@@ -341,6 +403,10 @@ pub struct Context<'a> {
     /// Which accounts set the destination the event concerns, across all
     /// accounts; `None` when no account ever did.
     pub destination_use: Option<&'a DestinationUse>,
+    /// The destination the event concerns: the new one of a change, the
+    /// one a payout or disbursement pays into.
+    pub destination: Option<&'a Destination>,
+    pub campaigns: &'a dyn CampaignView,
 }
 
 const SESSION: FeatureSet = FeatureSet::EMPTY
@@ -352,13 +418,36 @@ const SESSION: FeatureSet = FeatureSet::EMPTY
 pub const SHARED_DESTINATION: FeatureSet = FeatureSet::EMPTY
     .with(Feature::DestinationOtherAccounts)
     .with(Feature::DestinationOtherAccounts30d)
-    .with(Feature::DestinationNewGlobally);
+    .with(Feature::DestinationNewGlobally)
+    .with(Feature::DestinationDenied);
+
+/// Features read from campaign detection about the event's destination.
+const DESTINATION_CAMPAIGN: FeatureSet = FeatureSet::EMPTY
+    .with(Feature::DestinationInCampaign)
+    .with(Feature::InstitutionBurst)
+    .with(Feature::InstitutionBurstScore)
+    .with(Feature::InstitutionTypeBurst);
 
 const DESTINATION: FeatureSet = FeatureSet::EMPTY
     .with(Feature::DestinationKnown)
     .with(Feature::DestinationAge)
     .with(Feature::DestinationSetInRiskySession)
-    .union(SHARED_DESTINATION);
+    .with(Feature::DestinationSetSessionRisk)
+    .with(Feature::DestinationSetDuringBurst)
+    .with(Feature::DestinationPreviousOtherInstitution)
+    .with(Feature::DestinationPreviousOtherCountry)
+    .union(SHARED_DESTINATION)
+    .union(DESTINATION_CAMPAIGN);
+
+/// Features of the account's place in campaigns.
+const ACCOUNT_CAMPAIGN: FeatureSet = FeatureSet::EMPTY
+    .with(Feature::AccountLinkedAccounts)
+    .with(Feature::AccountInCampaign)
+    .with(Feature::AccountInConfirmedCampaign);
+
+const PAYOUT: FeatureSet = FeatureSet::EMPTY
+    .with(Feature::PayoutAmountRatio)
+    .with(Feature::PayoutBalanceShare);
 
 /// The window of `destination.other_accounts_30d`.
 const RECENT_DESTINATION_SECS: i64 = 30 * 86_400;
@@ -366,7 +455,9 @@ const RECENT_DESTINATION_SECS: i64 = 30 * 86_400;
 const ACCOUNT: FeatureSet = FeatureSet::EMPTY
     .with(Feature::AccountHoursSinceSensitiveChange)
     .with(Feature::AccountAge)
-    .with(Feature::AccountLogins);
+    .with(Feature::AccountLogins)
+    .with(Feature::AccountAtRisk)
+    .with(Feature::AccountSinceDestinationChange);
 
 /// Features that need the login-risk model's profile lookup.
 const LOGIN_LOOKUP: FeatureSet = FeatureSet::EMPTY
@@ -438,12 +529,42 @@ pub fn compute(state: Option<&AccountState>, event: &Event, ctx: &Context<'_>) -
                 if wanted.intersects(SHARED_DESTINATION) {
                     shared_destination_features(event, ctx.destination_use, &mut f);
                 }
+                if wanted.intersects(DESTINATION_CAMPAIGN)
+                    && let Some(destination) = ctx.destination
+                {
+                    campaign_destination_features(destination, at, ctx.campaigns, &mut f);
+                }
+            }
+            if wanted.intersects(PAYOUT) {
+                payout_features(state, event, &mut f);
             }
         }
+    }
+    if wanted.intersects(ACCOUNT_CAMPAIGN) {
+        let linked = ctx.campaigns.linked_accounts(&event.account_id);
+        let standing = ctx.campaigns.account_standing(&event.account_id);
+        f.number(Feature::AccountLinkedAccounts, f64::from(linked));
+        f.flag(Feature::AccountInCampaign, standing.is_some());
+        f.flag(
+            Feature::AccountInConfirmedCampaign,
+            standing == Some(CampaignStanding::Confirmed),
+        );
+    }
+    if wanted.contains(Feature::AccountAtRisk) {
+        f.flag(
+            Feature::AccountAtRisk,
+            state.is_some_and(|s| s.at_risk.is_some()),
+        );
     }
     if wanted.intersects(ACCOUNT)
         && let Some(state) = state
     {
+        if let Some(current) = &state.destination {
+            f.number(
+                Feature::AccountSinceDestinationChange,
+                (at - current.set_at.0).max(0) as f64,
+            );
+        }
         if let Some(last) = state.sensitive_changes.values().max() {
             f.number(
                 Feature::AccountHoursSinceSensitiveChange,
@@ -464,11 +585,23 @@ fn destination_features(
     f: &mut Features,
 ) {
     match &event.details {
-        Details::PayoutDestinationChange { destination, .. } => {
+        Details::PayoutDestinationChange {
+            destination,
+            previous_destination,
+        } => {
             f.flag(
                 Feature::DestinationKnown,
                 state.is_some_and(|s| s.knows_destination(destination)),
             );
+            if let Some(session) = state.and_then(|s| s.session_for(event)) {
+                f.number(Feature::DestinationSetSessionRisk, f64::from(session.risk));
+            }
+            let previous = state
+                .and_then(|s| s.destination.as_ref().map(|r| &r.destination))
+                .or(previous_destination.as_ref());
+            if let Some(previous) = previous {
+                previous_destination_features(previous, destination, f);
+            }
         }
         Details::Payout { .. } | Details::Loan { .. }
             if event.event_type != EventType::LoanApplication =>
@@ -483,9 +616,82 @@ fn destination_features(
                     Feature::DestinationSetInRiskySession,
                     record.set_in_risky_session,
                 );
+                f.number(
+                    Feature::DestinationSetSessionRisk,
+                    f64::from(record.set_session_risk),
+                );
+                f.flag(Feature::DestinationSetDuringBurst, record.set_during_burst);
+                // The destination it replaced, when it is the current one.
+                let replaced = state
+                    .filter(|s| {
+                        s.destination
+                            .as_ref()
+                            .is_some_and(|d| d.set_by_event == record.set_by_event)
+                    })
+                    .and_then(|s| s.previous_destinations.first());
+                if let Some(replaced) = replaced {
+                    previous_destination_features(&replaced.destination, &record.destination, f);
+                }
             }
         }
         _ => {}
+    }
+}
+
+/// Whether a change moved the money to another institution or country.
+fn previous_destination_features(previous: &Destination, new: &Destination, f: &mut Features) {
+    f.flag(
+        Feature::DestinationPreviousOtherInstitution,
+        previous.institution_id != new.institution_id,
+    );
+    if let (Some(before), Some(after)) = (&previous.country, &new.country) {
+        f.flag(Feature::DestinationPreviousOtherCountry, before != after);
+    }
+}
+
+/// What campaign detection knows about the event's destination.
+fn campaign_destination_features(
+    destination: &Destination,
+    at: i64,
+    campaigns: &dyn CampaignView,
+    f: &mut Features,
+) {
+    f.flag(
+        Feature::DestinationInCampaign,
+        campaigns.destination_in_campaign(destination),
+    );
+    let (score, bursting) = campaigns.institution_burst(&destination.institution_id, at);
+    f.flag(Feature::InstitutionBurst, bursting);
+    f.number(Feature::InstitutionBurstScore, score);
+    if let Some(kind) = destination.institution_type {
+        f.flag(
+            Feature::InstitutionTypeBurst,
+            campaigns.institution_type_burst(kind, at),
+        );
+    }
+}
+
+/// A payout against the account's own history: its typical payout and the
+/// balance its sales built.
+fn payout_features(state: Option<&AccountState>, event: &Event, f: &mut Features) {
+    let Details::Payout {
+        amount, currency, ..
+    } = &event.details
+    else {
+        return;
+    };
+    let Some(money) = state.and_then(|s| s.money.get(currency)) else {
+        return;
+    };
+    if money.payouts > 0 && money.typical_payout > 0 {
+        f.number(
+            Feature::PayoutAmountRatio,
+            *amount as f64 / money.typical_payout as f64,
+        );
+    }
+    let balance = money.balance();
+    if balance > 0 {
+        f.number(Feature::PayoutBalanceShare, *amount as f64 / balance as f64);
     }
 }
 
@@ -504,6 +710,10 @@ fn shared_destination_features(event: &Event, used: Option<&DestinationUse>, f: 
         u.other_accounts(&event.account_id, at - RECENT_DESTINATION_SECS)
     });
     f.flag(Feature::DestinationNewGlobally, used.is_none());
+    f.flag(
+        Feature::DestinationDenied,
+        used.is_some_and(|u| u.denied_at.is_some()),
+    );
     f.number(Feature::DestinationOtherAccounts, all as f64);
     f.number(Feature::DestinationOtherAccounts30d, recent as f64);
 }

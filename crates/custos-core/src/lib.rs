@@ -19,10 +19,12 @@
 pub mod campaigns;
 pub mod decision;
 pub mod destinations;
+pub mod effects;
 pub mod engine;
 pub mod enrich;
 pub mod event;
 pub mod features;
+pub mod holds;
 pub mod login_risk;
 pub mod parse;
 pub mod population;

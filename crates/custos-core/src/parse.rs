@@ -258,6 +258,23 @@ impl EventParser {
                 target_event_id: f.optional_id("target_event_id")?,
                 analyst: f.optional_id("analyst")?,
             },
+            EventType::AnalystAction => {
+                let action = f.required_enum(
+                    "action",
+                    AnalystActionKind::from_name,
+                    AnalystActionKind::WIRE_NAMES,
+                )?;
+                let target_id = f.optional_id("target_id")?;
+                if target_id.is_none() && action != AnalystActionKind::ClearAccount {
+                    return Err(EventError::missing("target_id"));
+                }
+                Details::AnalystAction {
+                    action,
+                    target_id,
+                    analyst: f.required_id("analyst")?,
+                    reason: f.required_string("reason", MAX_TEXT_LEN)?,
+                }
+            }
             EventType::Logout
             | EventType::PasswordResetRequest
             | EventType::EmailChange

@@ -235,7 +235,7 @@ pub(crate) fn failed_login_window() -> FailedLoginWindow {
 }
 
 /// The payout destination in force, and how it came to be.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DestinationRecord {
     pub destination: Destination,
     pub set_at: Timestamp,
@@ -245,6 +245,32 @@ pub struct DestinationRecord {
     /// The session that set it was risky at the time, and has not been
     /// cleared by a passed verification since.
     pub set_in_risky_session: bool,
+    /// The login risk (log10) of the session that set it; 0 without one.
+    #[serde(default)]
+    pub set_session_risk: f32,
+    /// Payout-destination changes toward its institution were bursting
+    /// across accounts when it was set.
+    #[serde(default)]
+    pub set_during_burst: bool,
+}
+
+/// Why an account is at risk: a sensitive change made in a risky session
+/// (or flagged by the rules), or a fraud label. It stays at risk, whatever
+/// sessions come after, until a passed verification or an analyst clears it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AtRisk {
+    pub since: Timestamp,
+    pub event_id: String,
+    pub event_type: EventType,
+}
+
+/// What [`AccountState::apply`] changed that others must hear about.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountChange {
+    /// The account was not at risk and now is.
+    pub put_at_risk: bool,
+    /// The account was at risk and was cleared.
+    pub cleared: bool,
 }
 
 /// Money counted per currency, in minor units.
@@ -258,6 +284,29 @@ pub struct Money {
     pub loans_disbursed: u64,
     /// Payouts and disbursements the decision held or blocked.
     pub withheld: u64,
+    /// Payouts requested (paid or not), for the account's typical amount.
+    #[serde(default)]
+    pub payouts: u64,
+    /// A running average of payout amounts (exponentially weighted, the
+    /// last ~5 payouts count most), in minor units.
+    #[serde(default)]
+    pub typical_payout: u64,
+}
+
+/// Weight of the newest payout in [`Money::typical_payout`].
+const TYPICAL_PAYOUT_WEIGHT: f64 = 0.3;
+
+impl Money {
+    fn record_payout(&mut self, amount: u64) {
+        self.typical_payout = if self.payouts == 0 {
+            amount
+        } else {
+            let blended = TYPICAL_PAYOUT_WEIGHT * amount as f64
+                + (1.0 - TYPICAL_PAYOUT_WEIGHT) * self.typical_payout as f64;
+            blended.round() as u64
+        };
+        self.payouts = self.payouts.saturating_add(1);
+    }
 }
 
 impl Money {
@@ -322,6 +371,10 @@ pub struct AccountState {
     pub failed_logins_1h: FailedLoginWindow,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_login_location: Option<LoginLocation>,
+    /// Set by a risky sensitive change or a fraud label; `None` when the
+    /// account is not at risk.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub at_risk: Option<AtRisk>,
 }
 
 /// The key a login's device is remembered by: its device id, else its user
@@ -353,6 +406,7 @@ impl AccountState {
             profile: BehaviourProfile::default(),
             failed_logins_1h: failed_login_window(),
             last_login_location: None,
+            at_risk: None,
         }
     }
 
@@ -403,8 +457,9 @@ impl AccountState {
         decision: &Decision,
         traits: Option<&LoginTraits>,
         horizon_days: u32,
-    ) {
+    ) -> AccountChange {
         let at = event.unix_time();
+        let mut change = AccountChange::default();
         self.last_seen = Timestamp(self.last_seen.0.max(at));
         *self.event_counts.entry(event.event_type).or_insert(0) += 1;
         if event.event_type.is_sensitive_change() {
@@ -436,19 +491,26 @@ impl AccountState {
                     self.failed_logins_1h.add(at, 1);
                 }
             }
-            return;
+            return change;
         }
 
         let session = self.touch_session(event, at);
+        let session_risky = session.is_some_and(|i| self.sessions[i].risky);
+        if event.event_type.is_sensitive_change()
+            && (session_risky || decision.action >= Action::Review)
+        {
+            change.put_at_risk = self.mark_at_risk(event, at);
+        }
         match &event.details {
             Details::PayoutDestinationChange { destination, .. } => {
-                let risky = session.is_some_and(|i| self.sessions[i].risky);
                 let record = DestinationRecord {
                     destination: destination.clone(),
                     set_at: Timestamp(at),
                     set_by_event: event.event_id.clone(),
                     set_in_session: session.map(|i| self.sessions[i].session_id.clone()),
-                    set_in_risky_session: risky,
+                    set_in_risky_session: session_risky,
+                    set_session_risk: session.map_or(0.0, |i| self.sessions[i].risk),
+                    set_during_burst: false,
                 };
                 if let Some(old) = self.destination.replace(record) {
                     self.previous_destinations
@@ -465,6 +527,7 @@ impl AccountState {
                 ..
             } => {
                 let money = self.money.entry(*currency).or_default();
+                money.record_payout(*amount);
                 if decision.action >= Action::Hold {
                     money.withheld = money.withheld.saturating_add(*amount);
                 } else if *source == PayoutSource::Sales {
@@ -490,7 +553,8 @@ impl AccountState {
                 ..
             } => {
                 // A passed step-up proves the session's user is the owner:
-                // clear the session and whatever it changed.
+                // clear the session, whatever it changed, and the account.
+                change.cleared = self.clear_risk();
                 if let Some(i) = session {
                     let s = &mut self.sessions[i];
                     s.risky = false;
@@ -525,6 +589,25 @@ impl AccountState {
         if event.event_type == EventType::PasswordResetRequest {
             self.password_reset_requested_at = Some(Timestamp(at));
         }
+        change
+    }
+
+    /// Puts the account at risk because of this event; false if it already was.
+    pub fn mark_at_risk(&mut self, event: &Event, at: i64) -> bool {
+        if self.at_risk.is_some() {
+            return false;
+        }
+        self.at_risk = Some(AtRisk {
+            since: Timestamp(at),
+            event_id: event.event_id.clone(),
+            event_type: event.event_type,
+        });
+        true
+    }
+
+    /// Clears the account's risk; false if it was not at risk.
+    pub fn clear_risk(&mut self) -> bool {
+        self.at_risk.take().is_some()
     }
 
     fn apply_successful_login(&mut self, event: &Event, decision: &Decision, at: i64) {

@@ -191,6 +191,10 @@ impl EngineThread {
                     reply,
                     state: self.engine.account(&account_id).cloned().map(Box::new),
                 }),
+                Command::Read { read, reply } => replies.push(Reply::Read {
+                    reply,
+                    value: read(&self.engine),
+                }),
                 Command::Stats { reply } => {
                     let _ = reply.send(EngineStats {
                         accounts: self.engine.account_count() as u64,

@@ -219,6 +219,10 @@ pub(crate) enum Command {
     Stats {
         reply: oneshot::Sender<EngineStats>,
     },
+    Read {
+        read: ReadFn,
+        reply: oneshot::Sender<serde_json::Value>,
+    },
     Stop {
         snapshot: bool,
         reply: oneshot::Sender<Result<(), RuntimeError>>,
@@ -233,6 +237,9 @@ impl Command {
         }
     }
 }
+
+/// A read of engine state, run on the engine thread.
+pub(crate) type ReadFn = Box<dyn FnOnce(&custos_core::Engine) -> serde_json::Value + Send>;
 
 /// Handle to the engine thread. Cheap to share behind an `Arc`.
 pub struct Runtime {
@@ -389,6 +396,23 @@ impl Runtime {
                 account_id: account_id.to_string(),
                 reply,
             })
+            .await
+            .map_err(|_| RuntimeError::Stopped)?;
+        answer.await.map_err(|_| RuntimeError::Stopped)
+    }
+
+    /// Reads engine state (holds, campaigns, ...) as JSON, as of the last
+    /// commit: the answer waits until the events it reflects are durable.
+    pub async fn read<T: Serialize>(
+        &self,
+        read: impl FnOnce(&custos_core::Engine) -> T + Send + 'static,
+    ) -> Result<serde_json::Value, RuntimeError> {
+        let (reply, answer) = oneshot::channel();
+        let read: ReadFn = Box::new(move |engine| {
+            serde_json::to_value(read(engine)).unwrap_or(serde_json::Value::Null)
+        });
+        self.tx
+            .send(Command::Read { read, reply })
             .await
             .map_err(|_| RuntimeError::Stopped)?;
         answer.await.map_err(|_| RuntimeError::Stopped)

@@ -39,6 +39,10 @@ pub(crate) enum Reply {
         // Boxed: an account state is large and replies queue up per commit.
         state: Option<Box<custos_core::AccountState>>,
     },
+    Read {
+        reply: oneshot::Sender<serde_json::Value>,
+        value: serde_json::Value,
+    },
 }
 
 pub(crate) enum Job {
@@ -205,6 +209,9 @@ fn answer(replies: Vec<Reply>) {
             Reply::Account { reply, state } => {
                 let _ = reply.send(state.map(|state| *state));
             }
+            Reply::Read { reply, value } => {
+                let _ = reply.send(value);
+            }
         }
     }
 }
@@ -221,7 +228,7 @@ fn refuse(replies: Vec<Reply>, why: &str) {
                 let _ = reply.send(refused);
             }
             // Dropped: the caller sees the engine as unavailable and retries.
-            Reply::Account { .. } => {}
+            Reply::Account { .. } | Reply::Read { .. } => {}
         }
     }
 }

@@ -1,9 +1,16 @@
 //! Server configuration: a TOML file, environment overrides, and checks
 //! that refuse an unsafe setup before anything listens.
+//!
+//! Webhook endpoints (`[[webhooks]]`) and their delivery settings
+//! (`[webhook_delivery]`) are checked here too, down to the secret named by
+//! `secret_env`, so a missing secret stops the start with an error that
+//! names the field instead of failing on the first delivery.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use custos_core::decision::{Action, EffectKind};
 use custos_core::features::FeatureConfig;
 use custos_core::login_risk::Mixture;
 use serde::Deserialize;
@@ -33,6 +40,11 @@ pub struct Config {
     pub geo: custos_enrich::GeoConfig,
     pub login_risk: LoginRiskConfig,
     pub engine: EngineConfig,
+    /// Signed webhooks, one `[[webhooks]]` table per endpoint (see
+    /// `docs/webhooks.md`). Empty: no webhooks are derived or sent.
+    pub webhooks: Vec<WebhookEndpointConfig>,
+    /// How webhooks are delivered and retried, for all endpoints.
+    pub webhook_delivery: WebhookDeliveryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -105,6 +117,8 @@ impl Default for Config {
             geo: custos_enrich::GeoConfig::default(),
             login_risk: LoginRiskConfig::default(),
             engine: EngineConfig::default(),
+            webhooks: Vec::new(),
+            webhook_delivery: WebhookDeliveryConfig::default(),
         }
     }
 }
@@ -157,6 +171,288 @@ impl Default for EngineConfig {
             max_group_events: 8192,
             record_features: RecordFeatures::Used,
         }
+    }
+}
+
+/// Webhook types that endpoints can subscribe to: `decision.created` and
+/// every kind of decision effect.
+pub fn webhook_types() -> Vec<&'static str> {
+    let mut types = vec![DECISION_CREATED];
+    types.extend(EffectKind::ALL.iter().map(|k| k.as_str()));
+    types
+}
+
+/// The webhook sent for a decision at or above an endpoint's `min_action`.
+pub const DECISION_CREATED: &str = "decision.created";
+
+/// Shortest webhook secret accepted.
+pub const MIN_WEBHOOK_SECRET_LEN: usize = 16;
+
+/// One `[[webhooks]]` endpoint.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookEndpointConfig {
+    /// Stable name: the endpoint's key in the outbox, in metrics and logs.
+    /// Unset: the URL without its query string. Set it when the URL holds a
+    /// token, or before changing the URL, so pending deliveries follow.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Where to POST: an `http://` URL (`https://` is refused for now; see
+    /// `docs/webhooks.md`).
+    pub url: String,
+    /// Signing secret, at least 16 characters. Or:
+    #[serde(default)]
+    pub secret: Option<String>,
+    /// The name of an environment variable holding the secret.
+    #[serde(default)]
+    pub secret_env: Option<String>,
+    /// Types to send: exact names, `prefix.*` or `*` (all, the default).
+    #[serde(default = "all_webhook_types")]
+    pub events: Vec<String>,
+    /// Weakest decision action that sends `decision.created` (default
+    /// `review`). Effects are sent whatever the action.
+    #[serde(default = "default_min_action")]
+    pub min_action: Action,
+    /// How long one attempt may take, connecting included (default 10s).
+    #[serde(default = "default_webhook_timeout", with = "duration")]
+    pub timeout: Duration,
+}
+
+fn all_webhook_types() -> Vec<String> {
+    vec!["*".to_string()]
+}
+
+fn default_min_action() -> Action {
+    Action::Review
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// Never prints the secret.
+impl std::fmt::Debug for WebhookEndpointConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookEndpointConfig")
+            .field("name", &self.name())
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("secret_env", &self.secret_env)
+            .field("events", &self.events)
+            .field("min_action", &self.min_action)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookEndpointConfig {
+    /// An endpoint with the defaults for everything but URL and secret.
+    pub fn new(url: impl Into<String>, secret: impl Into<String>) -> WebhookEndpointConfig {
+        WebhookEndpointConfig {
+            name: None,
+            url: url.into(),
+            secret: Some(secret.into()),
+            secret_env: None,
+            events: all_webhook_types(),
+            min_action: default_min_action(),
+            timeout: default_webhook_timeout(),
+        }
+    }
+
+    /// The endpoint's name: `name`, or the URL without query, fragment and
+    /// credentials (which may hold tokens and are never logged).
+    pub fn name(&self) -> String {
+        if let Some(name) = &self.name {
+            return name.clone();
+        }
+        match reqwest::Url::parse(&self.url) {
+            Ok(mut url) => {
+                url.set_query(None);
+                url.set_fragment(None);
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                url.to_string()
+            }
+            Err(_) => "<invalid url>".to_string(),
+        }
+    }
+
+    /// Does this endpoint take webhooks of type `kind`?
+    pub fn subscribes_to(&self, kind: &str) -> bool {
+        self.events.iter().any(|p| pattern_matches(p, kind))
+    }
+
+    /// The secret, from `secret` or the variable named by `secret_env`.
+    /// Errors start with the field name, without the `webhooks[i].` prefix.
+    pub fn resolve_secret(
+        &self,
+        get_env: impl Fn(&str) -> Option<String>,
+    ) -> Result<String, String> {
+        let secret = match (&self.secret, &self.secret_env) {
+            (Some(_), Some(_)) => {
+                return Err("secret: set either secret or secret_env, not both".into());
+            }
+            (None, None) => return Err("secret: set secret or secret_env".into()),
+            (Some(secret), None) => secret.clone(),
+            (None, Some(var)) => get_env(var).filter(|v| !v.is_empty()).ok_or_else(|| {
+                format!("secret_env: environment variable {var} is not set or empty")
+            })?,
+        };
+        if secret.len() < MIN_WEBHOOK_SECRET_LEN {
+            let field = if self.secret.is_some() {
+                "secret"
+            } else {
+                "secret_env"
+            };
+            return Err(format!(
+                "{field}: the secret is {} characters long; at least {MIN_WEBHOOK_SECRET_LEN} are required",
+                secret.len()
+            ));
+        }
+        Ok(secret)
+    }
+
+    /// Checks everything but the secret. Errors start with the field name.
+    fn validate(&self) -> Result<(), String> {
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|e| format!("url: {:?} is not a URL: {e}", self.name()))?;
+        match url.scheme() {
+            "http" => {}
+            "https" => {
+                return Err(
+                    "url: https:// is not supported yet; use an http:// address on a \
+                     private network, or an egress proxy that adds TLS \
+                     (see docs/webhooks.md)"
+                        .into(),
+                );
+            }
+            other => return Err(format!("url: scheme {other:?} is not http")),
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("url: has no host".into());
+        }
+        if let Some(name) = &self.name
+            && (name.is_empty() || name.len() > 200 || name.chars().any(char::is_control))
+        {
+            return Err("name: must be 1 to 200 printable characters".into());
+        }
+        if self.events.is_empty() {
+            return Err("events: subscribes to nothing; list types, \"prefix.*\" or \"*\"".into());
+        }
+        let known = webhook_types();
+        for (j, pattern) in self.events.iter().enumerate() {
+            if !known.iter().any(|k| pattern_matches(pattern, k)) {
+                return Err(format!(
+                    "events[{j}]: {pattern:?} matches no webhook type; known types: {}",
+                    known.join(", ")
+                ));
+            }
+        }
+        if self.timeout.is_zero() {
+            return Err("timeout: must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// `*` matches every type, `prefix.*` every type under `prefix.`, anything
+/// else only itself.
+pub fn pattern_matches(pattern: &str, kind: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    match pattern.strip_suffix(".*") {
+        Some(prefix) => kind
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.')),
+        None => pattern == kind,
+    }
+}
+
+/// `[webhook_delivery]`: shared by all endpoints.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookDeliveryConfig {
+    /// How often the log is checked for new events to turn into webhooks.
+    #[serde(with = "duration")]
+    pub poll_interval: Duration,
+    /// Wait after the first failed attempt; doubled after each failure.
+    #[serde(with = "duration")]
+    pub initial_backoff: Duration,
+    /// Longest wait between two attempts.
+    #[serde(with = "duration")]
+    pub max_backoff: Duration,
+    /// Attempts before a delivery is given up and marked dead.
+    pub max_attempts: u32,
+    /// Attempts in flight at once, per endpoint.
+    pub concurrency: usize,
+    /// How long delivered rows stay in the outbox, for inspection.
+    #[serde(with = "duration")]
+    pub keep_delivered: Duration,
+}
+
+impl Default for WebhookDeliveryConfig {
+    /// 10s, 20s, 40s … 1h, 1h …: the 80th attempt comes about three days
+    /// after the first.
+    fn default() -> Self {
+        WebhookDeliveryConfig {
+            poll_interval: Duration::from_millis(200),
+            initial_backoff: Duration::from_secs(10),
+            max_backoff: Duration::from_secs(3600),
+            max_attempts: 80,
+            concurrency: 4,
+            keep_delivered: Duration::from_secs(7 * 86_400),
+        }
+    }
+}
+
+impl WebhookDeliveryConfig {
+    fn validate(&self) -> Result<(), String> {
+        let field = |name: &str, problem: &str| format!("webhook_delivery.{name}: {problem}");
+        if self.poll_interval.is_zero() {
+            return Err(field("poll_interval", "must be positive"));
+        }
+        if self.initial_backoff.is_zero() {
+            return Err(field("initial_backoff", "must be positive"));
+        }
+        if self.max_backoff < self.initial_backoff {
+            return Err(field("max_backoff", "must be at least initial_backoff"));
+        }
+        if self.max_attempts == 0 {
+            return Err(field("max_attempts", "must be at least 1"));
+        }
+        if !(1..=64).contains(&self.concurrency) {
+            return Err(field("concurrency", "must be 1 to 64"));
+        }
+        Ok(())
+    }
+}
+
+/// Durations written as `"10s"`, `"1h30m"` or `"250ms"` (units ms, s, m, h,
+/// d, w).
+pub mod duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    /// Parses a duration; `None` if it is not one.
+    pub fn parse(text: &str) -> Option<Duration> {
+        if let Some(ms) = text.strip_suffix("ms")
+            && !ms.is_empty()
+            && ms.bytes().all(|b| b.is_ascii_digit())
+        {
+            return ms.parse().ok().map(Duration::from_millis);
+        }
+        let secs = custos_core::rules::syntax::parse_duration(text)?;
+        u64::try_from(secs).ok().map(Duration::from_secs)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration: use ms, s, m, h, d or w, e.g. \"10s\""
+            ))
+        })
     }
 }
 
@@ -248,6 +544,29 @@ impl Config {
                 "engine.max_group_events must be positive".into(),
             ));
         }
+        self.validate_webhooks(|name| std::env::var(name).ok())
+            .map_err(ConfigError::Invalid)?;
+        Ok(())
+    }
+
+    /// Checks `[[webhooks]]` and `[webhook_delivery]`; `get_env` reads the
+    /// variables named by `secret_env`.
+    fn validate_webhooks(&self, get_env: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        self.webhook_delivery.validate()?;
+        let mut names = std::collections::HashSet::new();
+        for (i, endpoint) in self.webhooks.iter().enumerate() {
+            endpoint
+                .validate()
+                .and_then(|()| endpoint.resolve_secret(&get_env).map(drop))
+                .map_err(|e| format!("webhooks[{i}].{e}"))?;
+            let name = endpoint.name();
+            if !names.insert(name.clone()) {
+                return Err(format!(
+                    "webhooks[{i}].name: another endpoint is already called {name:?}; \
+                     give each endpoint its own name"
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -319,6 +638,210 @@ mod tests {
         assert!(err.to_string().contains("listn"), "{err}");
     }
 
+    fn webhooks_config(toml_text: &str) -> Result<Config, String> {
+        toml::from_str::<Config>(toml_text).map_err(|e| e.to_string())
+    }
+
+    fn webhook_error(toml_text: &str, env: &[(&str, &str)]) -> String {
+        let config = webhooks_config(toml_text).unwrap();
+        config
+            .validate_webhooks(|name| {
+                env.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            })
+            .unwrap_err()
+    }
+
+    #[test]
+    fn webhook_endpoints_parse_with_defaults() {
+        let config = webhooks_config(
+            r#"
+            [[webhooks]]
+            url = "http://127.0.0.1:9000/hooks?token=abc"
+            secret = "0123456789abcdef"
+
+            [[webhooks]]
+            name = "risk-team"
+            url = "http://risk.internal/custos"
+            secret_env = "RISK_HOOK_SECRET"
+            events = ["hold.*", "campaign.confirmed"]
+            min_action = "hold"
+            timeout = "2500ms"
+
+            [webhook_delivery]
+            initial_backoff = "1s"
+            "#,
+        )
+        .unwrap();
+        let (ops, risk) = (&config.webhooks[0], &config.webhooks[1]);
+        assert_eq!(
+            ops.name(),
+            "http://127.0.0.1:9000/hooks",
+            "no token in the name"
+        );
+        assert_eq!(
+            (ops.events.as_slice(), ops.min_action),
+            (&["*".to_string()][..], Action::Review)
+        );
+        assert_eq!(ops.timeout, Duration::from_secs(10));
+        assert_eq!(risk.name(), "risk-team");
+        assert_eq!(
+            (risk.min_action, risk.timeout),
+            (Action::Hold, Duration::from_millis(2500))
+        );
+        assert!(risk.subscribes_to("hold.released") && risk.subscribes_to("campaign.confirmed"));
+        assert!(!risk.subscribes_to("decision.created") && !risk.subscribes_to("campaign.updated"));
+        assert_eq!(
+            config.webhook_delivery.initial_backoff,
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            config.webhook_delivery.max_attempts, 80,
+            "defaults fill the rest"
+        );
+        let env = |name: &str| (name == "RISK_HOOK_SECRET").then(|| "s".repeat(32));
+        assert_eq!(config.validate_webhooks(env), Ok(()));
+        assert_eq!(risk.resolve_secret(env).unwrap(), "s".repeat(32));
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("0123456789abcdef"),
+            "secrets are never printed: {shown}"
+        );
+        assert!(!shown.contains("token=abc"), "{shown}");
+    }
+
+    #[test]
+    fn webhook_errors_name_the_field() {
+        let endpoint = |extra: &str| {
+            format!(
+                "[[webhooks]]\nurl = \"http://127.0.0.1:9/h\"\nsecret = \"0123456789abcdef\"\n{extra}"
+            )
+        };
+        let cases: Vec<(String, &str)> = vec![
+            (
+                "[[webhooks]]\nurl = \"https://example.com/h\"\nsecret = \"0123456789abcdef\"\n"
+                    .into(),
+                "webhooks[0].url: https:// is not supported",
+            ),
+            (
+                "[[webhooks]]\nurl = \"not a url\"\nsecret = \"0123456789abcdef\"\n".into(),
+                "webhooks[0].url: ",
+            ),
+            (
+                "[[webhooks]]\nurl = \"ftp://x/h\"\nsecret = \"0123456789abcdef\"\n".into(),
+                "webhooks[0].url: scheme \"ftp\"",
+            ),
+            (
+                "[[webhooks]]\nurl = \"http://x/h\"\n".into(),
+                "webhooks[0].secret: set secret or secret_env",
+            ),
+            (
+                "[[webhooks]]\nurl = \"http://x/h\"\nsecret = \"short\"\n".into(),
+                "webhooks[0].secret: the secret is 5 characters long",
+            ),
+            (
+                "[[webhooks]]\nurl = \"http://x/h\"\nsecret_env = \"NOPE\"\n".into(),
+                "webhooks[0].secret_env: environment variable NOPE is not set",
+            ),
+            (
+                endpoint("secret_env = \"HOOK\""),
+                "webhooks[0].secret: set either secret or secret_env, not both",
+            ),
+            (
+                endpoint("events = []"),
+                "webhooks[0].events: subscribes to nothing",
+            ),
+            (
+                endpoint("events = [\"hold.*\", \"holds.*\"]"),
+                "webhooks[0].events[1]: \"holds.*\" matches no webhook type; known types: decision.created, hold.created",
+            ),
+            (
+                endpoint("events = [\"hold.create\"]"),
+                "webhooks[0].events[0]: \"hold.create\"",
+            ),
+            (
+                endpoint("timeout = \"0s\""),
+                "webhooks[0].timeout: must be positive",
+            ),
+            (
+                format!("{}{}", endpoint(""), endpoint("")),
+                "webhooks[1].name: another endpoint is already called \"http://127.0.0.1:9/h\"",
+            ),
+            (
+                "[webhook_delivery]\nmax_backoff = \"1s\"\ninitial_backoff = \"2s\"\n".into(),
+                "webhook_delivery.max_backoff: must be at least initial_backoff",
+            ),
+            (
+                "[webhook_delivery]\nmax_attempts = 0\n".into(),
+                "webhook_delivery.max_attempts: must be at least 1",
+            ),
+        ];
+        for (text, want) in cases {
+            let err = webhook_error(&text, &[("HOOK", "0123456789abcdef")]);
+            assert!(err.starts_with(want), "{text}\n-> {err}\nwant {want}");
+        }
+        // A secret from the environment is checked like one in the file.
+        let err = webhook_error(
+            "[[webhooks]]\nurl = \"http://x/h\"\nsecret_env = \"HOOK\"\n",
+            &[("HOOK", "tiny")],
+        );
+        assert!(
+            err.starts_with("webhooks[0].secret_env: the secret is 4 characters"),
+            "{err}"
+        );
+        // Bad values inside the file are parse errors that name the key.
+        let err = webhooks_config(&endpoint("min_action = \"severe\"")).unwrap_err();
+        assert!(
+            err.contains("min_action") && err.contains("severe"),
+            "{err}"
+        );
+        let err = webhooks_config(&endpoint("timeout = \"soon\"")).unwrap_err();
+        assert!(
+            err.contains("timeout") && err.contains("not a duration"),
+            "{err}"
+        );
+        let err = webhooks_config(&endpoint("secrett = \"x\"")).unwrap_err();
+        assert!(err.contains("secrett"), "{err}");
+        // Through validate(), as the binary calls it.
+        let mut config = webhooks_config(&endpoint("")).unwrap();
+        config.webhooks[0].url = "https://example.com/h".into();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("webhooks[0].url"), "{err}");
+    }
+
+    #[test]
+    fn webhook_patterns_and_durations() {
+        for (pattern, kind, want) in [
+            ("*", "decision.created", true),
+            ("*", "campaign.detected", true),
+            ("hold.*", "hold.created", true),
+            ("hold.*", "holdings.created", false),
+            ("hold.*", "hold", false),
+            ("campaign.*", "hold.created", false),
+            ("hold.created", "hold.created", true),
+            ("hold.created", "hold.released", false),
+            ("decision.created", "decision.created", true),
+        ] {
+            assert_eq!(pattern_matches(pattern, kind), want, "{pattern} {kind}");
+        }
+        let types = webhook_types();
+        assert_eq!(types.len(), 1 + EffectKind::ALL.len());
+        assert!(types.contains(&"decision.created") && types.contains(&"destination.denied"));
+        for (text, want) in [
+            ("250ms", Some(Duration::from_millis(250))),
+            ("10s", Some(Duration::from_secs(10))),
+            ("1h30m", Some(Duration::from_secs(5400))),
+            ("7d", Some(Duration::from_secs(7 * 86_400))),
+            ("ms", None),
+            ("10", None),
+            ("-5s", None),
+            ("1.5s", None),
+        ] {
+            assert_eq!(duration::parse(text), want, "{text}");
+        }
+    }
+
     #[test]
     fn example_file_parses_and_matches_the_defaults() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../custos.example.toml");
@@ -357,6 +880,24 @@ mod tests {
             example.engine.max_group_events,
             defaults.engine.max_group_events
         );
+        assert!(
+            example.webhooks.is_empty(),
+            "the example's endpoints are commented out"
+        );
+        // The commented [[webhooks]] example is valid once uncommented.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let endpoint: String = text
+            .lines()
+            .skip_while(|l| *l != "# [[webhooks]]")
+            .take_while(|l| l.starts_with('#'))
+            .filter(|l| !l.starts_with("# #"))
+            .map(|l| format!("{}\n", l.trim_start_matches('#').trim_start()))
+            .collect();
+        let uncommented: Config = toml::from_str(&endpoint).unwrap();
+        assert_eq!(uncommented.webhooks.len(), 1, "{endpoint}");
+        let env = |name: &str| (name == "CUSTOS_WEBHOOK_SECRET").then(|| "s".repeat(32));
+        uncommented.validate_webhooks(env).unwrap();
+        assert_eq!(example.webhook_delivery, defaults.webhook_delivery);
         example.validate().unwrap();
     }
 }

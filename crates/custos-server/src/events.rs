@@ -129,31 +129,57 @@ pub async fn post_events(
         SubmitError::Conflict {
             index,
             ref event_id,
-        } => {
-            let problem = format!(
-                "event_id {event_id:?} is already stored with a different body; reuse an event_id \
-                 only to retry the identical event"
-            );
-            let error = if shape == Shape::Single {
-                ApiError::new(StatusCode::CONFLICT, "event_id_conflict", problem)
-            } else {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "event_id_conflict",
-                    format!("event {index}: {problem}; nothing in this request was applied"),
-                )
-                .with_index(index)
-            };
-            error.with_field("event_id")
-        }
+        } if shape != Shape::Single => ApiError::new(
+            StatusCode::CONFLICT,
+            "event_id_conflict",
+            format!(
+                "event {index}: event_id {event_id:?} is already stored with a different body; \
+                 reuse an event_id only to retry the identical event; nothing in this request \
+                 was applied"
+            ),
+        )
+        .with_index(index)
+        .with_field("event_id"),
+        e => submit_error(e),
+    })?;
+    respond(&outcomes, shape)
+}
+
+/// The error for a refused submission of one event.
+pub(crate) fn submit_error(e: SubmitError) -> ApiError {
+    match e {
+        SubmitError::Conflict { ref event_id, .. } => ApiError::new(
+            StatusCode::CONFLICT,
+            "event_id_conflict",
+            format!(
+                "event_id {event_id:?} is already stored with a different body; reuse an \
+                 event_id only to retry the identical event"
+            ),
+        )
+        .with_field("event_id"),
         SubmitError::Storage(_) => ApiError::unavailable(e.to_string()),
         SubmitError::ShuttingDown => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
             "the server is shutting down; retry against another instance or later",
         ),
-    })?;
-    respond(&outcomes, shape)
+    }
+}
+
+/// The error for an event that does not parse, naming its field.
+pub(crate) fn event_error(e: custos_core::EventError) -> ApiError {
+    let code = match e.kind {
+        EventErrorKind::NotAnObject => "invalid_event",
+        EventErrorKind::MissingField => "missing_field",
+        EventErrorKind::InvalidField => "invalid_field",
+        EventErrorKind::UnknownEventType => "unknown_event_type",
+    };
+    let message = if e.field.is_empty() {
+        e.problem.clone()
+    } else {
+        e.to_string()
+    };
+    ApiError::bad_request(code, message).with_field(e.field)
 }
 
 fn unsupported_media_type() -> ApiError {
@@ -232,28 +258,18 @@ fn parse_all(
             Ok(event) => events.push(PreparedEvent::new(event).map_err(|e| {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             })?),
+            Err(e) if shape == Shape::Single => return Err(event_error(e)),
             Err(e) => {
-                let code = match e.kind {
-                    EventErrorKind::NotAnObject => "invalid_event",
-                    EventErrorKind::MissingField => "missing_field",
-                    EventErrorKind::InvalidField => "invalid_field",
-                    EventErrorKind::UnknownEventType => "unknown_event_type",
-                };
                 let message = if e.field.is_empty() {
                     e.problem.clone()
                 } else {
                     e.to_string()
                 };
-                let error = if shape == Shape::Single {
-                    ApiError::bad_request(code, message)
-                } else {
-                    ApiError::bad_request(
-                        code,
-                        format!("event {index}: {message}; nothing in this request was applied"),
-                    )
-                    .with_index(index)
-                };
-                return Err(error.with_field(e.field));
+                let field = e.field.clone();
+                let mut error = event_error(e);
+                error.message =
+                    format!("event {index}: {message}; nothing in this request was applied");
+                return Err(error.with_index(index).with_field(field));
             }
         }
     }

@@ -11,18 +11,22 @@
 //! | `GET /v1/accounts/{account_id}` | the account's state and recent events |
 //! | `GET`, `POST /v1/rules`; `POST /v1/rules/check` | the live rule set; install or check one (see [`rules`]) |
 //! | `GET`, `PUT`, `PATCH /v1/lists/{name}` | named lists |
+//! | `GET /v1/holds`, `POST /v1/payouts/{id}/release` … | holds, account risk, campaigns (see [`analyst`]) |
+//! | `GET /v1/webhooks` | webhook delivery per endpoint: pending, dead, last error (see [`webhooks`]) |
 //! | `GET /healthz` | liveness of the engine thread |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! `/v1` needs `Authorization: Bearer <key>`; see [`config`] for how keys
 //! are set and when the development key is allowed.
 
+mod analyst;
 pub mod auth;
 pub mod config;
 pub mod error;
 mod events;
 pub mod rules;
 mod telemetry;
+pub mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -171,6 +175,31 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/rules", get(rules::get_rules).post(rules::post_rules))
         .route("/v1/rules/check", post(rules::check_rules))
         .route("/v1/rules/{version}", get(rules::get_rule_version))
+        .route("/v1/webhooks", get(webhooks::get_webhooks))
+        .route("/v1/holds", get(analyst::list_holds))
+        .route("/v1/holds/{hold_id}", get(analyst::get_hold))
+        .route(
+            "/v1/payouts/{payout_id}/release",
+            post(analyst::release_payout),
+        )
+        .route(
+            "/v1/payouts/{payout_id}/cancel",
+            post(analyst::cancel_payout),
+        )
+        .route(
+            "/v1/accounts/{account_id}/clear",
+            post(analyst::clear_account),
+        )
+        .route("/v1/campaigns", get(analyst::list_campaigns))
+        .route("/v1/campaigns/{campaign_id}", get(analyst::get_campaign))
+        .route(
+            "/v1/campaigns/{campaign_id}/confirm",
+            post(analyst::confirm_campaign),
+        )
+        .route(
+            "/v1/campaigns/{campaign_id}/dismiss",
+            post(analyst::dismiss_campaign),
+        )
         .route(
             "/v1/lists/{name}",
             get(rules::get_list)
@@ -199,6 +228,8 @@ pub struct RunningServer {
     pub runtime: Arc<Runtime>,
     shutdown: Option<oneshot::Sender<()>>,
     serve: JoinHandle<std::io::Result<()>>,
+    /// The webhook dispatcher and senders, when endpoints are configured.
+    webhooks: Option<webhooks::WebhookService>,
 }
 
 impl RunningServer {
@@ -213,6 +244,11 @@ impl RunningServer {
             Ok(Err(e)) => tracing::error!(error = %e, "http server task failed"),
             Err(_) => tracing::warn!("requests still in flight after 30s; stopping anyway"),
             Ok(Ok(Ok(()))) => {}
+        }
+        // Undelivered webhooks stay in the outbox and go out after the next
+        // start.
+        if let Some(webhooks) = self.webhooks.take() {
+            webhooks.stop().await;
         }
         self.runtime.shutdown().await
     }
@@ -244,6 +280,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         );
     }
     telemetry::install_recorder();
+    // Before serving: a new outbox cursor must not miss the first events.
+    let webhooks = webhooks::start(runtime.store().clone(), &config).await?;
     let state = AppState {
         runtime: runtime.clone(),
         api_keys: Arc::new(auth::ApiKeys::new(&config.effective_api_keys())),
@@ -264,6 +302,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         runtime,
         shutdown: Some(tx),
         serve,
+        webhooks,
     })
 }
 

@@ -18,6 +18,27 @@
 //! - Readers see only committed records.
 //! - The store never sees a raw bank account number: events arrive
 //!   normalized, with keyed-hash tokens.
+//!
+//! ## The webhook outbox
+//!
+//! Webhooks are derived from the log, not written beside it on the hot
+//! path: a dispatcher reads records after a stored cursor
+//! ([`EventStore::read_after`]) and puts one row per (endpoint, webhook) in
+//! the outbox together with the new cursor, in one transaction
+//! ([`EventStore::enqueue_webhooks`]). Whatever was committed to the log is
+//! therefore delivered eventually, even if the process dies between the
+//! commit and the enqueue: the cursor has not moved, so the records are
+//! read again. Rows are unique per `(endpoint, webhook_id)`, so enqueueing
+//! the same rows twice is harmless.
+//!
+//! A row is `pending` until an attempt succeeds (`delivered`) or the sender
+//! gives up (`dead`). Delivered rows are kept for a while for inspection and
+//! then pruned ([`EventStore::prune_webhooks`]); dead rows are kept.
+//!
+//! The outbox methods have default bodies that answer
+//! [`StoreError::Unsupported`], so that wrappers and test doubles that never
+//! send webhooks need not implement them; every real backend must, and the
+//! shared suite checks it.
 
 mod sqlite;
 pub mod testsuite;
@@ -65,9 +86,106 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("callback stopped the scan: {0}")]
     Visitor(String),
+    #[error("this store backend does not support {0}")]
+    Unsupported(&'static str),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A webhook delivery to put in the outbox, as handed to
+/// [`EventStore::enqueue_webhooks`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewWebhook<'a> {
+    /// The endpoint's stable name (from the configuration).
+    pub endpoint: &'a str,
+    /// The webhook's id, the same for every endpoint and every attempt.
+    pub webhook_id: &'a str,
+    /// The webhook's type, e.g. `decision.created`.
+    pub webhook_type: &'a str,
+    /// The exact body to send.
+    pub payload: &'a str,
+    /// When it was enqueued (Unix ms); it is due from then.
+    pub created_ms: i64,
+}
+
+/// Where an outbox row stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WebhookState {
+    /// Not delivered yet; due at `next_attempt_ms`.
+    Pending,
+    /// An attempt succeeded.
+    Delivered,
+    /// The sender gave up.
+    Dead,
+}
+
+impl WebhookState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookState::Pending => "pending",
+            WebhookState::Delivered => "delivered",
+            WebhookState::Dead => "dead",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<WebhookState> {
+        match text {
+            "pending" => Some(WebhookState::Pending),
+            "delivered" => Some(WebhookState::Delivered),
+            "dead" => Some(WebhookState::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// One row of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// The row's own id, for [`EventStore::webhook_delivered`] and
+    /// [`EventStore::webhook_failed`].
+    pub id: u64,
+    pub endpoint: String,
+    pub webhook_id: String,
+    pub webhook_type: String,
+    pub payload: String,
+    pub created_ms: i64,
+    pub state: WebhookState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When a pending row is due (Unix ms).
+    pub next_attempt_ms: i64,
+    pub last_attempt_ms: Option<i64>,
+    /// Why the last attempt failed; cleared on delivery.
+    pub last_error: Option<String>,
+    /// When the row was delivered or given up (Unix ms).
+    pub finished_ms: Option<i64>,
+}
+
+/// A failed attempt, as recorded by [`EventStore::webhook_failed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WebhookFailure<'a> {
+    /// Attempts made so far, this one included.
+    pub attempts: u32,
+    /// When this attempt was made (Unix ms).
+    pub at_ms: i64,
+    /// When to try again (Unix ms); ignored when `dead`.
+    pub next_attempt_ms: i64,
+    /// What went wrong, for people. Must not hold secrets.
+    pub error: &'a str,
+    /// Give up: the row will not be tried again.
+    pub dead: bool,
+}
+
+/// The outbox of one endpoint at a glance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookEndpointStats {
+    pub endpoint: String,
+    pub pending: u64,
+    pub dead: u64,
+    /// The most recent failure among rows not delivered, and when.
+    pub last_error: Option<String>,
+    pub last_error_ms: Option<i64>,
+}
 
 /// The durable event log behind Custos. Implementations are shared between
 /// the engine thread (the only writer) and HTTP handlers (readers).
@@ -124,4 +242,93 @@ pub trait EventStore: Send + Sync {
     /// One stored rule-set version: when it was installed (Unix ms) and its
     /// source. For audits: which rules decided an event months ago.
     fn rule_set(&self, version: u64) -> StoreResult<Option<(i64, String)>>;
+
+    /// Up to `limit` records with `seq > after_seq`, in `seq` order.
+    fn read_after(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<StoredRecord>> {
+        let mut out = Vec::new();
+        if limit == 0 {
+            return Ok(out);
+        }
+        // Stop the scan once the page is full; the sentinel error is ours.
+        let result = self.scan(after_seq, &mut |record| {
+            out.push(record);
+            if out.len() >= limit {
+                return Err(StoreError::Visitor(READ_AFTER_FULL.into()));
+            }
+            Ok(())
+        });
+        match result {
+            Err(StoreError::Visitor(m)) if m == READ_AFTER_FULL => Ok(out),
+            other => other.map(|()| out),
+        }
+    }
+
+    /// The `seq` up to which the log has been turned into outbox rows, or
+    /// `None` if webhooks were never set up on this store.
+    fn webhook_cursor(&self) -> StoreResult<Option<u64>> {
+        Err(StoreError::Unsupported("the webhook outbox"))
+    }
+
+    /// In one transaction: inserts `rows` (skipping any whose
+    /// `(endpoint, webhook_id)` is already in the outbox, whatever its state)
+    /// and moves the cursor to `cursor` (never backwards). Returns how many
+    /// rows were new.
+    fn enqueue_webhooks(&self, rows: &[NewWebhook<'_>], cursor: u64) -> StoreResult<u64> {
+        let _ = (rows, cursor);
+        Err(StoreError::Unsupported("the webhook outbox"))
+    }
+
+    /// Up to `limit` pending rows of `endpoint` due at `now_ms`, the most
+    /// overdue first (then in enqueue order).
+    fn due_webhooks(
+        &self,
+        endpoint: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxEntry>> {
+        let _ = (endpoint, now_ms, limit);
+        Err(StoreError::Unsupported("the webhook outbox"))
+    }
+
+    /// Marks a pending row delivered (a row no longer pending is left as
+    /// it is).
+    fn webhook_delivered(&self, id: u64, at_ms: i64) -> StoreResult<()> {
+        let _ = (id, at_ms);
+        Err(StoreError::Unsupported("the webhook outbox"))
+    }
+
+    /// Records a failed attempt on a pending row: reschedules it, or marks
+    /// it dead (a row no longer pending is left as it is).
+    fn webhook_failed(&self, id: u64, failure: &WebhookFailure<'_>) -> StoreResult<()> {
+        let _ = (id, failure);
+        Err(StoreError::Unsupported("the webhook outbox"))
+    }
+
+    /// Pending and dead counts and the latest error, per endpoint that has
+    /// pending or dead rows, by endpoint name.
+    fn webhook_stats(&self) -> StoreResult<Vec<WebhookEndpointStats>> {
+        Err(StoreError::Unsupported("the webhook outbox"))
+    }
+
+    /// Up to `limit` rows in `state` (of one endpoint, or all), newest first.
+    fn list_webhooks(
+        &self,
+        endpoint: Option<&str>,
+        state: WebhookState,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxEntry>> {
+        let _ = (endpoint, state, limit);
+        Err(StoreError::Unsupported("the webhook outbox"))
+    }
+
+    /// Deletes delivered rows delivered before `before_ms`, at most `limit`
+    /// of them (so that a large prune does not hold the writer for long).
+    /// Returns how many were deleted.
+    fn prune_webhooks(&self, before_ms: i64, limit: usize) -> StoreResult<u64> {
+        let _ = (before_ms, limit);
+        Err(StoreError::Unsupported("the webhook outbox"))
+    }
 }
+
+/// Marks the scan that [`EventStore::read_after`] stops on purpose.
+const READ_AFTER_FULL: &str = "read_after: page full";

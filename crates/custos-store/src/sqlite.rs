@@ -8,6 +8,18 @@
 //! Checkpoints (copying the WAL back into the database file) run on a
 //! background thread with its own connection instead of inside a commit, so
 //! that the engine thread, the only writer, never pays for them.
+//!
+//! ## Schema versions
+//!
+//! `PRAGMA user_version` holds the schema version. Every change so far only
+//! adds tables and indexes, so [`SCHEMA`] is written with `IF NOT EXISTS`
+//! throughout and running it on an older database is the migration:
+//!
+//! - 1: events, snapshots, rule sets, metadata.
+//! - 2: the webhook outbox (`webhook_outbox`); its cursor lives in `meta`
+//!   under [`WEBHOOK_CURSOR_KEY`].
+//!
+//! A database written by a newer version is refused.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -17,10 +29,13 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
-use crate::{EventStore, NewRecord, StoreError, StoreResult, StoredRecord};
+use crate::{
+    EventStore, NewRecord, NewWebhook, OutboxEntry, StoreError, StoreResult, StoredRecord,
+    WebhookEndpointStats, WebhookFailure, WebhookState,
+};
 
 /// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -47,7 +62,30 @@ CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS webhook_outbox (
+    id              INTEGER PRIMARY KEY,
+    endpoint        TEXT    NOT NULL,
+    webhook_id      TEXT    NOT NULL,
+    webhook_type    TEXT    NOT NULL,
+    payload         TEXT    NOT NULL,
+    created_ms      INTEGER NOT NULL,
+    state           TEXT    NOT NULL DEFAULT 'pending',
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    last_attempt_ms INTEGER,
+    last_error      TEXT,
+    finished_ms     INTEGER,
+    UNIQUE (endpoint, webhook_id)
+);
+CREATE INDEX IF NOT EXISTS webhook_outbox_due
+    ON webhook_outbox (endpoint, next_attempt_ms) WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS webhook_outbox_finished
+    ON webhook_outbox (state, finished_ms);
 ";
+
+/// The `meta` key of the webhook cursor: the last `seq` turned into outbox
+/// rows.
+pub(crate) const WEBHOOK_CURSOR_KEY: &str = "webhook_cursor";
 
 /// Snapshots kept; older ones are deleted when a new one is saved.
 const SNAPSHOTS_KEPT: i64 = 2;
@@ -150,6 +188,11 @@ fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
+/// A row limit as SQLite takes it (it has no unsigned integers).
+fn sql_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A panic while holding the lock leaves the connection usable: SQLite
     // rolls back an unfinished transaction itself.
@@ -238,6 +281,55 @@ fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
         event_json: row.get(6)?,
         decision_json: row.get(7)?,
     })
+}
+
+fn read_outbox_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {
+    let state: String = row.get(6)?;
+    Ok(OutboxEntry {
+        id: row.get::<_, i64>(0)? as u64,
+        endpoint: row.get(1)?,
+        webhook_id: row.get(2)?,
+        webhook_type: row.get(3)?,
+        payload: row.get(4)?,
+        created_ms: row.get(5)?,
+        state: WebhookState::parse(&state).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                6,
+                rusqlite::types::Type::Text,
+                format!("webhook_outbox.state: unknown state {state:?}").into(),
+            )
+        })?,
+        attempts: row.get::<_, i64>(7)?.clamp(0, i64::from(u32::MAX)) as u32,
+        next_attempt_ms: row.get(8)?,
+        last_attempt_ms: row.get(9)?,
+        last_error: row.get(10)?,
+        finished_ms: row.get(11)?,
+    })
+}
+
+macro_rules! outbox_columns {
+    () => {
+        "id, endpoint, webhook_id, webhook_type, payload, created_ms, state, attempts,
+         next_attempt_ms, last_attempt_ms, last_error, finished_ms"
+    };
+}
+
+fn read_cursor(conn: &Connection) -> StoreResult<Option<u64>> {
+    let value: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [WEBHOOK_CURSOR_KEY],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(backend)?;
+    value
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                StoreError::Backend(format!("meta.{WEBHOOK_CURSOR_KEY}: {v:?} is not a seq"))
+            })
+        })
+        .transpose()
 }
 
 macro_rules! record_columns {
@@ -456,6 +548,219 @@ impl EventStore for SqliteStore {
         .optional()
         .map_err(backend)
     }
+
+    fn read_after(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<StoredRecord>> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare_cached(concat!(
+                "SELECT ",
+                record_columns!(),
+                " FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
+            ))
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(params![after_seq as i64, sql_limit(limit)], read_record)
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn webhook_cursor(&self) -> StoreResult<Option<u64>> {
+        read_cursor(&lock(&self.reader))
+    }
+
+    fn enqueue_webhooks(&self, rows: &[NewWebhook<'_>], cursor: u64) -> StoreResult<u64> {
+        let mut conn = lock(&self.writer);
+        let tx = conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let mut inserted = 0;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO webhook_outbox
+                       (endpoint, webhook_id, webhook_type, payload, created_ms, next_attempt_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+                     ON CONFLICT (endpoint, webhook_id) DO NOTHING",
+                )
+                .map_err(backend)?;
+            for row in rows {
+                inserted += insert
+                    .execute(params![
+                        row.endpoint,
+                        row.webhook_id,
+                        row.webhook_type,
+                        row.payload,
+                        row.created_ms
+                    ])
+                    .map_err(backend)? as u64;
+            }
+        }
+        let current = read_cursor(&tx)?;
+        if current.is_none_or(|c| c < cursor) {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![WEBHOOK_CURSOR_KEY, cursor.to_string()],
+            )
+            .map_err(backend)?;
+        }
+        tx.commit().map_err(backend)?;
+        Ok(inserted)
+    }
+
+    fn due_webhooks(
+        &self,
+        endpoint: &str,
+        now_ms: i64,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxEntry>> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare_cached(concat!(
+                "SELECT ",
+                outbox_columns!(),
+                " FROM webhook_outbox
+                  WHERE endpoint = ?1 AND state = 'pending' AND next_attempt_ms <= ?2
+                  ORDER BY next_attempt_ms, id LIMIT ?3"
+            ))
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(
+                params![endpoint, now_ms, sql_limit(limit)],
+                read_outbox_entry,
+            )
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn webhook_delivered(&self, id: u64, at_ms: i64) -> StoreResult<()> {
+        let conn = lock(&self.writer);
+        conn.execute(
+            "UPDATE webhook_outbox
+                SET state = 'delivered', attempts = attempts + 1, last_attempt_ms = ?2,
+                    finished_ms = ?2, last_error = NULL
+              WHERE id = ?1 AND state = 'pending'",
+            params![id as i64, at_ms],
+        )
+        .map(|_| ())
+        .map_err(backend)
+    }
+
+    fn webhook_failed(&self, id: u64, failure: &WebhookFailure<'_>) -> StoreResult<()> {
+        let conn = lock(&self.writer);
+        let (state, finished) = if failure.dead {
+            (WebhookState::Dead, Some(failure.at_ms))
+        } else {
+            (WebhookState::Pending, None)
+        };
+        conn.execute(
+            "UPDATE webhook_outbox
+                SET state = ?2, attempts = ?3, last_attempt_ms = ?4, next_attempt_ms = ?5,
+                    last_error = ?6, finished_ms = ?7
+              WHERE id = ?1 AND state = 'pending'",
+            params![
+                id as i64,
+                state.as_str(),
+                i64::from(failure.attempts),
+                failure.at_ms,
+                failure.next_attempt_ms,
+                failure.error,
+                finished
+            ],
+        )
+        .map(|_| ())
+        .map_err(backend)
+    }
+
+    fn webhook_stats(&self) -> StoreResult<Vec<WebhookEndpointStats>> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT endpoint,
+                        SUM(state = 'pending'),
+                        SUM(state = 'dead'),
+                        MAX(CASE WHEN last_error IS NOT NULL THEN last_attempt_ms END)
+                   FROM webhook_outbox
+                  WHERE state IN ('pending', 'dead')
+                  GROUP BY endpoint ORDER BY endpoint",
+            )
+            .map_err(backend)?;
+        let counts = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                    r.get::<_, Option<i64>>(3)?,
+                ))
+            })
+            .map_err(backend)?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(backend)?;
+        let mut last_error = conn
+            .prepare_cached(
+                "SELECT last_error FROM webhook_outbox
+                  WHERE endpoint = ?1 AND state IN ('pending', 'dead') AND last_attempt_ms = ?2
+                    AND last_error IS NOT NULL
+                  LIMIT 1",
+            )
+            .map_err(backend)?;
+        let mut out = Vec::with_capacity(counts.len());
+        for (endpoint, pending, dead, last_error_ms) in counts {
+            let error = match last_error_ms {
+                Some(at) => last_error
+                    .query_row(params![endpoint, at], |r| r.get::<_, String>(0))
+                    .optional()
+                    .map_err(backend)?,
+                None => None,
+            };
+            out.push(WebhookEndpointStats {
+                endpoint,
+                pending,
+                dead,
+                last_error: error,
+                last_error_ms,
+            });
+        }
+        Ok(out)
+    }
+
+    fn list_webhooks(
+        &self,
+        endpoint: Option<&str>,
+        state: WebhookState,
+        limit: usize,
+    ) -> StoreResult<Vec<OutboxEntry>> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare_cached(concat!(
+                "SELECT ",
+                outbox_columns!(),
+                " FROM webhook_outbox
+                  WHERE state = ?1 AND (?2 IS NULL OR endpoint = ?2)
+                  ORDER BY id DESC LIMIT ?3"
+            ))
+            .map_err(backend)?;
+        let rows = stmt
+            .query_map(
+                params![state.as_str(), endpoint, sql_limit(limit)],
+                read_outbox_entry,
+            )
+            .map_err(backend)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+    }
+
+    fn prune_webhooks(&self, before_ms: i64, limit: usize) -> StoreResult<u64> {
+        let conn = lock(&self.writer);
+        conn.execute(
+            "DELETE FROM webhook_outbox WHERE id IN (
+                SELECT id FROM webhook_outbox
+                 WHERE state = 'delivered' AND finished_ms < ?1 LIMIT ?2)",
+            params![before_ms, sql_limit(limit)],
+        )
+        .map(|n| n as u64)
+        .map_err(backend)
+    }
 }
 
 #[cfg(test)]
@@ -517,5 +822,100 @@ mod tests {
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(page_size(&store), 16384);
         assert_eq!(store.get_meta("k").unwrap().unwrap().len(), 100_000);
+    }
+
+    /// The schema as version 1 wrote it, to test the upgrade.
+    const SCHEMA_V1: &str = "
+        CREATE TABLE events (
+            seq INTEGER PRIMARY KEY, event_id TEXT NOT NULL UNIQUE,
+            account_id TEXT NOT NULL, event_type TEXT NOT NULL,
+            event_time INTEGER NOT NULL, received_at_ms INTEGER NOT NULL,
+            event TEXT NOT NULL, decision TEXT NOT NULL);
+        CREATE INDEX events_by_account ON events (account_id, seq);
+        CREATE TABLE snapshots (seq INTEGER PRIMARY KEY, state BLOB NOT NULL);
+        CREATE TABLE rule_sets (version INTEGER PRIMARY KEY,
+            installed_at INTEGER NOT NULL, source TEXT NOT NULL);
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO events VALUES (1, 'e1', 'acct', 'login', 1526000000,
+            1700000000000, '{}', '{\"action\":\"allow\"}');
+        INSERT INTO meta VALUES ('token_key_id', 'abc');
+        PRAGMA user_version = 1;";
+
+    #[test]
+    fn a_version_1_database_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custos.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(SCHEMA_V1)
+            .unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        let version: i64 = lock(&store.writer)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        assert_eq!(store.get_event("e1").unwrap().unwrap().account_id, "acct");
+        assert_eq!(
+            store.get_meta("token_key_id").unwrap().as_deref(),
+            Some("abc")
+        );
+        assert_eq!(store.webhook_cursor().unwrap(), None);
+        let row = NewWebhook {
+            endpoint: "ops",
+            webhook_id: "1.0",
+            webhook_type: "decision.created",
+            payload: "{}",
+            created_ms: 5,
+        };
+        assert_eq!(store.enqueue_webhooks(&[row], 1).unwrap(), 1);
+        drop(store);
+        // Opening again (now at version 2) changes nothing.
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(store.webhook_cursor().unwrap(), Some(1));
+        assert_eq!(store.due_webhooks("ops", 5, 10).unwrap().len(), 1);
+        store
+            .append(&[NewRecord {
+                seq: 2,
+                event_id: "e2",
+                account_id: "acct",
+                event_type: "login",
+                event_time: 1_526_000_001,
+                received_at_ms: 1_700_000_000_001,
+                event_json: "{}",
+                decision_json: "{}",
+            }])
+            .unwrap();
+        assert_eq!(store.last_seq().unwrap(), 2);
+    }
+
+    #[test]
+    fn a_failed_enqueue_moves_neither_rows_nor_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custos.db");
+        let store = SqliteStore::open(&path).unwrap();
+        store.enqueue_webhooks(&[], 4).unwrap();
+        // Make the second insert fail, as a full disk would.
+        lock(&store.writer)
+            .execute_batch(
+                "CREATE TRIGGER fail_boom BEFORE INSERT ON webhook_outbox
+                 WHEN NEW.webhook_id = 'boom' BEGIN SELECT RAISE(ABORT, 'boom'); END;",
+            )
+            .unwrap();
+        let ok = NewWebhook {
+            endpoint: "ops",
+            webhook_id: "5.0",
+            webhook_type: "decision.created",
+            payload: "{}",
+            created_ms: 5,
+        };
+        let boom = NewWebhook {
+            webhook_id: "boom",
+            ..ok
+        };
+        assert!(store.enqueue_webhooks(&[ok, boom], 9).is_err());
+        assert_eq!(store.webhook_cursor().unwrap(), Some(4));
+        assert!(store.due_webhooks("ops", i64::MAX, 10).unwrap().is_empty());
+        assert_eq!(store.enqueue_webhooks(&[ok], 9).unwrap(), 1);
+        assert_eq!(store.webhook_cursor().unwrap(), Some(9));
     }
 }

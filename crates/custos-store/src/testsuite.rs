@@ -11,7 +11,7 @@
 //! The block must evaluate to `(guard, store)` for a new, empty store; the
 //! guard is dropped after the test (a temporary directory, a schema to drop).
 
-use crate::{EventStore, NewRecord, StoreError};
+use crate::{EventStore, NewRecord, NewWebhook, StoreError, WebhookFailure, WebhookState};
 
 fn record<'a>(seq: u64, event_id: &'a str, account_id: &'a str) -> NewRecord<'a> {
     NewRecord {
@@ -120,7 +120,6 @@ pub fn snapshots_and_meta(store: &dyn EventStore) {
     assert_eq!(store.get_meta("k").unwrap().as_deref(), Some("v2"));
 }
 
-/// Generates one `#[test]` per suite function for a backend.
 /// Rule-set versions are kept, the newest is found, and a version cannot be
 /// stored twice.
 pub fn rule_sets_are_versioned(store: &dyn EventStore) {
@@ -145,6 +144,282 @@ pub fn rule_sets_are_versioned(store: &dyn EventStore) {
     );
 }
 
+/// `read_after` pages through the log in `seq` order.
+pub fn read_after_pages_in_order(store: &dyn EventStore) {
+    assert!(store.read_after(0, 10).unwrap().is_empty());
+    store
+        .append(&[
+            record(1, "a", "x"),
+            record(2, "b", "y"),
+            record(3, "c", "x"),
+        ])
+        .unwrap();
+    let seqs = |after, limit| -> Vec<u64> {
+        store
+            .read_after(after, limit)
+            .unwrap()
+            .iter()
+            .map(|r| r.seq)
+            .collect()
+    };
+    assert_eq!(seqs(0, 2), [1, 2]);
+    assert_eq!(seqs(2, 10), [3]);
+    assert!(seqs(3, 10).is_empty());
+    assert!(seqs(0, 0).is_empty());
+    let first = &store.read_after(1, 1).unwrap()[0];
+    assert_eq!(
+        (first.event_id.as_str(), first.account_id.as_str()),
+        ("b", "y")
+    );
+}
+
+fn webhook<'a>(endpoint: &'a str, webhook_id: &'a str, created_ms: i64) -> NewWebhook<'a> {
+    NewWebhook {
+        endpoint,
+        webhook_id,
+        webhook_type: "decision.created",
+        payload: r#"{"id":"x"}"#,
+        created_ms,
+    }
+}
+
+fn due_ids(store: &dyn EventStore, endpoint: &str, now_ms: i64) -> Vec<String> {
+    store
+        .due_webhooks(endpoint, now_ms, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.webhook_id)
+        .collect()
+}
+
+/// Rows and the cursor arrive together; the cursor never moves back.
+pub fn outbox_enqueue_moves_the_cursor(store: &dyn EventStore) {
+    assert_eq!(store.webhook_cursor().unwrap(), None, "never set up");
+    assert_eq!(store.enqueue_webhooks(&[], 0).unwrap(), 0);
+    assert_eq!(store.webhook_cursor().unwrap(), Some(0));
+    let rows = [webhook("a", "1.0", 1_000), webhook("b", "1.0", 1_000)];
+    assert_eq!(store.enqueue_webhooks(&rows, 5).unwrap(), 2);
+    assert_eq!(store.webhook_cursor().unwrap(), Some(5));
+    let due = store.due_webhooks("a", 1_000, 10).unwrap();
+    assert_eq!(due.len(), 1);
+    let row = &due[0];
+    assert_eq!(
+        (
+            row.endpoint.as_str(),
+            row.webhook_id.as_str(),
+            row.webhook_type.as_str(),
+            row.payload.as_str(),
+        ),
+        ("a", "1.0", "decision.created", r#"{"id":"x"}"#)
+    );
+    assert_eq!(
+        (row.state, row.attempts, row.created_ms, row.next_attempt_ms),
+        (WebhookState::Pending, 0, 1_000, 1_000)
+    );
+    assert_eq!((row.last_error.as_deref(), row.finished_ms), (None, None));
+    assert!(
+        store.due_webhooks("a", 999, 10).unwrap().is_empty(),
+        "not due before it was created"
+    );
+    store.enqueue_webhooks(&[], 3).unwrap();
+    assert_eq!(store.webhook_cursor().unwrap(), Some(5), "never backwards");
+}
+
+/// Enqueueing the same rows again (after a crash between reading the log
+/// and moving the cursor) adds nothing and changes no row.
+pub fn outbox_reenqueue_is_idempotent(store: &dyn EventStore) {
+    let rows = [webhook("a", "7.0", 1_000), webhook("a", "7.1", 1_000)];
+    assert_eq!(store.enqueue_webhooks(&rows, 7).unwrap(), 2);
+    let delivered = store.due_webhooks("a", 1_000, 10).unwrap()[0].id;
+    store.webhook_delivered(delivered, 2_000).unwrap();
+    let mut again = rows;
+    again[0].payload = r#"{"id":"changed"}"#;
+    again[1].created_ms = 5_000;
+    assert_eq!(store.enqueue_webhooks(&again, 7).unwrap(), 0);
+    assert_eq!(
+        due_ids(store, "a", 10_000),
+        ["7.1"],
+        "delivered stays delivered"
+    );
+    let pending = &store.due_webhooks("a", 10_000, 10).unwrap()[0];
+    assert_eq!(
+        (pending.created_ms, pending.payload.as_str()),
+        (1_000, r#"{"id":"x"}"#),
+        "the first copy is kept"
+    );
+    // The same webhook for another endpoint is another row.
+    assert_eq!(
+        store
+            .enqueue_webhooks(&[webhook("b", "7.0", 1_000)], 7)
+            .unwrap(),
+        1
+    );
+    assert_eq!(due_ids(store, "b", 10_000), ["7.0"]);
+}
+
+/// Due rows come most overdue first, per endpoint; outcomes move rows out
+/// of the due set, reschedule them or bury them.
+pub fn outbox_due_rows_and_outcomes(store: &dyn EventStore) {
+    store
+        .enqueue_webhooks(
+            &[
+                webhook("a", "3.0", 3_000),
+                webhook("a", "1.0", 1_000),
+                webhook("a", "2.0", 1_000),
+                webhook("b", "1.0", 1_000),
+                webhook("a", "9.0", 9_000),
+            ],
+            9,
+        )
+        .unwrap();
+    assert_eq!(due_ids(store, "a", 5_000), ["1.0", "2.0", "3.0"]);
+    assert_eq!(store.due_webhooks("a", 5_000, 2).unwrap().len(), 2);
+    assert_eq!(due_ids(store, "b", 5_000), ["1.0"]);
+    assert!(due_ids(store, "nobody", 5_000).is_empty());
+    let due = store.due_webhooks("a", 5_000, 10).unwrap();
+    let (one, two, three) = (due[0].id, due[1].id, due[2].id);
+
+    store.webhook_delivered(one, 5_100).unwrap();
+    store
+        .webhook_failed(
+            two,
+            &WebhookFailure {
+                attempts: 1,
+                at_ms: 5_200,
+                next_attempt_ms: 15_200,
+                error: "http 500",
+                dead: false,
+            },
+        )
+        .unwrap();
+    store
+        .webhook_failed(
+            three,
+            &WebhookFailure {
+                attempts: 8,
+                at_ms: 5_300,
+                next_attempt_ms: 0,
+                error: "connection refused",
+                dead: true,
+            },
+        )
+        .unwrap();
+    assert_eq!(
+        due_ids(store, "a", 10_000),
+        ["9.0"],
+        "rescheduled and done rows wait"
+    );
+    assert_eq!(due_ids(store, "a", 15_200), ["9.0", "2.0"]);
+    let retried = store
+        .due_webhooks("a", 15_200, 10)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.id == two)
+        .unwrap();
+    assert_eq!(
+        (
+            retried.attempts,
+            retried.last_attempt_ms,
+            retried.last_error.as_deref()
+        ),
+        (1, Some(5_200), Some("http 500"))
+    );
+
+    // Outcomes for rows no longer pending change nothing.
+    store.webhook_delivered(three, 6_000).unwrap();
+    store
+        .webhook_failed(
+            one,
+            &WebhookFailure {
+                attempts: 9,
+                at_ms: 6_000,
+                next_attempt_ms: 6_000,
+                error: "late",
+                dead: false,
+            },
+        )
+        .unwrap();
+    let dead = store
+        .list_webhooks(Some("a"), WebhookState::Dead, 10)
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(
+        (
+            dead[0].id,
+            dead[0].attempts,
+            dead[0].finished_ms,
+            dead[0].last_error.as_deref()
+        ),
+        (three, 8, Some(5_300), Some("connection refused"))
+    );
+    let delivered = store
+        .list_webhooks(None, WebhookState::Delivered, 10)
+        .unwrap();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(
+        (
+            delivered[0].id,
+            delivered[0].attempts,
+            delivered[0].finished_ms
+        ),
+        (one, 1, Some(5_100))
+    );
+    let pending: Vec<String> = store
+        .list_webhooks(None, WebhookState::Pending, 10)
+        .unwrap()
+        .into_iter()
+        .map(|e| format!("{}/{}", e.endpoint, e.webhook_id))
+        .collect();
+    assert_eq!(pending, ["a/9.0", "b/1.0", "a/2.0"], "newest first");
+    assert_eq!(
+        store
+            .list_webhooks(Some("b"), WebhookState::Pending, 10)
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let stats = store.webhook_stats().unwrap();
+    assert_eq!(stats.len(), 2);
+    assert_eq!(
+        (stats[0].endpoint.as_str(), stats[0].pending, stats[0].dead),
+        ("a", 2, 1)
+    );
+    assert_eq!(
+        (stats[0].last_error.as_deref(), stats[0].last_error_ms),
+        (Some("connection refused"), Some(5_300)),
+        "the latest failure"
+    );
+    assert_eq!(
+        (stats[1].endpoint.as_str(), stats[1].pending, stats[1].dead),
+        ("b", 1, 0)
+    );
+    assert_eq!(stats[1].last_error, None);
+
+    // Pruning removes old delivered rows only.
+    assert_eq!(
+        store.prune_webhooks(5_100, 100).unwrap(),
+        0,
+        "strictly before"
+    );
+    assert_eq!(store.prune_webhooks(1_000_000, 100).unwrap(), 1);
+    assert!(
+        store
+            .list_webhooks(None, WebhookState::Delivered, 10)
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .list_webhooks(None, WebhookState::Dead, 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(due_ids(store, "a", 20_000), ["9.0", "2.0"]);
+}
+
+/// Generates one `#[test]` per suite function for a backend.
 #[macro_export]
 macro_rules! store_test_suite {
     ($backend:ident, $make:block) => {
@@ -157,7 +432,11 @@ macro_rules! store_test_suite {
                 duplicate_rejects_the_whole_group,
                 scan_stops_on_visitor_error,
                 snapshots_and_meta,
-                rule_sets_are_versioned);
+                rule_sets_are_versioned,
+                read_after_pages_in_order,
+                outbox_enqueue_moves_the_cursor,
+                outbox_reenqueue_is_idempotent,
+                outbox_due_rows_and_outcomes);
         }
     };
     (@tests $make:block; $($name:ident),+) => {

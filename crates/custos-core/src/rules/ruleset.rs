@@ -82,6 +82,10 @@ pub struct RuleSetSource {
     /// new set is being tried out. `block` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_action: Option<Action>,
+    /// How long after a sensitive change a payout hold lasts before it may
+    /// be released by itself, e.g. `7d` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_cool_off: Option<String>,
     #[serde(default, rename = "rules", alias = "rule")]
     pub rules: Vec<RuleSource>,
     #[serde(default)]
@@ -256,6 +260,7 @@ pub struct RuleSet {
     name: String,
     version: u64,
     max_action: Action,
+    hold_cool_off_secs: i64,
     rules: Vec<Rule>,
     /// Indexes of the rules that apply to each event type, in order.
     by_type: Vec<Vec<usize>>,
@@ -276,6 +281,12 @@ impl fmt::Debug for RuleSet {
 }
 
 pub use crate::decision::MAX_SCORE;
+
+/// The cool-off of a payout hold when the rule set names none: a week, long
+/// enough for the owner to notice a notification about the change.
+pub const DEFAULT_HOLD_COOL_OFF_SECS: i64 = 7 * 86_400;
+/// The longest cool-off a rule set may ask for.
+pub const MAX_HOLD_COOL_OFF_SECS: i64 = 365 * 86_400;
 
 fn valid_id(id: &str) -> bool {
     !id.is_empty()
@@ -305,6 +316,21 @@ impl RuleSet {
                 Err(message) => errors.push(RuleError::new(format!("lists.{name}"), message)),
             }
         }
+        let hold_cool_off_secs = match source.hold_cool_off.as_deref() {
+            None => DEFAULT_HOLD_COOL_OFF_SECS,
+            Some(text) => match crate::rules::syntax::parse_duration(text) {
+                Some(secs) if secs > 0 && secs <= MAX_HOLD_COOL_OFF_SECS => secs,
+                _ => {
+                    errors.push(RuleError::new(
+                        "hold_cool_off",
+                        format!(
+                            "{text:?} is not a duration from 1s to 365d (write it like `7d` or `36h`)"
+                        ),
+                    ));
+                    DEFAULT_HOLD_COOL_OFF_SECS
+                }
+            },
+        };
         let mut rules = Vec::with_capacity(source.rules.len());
         let mut seen = std::collections::HashSet::new();
         for rule in &source.rules {
@@ -358,6 +384,7 @@ impl RuleSet {
             name: source.name.clone(),
             version,
             max_action: source.max_action.unwrap_or(Action::Block),
+            hold_cool_off_secs,
             rules,
             by_type,
             needs,
@@ -372,6 +399,11 @@ impl RuleSet {
 
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// Seconds a payout hold lasts after the account's last sensitive change.
+    pub fn hold_cool_off_secs(&self) -> i64 {
+        self.hold_cool_off_secs
     }
 
     pub fn source(&self) -> &RuleSetSource {
@@ -436,6 +468,8 @@ struct Manifest {
     description: String,
     #[serde(default)]
     max_action: Option<Action>,
+    #[serde(default)]
+    hold_cool_off: Option<String>,
     #[serde(default)]
     lists: BTreeMap<String, ManifestList>,
     #[serde(default)]
@@ -571,6 +605,7 @@ impl RuleFiles {
             name: manifest.name,
             description: manifest.description,
             max_action: manifest.max_action,
+            hold_cool_off: manifest.hold_cool_off,
             rules: manifest.rule,
             lists: BTreeMap::new(),
         };

@@ -6,6 +6,7 @@ use serde_json::{Value, json};
 use super::{DAY, at, event};
 use std::sync::Arc;
 
+use crate::decision::EffectKind;
 use crate::rules::{RuleSet, default_source};
 use crate::{Action, Decision, Engine};
 
@@ -143,7 +144,10 @@ fn the_takeover_chain_is_held_at_the_change_and_at_the_payout() {
     assert_eq!(payout.action, Action::Hold);
     assert_eq!(
         codes(&payout),
-        ["payout_to_destination_set_in_risky_session"]
+        [
+            "payout_to_destination_set_in_risky_session",
+            "payout_while_account_at_risk"
+        ]
     );
     // The explanation shows what the rule saw: set 2 days minus a minute ago.
     let saw = &payout.reasons[0].saw;
@@ -157,16 +161,51 @@ fn the_takeover_chain_is_held_at_the_change_and_at_the_payout() {
         json!({"loan_id": "l1", "amount": 900000, "currency": "GBP"}),
     );
     assert_eq!(loan.action, Action::Hold);
-    // After the 7-day cool-off it goes through.
+    // The patient attacker waits out the cool-off: the account is still at
+    // risk, so the payout is held, and the earlier holds wait for someone.
     let late = s.send(
         48 * DAY,
         "payout",
         json!({"payout_id": "p2", "amount": 1000, "currency": "GBP"}),
     );
-    assert_eq!(late.action, Action::Allow);
+    assert_eq!(codes(&late), ["payout_while_account_at_risk"]);
+    assert!(
+        late.effects
+            .iter()
+            .all(|e| e.kind != EffectKind::HoldReleased)
+    );
+    let p1 = s.engine.holds().get("seller-1", "p1").unwrap();
+    assert!(p1.awaiting_analyst, "{p1:?}");
+    // The owner passes a verification: the account is cleared, and the
+    // holds whose cool-off is over are released.
+    let verified = s.send(
+        48 * DAY + 60,
+        "verification",
+        json!({"session_id": "owner", "status": "passed"}),
+    );
+    let kinds: Vec<EffectKind> = verified.effects.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            EffectKind::AccountCleared,
+            EffectKind::HoldReleased,
+            EffectKind::HoldReleased
+        ]
+    );
+    assert_eq!(
+        s.engine.holds().open_count(),
+        1,
+        "p2 waits for its cool-off"
+    );
+    let after = s.send(
+        48 * DAY + 120,
+        "payout",
+        json!({"payout_id": "p3", "amount": 1000, "currency": "GBP"}),
+    );
+    assert_eq!(after.action, Action::Allow);
     let state = s.engine.account("seller-1").unwrap();
     let money = &state.money[&crate::event::Currency::parse("GBP").unwrap()];
-    assert_eq!((money.withheld, money.paid_out), (1_150_000, 1000));
+    assert_eq!((money.withheld, money.paid_out), (1_151_000, 1000));
 }
 
 #[test]

@@ -239,6 +239,27 @@ fn every_feature_emitted_is_a_documented_name() {
     let mut w = World::with_history();
     let t = 61 * DAY;
     w.send("seller-2", t - 7_200, "email_change", json!({}));
+    // An honest bank account, sales and a first payout, for the payout
+    // features that compare with history.
+    w.send(
+        "seller-2",
+        t - 7_100,
+        "payout_destination_change",
+        json!({"destination": {"institution_id": "200000", "account_number": "11112222",
+               "country": "GB", "institution_type": "bank"}}),
+    );
+    w.send(
+        "seller-2",
+        t - 7_000,
+        "sale",
+        json!({"amount": 900, "currency": "GBP"}),
+    );
+    w.send(
+        "seller-2",
+        t - 6_900,
+        "payout",
+        json!({"payout_id": "p0", "amount": 2, "currency": "GBP"}),
+    );
     w.send("seller-2", t, "password_reset_request", json!({}));
     w.send(
         "seller-2",
@@ -254,7 +275,8 @@ fn every_feature_emitted_is_a_documented_name() {
         t + 80,
         "payout_destination_change",
         json!({"session_id": "z",
-        "destination": {"institution_id": "608371", "account_number": "99990001"}}),
+        "destination": {"institution_id": "608371", "account_number": "99990001",
+                        "country": "IE", "institution_type": "e_money"}}),
     );
     w.send(
         "seller-2",

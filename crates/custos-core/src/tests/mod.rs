@@ -2,6 +2,7 @@
 
 mod default_rules;
 mod features;
+mod holds;
 mod parse;
 mod rules_cel;
 mod rules_corpus;
@@ -94,6 +95,11 @@ pub(crate) fn examples() -> Vec<Value> {
         with(
             base("e15", "label"),
             json!({"label": "fraud", "target_event_id": "e10", "analyst": "ana"}),
+        ),
+        with(
+            base("e16", "analyst_action"),
+            json!({"action": "release_payout", "target_id": "p1", "analyst": "ana",
+                   "reason": "seller confirmed the payout by phone"}),
         ),
     ]
 }

@@ -83,6 +83,7 @@ fn source(rules: Vec<RuleSource>) -> RuleSetSource {
         name: "test".to_string(),
         description: String::new(),
         max_action: None,
+        hold_cool_off: None,
         rules,
         lists: list_sources(),
     }

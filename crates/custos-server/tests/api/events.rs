@@ -15,7 +15,7 @@ async fn every_documented_example_is_accepted_and_stored() {
         .collect();
     assert_eq!(
         types.len(),
-        14,
+        custos_core::EventType::ALL.len(),
         "docs/events.md covers every type: {types:?}"
     );
     for example in &examples {

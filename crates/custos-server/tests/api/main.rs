@@ -1,10 +1,12 @@
 //! HTTP integration tests: a real server on a random loopback port, driven
 //! over HTTP. One test binary for the crate.
 
+mod analyst;
 mod auth;
 mod events;
 mod restart;
 mod rules;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,579 @@
+//! What an event sets off beyond its own account's state: holds opened and
+//! closed, accounts put at risk and cleared, destinations denied, campaigns
+//! found and grown. Each consequence is returned as an [`Effect`], which the
+//! engine puts in the decision; the stored decision then carries it to
+//! webhooks, and a replay of the log does the same things again.
+//!
+//! The rules of the game, in one place:
+//!
+//! - A payout or loan disbursement decided `hold` opens a hold that expires
+//!   at the end of the cool-off: the rule set's `hold_cool_off` after the
+//!   account's last sensitive change (or after the payout, if that change
+//!   is older). The expiry is kept in the stored effect, so a later rule
+//!   set with another cool-off does not change a replay.
+//! - At expiry a hold is released by itself unless the account is at risk,
+//!   in a confirmed campaign, or the destination is denied; then it waits
+//!   for an analyst, or for whatever clears the account (a passed
+//!   verification, a `legit` label, an analyst's `clear_account`).
+//! - `fraud` and `compromise_reported` labels put the account at risk,
+//!   cancel its open holds and deny the destinations the attacker set: those
+//!   set in a risky session or while the account was at risk, or the one the
+//!   label's `target_event_id` set; failing those, the current destination
+//!   if it was set in the 30 days before the label.
+//! - A `legit` label clears the account and releases its open holds.
+
+use crate::campaigns::{
+    CampaignDetector, CampaignNotice, CampaignNoticeKind, CampaignStatus, SensitiveChange,
+};
+use crate::decision::{Action, Decision, Effect, EffectKind};
+use crate::destinations::destination_key_of;
+use crate::engine::Engine;
+use crate::event::{
+    AnalystActionKind, Currency, Destination, Details, Event, EventType, InstitutionType, LabelKind,
+};
+use crate::features::{CampaignStanding, CampaignView};
+use crate::holds::{DestinationView, Hold, HoldKey, HoldStatus, NewHold, Resolution};
+use crate::state::{AccountChange, AtRisk, Timestamp};
+
+/// Who closes a hold that closes by itself.
+pub const SYSTEM_ACTOR: &str = "custos";
+
+/// Without a risky session to go by, a fraud label denies the current
+/// destination only if it was set this recently.
+const RECENT_DESTINATION_SECS: i64 = 30 * 86_400;
+
+/// What the engine notes before the account's state changes.
+pub(crate) struct Before {
+    /// The event's session was risky before the event.
+    session_risky: bool,
+    /// A destination change toward an institution that is bursting.
+    burst: bool,
+}
+
+#[derive(serde::Serialize)]
+struct AccountAtRiskData<'a> {
+    account_id: &'a str,
+    at_risk: &'a AtRisk,
+}
+
+#[derive(serde::Serialize)]
+struct AccountClearedData<'a> {
+    account_id: &'a str,
+    by: &'a str,
+    reason: &'a str,
+    at: Timestamp,
+}
+
+#[derive(serde::Serialize)]
+struct DestinationDeniedData<'a> {
+    destination: DestinationView,
+    account_id: &'a str,
+    label: LabelKind,
+    at: Timestamp,
+}
+
+fn campaign_effect(notice: CampaignNotice) -> Effect {
+    let kind = match notice.kind {
+        CampaignNoticeKind::Detected => EffectKind::CampaignDetected,
+        CampaignNoticeKind::Updated => EffectKind::CampaignUpdated,
+        CampaignNoticeKind::Confirmed => EffectKind::CampaignConfirmed,
+        CampaignNoticeKind::Dismissed => EffectKind::CampaignDismissed,
+    };
+    Effect::of(kind, &notice.summary)
+}
+
+/// The expiry a stored decision already gave this hold, if it has one.
+fn stored_expiry(decision: &Decision, hold_id: &str) -> Option<i64> {
+    decision
+        .effects
+        .iter()
+        .filter(|e| e.kind == EffectKind::HoldCreated)
+        .filter_map(|e| serde_json::from_value::<Hold>(e.data.clone()).ok())
+        .find(|h| h.hold_id == hold_id)
+        .map(|h| h.expires_at.0)
+}
+
+impl Engine {
+    pub(crate) fn before_apply(&self, event: &Event, _decision: &Decision) -> Before {
+        let session_risky = self
+            .account(&event.account_id)
+            .and_then(|s| s.session_for(event))
+            .is_some_and(|s| s.risky);
+        let burst = match &event.details {
+            Details::PayoutDestinationChange { destination, .. } => {
+                self.campaigns
+                    .institution_burst(&destination.institution_id, event.unix_time())
+                    .bursting
+            }
+            _ => false,
+        };
+        Before {
+            session_risky,
+            burst,
+        }
+    }
+
+    pub(crate) fn after_apply(
+        &mut self,
+        event: &Event,
+        decision: &Decision,
+        before: Before,
+        change: AccountChange,
+    ) -> Vec<Effect> {
+        let at = event.unix_time();
+        let mut effects = Vec::new();
+        if before.burst
+            && matches!(event.details, Details::PayoutDestinationChange { .. })
+            && let Some(record) = self
+                .accounts
+                .get_mut(&event.account_id)
+                .and_then(|s| s.destination.as_mut())
+        {
+            record.set_during_burst = true;
+        }
+        if change.put_at_risk {
+            self.push_at_risk(&event.account_id, &mut effects);
+        }
+        if change.cleared {
+            self.push_cleared(event, SYSTEM_ACTOR, "verification passed", &mut effects);
+        }
+        if event.event_type.is_sensitive_change() {
+            let destination = match &event.details {
+                Details::PayoutDestinationChange { destination, .. } => Some(destination),
+                _ => None,
+            };
+            let notices = self.campaigns.observe_change(&SensitiveChange {
+                account_id: &event.account_id,
+                event_id: &event.event_id,
+                at,
+                event_type: event.event_type,
+                destination,
+                device_id: event.device_id.as_deref(),
+                ip: event.ip,
+                risky: before.session_risky || decision.action >= Action::Review,
+            });
+            effects.extend(notices.into_iter().map(campaign_effect));
+        }
+        match &event.details {
+            Details::Payout {
+                payout_id,
+                amount,
+                currency,
+                destination,
+                ..
+            } => {
+                self.money_moved(
+                    event,
+                    decision,
+                    payout_id,
+                    *amount,
+                    *currency,
+                    destination.as_ref(),
+                    &mut effects,
+                );
+            }
+            Details::Loan {
+                loan_id,
+                amount,
+                currency,
+            } if event.event_type == EventType::LoanDisbursement => {
+                self.money_moved(
+                    event,
+                    decision,
+                    loan_id,
+                    *amount,
+                    *currency,
+                    None,
+                    &mut effects,
+                );
+            }
+            Details::Label {
+                label,
+                target_event_id,
+                ..
+            } => self.apply_label(event, *label, target_event_id.as_deref(), &mut effects),
+            Details::AnalystAction {
+                action,
+                target_id,
+                analyst,
+                reason,
+            } => self.apply_analyst_action(
+                event,
+                *action,
+                target_id.as_deref(),
+                analyst,
+                reason,
+                &mut effects,
+            ),
+            _ => {}
+        }
+        self.clock = self.clock.max(at);
+        self.expire_holds(event, &mut effects);
+        effects
+    }
+
+    /// A payout or disbursement: counted toward campaigns, held if decided so.
+    #[allow(clippy::too_many_arguments)]
+    fn money_moved(
+        &mut self,
+        event: &Event,
+        decision: &Decision,
+        hold_id: &str,
+        amount: u64,
+        currency: Currency,
+        named: Option<&Destination>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let at = event.unix_time();
+        let held = decision.action >= Action::Hold;
+        let notices = self.campaigns.record_money(
+            &event.account_id,
+            &event.event_id,
+            at,
+            amount,
+            currency,
+            held,
+        );
+        effects.extend(notices.into_iter().map(campaign_effect));
+        if decision.action != Action::Hold {
+            return;
+        }
+        let state = self.accounts.get(&event.account_id);
+        let expires_at = stored_expiry(decision, hold_id).unwrap_or_else(|| {
+            let cool_off = self.rules.hold_cool_off_secs();
+            let last_change = state.and_then(|s| s.sensitive_changes.values().max().map(|t| t.0));
+            match last_change {
+                Some(changed) if changed.saturating_add(cool_off) > at => changed + cool_off,
+                _ => at.saturating_add(cool_off),
+            }
+        });
+        let destination = named.or_else(|| {
+            state
+                .and_then(|s| s.destination.as_ref())
+                .map(|r| &r.destination)
+        });
+        let opened = self.holds.open_hold(NewHold {
+            hold_id,
+            account_id: &event.account_id,
+            kind: event.event_type,
+            event_id: &event.event_id,
+            amount,
+            currency,
+            destination,
+            decision,
+            at,
+            expires_at,
+        });
+        if let Some(hold) = opened {
+            effects.push(Effect::of(EffectKind::HoldCreated, hold));
+        }
+    }
+
+    fn apply_label(
+        &mut self,
+        event: &Event,
+        label: LabelKind,
+        target_event_id: Option<&str>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let at = event.unix_time();
+        let notices = self
+            .campaigns
+            .label(&event.account_id, &event.event_id, at, label);
+        effects.extend(notices.into_iter().map(campaign_effect));
+        match label {
+            LabelKind::Fraud | LabelKind::CompromiseReported => {
+                for destination in
+                    self.attacker_destinations(&event.account_id, at, target_event_id)
+                {
+                    if self.destinations.deny(&destination, at) {
+                        effects.push(Effect::of(
+                            EffectKind::DestinationDenied,
+                            &DestinationDeniedData {
+                                destination: DestinationView::from(&destination),
+                                account_id: &event.account_id,
+                                label,
+                                at: Timestamp(at),
+                            },
+                        ));
+                    }
+                }
+                let put_at_risk = self
+                    .accounts
+                    .get_mut(&event.account_id)
+                    .is_some_and(|s| s.mark_at_risk(event, at));
+                if put_at_risk {
+                    self.push_at_risk(&event.account_id, effects);
+                }
+                let reason = format!("labelled {label}");
+                self.close_open_holds(event, HoldStatus::Cancelled, &reason, effects);
+            }
+            LabelKind::Legit => {
+                let cleared = self
+                    .accounts
+                    .get_mut(&event.account_id)
+                    .is_some_and(|s| s.clear_risk());
+                if cleared {
+                    self.push_cleared(event, labeller(event), "labelled legit", effects);
+                }
+                self.close_open_holds(event, HoldStatus::Released, "labelled legit", effects);
+            }
+            LabelKind::Chargeback => {}
+        }
+    }
+
+    /// The destinations a fraud label puts on the deny list (see the
+    /// module docs).
+    fn attacker_destinations(
+        &self,
+        account_id: &str,
+        at: i64,
+        target_event_id: Option<&str>,
+    ) -> Vec<Destination> {
+        let Some(state) = self.accounts.get(account_id) else {
+            return Vec::new();
+        };
+        let risky_since = state.at_risk.as_ref().map(|r| r.since.0);
+        let records = state
+            .destination
+            .iter()
+            .chain(state.previous_destinations.iter());
+        let mut chosen: Vec<Destination> = records
+            .clone()
+            .filter(|r| {
+                r.set_in_risky_session
+                    || risky_since.is_some_and(|since| r.set_at.0 >= since)
+                    || target_event_id == Some(r.set_by_event.as_str())
+            })
+            .map(|r| r.destination.clone())
+            .collect();
+        if chosen.is_empty()
+            && let Some(current) = &state.destination
+            && at - current.set_at.0 <= RECENT_DESTINATION_SECS
+        {
+            chosen.push(current.destination.clone());
+        }
+        chosen
+    }
+
+    fn apply_analyst_action(
+        &mut self,
+        event: &Event,
+        action: AnalystActionKind,
+        target_id: Option<&str>,
+        analyst: &str,
+        reason: &str,
+        effects: &mut Vec<Effect>,
+    ) {
+        let at = event.unix_time();
+        let resolution = || Resolution {
+            by: analyst.to_string(),
+            reason: reason.to_string(),
+            at: Timestamp(at),
+            event_id: event.event_id.clone(),
+        };
+        match (action, target_id) {
+            (AnalystActionKind::ReleasePayout | AnalystActionKind::CancelPayout, Some(id)) => {
+                // Holds are keyed by account: an action recorded on one
+                // account cannot close another's.
+                let (status, kind) = if action == AnalystActionKind::ReleasePayout {
+                    (HoldStatus::Released, EffectKind::HoldReleased)
+                } else {
+                    (HoldStatus::Cancelled, EffectKind::HoldCancelled)
+                };
+                if let Ok(hold) = self
+                    .holds
+                    .close(&event.account_id, id, status, resolution())
+                {
+                    effects.push(Effect::of(kind, hold));
+                }
+            }
+            (AnalystActionKind::ClearAccount, _) => {
+                let cleared = self
+                    .accounts
+                    .get_mut(&event.account_id)
+                    .is_some_and(|s| s.clear_risk());
+                if cleared {
+                    self.push_cleared(event, analyst, reason, effects);
+                }
+            }
+            (AnalystActionKind::ConfirmCampaign | AnalystActionKind::DismissCampaign, Some(id)) => {
+                let status = if action == AnalystActionKind::ConfirmCampaign {
+                    CampaignStatus::Confirmed
+                } else {
+                    CampaignStatus::Dismissed
+                };
+                if let Ok(notices) =
+                    self.campaigns
+                        .set_status(id, status, analyst, reason, &event.event_id, at)
+                {
+                    effects.extend(notices.into_iter().map(campaign_effect));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn push_at_risk(&self, account_id: &str, effects: &mut Vec<Effect>) {
+        if let Some(at_risk) = self.account(account_id).and_then(|s| s.at_risk.as_ref()) {
+            effects.push(Effect::of(
+                EffectKind::AccountAtRisk,
+                &AccountAtRiskData {
+                    account_id,
+                    at_risk,
+                },
+            ));
+        }
+    }
+
+    /// Records that the account was cleared, and releases its holds that
+    /// waited past their cool-off only because of its risk.
+    fn push_cleared(&mut self, event: &Event, by: &str, reason: &str, effects: &mut Vec<Effect>) {
+        effects.push(Effect::of(
+            EffectKind::AccountCleared,
+            &AccountClearedData {
+                account_id: &event.account_id,
+                by,
+                reason,
+                at: Timestamp(event.unix_time()),
+            },
+        ));
+        for key in self.holds.open_keys_of(&event.account_id) {
+            let waiting = self
+                .holds
+                .get(&key.0, &key.1)
+                .is_some_and(|h| h.awaiting_analyst);
+            if waiting && self.releasable(&key) {
+                self.release(
+                    &key,
+                    event,
+                    by,
+                    "cool-off over and account cleared",
+                    effects,
+                );
+            }
+        }
+    }
+
+    /// Closes every open hold of the event's account.
+    fn close_open_holds(
+        &mut self,
+        event: &Event,
+        status: HoldStatus,
+        reason: &str,
+        effects: &mut Vec<Effect>,
+    ) {
+        let kind = match status {
+            HoldStatus::Cancelled => EffectKind::HoldCancelled,
+            _ => EffectKind::HoldReleased,
+        };
+        for (account_id, id) in self.holds.open_keys_of(&event.account_id) {
+            let resolution = Resolution {
+                by: labeller(event).to_string(),
+                reason: reason.to_string(),
+                at: Timestamp(event.unix_time()),
+                event_id: event.event_id.clone(),
+            };
+            if let Ok(hold) = self.holds.close(&account_id, &id, status, resolution) {
+                effects.push(Effect::of(kind, hold));
+            }
+        }
+    }
+
+    fn release(
+        &mut self,
+        key: &HoldKey,
+        event: &Event,
+        by: &str,
+        reason: &str,
+        effects: &mut Vec<Effect>,
+    ) {
+        let resolution = Resolution {
+            by: by.to_string(),
+            reason: reason.to_string(),
+            at: Timestamp(event.unix_time()),
+            event_id: event.event_id.clone(),
+        };
+        if let Ok(hold) = self
+            .holds
+            .close(&key.0, &key.1, HoldStatus::Released, resolution)
+        {
+            effects.push(Effect::of(EffectKind::HoldReleased, hold));
+        }
+    }
+
+    /// Nothing argues against paying a hold out any more.
+    fn releasable(&self, key: &HoldKey) -> bool {
+        let Some(hold) = self.holds.get(&key.0, &key.1) else {
+            return false;
+        };
+        let at_risk = self
+            .account(&hold.account_id)
+            .is_some_and(|s| s.at_risk.is_some());
+        let confirmed =
+            self.campaigns.account_standing(&hold.account_id) == Some(CampaignStanding::Confirmed);
+        let denied = hold.destination.as_ref().is_some_and(|d| {
+            self.destinations
+                .is_denied_key(destination_key_of(&d.institution_id, &d.account_token))
+        });
+        !(at_risk || confirmed || denied)
+    }
+
+    /// Holds whose cool-off ended by the engine's clock: released, or left
+    /// for an analyst when something still argues against paying.
+    fn expire_holds(&mut self, event: &Event, effects: &mut Vec<Effect>) {
+        for key in self.holds.take_expired(self.clock) {
+            if self.releasable(&key) {
+                self.release(&key, event, SYSTEM_ACTOR, "cool-off ended", effects);
+            } else {
+                self.holds.await_analyst(&key);
+            }
+        }
+    }
+}
+
+/// Features read campaigns through this view of the detector.
+impl CampaignView for CampaignDetector {
+    fn linked_accounts(&self, account_id: &str) -> u32 {
+        CampaignDetector::linked_accounts(self, account_id)
+    }
+
+    fn account_standing(&self, account_id: &str) -> Option<CampaignStanding> {
+        let campaign = self.campaign_of_account(account_id)?;
+        let cleared = campaign
+            .accounts
+            .iter()
+            .any(|m| m.account_id == account_id && m.cleared);
+        match campaign.status {
+            _ if cleared => None,
+            CampaignStatus::Suspected => Some(CampaignStanding::Suspected),
+            CampaignStatus::Confirmed => Some(CampaignStanding::Confirmed),
+            CampaignStatus::Dismissed => None,
+        }
+    }
+
+    fn destination_in_campaign(&self, destination: &Destination) -> bool {
+        self.campaign_of_destination(destination)
+            .is_some_and(|c| c.status != CampaignStatus::Dismissed)
+    }
+
+    fn institution_burst(&self, institution_id: &str, at: i64) -> (f64, bool) {
+        let burst = CampaignDetector::institution_burst(self, institution_id, at);
+        (burst.score, burst.bursting)
+    }
+
+    fn institution_type_burst(&self, kind: InstitutionType, at: i64) -> bool {
+        CampaignDetector::institution_type_burst(self, kind, at).bursting
+    }
+}
+
+/// Who a label's consequences are recorded as done by.
+fn labeller(event: &Event) -> &str {
+    match &event.details {
+        Details::Label {
+            analyst: Some(analyst),
+            ..
+        } => analyst,
+        _ => "label",
+    }
+}

@@ -1,0 +1,570 @@
+//! Payout holds: money the decision kept back, and what became of it.
+//!
+//! A payout or loan disbursement decided `hold` opens a [`Hold`], keyed by
+//! the account and the payout's `payout_id` (a disbursement's `loan_id`):
+//! two accounts may use the same payout id. A hold ends in one of two ways:
+//!
+//! ```text
+//! requested ──allow──▶ (paid; no hold)
+//!     │
+//!     └──hold──▶ held ──release──▶ released   (analyst, a legit label, or the cool-off ended)
+//!                  │
+//!                  └───cancel───▶ cancelled   (analyst, or a fraud label on the account)
+//! ```
+//!
+//! Every hold carries its reasons (the rules that asked for it), its score,
+//! the event that caused it and its expiry: the end of the cool-off that
+//! began with the account's last sensitive change. At expiry a hold is
+//! released by itself only when nothing argues against it any more: the
+//! account is not at risk, not in a confirmed campaign, and the destination
+//! is not denied. Otherwise it waits for an analyst (`awaiting_analyst`).
+//! Expiry runs on event time (the engine's clock is the newest event time
+//! seen), so replaying the log releases the same holds at the same point.
+//!
+//! Bounded: at most [`MAX_OPEN_HOLDS`] open holds (a hold beyond is still
+//! decided `hold`, just not tracked, and counted) and [`MAX_CLOSED_HOLDS`]
+//! closed ones, oldest closed forgotten first.
+
+use std::collections::{BTreeSet, HashMap};
+
+use foldhash::fast::RandomState;
+use serde::{Deserialize, Serialize};
+
+use crate::decision::{Action, Decision};
+use crate::event::{Currency, Destination, EventType, InstitutionType};
+use crate::state::Timestamp;
+
+/// Open holds tracked at most.
+pub const MAX_OPEN_HOLDS: usize = 1_000_000;
+/// Closed holds remembered (for `GET /v1/holds?status=...` and audits).
+pub const MAX_CLOSED_HOLDS: usize = 100_000;
+
+/// Where a hold stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    Held,
+    Released,
+    Cancelled,
+}
+
+impl HoldStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Held => "held",
+            HoldStatus::Released => "released",
+            HoldStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<HoldStatus> {
+        [
+            HoldStatus::Held,
+            HoldStatus::Released,
+            HoldStatus::Cancelled,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+}
+
+/// A destination as shown to analysts: never the raw number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DestinationView {
+    pub institution_id: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub institution_type: Option<InstitutionType>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub country: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub account_last4: Option<String>,
+    pub account_token: String,
+}
+
+impl From<&Destination> for DestinationView {
+    fn from(d: &Destination) -> Self {
+        DestinationView {
+            institution_id: d.institution_id.clone(),
+            institution_type: d.institution_type,
+            country: d.country.clone(),
+            account_last4: d.account_last4.clone(),
+            account_token: d.account_token.clone(),
+        }
+    }
+}
+
+/// Who closed a hold, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    /// The analyst, or `custos` for an automatic release at expiry.
+    pub by: String,
+    pub reason: String,
+    pub at: Timestamp,
+    /// The event that closed it (an analyst action, a label, or the event
+    /// whose time ended the cool-off).
+    pub event_id: String,
+}
+
+/// One payout or disbursement kept back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hold {
+    /// The payout's `payout_id`, or the disbursement's `loan_id`.
+    pub hold_id: String,
+    pub account_id: String,
+    /// `payout` or `loan_disbursement`.
+    pub kind: EventType,
+    /// The event that was held.
+    pub event_id: String,
+    pub amount: u64,
+    pub currency: Currency,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub destination: Option<DestinationView>,
+    pub status: HoldStatus,
+    /// Codes of the active rules that asked for `hold` or more.
+    pub reasons: Vec<String>,
+    pub score: u32,
+    pub held_at: Timestamp,
+    /// End of the cool-off: released then unless something argues against.
+    pub expires_at: Timestamp,
+    /// Expired, but the account is at risk, in a confirmed campaign or the
+    /// destination denied: only an analyst (or a clearing event) releases it.
+    #[serde(default)]
+    pub awaiting_analyst: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub resolution: Option<Resolution>,
+}
+
+/// What to open a hold with.
+pub struct NewHold<'a> {
+    pub hold_id: &'a str,
+    pub account_id: &'a str,
+    pub kind: EventType,
+    pub event_id: &'a str,
+    pub amount: u64,
+    pub currency: Currency,
+    pub destination: Option<&'a Destination>,
+    pub decision: &'a Decision,
+    pub at: i64,
+    pub expires_at: i64,
+}
+
+/// Why a hold could not be closed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HoldError {
+    #[error("no hold with id {0:?}")]
+    NotFound(String),
+    #[error("hold {hold_id:?} is already {status}")]
+    Closed {
+        hold_id: String,
+        status: &'static str,
+    },
+}
+
+/// Every tracked hold, with an index of open ones by expiry.
+#[derive(Debug, Clone, Default)]
+pub struct HoldBook {
+    holds: HashMap<HoldKey, Hold, RandomState>,
+    /// Open holds not yet expired, by (expiry, key): the sweep pops the front.
+    pending_expiry: BTreeSet<(i64, HoldKey)>,
+    /// Closed holds in closing order, oldest first, for forgetting.
+    closed_order: std::collections::VecDeque<HoldKey>,
+    open: usize,
+    /// Holds decided but not tracked because the book was full.
+    untracked: u64,
+}
+
+/// A hold's key: its account and its payout (or loan) id.
+pub type HoldKey = (String, String);
+
+fn key(account_id: &str, hold_id: &str) -> HoldKey {
+    (account_id.to_string(), hold_id.to_string())
+}
+
+/// The serialized form of a [`HoldBook`], sorted for stable snapshots.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct HoldSnapshot {
+    holds: Vec<Hold>,
+    closed_order: Vec<HoldKey>,
+    untracked: u64,
+}
+
+impl HoldBook {
+    /// The account's hold with this payout or loan id.
+    pub fn get(&self, account_id: &str, hold_id: &str) -> Option<&Hold> {
+        self.holds.get(&key(account_id, hold_id))
+    }
+
+    /// Every hold with this payout or loan id, whatever the account: one,
+    /// unless the platform reuses ids across accounts.
+    pub fn find(&self, hold_id: &str) -> Vec<&Hold> {
+        let mut found: Vec<&Hold> = self
+            .holds
+            .values()
+            .filter(|h| h.hold_id == hold_id)
+            .collect();
+        found.sort_by(|a, b| a.account_id.cmp(&b.account_id));
+        found
+    }
+
+    /// Open holds, oldest first.
+    pub fn open(&self) -> Vec<&Hold> {
+        let mut open: Vec<&Hold> = self
+            .holds
+            .values()
+            .filter(|h| h.status == HoldStatus::Held)
+            .collect();
+        open.sort_by(|a, b| (a.held_at, &a.hold_id).cmp(&(b.held_at, &b.hold_id)));
+        open
+    }
+
+    /// Every tracked hold of one account, newest first.
+    pub fn of_account(&self, account_id: &str) -> Vec<&Hold> {
+        let mut holds: Vec<&Hold> = self
+            .holds
+            .values()
+            .filter(|h| h.account_id == account_id)
+            .collect();
+        holds.sort_by(|a, b| (b.held_at, &b.hold_id).cmp(&(a.held_at, &a.hold_id)));
+        holds
+    }
+
+    /// Holds in a status, newest first, at most `limit`.
+    pub fn with_status(&self, status: HoldStatus, limit: usize) -> Vec<&Hold> {
+        let mut holds: Vec<&Hold> = self.holds.values().filter(|h| h.status == status).collect();
+        holds.sort_by(|a, b| (b.held_at, &b.hold_id).cmp(&(a.held_at, &a.hold_id)));
+        holds.truncate(limit);
+        holds
+    }
+
+    pub fn open_count(&self) -> usize {
+        self.open
+    }
+
+    pub fn untracked(&self) -> u64 {
+        self.untracked
+    }
+
+    /// Opens a hold. A payout id that is already held keeps its hold (the
+    /// platform asked again for money it has not been given); a closed one
+    /// is replaced by the new hold. Returns the hold if one was opened.
+    pub fn open_hold(&mut self, new: NewHold<'_>) -> Option<&Hold> {
+        let hold_key = key(new.account_id, new.hold_id);
+        match self.holds.get(&hold_key) {
+            Some(existing) if existing.status == HoldStatus::Held => return None,
+            Some(_) => {
+                self.holds.remove(&hold_key);
+                self.closed_order.retain(|k| *k != hold_key);
+            }
+            None => {}
+        }
+        if self.open >= MAX_OPEN_HOLDS {
+            self.untracked += 1;
+            return None;
+        }
+        let reasons = new
+            .decision
+            .reasons
+            .iter()
+            .filter(|r| r.action >= Action::Hold)
+            .map(|r| r.code.clone())
+            .collect();
+        let hold = Hold {
+            hold_id: new.hold_id.to_string(),
+            account_id: new.account_id.to_string(),
+            kind: new.kind,
+            event_id: new.event_id.to_string(),
+            amount: new.amount,
+            currency: new.currency,
+            destination: new.destination.map(DestinationView::from),
+            status: HoldStatus::Held,
+            reasons,
+            score: new.decision.score,
+            held_at: Timestamp(new.at),
+            expires_at: Timestamp(new.expires_at.max(new.at)),
+            awaiting_analyst: false,
+            resolution: None,
+        };
+        self.pending_expiry
+            .insert((hold.expires_at.0, hold_key.clone()));
+        self.open += 1;
+        self.holds.insert(hold_key.clone(), hold);
+        self.holds.get(&hold_key)
+    }
+
+    /// Closes an open hold as released or cancelled.
+    pub fn close(
+        &mut self,
+        account_id: &str,
+        hold_id: &str,
+        status: HoldStatus,
+        resolution: Resolution,
+    ) -> Result<&Hold, HoldError> {
+        let hold_key = key(account_id, hold_id);
+        let hold = self
+            .holds
+            .get_mut(&hold_key)
+            .ok_or_else(|| HoldError::NotFound(hold_id.to_string()))?;
+        if hold.status != HoldStatus::Held {
+            return Err(HoldError::Closed {
+                hold_id: hold_id.to_string(),
+                status: hold.status.as_str(),
+            });
+        }
+        self.pending_expiry
+            .remove(&(hold.expires_at.0, hold_key.clone()));
+        hold.status = status;
+        hold.awaiting_analyst = false;
+        hold.resolution = Some(resolution);
+        self.open -= 1;
+        self.closed_order.push_back(hold_key.clone());
+        while self.closed_order.len() > MAX_CLOSED_HOLDS {
+            if let Some(old) = self.closed_order.pop_front() {
+                self.holds.remove(&old);
+            }
+        }
+        self.holds
+            .get(&hold_key)
+            .ok_or_else(|| HoldError::NotFound(hold_id.to_string()))
+    }
+
+    /// Takes the keys of open holds whose cool-off ended at or before `now`
+    /// out of the expiry queue, oldest first.
+    pub fn take_expired(&mut self, now: i64) -> Vec<HoldKey> {
+        let mut due = Vec::new();
+        while let Some((at, _)) = self.pending_expiry.first()
+            && *at <= now
+        {
+            if let Some((_, id)) = self.pending_expiry.pop_first() {
+                due.push(id);
+            }
+        }
+        due
+    }
+
+    /// Marks an expired open hold as waiting for an analyst.
+    pub fn await_analyst(&mut self, hold_key: &HoldKey) {
+        if let Some(hold) = self.holds.get_mut(hold_key)
+            && hold.status == HoldStatus::Held
+        {
+            hold.awaiting_analyst = true;
+        }
+    }
+
+    /// Keys of the account's open holds, oldest first.
+    pub fn open_keys_of(&self, account_id: &str) -> Vec<HoldKey> {
+        self.of_account(account_id)
+            .into_iter()
+            .rev()
+            .filter(|h| h.status == HoldStatus::Held)
+            .map(|h| key(&h.account_id, &h.hold_id))
+            .collect()
+    }
+
+    pub fn to_snapshot(&self) -> HoldSnapshot {
+        let mut holds: Vec<Hold> = self.holds.values().cloned().collect();
+        holds.sort_by(|a, b| (&a.account_id, &a.hold_id).cmp(&(&b.account_id, &b.hold_id)));
+        HoldSnapshot {
+            holds,
+            closed_order: self.closed_order.iter().cloned().collect(),
+            untracked: self.untracked,
+        }
+    }
+
+    pub fn from_snapshot(snapshot: HoldSnapshot) -> HoldBook {
+        let mut book = HoldBook {
+            untracked: snapshot.untracked,
+            closed_order: snapshot.closed_order.into(),
+            ..HoldBook::default()
+        };
+        for hold in snapshot.holds {
+            let hold_key = key(&hold.account_id, &hold.hold_id);
+            if hold.status == HoldStatus::Held {
+                book.open += 1;
+                if !hold.awaiting_analyst {
+                    book.pending_expiry
+                        .insert((hold.expires_at.0, hold_key.clone()));
+                }
+            }
+            book.holds.insert(hold_key, hold);
+        }
+        book
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::Reason;
+
+    fn decision() -> Decision {
+        let reason = |code: &str, action| Reason {
+            code: code.into(),
+            action,
+            score: 40,
+            message: String::new(),
+            saw: Default::default(),
+        };
+        Decision::from_reasons(
+            "default".into(),
+            1,
+            vec![
+                reason("payout_to_fresh_destination", Action::Hold),
+                reason("new_destination", Action::Review),
+            ],
+            vec![],
+            Action::Block,
+        )
+    }
+
+    fn open(book: &mut HoldBook, id: &str, at: i64, expires_at: i64) -> bool {
+        let d = decision();
+        book.open_hold(NewHold {
+            hold_id: id,
+            account_id: "seller-1",
+            kind: EventType::Payout,
+            event_id: &format!("ev-{id}"),
+            amount: 1_000,
+            currency: Currency::parse("EUR").expect("valid code"),
+            destination: None,
+            decision: &d,
+            at,
+            expires_at,
+        })
+        .is_some()
+    }
+
+    fn by(who: &str, at: i64) -> Resolution {
+        Resolution {
+            by: who.into(),
+            reason: "checked with the seller".into(),
+            at: Timestamp(at),
+            event_id: "act-1".into(),
+        }
+    }
+
+    #[test]
+    fn a_hold_keeps_the_reasons_that_asked_for_it() {
+        let mut book = HoldBook::default();
+        assert!(open(&mut book, "po-1", 100, 700));
+        let hold = book.get("seller-1", "po-1").expect("opened");
+        assert_eq!(hold.status, HoldStatus::Held);
+        assert_eq!(hold.reasons, vec!["payout_to_fresh_destination"]);
+        assert_eq!(hold.score, 80);
+        assert_eq!(hold.expires_at, Timestamp(700));
+        assert_eq!(book.open_count(), 1);
+    }
+
+    #[test]
+    fn held_goes_to_released_or_cancelled_once() {
+        let mut book = HoldBook::default();
+        open(&mut book, "po-1", 100, 700);
+        open(&mut book, "po-2", 100, 700);
+        let released = book
+            .close("seller-1", "po-1", HoldStatus::Released, by("ana", 200))
+            .expect("open hold");
+        assert_eq!(released.status, HoldStatus::Released);
+        assert_eq!(
+            released.resolution.as_ref().map(|r| r.by.as_str()),
+            Some("ana")
+        );
+        assert_eq!(
+            book.close("seller-1", "po-1", HoldStatus::Cancelled, by("bob", 300)),
+            Err(HoldError::Closed {
+                hold_id: "po-1".into(),
+                status: "released"
+            })
+        );
+        book.close("seller-1", "po-2", HoldStatus::Cancelled, by("bob", 300))
+            .expect("open hold");
+        assert_eq!(
+            book.close("seller-1", "po-9", HoldStatus::Released, by("bob", 300)),
+            Err(HoldError::NotFound("po-9".into()))
+        );
+        assert_eq!(book.open_count(), 0);
+        assert!(
+            book.take_expired(10_000).is_empty(),
+            "closed holds never expire"
+        );
+    }
+
+    #[test]
+    fn a_payout_asked_again_while_held_keeps_its_hold() {
+        let mut book = HoldBook::default();
+        assert!(open(&mut book, "po-1", 100, 700));
+        assert!(!open(&mut book, "po-1", 150, 900));
+        assert_eq!(
+            book.get("seller-1", "po-1").map(|h| h.held_at),
+            Some(Timestamp(100))
+        );
+        book.close("seller-1", "po-1", HoldStatus::Released, by("ana", 200))
+            .expect("open hold");
+        assert!(
+            open(&mut book, "po-1", 300, 900),
+            "a closed id may be held again"
+        );
+        assert_eq!(book.open_count(), 1);
+    }
+
+    #[test]
+    fn two_accounts_may_use_one_payout_id() {
+        let mut book = HoldBook::default();
+        assert!(open(&mut book, "po-1", 100, 700));
+        let d = decision();
+        let other = book.open_hold(NewHold {
+            hold_id: "po-1",
+            account_id: "seller-2",
+            kind: EventType::Payout,
+            event_id: "ev-x",
+            amount: 5,
+            currency: Currency::parse("EUR").expect("valid code"),
+            destination: None,
+            decision: &d,
+            at: 100,
+            expires_at: 700,
+        });
+        assert!(other.is_some());
+        assert_eq!(book.find("po-1").len(), 2);
+        book.close("seller-2", "po-1", HoldStatus::Cancelled, by("ana", 200))
+            .expect("open hold");
+        assert_eq!(
+            book.get("seller-1", "po-1").map(|h| h.status),
+            Some(HoldStatus::Held)
+        );
+    }
+
+    #[test]
+    fn expiry_comes_out_in_order_and_only_once() {
+        let mut book = HoldBook::default();
+        open(&mut book, "late", 100, 900);
+        open(&mut book, "early", 100, 500);
+        assert!(book.take_expired(499).is_empty());
+        let ids = |keys: Vec<HoldKey>| keys.into_iter().map(|k| k.1).collect::<Vec<_>>();
+        assert_eq!(ids(book.take_expired(900)), vec!["early", "late"]);
+        assert!(book.take_expired(1_000).is_empty());
+        book.await_analyst(&key("seller-1", "late"));
+        assert!(
+            book.get("seller-1", "late")
+                .is_some_and(|h| h.awaiting_analyst)
+        );
+    }
+
+    #[test]
+    fn snapshot_round_trip_keeps_the_expiry_queue() {
+        let mut book = HoldBook::default();
+        open(&mut book, "a", 100, 500);
+        open(&mut book, "b", 100, 600);
+        open(&mut book, "c", 100, 700);
+        book.close("seller-1", "a", HoldStatus::Released, by("ana", 200))
+            .expect("open hold");
+        book.take_expired(600);
+        book.await_analyst(&key("seller-1", "b"));
+        let json = serde_json::to_string(&book.to_snapshot()).expect("serializes");
+        let mut back = HoldBook::from_snapshot(serde_json::from_str(&json).expect("parses"));
+        assert_eq!(
+            serde_json::to_string(&back.to_snapshot()).expect("serializes"),
+            json
+        );
+        assert_eq!(back.open_count(), 2);
+        assert_eq!(back.take_expired(10_000), vec![key("seller-1", "c")]);
+    }
+}

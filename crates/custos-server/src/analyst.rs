@@ -1,0 +1,545 @@
+//! Analyst routes: payout holds, account risk and campaigns.
+//!
+//! | route | what |
+//! |---|---|
+//! | `GET /v1/holds` | holds, open ones by default (`?status=held\|released\|cancelled`, `?account_id=`, `?limit=`) |
+//! | `GET /v1/holds/{hold_id}` | one hold |
+//! | `POST /v1/payouts/{payout_id}/release`, `/cancel` | close a hold: `{"analyst", "reason"}` |
+//! | `POST /v1/accounts/{account_id}/clear` | end an account's at-risk state |
+//! | `GET /v1/campaigns`, `GET /v1/campaigns/{id}` | campaigns found across accounts |
+//! | `POST /v1/campaigns/{id}/confirm`, `/dismiss` | settle a campaign |
+//!
+//! Every action is recorded as an `analyst_action` event in the log, like
+//! any other event: who, why and when are kept for audit, and a rebuild of
+//! state replays it. An action may carry `action_id`, which becomes the
+//! event id: a retried request with the same `action_id` is answered from
+//! the log and does nothing twice.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use custos_core::decision::EffectKind;
+use custos_core::event::AnalystActionKind;
+use custos_core::holds::HoldStatus;
+use custos_runtime::PreparedEvent;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Holds or campaigns listed at most per request.
+const MAX_LIST: usize = 1_000;
+const DEFAULT_LIST: usize = 100;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldQuery {
+    status: Option<String>,
+    account_id: Option<String>,
+    limit: Option<usize>,
+}
+
+fn limit_of(limit: Option<usize>) -> Result<usize, ApiError> {
+    match limit {
+        None => Ok(DEFAULT_LIST),
+        Some(n) if (1..=MAX_LIST).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::bad_request(
+            "invalid_field",
+            format!("limit: must be 1 to {MAX_LIST}, is {n}"),
+        )
+        .with_field("limit")),
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> ApiError {
+    ApiError::unavailable(e.to_string())
+}
+
+pub async fn list_holds(
+    State(state): State<AppState>,
+    Query(query): Query<HoldQuery>,
+) -> Result<Response, ApiError> {
+    let status = match query.status.as_deref() {
+        None => HoldStatus::Held,
+        Some(name) => HoldStatus::from_name(name).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_field",
+                format!("status: must be held, released or cancelled, is {name:?}"),
+            )
+            .with_field("status")
+        })?,
+    };
+    let limit = limit_of(query.limit)?;
+    let account_id = query.account_id;
+    let body = state
+        .runtime
+        .read(move |engine| {
+            let book = engine.holds();
+            let holds: Vec<_> = match &account_id {
+                Some(account) => book
+                    .of_account(account)
+                    .into_iter()
+                    .filter(|h| h.status == status)
+                    .take(limit)
+                    .cloned()
+                    .collect(),
+                None => book
+                    .with_status(status, limit)
+                    .into_iter()
+                    .cloned()
+                    .collect(),
+            };
+            json!({
+                "status": status.as_str(),
+                "holds": holds,
+                "open": book.open_count(),
+                "untracked": book.untracked(),
+            })
+        })
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(body).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OneHoldQuery {
+    account_id: Option<String>,
+}
+
+pub async fn get_hold(
+    State(state): State<AppState>,
+    UrlPath(hold_id): UrlPath<String>,
+    Query(query): Query<OneHoldQuery>,
+) -> Result<Response, ApiError> {
+    let hold = find_hold(&state, &hold_id, query.account_id).await?;
+    Ok(Json(hold).into_response())
+}
+
+/// The hold with this payout or loan id; `account_id` picks one when the
+/// platform used the id on several accounts.
+async fn find_hold(
+    state: &AppState,
+    hold_id: &str,
+    account_id: Option<String>,
+) -> Result<Value, ApiError> {
+    let lookup = hold_id.to_string();
+    let found = state
+        .runtime
+        .read(move |engine| {
+            engine
+                .holds()
+                .find(&lookup)
+                .into_iter()
+                .filter(|h| account_id.as_deref().is_none_or(|a| h.account_id == a))
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .await
+        .map_err(unavailable)?;
+    match found {
+        Value::Array(mut holds) if holds.len() == 1 => Ok(holds.remove(0)),
+        Value::Array(holds) if holds.len() > 1 => {
+            let accounts: Vec<&str> = holds
+                .iter()
+                .filter_map(|h| h.get("account_id").and_then(Value::as_str))
+                .collect();
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "hold_ambiguous",
+                format!(
+                    "payout id {hold_id:?} is held on several accounts ({}); name one with account_id",
+                    accounts.join(", ")
+                ),
+            )
+            .with_field("account_id"))
+        }
+        _ => Err(hold_not_found(hold_id)),
+    }
+}
+
+fn hold_not_found(hold_id: &str) -> ApiError {
+    ApiError::not_found(
+        "hold_not_found",
+        format!("no hold for payout or loan id {hold_id:?}"),
+    )
+}
+
+/// The body of every analyst action.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionBody {
+    analyst: Option<String>,
+    reason: Option<String>,
+    action_id: Option<String>,
+    /// Picks the hold when a payout id is used on several accounts.
+    account_id: Option<String>,
+}
+
+/// Reads `{"analyst", "reason", "action_id"?}`; both names are required so
+/// that every action can be audited.
+async fn action_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<ActionBody, ApiError> {
+    let bytes = crate::events::read_body(headers, body, state.limits.max_body_bytes).await?;
+    let body: ActionBody = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(
+            "invalid_json",
+            format!("expected {{\"analyst\": ..., \"reason\": ...}}: {e}"),
+        )
+    })?;
+    for (field, value) in [("analyst", &body.analyst), ("reason", &body.reason)] {
+        if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
+            return Err(ApiError::bad_request(
+                "missing_field",
+                format!("{field}: required, and not empty: who acted and why is kept for audit"),
+            )
+            .with_field(field));
+        }
+    }
+    Ok(body)
+}
+
+/// Records an analyst action as an event on `account_id` and returns the
+/// effects it had.
+async fn record_action(
+    state: &AppState,
+    account_id: &str,
+    action: AnalystActionKind,
+    target_id: Option<&str>,
+    body: ActionBody,
+) -> Result<Vec<custos_core::decision::Effect>, ApiError> {
+    let event_id = match body.action_id {
+        Some(id) => id,
+        None => {
+            let mut bytes = [0u8; 12];
+            getrandom::fill(&mut bytes).map_err(|e| ApiError::unavailable(e.to_string()))?;
+            format!("act_{}", hex::encode(bytes))
+        }
+    };
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
+    let time = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let mut event = json!({
+        "event_id": event_id,
+        "type": "analyst_action",
+        "account_id": account_id,
+        "time": time,
+        "action": action.as_str(),
+        "analyst": body.analyst,
+        "reason": body.reason,
+    });
+    if let (Some(target), Value::Object(map)) = (target_id, &mut event) {
+        map.insert("target_id".into(), json!(target));
+    }
+    let parsed = state
+        .runtime
+        .parser()
+        .parse_value(event)
+        .map_err(crate::events::event_error)?;
+    let prepared = PreparedEvent::new(parsed).map_err(crate::events::submit_error)?;
+    let outcomes = state
+        .runtime
+        .submit(vec![prepared])
+        .await
+        .map_err(crate::events::submit_error)?;
+    Ok(outcomes
+        .into_iter()
+        .next()
+        .map(|o| o.decision.effects)
+        .unwrap_or_default())
+}
+
+async fn close_hold(
+    state: AppState,
+    hold_id: String,
+    headers: HeaderMap,
+    body: Body,
+    action: AnalystActionKind,
+) -> Result<Response, ApiError> {
+    let mut body = action_body(&state, &headers, body).await?;
+    let hold = find_hold(&state, &hold_id, body.account_id.take()).await?;
+    let account_id = hold
+        .get("account_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| hold_not_found(&hold_id))?
+        .to_string();
+    let wanted = if action == AnalystActionKind::ReleasePayout {
+        EffectKind::HoldReleased
+    } else {
+        EffectKind::HoldCancelled
+    };
+    let effects = record_action(&state, &account_id, action, Some(&hold_id), body).await?;
+    match effects.into_iter().find(|e| e.kind == wanted) {
+        Some(effect) => Ok(Json(effect.data).into_response()),
+        None => {
+            let status = hold
+                .get("status")
+                .and_then(Value::as_str)
+                .unwrap_or("closed");
+            Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "hold_not_open",
+                format!(
+                    "hold {hold_id:?} is {status}: only a held payout can be released or cancelled"
+                ),
+            ))
+        }
+    }
+}
+
+pub async fn release_payout(
+    State(state): State<AppState>,
+    UrlPath(hold_id): UrlPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    close_hold(
+        state,
+        hold_id,
+        headers,
+        body,
+        AnalystActionKind::ReleasePayout,
+    )
+    .await
+}
+
+pub async fn cancel_payout(
+    State(state): State<AppState>,
+    UrlPath(hold_id): UrlPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    close_hold(
+        state,
+        hold_id,
+        headers,
+        body,
+        AnalystActionKind::CancelPayout,
+    )
+    .await
+}
+
+pub async fn clear_account(
+    State(state): State<AppState>,
+    UrlPath(account_id): UrlPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let body = action_body(&state, &headers, body).await?;
+    let lookup = account_id.clone();
+    let at_risk = state
+        .runtime
+        .read(move |engine| engine.account(&lookup).map(|a| a.at_risk.is_some()))
+        .await
+        .map_err(unavailable)?;
+    match at_risk.as_bool() {
+        None => {
+            return Err(ApiError::not_found(
+                "account_not_found",
+                format!("no events seen for account_id {account_id:?}"),
+            ));
+        }
+        Some(false) => return Err(not_at_risk(&account_id)),
+        Some(true) => {}
+    }
+    let effects = record_action(
+        &state,
+        &account_id,
+        AnalystActionKind::ClearAccount,
+        None,
+        body,
+    )
+    .await?;
+    let released: Vec<Value> = effects
+        .iter()
+        .filter(|e| e.kind == EffectKind::HoldReleased)
+        .map(|e| e.data.clone())
+        .collect();
+    match effects
+        .into_iter()
+        .find(|e| e.kind == EffectKind::AccountCleared)
+    {
+        Some(cleared) => {
+            Ok(Json(json!({"cleared": cleared.data, "released": released})).into_response())
+        }
+        None => Err(not_at_risk(&account_id)),
+    }
+}
+
+fn not_at_risk(account_id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::CONFLICT,
+        "account_not_at_risk",
+        format!("account {account_id:?} is not at risk; there is nothing to clear"),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignQuery {
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+pub async fn list_campaigns(
+    State(state): State<AppState>,
+    Query(query): Query<CampaignQuery>,
+) -> Result<Response, ApiError> {
+    let status = query.status;
+    if let Some(name) = &status
+        && !["suspected", "confirmed", "dismissed"].contains(&name.as_str())
+    {
+        return Err(ApiError::bad_request(
+            "invalid_field",
+            format!("status: must be suspected, confirmed or dismissed, is {name:?}"),
+        )
+        .with_field("status"));
+    }
+    let limit = limit_of(query.limit)?;
+    let body = state
+        .runtime
+        .read(move |engine| {
+            let campaigns: Vec<Value> = engine
+                .campaigns()
+                .campaigns()
+                .map(|c| serde_json::to_value(c.summary()).unwrap_or(Value::Null))
+                .filter(|c| {
+                    status
+                        .as_deref()
+                        .is_none_or(|s| c.get("status").and_then(Value::as_str) == Some(s))
+                })
+                .take(limit)
+                .collect();
+            json!({ "campaigns": campaigns })
+        })
+        .await
+        .map_err(unavailable)?;
+    Ok(Json(body).into_response())
+}
+
+pub async fn get_campaign(
+    State(state): State<AppState>,
+    UrlPath(campaign_id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let lookup = campaign_id.clone();
+    let campaign = state
+        .runtime
+        .read(move |engine| {
+            engine.campaigns().campaign(&lookup).map(|c| {
+                // The holds of its accounts: the money an analyst can still stop.
+                let holds: Vec<_> = c
+                    .accounts
+                    .iter()
+                    .flat_map(|m| engine.holds().of_account(&m.account_id))
+                    .cloned()
+                    .collect();
+                let mut body = serde_json::to_value(c).unwrap_or(Value::Null);
+                if let Value::Object(map) = &mut body {
+                    map.insert("holds".into(), json!(holds));
+                }
+                body
+            })
+        })
+        .await
+        .map_err(unavailable)?;
+    if campaign.is_null() {
+        return Err(campaign_not_found(&campaign_id));
+    }
+    Ok(Json(campaign).into_response())
+}
+
+fn campaign_not_found(campaign_id: &str) -> ApiError {
+    ApiError::not_found(
+        "campaign_not_found",
+        format!("no campaign with id {campaign_id:?}"),
+    )
+}
+
+async fn settle_campaign(
+    state: AppState,
+    campaign_id: String,
+    headers: HeaderMap,
+    body: Body,
+    action: AnalystActionKind,
+) -> Result<Response, ApiError> {
+    let body = action_body(&state, &headers, body).await?;
+    let lookup = campaign_id.clone();
+    // Recorded on the campaign's first account: every event has one.
+    let found = state
+        .runtime
+        .read(move |engine| {
+            engine.campaigns().campaign(&lookup).map(|c| {
+                (
+                    c.id.clone(),
+                    c.accounts.first().map(|m| m.account_id.clone()),
+                )
+            })
+        })
+        .await
+        .map_err(unavailable)?;
+    let (id, account_id) = match found {
+        Value::Array(pair) if pair.len() == 2 => (
+            pair[0].as_str().unwrap_or_default().to_string(),
+            pair[1].as_str().map(str::to_string),
+        ),
+        _ => return Err(campaign_not_found(&campaign_id)),
+    };
+    let Some(account_id) = account_id else {
+        return Err(campaign_not_found(&campaign_id));
+    };
+    let effects = record_action(&state, &account_id, action, Some(&id), body).await?;
+    let wanted = if action == AnalystActionKind::ConfirmCampaign {
+        EffectKind::CampaignConfirmed
+    } else {
+        EffectKind::CampaignDismissed
+    };
+    match effects.into_iter().find(|e| e.kind == wanted) {
+        Some(effect) => Ok(Json(effect.data).into_response()),
+        None => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "campaign_unchanged",
+            format!("campaign {campaign_id:?} already has that status"),
+        )),
+    }
+}
+
+pub async fn confirm_campaign(
+    State(state): State<AppState>,
+    UrlPath(campaign_id): UrlPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    settle_campaign(
+        state,
+        campaign_id,
+        headers,
+        body,
+        AnalystActionKind::ConfirmCampaign,
+    )
+    .await
+}
+
+pub async fn dismiss_campaign(
+    State(state): State<AppState>,
+    UrlPath(campaign_id): UrlPath<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    settle_campaign(
+        state,
+        campaign_id,
+        headers,
+        body,
+        AnalystActionKind::DismissCampaign,
+    )
+    .await
+}
