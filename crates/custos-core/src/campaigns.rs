@@ -141,7 +141,9 @@
 //! most [`CampaignConfig::max_institutions`] institutions tracked, at most
 //! [`CampaignConfig::max_campaigns`] campaigns, and per campaign at most
 //! [`CampaignConfig::max_listed_members`] members listed by name and a
-//! timeline of the first [`TIMELINE_HEAD`] and last [`TIMELINE_TAIL`] entries.
+//! timeline of the first [`TIMELINE_HEAD`] and the last [`TIMELINE_TAIL`]
+//! entries (at least three quarters of them: the oldest quarter of the tail
+//! is dropped at once when it is full).
 //! Queries ([`CampaignDetector::linked_accounts`],
 //! [`CampaignDetector::campaign_of_account`], bursts) are hash lookups plus
 //! a union-find walk, and do not allocate.
@@ -1169,8 +1171,11 @@ fn burst_key(institution_id: &str, day: i64) -> u64 {
 /// Pushes onto a list that keeps its first `head` and last `tail` entries.
 fn push_bounded<T>(list: &mut Vec<T>, dropped: &mut u64, entry: T, head: usize, tail: usize) {
     if list.len() >= head + tail {
-        list.remove(head);
-        *dropped = dropped.saturating_add(1);
+        // Drop the oldest quarter of the tail at once: removing one entry
+        // per push would shift the whole tail every time.
+        let drop = (tail / 4).max(1).min(list.len() - head);
+        list.drain(head..head + drop);
+        *dropped = dropped.saturating_add(drop as u64);
     }
     list.push(entry);
 }
@@ -1366,7 +1371,14 @@ impl CampaignDetector {
             return Vec::new();
         };
         let slot_index = slot as usize;
-        if at < self.accounts[slot_index].first_risky_at {
+        let account = &self.accounts[slot_index];
+        // A non-member's money counts only within its episode: after the
+        // gap, a later risky change would start a new ledger anyway. This
+        // keeps payouts of accounts long past a risky change cheap.
+        let gap = i64::from(self.config.episode_gap_days) * DAY;
+        if at < account.first_risky_at
+            || (!account.member && at.saturating_sub(account.last_risky_at) > gap)
+        {
             return Vec::new();
         }
         self.now = self.now.max(at);
@@ -2162,6 +2174,22 @@ impl CampaignDetector {
         }
     }
 
+    /// Recomputes one member's `via` and `cleared`. The campaign's link
+    /// counts wait for its next whole refresh (when an account or a
+    /// destination joins).
+    fn refresh_member(&mut self, number: u32, slot: u32) {
+        let via = self.via_of(slot);
+        let account = &self.accounts[slot as usize];
+        let cleared = account.cleared;
+        let id = account.id.clone();
+        if let Some(campaign) = self.live_mut(number)
+            && let Some(member) = campaign.accounts.iter_mut().find(|m| m.account_id == id)
+        {
+            member.via = via;
+            member.cleared = cleared;
+        }
+    }
+
     /// Recomputes what is derived from the members' keys: each member's
     /// `via` and `cleared`, and the link counts.
     fn refresh(&mut self, number: u32) {
@@ -2244,20 +2272,34 @@ impl CampaignDetector {
             campaign.push_timeline(entry);
         }
 
-        let mut dirty: Vec<u32> = touched
+        // A campaign that gained members, destinations or another campaign
+        // is refreshed whole; one whose member only made another change has
+        // just that member refreshed. A whole refresh visits every member,
+        // which a large campaign cannot afford on every change it sees.
+        let noticed: Vec<u32> = pending
+            .notices
             .iter()
-            .filter_map(|&slot| self.campaign_number_of_slot(slot))
+            .filter_map(|&(n, _)| self.resolve(n))
             .collect();
-        dirty.extend(pending.notices.iter().filter_map(|&(n, _)| self.resolve(n)));
-        let mut seen = Vec::with_capacity(dirty.len());
-        for number in dirty {
-            if seen.contains(&number) {
+        let mut refreshed: Vec<u32> = Vec::new();
+        for number in noticed {
+            if refreshed.contains(&number) {
                 continue;
             }
-            seen.push(number);
+            refreshed.push(number);
             self.refresh(number);
             if let Some(campaign) = self.live_mut(number) {
                 campaign.last_activity = campaign.last_activity.max(Timestamp(at));
+            }
+        }
+        for &slot in &touched {
+            if let Some(number) = self.campaign_number_of_slot(slot)
+                && !refreshed.contains(&number)
+            {
+                self.refresh_member(number, slot);
+                if let Some(campaign) = self.live_mut(number) {
+                    campaign.last_activity = campaign.last_activity.max(Timestamp(at));
+                }
             }
         }
 
@@ -3562,11 +3604,13 @@ mod tests {
             detector.record_money("v-1", &format!("p-{n}"), START + DAY + n, 10, gbp(), false);
         }
         let campaign = detector.campaign("cmp_1").unwrap();
-        assert_eq!(campaign.timeline.len(), TIMELINE_HEAD + TIMELINE_TAIL);
-        assert_eq!(
-            campaign.timeline_dropped,
-            503 - (TIMELINE_HEAD + TIMELINE_TAIL) as u64
+        // The tail sheds its oldest quarter at once when full.
+        let kept = campaign.timeline.len();
+        assert!(
+            (TIMELINE_HEAD + TIMELINE_TAIL * 3 / 4..=TIMELINE_HEAD + TIMELINE_TAIL).contains(&kept),
+            "{kept}"
         );
+        assert_eq!(campaign.timeline_dropped, 503 - kept as u64);
         assert_eq!(campaign.timeline[0].kind, TimelineKind::SensitiveChange);
         assert_eq!(campaign.timeline.last().unwrap().event_id, "p-499");
         assert_eq!(campaign.money[&gbp()].paid, 5_000);

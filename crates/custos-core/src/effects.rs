@@ -95,10 +95,13 @@ fn stored_expiry(decision: &Decision, hold_id: &str) -> Option<i64> {
 
 impl Engine {
     pub(crate) fn before_apply(&self, event: &Event, _decision: &Decision) -> Before {
-        let session_risky = self
-            .account(&event.account_id)
-            .and_then(|s| s.session_for(event))
-            .is_some_and(|s| s.risky);
+        // Only sensitive changes feed the campaign detector: other events
+        // skip the account lookup.
+        let session_risky = event.event_type.is_sensitive_change()
+            && self
+                .account(&event.account_id)
+                .and_then(|s| s.session_for(event))
+                .is_some_and(|s| s.risky);
         let burst = match &event.details {
             Details::PayoutDestinationChange { destination, .. } => {
                 self.campaigns
@@ -539,17 +542,11 @@ impl CampaignView for CampaignDetector {
     }
 
     fn account_standing(&self, account_id: &str) -> Option<CampaignStanding> {
-        let campaign = self.campaign_of_account(account_id)?;
-        let cleared = campaign
-            .accounts
-            .iter()
-            .any(|m| m.account_id == account_id && m.cleared);
-        match campaign.status {
-            _ if cleared => None,
-            CampaignStatus::Suspected => Some(CampaignStanding::Suspected),
-            CampaignStatus::Confirmed => Some(CampaignStanding::Confirmed),
-            CampaignStatus::Dismissed => None,
-        }
+        self.account_in_live_campaign(account_id)
+            .map(|c| match c.status {
+                CampaignStatus::Confirmed => CampaignStanding::Confirmed,
+                _ => CampaignStanding::Suspected,
+            })
     }
 
     fn destination_in_campaign(&self, destination: &Destination) -> bool {

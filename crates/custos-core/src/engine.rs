@@ -66,6 +66,8 @@ pub enum SnapshotError {
     Format { found: u32 },
     #[error("snapshot is not valid: {0}")]
     Invalid(#[from] serde_json::Error),
+    #[error("snapshot is not valid: {0}")]
+    Campaigns(#[from] crate::campaigns::CampaignError),
 }
 
 impl Default for Engine {
@@ -315,6 +317,10 @@ impl Engine {
             return Err(SnapshotError::Format { found });
         }
         let snapshot: Snapshot = serde_json::from_slice(bytes)?;
+        // A damaged campaign graph is refused before anything is replaced:
+        // the caller rebuilds from the log instead.
+        let campaigns =
+            CampaignDetector::try_from_snapshot(CampaignConfig::default(), snapshot.campaigns)?;
         self.accounts = snapshot
             .accounts
             .into_iter()
@@ -324,8 +330,7 @@ impl Engine {
         self.ip_failures = snapshot.ip_failures.into_iter().collect();
         self.destinations = DestinationIndex::from_sorted(snapshot.destinations);
         self.holds = HoldBook::from_snapshot(snapshot.holds);
-        self.campaigns =
-            CampaignDetector::from_snapshot(CampaignConfig::default(), snapshot.campaigns);
+        self.campaigns = campaigns;
         self.clock = snapshot.clock;
         Ok(())
     }

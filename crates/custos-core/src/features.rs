@@ -196,11 +196,22 @@ impl FeatureSet {
         self.0 & other.0 != 0
     }
 
+    /// The features not in `other`.
+    pub const fn minus(self, other: FeatureSet) -> FeatureSet {
+        FeatureSet(self.0 & !other.0)
+    }
+
+    /// The features in the set, in slot order; visits set bits only.
     pub fn iter(self) -> impl Iterator<Item = Feature> {
-        Feature::ALL
-            .iter()
-            .copied()
-            .filter(move |f| self.contains(*f))
+        let mut bits = self.0;
+        std::iter::from_fn(move || {
+            if bits == 0 {
+                return None;
+            }
+            let slot = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            Feature::ALL.get(slot).copied()
+        })
     }
 }
 
@@ -214,26 +225,41 @@ pub enum FeatureValue {
 
 /// Named features of one decision, one slot per [`Feature`], serialized as
 /// an object of the features present, in slot order.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Features {
     values: [Option<FeatureValue>; FEATURE_COUNT],
+    /// The slots that hold a value: lets `retain`, `iter` and `is_empty`
+    /// visit only those instead of every slot.
+    present: FeatureSet,
+}
+
+impl PartialEq for Features {
+    fn eq(&self, other: &Self) -> bool {
+        self.present == other.present
+            && self
+                .present
+                .iter()
+                .all(|f| self.values[f as usize] == other.values[f as usize])
+    }
 }
 
 impl Default for Features {
     fn default() -> Self {
         Features {
             values: [None; FEATURE_COUNT],
+            present: FeatureSet::EMPTY,
         }
     }
 }
 
 impl Features {
     pub fn is_empty(&self) -> bool {
-        self.values.iter().all(Option::is_none)
+        self.present == FeatureSet::EMPTY
     }
 
     pub fn set(&mut self, feature: Feature, value: FeatureValue) {
         self.values[feature as usize] = Some(value);
+        self.present = self.present.with(feature);
     }
 
     pub fn flag(&mut self, feature: Feature, value: bool) {
@@ -271,18 +297,17 @@ impl Features {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&'static str, FeatureValue)> + '_ {
-        Feature::ALL
+        self.present
             .iter()
-            .filter_map(|f| self.value(*f).map(|v| (f.name(), v)))
+            .filter_map(|f| self.value(f).map(|v| (f.name(), v)))
     }
 
     /// Keeps only the features in `keep`.
     pub fn retain(&mut self, keep: FeatureSet) {
-        for f in Feature::ALL {
-            if !keep.contains(*f) {
-                self.values[*f as usize] = None;
-            }
+        for f in self.present.minus(keep).iter() {
+            self.values[f as usize] = None;
         }
+        self.present = FeatureSet(self.present.0 & keep.0);
     }
 }
 

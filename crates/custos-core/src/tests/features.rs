@@ -347,3 +347,83 @@ fn replay_with_stored_decisions_rebuilds_profiles_population_and_windows() {
         "the cross-account index too"
     );
 }
+
+#[test]
+fn destination_and_payout_features_compare_with_the_accounts_history() {
+    let mut w = World::with_history();
+    let t = 61 * DAY;
+    w.send(
+        "seller-3",
+        t,
+        "payout_destination_change",
+        json!({"session_id": "s3-59", "destination": {"institution_id": "200000",
+               "account_number": "11112222", "country": "GB"}}),
+    );
+    w.send(
+        "seller-3",
+        t + 60,
+        "sale",
+        json!({"amount": 100_000, "currency": "GBP"}),
+    );
+    for (i, amount) in [10_000, 10_000, 10_000].into_iter().enumerate() {
+        let d = w.send(
+            "seller-3",
+            t + 120 + i as i64,
+            "payout",
+            json!({"payout_id": format!("p{i}"), "amount": amount, "currency": "GBP"}),
+        );
+        assert!(!flag(&d, "account.at_risk"));
+    }
+    // The attacker moves the money to another bank in another country.
+    w.send(
+        "seller-3",
+        t + 3_600,
+        "login",
+        json!({"status": "success", "session_id": "atk",
+        "ip": "185.220.101.4", "device_id": "box", "user_agent": "curl"}),
+    );
+    let change = w.send(
+        "seller-3",
+        t + 3_660,
+        "payout_destination_change",
+        json!({"session_id": "atk", "destination": {"institution_id": "608371",
+               "account_number": "99990001", "country": "IE"}}),
+    );
+    assert!(flag(&change, "destination.previous_other_institution"));
+    assert!(flag(&change, "destination.previous_other_country"));
+    let session_risk = number(&change, "destination.set_session_risk");
+    assert!(session_risk > 1.0, "{session_risk}");
+    assert!(
+        !flag(&change, "account.at_risk"),
+        "features are from before the event"
+    );
+    let payout = w.send(
+        "seller-3",
+        t + 7_260,
+        "payout",
+        json!({"payout_id": "p9", "amount": 40_000, "currency": "GBP"}),
+    );
+    assert!(flag(&payout, "account.at_risk"));
+    assert_eq!(number(&payout, "payout.amount_ratio"), 4.0);
+    // 40,000 of the 70,000 left after three payouts of 10,000.
+    assert_eq!(number(&payout, "payout.balance_share"), 0.571);
+    assert_eq!(
+        number(&payout, "destination.set_session_risk"),
+        session_risk
+    );
+    assert_eq!(number(&payout, "account.since_destination_change"), 3_600.0);
+    assert!(flag(&payout, "destination.previous_other_institution"));
+    assert!(!flag(&payout, "destination.set_during_burst"));
+    assert!(!flag(&payout, "institution.burst"));
+    assert_eq!(number(&payout, "account.linked_accounts"), 0.0);
+    // A change back to a known destination at the same bank and country.
+    let back = w.send(
+        "seller-3",
+        t + 8_000,
+        "payout_destination_change",
+        json!({"session_id": "atk", "destination": {"institution_id": "608371",
+               "account_number": "99990002", "country": "IE"}}),
+    );
+    assert!(!flag(&back, "destination.previous_other_institution"));
+    assert!(!flag(&back, "destination.previous_other_country"));
+}
