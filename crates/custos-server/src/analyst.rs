@@ -250,7 +250,19 @@ async fn record_action(
         .runtime
         .submit(vec![prepared])
         .await
-        .map_err(crate::events::submit_error)?;
+        .map_err(|e| match e {
+            // The action's id is the event id: name the field the caller sent.
+            custos_runtime::SubmitError::Conflict { ref event_id, .. } => ApiError::new(
+                StatusCode::CONFLICT,
+                "event_id_conflict",
+                format!(
+                    "action_id {event_id:?} was already used for another action; reuse an \
+                     action_id only to retry the same action"
+                ),
+            )
+            .with_field("action_id"),
+            e => crate::events::submit_error(e),
+        })?;
     Ok(outcomes
         .into_iter()
         .next()

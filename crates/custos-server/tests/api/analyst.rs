@@ -118,6 +118,7 @@ async fn a_retried_action_with_its_action_id_does_nothing_twice() {
     )
     .await;
     assert_error(status, &body, 409, "event_id_conflict");
+    assert_eq!(body["field"], "action_id", "{body}");
     server.server.stop().await.unwrap();
 }
 
