@@ -345,6 +345,16 @@ pub enum CampaignStatus {
 }
 
 impl CampaignStatus {
+    pub fn from_name(name: &str) -> Option<CampaignStatus> {
+        [
+            CampaignStatus::Suspected,
+            CampaignStatus::Confirmed,
+            CampaignStatus::Dismissed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CampaignStatus::Suspected => "suspected",

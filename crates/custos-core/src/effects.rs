@@ -22,6 +22,8 @@
 //!   if it was set in the 30 days before the label.
 //! - A `legit` label clears the account and releases its open holds.
 
+use serde::Deserialize;
+
 use crate::campaigns::{
     CampaignDetector, CampaignNotice, CampaignNoticeKind, CampaignStatus, SensitiveChange,
 };
@@ -32,7 +34,7 @@ use crate::event::{
     AnalystActionKind, Currency, Destination, Details, Event, EventType, InstitutionType, LabelKind,
 };
 use crate::features::{CampaignStanding, CampaignView};
-use crate::holds::{DestinationView, Hold, HoldKey, HoldStatus, NewHold, Resolution};
+use crate::holds::{DestinationView, HoldKey, HoldStatus, NewHold, Resolution};
 use crate::state::{AccountChange, AtRisk, Timestamp};
 
 /// Who closes a hold that closes by itself.
@@ -88,13 +90,13 @@ fn stored_expiry(decision: &Decision, hold_id: &str) -> Option<i64> {
         .effects
         .iter()
         .filter(|e| e.kind == EffectKind::HoldCreated)
-        .filter_map(|e| serde_json::from_value::<Hold>(e.data.clone()).ok())
-        .find(|h| h.hold_id == hold_id)
-        .map(|h| h.expires_at.0)
+        .find(|e| e.data["hold_id"] == hold_id)
+        .and_then(|e| Timestamp::deserialize(&e.data["expires_at"]).ok())
+        .map(|t| t.0)
 }
 
 impl Engine {
-    pub(crate) fn before_apply(&self, event: &Event, _decision: &Decision) -> Before {
+    pub(crate) fn before_apply(&self, event: &Event) -> Before {
         // Only sensitive changes feed the campaign detector: other events
         // skip the account lookup.
         let session_risky = event.event_type.is_sensitive_change()

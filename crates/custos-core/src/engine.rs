@@ -230,7 +230,7 @@ impl Engine {
         decision: &Decision,
         traits: Option<&LoginTraits>,
     ) -> Vec<crate::decision::Effect> {
-        let before = self.before_apply(event, decision);
+        let before = self.before_apply(event);
         if let Details::Login {
             status: LoginStatus::Failure,
             ..

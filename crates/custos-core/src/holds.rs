@@ -171,6 +171,10 @@ pub struct HoldBook {
     open: usize,
     /// Holds decided but not tracked because the book was full.
     untracked: u64,
+    /// Payout ids by account, and accounts by payout id: lookups by either
+    /// without scanning every hold.
+    ids_of_account: HashMap<String, Vec<String>, RandomState>,
+    accounts_of_id: HashMap<String, Vec<String>, RandomState>,
 }
 
 /// A hold's key: its account and its payout (or loan) id.
@@ -198,12 +202,45 @@ impl HoldBook {
     /// unless the platform reuses ids across accounts.
     pub fn find(&self, hold_id: &str) -> Vec<&Hold> {
         let mut found: Vec<&Hold> = self
-            .holds
-            .values()
-            .filter(|h| h.hold_id == hold_id)
+            .accounts_of_id
+            .get(hold_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|account| self.get(account, hold_id))
             .collect();
         found.sort_by(|a, b| a.account_id.cmp(&b.account_id));
         found
+    }
+
+    fn insert(&mut self, hold_key: HoldKey, hold: Hold) {
+        let (account, id) = &hold_key;
+        self.ids_of_account
+            .entry(account.clone())
+            .or_default()
+            .push(id.clone());
+        self.accounts_of_id
+            .entry(id.clone())
+            .or_default()
+            .push(account.clone());
+        self.holds.insert(hold_key, hold);
+    }
+
+    fn remove(&mut self, hold_key: &HoldKey) {
+        if self.holds.remove(hold_key).is_none() {
+            return;
+        }
+        let (account, id) = hold_key;
+        for (map, key, value) in [
+            (&mut self.ids_of_account, account, id),
+            (&mut self.accounts_of_id, id, account),
+        ] {
+            if let Some(list) = map.get_mut(key) {
+                list.retain(|v| v != value);
+                if list.is_empty() {
+                    map.remove(key);
+                }
+            }
+        }
     }
 
     /// Open holds, oldest first.
@@ -220,9 +257,11 @@ impl HoldBook {
     /// Every tracked hold of one account, newest first.
     pub fn of_account(&self, account_id: &str) -> Vec<&Hold> {
         let mut holds: Vec<&Hold> = self
-            .holds
-            .values()
-            .filter(|h| h.account_id == account_id)
+            .ids_of_account
+            .get(account_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.get(account_id, id))
             .collect();
         holds.sort_by(|a, b| (b.held_at, &b.hold_id).cmp(&(a.held_at, &a.hold_id)));
         holds
@@ -252,7 +291,7 @@ impl HoldBook {
         match self.holds.get(&hold_key) {
             Some(existing) if existing.status == HoldStatus::Held => return None,
             Some(_) => {
-                self.holds.remove(&hold_key);
+                self.remove(&hold_key);
                 self.closed_order.retain(|k| *k != hold_key);
             }
             None => {}
@@ -287,7 +326,7 @@ impl HoldBook {
         self.pending_expiry
             .insert((hold.expires_at.0, hold_key.clone()));
         self.open += 1;
-        self.holds.insert(hold_key.clone(), hold);
+        self.insert(hold_key.clone(), hold);
         self.holds.get(&hold_key)
     }
 
@@ -319,7 +358,7 @@ impl HoldBook {
         self.closed_order.push_back(hold_key.clone());
         while self.closed_order.len() > MAX_CLOSED_HOLDS {
             if let Some(old) = self.closed_order.pop_front() {
-                self.holds.remove(&old);
+                self.remove(&old);
             }
         }
         self.holds
@@ -385,7 +424,7 @@ impl HoldBook {
                         .insert((hold.expires_at.0, hold_key.clone()));
                 }
             }
-            book.holds.insert(hold_key, hold);
+            book.insert(hold_key, hold);
         }
         book
     }

@@ -20,6 +20,7 @@ use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use custos_core::campaigns::CampaignStatus;
 use custos_core::decision::EffectKind;
 use custos_core::event::AnalystActionKind;
 use custos_core::holds::HoldStatus;
@@ -406,30 +407,26 @@ pub async fn list_campaigns(
     State(state): State<AppState>,
     Query(query): Query<CampaignQuery>,
 ) -> Result<Response, ApiError> {
-    let status = query.status;
-    if let Some(name) = &status
-        && !["suspected", "confirmed", "dismissed"].contains(&name.as_str())
-    {
-        return Err(ApiError::bad_request(
-            "invalid_field",
-            format!("status: must be suspected, confirmed or dismissed, is {name:?}"),
-        )
-        .with_field("status"));
-    }
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(name) => Some(CampaignStatus::from_name(name).ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_field",
+                format!("status: must be suspected, confirmed or dismissed, is {name:?}"),
+            )
+            .with_field("status")
+        })?),
+    };
     let limit = limit_of(query.limit)?;
     let body = state
         .runtime
         .read(move |engine| {
-            let campaigns: Vec<Value> = engine
+            let campaigns: Vec<_> = engine
                 .campaigns()
                 .campaigns()
-                .map(|c| serde_json::to_value(c.summary()).unwrap_or(Value::Null))
-                .filter(|c| {
-                    status
-                        .as_deref()
-                        .is_none_or(|s| c.get("status").and_then(Value::as_str) == Some(s))
-                })
+                .filter(|c| status.is_none_or(|s| c.status == s))
                 .take(limit)
+                .map(|c| c.summary())
                 .collect();
             json!({ "campaigns": campaigns })
         })
@@ -489,25 +486,15 @@ async fn settle_campaign(
     let found = state
         .runtime
         .read(move |engine| {
-            engine.campaigns().campaign(&lookup).map(|c| {
-                (
-                    c.id.clone(),
-                    c.accounts.first().map(|m| m.account_id.clone()),
-                )
+            engine.campaigns().campaign(&lookup).and_then(|c| {
+                let first = c.accounts.first()?;
+                Some((c.id.clone(), first.account_id.clone()))
             })
         })
         .await
         .map_err(unavailable)?;
-    let (id, account_id) = match found {
-        Value::Array(pair) if pair.len() == 2 => (
-            pair[0].as_str().unwrap_or_default().to_string(),
-            pair[1].as_str().map(str::to_string),
-        ),
-        _ => return Err(campaign_not_found(&campaign_id)),
-    };
-    let Some(account_id) = account_id else {
-        return Err(campaign_not_found(&campaign_id));
-    };
+    let (id, account_id): (String, String) =
+        serde_json::from_value(found).map_err(|_| campaign_not_found(&campaign_id))?;
     let effects = record_action(&state, &account_id, action, Some(&id), body).await?;
     let wanted = if action == AnalystActionKind::ConfirmCampaign {
         EffectKind::CampaignConfirmed
