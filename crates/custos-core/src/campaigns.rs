@@ -1548,6 +1548,52 @@ impl CampaignDetector {
         }
     }
 
+    /// An analyst gave the account back to its owner (after a takeover was
+    /// dealt with, or because it was never taken over): it leaves its
+    /// campaign's live members, so nothing about the campaign holds its
+    /// payouts any more. Unlike a `legit` label this says nothing about the
+    /// past: a confirmed campaign stays confirmed, and the account stays on
+    /// the timeline. Returns whether the account was a live member.
+    pub fn clear_account(&mut self, account_id: &str, event_id: &str, at: i64, by: &str) -> bool {
+        let Some(&slot) = self.account_index.get(account_id) else {
+            return false;
+        };
+        let slot_index = slot as usize;
+        if self.accounts[slot_index].cleared || !self.accounts[slot_index].member {
+            return false;
+        }
+        self.now = self.now.max(at);
+        let root = self.find(self.accounts[slot_index].node);
+        self.accounts[slot_index].cleared = true;
+        if let Some(component) = self.components.get_mut(&root) {
+            component.active = component.active.saturating_sub(1);
+        }
+        let account_money = self.accounts[slot_index].money.clone();
+        let Some(number) = self.campaign_number_of_slot(slot) else {
+            return true;
+        };
+        let Some(campaign) = self.live_mut(number) else {
+            return true;
+        };
+        campaign.push_timeline(TimelineEntry {
+            at: Timestamp(at),
+            event_id: event_id.to_string(),
+            account_id: Some(account_id.to_string()),
+            kind: TimelineKind::Label,
+            detail: format!("cleared by {by}"),
+        });
+        campaign.last_activity = campaign.last_activity.max(Timestamp(at));
+        subtract_money(&mut campaign.money, &account_money);
+        if let Some(member) = campaign
+            .accounts
+            .iter_mut()
+            .find(|m| m.account_id == account_id)
+        {
+            member.cleared = true;
+        }
+        true
+    }
+
     /// An analyst confirms or dismisses a campaign (or sets it back to
     /// suspected). Follows merges; an unknown id is an error.
     pub fn set_status(
@@ -1639,10 +1685,23 @@ impl CampaignDetector {
 
     /// The campaign whose members set this destination in risky changes.
     pub fn campaign_of_destination(&self, destination: &Destination) -> Option<&Campaign> {
-        let &node = self.keys.get(&destination_key(destination))?;
+        self.campaign_of_destination_key(destination_key(destination))
+    }
+
+    /// [`Self::campaign_of_destination`] by the destination's key
+    /// ([`crate::destinations::destination_key_of`]).
+    pub fn campaign_of_destination_key(&self, key: u64) -> Option<&Campaign> {
+        let &node = self.keys.get(&key)?;
         let root = self.find(node);
         let number = self.components.get(&root)?.campaign;
         self.live(self.resolve(number)?)
+    }
+
+    /// Whether the destination links accounts in a campaign that is not
+    /// dismissed.
+    pub fn destination_key_in_live_campaign(&self, key: u64) -> bool {
+        self.campaign_of_destination_key(key)
+            .is_some_and(|c| c.status != CampaignStatus::Dismissed)
     }
 
     /// Destination changes toward the institution in the window ending on

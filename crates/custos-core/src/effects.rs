@@ -394,11 +394,14 @@ impl Engine {
                 }
             }
             (AnalystActionKind::ClearAccount, _) => {
-                let cleared = self
+                let risk_cleared = self
                     .accounts
                     .get_mut(&event.account_id)
                     .is_some_and(|s| s.clear_risk());
-                if cleared {
+                let left_campaign =
+                    self.campaigns
+                        .clear_account(&event.account_id, &event.event_id, at, analyst);
+                if risk_cleared || left_campaign {
                     self.push_cleared(event, analyst, reason, effects);
                 }
             }
@@ -521,7 +524,16 @@ impl Engine {
             self.destinations
                 .is_denied_key(destination_key_of(&d.institution_id, &d.account_token))
         });
-        !(at_risk || confirmed || denied)
+        // Money to a destination that links accounts in a live campaign
+        // (a mule, most likely) waits for a person, whatever the account.
+        let mule = hold.destination.as_ref().is_some_and(|d| {
+            self.campaigns
+                .destination_key_in_live_campaign(destination_key_of(
+                    &d.institution_id,
+                    &d.account_token,
+                ))
+        });
+        !(at_risk || confirmed || denied || mule)
     }
 
     /// Holds whose cool-off ended by the engine's clock: released, or left

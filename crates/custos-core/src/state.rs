@@ -262,6 +262,10 @@ pub struct AtRisk {
     pub since: Timestamp,
     pub event_id: String,
     pub event_type: EventType,
+    /// The session of the change that put the account at risk: a passed
+    /// verification in that session (or in none) clears the account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 /// What [`AccountState::apply`] changed that others must hear about.
@@ -553,8 +557,21 @@ impl AccountState {
                 ..
             } => {
                 // A passed step-up proves the session's user is the owner:
-                // clear the session, whatever it changed, and the account.
-                change.cleared = self.clear_risk();
+                // clear the session, whatever it changed. It vouches for the
+                // account only if it answers for the change that put the
+                // account at risk (made in this session), or is sent without
+                // a session (the owner confirmed by e-mail link, support
+                // call...): an owner passing a step-up in their own session
+                // says nothing about what an attacker did in another.
+                let vouches = match (&self.at_risk, event.session_id.as_deref()) {
+                    (Some(at_risk), Some(session_id)) => {
+                        at_risk.session_id.as_deref() == Some(session_id)
+                    }
+                    _ => true,
+                };
+                if vouches {
+                    change.cleared = self.clear_risk();
+                }
                 if let Some(i) = session {
                     let s = &mut self.sessions[i];
                     s.risky = false;
@@ -601,6 +618,7 @@ impl AccountState {
             since: Timestamp(at),
             event_id: event.event_id.clone(),
             event_type: event.event_type,
+            session_id: event.session_id.clone(),
         });
         true
     }

@@ -351,7 +351,15 @@ pub async fn clear_account(
     let lookup = account_id.clone();
     let at_risk = state
         .runtime
-        .read(move |engine| engine.account(&lookup).map(|a| a.at_risk.is_some()))
+        .read(move |engine| {
+            engine.account(&lookup).map(|a| {
+                a.at_risk.is_some()
+                    || engine
+                        .campaigns()
+                        .account_in_live_campaign(&lookup)
+                        .is_some()
+            })
+        })
         .await
         .map_err(unavailable)?;
     match at_risk.as_bool() {
@@ -392,7 +400,9 @@ fn not_at_risk(account_id: &str) -> ApiError {
     ApiError::new(
         StatusCode::CONFLICT,
         "account_not_at_risk",
-        format!("account {account_id:?} is not at risk; there is nothing to clear"),
+        format!(
+            "account {account_id:?} is neither at risk nor in a live campaign; there is nothing to clear"
+        ),
     )
 }
 

@@ -1,10 +1,13 @@
 //! The `custos` command: run the server, replay files, measure.
 
+mod backtest;
 mod bench;
+mod demo;
 mod eval;
 mod evaluate;
 mod replay;
 mod rules;
+mod simulate;
 mod synth;
 
 use std::path::PathBuf;
@@ -65,6 +68,16 @@ enum Command {
     /// Evaluate models on generated data with known ground truth.
     #[command(subcommand)]
     Eval(evaluate::EvalCommand),
+    /// Write a synthetic marketplace history (honest sellers and attack
+    /// scenarios, with ground truth) as NDJSON.
+    Simulate(simulate::SimulateArgs),
+    /// Replay a history through the engine and report stolen money stopped,
+    /// honest sellers delayed, campaigns detected and how each rule did, as
+    /// JSON and HTML.
+    Evaluate(backtest::EvaluateArgs),
+    /// Simulate the 2018 seller-phishing campaign on a small marketplace,
+    /// evaluate the default rules on it, and print the headline figures.
+    Demo(demo::DemoArgs),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +105,9 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Bench(command) => bench::run(command),
         Command::Eval(command) => evaluate::run(command),
+        Command::Simulate(args) => simulate::run(args),
+        Command::Evaluate(args) => backtest::run(args),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

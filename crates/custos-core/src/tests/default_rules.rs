@@ -176,13 +176,18 @@ fn the_takeover_chain_is_held_at_the_change_and_at_the_payout() {
     );
     let p1 = s.engine.holds().get("seller-1", "p1").unwrap();
     assert!(p1.awaiting_analyst, "{p1:?}");
-    // The owner passes a verification: the account is cleared, and the
-    // holds whose cool-off is over are released.
-    let verified = s.send(
-        48 * DAY + 60,
+    // The owner passing a step-up in their own session vouches for that
+    // session, not for the attacker's change: the account stays at risk.
+    let own_session = s.send(
+        48 * DAY + 30,
         "verification",
         json!({"session_id": "owner", "status": "passed"}),
     );
+    assert!(own_session.effects.is_empty(), "{:?}", own_session.effects);
+    // The owner confirms the account itself (no session: the platform's
+    // e-mail link or a support call): the account is cleared, and the holds
+    // whose cool-off is over are released.
+    let verified = s.send(48 * DAY + 60, "verification", json!({"status": "passed"}));
     let kinds: Vec<EffectKind> = verified.effects.iter().map(|e| e.kind).collect();
     assert_eq!(
         kinds,

@@ -284,7 +284,10 @@ fn account_risk_sticks_across_sessions_until_verification() {
     );
     assert_eq!(payout.action, Action::Hold);
     assert_eq!(payout.reasons[0].code, "payout_while_account_at_risk");
-    // A failed verification changes nothing; a passed one clears.
+    // A failed verification changes nothing. A passed one in this session
+    // proves who is in this session, not who made the change in the
+    // attacker's: the account stays at risk. A passed one that answers for
+    // the account (no session) clears it.
     let failed = w.send(
         "s1",
         41 * DAY + 120,
@@ -292,11 +295,19 @@ fn account_risk_sticks_across_sessions_until_verification() {
         json!({"session_id": "s1-home-41", "status": "failed"}),
     );
     assert!(failed.effects.is_empty());
+    let other_session = w.send(
+        "s1",
+        41 * DAY + 150,
+        "verification",
+        json!({"session_id": "s1-home-41", "status": "passed"}),
+    );
+    assert!(other_session.effects.is_empty());
+    assert!(w.engine.account("s1").expect("known").at_risk.is_some());
     let passed = w.send(
         "s1",
         41 * DAY + 180,
         "verification",
-        json!({"session_id": "s1-home-41", "status": "passed"}),
+        json!({"status": "passed"}),
     );
     assert_eq!(kinds(&passed)[0], EffectKind::AccountCleared);
     assert!(w.engine.account("s1").expect("known").at_risk.is_none());
@@ -457,4 +468,121 @@ fn replaying_the_log_rebuilds_the_same_holds_even_under_other_rules() {
         .restore(&w.engine.snapshot().expect("snapshot"))
         .expect("restores");
     assert_eq!(snapshot(&restored), live);
+}
+
+#[test]
+fn money_to_a_mule_waits_for_a_person_even_once_the_account_is_cleared() {
+    let mut w = World::default_rules();
+    w.seller("s1");
+    w.seller("s2");
+    // One crew, one mule: the two risky changes link into a campaign.
+    w.takeover("s1", 31 * DAY, "77770001");
+    w.takeover("s2", 32 * DAY, "77770001");
+    assert!(
+        w.engine
+            .campaigns()
+            .account_in_live_campaign("s2")
+            .is_some()
+    );
+    let held = w.payout("s2", 32 * DAY + 600, "po-mule", 50_000);
+    assert_eq!(held.action, Action::Hold);
+    // The owner confirms the account (no session): it is no longer at
+    // risk, but the destination still links a live campaign.
+    let confirmed = w.send("s2", 33 * DAY, "verification", json!({"status": "passed"}));
+    assert_eq!(kinds(&confirmed), [EffectKind::AccountCleared]);
+    assert!(w.engine.account("s2").expect("known").at_risk.is_none());
+    // Long after the cool-off the hold is still open, waiting for a person.
+    w.send(
+        "s1",
+        45 * DAY,
+        "sale",
+        json!({"amount": 100, "currency": "GBP"}),
+    );
+    let hold = w.engine.holds().get("s2", "po-mule").expect("held");
+    assert_eq!(hold.status, HoldStatus::Held);
+    assert!(hold.awaiting_analyst, "{hold:?}");
+}
+
+#[test]
+fn a_verification_in_the_session_that_made_the_change_clears_the_account() {
+    let mut w = World::default_rules();
+    w.seller("s1");
+    w.takeover("s1", 31 * DAY, "99990002");
+    assert!(w.engine.account("s1").expect("known").at_risk.is_some());
+    // The step-up of the very session that changed the destination answers
+    // for that change.
+    let passed = w.send(
+        "s1",
+        31 * DAY + 120,
+        "verification",
+        json!({"session_id": "s1-attacker", "status": "passed"}),
+    );
+    assert_eq!(kinds(&passed), [EffectKind::AccountCleared]);
+    assert!(w.engine.account("s1").expect("known").at_risk.is_none());
+}
+
+#[test]
+fn an_analyst_clear_gives_a_recovered_victim_back_its_payouts() {
+    let mut w = World::default_rules();
+    w.seller("s1");
+    w.seller("s2");
+    w.takeover("s1", 31 * DAY, "55550001");
+    w.takeover("s2", 32 * DAY, "55550001");
+    // s1 reports the compromise: the campaign is confirmed.
+    w.send(
+        "s1",
+        40 * DAY,
+        "label",
+        json!({"label": "compromise_reported"}),
+    );
+    let campaign_id = w
+        .engine
+        .campaigns()
+        .campaign_of_account("s1")
+        .expect("in a campaign")
+        .id
+        .clone();
+    // The owner takes the account back and sets their own bank again.
+    w.send(
+        "s1",
+        40 * DAY + 3_600,
+        "login",
+        json!({"status": "success", "session_id": "s1-home-40", "ip": "81.2.69.160",
+               "device_id": "s1-laptop"}),
+    );
+    w.send(
+        "s1",
+        40 * DAY + 3_700,
+        "payout_destination_change",
+        json!({"session_id": "s1-home-40",
+               "destination": {"institution_id": "20-00-00", "account_number": "1111s1"}}),
+    );
+    let before = w.payout("s1", 41 * DAY, "po-before", 10_000);
+    assert_eq!(before.action, Action::Hold);
+    assert!(
+        before
+            .reasons
+            .iter()
+            .any(|r| r.code == "payout_in_confirmed_campaign"),
+        "{:?}",
+        before.reasons
+    );
+    // Support clears the account: it leaves the campaign's live members,
+    // the campaign stays confirmed, and the owner is paid again.
+    let cleared = w.act("s1", 41 * DAY + 60, "clear_account", None);
+    assert!(kinds(&cleared).contains(&EffectKind::AccountCleared));
+    assert!(
+        w.engine
+            .campaigns()
+            .account_in_live_campaign("s1")
+            .is_none()
+    );
+    let campaign = w.engine.campaigns().campaign(&campaign_id).expect("kept");
+    assert_eq!(campaign.status, crate::campaigns::CampaignStatus::Confirmed);
+    assert!(campaign.member("s1").is_some_and(|m| m.cleared));
+    let after = w.payout("s1", 42 * DAY, "po-after", 10_000);
+    assert!(after.action < Action::Hold, "{:?}", after.reasons);
+    // A second clear finds nothing left to clear.
+    let again = w.act("s1", 42 * DAY + 60, "clear_account", None);
+    assert!(again.effects.is_empty(), "{:?}", again.effects);
 }

@@ -213,5 +213,31 @@ async fn a_shared_mule_makes_a_campaign_an_analyst_confirms() {
     assert_error(status, &body, 409, "campaign_unchanged");
     let (_, confirmed_list) = server.get("/v1/campaigns?status=confirmed").await;
     assert_eq!(confirmed_list["campaigns"][0]["id"], json!(id));
+
+    // s1's owner confirms the account (no session): no longer at risk, but
+    // still a live member of the confirmed campaign. Support can clear it
+    // out of the campaign; the campaign stays confirmed.
+    let (status, answer) = server
+        .post(
+            &json!({"event_id": "s1-owner-confirms", "type": "verification",
+                      "account_id": "s1", "time": crate::at(22, 0), "status": "passed"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, account) = server.get("/v1/accounts/s1").await;
+    assert!(account.get("at_risk").is_none(), "{account}");
+    let (status, cleared) = act(&server, "/v1/accounts/s1/clear", by_ana("owner back")).await;
+    assert_eq!(status, 200, "{cleared}");
+    let (_, campaign) = server.get(&format!("/v1/campaigns/{id}")).await;
+    assert_eq!(campaign["status"], "confirmed", "{campaign}");
+    let s1 = campaign["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["account_id"] == "s1")
+        .unwrap();
+    assert_eq!(s1["cleared"], true, "{campaign}");
+    let (status, body) = act(&server, "/v1/accounts/s1/clear", by_ana("again")).await;
+    assert_error(status, &body, 409, "account_not_at_risk");
     server.server.stop().await.unwrap();
 }

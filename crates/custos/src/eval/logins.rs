@@ -102,8 +102,8 @@ use super::{Draw, stream};
 use crate::synth::Rng;
 
 /// 2018-01-01T00:00:00Z, day 0 of every world.
-const START: i64 = 1_514_764_800;
-const DAY: i64 = 86_400;
+pub(crate) const START: i64 = 1_514_764_800;
+pub(crate) const DAY: i64 = 86_400;
 
 /// The longest history generated: a century.
 pub(crate) const MAX_DAYS: u32 = 36_525;
@@ -197,16 +197,11 @@ pub(crate) fn generate(config: &LoginWorldConfig) -> Vec<LoginSample> {
     for account in 0..config.accounts {
         let mut rng = stream(config.seed, 1, account as u64);
         let mut seller = Seller::new(&world, &mut rng, account as u32);
-        let mut history = History {
-            country: seller.country,
-            city: seller.city,
-            logins: Vec::new(),
-            ips: HashSet::new(),
-        };
+        let mut history = History::new(seller.country, seller.city);
         seller.live(
             &world,
             &mut rng,
-            config.days,
+            0..config.days,
             end,
             &mut drafts,
             &mut history,
@@ -226,7 +221,7 @@ pub(crate) fn generate(config: &LoginWorldConfig) -> Vec<LoginSample> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Action {
+pub(crate) enum Action {
     LoginSuccess,
     LoginFailure,
     ResetRequest,
@@ -235,38 +230,47 @@ enum Action {
 
 /// An event before rendering: small, so sorting is cheap.
 #[derive(Debug, Clone, Copy)]
-struct Draft {
+pub(crate) struct Draft {
     /// Unix seconds.
-    time: i64,
-    account: u32,
+    pub time: i64,
+    pub account: u32,
     /// Order of generation within the account, to break ties.
-    seq: u32,
-    kind: SampleKind,
-    action: Action,
-    session: Option<u64>,
-    addr: Addr,
-    client: Client,
-    device: u64,
+    pub seq: u32,
+    pub kind: SampleKind,
+    pub action: Action,
+    pub session: Option<u64>,
+    pub addr: Addr,
+    pub client: Client,
+    pub device: u64,
 }
 
 /// What attackers may know about a victim.
-struct History {
-    country: usize,
-    city: usize,
+pub(crate) struct History {
+    pub country: usize,
+    pub city: usize,
     /// Successful logins: time, platform and browser.
-    logins: Vec<(i64, Platform, Browser)>,
+    pub logins: Vec<(i64, Platform, Browser)>,
     /// Every address the seller used.
-    ips: HashSet<IpAddr>,
+    pub ips: HashSet<IpAddr>,
 }
 
 impl History {
-    fn logged_in_before(&self, time: i64) -> bool {
+    pub(crate) fn new(country: usize, city: usize) -> History {
+        History {
+            country,
+            city,
+            logins: Vec::new(),
+            ips: HashSet::new(),
+        }
+    }
+
+    pub(crate) fn logged_in_before(&self, time: i64) -> bool {
         self.logins.first().is_some_and(|(t, _, _)| *t < time)
     }
 
     /// The platform and browser of most of the successful logins before
     /// `time`; ties go to the first in [`COMBOS`] order.
-    fn most_used_client(&self, time: i64) -> Option<(Platform, Browser)> {
+    pub(crate) fn most_used_client(&self, time: i64) -> Option<(Platform, Browser)> {
         let before = self.logins.partition_point(|(t, _, _)| *t < time);
         let mut counts = vec![0usize; COMBOS.len()];
         for (_, platform, browser) in &self.logins[..before] {
@@ -304,10 +308,10 @@ struct Trip {
     hotel: Addr,
 }
 
-struct Seller {
+pub(crate) struct Seller {
     account: u32,
-    country: usize,
-    city: usize,
+    pub country: usize,
+    pub city: usize,
     utc_offset_minutes: i32,
     home: Addr,
     static_home: bool,
@@ -336,7 +340,7 @@ fn weighted_index(rng: &mut Rng, weights: &[f64]) -> usize {
 }
 
 impl Seller {
-    fn new(world: &World, rng: &mut Rng, account: u32) -> Seller {
+    pub(crate) fn new(world: &World, rng: &mut Rng, account: u32) -> Seller {
         let country_weights: Vec<f64> = COUNTRIES
             .iter()
             .map(|c| f64::from(c.seller_weight))
@@ -429,17 +433,19 @@ impl Seller {
         }
     }
 
-    fn live(
+    /// Logs in over `days` (counted from [`START`]), life events included.
+    pub(crate) fn live(
         &mut self,
         world: &World,
         rng: &mut Rng,
-        days: u32,
+        days: std::ops::Range<u32>,
         end: i64,
         drafts: &mut Vec<Draft>,
         history: &mut History,
     ) {
         let mut hours = Vec::new();
-        for day in 0..days {
+        self.last_login_day = self.last_login_day.max(f64::from(days.start));
+        for day in days {
             self.new_day(world, rng, day);
             // 2018-01-01 was a Monday.
             let weekday = day % 7 < 5;
@@ -653,6 +659,24 @@ impl Seller {
         addr
     }
 
+    pub(crate) fn account(&self) -> u32 {
+        self.account
+    }
+
+    /// One successful login from home at `time`, with the usual failures
+    /// and resets before it: an account's first session.
+    pub(crate) fn login_at_home(
+        &mut self,
+        world: &World,
+        rng: &mut Rng,
+        time: i64,
+        drafts: &mut Vec<Draft>,
+        history: &mut History,
+    ) {
+        self.last_login_day = (time - START) as f64 / DAY as f64;
+        self.login(world, rng, time, Place::Home, drafts, history);
+    }
+
     fn login(
         &mut self,
         world: &World,
@@ -836,7 +860,7 @@ fn attack(
     }
 }
 
-fn rfc3339(unix_seconds: i64) -> String {
+pub(crate) fn rfc3339(unix_seconds: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix_seconds)
         .expect("generated times are years from the edges of the supported range")
         .format(&time::format_description::well_known::Rfc3339)
@@ -844,31 +868,19 @@ fn rfc3339(unix_seconds: i64) -> String {
 }
 
 fn render(world: &World, seed: u64, index: usize, draft: &Draft) -> Value {
-    let day = (draft.time - START) as f64 / DAY as f64;
-    let user_agent = draft.client.user_agent(day);
-    let enrichment = Enrichment {
-        network: world.network_info(draft.addr.pool),
-        client: user_agent.info,
-    };
     let mut event = Map::new();
     event.insert("event_id".into(), json!(format!("evt-{seed:x}-{index:07}")));
+    event.insert(
+        "account_id".into(),
+        json!(format!("seller-{:05}", draft.account)),
+    );
+    event.insert("time".into(), json!(rfc3339(draft.time)));
     let event_type = match draft.action {
         Action::LoginSuccess | Action::LoginFailure => "login",
         Action::ResetRequest => "password_reset_request",
         Action::PasswordReset => "password_change",
     };
     event.insert("type".into(), json!(event_type));
-    event.insert(
-        "account_id".into(),
-        json!(format!("seller-{:05}", draft.account)),
-    );
-    event.insert("time".into(), json!(rfc3339(draft.time)));
-    if let Some(session) = draft.session {
-        event.insert("session_id".into(), json!(format!("s-{session:016x}")));
-    }
-    event.insert("ip".into(), json!(draft.addr.ip.to_string()));
-    event.insert("user_agent".into(), json!(user_agent.string));
-    event.insert("device_id".into(), json!(format!("{:016x}", draft.device)));
     match draft.action {
         Action::LoginSuccess => {
             event.insert("status".into(), json!("success"));
@@ -882,11 +894,30 @@ fn render(world: &World, seed: u64, index: usize, draft: &Draft) -> Value {
             event.insert("reason".into(), json!("reset"));
         }
     }
+    insert_context(world, draft, &mut event);
+    Value::Object(event)
+}
+
+/// The fields every event made in a session carries: `session_id`, `ip`,
+/// `user_agent`, `device_id`, and the `enrichment` that Custos's adapters
+/// would compute for that address and user agent.
+pub(crate) fn insert_context(world: &World, draft: &Draft, event: &mut Map<String, Value>) {
+    let day = (draft.time - START) as f64 / DAY as f64;
+    let user_agent = draft.client.user_agent(day);
+    let enrichment = Enrichment {
+        network: world.network_info(draft.addr.pool),
+        client: user_agent.info,
+    };
+    if let Some(session) = draft.session {
+        event.insert("session_id".into(), json!(format!("s-{session:016x}")));
+    }
+    event.insert("ip".into(), json!(draft.addr.ip.to_string()));
+    event.insert("user_agent".into(), json!(user_agent.string));
+    event.insert("device_id".into(), json!(format!("{:016x}", draft.device)));
     event.insert(
         "enrichment".into(),
         serde_json::to_value(&enrichment).expect("an enrichment serializes to json"),
     );
-    Value::Object(event)
 }
 
 #[cfg(test)]

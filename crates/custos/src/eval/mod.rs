@@ -17,6 +17,8 @@
 
 pub(crate) mod clients;
 pub(crate) mod logins;
+pub(crate) mod market;
+pub(crate) mod scenarios;
 pub(crate) mod world;
 
 use crate::synth::Rng;

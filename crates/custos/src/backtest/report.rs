@@ -1,0 +1,256 @@
+//! What `custos evaluate` reports: the figures a fraud team judges an engine
+//! by, computed from one replay of a history with ground truth.
+//!
+//! Money is in minor units, per currency: a report never adds euros to
+//! pounds. Shares are in `[0, 1]` and `None` when their denominator is zero
+//! (nothing to divide), never `NaN`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// One replay of a history through one rule set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// The history replayed (its file name).
+    pub input: String,
+    pub rules: RulesUsed,
+    pub events: EventCounts,
+    /// Payouts and loan disbursements to destinations an attacker set.
+    pub stolen: BTreeMap<String, StolenMoney>,
+    /// Payouts and loan disbursements to the seller's own destinations.
+    pub legit_payouts: BTreeMap<String, LegitPayouts>,
+    pub logins: Logins,
+    /// One entry per campaign of the ground truth, in order of first victim.
+    pub campaigns: Vec<CampaignDetection>,
+    /// One entry per rule of the rule set, in rule order.
+    pub rules_hit: Vec<RuleStats>,
+    /// Per day of event time, from the first payout, for the charts.
+    pub days: Vec<DayPoint>,
+    /// Events `custos evaluate` added to play the platform's side
+    /// (verifications after challenges and holds).
+    pub responses: Responses,
+    /// The headline figures against the goals, when the history is a
+    /// simulation with ground truth.
+    pub headline: Headline,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RulesUsed {
+    /// The rule set's name, e.g. `default`.
+    pub name: String,
+    /// The directory it was read from; `None` for the built-in default rules.
+    pub dir: Option<String>,
+    pub rule_count: usize,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventCounts {
+    /// Events read from the history.
+    pub read: u64,
+    /// Of those, made by attackers (ground truth).
+    pub by_attackers: u64,
+    /// Decisions by action (`allow`, `challenge`, `review`, `hold`, `block`),
+    /// over the history's events (not the added responses).
+    pub decisions: BTreeMap<String, u64>,
+    /// First and last event time, RFC 3339.
+    pub first_time: Option<String>,
+    pub last_time: Option<String>,
+    /// Wall-clock seconds the replay took, and events per second.
+    pub seconds: f64,
+    pub events_per_second: f64,
+}
+
+/// Money paid toward an attacker: what was tried and what Custos stopped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StolenMoney {
+    pub attempted: Amounts,
+    /// Blocked, or held and never released (cancelled, or still held at
+    /// the end of the history).
+    pub stopped: Amounts,
+    /// Of `attempted`: decided `block`.
+    pub blocked: Amounts,
+    /// Of `attempted`: held and still held or cancelled at the end.
+    pub held: Amounts,
+    /// Of `attempted`: held, then released (paid late, but paid).
+    pub held_then_released: Amounts,
+    /// Of `attempted`: not held at all (allow, challenge or review).
+    pub paid: Amounts,
+    /// Of `attempted`: loan disbursements.
+    pub loans: Amounts,
+    /// `stopped.value / attempted.value`.
+    pub share_stopped: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Amounts {
+    pub count: u64,
+    /// Minor units (cents, pence).
+    pub value: u64,
+}
+
+/// The friction honest sellers felt on their payouts.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LegitPayouts {
+    pub total: Amounts,
+    /// Decided `hold` or `block`.
+    pub held: Amounts,
+    /// Of `held`: released before the end of the history.
+    pub released: Amounts,
+    /// Of `held`: still held at the end, or cancelled.
+    pub never_released: Amounts,
+    /// `held.count / total.count`.
+    pub share_held: Option<f64>,
+    /// Hours from hold to release, over the released holds.
+    pub median_delay_hours: Option<f64>,
+    pub p90_delay_hours: Option<f64>,
+    /// Delays of the released holds, in hours, bucketed for a histogram:
+    /// `[upper bound in hours, count]`, the last bound is `f64::MAX` as
+    /// `null`.
+    pub delay_histogram: Vec<DelayBucket>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DelayBucket {
+    /// Upper bound in hours; `None` for the open last bucket.
+    pub up_to_hours: Option<f64>,
+    pub count: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Logins {
+    /// Successful logins by the account's owner.
+    pub legit: u64,
+    /// Of those, answered `challenge` or stronger.
+    pub legit_challenged: u64,
+    pub share_legit_challenged: Option<f64>,
+    /// Successful logins by attackers.
+    pub attacker: u64,
+    pub attacker_challenged: u64,
+    pub share_attacker_challenged: Option<f64>,
+}
+
+/// When Custos first saw a campaign of the ground truth.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CampaignDetection {
+    /// The ground truth's name, e.g. `phishing-2018`.
+    pub campaign: String,
+    pub scenario: String,
+    /// Accounts the campaign took over (an attacker event other than a
+    /// failed login).
+    pub victims: u64,
+    /// The first attacker event on the first victim, RFC 3339.
+    pub started_at: Option<String>,
+    /// The first `campaign.detected` or `campaign.updated` effect whose
+    /// campaign holds one of this campaign's victims, RFC 3339.
+    pub detected_at: Option<String>,
+    /// The Custos campaign id that first held a victim.
+    pub detected_as: Option<String>,
+    /// Hours from `started_at` to `detected_at`.
+    pub delay_hours: Option<f64>,
+    /// Victims whose first attacker event came at or before detection
+    /// (`4` means detected at the fourth victim).
+    pub victims_at_detection: Option<u64>,
+    /// Victims Custos's campaigns held by the end.
+    pub victims_linked: u64,
+}
+
+/// How one rule did against the ground truth.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleStats {
+    pub id: String,
+    pub action: String,
+    /// Event types the rule reads.
+    pub events: Vec<String>,
+    pub shadow: bool,
+    /// Events the rule fired on.
+    pub hits: u64,
+    /// Of those, fraudulent (made by an attacker, or paying an attacker).
+    pub fraud_hits: u64,
+    /// Fraudulent events of the rule's types.
+    pub fraud_events: u64,
+    /// `fraud_hits / hits`.
+    pub precision: Option<f64>,
+    /// `fraud_hits / fraud_events`.
+    pub recall: Option<f64>,
+}
+
+/// One day of event time (UTC), for the charts. Stolen money is summed
+/// over currencies, in minor units: charts show shape, tables show
+/// per-currency figures.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DayPoint {
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    /// Value of the stolen payouts asked for that day, and of those blocked
+    /// or held and never released.
+    pub stolen_attempted: u64,
+    pub stolen_stopped: u64,
+    /// Number of legitimate payouts that day, and of those held or blocked.
+    pub legit_payouts: u64,
+    pub legit_held: u64,
+    /// Successful legitimate logins, and those challenged.
+    pub legit_logins: u64,
+    pub legit_logins_challenged: u64,
+    /// Ground-truth victims whose first attacker event fell on that day.
+    pub new_victims: u64,
+    /// Campaign alerts (`campaign.detected`) that day.
+    pub campaign_alerts: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Responses {
+    /// Passed verifications added for owners after a challenge or a hold.
+    pub verifications_passed: u64,
+    /// Failed verifications added for attackers after a challenge.
+    pub verifications_failed: u64,
+}
+
+/// The goals, each with what was reached.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Headline {
+    /// Stolen value stopped, over all currencies' shares weighted by value.
+    pub share_stolen_stopped: Option<f64>,
+    /// Legitimate payouts held, by count.
+    pub share_legit_payouts_held: Option<f64>,
+    pub share_legit_logins_challenged: Option<f64>,
+    /// The most victims any campaign took before it was detected; `None`
+    /// when there was no campaign or one was never detected.
+    pub worst_victims_at_detection: Option<u64>,
+    /// Campaigns of the ground truth never detected.
+    pub campaigns_missed: u64,
+}
+
+/// Two rule sets on the same history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Comparison {
+    pub base: Report,
+    pub candidate: Report,
+    /// Events decided differently, by `base action -> candidate action`
+    /// (e.g. `allow -> hold`), split by ground truth.
+    pub changed: Vec<ChangedDecisions>,
+    /// Up to 50 events decided differently, for a first look.
+    pub examples: Vec<ChangedExample>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedDecisions {
+    pub from: String,
+    pub to: String,
+    pub fraud: u64,
+    pub legit: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedExample {
+    pub event_id: String,
+    pub event_type: String,
+    pub account_id: String,
+    pub fraud: bool,
+    pub from: String,
+    pub to: String,
+    /// Rules that fired in the candidate and not in the base, and the other
+    /// way round.
+    pub rules_added: Vec<String>,
+    pub rules_removed: Vec<String>,
+}

@@ -1,0 +1,113 @@
+//! `custos simulate`: writes a synthetic marketplace history with ground
+//! truth as NDJSON ([`crate::eval::market`], scenarios in
+//! `docs/scenarios.md`).
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+use crate::eval::market::{self, MarketConfig};
+use crate::eval::scenarios::Scenario;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SimulateArgs {
+    /// Sellers on the marketplace when the window opens, plus the ones who
+    /// join during it (about 20% a year).
+    #[arg(long, default_value_t = 10_000)]
+    pub sellers: usize,
+    /// Days of history, from 2018-04-17.
+    #[arg(long, default_value_t = 180)]
+    pub days: u32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Attack scenarios, comma-separated: seller-phishing-2018,
+    /// mules-unique, mules-reused, credential-stuffing, targeted-attacker,
+    /// slow-attacker; `all` for every one, `none` for honest sellers only.
+    #[arg(long, default_value = "seller-phishing-2018")]
+    pub scenario: String,
+    /// Write here instead of standard output.
+    #[arg(long, short)]
+    pub output: Option<PathBuf>,
+}
+
+/// Parses `--scenario`.
+pub(crate) fn parse_scenarios(list: &str) -> anyhow::Result<Vec<Scenario>> {
+    let mut scenarios = Vec::new();
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        match name {
+            "all" => scenarios.extend(Scenario::ALL),
+            "none" => {}
+            _ => scenarios.push(Scenario::from_name(name).with_context(|| {
+                let known: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                format!(
+                    "--scenario: unknown scenario {name:?}; known: {}, all, none",
+                    known.join(", ")
+                )
+            })?),
+        }
+    }
+    Ok(scenarios)
+}
+
+pub(crate) fn config_of(args: &SimulateArgs) -> anyhow::Result<MarketConfig> {
+    anyhow::ensure!(
+        (1..=market::MAX_SELLERS).contains(&args.sellers),
+        "--sellers: must be 1 to {}",
+        market::MAX_SELLERS
+    );
+    anyhow::ensure!(
+        (1..=market::MAX_DAYS).contains(&args.days),
+        "--days: must be 1 to {}",
+        market::MAX_DAYS
+    );
+    Ok(MarketConfig {
+        sellers: args.sellers,
+        days: args.days,
+        seed: args.seed,
+        scenarios: parse_scenarios(&args.scenario)?,
+    })
+}
+
+pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    let config = config_of(&args)?;
+    let started = std::time::Instant::now();
+    let events = match &args.output {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?;
+            write(&config, file).with_context(|| format!("cannot write {}", path.display()))?
+        }
+        None => write(&config, std::io::stdout().lock()).context("cannot write to stdout")?,
+    };
+    tracing::info!(
+        events,
+        seconds = started.elapsed().as_secs_f64(),
+        "simulated marketplace written"
+    );
+    Ok(())
+}
+
+/// Writes the history as NDJSON; returns the number of events.
+pub(crate) fn write(config: &MarketConfig, out: impl std::io::Write) -> std::io::Result<u64> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+    let mut count = 0u64;
+    let mut failed = None;
+    market::generate(config, |event| {
+        if failed.is_some() {
+            return;
+        }
+        let written = serde_json::to_writer(&mut out, &event)
+            .map_err(std::io::Error::other)
+            .and_then(|()| out.write_all(b"\n"));
+        match written {
+            Ok(()) => count += 1,
+            Err(e) => failed = Some(e),
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    out.flush()?;
+    Ok(count)
+}
