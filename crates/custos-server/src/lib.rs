@@ -13,11 +13,16 @@
 //! | `GET`, `PUT`, `PATCH /v1/lists/{name}` | named lists |
 //! | `GET /v1/holds`, `POST /v1/payouts/{id}/release` … | holds, account risk, campaigns (see [`analyst`]) |
 //! | `GET /v1/webhooks` | webhook delivery per endpoint: pending, dead, last error (see [`webhooks`]) |
+//! | `POST /v205/events`; `GET /v205/score/{user_id}`; `GET`, `POST /v205/users/{user_id}/score` | Sift's Events and Score APIs, in Sift's shapes (see `sift`) |
+//! | `POST`, `DELETE /v205/users/{user_id}/labels` | Sift's Labels API |
+//! | `GET /v3/accounts/{account_id}/decisions`; `GET`, `POST /v3/accounts/{account_id}/users/{user_id}/decisions` | Sift's Decisions API |
 //! | `GET /healthz` | liveness of the engine thread |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! `/v1` needs `Authorization: Bearer <key>`; see [`config`] for how keys
-//! are set and when the development key is allowed.
+//! are set and when the development key is allowed. The Sift routes take
+//! the same keys where Sift's clients send them (`$api_key` in the body,
+//! `api_key` in the query, or HTTP Basic).
 
 mod analyst;
 pub mod auth;
@@ -25,6 +30,7 @@ pub mod config;
 pub mod error;
 mod events;
 pub mod rules;
+mod sift;
 mod telemetry;
 pub mod webhooks;
 
@@ -212,6 +218,7 @@ pub fn router(state: AppState) -> Router {
         ));
     Router::new()
         .merge(v1)
+        .merge(sift::router())
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)

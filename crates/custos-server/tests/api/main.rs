@@ -6,6 +6,7 @@ mod auth;
 mod events;
 mod restart;
 mod rules;
+mod sift;
 mod webhooks;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,301 @@
+//! Sift compatibility: the routes Sift's official clients call, answering
+//! in Sift's shapes, backed by Custos's engine.
+//!
+//! A platform that already sends Sift events points its client's `api_url`
+//! at Custos and changes nothing else. Each Sift request is translated into
+//! Custos events (`events.rs`, with payment methods turned into payout
+//! destinations in `destination.rs`), validated by the ordinary
+//! [`custos_core::EventParser`], decided and durably recorded like events
+//! sent to `/v1/events`, and answered in Sift's shape. `docs/sift.md` is the
+//! field-by-field contract; this header says how the code is laid out and why.
+//!
+//! | route | auth | what |
+//! |---|---|---|
+//! | `POST /v205/events` | `$api_key` in the body, or HTTP Basic | a reserved event, mapped to one or more Custos events; `return_score`, `return_action`, `return_workflow_status`, `abuse_types` |
+//! | `GET /v205/score/{user_id}` | `api_key` query parameter, or HTTP Basic | the account's scores |
+//! | `GET`, `POST /v205/users/{user_id}/score` | same | the account's scores and latest applied decisions (`POST` does not re-decide anything) |
+//! | `POST /v205/users/{user_id}/labels` | `$api_key` in the body, or HTTP Basic | a Custos `label` event |
+//! | `DELETE /v205/users/{user_id}/labels` | `api_key` query parameter, or HTTP Basic | ends the at-risk state a label caused (`clear_account`) |
+//! | `GET /v3/accounts/{account_id}/decisions` | HTTP Basic | the decisions that can be applied |
+//! | `GET`, `POST /v3/accounts/{account_id}/users/{user_id}/decisions` | HTTP Basic | the latest applied decisions; apply one (a Custos `label` event) |
+//!
+//! Why translation and not a second engine: Sift's reserved events are a
+//! superset of what Custos decides on, so the translation either lands a
+//! field in a Custos field, keeps it as an attribute (reserved fields as
+//! `sift_<name>`, custom fields under their own name), or rejects the
+//! request in Sift's error shape. Nothing is dropped without saying so: a
+//! request that changes nothing Custos tracks (a pending verification, an
+//! `$update_account` with no new destination, password, email or phone) is
+//! answered `status: 0` with `custos.not_recorded` saying why.
+//!
+//! Keys are the same keys as `/v1` ([`crate::auth::ApiKeys`], compared in
+//! constant time); only where the key travels differs, as in Sift. The
+//! `$api_key` is never stored and never echoed: the `request` Sift echoes
+//! back has it removed.
+//!
+//! Event ids: Sift events carry none, so each Custos event id is derived
+//! from the request (a SHA-256 of the account, the request without its key
+//! and the event time). The same request sent twice is answered from the log
+//! and changes nothing; a `$withdrawal`'s id comes from its
+//! `$transaction_id`, so its `$pending` and `$success` are one payout.
+//!
+//! Scores (`score.rs`) are derived from stored decisions, not from a model of
+//! Sift's: see `docs/sift.md` for the exact rule.
+
+mod auth;
+mod decisions;
+mod destination;
+mod events;
+mod execute;
+mod routes;
+mod score;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+/// The Sift routes. They sit outside `/v1` and its bearer-token middleware:
+/// each checks the key where Sift's clients send it.
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v205/events", post(routes::post_events))
+        .route("/v205/score/{user_id}", get(routes::get_score))
+        .route(
+            "/v205/users/{user_id}/score",
+            get(routes::get_user_score).post(routes::rescore_user),
+        )
+        .route(
+            "/v205/users/{user_id}/labels",
+            post(routes::post_label).delete(routes::delete_labels),
+        )
+        .route(
+            "/v3/accounts/{account_id}/decisions",
+            get(decisions::list_decisions),
+        )
+        .route(
+            "/v3/accounts/{account_id}/users/{user_id}/decisions",
+            get(decisions::get_user_decisions).post(decisions::apply_user_decision),
+        )
+}
+
+/// Sift's Events API status codes (the `status` field of every answer).
+pub(crate) mod status {
+    pub const OK: i32 = 0;
+    /// Unexpected server-side error.
+    pub const SERVER_ERROR: i32 = -1;
+    /// Service currently unavailable; retry later.
+    pub const UNAVAILABLE: i32 = -4;
+    pub const INVALID_API_KEY: i32 = 51;
+    pub const INVALID_FIELD_NAME: i32 = 52;
+    pub const INVALID_FIELD_VALUE: i32 = 53;
+    pub const NO_SCOREABLE_EVENTS: i32 = 54;
+    pub const MISSING_FIELD: i32 = 55;
+    pub const INVALID_JSON: i32 = 56;
+    pub const INVALID_BODY: i32 = 57;
+    pub const NOT_RESERVED_FIELD: i32 = 105;
+}
+
+/// An error in the shape of Sift's Events, Score and Labels APIs:
+/// `{"status", "error_message", "time", "request"}`.
+#[derive(Debug, Clone)]
+pub(crate) struct SiftError {
+    pub http: StatusCode,
+    pub status: i32,
+    pub message: String,
+    /// The request body as a string, without its `$api_key`; only for
+    /// requests that have a body.
+    pub request: Option<String>,
+}
+
+impl SiftError {
+    pub fn new(http: StatusCode, status: i32, message: impl Into<String>) -> SiftError {
+        SiftError {
+            http,
+            status,
+            message: message.into(),
+            request: None,
+        }
+    }
+
+    /// Status 51. Sift answers a bad key with HTTP 400, like its other
+    /// request errors.
+    pub fn invalid_key() -> SiftError {
+        SiftError::new(
+            StatusCode::BAD_REQUEST,
+            status::INVALID_API_KEY,
+            "invalid api key: send a configured key as `$api_key` in the body, as the \
+             `api_key` query parameter, or as the user name of HTTP Basic auth",
+        )
+    }
+
+    pub fn invalid_name(message: impl Into<String>) -> SiftError {
+        SiftError::new(StatusCode::BAD_REQUEST, status::INVALID_FIELD_NAME, message)
+    }
+
+    pub fn invalid(message: impl Into<String>) -> SiftError {
+        SiftError::new(
+            StatusCode::BAD_REQUEST,
+            status::INVALID_FIELD_VALUE,
+            message,
+        )
+    }
+
+    pub fn missing(field: &str) -> SiftError {
+        SiftError::new(
+            StatusCode::BAD_REQUEST,
+            status::MISSING_FIELD,
+            format!("missing required field `{field}`"),
+        )
+    }
+
+    pub fn not_reserved(field: &str, sift_type: &str) -> SiftError {
+        SiftError::new(
+            StatusCode::BAD_REQUEST,
+            status::NOT_RESERVED_FIELD,
+            format!(
+                "`{field}` is not a valid reserved field for `{sift_type}` (fields starting \
+                 with `$` are Sift's; see docs/sift.md for those Custos reads)"
+            ),
+        )
+    }
+
+    pub fn no_scoreable_events(user_id: &str) -> SiftError {
+        SiftError::new(
+            StatusCode::NOT_FOUND,
+            status::NO_SCOREABLE_EVENTS,
+            format!("user_id {user_id:?} has no scoreable events"),
+        )
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> SiftError {
+        SiftError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            status::UNAVAILABLE,
+            message,
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> SiftError {
+        SiftError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            status::SERVER_ERROR,
+            message,
+        )
+    }
+
+    pub fn with_request(mut self, request: Option<String>) -> SiftError {
+        self.request = request;
+        self
+    }
+
+    /// Turns a Custos API error (an unreadable body, a refused submission)
+    /// into Sift's codes, keeping its HTTP status.
+    pub fn from_api(e: crate::error::ApiError) -> SiftError {
+        let code = match e.code {
+            "invalid_body" | "payload_too_large" => status::INVALID_BODY,
+            "invalid_json" => status::INVALID_JSON,
+            "missing_field" => status::MISSING_FIELD,
+            "storage_unavailable" | "shutting_down" => status::UNAVAILABLE,
+            "internal" => status::SERVER_ERROR,
+            _ => status::INVALID_FIELD_VALUE,
+        };
+        SiftError::new(e.status, code, e.message)
+    }
+}
+
+impl IntoResponse for SiftError {
+    fn into_response(self) -> Response {
+        if self.http.is_server_error() {
+            tracing::error!(status = self.status, message = %self.message, "sift request failed");
+        }
+        let mut body = json!({
+            "status": self.status,
+            "error_message": self.message,
+            "time": now_seconds(),
+        });
+        if let (Some(request), Value::Object(map)) = (self.request, &mut body) {
+            map.insert("request".into(), Value::String(request));
+        }
+        (self.http, axum::Json(body)).into_response()
+    }
+}
+
+/// An error in the shape of Sift's v3 (Decisions) APIs:
+/// `{"error", "description", "issues"?}`.
+#[derive(Debug, Clone)]
+pub(crate) struct V3Error {
+    pub http: StatusCode,
+    pub error: &'static str,
+    pub description: String,
+    /// The fields at fault, each with its problems.
+    pub issues: Option<Value>,
+}
+
+impl V3Error {
+    pub fn unauthorized() -> V3Error {
+        V3Error {
+            http: StatusCode::UNAUTHORIZED,
+            error: "unauthorized",
+            description: "send a configured api key as the user name of HTTP Basic auth".into(),
+            issues: None,
+        }
+    }
+
+    pub fn bad_request(field: &str, problem: impl Into<String>) -> V3Error {
+        let problem = problem.into();
+        V3Error {
+            http: StatusCode::BAD_REQUEST,
+            error: "invalid_request",
+            description: format!("{field}: {problem}"),
+            issues: Some(json!({ field: [problem] })),
+        }
+    }
+}
+
+impl From<SiftError> for V3Error {
+    fn from(e: SiftError) -> V3Error {
+        let error = if e.http.is_server_error() {
+            "internal_server_error"
+        } else {
+            "invalid_request"
+        };
+        V3Error {
+            http: e.http,
+            error,
+            description: e.message,
+            issues: None,
+        }
+    }
+}
+
+impl IntoResponse for V3Error {
+    fn into_response(self) -> Response {
+        if self.http.is_server_error() {
+            tracing::error!(error = self.error, description = %self.description, "sift v3 request failed");
+        }
+        let mut body = json!({"error": self.error, "description": self.description});
+        if let (Some(issues), Value::Object(map)) = (self.issues, &mut body) {
+            map.insert("issues".into(), issues);
+        }
+        (self.http, axum::Json(body)).into_response()
+    }
+}
+
+/// Seconds since the Unix epoch, as Sift's `time` fields.
+pub(crate) fn now_seconds() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Milliseconds since the Unix epoch, as Sift's `$time`.
+pub(crate) fn now_millis() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// A storage or engine failure while answering.
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> SiftError {
+    SiftError::unavailable(e.to_string())
+}
