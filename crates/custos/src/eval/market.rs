@@ -563,6 +563,7 @@ fn trade(
     }
     // Bank changes in the order they happen, each from the one before.
     owner_changes.sort_by_key(|c| c.0);
+    let mut owned = vec![(changes[0].0, own)];
     for (at, to, ctx) in &owner_changes {
         push(
             out,
@@ -576,8 +577,14 @@ fn trade(
             next_seq(),
         );
         own = *to;
+        owned.push((*at, own));
         changes.push((*at, Holder::Owner));
     }
+    // The owner's own destination at a time: what a victim restores.
+    let own_at = |t: i64| {
+        let index = owned.partition_point(|o| o.0 <= t);
+        owned[index.saturating_sub(1)].1
+    };
 
     // The attacks, and the owner taking the account back.
     for event in &attack.events {
@@ -631,7 +638,7 @@ fn trade(
             out,
             last + 240,
             What::DestinationChange {
-                to: own,
+                to: own_at(last),
                 from: None,
             },
             session,
