@@ -66,7 +66,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/v205/score/{user_id}", get(routes::get_score))
         .route(
             "/v205/users/{user_id}/score",
-            get(routes::get_user_score).post(routes::rescore_user),
+            get(routes::get_user_score).post(routes::get_user_score),
         )
         .route(
             "/v205/users/{user_id}/labels",

@@ -370,20 +370,10 @@ async fn user_score(
     .into_response())
 }
 
-/// `GET /v205/users/{user_id}/score`: the latest scores.
+/// `GET` and `POST /v205/users/{user_id}/score`: the latest scores. Sift
+/// re-scores on `POST`; Custos's scores are read from its decisions, which
+/// are already current, so both answer the same.
 pub(crate) async fn get_user_score(
-    State(state): State<AppState>,
-    UrlPath(user_id): UrlPath<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, SiftError> {
-    user_score(state, user_id, uri, headers).await
-}
-
-/// `POST /v205/users/{user_id}/score`: Sift re-scores here; Custos's scores
-/// are read from its decisions, which are already current, so this answers
-/// the same as the `GET`.
-pub(crate) async fn rescore_user(
     State(state): State<AppState>,
     UrlPath(user_id): UrlPath<String>,
     uri: Uri,

@@ -353,7 +353,7 @@ pub(crate) fn for_each_event(
         .clamp(1, 8);
     let mut summary = ReadSummary::default();
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (raw_tx, raw_rx) = crossbeam_like::channel::<(u64, Vec<(u64, String)>)>(workers * 2);
+        let (raw_tx, raw_rx) = shared_receiver::channel::<(u64, Vec<(u64, String)>)>(workers * 2);
         let (parsed_tx, parsed_rx) = std::sync::mpsc::sync_channel::<(u64, Parsed)>(workers * 2);
         let reader = scope.spawn(move || -> std::io::Result<()> {
             let mut lines = std::io::BufReader::with_capacity(1 << 20, input).lines();
@@ -440,7 +440,7 @@ fn parse_line(parser: &EventParser, line: &str) -> Result<(Event, Truth), String
 
 /// A bounded multi-consumer channel over a mutex: the standard library's
 /// receivers cannot be shared, and this is the only place that needs one.
-mod crossbeam_like {
+mod shared_receiver {
     use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
     use std::sync::{Arc, Mutex};
 

@@ -267,6 +267,40 @@ impl Planner<'_> {
         });
     }
 
+    /// The attacker's destination change at `changed`, a loan applied for
+    /// in the same session with probability `loan_chance` (after
+    /// `loan_after.0` seconds plus up to `loan_after.1` more), and the
+    /// takeover it starts, noticed after `notice_days` on average.
+    #[allow(clippy::too_many_arguments)]
+    fn cash_out(
+        &mut self,
+        rng: &mut Rng,
+        victim: usize,
+        ctx: Ctx,
+        changed: i64,
+        mule: Dest,
+        loan_chance: f64,
+        loan_after: (i64, u64),
+        notice_days: f64,
+        campaign: u8,
+    ) {
+        self.push(
+            victim,
+            changed,
+            What::DestinationChange {
+                to: mule,
+                from: None,
+            },
+            Some(ctx),
+            campaign,
+        );
+        if rng.chance(loan_chance) {
+            let at = changed + loan_after.0 + rng.below(loan_after.1) as i64;
+            self.loan(rng, victim, at, ctx, campaign);
+        }
+        self.takeover(rng, victim, changed, notice_days, campaign);
+    }
+
     fn crew(&self, rng: &mut Rng, providers: usize, day: f64) -> Crew {
         let hosting: Vec<usize> = (0..self.world.networks.len())
             .filter(|n| self.world.networks[*n].kind == NetworkKind::Hosting)
@@ -361,21 +395,17 @@ impl Planner<'_> {
             }
             at += 180 + rng.below(720) as i64;
             let changed = at;
-            self.push(
+            self.cash_out(
+                rng,
                 victim,
-                at,
-                What::DestinationChange {
-                    to: mule,
-                    from: None,
-                },
-                Some(ctx),
+                ctx,
+                changed,
+                mule,
+                0.4,
+                (120, 1_500),
+                28.0,
                 campaign,
             );
-            if rng.chance(0.4) {
-                at += 120 + rng.below(1_500) as i64;
-                self.loan(rng, victim, at, ctx, campaign);
-            }
-            self.takeover(rng, victim, changed, 28.0, campaign);
             let until = self.attacks[victim]
                 .takeovers
                 .last()
@@ -460,22 +490,7 @@ impl Planner<'_> {
             );
             at += 60 + rng.below(240) as i64;
             let mule = *rng.pick(&mules).expect("five mules");
-            self.push(
-                account,
-                at,
-                What::DestinationChange {
-                    to: mule,
-                    from: None,
-                },
-                Some(ctx),
-                campaign,
-            );
-            let changed = at;
-            if rng.chance(0.2) {
-                at += 60 + rng.below(600) as i64;
-                self.loan(rng, account, at, ctx, campaign);
-            }
-            self.takeover(rng, account, changed, 21.0, campaign);
+            self.cash_out(rng, account, ctx, at, mule, 0.2, (60, 600), 21.0, campaign);
         }
     }
 
@@ -519,21 +534,18 @@ impl Planner<'_> {
                 campaign,
             );
             let changed = time + 300 + rng.below(900) as i64;
-            self.push(
+            let mule = Dest::new(rng, bank);
+            self.cash_out(
+                rng,
                 victim,
+                ctx,
                 changed,
-                What::DestinationChange {
-                    to: Dest::new(rng, bank),
-                    from: None,
-                },
-                Some(ctx),
+                mule,
+                0.3,
+                (120, 1_200),
+                35.0,
                 campaign,
             );
-            if rng.chance(0.3) {
-                let at = changed + 120 + rng.below(1_200) as i64;
-                self.loan(rng, victim, at, ctx, campaign);
-            }
-            self.takeover(rng, victim, changed, 35.0, campaign);
         }
     }
 
@@ -567,21 +579,18 @@ impl Planner<'_> {
             );
             let changed = later + 300 + rng.below(900) as i64;
             let issuer = self.institutions.local_e_money[self.lives[victim].history.country];
-            self.push(
+            let mule = Dest::new(rng, issuer);
+            self.cash_out(
+                rng,
                 victim,
+                second,
                 changed,
-                What::DestinationChange {
-                    to: Dest::new(rng, issuer),
-                    from: None,
-                },
-                Some(second),
+                mule,
+                0.3,
+                (120, 1_200),
+                28.0,
                 campaign,
             );
-            if rng.chance(0.3) {
-                let at = changed + 120 + rng.below(1_200) as i64;
-                self.loan(rng, victim, at, second, campaign);
-            }
-            self.takeover(rng, victim, changed, 28.0, campaign);
         }
     }
 }
