@@ -146,13 +146,13 @@ fn output_paths(args: &EvaluateArgs) -> (PathBuf, PathBuf) {
 
 pub(crate) fn print_headline(report: &Report, prefix: &str) {
     let share = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{:.2}%", s * 100.0));
+    let rules = match &report.rules.dir {
+        Some(dir) => format!("{} ({dir})", report.rules.name),
+        None => format!("{} (built-in)", report.rules.name),
+    };
     println!(
-        "{prefix}rules {} on {}: {} events in {:.1} s ({:.0} events/s)",
-        report.rules.name,
-        report.input,
-        report.events.read,
-        report.events.seconds,
-        report.events.events_per_second
+        "{prefix}rules {rules} on {}: {} events in {:.1} s ({:.0} events/s)",
+        report.input, report.events.read, report.events.seconds, report.events.events_per_second
     );
     for (currency, stolen) in &report.stolen {
         println!(
