@@ -248,28 +248,16 @@ pub(crate) fn map_event(body: &Map<String, Value>, now_ms: i64) -> Result<Plan, 
             )));
         }
     };
-    let specific: &[&str] = match sift_type.as_str() {
-        "$create_account" => ACCOUNT_FIELDS,
-        "$update_account" => &[
-            "$name",
-            "$phone",
-            "$referrer_user_id",
-            "$payment_methods",
-            "$billing_address",
-            "$shipping_address",
-            "$promotions",
-            "$social_sign_on_type",
-            "$merchant_profile",
-            "$account_types",
-            "$changed_password",
-        ],
-        "$login" => LOGIN_FIELDS,
+    let specific: &[&[&str]] = match sift_type.as_str() {
+        "$create_account" => &[ACCOUNT_FIELDS],
+        "$update_account" => &[ACCOUNT_FIELDS, &["$changed_password"]],
+        "$login" => &[LOGIN_FIELDS],
         "$logout" => &[],
-        "$update_password" => UPDATE_PASSWORD_FIELDS,
-        "$security_notification" => SECURITY_NOTIFICATION_FIELDS,
-        "$verification" => VERIFICATION_FIELDS,
-        "$transaction" => TRANSACTION_FIELDS,
-        "$chargeback" => CHARGEBACK_FIELDS,
+        "$update_password" => &[UPDATE_PASSWORD_FIELDS],
+        "$security_notification" => &[SECURITY_NOTIFICATION_FIELDS],
+        "$verification" => &[VERIFICATION_FIELDS],
+        "$transaction" => &[TRANSACTION_FIELDS],
+        "$chargeback" => &[CHARGEBACK_FIELDS],
         "$label" => {
             return Err(SiftError::invalid(
                 "`$type`: send labels to POST /v205/users/{user_id}/labels",
@@ -289,7 +277,7 @@ pub(crate) fn map_event(body: &Map<String, Value>, now_ms: i64) -> Result<Plan, 
         }
     };
     check_names(body, |name| {
-        COMMON_FIELDS.contains(&name) || specific.contains(&name)
+        COMMON_FIELDS.contains(&name) || specific.iter().any(|fields| fields.contains(&name))
     })
     .map_err(|name| SiftError::not_reserved(&name, &sift_type))?;
     let mut fields = Fields(body.clone());

@@ -743,13 +743,7 @@ fn currency_compare_table<T: Default>(
         );
     }
     out.push_str("</tr>\n<tr>");
-    for _ in &currencies {
-        out.push_str(
-            "<th class=\"num gl\">Base</th><th class=\"num\">Candidate</th>\
-             <th class=\"num\">Change</th>",
-        );
-    }
-    out.push_str("</tr></thead>\n<tbody>\n");
+    change_subheaders(out, currencies.len());
     for row in rows {
         let _ = write!(out, "<tr><th scope=\"row\">{}</th>", row.label);
         for currency in &currencies {
@@ -1500,13 +1494,7 @@ fn campaigns_compare_section(
          <th colspan=\"3\" class=\"group gl\">Victims linked</th></tr>\n<tr>\
          <th class=\"gl\">Base</th><th>Candidate</th>",
     );
-    for _ in 0..3 {
-        out.push_str(
-            "<th class=\"num gl\">Base</th><th class=\"num\">Candidate</th>\
-             <th class=\"num\">Change</th>",
-        );
-    }
-    out.push_str("</tr></thead>\n<tbody>\n");
+    change_subheaders(out, 3);
     for (b, c) in pairs {
         let Some(named) = c.or(b) else { continue };
         let _ = write!(
@@ -1837,13 +1825,7 @@ fn rules_compare_section(
          <th colspan=\"3\" class=\"group gl\">Precision</th>\
          <th colspan=\"3\" class=\"group gl\">Recall</th></tr>\n<tr>",
     );
-    for _ in 0..4 {
-        out.push_str(
-            "<th class=\"num gl\">Base</th><th class=\"num\">Candidate</th>\
-             <th class=\"num\">Change</th>",
-        );
-    }
-    out.push_str("</tr></thead>\n<tbody>\n");
+    change_subheaders(out, 4);
     for (b, c) in pairs {
         let Some(rule) = c.or(b) else { continue };
         let presence = match (b, c) {
@@ -3080,6 +3062,18 @@ footer{color:var(--muted);font-size:12px;padding-bottom:32px}
 // ---------------------------------------------------------------------------
 // Tests
 // ---------------------------------------------------------------------------
+
+/// The second header row of a comparison table: `Base`, `Candidate` and
+/// `Change` under each of `groups` groups; closes the header.
+fn change_subheaders(out: &mut String, groups: usize) {
+    for _ in 0..groups {
+        out.push_str(
+            "<th class=\"num gl\">Base</th><th class=\"num\">Candidate</th>\
+             <th class=\"num\">Change</th>",
+        );
+    }
+    out.push_str("</tr></thead>\n<tbody>\n");
+}
 
 #[cfg(test)]
 mod tests {

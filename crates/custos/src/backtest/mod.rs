@@ -539,13 +539,8 @@ impl Run {
     }
 
     /// Decides and applies one event of the history, after any response
-    /// due by its time; returns its decision's action and rule codes.
-    fn step(
-        &mut self,
-        parser: &EventParser,
-        event: &Event,
-        truth: &Truth,
-    ) -> (Action, Vec<String>) {
+    /// due by its time; returns its decision.
+    fn step(&mut self, parser: &EventParser, event: &Event, truth: &Truth) -> Decision {
         let at = event.unix_time();
         while self.pending.peek().is_some_and(|r| r.0.time <= at) {
             if let Some(Reverse(response)) = self.pending.pop() {
@@ -554,8 +549,7 @@ impl Run {
         }
         let decision = self.engine.process(event);
         self.count(event, truth, &decision);
-        let rules = decision.reasons.iter().map(|r| r.code.clone()).collect();
-        (decision.action, rules)
+        decision
     }
 
     fn respond(&mut self, parser: &EventParser, response: &Response) {
@@ -1039,17 +1033,14 @@ struct Diff {
 }
 
 impl Diff {
-    fn observe(
-        &mut self,
-        event: &Event,
-        truth: &Truth,
-        base: &(Action, Vec<String>),
-        candidate: &(Action, Vec<String>),
-    ) {
-        if base.0 == candidate.0 {
+    fn observe(&mut self, event: &Event, truth: &Truth, base: &Decision, candidate: &Decision) {
+        if base.action == candidate.action {
             return;
         }
-        let counts = self.changed.entry((base.0, candidate.0)).or_default();
+        let counts = self
+            .changed
+            .entry((base.action, candidate.action))
+            .or_default();
         if truth.fraud {
             counts.0 += 1;
         } else {
@@ -1061,20 +1052,10 @@ impl Diff {
                 event_type: event.event_type.as_str().to_string(),
                 account_id: event.account_id.clone(),
                 fraud: truth.fraud,
-                from: base.0.as_str().to_string(),
-                to: candidate.0.as_str().to_string(),
-                rules_added: candidate
-                    .1
-                    .iter()
-                    .filter(|r| !base.1.contains(r))
-                    .cloned()
-                    .collect(),
-                rules_removed: base
-                    .1
-                    .iter()
-                    .filter(|r| !candidate.1.contains(r))
-                    .cloned()
-                    .collect(),
+                from: base.action.as_str().to_string(),
+                to: candidate.action.as_str().to_string(),
+                rules_added: codes_missing_from(candidate, base),
+                rules_removed: codes_missing_from(base, candidate),
             });
         }
     }
@@ -1090,6 +1071,16 @@ impl Diff {
             })
             .collect()
     }
+}
+
+/// Rule codes that fired in `decision` and not in `other`.
+fn codes_missing_from(decision: &Decision, other: &Decision) -> Vec<String> {
+    decision
+        .reasons
+        .iter()
+        .filter(|r| !other.reasons.iter().any(|o| o.code == r.code))
+        .map(|r| r.code.clone())
+        .collect()
 }
 
 fn add(amounts: &mut Amounts, value: u64) {

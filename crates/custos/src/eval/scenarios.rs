@@ -243,6 +243,17 @@ impl Planner<'_> {
         });
     }
 
+    /// A successful attacker login.
+    fn login(&mut self, account: usize, time: i64, ctx: Ctx, campaign: u8) {
+        self.push(
+            account,
+            time,
+            What::Login(Action::LoginSuccess),
+            Some(ctx),
+            campaign,
+        );
+    }
+
     fn loan(&mut self, rng: &mut Rng, account: usize, time: i64, ctx: Ctx, campaign: u8) {
         let amount = (1_500_000.0 * (0.5 * rng.normal()).exp()).clamp(200_000.0, 10_000_000.0);
         let loan = self.seqs[account] + 1;
@@ -381,13 +392,7 @@ impl Planner<'_> {
                 }
             };
             let ctx = self.crew_session(rng, &crew, victim, time);
-            self.push(
-                victim,
-                time,
-                What::Login(Action::LoginSuccess),
-                Some(ctx),
-                campaign,
-            );
+            self.login(victim, time, ctx, campaign);
             let mut at = time;
             if rng.chance(0.3) {
                 at += 60 + rng.below(240) as i64;
@@ -414,13 +419,7 @@ impl Planner<'_> {
             let mut next = changed + (rng.exponential(9.0).max(1.0) * DAY as f64) as i64;
             while next < until {
                 let ctx = self.crew_session(rng, &crew, victim, next);
-                self.push(
-                    victim,
-                    next,
-                    What::Login(Action::LoginSuccess),
-                    Some(ctx),
-                    campaign,
-                );
+                self.login(victim, next, ctx, campaign);
                 next += (rng.exponential(9.0).max(1.0) * DAY as f64) as i64;
             }
         }
@@ -481,13 +480,7 @@ impl Planner<'_> {
                 session: Some(rng.next_u64()),
                 ..failed
             };
-            self.push(
-                account,
-                at,
-                What::Login(Action::LoginSuccess),
-                Some(ctx),
-                campaign,
-            );
+            self.login(account, at, ctx, campaign);
             at += 60 + rng.below(240) as i64;
             let mule = *rng.pick(&mules).expect("five mules");
             self.cash_out(rng, account, ctx, at, mule, 0.2, (60, 600), 21.0, campaign);
@@ -526,13 +519,7 @@ impl Planner<'_> {
                 device: rng.next_u64(),
             };
             let bank = self.institutions.banks[history.country][0];
-            self.push(
-                victim,
-                time,
-                What::Login(Action::LoginSuccess),
-                Some(ctx),
-                campaign,
-            );
+            self.login(victim, time, ctx, campaign);
             let changed = time + 300 + rng.below(900) as i64;
             let mule = Dest::new(rng, bank);
             self.cash_out(
@@ -558,25 +545,13 @@ impl Planner<'_> {
                 continue;
             };
             let first = self.crew_session(rng, &crew, victim, time);
-            self.push(
-                victim,
-                time,
-                What::Login(Action::LoginSuccess),
-                Some(first),
-                campaign,
-            );
+            self.login(victim, time, first, campaign);
             let later = time + ((2.0 + 8.0 * rng.unit()) * DAY as f64) as i64;
             if later >= self.end {
                 continue;
             }
             let second = self.crew_session(rng, &crew, victim, later);
-            self.push(
-                victim,
-                later,
-                What::Login(Action::LoginSuccess),
-                Some(second),
-                campaign,
-            );
+            self.login(victim, later, second, campaign);
             let changed = later + 300 + rng.below(900) as i64;
             let issuer = self.institutions.local_e_money[self.lives[victim].history.country];
             let mule = Dest::new(rng, issuer);
