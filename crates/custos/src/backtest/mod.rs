@@ -41,6 +41,8 @@
 
 pub(crate) mod html;
 pub(crate) mod report;
+#[cfg(test)]
+mod unchanged;
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
@@ -203,6 +205,15 @@ pub(crate) enum Outcome {
 
 /// Replays `args.file` under the rule set(s) and builds the report(s).
 pub(crate) fn evaluate(args: &EvaluateArgs) -> anyhow::Result<Outcome> {
+    evaluate_observed(args, |_, _, _| {})
+}
+
+/// [`evaluate`], showing `observe` every decision of the history in order,
+/// with the side that made it (`0` the base rule set, `1` the candidate).
+pub(crate) fn evaluate_observed(
+    args: &EvaluateArgs,
+    mut observe: impl FnMut(usize, &Event, &Decision),
+) -> anyhow::Result<Outcome> {
     let config = match &args.config {
         Some(path) => Some(crate::load_config(Some(path), None, None)?),
         None => None,
@@ -246,8 +257,10 @@ pub(crate) fn evaluate(args: &EvaluateArgs) -> anyhow::Result<Outcome> {
         .with_context(|| format!("cannot open {}", args.file.display()))?;
     let read = for_each_event(file, &parser, |event, truth| {
         let a = base.step(&parser, event, truth);
+        observe(0, event, &a);
         if let Some(candidate) = candidate.as_mut() {
             let b = candidate.step(&parser, event, truth);
+            observe(1, event, &b);
             diff.observe(event, truth, &a, &b);
         }
     })?;
