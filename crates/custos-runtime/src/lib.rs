@@ -335,7 +335,8 @@ impl Runtime {
         }
         let version = live + 1;
         let rules = Arc::new(RuleSet::compile(source, version)?);
-        store_rules(self.store.as_ref(), &rules).map_err(InstallError::Storage)?;
+        store_rules(self.store.as_ref(), &rules)
+            .map_err(|e| InstallError::Storage(e.to_string()))?;
         self.rules.store(rules.clone());
         tracing::info!(
             version,
@@ -476,11 +477,10 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn store_rules(store: &dyn EventStore, rules: &RuleSet) -> Result<(), String> {
-    let json = serde_json::to_string(rules.source()).map_err(|e| e.to_string())?;
-    store
-        .save_rule_set(rules.version(), now_ms(), &json)
-        .map_err(|e| e.to_string())
+fn store_rules(store: &dyn EventStore, rules: &RuleSet) -> Result<(), StoreError> {
+    let json = serde_json::to_string(rules.source())
+        .map_err(|e| StoreError::backend("encode the rule set", e))?;
+    store.save_rule_set(rules.version(), now_ms(), &json)
 }
 
 /// The rule set to start with: the newest stored version, unless the
@@ -502,7 +502,7 @@ fn initial_rules(
     };
     let install = |source: RuleSetSource, version: u64| -> Result<RuleSet, RuntimeError> {
         let rules = RuleSet::compile(source, version)?;
-        store_rules(store, &rules).map_err(|e| RuntimeError::Store(StoreError::Backend(e)))?;
+        store_rules(store, &rules)?;
         tracing::info!(version, name = rules.name(), "rule set installed at start");
         Ok(rules)
     };

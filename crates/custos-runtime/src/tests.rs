@@ -257,7 +257,7 @@ impl EventStore for FlakyStore {
             std::thread::sleep(std::time::Duration::from_millis(delay));
         }
         if self.fail.load(Ordering::SeqCst) {
-            return Err(StoreError::Backend("disk full".into()));
+            return Err(StoreError::backend("append", "disk full"));
         }
         self.inner.append(records)
     }

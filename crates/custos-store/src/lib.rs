@@ -75,11 +75,21 @@ pub struct StoredRecord {
     pub decision_json: String,
 }
 
+/// The underlying error of a [`StoreError::Backend`]: whatever the backend's
+/// driver reports (a `rusqlite::Error` for SQLite), kept for `source()`.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Errors from a store backend.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("store i/o failed: {0}")]
-    Backend(String),
+    /// The backend failed at `context` (what the store was doing, e.g.
+    /// `append`); `source` is the driver's own error.
+    #[error("store i/o failed: {context}: {source}")]
+    Backend {
+        context: &'static str,
+        #[source]
+        source: BackendError,
+    },
     #[error("event id {event_id:?} or seq {seq} is already stored")]
     Duplicate { event_id: String, seq: u64 },
     #[error("store was written by a newer schema version {found}; this build knows {known}")]
@@ -91,6 +101,16 @@ pub enum StoreError {
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
+
+impl StoreError {
+    /// A [`StoreError::Backend`] for a failure while doing `context`.
+    pub fn backend(context: &'static str, source: impl Into<BackendError>) -> StoreError {
+        StoreError::Backend {
+            context,
+            source: source.into(),
+        }
+    }
+}
 
 /// A webhook delivery to put in the outbox, as handed to
 /// [`EventStore::enqueue_webhooks`].

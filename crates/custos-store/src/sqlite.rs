@@ -184,8 +184,9 @@ fn run_checkpoints(conn: Connection, wal_path: PathBuf, stop: mpsc::Receiver<()>
     }
 }
 
-fn backend(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
+/// Wraps a driver error with what the store was doing.
+fn backend(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| StoreError::backend(context, e)
 }
 
 /// A row limit as SQLite takes it (it has no unsigned integers).
@@ -208,7 +209,7 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `path` with `options`.
     pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> StoreResult<SqliteStore> {
         let path = path.as_ref().to_path_buf();
-        let writer = Connection::open(&path).map_err(backend)?;
+        let writer = Connection::open(&path).map_err(backend("open"))?;
         // page_size only takes effect before the first table exists, so an
         // existing database keeps the page size it was created with.
         writer
@@ -223,32 +224,32 @@ impl SqliteStore {
                 page_size = options.page_size,
                 cache_kib = options.cache_bytes / 1024,
             ))
-            .map_err(backend)?;
+            .map_err(backend("open"))?;
         let version: i64 = writer
             .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .map_err(backend)?;
+            .map_err(backend("open"))?;
         if version > SCHEMA_VERSION {
             return Err(StoreError::SchemaTooNew {
                 found: version,
                 known: SCHEMA_VERSION,
             });
         }
-        writer.execute_batch(SCHEMA).map_err(backend)?;
+        writer.execute_batch(SCHEMA).map_err(backend("open"))?;
         writer
             .pragma_update(None, "user_version", SCHEMA_VERSION)
-            .map_err(backend)?;
+            .map_err(backend("open"))?;
         let reader = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(backend)?;
+        .map_err(backend("open"))?;
         reader
             .execute_batch("PRAGMA busy_timeout = 5000;")
-            .map_err(backend)?;
-        let checkpoint_conn = Connection::open(&path).map_err(backend)?;
+            .map_err(backend("open"))?;
+        let checkpoint_conn = Connection::open(&path).map_err(backend("open"))?;
         checkpoint_conn
             .execute_batch("PRAGMA busy_timeout = 5000;")
-            .map_err(backend)?;
+            .map_err(backend("open"))?;
         let (stop, stopped) = mpsc::channel();
         let mut wal_path = path.clone().into_os_string();
         wal_path.push("-wal");
@@ -256,7 +257,7 @@ impl SqliteStore {
         let handle = std::thread::Builder::new()
             .name("custos-checkpoint".into())
             .spawn(move || run_checkpoints(checkpoint_conn, wal_path, stopped))
-            .map_err(|e| StoreError::Backend(format!("cannot start checkpoint thread: {e}")))?;
+            .map_err(|e| StoreError::backend("start the checkpoint thread", e))?;
         Ok(SqliteStore {
             path,
             writer: Mutex::new(writer),
@@ -322,11 +323,14 @@ fn read_cursor(conn: &Connection) -> StoreResult<Option<u64>> {
             |r| r.get(0),
         )
         .optional()
-        .map_err(backend)?;
+        .map_err(backend("read the webhook cursor"))?;
     value
         .map(|v| {
             v.parse::<u64>().map_err(|_| {
-                StoreError::Backend(format!("meta.{WEBHOOK_CURSOR_KEY}: {v:?} is not a seq"))
+                StoreError::backend(
+                    "read the webhook cursor",
+                    format!("meta.{WEBHOOK_CURSOR_KEY}: {v:?} is not a seq"),
+                )
             })
         })
         .transpose()
@@ -343,7 +347,7 @@ impl EventStore for SqliteStore {
         let mut conn = lock(&self.writer);
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(backend)?;
+            .map_err(backend("append"))?;
         {
             let mut insert = tx
                 .prepare_cached(
@@ -351,7 +355,7 @@ impl EventStore for SqliteStore {
                                          received_at_ms, event, decision)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
-                .map_err(backend)?;
+                .map_err(backend("append"))?;
             for r in records {
                 insert
                     .execute(params![
@@ -369,12 +373,12 @@ impl EventStore for SqliteStore {
                             event_id: r.event_id.to_string(),
                             seq: r.seq,
                         },
-                        _ => backend(e),
+                        _ => StoreError::backend("append", e),
                     })?;
             }
         }
         // Dropping `tx` on an error above rolls the whole group back.
-        tx.commit().map_err(backend)
+        tx.commit().map_err(backend("append"))
     }
 
     fn get_event(&self, event_id: &str) -> StoreResult<Option<StoredRecord>> {
@@ -385,10 +389,10 @@ impl EventStore for SqliteStore {
                 record_columns!(),
                 " FROM events WHERE event_id = ?1"
             ))
-            .map_err(backend)?;
+            .map_err(backend("get an event"))?;
         stmt.query_row([event_id], read_record)
             .optional()
-            .map_err(backend)
+            .map_err(backend("get an event"))
     }
 
     fn account_events(&self, account_id: &str, limit: usize) -> StoreResult<Vec<StoredRecord>> {
@@ -399,11 +403,12 @@ impl EventStore for SqliteStore {
                 record_columns!(),
                 " FROM events WHERE account_id = ?1 ORDER BY seq DESC LIMIT ?2"
             ))
-            .map_err(backend)?;
+            .map_err(backend("read account events"))?;
         let rows = stmt
             .query_map(params![account_id, limit as i64], read_record)
-            .map_err(backend)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            .map_err(backend("read account events"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(backend("read account events"))
     }
 
     fn scan(
@@ -418,10 +423,12 @@ impl EventStore for SqliteStore {
                 record_columns!(),
                 " FROM events WHERE seq > ?1 ORDER BY seq"
             ))
-            .map_err(backend)?;
-        let mut rows = stmt.query([after_seq as i64]).map_err(backend)?;
-        while let Some(row) = rows.next().map_err(backend)? {
-            visit(read_record(row).map_err(backend)?)?;
+            .map_err(backend("scan the log"))?;
+        let mut rows = stmt
+            .query([after_seq as i64])
+            .map_err(backend("scan the log"))?;
+        while let Some(row) = rows.next().map_err(backend("scan the log"))? {
+            visit(read_record(row).map_err(backend("scan the log"))?)?;
         }
         Ok(())
     }
@@ -430,13 +437,13 @@ impl EventStore for SqliteStore {
         let conn = lock(&self.reader);
         let mut stmt = conn
             .prepare("SELECT event_id FROM events")
-            .map_err(backend)?;
-        let mut rows = stmt.query([]).map_err(backend)?;
-        while let Some(row) = rows.next().map_err(backend)? {
-            let id = row.get_ref(0).map_err(backend)?;
+            .map_err(backend("scan event ids"))?;
+        let mut rows = stmt.query([]).map_err(backend("scan event ids"))?;
+        while let Some(row) = rows.next().map_err(backend("scan event ids"))? {
+            let id = row.get_ref(0).map_err(backend("scan event ids"))?;
             visit(
                 id.as_str()
-                    .map_err(|e| StoreError::Backend(e.to_string()))?,
+                    .map_err(|e| StoreError::backend("scan event ids", e))?,
             );
         }
         Ok(())
@@ -448,31 +455,31 @@ impl EventStore for SqliteStore {
             r.get::<_, i64>(0)
         })
         .map(|s| s as u64)
-        .map_err(backend)
+        .map_err(backend("read the last seq"))
     }
 
     fn event_count(&self) -> StoreResult<u64> {
         let conn = lock(&self.reader);
         conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))
             .map(|s| s as u64)
-            .map_err(backend)
+            .map_err(backend("count events"))
     }
 
     fn save_snapshot(&self, seq: u64, state: &[u8]) -> StoreResult<()> {
         let mut conn = lock(&self.writer);
-        let tx = conn.transaction().map_err(backend)?;
+        let tx = conn.transaction().map_err(backend("save a snapshot"))?;
         tx.execute(
             "INSERT OR REPLACE INTO snapshots (seq, state) VALUES (?1, ?2)",
             params![seq as i64, state],
         )
-        .map_err(backend)?;
+        .map_err(backend("save a snapshot"))?;
         tx.execute(
             "DELETE FROM snapshots WHERE seq NOT IN
                (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?1)",
             [SNAPSHOTS_KEPT],
         )
-        .map_err(backend)?;
-        tx.commit().map_err(backend)
+        .map_err(backend("save a snapshot"))?;
+        tx.commit().map_err(backend("save a snapshot"))
     }
 
     fn latest_snapshot(&self) -> StoreResult<Option<(u64, Vec<u8>)>> {
@@ -483,14 +490,14 @@ impl EventStore for SqliteStore {
             |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)),
         )
         .optional()
-        .map_err(backend)
+        .map_err(backend("read the latest snapshot"))
     }
 
     fn get_meta(&self, key: &str) -> StoreResult<Option<String>> {
         let conn = lock(&self.reader);
         conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
-            .map_err(backend)
+            .map_err(backend("read meta"))
     }
 
     fn set_meta(&self, key: &str, value: &str) -> StoreResult<()> {
@@ -501,7 +508,7 @@ impl EventStore for SqliteStore {
             params![key, value],
         )
         .map(|_| ())
-        .map_err(backend)
+        .map_err(backend("write meta"))
     }
 
     fn save_rule_set(
@@ -517,7 +524,7 @@ impl EventStore for SqliteStore {
                  ON CONFLICT (version) DO NOTHING",
                 params![version as i64, installed_at_ms, source_json],
             )
-            .map_err(backend)?;
+            .map_err(backend("save a rule set"))?;
         if inserted == 0 {
             return Err(StoreError::Duplicate {
                 event_id: format!("rule set version {version}"),
@@ -535,7 +542,7 @@ impl EventStore for SqliteStore {
             |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)),
         )
         .optional()
-        .map_err(backend)
+        .map_err(backend("read a rule set"))
     }
 
     fn latest_rule_set(&self) -> StoreResult<Option<(u64, String)>> {
@@ -546,7 +553,7 @@ impl EventStore for SqliteStore {
             |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
         )
         .optional()
-        .map_err(backend)
+        .map_err(backend("read the latest rule set"))
     }
 
     fn read_after(&self, after_seq: u64, limit: usize) -> StoreResult<Vec<StoredRecord>> {
@@ -557,11 +564,12 @@ impl EventStore for SqliteStore {
                 record_columns!(),
                 " FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2"
             ))
-            .map_err(backend)?;
+            .map_err(backend("read the log"))?;
         let rows = stmt
             .query_map(params![after_seq as i64, sql_limit(limit)], read_record)
-            .map_err(backend)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            .map_err(backend("read the log"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(backend("read the log"))
     }
 
     fn webhook_cursor(&self) -> StoreResult<Option<u64>> {
@@ -572,7 +580,7 @@ impl EventStore for SqliteStore {
         let mut conn = lock(&self.writer);
         let tx = conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(backend)?;
+            .map_err(backend("enqueue webhooks"))?;
         let mut inserted = 0;
         {
             let mut insert = tx
@@ -582,7 +590,7 @@ impl EventStore for SqliteStore {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?5)
                      ON CONFLICT (endpoint, webhook_id) DO NOTHING",
                 )
-                .map_err(backend)?;
+                .map_err(backend("enqueue webhooks"))?;
             for row in rows {
                 inserted += insert
                     .execute(params![
@@ -592,7 +600,7 @@ impl EventStore for SqliteStore {
                         row.payload,
                         row.created_ms
                     ])
-                    .map_err(backend)? as u64;
+                    .map_err(backend("enqueue webhooks"))? as u64;
             }
         }
         let current = read_cursor(&tx)?;
@@ -602,9 +610,9 @@ impl EventStore for SqliteStore {
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 params![WEBHOOK_CURSOR_KEY, cursor.to_string()],
             )
-            .map_err(backend)?;
+            .map_err(backend("enqueue webhooks"))?;
         }
-        tx.commit().map_err(backend)?;
+        tx.commit().map_err(backend("enqueue webhooks"))?;
         Ok(inserted)
     }
 
@@ -623,14 +631,15 @@ impl EventStore for SqliteStore {
                   WHERE endpoint = ?1 AND state = 'pending' AND next_attempt_ms <= ?2
                   ORDER BY next_attempt_ms, id LIMIT ?3"
             ))
-            .map_err(backend)?;
+            .map_err(backend("read due webhooks"))?;
         let rows = stmt
             .query_map(
                 params![endpoint, now_ms, sql_limit(limit)],
                 read_outbox_entry,
             )
-            .map_err(backend)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            .map_err(backend("read due webhooks"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(backend("read due webhooks"))
     }
 
     fn webhook_delivered(&self, id: u64, at_ms: i64) -> StoreResult<()> {
@@ -643,7 +652,7 @@ impl EventStore for SqliteStore {
             params![id as i64, at_ms],
         )
         .map(|_| ())
-        .map_err(backend)
+        .map_err(backend("mark a webhook delivered"))
     }
 
     fn webhook_failed(&self, id: u64, failure: &WebhookFailure<'_>) -> StoreResult<()> {
@@ -669,7 +678,7 @@ impl EventStore for SqliteStore {
             ],
         )
         .map(|_| ())
-        .map_err(backend)
+        .map_err(backend("record a webhook failure"))
     }
 
     fn webhook_stats(&self) -> StoreResult<Vec<WebhookEndpointStats>> {
@@ -684,7 +693,7 @@ impl EventStore for SqliteStore {
                   WHERE state IN ('pending', 'dead')
                   GROUP BY endpoint ORDER BY endpoint",
             )
-            .map_err(backend)?;
+            .map_err(backend("read webhook stats"))?;
         let counts = stmt
             .query_map([], |r| {
                 Ok((
@@ -694,9 +703,9 @@ impl EventStore for SqliteStore {
                     r.get::<_, Option<i64>>(3)?,
                 ))
             })
-            .map_err(backend)?
+            .map_err(backend("read webhook stats"))?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(backend)?;
+            .map_err(backend("read webhook stats"))?;
         let mut last_error = conn
             .prepare_cached(
                 "SELECT last_error FROM webhook_outbox
@@ -704,14 +713,14 @@ impl EventStore for SqliteStore {
                     AND last_error IS NOT NULL
                   LIMIT 1",
             )
-            .map_err(backend)?;
+            .map_err(backend("read webhook stats"))?;
         let mut out = Vec::with_capacity(counts.len());
         for (endpoint, pending, dead, last_error_ms) in counts {
             let error = match last_error_ms {
                 Some(at) => last_error
                     .query_row(params![endpoint, at], |r| r.get::<_, String>(0))
                     .optional()
-                    .map_err(backend)?,
+                    .map_err(backend("read webhook stats"))?,
                 None => None,
             };
             out.push(WebhookEndpointStats {
@@ -740,14 +749,15 @@ impl EventStore for SqliteStore {
                   WHERE state = ?1 AND (?2 IS NULL OR endpoint = ?2)
                   ORDER BY id DESC LIMIT ?3"
             ))
-            .map_err(backend)?;
+            .map_err(backend("list webhooks"))?;
         let rows = stmt
             .query_map(
                 params![state.as_str(), endpoint, sql_limit(limit)],
                 read_outbox_entry,
             )
-            .map_err(backend)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(backend)
+            .map_err(backend("list webhooks"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(backend("list webhooks"))
     }
 
     fn prune_webhooks(&self, before_ms: i64, limit: usize) -> StoreResult<u64> {
@@ -759,7 +769,7 @@ impl EventStore for SqliteStore {
             params![before_ms, sql_limit(limit)],
         )
         .map(|n| n as u64)
-        .map_err(backend)
+        .map_err(backend("prune webhooks"))
     }
 }
 
@@ -785,6 +795,21 @@ mod tests {
             .query_row("PRAGMA synchronous", [], |r| r.get(0))
             .unwrap();
         assert_eq!((mode.as_str(), sync), ("wal", 2));
+    }
+
+    #[test]
+    fn a_backend_error_keeps_the_driver_error_as_its_source() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = SqliteStore::open(dir.path().join("missing-dir").join("custos.db"))
+            .err()
+            .expect("a database in a missing directory cannot be opened");
+        let StoreError::Backend { context, .. } = &err else {
+            panic!("expected a backend error, got {err:?}");
+        };
+        assert_eq!(*context, "open");
+        let source = std::error::Error::source(&err).expect("the driver error is kept");
+        assert!(source.is::<rusqlite::Error>(), "{source:?}");
+        assert_eq!(err.to_string(), format!("store i/o failed: open: {source}"));
     }
 
     #[test]

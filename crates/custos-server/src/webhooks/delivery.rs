@@ -79,7 +79,7 @@ async fn blocking<T: Send + 'static>(
     let store = store.clone();
     tokio::task::spawn_blocking(move || call(store.as_ref()))
         .await
-        .map_err(|e| StoreError::Backend(format!("store task failed: {e}")))?
+        .map_err(|e| StoreError::backend("run the store task", e))?
 }
 
 /// One configured endpoint, ready to send. Deliberately not `Debug`: it
