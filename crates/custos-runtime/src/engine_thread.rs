@@ -9,11 +9,12 @@ use std::thread::JoinHandle;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
-use custos_core::{AccountState, Decision, Engine, Event, EventParser, RuleSet};
+use custos_core::{Decision, Engine, Event, EventParser, RuleSet};
 use custos_store::{EventStore, StoreError, StoredRecord};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::writer::{self, GroupEntry, Job, Note, Reply};
+use crate::messages::{GroupEntry, Job, Note, Reply};
+use crate::writer;
 use crate::{
     Atomicity, Command, EngineStats, Outcome, PreparedEvent, RuntimeConfig, RuntimeError,
     SubmitError, fingerprint,
@@ -539,7 +540,3 @@ fn decode_decision(record: &StoredRecord) -> Result<Decision, RuntimeError> {
         problem: format!("decision: {e}"),
     })
 }
-
-/// Kept so that an [`AccountState`] read is answered only after the events
-/// it reflects are durable.
-pub(crate) type AccountReply = oneshot::Sender<Option<AccountState>>;

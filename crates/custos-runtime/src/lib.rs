@@ -41,6 +41,7 @@
 //! from the store before taking more work.
 
 mod engine_thread;
+mod messages;
 mod writer;
 
 use std::hash::BuildHasher;

@@ -6,64 +6,15 @@ use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use custos_core::EventType;
 use custos_store::{EventStore, NewRecord};
-use tokio::sync::oneshot;
 
-use crate::engine_thread::AccountReply;
-use crate::{Outcome, SubmitError};
+use crate::SubmitError;
+use crate::messages::{GroupEntry, Job, Note, Reply};
 
 /// Queued groups are merged into one transaction while it holds fewer events
 /// than this: every merged group saves an fsync and a rewrite of the index
 /// pages it shares with the others.
 const MERGE_LIMIT_EVENTS: usize = 262_144;
-
-/// A decided event waiting for its commit.
-pub(crate) struct GroupEntry {
-    pub outcome: Outcome,
-    pub event_type: EventType,
-    pub account_id: String,
-    pub event_time: i64,
-    pub event_json: String,
-    pub decision_json: String,
-}
-
-/// An answer held back until the group it belongs to is durable.
-pub(crate) enum Reply {
-    Submit {
-        reply: oneshot::Sender<Result<Vec<Option<Outcome>>, SubmitError>>,
-        result: Result<Vec<Option<Outcome>>, SubmitError>,
-    },
-    Account {
-        reply: AccountReply,
-        // Boxed: an account state is large and replies queue up per commit.
-        state: Option<Box<custos_core::AccountState>>,
-    },
-    Read {
-        reply: oneshot::Sender<serde_json::Value>,
-        value: serde_json::Value,
-    },
-}
-
-pub(crate) enum Job {
-    /// Commit these entries, then send these replies.
-    Commit {
-        generation: u64,
-        entries: Vec<GroupEntry>,
-        replies: Vec<Reply>,
-    },
-    /// Acknowledge once every earlier job is handled.
-    Barrier { ack: std_mpsc::SyncSender<()> },
-}
-
-/// What the writer tells the engine thread.
-pub(crate) enum Note {
-    Committed {
-        last_seq: u64,
-    },
-    /// A commit failed: the engine's memory is ahead of the log.
-    Failed,
-}
 
 pub(crate) fn spawn(
     store: Arc<dyn EventStore>,
