@@ -19,14 +19,13 @@
 //! | `GET /healthz` | liveness of the engine thread |
 //! | `GET /metrics` | Prometheus text |
 //!
-//! `/v1` needs `Authorization: Bearer <key>`; see [`config`] for how keys
-//! are set and when the development key is allowed. The Sift routes take
+//! `/v1` needs `Authorization: Bearer <key>`; see [`custos_config::Config`]
+//! for how keys are set and when the development key is allowed. The Sift routes take
 //! the same keys where Sift's clients send them (`$api_key` in the body,
 //! `api_key` in the query, or HTTP Basic).
 
 mod analyst;
 pub mod auth;
-pub mod config;
 pub mod error;
 mod events;
 pub mod rules;
@@ -35,7 +34,6 @@ mod telemetry;
 pub mod webhooks;
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +42,8 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use custos_core::{DestinationTokenizer, EventParser};
+use custos_config::{Config, ConfigError, DATABASE_FILE, LoadRulesError, LoadTokenKeyError};
+use custos_core::EventParser;
 use custos_runtime::{Runtime, RuntimeConfig};
 use custos_store::{SqliteOptions, SqliteStore};
 use serde_json::{Value, json};
@@ -52,13 +51,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use config::Config;
 use error::ApiError;
 
-/// Name of the generated token key file inside the data directory.
-pub const TOKEN_KEY_FILE: &str = "destination-token.key";
-/// Name of the database file inside the data directory.
-pub const DATABASE_FILE: &str = "custos.db";
 /// Most recent events listed in an account summary.
 const ACCOUNT_RECENT_EVENTS: usize = 20;
 
@@ -67,13 +61,13 @@ const ACCOUNT_RECENT_EVENTS: usize = 20;
 pub struct AppState {
     pub runtime: Arc<Runtime>,
     pub api_keys: Arc<auth::ApiKeys>,
-    pub limits: config::Limits,
+    pub limits: custos_config::Limits,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
-    Config(#[from] config::ConfigError),
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Enrichment(#[from] custos_enrich::EnrichError),
     #[error("cannot prepare data directory {path}: {source}")]
@@ -81,53 +75,19 @@ pub enum StartError {
         path: String,
         source: std::io::Error,
     },
-    #[error("destination token key: {0}")]
-    TokenKey(String),
+    #[error(transparent)]
+    TokenKey(#[from] LoadTokenKeyError),
     #[error("cannot open the store: {0}")]
     Store(#[from] custos_store::StoreError),
     #[error("cannot start the engine: {0}")]
     Runtime(#[from] custos_runtime::RuntimeError),
     #[error(transparent)]
-    Rules(#[from] rules::LoadRulesError),
+    Rules(#[from] LoadRulesError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
     },
-}
-
-/// Loads the configured token key, or the one generated into the data
-/// directory, creating it on first start.
-pub fn load_token_key(config: &Config) -> Result<DestinationTokenizer, StartError> {
-    let key: Vec<u8> = match &config.destination_token_key {
-        Some(key) => key.as_bytes().to_vec(),
-        None => read_or_create_key_file(&config.data_dir.join(TOKEN_KEY_FILE))?,
-    };
-    DestinationTokenizer::new(&key).map_err(|e| StartError::TokenKey(e.to_string()))
-}
-
-fn read_or_create_key_file(path: &Path) -> Result<Vec<u8>, StartError> {
-    let io = |e: std::io::Error| StartError::TokenKey(format!("{}: {e}", path.display()));
-    match std::fs::read_to_string(path) {
-        Ok(text) => return Ok(text.trim().as_bytes().to_vec()),
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
-        Err(_) => {}
-    }
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| StartError::TokenKey(e.to_string()))?;
-    let key = hex::encode(bytes);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(io)?;
-    std::io::Write::write_all(&mut file, key.as_bytes()).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    tracing::warn!(
-        path = %path.display(),
-        "generated a destination token key; back it up with the data, or set destination_token_key"
-    );
-    Ok(key.into_bytes())
 }
 
 /// Opens the store and recovers the engine for a validated config.
@@ -142,7 +102,7 @@ pub fn open_runtime_with(config: &Config, options: SqliteOptions) -> Result<Runt
         path: config.data_dir.display().to_string(),
         source,
     })?;
-    let tokenizer = load_token_key(config)?;
+    let tokenizer = custos_config::load_token_key(config)?;
     let enricher = custos_enrich::GeoUaEnricher::open(&config.geo)?;
     tracing::info!(
         city_db = enricher.has_city_db(),
@@ -150,12 +110,12 @@ pub fn open_runtime_with(config: &Config, options: SqliteOptions) -> Result<Runt
         "enrichment ready"
     );
     let rules = match &config.rules.dir {
-        Some(dir) => Some(rules::load_rules_dir(dir)?),
+        Some(dir) => Some(custos_config::load_rules_dir(dir)?),
         None => None,
     };
     let store = SqliteStore::open_with(config.data_dir.join(DATABASE_FILE), options)?;
     let mut features = config.login_risk.features();
-    if config.engine.record_features == config::RecordFeatures::All {
+    if config.engine.record_features == custos_config::RecordFeatures::All {
         features.record = custos_core::features::FeatureSet::ALL;
     }
     let runtime = Runtime::start(
@@ -282,7 +242,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     if config.api_keys.is_empty() {
         tracing::warn!(
             %addr,
-            key = config::DEVELOPMENT_API_KEY,
+            key = custos_config::DEVELOPMENT_API_KEY,
             "no api_keys configured: accepting the development key on loopback only"
         );
     }

@@ -13,13 +13,11 @@
 //! Every change, lists included, installs a new rule-set version: a
 //! decision names the exact rules and lists it saw.
 
-use std::path::Path;
-
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use custos_core::rules::{RuleFiles, RuleSet, RuleSetError, RuleSetSource};
+use custos_core::rules::{RuleSet, RuleSetError, RuleSetSource};
 use custos_runtime::InstallError;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,73 +25,6 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::events::read_body;
-
-/// Largest file read from a rules directory.
-const MAX_RULE_FILE_BYTES: u64 = 16 * 1024 * 1024;
-
-/// Reads a rules directory (`ruleset.toml`, rule files, list files) into
-/// one source.
-pub fn load_rules_dir(dir: &Path) -> Result<RuleSetSource, LoadRulesError> {
-    let mut files = RuleFiles::default();
-    read_dir_into(dir, dir, &mut files, 0)?;
-    Ok(files.check()?)
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum LoadRulesError {
-    #[error("cannot read the rules in {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path} is larger than {MAX_RULE_FILE_BYTES} bytes")]
-    TooLarge { path: String },
-    #[error("{0}")]
-    Invalid(#[from] RuleSetError),
-}
-
-fn read_dir_into(
-    root: &Path,
-    dir: &Path,
-    files: &mut RuleFiles,
-    depth: u32,
-) -> Result<(), LoadRulesError> {
-    let io = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| LoadRulesError::Io { path, source }
-    };
-    // Rule directories are shallow: `lists/` at most. Deeper trees are
-    // not read, which also keeps a symlink loop from spinning.
-    if depth > 2 {
-        return Ok(());
-    }
-    for entry in std::fs::read_dir(dir).map_err(io(dir))? {
-        let entry = entry.map_err(io(dir))?;
-        let path = entry.path();
-        let meta = entry.metadata().map_err(io(&path))?;
-        if meta.is_dir() {
-            read_dir_into(root, &path, files, depth + 1)?;
-            continue;
-        }
-        if meta.len() > MAX_RULE_FILE_BYTES {
-            return Err(LoadRulesError::TooLarge {
-                path: path.display().to_string(),
-            });
-        }
-        let relative = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy())
-            .collect::<Vec<_>>()
-            .join("/");
-        if relative.ends_with(".toml") || relative.ends_with(".txt") {
-            let text = std::fs::read_to_string(&path).map_err(io(&path))?;
-            files.files.push((relative, text));
-        }
-    }
-    Ok(())
-}
 
 fn invalid_rules(e: &RuleSetError) -> ApiError {
     let mut error = ApiError::bad_request(

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use custos_server::Config;
+use custos_config::{Config, Overrides};
 
 // Events are parsed on HTTP or reader threads and freed on the engine
 // thread; mimalloc handles such cross-thread frees without lock contention.
@@ -95,12 +95,16 @@ fn main() -> ExitCode {
             listen,
             data_dir,
             rules,
-        } => load_config(config.as_deref(), listen, data_dir).and_then(|mut config| {
-            if let Some(dir) = rules {
-                config.rules.dir = Some(dir);
-            }
-            serve(config)
-        }),
+        } => custos_config::load(
+            config.as_deref(),
+            Overrides {
+                listen,
+                data_dir,
+                rules_dir: rules,
+            },
+        )
+        .map_err(anyhow::Error::from)
+        .and_then(serve),
         Command::Rules(command) => rules::run(command),
         Command::Replay(args) => replay::run(args),
         Command::Bench(command) => bench::run(command),
@@ -116,27 +120,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// Config file (or defaults), then environment, then flags.
-pub fn load_config(
-    path: Option<&std::path::Path>,
-    listen: Option<std::net::SocketAddr>,
-    data_dir: Option<PathBuf>,
-) -> anyhow::Result<Config> {
-    let mut config = match path {
-        Some(path) => Config::from_file(path)?,
-        None => Config::default(),
-    };
-    config.apply_env(|name| std::env::var(name).ok());
-    if let Some(listen) = listen {
-        config.listen = listen;
-    }
-    if let Some(dir) = data_dir {
-        config.data_dir = dir;
-    }
-    config.validate()?;
-    Ok(config)
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

@@ -84,7 +84,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             temp.path().to_path_buf()
         }
     };
-    let mut config = crate::load_config(args.config.as_deref(), None, Some(data_dir))?;
+    let overrides = custos_config::Overrides {
+        data_dir: Some(data_dir),
+        ..custos_config::Overrides::default()
+    };
+    let mut config = custos_config::load(args.config.as_deref(), overrides)?;
     // A bulk load commits far larger groups than live traffic forms: each
     // commit rewrites the index pages it touches, so fewer commits win.
     config.engine.max_group_events = config

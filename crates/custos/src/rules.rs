@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::Subcommand;
+use custos_config::{LoadRulesError, load_rules_dir};
 use custos_core::rules::RuleSet;
-use custos_server::rules::{LoadRulesError, load_rules_dir};
 
 #[derive(Subcommand)]
 pub enum RulesCommand {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use custos_config::{Config, ConfigError, WebhookDeliveryConfig, WebhookEndpointConfig};
 use custos_store::{EventStore, OutboxEntry, StoreError, StoreResult, WebhookFailure};
 use tokio::sync::{Notify, watch};
 use tokio::task::{JoinHandle, JoinSet};
@@ -13,7 +14,6 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::derive::OutboxPlan;
 use super::signature::{SIGNATURE_HEADER, WEBHOOK_ID_HEADER, sign};
 use crate::StartError;
-use crate::config::{Config, ConfigError, WebhookDeliveryConfig, WebhookEndpointConfig};
 
 /// Records read from the log per dispatcher transaction.
 const PAGE_RECORDS: usize = 500;

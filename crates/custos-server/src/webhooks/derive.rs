@@ -15,13 +15,12 @@
 //! at every endpoint. Records are read as JSON values rather than as
 //! `Decision`s so that effect types added later pass through unchanged.
 
+use custos_config::{DECISION_CREATED, WebhookEndpointConfig};
 use custos_core::Action;
 use custos_core::state::Timestamp;
 use custos_store::{NewWebhook, StoredRecord};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
-
-use crate::config::{DECISION_CREATED, WebhookEndpointConfig};
 
 /// Version of the envelope and of the data inside it.
 pub const API_VERSION: u32 = 1;

@@ -34,7 +34,7 @@ async fn v1_needs_a_valid_bearer_key() {
     let dev = s
         .client
         .get(&url)
-        .bearer_auth(custos_server::config::DEVELOPMENT_API_KEY)
+        .bearer_auth(custos_config::DEVELOPMENT_API_KEY)
         .send()
         .await
         .unwrap();
@@ -87,7 +87,7 @@ async fn the_development_key_works_on_loopback_only() {
     let response = s
         .client
         .get(format!("{}/v1/accounts/a", s.base))
-        .bearer_auth(custos_server::config::DEVELOPMENT_API_KEY)
+        .bearer_auth(custos_config::DEVELOPMENT_API_KEY)
         .send()
         .await
         .unwrap();

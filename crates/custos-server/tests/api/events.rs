@@ -74,7 +74,7 @@ async fn every_documented_example_is_accepted_and_stored() {
 async fn the_takeover_story_is_challenged_and_held() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = crate::config(dir.path());
-    config.engine.record_features = custos_server::config::RecordFeatures::All;
+    config.engine.record_features = custos_config::RecordFeatures::All;
     let s = TestServer::start(config).await;
     let (status, answers) = s.post(&Value::Array(story("seller-7"))).await;
     assert_eq!(status, 200, "{answers}");

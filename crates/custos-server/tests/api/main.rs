@@ -11,7 +11,8 @@ mod webhooks;
 
 use std::path::{Path, PathBuf};
 
-use custos_server::{Config, RunningServer};
+use custos_config::Config;
+use custos_server::RunningServer;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use custos_config::{WebhookDeliveryConfig, WebhookEndpointConfig};
 use custos_core::Action;
-use custos_server::config::{WebhookDeliveryConfig, WebhookEndpointConfig};
 use custos_server::webhooks::{DEFAULT_TOLERANCE, verify_signature};
 use custos_store::WebhookState;
 use serde_json::Value;
@@ -513,7 +513,7 @@ async fn deliveries_that_keep_failing_end_dead_and_are_reported() {
     let state = custos_server::AppState {
         runtime: s.server.runtime.clone(),
         api_keys: Arc::new(custos_server::auth::ApiKeys::new(&[])),
-        limits: custos_server::config::Limits::default(),
+        limits: custos_config::Limits::default(),
     };
     let response = custos_server::webhooks::get_webhooks(State(state))
         .await

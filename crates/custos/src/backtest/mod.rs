@@ -215,14 +215,14 @@ pub(crate) fn evaluate_observed(
     mut observe: impl FnMut(usize, &Event, &Decision),
 ) -> anyhow::Result<Outcome> {
     let config = match &args.config {
-        Some(path) => Some(crate::load_config(Some(path), None, None)?),
+        Some(path) => Some(custos_config::load(Some(path), Default::default())?),
         None => None,
     };
     // Tokens only need to be stable within the replay, unless the history
     // carries tokens made under your key.
     let tokenizer = match &config {
         Some(config) if config.destination_token_key.is_some() => {
-            custos_server::load_token_key(config)?
+            custos_config::load_token_key(config)?
         }
         _ => DestinationTokenizer::new(b"evaluate-key-0123456789abcdef")?,
     };
@@ -281,7 +281,7 @@ fn load_rules(dir: Option<&Path>) -> anyhow::Result<Arc<RuleSet>> {
     let rules = match dir {
         None => custos_core::rules::default_rule_set(),
         Some(dir) => {
-            let source = custos_server::rules::load_rules_dir(dir)
+            let source = custos_config::load_rules_dir(dir)
                 .with_context(|| format!("cannot load rules from {}", dir.display()))?;
             RuleSet::compile(source, 1)
                 .with_context(|| format!("invalid rules in {}", dir.display()))?

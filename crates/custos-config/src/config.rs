@@ -1,5 +1,5 @@
-//! Server configuration: a TOML file, environment overrides, and checks
-//! that refuse an unsafe setup before anything listens.
+//! The configuration: a TOML file, environment overrides, and checks
+//! that refuse an unsafe setup before anything listens or writes.
 //!
 //! Webhook endpoints (`[[webhooks]]`) and their delivery settings
 //! (`[webhook_delivery]`) are checked here too, down to the secret named by
@@ -264,7 +264,7 @@ impl WebhookEndpointConfig {
         if let Some(name) = &self.name {
             return name.clone();
         }
-        match reqwest::Url::parse(&self.url) {
+        match url::Url::parse(&self.url) {
             Ok(mut url) => {
                 url.set_query(None);
                 url.set_fragment(None);
@@ -313,7 +313,7 @@ impl WebhookEndpointConfig {
 
     /// Checks everything but the secret. Errors start with the field name.
     fn validate(&self) -> Result<(), String> {
-        let url = reqwest::Url::parse(&self.url)
+        let url = url::Url::parse(&self.url)
             .map_err(|e| format!("url: {:?} is not a URL: {e}", self.name()))?;
         match url.scheme() {
             "http" => {}

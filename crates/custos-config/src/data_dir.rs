@@ -1,0 +1,113 @@
+//! What an entry point finds in the data directory before the store opens:
+//! the name of the database file, and the destination token key.
+//!
+//! The token key turns bank account numbers into `tk_…` tokens (a keyed
+//! HMAC), so every entry point that parses events into a store must use the
+//! same key as the one that wrote it (the runtime refuses a different one).
+//! When `destination_token_key` is not configured, a random key is generated
+//! into the data directory on first start, readable by its owner only, and
+//! reused after: it must be backed up with the data.
+
+use std::path::Path;
+
+use custos_core::DestinationTokenizer;
+
+use crate::Config;
+
+/// Name of the generated token key file inside the data directory.
+pub const TOKEN_KEY_FILE: &str = "destination-token.key";
+/// Name of the database file inside the data directory.
+pub const DATABASE_FILE: &str = "custos.db";
+
+/// Why the destination token key could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+#[error("destination token key: {0}")]
+pub struct LoadTokenKeyError(String);
+
+/// Loads the configured token key, or the one generated into the data
+/// directory, creating it on first start.
+pub fn load_token_key(config: &Config) -> Result<DestinationTokenizer, LoadTokenKeyError> {
+    let key: Vec<u8> = match &config.destination_token_key {
+        Some(key) => key.as_bytes().to_vec(),
+        None => read_or_create_key_file(&config.data_dir.join(TOKEN_KEY_FILE))?,
+    };
+    DestinationTokenizer::new(&key).map_err(|e| LoadTokenKeyError(e.to_string()))
+}
+
+fn read_or_create_key_file(path: &Path) -> Result<Vec<u8>, LoadTokenKeyError> {
+    let io = |e: std::io::Error| LoadTokenKeyError(format!("{}: {e}", path.display()));
+    match std::fs::read_to_string(path) {
+        Ok(text) => return Ok(text.trim().as_bytes().to_vec()),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+        Err(_) => {}
+    }
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| LoadTokenKeyError(e.to_string()))?;
+    let key = hex::encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io)?;
+    std::io::Write::write_all(&mut file, key.as_bytes()).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    tracing::warn!(
+        path = %path.display(),
+        "generated a destination token key; back it up with the data, or set destination_token_key"
+    );
+    Ok(key.into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_generated_key_is_kept_in_the_data_dir_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Config::default()
+        };
+        let first = load_token_key(&config).unwrap();
+        let path = dir.path().join(TOKEN_KEY_FILE);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.len(), 64, "32 random bytes, hex: {text:?}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "readable by its owner only");
+        }
+        let again = load_token_key(&config).unwrap();
+        assert_eq!(first.key_id(), again.key_id(), "the file is reused");
+
+        // A configured key wins over the file.
+        let configured = Config {
+            destination_token_key: Some("a-configured-key-0123456789".into()),
+            ..config.clone()
+        };
+        assert_ne!(
+            load_token_key(&configured).unwrap().key_id(),
+            first.key_id()
+        );
+    }
+
+    #[test]
+    fn an_unusable_key_names_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = Config {
+            data_dir: dir.path().join("not-created"),
+            ..Config::default()
+        };
+        let err = load_token_key(&missing).unwrap_err().to_string();
+        assert!(err.starts_with("destination token key: "), "{err}");
+        assert!(err.contains(TOKEN_KEY_FILE), "{err}");
+        let short = Config {
+            destination_token_key: Some("short".into()),
+            ..Config::default()
+        };
+        let err = load_token_key(&short).unwrap_err().to_string();
+        assert!(err.starts_with("destination token key: "), "{err}");
+    }
+}
