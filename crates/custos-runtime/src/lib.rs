@@ -39,9 +39,17 @@
 //! exactly what it was. A failed commit leaves memory ahead of the log: every
 //! group decided on top of it is refused too, and the engine rebuilds itself
 //! from the store before taking more work.
+//!
+//! ## Opening
+//!
+//! [`open`] turns a checked `custos_config::Config` into a running
+//! [`Runtime`]: data directory, token key, enrichment, rules, SQLite store,
+//! recovery. Every entry point opens its runtime this way; [`Runtime::start`]
+//! is the lower-level call for tests and other stores.
 
 mod engine_thread;
 mod messages;
+mod open;
 mod writer;
 
 use std::hash::BuildHasher;
@@ -56,6 +64,8 @@ use custos_core::{AccountState, Decision, Event, EventParser, RuleSet, RuleSetSo
 use custos_store::{EventStore, StoreError};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
+
+pub use open::{OpenError, open};
 
 /// Meta key under which the destination-token key id is kept.
 const TOKEN_KEY_META: &str = "destination_token_key_id";

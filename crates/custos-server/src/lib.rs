@@ -42,10 +42,9 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use custos_config::{Config, ConfigError, DATABASE_FILE, LoadRulesError, LoadTokenKeyError};
-use custos_core::EventParser;
-use custos_runtime::{Runtime, RuntimeConfig};
-use custos_store::{SqliteOptions, SqliteStore};
+use custos_config::{Config, ConfigError};
+use custos_runtime::Runtime;
+use custos_store::SqliteOptions;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -66,70 +65,20 @@ pub struct AppState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The runtime did not open (config, key, enrichment, rules, store).
+    #[error(transparent)]
+    Open(#[from] custos_runtime::OpenError),
+    /// A webhook endpoint cannot be set up.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error(transparent)]
-    Enrichment(#[from] custos_enrich::EnrichError),
-    #[error("cannot prepare data directory {path}: {source}")]
-    DataDir {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error(transparent)]
-    TokenKey(#[from] LoadTokenKeyError),
+    /// The webhook outbox could not be read.
     #[error("cannot open the store: {0}")]
     Store(#[from] custos_store::StoreError),
-    #[error("cannot start the engine: {0}")]
-    Runtime(#[from] custos_runtime::RuntimeError),
-    #[error(transparent)]
-    Rules(#[from] LoadRulesError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: SocketAddr,
         source: std::io::Error,
     },
-}
-
-/// Opens the store and recovers the engine for a validated config.
-pub fn open_runtime(config: &Config) -> Result<Runtime, StartError> {
-    open_runtime_with(config, SqliteOptions::default())
-}
-
-/// [`open_runtime`] with store options (`custos replay` asks for bulk ones).
-pub fn open_runtime_with(config: &Config, options: SqliteOptions) -> Result<Runtime, StartError> {
-    config.validate()?;
-    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
-        path: config.data_dir.display().to_string(),
-        source,
-    })?;
-    let tokenizer = custos_config::load_token_key(config)?;
-    let enricher = custos_enrich::GeoUaEnricher::open(&config.geo)?;
-    tracing::info!(
-        city_db = enricher.has_city_db(),
-        asn_db = enricher.has_asn_db(),
-        "enrichment ready"
-    );
-    let rules = match &config.rules.dir {
-        Some(dir) => Some(custos_config::load_rules_dir(dir)?),
-        None => None,
-    };
-    let store = SqliteStore::open_with(config.data_dir.join(DATABASE_FILE), options)?;
-    let mut features = config.login_risk.features();
-    if config.engine.record_features == custos_config::RecordFeatures::All {
-        features.record = custos_core::features::FeatureSet::ALL;
-    }
-    let runtime = Runtime::start(
-        Arc::new(store),
-        EventParser::new(tokenizer).with_enricher(Arc::new(enricher)),
-        RuntimeConfig {
-            rules,
-            features,
-            max_group_events: config.engine.max_group_events,
-            snapshot_every_events: config.engine.snapshot_every_events,
-            ..RuntimeConfig::default()
-        },
-    )?;
-    Ok(runtime)
 }
 
 /// The router with all routes and middleware.
@@ -228,7 +177,7 @@ impl RunningServer {
 
 /// Validates the config, recovers state, binds and starts serving.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
-    let runtime = Arc::new(open_runtime(&config)?);
+    let runtime = Arc::new(custos_runtime::open(&config, SqliteOptions::default())?);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Listen {

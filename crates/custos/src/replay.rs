@@ -95,7 +95,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
         .engine
         .max_group_events
         .max(args.batch.max(1) * IN_FLIGHT);
-    let runtime = custos_server::open_runtime_with(&config, custos_store::SqliteOptions::bulk())?;
+    let runtime = custos_runtime::open(&config, custos_store::SqliteOptions::bulk())?;
     let reader: Box<dyn BufRead> = if args.file.as_os_str() == "-" {
         Box::new(BufReader::new(std::io::stdin()))
     } else {

@@ -1,0 +1,136 @@
+//! Opening a runtime from a configuration: the single way every entry point
+//! boots the engine (the HTTP server, `custos replay`, and later the NATS
+//! consumer), so that all of them check, key, enrich and recover alike.
+//!
+//! In order: check the config, create the data directory, load the
+//! destination token key (generated on first start), open the enrichment
+//! databases, read the configured rules directory, open the store in the
+//! data directory, then recover the engine from it ([`Runtime::start`]).
+//! Everything that can be refused is refused before the store is opened,
+//! except a token key that differs from the one the store was written
+//! with, which only the store can tell.
+
+use std::sync::Arc;
+
+use custos_config::{Config, ConfigError, DATABASE_FILE, LoadRulesError, LoadTokenKeyError};
+use custos_core::EventParser;
+use custos_core::features::FeatureSet;
+use custos_store::{SqliteOptions, SqliteStore, StoreError};
+
+use crate::{Runtime, RuntimeConfig, RuntimeError};
+
+/// Why a runtime did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Enrichment(#[from] custos_enrich::EnrichError),
+    #[error("cannot prepare data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    TokenKey(#[from] LoadTokenKeyError),
+    #[error("cannot open the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("cannot start the engine: {0}")]
+    Runtime(#[from] RuntimeError),
+    #[error(transparent)]
+    Rules(#[from] LoadRulesError),
+}
+
+/// Checks `config`, opens the SQLite store in its data directory with
+/// `options` (`custos replay` asks for [`SqliteOptions::bulk`]) and recovers
+/// the engine.
+pub fn open(config: &Config, options: SqliteOptions) -> Result<Runtime, OpenError> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| OpenError::DataDir {
+        path: config.data_dir.display().to_string(),
+        source,
+    })?;
+    let tokenizer = custos_config::load_token_key(config)?;
+    let enricher = custos_enrich::GeoUaEnricher::open(&config.geo)?;
+    tracing::info!(
+        city_db = enricher.has_city_db(),
+        asn_db = enricher.has_asn_db(),
+        "enrichment ready"
+    );
+    let rules = match &config.rules.dir {
+        Some(dir) => Some(custos_config::load_rules_dir(dir)?),
+        None => None,
+    };
+    let store = SqliteStore::open_with(config.data_dir.join(DATABASE_FILE), options)?;
+    let mut features = config.login_risk.features();
+    if config.engine.record_features == custos_config::RecordFeatures::All {
+        features.record = FeatureSet::ALL;
+    }
+    let runtime = Runtime::start(
+        Arc::new(store),
+        EventParser::new(tokenizer).with_enricher(Arc::new(enricher)),
+        RuntimeConfig {
+            rules,
+            features,
+            max_group_events: config.engine.max_group_events,
+            snapshot_every_events: config.engine.snapshot_every_events,
+            ..RuntimeConfig::default()
+        },
+    )?;
+    Ok(runtime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_in(dir: &std::path::Path) -> Config {
+        Config {
+            data_dir: dir.join("data"),
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn opens_in_a_new_data_dir_and_refuses_another_key_after() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(dir.path());
+        let runtime = open(&config, SqliteOptions::default()).unwrap();
+        assert_eq!(runtime.rules().version(), 1, "the built-in rules");
+        runtime.shutdown_blocking().unwrap();
+        drop(runtime);
+        assert!(config.data_dir.join(DATABASE_FILE).is_file());
+        assert!(
+            config
+                .data_dir
+                .join(custos_config::TOKEN_KEY_FILE)
+                .is_file()
+        );
+
+        // The generated key is reused, so the same directory opens again ...
+        let again = open(&config, SqliteOptions::default()).unwrap();
+        again.shutdown_blocking().unwrap();
+        drop(again);
+        // ... but not with a different key.
+        let other_key = Config {
+            destination_token_key: Some("another-key-0123456789".into()),
+            ..config
+        };
+        match open(&other_key, SqliteOptions::default()) {
+            Err(OpenError::Runtime(RuntimeError::TokenKeyChanged { .. })) => {}
+            other => panic!("expected a changed key, got {:?}", other.err()),
+        }
+    }
+
+    #[test]
+    fn an_invalid_config_is_refused_before_anything_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            listen: "0.0.0.0:8080".parse().unwrap(),
+            ..config_in(dir.path())
+        };
+        let err = open(&config, SqliteOptions::default()).err();
+        assert!(matches!(err, Some(OpenError::Config(_))), "{err:?}");
+        assert!(!config.data_dir.exists());
+    }
+}
