@@ -18,7 +18,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use custos_core::campaigns::CampaignStatus;
 use custos_core::decision::EffectKind;
@@ -29,7 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 /// Holds or campaigns listed at most per request.
 const MAX_LIST: usize = 1_000;
@@ -47,8 +47,8 @@ fn limit_of(limit: Option<usize>) -> Result<usize, ApiError> {
     match limit {
         None => Ok(DEFAULT_LIST),
         Some(n) if (1..=MAX_LIST).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::bad_request(
-            "invalid_field",
+        Some(n) => Err(ApiError::new(
+            Code::InvalidField,
             format!("limit: must be 1 to {MAX_LIST}, is {n}"),
         )
         .with_field("limit")),
@@ -66,8 +66,8 @@ pub async fn list_holds(
     let status = match query.status.as_deref() {
         None => HoldStatus::Held,
         Some(name) => HoldStatus::from_name(name).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_field",
+            ApiError::new(
+                Code::InvalidField,
                 format!("status: must be held, released or cancelled, is {name:?}"),
             )
             .with_field("status")
@@ -149,8 +149,7 @@ async fn find_hold(
                 .filter_map(|h| h.get("account_id").and_then(Value::as_str))
                 .collect();
             Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "hold_ambiguous",
+                Code::HoldAmbiguous,
                 format!(
                     "payout id {hold_id:?} is held on several accounts ({}); name one with account_id",
                     accounts.join(", ")
@@ -163,8 +162,8 @@ async fn find_hold(
 }
 
 fn hold_not_found(hold_id: &str) -> ApiError {
-    ApiError::not_found(
-        "hold_not_found",
+    ApiError::new(
+        Code::HoldNotFound,
         format!("no hold for payout or loan id {hold_id:?}"),
     )
 }
@@ -189,15 +188,15 @@ async fn action_body(
 ) -> Result<ActionBody, ApiError> {
     let bytes = crate::events::read_body(headers, body, state.limits.max_body_bytes).await?;
     let body: ActionBody = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request(
-            "invalid_json",
+        ApiError::new(
+            Code::InvalidJson,
             format!("expected {{\"analyst\": ..., \"reason\": ...}}: {e}"),
         )
     })?;
     for (field, value) in [("analyst", &body.analyst), ("reason", &body.reason)] {
         if value.as_deref().is_none_or(|v| v.trim().is_empty()) {
-            return Err(ApiError::bad_request(
-                "missing_field",
+            return Err(ApiError::new(
+                Code::MissingField,
                 format!("{field}: required, and not empty: who acted and why is kept for audit"),
             )
             .with_field(field));
@@ -254,8 +253,7 @@ async fn record_action(
         .map_err(|e| match e {
             // The action's id is the event id: name the field the caller sent.
             custos_runtime::SubmitError::Conflict { ref event_id, .. } => ApiError::new(
-                StatusCode::CONFLICT,
-                "event_id_conflict",
+                Code::EventIdConflict,
                 format!(
                     "action_id {event_id:?} was already used for another action; reuse an \
                      action_id only to retry the same action"
@@ -299,8 +297,7 @@ async fn close_hold(
                 .and_then(Value::as_str)
                 .unwrap_or("closed");
             Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "hold_not_open",
+                Code::HoldNotOpen,
                 format!(
                     "hold {hold_id:?} is {status}: only a held payout can be released or cancelled"
                 ),
@@ -364,8 +361,8 @@ pub async fn clear_account(
         .map_err(unavailable)?;
     match at_risk.as_bool() {
         None => {
-            return Err(ApiError::not_found(
-                "account_not_found",
+            return Err(ApiError::new(
+                Code::AccountNotFound,
                 format!("no events seen for account_id {account_id:?}"),
             ));
         }
@@ -398,8 +395,7 @@ pub async fn clear_account(
 
 fn not_at_risk(account_id: &str) -> ApiError {
     ApiError::new(
-        StatusCode::CONFLICT,
-        "account_not_at_risk",
+        Code::AccountNotAtRisk,
         format!(
             "account {account_id:?} is neither at risk nor in a live campaign; there is nothing to clear"
         ),
@@ -420,8 +416,8 @@ pub async fn list_campaigns(
     let status = match query.status.as_deref() {
         None => None,
         Some(name) => Some(CampaignStatus::from_name(name).ok_or_else(|| {
-            ApiError::bad_request(
-                "invalid_field",
+            ApiError::new(
+                Code::InvalidField,
                 format!("status: must be suspected, confirmed or dismissed, is {name:?}"),
             )
             .with_field("status")
@@ -477,8 +473,8 @@ pub async fn get_campaign(
 }
 
 fn campaign_not_found(campaign_id: &str) -> ApiError {
-    ApiError::not_found(
-        "campaign_not_found",
+    ApiError::new(
+        Code::CampaignNotFound,
         format!("no campaign with id {campaign_id:?}"),
     )
 }
@@ -514,8 +510,7 @@ async fn settle_campaign(
     match effects.into_iter().find(|e| e.kind == wanted) {
         Some(effect) => Ok(Json(effect.data).into_response()),
         None => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "campaign_unchanged",
+            Code::CampaignUnchanged,
             format!("campaign {campaign_id:?} already has that status"),
         )),
     }

@@ -5,14 +5,14 @@
 //! time taken says nothing about how much of a key was right.
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 pub struct ApiKeys {
     digests: Vec<[u8; 32]>,
@@ -46,8 +46,7 @@ pub async fn require_api_key(
     let header = request.headers().get(header::AUTHORIZATION);
     let Some(value) = header else {
         return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "missing_api_key",
+            Code::MissingApiKey,
             "missing Authorization header; send `Authorization: Bearer <api key>`",
         ));
     };
@@ -62,13 +61,11 @@ pub async fn require_api_key(
     match token {
         Some(token) if state.api_keys.accepts(token) => Ok(next.run(request).await),
         Some(_) => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_api_key",
+            Code::InvalidApiKey,
             "the API key is not valid",
         )),
         None => Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_authorization_header",
+            Code::InvalidAuthorizationHeader,
             "the Authorization header must be `Bearer <api key>`",
         )),
     }

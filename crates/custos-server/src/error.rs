@@ -4,6 +4,19 @@
 //! `index` when a specific field of a specific event is at fault. `code` is
 //! the stable, machine-readable part (listed in `docs/errors.md`); `message`
 //! is for people and may be reworded.
+//!
+//! ## One table
+//!
+//! Every code is one row of the table in `error_codes!` below: the
+//! variant of [`Code`] that handlers use, its wire string, its HTTP status,
+//! its [`ErrorType`], and one line on when it is returned. The table in
+//! `docs/errors.md` is rendered from these rows, and a test fails when the
+//! two differ (it prints the table to paste, or rewrites it with
+//! `UPDATE_DOCS=1`). A new code is therefore one new row here, and the
+//! documentation cannot forget it.
+//!
+//! The Sift-compatible routes (`src/sift/`) answer in Sift's own shapes and
+//! numeric statuses; they only translate these codes (`SiftError::from_api`).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -20,55 +33,217 @@ pub enum ErrorType {
     System,
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl ErrorType {
+    /// The wire name, as in the `type` field.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorType::InvalidRequest => "invalid_request",
+            ErrorType::Auth => "auth",
+            ErrorType::System => "system",
+        }
+    }
+}
+
+/// One row of the table: what a [`Code`] stands for.
+struct Row {
+    code: &'static str,
+    status: StatusCode,
+    error_type: ErrorType,
+    when: &'static str,
+}
+
+/// Declares [`Code`] from its rows: `Variant = "wire_code", STATUS,
+/// ErrorType, "when it is returned";`. The order is the order of the table
+/// in `docs/errors.md`.
+macro_rules! error_codes {
+    ($($variant:ident = $code:literal, $status:ident, $error_type:ident, $when:literal;)+) => {
+        /// Every error code of the API. Public names: a contract, changed
+        /// only with a version bump.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Code {
+            $(#[doc = $when] $variant,)+
+        }
+
+        impl Code {
+            /// Every code, in the order of `docs/errors.md`.
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)+];
+
+            const fn row(self) -> Row {
+                match self {
+                    $(Code::$variant => Row {
+                        code: $code,
+                        status: StatusCode::$status,
+                        error_type: ErrorType::$error_type,
+                        when: $when,
+                    },)+
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    InvalidJson = "invalid_json", BAD_REQUEST, InvalidRequest,
+        "The body (or an NDJSON line) is not JSON.";
+    InvalidBody = "invalid_body", BAD_REQUEST, InvalidRequest,
+        "The body could not be read (e.g. the client broke off the upload).";
+    EmptyBatch = "empty_batch", BAD_REQUEST, InvalidRequest,
+        "An empty array or NDJSON body with no events.";
+    InvalidEvent = "invalid_event", BAD_REQUEST, InvalidRequest,
+        "An event is not a JSON object.";
+    MissingField = "missing_field", BAD_REQUEST, InvalidRequest,
+        "A required field is absent or `null` (also `analyst` and `reason` of an analyst action, \
+         which may not be empty).";
+    InvalidField = "invalid_field", BAD_REQUEST, InvalidRequest,
+        "A field has the wrong type, an unknown enum value, a bad format (time, IP, currency, \
+         country), or is too long.";
+    UnknownEventType = "unknown_event_type", BAD_REQUEST, InvalidRequest,
+        "`type` is not one of the types in [events.md](events.md).";
+    InvalidRules = "invalid_rules", BAD_REQUEST, InvalidRequest,
+        "`POST /v1/rules` (or `/check`, or a list edit) with a rule set that does not compile. \
+         `errors` lists every problem: `rule`, `field`, `message`, `position {line, column}`, \
+         `snippet` (the line with a caret). Nothing changed.";
+    InvalidToml = "invalid_toml", BAD_REQUEST, InvalidRequest,
+        "A rule set sent as TOML is not valid TOML or has unknown keys.";
+    InvalidListEdit = "invalid_list_edit", BAD_REQUEST, InvalidRequest,
+        "A list edit body is not `{\"entries\": [...]}` (`PUT`) or \
+         `{\"add\": [...], \"remove\": [...]}` (`PATCH`).";
+    MissingApiKey = "missing_api_key", UNAUTHORIZED, Auth,
+        "No `Authorization: Bearer …` header.";
+    InvalidAuthorizationHeader = "invalid_authorization_header", UNAUTHORIZED, Auth,
+        "The header is not `Bearer <key>`.";
+    InvalidApiKey = "invalid_api_key", UNAUTHORIZED, Auth,
+        "The key is not one of the configured keys.";
+    EventNotFound = "event_not_found", NOT_FOUND, InvalidRequest,
+        "`GET /v1/events/{event_id}` for an id never stored.";
+    AccountNotFound = "account_not_found", NOT_FOUND, InvalidRequest,
+        "`GET /v1/accounts/{account_id}` for an account with no events.";
+    RulesVersionNotFound = "rules_version_not_found", NOT_FOUND, InvalidRequest,
+        "`GET /v1/rules/{version}` for a version never installed.";
+    ListNotFound = "list_not_found", NOT_FOUND, InvalidRequest,
+        "`/v1/lists/{name}` for a list the live rule set does not have.";
+    HoldNotFound = "hold_not_found", NOT_FOUND, InvalidRequest,
+        "`/v1/holds/{id}` or `/v1/payouts/{id}/…` for a payout or loan id that was never held \
+         (or whose closed hold was forgotten).";
+    CampaignNotFound = "campaign_not_found", NOT_FOUND, InvalidRequest,
+        "`/v1/campaigns/{id}` for an unknown campaign id.";
+    RouteNotFound = "route_not_found", NOT_FOUND, InvalidRequest,
+        "No such path.";
+    MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED, InvalidRequest,
+        "The path exists but not with this method.";
+    EventIdConflict = "event_id_conflict", CONFLICT, InvalidRequest,
+        "The `event_id` is already stored with a different body (for an analyst action: its \
+         `action_id` was used for another action). Nothing of the request was applied.";
+    HoldNotOpen = "hold_not_open", CONFLICT, InvalidRequest,
+        "Release or cancel of a hold already released or cancelled.";
+    HoldAmbiguous = "hold_ambiguous", CONFLICT, InvalidRequest,
+        "The payout id is held on several accounts: name one with `account_id` (query for \
+         `GET`, body for actions).";
+    AccountNotAtRisk = "account_not_at_risk", CONFLICT, InvalidRequest,
+        "`POST /v1/accounts/{id}/clear` for an account that is neither at risk nor a live \
+         member of a campaign.";
+    CampaignUnchanged = "campaign_unchanged", CONFLICT, InvalidRequest,
+        "Confirm or dismiss of a campaign that already has that status.";
+    RulesChanged = "rules_changed", CONFLICT, InvalidRequest,
+        "A list edit raced with another rule-set install; nothing changed. Retry the edit.";
+    PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE, InvalidRequest,
+        "The body is over `limits.max_body_bytes`.";
+    BatchTooLarge = "batch_too_large", PAYLOAD_TOO_LARGE, InvalidRequest,
+        "More events than `limits.max_batch_events`.";
+    UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, InvalidRequest,
+        "A `Content-Type` other than JSON or NDJSON (JSON or TOML for `/v1/rules`).";
+    Internal = "internal", INTERNAL_SERVER_ERROR, System,
+        "A bug. Logged with details on the server.";
+    StorageUnavailable = "storage_unavailable", SERVICE_UNAVAILABLE, System,
+        "The store failed to commit; nothing of the request was acknowledged. Retry with the \
+         same event ids.";
+    ShuttingDown = "shutting_down", SERVICE_UNAVAILABLE, System,
+        "The server is stopping. Retry against another instance or later.";
+}
+
+impl Code {
+    /// The wire string, as in the `code` field.
+    pub const fn as_str(self) -> &'static str {
+        self.row().code
+    }
+
+    pub const fn status(self) -> StatusCode {
+        self.row().status
+    }
+
+    pub const fn error_type(self) -> ErrorType {
+        self.row().error_type
+    }
+
+    /// When the code is returned, one line of Markdown (`docs/errors.md`).
+    pub const fn description(self) -> &'static str {
+        self.row().when
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct ApiError {
-    #[serde(skip)]
-    pub status: StatusCode,
+    pub code: Code,
     pub message: String,
-    pub code: &'static str,
-    #[serde(rename = "type")]
-    pub error_type: ErrorType,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,
     /// Every problem, when there are several (an invalid rule set).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<serde_json::Value>,
 }
 
+/// The body on the wire, in this field order.
+#[derive(Serialize)]
+struct WireError<'a> {
+    message: &'a str,
+    code: Code,
+    #[serde(rename = "type")]
+    error_type: ErrorType,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a serde_json::Value>,
+}
+
+impl Serialize for ApiError {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WireError {
+            message: &self.message,
+            code: self.code,
+            error_type: self.code.error_type(),
+            field: self.field.as_deref(),
+            index: self.index,
+            errors: self.errors.as_ref(),
+        }
+        .serialize(serializer)
+    }
+}
+
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-        let error_type = match status {
-            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ErrorType::Auth,
-            s if s.is_server_error() => ErrorType::System,
-            _ => ErrorType::InvalidRequest,
-        };
+    pub fn new(code: Code, message: impl Into<String>) -> ApiError {
         ApiError {
-            status,
-            message: message.into(),
             code,
-            error_type,
+            message: message.into(),
             field: None,
             index: None,
             errors: None,
         }
     }
 
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::BAD_REQUEST, code, message)
-    }
-
-    pub fn not_found(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::NOT_FOUND, code, message)
-    }
-
+    /// The store (or the task reading it) failed: `storage_unavailable`.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
-            message,
-        )
+        ApiError::new(Code::StorageUnavailable, message)
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.code.status()
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
@@ -87,10 +262,110 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if self.status.is_server_error() {
-            tracing::error!(code = self.code, message = %self.message, "request failed");
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(code = self.code.as_str(), message = %self.message, "request failed");
         }
-        let status = self.status;
         (status, axum::Json(self)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// The header of the table in `docs/errors.md`.
+    const TABLE_HEADER: &str = "| code | HTTP | type | when |";
+
+    /// The table of `docs/errors.md`, rendered from [`Code`].
+    fn render_table() -> String {
+        let mut table = format!("{TABLE_HEADER}\n|---|---|---|---|\n");
+        for code in Code::ALL {
+            table.push_str(&format!(
+                "| `{}` | {} | {} | {} |\n",
+                code.as_str(),
+                code.status().as_u16(),
+                code.error_type().as_str(),
+                code.description()
+            ));
+        }
+        table
+    }
+
+    /// `docs/errors.md` cut around its table: before, table, after.
+    fn split_at_table(doc: &str) -> Option<(&str, &str, &str)> {
+        let start = doc.find(&format!("\n{TABLE_HEADER}\n"))? + 1;
+        let mut end = start;
+        for line in doc[start..].split_inclusive('\n') {
+            if !line.starts_with('|') {
+                break;
+            }
+            end += line.len();
+        }
+        Some((&doc[..start], &doc[start..end], &doc[end..]))
+    }
+
+    /// The table in `docs/errors.md` is generated from [`Code`]. When a code
+    /// changes, this fails and prints the new table to paste over the old
+    /// one; or run `UPDATE_DOCS=1 cargo test -p custos-server error::tests`
+    /// to have the table in the file rewritten (the prose around it is
+    /// kept), then review the diff.
+    #[test]
+    fn the_docs_table_is_generated_from_the_codes() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/errors.md");
+        let doc = std::fs::read_to_string(&path).unwrap();
+        let (before, table, after) = split_at_table(&doc)
+            .unwrap_or_else(|| panic!("docs/errors.md has no table headed {TABLE_HEADER:?}"));
+        let expected = render_table();
+        if table == expected {
+            return;
+        }
+        if std::env::var_os("UPDATE_DOCS").is_some_and(|v| v == "1") {
+            std::fs::write(&path, format!("{before}{expected}{after}")).unwrap();
+            return;
+        }
+        panic!(
+            "the table in docs/errors.md differs from error::Code; replace it with this \
+             (or run with UPDATE_DOCS=1):\n\n{expected}"
+        );
+    }
+
+    #[test]
+    fn codes_are_unique_and_typed_by_their_status() {
+        let mut seen = std::collections::HashSet::new();
+        for code in Code::ALL {
+            assert!(seen.insert(code.as_str()), "{} twice", code.as_str());
+            let status = code.status();
+            let by_status = match status {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => ErrorType::Auth,
+                s if s.is_server_error() => ErrorType::System,
+                _ => ErrorType::InvalidRequest,
+            };
+            assert_eq!(code.error_type(), by_status, "{}", code.as_str());
+            assert_eq!(
+                serde_json::to_value(code.error_type()).unwrap(),
+                code.error_type().as_str()
+            );
+            assert!(status.is_client_error() || status.is_server_error());
+        }
+    }
+
+    #[test]
+    fn the_body_keeps_its_shape_and_field_order() {
+        let error = ApiError::new(Code::InvalidField, "event 2: country: unknown")
+            .with_field("destination.country")
+            .with_index(2);
+        assert_eq!(
+            serde_json::to_string(&error).unwrap(),
+            r#"{"message":"event 2: country: unknown","code":"invalid_field","type":"invalid_request","field":"destination.country","index":2}"#
+        );
+        let plain = ApiError::unavailable("disk full").with_field("");
+        assert_eq!(
+            serde_json::to_string(&plain).unwrap(),
+            r#"{"message":"disk full","code":"storage_unavailable","type":"system"}"#
+        );
+        assert_eq!(plain.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 }

@@ -10,7 +10,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use custos_core::features::Features;
 use custos_core::{Action, EventErrorKind, Reason};
@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 const NDJSON: &str = "application/x-ndjson";
 
@@ -94,29 +94,28 @@ pub async fn post_events(
             Ok(Value::Array(items)) => (items, Shape::Array),
             Ok(value @ Value::Object(_)) => (vec![value], Shape::Single),
             Ok(_) => {
-                return Err(ApiError::bad_request(
-                    "invalid_json",
+                return Err(ApiError::new(
+                    Code::InvalidJson,
                     "the body must be an event object or an array of event objects",
                 ));
             }
             Err(e) => {
-                return Err(ApiError::bad_request(
-                    "invalid_json",
+                return Err(ApiError::new(
+                    Code::InvalidJson,
                     format!("the body is not valid JSON: {e}"),
                 ));
             }
         }
     };
     if values.is_empty() {
-        return Err(ApiError::bad_request(
-            "empty_batch",
+        return Err(ApiError::new(
+            Code::EmptyBatch,
             "the request holds no events",
         ));
     }
     if values.len() > state.limits.max_batch_events {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
+            Code::BatchTooLarge,
             format!(
                 "the request holds {} events; the limit is {} per request",
                 values.len(),
@@ -130,8 +129,7 @@ pub async fn post_events(
             index,
             ref event_id,
         } if shape != Shape::Single => ApiError::new(
-            StatusCode::CONFLICT,
-            "event_id_conflict",
+            Code::EventIdConflict,
             format!(
                 "event {index}: event_id {event_id:?} is already stored with a different body; \
                  reuse an event_id only to retry the identical event; nothing in this request \
@@ -149,8 +147,7 @@ pub async fn post_events(
 pub(crate) fn submit_error(e: SubmitError) -> ApiError {
     match e {
         SubmitError::Conflict { ref event_id, .. } => ApiError::new(
-            StatusCode::CONFLICT,
-            "event_id_conflict",
+            Code::EventIdConflict,
             format!(
                 "event_id {event_id:?} is already stored with a different body; reuse an \
                  event_id only to retry the identical event"
@@ -159,8 +156,7 @@ pub(crate) fn submit_error(e: SubmitError) -> ApiError {
         .with_field("event_id"),
         SubmitError::Storage(_) => ApiError::unavailable(e.to_string()),
         SubmitError::ShuttingDown => ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting_down",
+            Code::ShuttingDown,
             "the server is shutting down; retry against another instance or later",
         ),
     }
@@ -169,31 +165,29 @@ pub(crate) fn submit_error(e: SubmitError) -> ApiError {
 /// The error for an event that does not parse, naming its field.
 pub(crate) fn event_error(e: custos_core::EventError) -> ApiError {
     let code = match e.kind {
-        EventErrorKind::NotAnObject => "invalid_event",
-        EventErrorKind::MissingField => "missing_field",
-        EventErrorKind::InvalidField => "invalid_field",
-        EventErrorKind::UnknownEventType => "unknown_event_type",
+        EventErrorKind::NotAnObject => Code::InvalidEvent,
+        EventErrorKind::MissingField => Code::MissingField,
+        EventErrorKind::InvalidField => Code::InvalidField,
+        EventErrorKind::UnknownEventType => Code::UnknownEventType,
     };
     let message = if e.field.is_empty() {
         e.problem.clone()
     } else {
         e.to_string()
     };
-    ApiError::bad_request(code, message).with_field(e.field)
+    ApiError::new(code, message).with_field(e.field)
 }
 
 fn unsupported_media_type() -> ApiError {
     ApiError::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        "unsupported_media_type",
+        Code::UnsupportedMediaType,
         format!("Content-Type must be application/json or {NDJSON}"),
     )
 }
 
 fn payload_too_large(limit: usize) -> ApiError {
     ApiError::new(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
+        Code::PayloadTooLarge,
         format!("the body exceeds the limit of {limit} bytes; split it into smaller requests"),
     )
 }
@@ -220,8 +214,8 @@ pub(crate) async fn read_body(
                 }
                 source = err.source();
             }
-            Err(ApiError::bad_request(
-                "invalid_body",
+            Err(ApiError::new(
+                Code::InvalidBody,
                 format!("the body could not be read: {e}"),
             ))
         }
@@ -235,8 +229,8 @@ fn split_lines(bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
             continue;
         }
         let value = serde_json::from_slice::<Value>(line).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_json",
+            ApiError::new(
+                Code::InvalidJson,
                 format!("line {} is not valid JSON: {e}", n + 1),
             )
             .with_index(values.len())
@@ -255,9 +249,10 @@ fn parse_all(
     let mut events = Vec::with_capacity(values.len());
     for (index, value) in values.into_iter().enumerate() {
         match parser.parse_value(value) {
-            Ok(event) => events.push(PreparedEvent::new(event).map_err(|e| {
-                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-            })?),
+            Ok(event) => events.push(
+                PreparedEvent::new(event)
+                    .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?,
+            ),
             Err(e) if shape == Shape::Single => return Err(event_error(e)),
             Err(e) => {
                 let message = if e.field.is_empty() {
@@ -277,9 +272,7 @@ fn parse_all(
 }
 
 fn respond(outcomes: &[Outcome], shape: Shape) -> Result<Response, ApiError> {
-    let encode_error = |e: serde_json::Error| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
-    };
+    let encode_error = |e: serde_json::Error| ApiError::new(Code::Internal, e.to_string());
     match shape {
         Shape::Single => {
             let answer = EventAnswer::from(&outcomes[0]);

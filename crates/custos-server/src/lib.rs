@@ -39,7 +39,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use custos_config::{Config, ConfigError};
@@ -50,7 +49,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use error::ApiError;
+use error::{ApiError, Code};
 
 /// Most recent events listed in an account summary.
 const ACCOUNT_RECENT_EVENTS: usize = 20;
@@ -233,8 +232,8 @@ async fn get_event(
         .map_err(|e| ApiError::unavailable(e.to_string()))?
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     let Some(record) = record else {
-        return Err(ApiError::not_found(
-            "event_not_found",
+        return Err(ApiError::new(
+            Code::EventNotFound,
             format!("no event with event_id {event_id:?}"),
         ));
     };
@@ -260,8 +259,8 @@ async fn get_account(
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     let Some(account) = account else {
-        return Err(ApiError::not_found(
-            "account_not_found",
+        return Err(ApiError::new(
+            Code::AccountNotFound,
             format!("no events seen for account_id {account_id:?}"),
         ));
     };
@@ -351,16 +350,15 @@ async fn metrics(State(state): State<AppState>) -> Response {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::not_found(
-        "route_not_found",
+    ApiError::new(
+        Code::RouteNotFound,
         "no such route; see the README for the API",
     )
 }
 
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        Code::MethodNotAllowed,
         "this route does not take that HTTP method",
     )
 }

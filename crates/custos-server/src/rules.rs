@@ -23,12 +23,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::events::read_body;
 
 fn invalid_rules(e: &RuleSetError) -> ApiError {
-    let mut error = ApiError::bad_request(
-        "invalid_rules",
+    let mut error = ApiError::new(
+        Code::InvalidRules,
         format!(
             "the rule set has {} problem{}; nothing was changed. First: {}",
             e.errors.len(),
@@ -61,8 +61,7 @@ fn install(
         Err(InstallError::Invalid(e)) => Err(invalid_rules(&e)),
         Err(InstallError::Storage(message)) => Err(ApiError::unavailable(message)),
         Err(e @ InstallError::Stale { .. }) => Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "rules_changed",
+            Code::RulesChanged,
             format!("{e}; retry the edit"),
         )),
     }
@@ -90,8 +89,7 @@ async fn read_source(
         Some("application/toml" | "text/toml" | "text/plain") => true,
         Some(_) => {
             return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
+                Code::UnsupportedMediaType,
                 "Content-Type must be application/json or application/toml",
             ));
         }
@@ -99,17 +97,17 @@ async fn read_source(
     let bytes = read_body(headers, body, state.limits.max_body_bytes).await?;
     if toml_body {
         let text = std::str::from_utf8(&bytes)
-            .map_err(|_| ApiError::bad_request("invalid_toml", "the body is not valid UTF-8"))?;
+            .map_err(|_| ApiError::new(Code::InvalidToml, "the body is not valid UTF-8"))?;
         toml::from_str(text).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_toml",
+            ApiError::new(
+                Code::InvalidToml,
                 format!("the body is not a valid rule set: {}", e.message()),
             )
         })
     } else {
         serde_json::from_slice(&bytes).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_json",
+            ApiError::new(
+                Code::InvalidJson,
                 format!("the body is not a valid rule set: {e}"),
             )
         })
@@ -185,8 +183,8 @@ pub async fn get_rule_version(
     UrlPath(version): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let Ok(number) = version.parse::<u64>() else {
-        return Err(ApiError::bad_request(
-            "invalid_field",
+        return Err(ApiError::new(
+            Code::InvalidField,
             format!("the rule-set version must be a positive integer, not {version:?}"),
         )
         .with_field("version"));
@@ -197,8 +195,8 @@ pub async fn get_rule_version(
         .map_err(|e| ApiError::unavailable(e.to_string()))?
         .map_err(|e| ApiError::unavailable(e.to_string()))?;
     let Some((installed_at_ms, json)) = stored else {
-        return Err(ApiError::not_found(
-            "rules_version_not_found",
+        return Err(ApiError::new(
+            Code::RulesVersionNotFound,
             format!("no rule-set version {number} was ever installed"),
         ));
     };
@@ -215,8 +213,8 @@ pub async fn get_rule_version(
 }
 
 fn list_not_found(name: &str) -> ApiError {
-    ApiError::not_found(
-        "list_not_found",
+    ApiError::new(
+        Code::ListNotFound,
         format!("the live rule set has no list named {name:?}; add it with POST /v1/rules"),
     )
 }
@@ -265,7 +263,10 @@ async fn edit_list(
 ) -> Result<Response, ApiError> {
     let bytes = read_body(&headers, body, state.limits.max_body_bytes).await?;
     let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("the body is not valid JSON: {e}"))
+        ApiError::new(
+            Code::InvalidJson,
+            format!("the body is not valid JSON: {e}"),
+        )
     })?;
     tokio::task::spawn_blocking(move || {
         // The edit applies to the version read here; an install in between
@@ -291,8 +292,8 @@ pub async fn put_list(
 ) -> Result<Response, ApiError> {
     edit_list(state, name, headers, body, |entries, value| {
         let replace: ReplaceEntries = serde_json::from_value(value).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_list_edit",
+            ApiError::new(
+                Code::InvalidListEdit,
                 format!("expected {{\"entries\": [...]}}: {e}"),
             )
             .with_field("entries")
@@ -311,8 +312,8 @@ pub async fn patch_list(
 ) -> Result<Response, ApiError> {
     edit_list(state, name, headers, body, |entries, value| {
         let edit: EditEntries = serde_json::from_value(value).map_err(|e| {
-            ApiError::bad_request(
-                "invalid_list_edit",
+            ApiError::new(
+                Code::InvalidListEdit,
                 format!("expected {{\"add\": [...], \"remove\": [...]}}: {e}"),
             )
         })?;

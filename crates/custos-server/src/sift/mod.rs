@@ -57,6 +57,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::error::{ApiError, Code};
 
 /// The Sift routes. They sit outside `/v1` and its bearer-token middleware:
 /// each checks the key where Sift's clients send it.
@@ -194,16 +195,16 @@ impl SiftError {
 
     /// Turns a Custos API error (an unreadable body, a refused submission)
     /// into Sift's codes, keeping its HTTP status.
-    pub fn from_api(e: crate::error::ApiError) -> SiftError {
+    pub fn from_api(e: ApiError) -> SiftError {
         let code = match e.code {
-            "invalid_body" | "payload_too_large" => status::INVALID_BODY,
-            "invalid_json" => status::INVALID_JSON,
-            "missing_field" => status::MISSING_FIELD,
-            "storage_unavailable" | "shutting_down" => status::UNAVAILABLE,
-            "internal" => status::SERVER_ERROR,
+            Code::InvalidBody | Code::PayloadTooLarge => status::INVALID_BODY,
+            Code::InvalidJson => status::INVALID_JSON,
+            Code::MissingField => status::MISSING_FIELD,
+            Code::StorageUnavailable | Code::ShuttingDown => status::UNAVAILABLE,
+            Code::Internal => status::SERVER_ERROR,
             _ => status::INVALID_FIELD_VALUE,
         };
-        SiftError::new(e.status, code, e.message)
+        SiftError::new(e.status(), code, e.message)
     }
 }
 
