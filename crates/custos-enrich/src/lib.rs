@@ -37,7 +37,7 @@ use serde::Deserialize;
 use crate::geo::GeoDatabases;
 use crate::user_agent::UserAgentParser;
 
-/// The `[geo]` section of the server configuration.
+/// The `[geo]` section of the configuration (`custos_config::Config`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GeoConfig {
