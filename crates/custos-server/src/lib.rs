@@ -20,9 +20,13 @@
 //! | `GET /metrics` | Prometheus text |
 //!
 //! `/v1` needs `Authorization: Bearer <key>`; see [`custos_config::Config`]
-//! for how keys are set and when the development key is allowed. The Sift routes take
-//! the same keys where Sift's clients send them (`$api_key` in the body,
-//! `api_key` in the query, or HTTP Basic).
+//! for how keys are set and when the development key is allowed. The Sift
+//! routes take the same keys where Sift's clients send them (`$api_key` in
+//! the body, `api_key` in the query, or HTTP Basic).
+//!
+//! This crate is HTTP only: its settings are a [`custos_config::Config`],
+//! and [`start`] opens the runtime with [`custos_runtime::open`], as every
+//! other entry point does.
 
 mod analyst;
 pub mod auth;
