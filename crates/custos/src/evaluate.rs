@@ -1,6 +1,6 @@
 //! `custos eval login-risk`: how well the login-risk model separates
 //! attackers from the sellers they attack, on a generated world with known
-//! ground truth ([`crate::eval::logins`]).
+//! ground truth ([`custos_sim::logins`]).
 //!
 //! Events run through the engine in time order, as they would in
 //! production: legitimate events are decided and applied (profiles and
@@ -20,7 +20,7 @@ use custos_core::features::FeatureConfig;
 use custos_core::login_risk::Mixture;
 use custos_core::{DestinationTokenizer, Engine, EventParser};
 
-use crate::eval::logins::{self, AttackerModel, LoginWorldConfig, SampleKind};
+use custos_sim::logins::{self, AttackerModel, LoginWorldConfig, SampleKind};
 
 #[derive(clap::Subcommand)]
 pub enum EvalCommand {

@@ -3,12 +3,10 @@
 mod backtest;
 mod bench;
 mod demo;
-mod eval;
 mod evaluate;
 mod replay;
 mod rules;
 mod simulate;
-mod synth;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -7,7 +7,7 @@
 //! Events are read in file order (a history is in time order) and decided
 //! and applied exactly as the server would, by one [`Engine`] per rule set.
 //! The ground truth rides along in each event's `truth` object
-//! ([`crate::eval::market`]), which is removed before the event is parsed:
+//! ([`custos_sim::market`]), which is removed before the event is parsed:
 //! the engine never sees it. A history without `truth` (your own log) is
 //! replayed all the same; the figures that need ground truth are then
 //! empty.
@@ -236,7 +236,7 @@ pub(crate) fn evaluate_observed(
         // default list cannot know them.
         features
             .hosting_asns
-            .extend(crate::eval::logins::hosting_asns());
+            .extend(custos_sim::logins::hosting_asns());
     }
     let base_rules = load_rules(args.rules.as_deref())?;
     let candidate_rules = args
@@ -575,7 +575,7 @@ impl Run {
         object.insert("account_id".into(), json!(response.account_id));
         object.insert(
             "time".into(),
-            json!(crate::eval::logins::rfc3339(response.time)),
+            json!(custos_sim::logins::rfc3339(response.time)),
         );
         if let Some(session) = &response.session_id {
             object.insert("session_id".into(), json!(session));
@@ -913,11 +913,11 @@ impl Run {
                     campaign: name.clone(),
                     scenario: truth.scenario.clone(),
                     victims: truth.first_attack.len() as u64,
-                    started_at: truth.started_at.map(crate::eval::logins::rfc3339),
+                    started_at: truth.started_at.map(custos_sim::logins::rfc3339),
                     detected_at: truth
                         .detected
                         .as_ref()
-                        .map(|d| crate::eval::logins::rfc3339(d.0)),
+                        .map(|d| custos_sim::logins::rfc3339(d.0)),
                     detected_as: truth.detected.as_ref().map(|d| d.1.clone()),
                     delay_hours: match (truth.started_at, &truth.detected) {
                         (Some(start), Some(d)) => Some((d.0 - start) as f64 / 3_600.0),
@@ -1017,8 +1017,8 @@ impl Run {
                 read: read.events,
                 by_attackers: tally.by_attackers,
                 decisions: std::mem::take(&mut tally.decisions),
-                first_time: tally.first_time.map(crate::eval::logins::rfc3339),
-                last_time: tally.last_time.map(crate::eval::logins::rfc3339),
+                first_time: tally.first_time.map(custos_sim::logins::rfc3339),
+                last_time: tally.last_time.map(custos_sim::logins::rfc3339),
                 seconds,
                 events_per_second: if seconds > 0.0 {
                     read.events as f64 / seconds
@@ -1143,7 +1143,7 @@ fn day_of(unix: i64) -> i64 {
 }
 
 fn day_name(day: i64) -> String {
-    let rfc = crate::eval::logins::rfc3339(day * 86_400);
+    let rfc = custos_sim::logins::rfc3339(day * 86_400);
     rfc.get(..10).unwrap_or(&rfc).to_string()
 }
 
@@ -1170,7 +1170,7 @@ mod tests {
     const T0: i64 = 1_519_862_400;
 
     fn time(t: i64) -> String {
-        crate::eval::logins::rfc3339(t)
+        custos_sim::logins::rfc3339(t)
     }
 
     /// A seller with a month of logins from home, a bank account, sales
@@ -1470,14 +1470,14 @@ mod tests {
     fn the_default_rules_catch_a_small_simulated_2018_campaign() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sim.ndjson");
-        let config = crate::eval::market::MarketConfig {
+        let config = custos_sim::model::MarketConfig {
             sellers: 600,
             days: 120,
             seed: 3,
-            scenarios: vec![crate::eval::scenarios::Scenario::SellerPhishing2018],
+            scenarios: vec![custos_sim::model::Scenario::SellerPhishing2018],
         };
         let file = std::fs::File::create(&path).expect("create");
-        crate::simulate::write(&config, file).expect("write");
+        custos_sim::market::write(&config, file).expect("write");
         let Outcome::Single(report) = evaluate(&args(path)).expect("evaluates") else {
             panic!("no comparison was asked for");
         };

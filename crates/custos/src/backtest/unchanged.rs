@@ -14,9 +14,8 @@ use sha2::{Digest as _, Sha256};
 
 use super::report::Report;
 use super::*;
-use crate::eval::logins::{self, LoginWorldConfig};
-use crate::eval::market::MarketConfig;
-use crate::eval::scenarios::Scenario;
+use custos_sim::logins::{self, LoginWorldConfig};
+use custos_sim::model::{MarketConfig, Scenario};
 
 fn hex_of(hasher: Sha256) -> String {
     hex::encode(hasher.finalize())
@@ -80,7 +79,7 @@ fn simulation_decisions_and_reports_are_unchanged() {
         scenarios: Scenario::ALL.to_vec(),
     };
     let file = std::fs::File::create(&history).expect("create");
-    crate::simulate::write(&config, file).expect("write");
+    custos_sim::market::write(&config, file).expect("write");
     let bytes = std::fs::read(&history).expect("read back");
     let history_digest = hex_of(Sha256::new_with_prefix(&bytes));
 
@@ -150,8 +149,8 @@ fn simulation_decisions_and_reports_are_unchanged() {
 fn generated_worlds_are_unchanged() {
     let mut synth = Sha256::new();
     let mut count = 0u64;
-    crate::synth::generate(
-        &crate::synth::SynthSpec {
+    custos_sim::synth::generate(
+        &custos_sim::synth::SynthSpec {
             events: 20_000,
             accounts: 500,
             seed: 3,
