@@ -1,6 +1,5 @@
 //! The `custos` command: run the server, replay files, measure.
 
-mod backtest;
 mod bench;
 mod demo;
 mod evaluate;
@@ -63,16 +62,19 @@ enum Command {
     /// Measure: the core engine, event generation, HTTP under load.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-    /// Evaluate models on generated data with known ground truth.
-    #[command(subcommand)]
-    Eval(evaluate::EvalCommand),
     /// Write a synthetic marketplace history (honest sellers and attack
     /// scenarios, with ground truth) as NDJSON.
     Simulate(simulate::SimulateArgs),
     /// Replay a history through the engine and report stolen money stopped,
     /// honest sellers delayed, campaigns detected and how each rule did, as
-    /// JSON and HTML.
-    Evaluate(backtest::EvaluateArgs),
+    /// JSON and HTML; `custos evaluate login-risk` measures the login-risk
+    /// model.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Evaluate models on generated data with known ground truth
+    /// (deprecated: use `custos evaluate login-risk`; goes in the next
+    /// release).
+    #[command(subcommand, hide = true)]
+    Eval(evaluate::EvaluateCommand),
     /// Simulate the 2018 seller-phishing campaign on a small marketplace,
     /// evaluate the default rules on it, and print the headline figures.
     Demo(demo::DemoArgs),
@@ -102,9 +104,12 @@ fn main() -> ExitCode {
         Command::Rules(command) => rules::run(command),
         Command::Replay(args) => replay::run(args),
         Command::Bench(command) => bench::run(command),
-        Command::Eval(command) => evaluate::run(command),
         Command::Simulate(args) => simulate::run(args),
-        Command::Evaluate(args) => backtest::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
+        Command::Eval(command) => {
+            eprintln!("warning: `custos eval` is deprecated; use `custos evaluate login-risk`");
+            evaluate::run_command(command)
+        }
         Command::Demo(args) => demo::run(args),
     };
     match result {

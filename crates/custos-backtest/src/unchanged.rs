@@ -14,6 +14,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::report::Report;
 use super::*;
+use crate::tests::rules_from_dir;
 use custos_sim::logins::{self, LoginWorldConfig};
 use custos_sim::model::{MarketConfig, Scenario};
 
@@ -53,7 +54,7 @@ struct Digests {
     decided: [u64; 2],
 }
 
-fn evaluate_digested(args: &EvaluateArgs) -> (Outcome, Digests) {
+fn evaluate_digested(args: &Evaluation) -> (Outcome, Digests) {
     let mut digests = Digests {
         decisions: [Sha256::new(), Sha256::new()],
         decided: [0, 0],
@@ -84,15 +85,7 @@ fn simulation_decisions_and_reports_are_unchanged() {
     let history_digest = hex_of(Sha256::new_with_prefix(&bytes));
 
     // One rule set.
-    let mut args = EvaluateArgs {
-        file: history.clone(),
-        rules: None,
-        compare: None,
-        config: None,
-        json: None,
-        html: None,
-        no_responses: false,
-    };
+    let mut args = Evaluation::new(history.clone(), RulesUnderTest::built_in());
     let (Outcome::Single(mut report), digests) = evaluate_digested(&args) else {
         panic!("no comparison was asked for");
     };
@@ -107,7 +100,7 @@ fn simulation_decisions_and_reports_are_unchanged() {
     ];
 
     // Two rule sets side by side.
-    args.compare = Some(candidate_rules(dir.path()));
+    args.candidate = Some(rules_from_dir(&candidate_rules(dir.path())));
     let (Outcome::Compared(mut comparison), digests) = evaluate_digested(&args) else {
         panic!("a comparison was asked for");
     };
