@@ -1,10 +1,14 @@
-//! The `custos` command: run the server, replay files, measure.
+//! The `custos` command: run the server, replay files, simulate, evaluate,
+//! measure. Argument parsing and glue only: one module per command, each
+//! mostly its clap arguments and calls into the libraries (the server, the
+//! runtime, `custos-sim`, `custos-backtest`).
 
 mod bench;
 mod demo;
 mod evaluate;
 mod replay;
 mod rules;
+mod serve;
 mod simulate;
 
 use std::path::PathBuf;
@@ -38,21 +42,7 @@ enum Command {
     /// Without a config file Custos listens on 127.0.0.1:8080, keeps its data
     /// in ./custos-data, and accepts the development API key
     /// `custos-dev-key` (loopback only).
-    Serve {
-        /// TOML config file (see custos.example.toml).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// Address to listen on; overrides the config file.
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
-        /// Data directory; overrides the config file.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Rules directory (like rules/); overrides the config file. It is
-        /// installed as a new version if it differs from the live one.
-        #[arg(long)]
-        rules: Option<PathBuf>,
-    },
+    Serve(serve::ServeArgs),
     /// Work with rule directories offline.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
@@ -90,17 +80,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve {
-            config,
-            listen,
-            data_dir,
-            rules,
-        } => load_config(config.as_deref(), listen, data_dir).and_then(|mut config| {
-            if let Some(dir) = rules {
-                config.rules.dir = Some(dir);
-            }
-            serve(config)
-        }),
+        Command::Serve(args) => serve::run(args),
         Command::Rules(command) => rules::run(command),
         Command::Replay(args) => replay::run(args),
         Command::Bench(command) => bench::run(command),
@@ -140,47 +120,4 @@ pub fn load_config(
     }
     config.validate()?;
     Ok(config)
-}
-
-fn serve(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("custos-http")
-        .build()?;
-    runtime.block_on(async {
-        let mut server = custos_server::start(config).await?;
-        tokio::select! {
-            _ = shutdown_signal() => {
-                tracing::info!("shutting down: finishing requests in flight");
-            }
-            _ = server.wait() => {
-                anyhow::bail!("the http server stopped unexpectedly");
-            }
-        }
-        server.stop().await?;
-        tracing::info!("stopped cleanly");
-        Ok(())
-    })
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
