@@ -15,12 +15,12 @@
 //! # The replay
 //!
 //! Events are read in file order (a history is in time order) and decided
-//! and applied exactly as the server would, by one [`Engine`] per rule set.
-//! The ground truth rides along in each event's `truth` object
-//! ([`custos_sim::truth::Truth`]), which is removed before the event is parsed:
-//! the engine never sees it. A history without `truth` (your own log) is
-//! replayed all the same; the figures that need ground truth are then
-//! empty.
+//! and applied exactly as the server would, by one
+//! [`Engine`](custos_core::Engine) per rule set. The ground truth rides
+//! along in each event's `truth` object ([`custos_sim::truth::Truth`]),
+//! which is removed before the event is parsed: the engine never sees it.
+//! A history without `truth` (your own log) is replayed all the same; the
+//! figures that need ground truth are then empty.
 //!
 //! Reading and parsing run on worker threads, deciding on the calling
 //! thread, so a replay uses every core the machine has and still decides

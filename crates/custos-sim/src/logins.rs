@@ -9,9 +9,8 @@
 //! `device_id`, plus a top-level `enrichment` object: the serialized
 //! [`custos_core::Enrichment`] that the enrichment adapters would compute for
 //! its address and user agent. The network facts come from the synthetic
-//! internet of [`crate::world`], the client facts from [`crate::clients`];
-//! both are functions of the address and the string alone, as a database
-//! lookup would be.
+//! internet of `world`, the client facts from `clients`; both are functions
+//! of the address and the string alone, as a database lookup would be.
 //!
 //! # Legitimate sellers
 //!
@@ -27,7 +26,7 @@
 //!   often from a desktop that stays there.
 //! - **Devices**, each with a stable `device_id`: a computer (95%), a second
 //!   one for some, a phone used for logins (80%), a tablet (12%), each with
-//!   its own browser and update lag (see [`crate::clients`]). A computer is
+//!   its own browser and update lag (see `clients`). A computer is
 //!   replaced about every three years, a phone every two, a tablet every
 //!   three and a half (a new `device_id` and user agent). Browsers on
 //!   computers and tablets lose their `device_id` (cookies cleared) on 0.3%

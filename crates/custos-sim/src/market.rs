@@ -5,7 +5,7 @@
 //! [`generate`] calls back with each event, in time order, as the public
 //! API accepts it, plus a `truth` object ([`Truth`]) that the engine never
 //! sees (`custos evaluate` removes it before parsing; see
-//! `docs/scenarios.md`); [`write`] writes them as NDJSON:
+//! `docs/scenarios.md`); [`write()`] writes them as NDJSON:
 //!
 //! ```json
 //! "truth": {"actor": "seller" | "attacker" | "platform", "fraud": bool,

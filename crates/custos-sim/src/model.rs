@@ -4,7 +4,7 @@
 //! destinations, events before rendering, and the seller lives the
 //! scenarios pick their victims from. Both import it; neither imports the
 //! other's types, so the two modules do not depend on each other in a
-//! circle (the market only calls [`crate::scenarios::plan`]).
+//! circle (the market only calls `scenarios::plan`).
 
 use serde_json::{Value, json};
 

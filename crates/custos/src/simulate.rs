@@ -5,7 +5,6 @@
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-
 use custos_sim::market;
 use custos_sim::model::{self, MarketConfig, Scenario};
 
