@@ -12,7 +12,8 @@ use custos_core::{DestinationTokenizer, Engine, Event, EventParser};
 use hdrhistogram::Histogram;
 use serde_json::Value;
 
-use crate::synth::{SynthSpec, generate};
+use custos_sim::rng::Rng;
+use custos_sim::synth::{SynthSpec, generate};
 
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
@@ -182,13 +183,7 @@ fn bench_engine(spec: &SpecArgs, passes: u32) -> anyhow::Result<()> {
 }
 
 /// One login event with enrichment, as an adapter would have filled it in.
-fn bench_login_event(
-    id: u64,
-    account: u64,
-    at: i64,
-    home: bool,
-    rng: &mut crate::synth::Rng,
-) -> Event {
+fn bench_login_event(id: u64, account: u64, at: i64, home: bool, rng: &mut Rng) -> Event {
     let (ip, device, asn, country, city, lat, lon) = if home {
         let mobile = rng.chance(0.15);
         if mobile {
@@ -273,7 +268,7 @@ fn bench_login(
     seed: u64,
     geo: &custos_enrich::GeoConfig,
 ) -> anyhow::Result<()> {
-    let mut rng = crate::synth::Rng::new(seed);
+    let mut rng = Rng::new(seed);
     let start = 1_525_000_000i64;
     let mut engine = Engine::default();
     let mut id = 0u64;

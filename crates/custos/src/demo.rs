@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use crate::backtest::{self, EvaluateArgs};
+use crate::evaluate::{self, EvaluateArgs};
 use crate::simulate::{self, SimulateArgs};
 
 #[derive(clap::Args, Debug, Clone)]
@@ -44,13 +44,5 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         "replaying {} through the default rules...",
         history.display()
     );
-    backtest::run(EvaluateArgs {
-        file: history,
-        rules: None,
-        compare: None,
-        config: None,
-        json: None,
-        html: None,
-        no_responses: false,
-    })
+    evaluate::run(EvaluateArgs::backtest(history))
 }

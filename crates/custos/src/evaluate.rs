@@ -1,36 +1,75 @@
-//! `custos eval login-risk`: how well the login-risk model separates
-//! attackers from the sellers they attack, on a generated world with known
-//! ground truth ([`crate::eval::logins`]).
+//! `custos evaluate FILE`: the backtest ([`custos_backtest`]), and
+//! `custos evaluate login-risk`: the login-risk model on generated logins
+//! ([`custos_backtest::login_risk`]). Here are the arguments, the config,
+//! token key and rule directories they name, and the files and lines
+//! written; the replay and the reports are the library's.
 //!
-//! Events run through the engine in time order, as they would in
-//! production: legitimate events are decided and applied (profiles and
-//! population learn from them), attack logins are only decided, so that one
-//! attack cannot make the next one look familiar and every attack is scored
-//! against the victim's true history. Only successful logins of accounts with
-//! history are scored (a first login has nothing to compare with).
-//!
-//! The report gives, for each operating point (the share of legitimate
-//! logins a threshold challenges), the threshold on `login.risk` and the
-//! share of each attacker model's logins at or above it, plus the ROC AUC.
+//! `custos eval login-risk` is the old name of `custos evaluate
+//! login-risk`, kept (hidden) for one release.
 
-use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Context as _;
+use custos_backtest::{Evaluation, Outcome, RulesUnderTest, login_risk};
 use custos_core::features::FeatureConfig;
-use custos_core::login_risk::Mixture;
-use custos_core::{DestinationTokenizer, Engine, EventParser};
+use custos_core::rules::RuleSet;
+use custos_sim::logins::LoginWorldConfig;
 
-use crate::eval::logins::{self, AttackerModel, LoginWorldConfig, SampleKind};
+#[derive(clap::Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct EvaluateArgs {
+    #[command(subcommand)]
+    pub command: Option<EvaluateCommand>,
+    /// NDJSON history, in time order (as `custos simulate` writes it).
+    #[arg(required = true)]
+    pub file: Option<PathBuf>,
+    /// Rules directory; default: the built-in default rules.
+    #[arg(long)]
+    pub rules: Option<PathBuf>,
+    /// A second rules directory to run on the same history and compare.
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
+    /// Config file for the token key and feature settings (hosting ASNs).
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Where to write the JSON report; default: next to the history, as
+    /// `<name>.report.json`.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Where to write the HTML report; default: `<name>.report.html`.
+    #[arg(long)]
+    pub html: Option<PathBuf>,
+    /// Do not play the platform's side (no added verifications).
+    #[arg(long)]
+    pub no_responses: bool,
+}
 
-#[derive(clap::Subcommand)]
-pub enum EvalCommand {
+impl EvaluateArgs {
+    /// The backtest of `file` under the built-in rules, reports next to it.
+    pub fn backtest(file: PathBuf) -> EvaluateArgs {
+        EvaluateArgs {
+            command: None,
+            file: Some(file),
+            rules: None,
+            compare: None,
+            config: None,
+            json: None,
+            html: None,
+            no_responses: false,
+        }
+    }
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum EvaluateCommand {
     /// Detection rate of the login-risk model against the share of
     /// legitimate logins challenged, on generated seller histories with
     /// naive, VPN and targeted attackers (Wiefling et al.).
     LoginRisk(LoginRiskArgs),
 }
 
-#[derive(clap::Args)]
+#[derive(clap::Args, Debug, Clone)]
 pub struct LoginRiskArgs {
     #[arg(long, default_value_t = 2_000)]
     accounts: usize,
@@ -49,94 +88,98 @@ pub struct LoginRiskArgs {
     json: bool,
 }
 
-pub fn run(command: EvalCommand) -> anyhow::Result<()> {
+pub fn run(args: EvaluateArgs) -> anyhow::Result<()> {
+    match (&args.command, &args.file) {
+        (Some(command), _) => run_command(command.clone()),
+        (None, Some(file)) => backtest(&args, file),
+        // clap requires one or the other.
+        (None, None) => anyhow::bail!("evaluate: a history file or a command is required"),
+    }
+}
+
+/// `custos evaluate <COMMAND>`, and `custos eval <COMMAND>` (deprecated).
+pub fn run_command(command: EvaluateCommand) -> anyhow::Result<()> {
     match command {
-        EvalCommand::LoginRisk(args) => login_risk(&args),
+        EvaluateCommand::LoginRisk(args) => login_risk(&args),
     }
 }
 
-/// Scores of legitimate logins and of each attacker model's.
-#[derive(Default)]
-struct Scores {
-    legit: Vec<f64>,
-    attacks: BTreeMap<AttackerModel, Vec<f64>>,
-}
-
-fn score_world(
-    samples: &[(custos_core::Event, SampleKind)],
-    mixture: Mixture,
-    device_family: bool,
-    hosting: &[u32],
-) -> Scores {
-    let mut features = FeatureConfig::default();
-    features.risk.mixture = mixture;
-    features.risk.device_family = device_family;
-    features.hosting_asns.extend(hosting.iter().copied());
-    let mut engine = Engine::with_features(
-        std::sync::Arc::new(custos_core::rules::default_rule_set()),
+fn backtest(args: &EvaluateArgs, file: &Path) -> anyhow::Result<()> {
+    let config = match &args.config {
+        Some(path) => Some(custos_config::load(Some(path), Default::default())?),
+        None => None,
+    };
+    // Tokens only need to be stable within the replay, unless the history
+    // carries tokens made under your key.
+    let tokenizer = match &config {
+        Some(config) if config.destination_token_key.is_some() => {
+            custos_config::load_token_key(config)?
+        }
+        _ => custos_backtest::replay_tokenizer(),
+    };
+    let features = config
+        .as_ref()
+        .map_or_else(FeatureConfig::default, |c| c.login_risk.features());
+    let evaluation = Evaluation {
+        history: file.to_path_buf(),
+        base: load_rules(args.rules.as_deref())?,
+        candidate: args
+            .compare
+            .as_deref()
+            .map(|dir| load_rules(Some(dir)))
+            .transpose()?,
+        tokenizer,
         features,
+        responses: !args.no_responses,
+    };
+    let outcome = custos_backtest::evaluate(&evaluation)?;
+    let (json_path, html_path) = output_paths(args, file);
+    std::fs::write(&json_path, outcome.to_json()?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    std::fs::write(&html_path, outcome.to_html())
+        .with_context(|| format!("cannot write {}", html_path.display()))?;
+    print!("{}", outcome.base().headline_text(""));
+    if let Outcome::Compared(comparison) = &outcome {
+        print!("{}", comparison.candidate.headline_text("compare: "));
+        let changed: u64 = comparison.changed.iter().map(|c| c.fraud + c.legit).sum();
+        println!("events decided differently: {changed}");
+    }
+    println!(
+        "report: {} and {}",
+        html_path.display(),
+        json_path.display()
     );
-    let mut scores = Scores::default();
-    for (event, kind) in samples {
-        let is_login = matches!(
-            event.details,
-            custos_core::Details::Login {
-                status: custos_core::event::LoginStatus::Success,
-                ..
-            }
-        );
-        let decision = match kind {
-            SampleKind::Legit => engine.process(event),
-            SampleKind::Attack(_) => engine.decide(event),
-        };
-        if !is_login || decision.features.flag_of("login.first") != Some(false) {
-            continue;
-        }
-        let risk = decision.features.number_of("login.risk").unwrap_or(0.0);
-        match kind {
-            SampleKind::Legit => scores.legit.push(risk),
-            SampleKind::Attack(model) => scores.attacks.entry(*model).or_default().push(risk),
-        }
-    }
-    scores
+    Ok(())
 }
 
-/// The lowest threshold that challenges at most `share` of `legit`.
-fn threshold_for(legit_sorted: &[f64], share: f64) -> f64 {
-    let allowed = (legit_sorted.len() as f64 * share).floor() as usize;
-    if allowed == 0 {
-        return legit_sorted.last().map_or(0.0, |m| m + 1e-9);
-    }
-    // Scores strictly above the (n - allowed)th value are challenged; ties at
-    // the boundary are not, so the share challenged never exceeds `share`.
-    let boundary = legit_sorted[legit_sorted.len() - allowed - 1];
-    let next_up = legit_sorted[legit_sorted.len() - allowed..]
-        .iter()
-        .copied()
-        .find(|s| *s > boundary)
-        .unwrap_or(boundary + 1e-9);
-    (boundary + next_up) / 2.0
+fn load_rules(dir: Option<&Path>) -> anyhow::Result<RulesUnderTest> {
+    let Some(dir) = dir else {
+        return Ok(RulesUnderTest::built_in());
+    };
+    let source = custos_config::load_rules_dir(dir)
+        .with_context(|| format!("cannot load rules from {}", dir.display()))?;
+    let rules = RuleSet::compile(source, 1)
+        .with_context(|| format!("invalid rules in {}", dir.display()))?;
+    Ok(RulesUnderTest {
+        rules: Arc::new(rules),
+        dir: Some(dir.to_path_buf()),
+    })
 }
 
-fn share_at_or_above(scores: &[f64], threshold: f64) -> f64 {
-    if scores.is_empty() {
-        return 0.0;
-    }
-    scores.iter().filter(|s| **s >= threshold).count() as f64 / scores.len() as f64
-}
-
-/// Probability that a random attack scores above a random legit login.
-fn auc(legit_sorted: &[f64], attacks: &[f64]) -> f64 {
-    if legit_sorted.is_empty() || attacks.is_empty() {
-        return 0.0;
-    }
-    let mut total = 0.0;
-    for a in attacks {
-        let below = legit_sorted.partition_point(|l| l < a);
-        let equal = legit_sorted[below..].partition_point(|l| l <= a);
-        total += below as f64 + equal as f64 / 2.0;
-    }
-    total / (attacks.len() as f64 * legit_sorted.len() as f64)
+fn output_paths(args: &EvaluateArgs, file: &Path) -> (PathBuf, PathBuf) {
+    let stem = file
+        .file_stem()
+        .map_or_else(|| "history".into(), |s| s.to_string_lossy().into_owned());
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let json_path = args
+        .json
+        .clone()
+        .unwrap_or_else(|| dir.join(format!("{stem}.report.json")));
+    let html_path = args
+        .html
+        .clone()
+        .unwrap_or_else(|| dir.join(format!("{stem}.report.html")));
+    (json_path, html_path)
 }
 
 fn login_risk(args: &LoginRiskArgs) -> anyhow::Result<()> {
@@ -148,18 +191,7 @@ fn login_risk(args: &LoginRiskArgs) -> anyhow::Result<()> {
         warmup_days: args.warmup_days,
     };
     let started = std::time::Instant::now();
-    let generated = logins::generate(&config);
-    let parser = EventParser::new(DestinationTokenizer::new(b"eval-key-0123456789abcdef")?);
-    let samples: Vec<(custos_core::Event, SampleKind)> = generated
-        .into_iter()
-        .map(|s| {
-            parser
-                .parse_value(s.event)
-                .map(|e| (e, s.kind))
-                .context("a generated event did not parse")
-        })
-        .collect::<anyhow::Result<_>>()?;
-    let hosting = logins::hosting_asns();
+    let samples = login_risk::generate(&config)?;
     eprintln!(
         "generated {} events for {} sellers over {} days in {:.1}s",
         samples.len(),
@@ -167,111 +199,11 @@ fn login_risk(args: &LoginRiskArgs) -> anyhow::Result<()> {
         args.days,
         started.elapsed().as_secs_f64()
     );
-    let mut report = Vec::new();
-    let variants = [
-        (Mixture::Geometric, true),
-        (Mixture::Arithmetic, true),
-        (Mixture::Geometric, false),
-        (Mixture::Arithmetic, false),
-    ];
-    for (mixture, device_family) in variants {
-        let mut scores = score_world(&samples, mixture, device_family, &hosting);
-        scores.legit.sort_by(f64::total_cmp);
-        let mut rows = Vec::new();
-        for share in [0.01, 0.05, 0.10] {
-            let threshold = threshold_for(&scores.legit, share);
-            let detection: BTreeMap<&str, f64> = scores
-                .attacks
-                .iter()
-                .map(|(m, s)| (m.name(), share_at_or_above(s, threshold)))
-                .collect();
-            rows.push(serde_json::json!({
-                "legit_challenged_at_most": share,
-                "legit_challenged": share_at_or_above(&scores.legit, threshold),
-                "threshold": (threshold * 1000.0).round() / 1000.0,
-                "detected": detection,
-            }));
-        }
-        let aucs: BTreeMap<&str, f64> = scores
-            .attacks
-            .iter()
-            .map(|(m, s)| (m.name(), auc(&scores.legit, s)))
-            .collect();
-        let default_threshold = custos_core::login_risk::DEFAULT_CHALLENGE_THRESHOLD;
-        report.push(serde_json::json!({
-            "mixture": match mixture { Mixture::Geometric => "geometric", Mixture::Arithmetic => "arithmetic" },
-            "families": if device_family { "network, client, device" } else { "network, client (as in the paper)" },
-            "legit_logins": scores.legit.len(),
-            "attack_logins": scores.attacks.iter().map(|(m, s)| (m.name(), s.len())).collect::<BTreeMap<_, _>>(),
-            "operating_points": rows,
-            "auc": aucs,
-            "at_default_threshold": {
-                "threshold": default_threshold,
-                "legit_challenged": share_at_or_above(&scores.legit, default_threshold),
-                "detected": scores.attacks.iter().map(|(m, s)| (m.name(), share_at_or_above(s, default_threshold))).collect::<BTreeMap<_, _>>(),
-            },
-        }));
-    }
+    let report = login_risk::report(&samples);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    for r in &report {
-        println!(
-            "mixture {}, families {}: {} legit logins scored, attacks {}",
-            r["mixture"].as_str().unwrap_or("?"),
-            r["families"].as_str().unwrap_or("?"),
-            r["legit_logins"],
-            r["attack_logins"]
-        );
-        println!("  legit challenged | threshold | naive  | vpn    | targeted");
-        let rows = r["operating_points"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let pct = |v: &serde_json::Value| format!("{:5.1}%", v.as_f64().unwrap_or(0.0) * 100.0);
-        for row in rows
-            .iter()
-            .chain(std::iter::once(&r["at_default_threshold"]))
-        {
-            println!(
-                "  {:>16} | {:>9.3} | {} | {} | {}",
-                pct(&row["legit_challenged"]),
-                row["threshold"].as_f64().unwrap_or(0.0),
-                pct(&row["detected"]["naive"]),
-                pct(&row["detected"]["vpn"]),
-                pct(&row["detected"]["targeted"]),
-            );
-        }
-        println!(
-            "  AUC: naive {:.4}, vpn {:.4}, targeted {:.4} (last row: the default threshold)",
-            r["auc"]["naive"].as_f64().unwrap_or(0.0),
-            r["auc"]["vpn"].as_f64().unwrap_or(0.0),
-            r["auc"]["targeted"].as_f64().unwrap_or(0.0)
-        );
+    } else {
+        print!("{}", login_risk::table(&report));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn thresholds_never_challenge_more_than_the_share() {
-        let legit: Vec<f64> = (0..100).map(|i| (i / 2) as f64).collect(); // ties in pairs
-        for share in [0.01, 0.05, 0.1, 0.5] {
-            let t = threshold_for(&legit, share);
-            assert!(share_at_or_above(&legit, t) <= share, "{share}: {t}");
-        }
-        assert_eq!(share_at_or_above(&legit, threshold_for(&legit, 0.1)), 0.1);
-    }
-
-    #[test]
-    fn auc_is_one_for_perfect_separation_and_half_for_none() {
-        let legit = vec![0.0, 1.0, 2.0];
-        assert_eq!(auc(&legit, &[5.0, 6.0]), 1.0);
-        assert_eq!(auc(&legit, &[-1.0]), 0.0);
-        assert!((auc(&legit, &[1.0]) - 0.5).abs() < 1e-9);
-    }
 }

@@ -1,20 +1,19 @@
-//! The `custos` command: run the server, replay files, measure.
+//! The `custos` command: run the server, replay files, simulate, evaluate,
+//! measure. Argument parsing and glue only: one module per command, each
+//! mostly its clap arguments and calls into the libraries (the server, the
+//! runtime, `custos-sim`, `custos-backtest`).
 
-mod backtest;
 mod bench;
 mod demo;
-mod eval;
 mod evaluate;
 mod replay;
 mod rules;
+mod serve;
 mod simulate;
-mod synth;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use custos_config::{Config, Overrides};
 
 // Events are parsed on HTTP or reader threads and freed on the engine
 // thread; mimalloc handles such cross-thread frees without lock contention.
@@ -41,21 +40,7 @@ enum Command {
     /// Without a config file Custos listens on 127.0.0.1:8080, keeps its data
     /// in ./custos-data, and accepts the development API key
     /// `custos-dev-key` (loopback only).
-    Serve {
-        /// TOML config file (see custos.example.toml).
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// Address to listen on; overrides the config file.
-        #[arg(long)]
-        listen: Option<std::net::SocketAddr>,
-        /// Data directory; overrides the config file.
-        #[arg(long)]
-        data_dir: Option<PathBuf>,
-        /// Rules directory (like rules/); overrides the config file. It is
-        /// installed as a new version if it differs from the live one.
-        #[arg(long)]
-        rules: Option<PathBuf>,
-    },
+    Serve(serve::ServeArgs),
     /// Work with rule directories offline.
     #[command(subcommand)]
     Rules(rules::RulesCommand),
@@ -65,16 +50,19 @@ enum Command {
     /// Measure: the core engine, event generation, HTTP under load.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-    /// Evaluate models on generated data with known ground truth.
-    #[command(subcommand)]
-    Eval(evaluate::EvalCommand),
     /// Write a synthetic marketplace history (honest sellers and attack
     /// scenarios, with ground truth) as NDJSON.
     Simulate(simulate::SimulateArgs),
     /// Replay a history through the engine and report stolen money stopped,
     /// honest sellers delayed, campaigns detected and how each rule did, as
-    /// JSON and HTML.
-    Evaluate(backtest::EvaluateArgs),
+    /// JSON and HTML; `custos evaluate login-risk` measures the login-risk
+    /// model.
+    Evaluate(evaluate::EvaluateArgs),
+    /// Evaluate models on generated data with known ground truth
+    /// (deprecated: use `custos evaluate login-risk`; goes in the next
+    /// release).
+    #[command(subcommand, hide = true)]
+    Eval(evaluate::EvaluateCommand),
     /// Simulate the 2018 seller-phishing campaign on a small marketplace,
     /// evaluate the default rules on it, and print the headline figures.
     Demo(demo::DemoArgs),
@@ -90,27 +78,16 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve {
-            config,
-            listen,
-            data_dir,
-            rules,
-        } => custos_config::load(
-            config.as_deref(),
-            Overrides {
-                listen,
-                data_dir,
-                rules_dir: rules,
-            },
-        )
-        .map_err(anyhow::Error::from)
-        .and_then(serve),
+        Command::Serve(args) => serve::run(args),
         Command::Rules(command) => rules::run(command),
         Command::Replay(args) => replay::run(args),
         Command::Bench(command) => bench::run(command),
-        Command::Eval(command) => evaluate::run(command),
         Command::Simulate(args) => simulate::run(args),
-        Command::Evaluate(args) => backtest::run(args),
+        Command::Evaluate(args) => evaluate::run(args),
+        Command::Eval(command) => {
+            eprintln!("warning: `custos eval` is deprecated; use `custos evaluate login-risk`");
+            evaluate::run_command(command)
+        }
         Command::Demo(args) => demo::run(args),
     };
     match result {
@@ -119,48 +96,5 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn serve(config: Config) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("custos-http")
-        .build()?;
-    runtime.block_on(async {
-        let mut server = custos_server::start(config).await?;
-        tokio::select! {
-            _ = shutdown_signal() => {
-                tracing::info!("shutting down: finishing requests in flight");
-            }
-            _ = server.wait() => {
-                anyhow::bail!("the http server stopped unexpectedly");
-            }
-        }
-        server.stop().await?;
-        tracing::info!("stopped cleanly");
-        Ok(())
-    })
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

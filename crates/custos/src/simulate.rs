@@ -1,14 +1,12 @@
 //! `custos simulate`: writes a synthetic marketplace history with ground
-//! truth as NDJSON ([`crate::eval::market`], scenarios in
+//! truth as NDJSON ([`custos_sim::market`], scenarios in
 //! `docs/scenarios.md`).
 
-use std::io::Write as _;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-
-use crate::eval::market::{self, MarketConfig};
-use crate::eval::scenarios::Scenario;
+use custos_sim::market;
+use custos_sim::model::{self, MarketConfig, Scenario};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimulateArgs {
@@ -52,14 +50,14 @@ pub(crate) fn parse_scenarios(list: &str) -> anyhow::Result<Vec<Scenario>> {
 
 pub(crate) fn config_of(args: &SimulateArgs) -> anyhow::Result<MarketConfig> {
     anyhow::ensure!(
-        (1..=market::MAX_SELLERS).contains(&args.sellers),
+        (1..=model::MAX_SELLERS).contains(&args.sellers),
         "--sellers: must be 1 to {}",
-        market::MAX_SELLERS
+        model::MAX_SELLERS
     );
     anyhow::ensure!(
-        (1..=market::MAX_DAYS).contains(&args.days),
+        (1..=model::MAX_DAYS).contains(&args.days),
         "--days: must be 1 to {}",
-        market::MAX_DAYS
+        model::MAX_DAYS
     );
     Ok(MarketConfig {
         sellers: args.sellers,
@@ -76,9 +74,12 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         Some(path) => {
             let file = std::fs::File::create(path)
                 .with_context(|| format!("cannot create {}", path.display()))?;
-            write(&config, file).with_context(|| format!("cannot write {}", path.display()))?
+            market::write(&config, file)
+                .with_context(|| format!("cannot write {}", path.display()))?
         }
-        None => write(&config, std::io::stdout().lock()).context("cannot write to stdout")?,
+        None => {
+            market::write(&config, std::io::stdout().lock()).context("cannot write to stdout")?
+        }
     };
     tracing::info!(
         events,
@@ -86,28 +87,4 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         "simulated marketplace written"
     );
     Ok(())
-}
-
-/// Writes the history as NDJSON; returns the number of events.
-pub(crate) fn write(config: &MarketConfig, out: impl std::io::Write) -> std::io::Result<u64> {
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
-    let mut count = 0u64;
-    let mut failed = None;
-    market::generate(config, |event| {
-        if failed.is_some() {
-            return;
-        }
-        let written = serde_json::to_writer(&mut out, &event)
-            .map_err(std::io::Error::other)
-            .and_then(|()| out.write_all(b"\n"));
-        match written {
-            Ok(()) => count += 1,
-            Err(e) => failed = Some(e),
-        }
-    });
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    out.flush()?;
-    Ok(count)
 }

@@ -182,9 +182,9 @@ fn serve_decides_stops_on_sigterm_and_keeps_its_data() {
 }
 
 #[test]
-fn eval_login_risk_reports_every_configuration_and_the_default_separates_attackers() {
+fn evaluate_login_risk_reports_every_configuration_and_the_default_separates_attackers() {
     let out = run_ok(&[
-        "eval",
+        "evaluate",
         "login-risk",
         "--accounts",
         "150",
@@ -212,6 +212,137 @@ fn eval_login_risk_reports_every_configuration_and_the_default_separates_attacke
         let detected = point["detected"][model].as_f64().unwrap();
         assert!(detected >= 0.9, "{model}: {detected} in {point}");
     }
+}
+
+#[test]
+fn eval_login_risk_still_works_as_a_deprecated_alias_of_evaluate_login_risk() {
+    let args = [
+        "login-risk",
+        "--accounts",
+        "40",
+        "--days",
+        "60",
+        "--attacks",
+        "10",
+        "--warmup-days",
+        "20",
+        "--json",
+    ];
+    let new = Command::new(BIN)
+        .arg("evaluate")
+        .args(args)
+        .output()
+        .unwrap();
+    let old = Command::new(BIN).arg("eval").args(args).output().unwrap();
+    assert!(new.status.success() && old.status.success());
+    assert_eq!(
+        String::from_utf8(new.stdout).unwrap(),
+        String::from_utf8(old.stdout).unwrap()
+    );
+    let warned = String::from_utf8(old.stderr).unwrap();
+    assert!(
+        warned.contains("`custos eval` is deprecated; use `custos evaluate login-risk`"),
+        "{warned}"
+    );
+    assert!(
+        !String::from_utf8(new.stderr)
+            .unwrap()
+            .contains("deprecated")
+    );
+}
+
+fn help(args: &[&str]) -> String {
+    String::from_utf8(run_ok(&[args, &["--help"]].concat())).unwrap()
+}
+
+#[test]
+fn evaluate_takes_a_history_or_the_login_risk_command_and_its_help_says_so() {
+    let text = help(&["evaluate"]);
+    assert!(
+        text.contains("Usage: custos evaluate [OPTIONS] <FILE>")
+            && text.contains("custos evaluate <COMMAND>")
+            && text.contains("login-risk  Detection rate of the login-risk model")
+            && text.contains("--compare <COMPARE>"),
+        "{text}"
+    );
+    let text = help(&["evaluate", "login-risk"]);
+    assert!(
+        text.contains("Usage: custos evaluate login-risk [OPTIONS]")
+            && text.contains("--warmup-days"),
+        "{text}"
+    );
+    let text = help(&["eval", "login-risk"]);
+    assert!(
+        text.contains("Usage: custos eval login-risk [OPTIONS]") && text.contains("--warmup-days"),
+        "{text}"
+    );
+    // `eval` is hidden from the main help, `evaluate` is not.
+    let text = help(&[]);
+    assert!(text.contains("  evaluate  "), "{text}");
+    assert!(!text.contains("  eval  "), "{text}");
+
+    let out = Command::new(BIN).arg("evaluate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("<FILE>"), "{err}");
+    let out = Command::new(BIN)
+        .args(["evaluate", "history.ndjson", "login-risk"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("the subcommand 'login-risk' cannot be used with '<FILE>'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn simulate_then_evaluate_writes_both_reports_and_prints_the_headline() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("small.ndjson");
+    run_ok(&[
+        "simulate".as_ref(),
+        "--sellers".as_ref(),
+        "200".as_ref(),
+        "--days".as_ref(),
+        "60".as_ref(),
+        "--seed".as_ref(),
+        "2".as_ref(),
+        "--output".as_ref(),
+        history.as_os_str(),
+    ]);
+    let out = String::from_utf8(run_ok(&[
+        "evaluate".as_ref(),
+        history.as_os_str(),
+        "--no-responses".as_ref(),
+    ]))
+    .unwrap();
+    assert!(
+        out.starts_with("rules default (built-in) on small.ndjson: "),
+        "{out}"
+    );
+    assert!(out.contains("stolen value stopped: "), "{out}");
+    assert!(out.contains("campaign phishing-2018: "), "{out}");
+    let json = dir.path().join("small.report.json");
+    let html = dir.path().join("small.report.html");
+    assert!(
+        out.ends_with(&format!(
+            "report: {} and {}\n",
+            html.display(),
+            json.display()
+        )),
+        "{out}"
+    );
+    let report: Value = serde_json::from_slice(&std::fs::read(json).unwrap()).unwrap();
+    assert_eq!(report["input"], "small.ndjson");
+    assert_eq!(report["responses"]["verifications_passed"], 0);
+    assert!(
+        report["headline"]["share_stolen_stopped"].is_number(),
+        "{report}"
+    );
+    let page = std::fs::read_to_string(html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{}", &page[..100]);
 }
 
 #[test]

@@ -14,9 +14,9 @@ use sha2::{Digest as _, Sha256};
 
 use super::report::Report;
 use super::*;
-use crate::eval::logins::{self, LoginWorldConfig};
-use crate::eval::market::MarketConfig;
-use crate::eval::scenarios::Scenario;
+use crate::tests::rules_from_dir;
+use custos_sim::logins::{self, LoginWorldConfig};
+use custos_sim::model::{MarketConfig, Scenario};
 
 fn hex_of(hasher: Sha256) -> String {
     hex::encode(hasher.finalize())
@@ -54,7 +54,7 @@ struct Digests {
     decided: [u64; 2],
 }
 
-fn evaluate_digested(args: &EvaluateArgs) -> (Outcome, Digests) {
+fn evaluate_digested(args: &Evaluation) -> (Outcome, Digests) {
     let mut digests = Digests {
         decisions: [Sha256::new(), Sha256::new()],
         decided: [0, 0],
@@ -80,20 +80,12 @@ fn simulation_decisions_and_reports_are_unchanged() {
         scenarios: Scenario::ALL.to_vec(),
     };
     let file = std::fs::File::create(&history).expect("create");
-    crate::simulate::write(&config, file).expect("write");
+    custos_sim::market::write(&config, file).expect("write");
     let bytes = std::fs::read(&history).expect("read back");
     let history_digest = hex_of(Sha256::new_with_prefix(&bytes));
 
     // One rule set.
-    let mut args = EvaluateArgs {
-        file: history.clone(),
-        rules: None,
-        compare: None,
-        config: None,
-        json: None,
-        html: None,
-        no_responses: false,
-    };
+    let mut args = Evaluation::new(history.clone(), RulesUnderTest::built_in());
     let (Outcome::Single(mut report), digests) = evaluate_digested(&args) else {
         panic!("no comparison was asked for");
     };
@@ -108,7 +100,7 @@ fn simulation_decisions_and_reports_are_unchanged() {
     ];
 
     // Two rule sets side by side.
-    args.compare = Some(candidate_rules(dir.path()));
+    args.candidate = Some(rules_from_dir(&candidate_rules(dir.path())));
     let (Outcome::Compared(mut comparison), digests) = evaluate_digested(&args) else {
         panic!("a comparison was asked for");
     };
@@ -150,8 +142,8 @@ fn simulation_decisions_and_reports_are_unchanged() {
 fn generated_worlds_are_unchanged() {
     let mut synth = Sha256::new();
     let mut count = 0u64;
-    crate::synth::generate(
-        &crate::synth::SynthSpec {
+    custos_sim::synth::generate(
+        &custos_sim::synth::SynthSpec {
             events: 20_000,
             accounts: 500,
             seed: 3,

@@ -6,6 +6,7 @@
 //! (nothing to divide), never `NaN`.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,9 +31,73 @@ pub struct Report {
     /// Events `custos evaluate` added to play the platform's side
     /// (verifications after challenges and holds).
     pub responses: Responses,
-    /// The headline figures against the goals, when the history is a
-    /// simulation with ground truth.
+    /// The headline figures reached (no targets: the report holds none),
+    /// when the history is a simulation with ground truth.
     pub headline: Headline,
+}
+
+impl Report {
+    /// The headline figures as lines of text, each starting with `prefix`,
+    /// as `custos evaluate` prints them.
+    pub fn headline_text(&self, prefix: &str) -> String {
+        let mut out = String::new();
+        let share = |s: Option<f64>| s.map_or("-".to_string(), |s| format!("{:.2}%", s * 100.0));
+        let rules = match &self.rules.dir {
+            Some(dir) => format!("{} ({dir})", self.rules.name),
+            None => format!("{} (built-in)", self.rules.name),
+        };
+        let _ = writeln!(
+            out,
+            "{prefix}rules {rules} on {}: {} events in {:.1} s ({:.0} events/s)",
+            self.input, self.events.read, self.events.seconds, self.events.events_per_second
+        );
+        for (currency, stolen) in &self.stolen {
+            let _ = writeln!(
+                out,
+                "{prefix}stolen value stopped: {} ({:.2} of {:.2} {currency}, {} of {} payouts)",
+                share(stolen.share_stopped),
+                stolen.stopped.value as f64 / 100.0,
+                stolen.attempted.value as f64 / 100.0,
+                stolen.stopped.count,
+                stolen.attempted.count
+            );
+        }
+        for (currency, legit) in &self.legit_payouts {
+            let _ = writeln!(
+                out,
+                "{prefix}legitimate payouts held: {} ({} of {}, {:.2} {currency}; median delay {} h)",
+                share(legit.share_held),
+                legit.held.count,
+                legit.total.count,
+                legit.held.value as f64 / 100.0,
+                legit
+                    .median_delay_hours
+                    .map_or("-".to_string(), |h| format!("{h:.1}"))
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{prefix}legitimate logins challenged: {} ({} of {})",
+            share(self.logins.share_legit_challenged),
+            self.logins.legit_challenged,
+            self.logins.legit
+        );
+        for campaign in &self.campaigns {
+            let _ = match (campaign.victims_at_detection, campaign.delay_hours) {
+                (Some(victims), Some(hours)) => writeln!(
+                    out,
+                    "{prefix}campaign {}: detected at victim {victims} of {}, {hours:.1} h after the first",
+                    campaign.campaign, campaign.victims
+                ),
+                _ => writeln!(
+                    out,
+                    "{prefix}campaign {}: not detected ({} victims)",
+                    campaign.campaign, campaign.victims
+                ),
+            };
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -206,7 +271,9 @@ pub struct Responses {
     pub verifications_failed: u64,
 }
 
-/// The goals, each with what was reached.
+/// The figures a fraud team looks at first, as reached: shares of stolen
+/// value stopped, of legitimate payouts held and of legitimate logins
+/// challenged, and how campaigns were detected. Targets are theirs to set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Headline {
     /// Stolen value stopped, over all currencies' shares weighted by value.

@@ -28,8 +28,7 @@
 
 use custos_core::{ClientInfo, DeviceType};
 
-use super::Draw;
-use crate::synth::Rng;
+use crate::rng::Rng;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) enum Platform {

@@ -4,34 +4,11 @@
 //! taken over (attacker login, mule destination, payout).
 //!
 //! This is load, not an evaluation data set: the marketplace simulator with
-//! ground truth is a separate piece of work.
+//! ground truth is [`crate::market`].
 
 use serde_json::{Value, json};
 
-/// SplitMix64: tiny, fast, and the same sequence on every machine.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n.max(1)
-    }
-
-    pub fn chance(&mut self, p: f64) -> bool {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-}
+use crate::rng::Rng;
 
 /// Parameters of a generated stream.
 pub struct SynthSpec {

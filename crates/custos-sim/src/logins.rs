@@ -9,9 +9,8 @@
 //! `device_id`, plus a top-level `enrichment` object: the serialized
 //! [`custos_core::Enrichment`] that the enrichment adapters would compute for
 //! its address and user agent. The network facts come from the synthetic
-//! internet of [`super::world`], the client facts from [`super::clients`];
-//! both are functions of the address and the string alone, as a database
-//! lookup would be.
+//! internet of `world`, the client facts from `clients`; both are functions
+//! of the address and the string alone, as a database lookup would be.
 //!
 //! # Legitimate sellers
 //!
@@ -27,7 +26,7 @@
 //!   often from a desktop that stays there.
 //! - **Devices**, each with a stable `device_id`: a computer (95%), a second
 //!   one for some, a phone used for logins (80%), a tablet (12%), each with
-//!   its own browser and update lag (see [`super::clients`]). A computer is
+//!   its own browser and update lag (see `clients`). A computer is
 //!   replaced about every three years, a phone every two, a tablet every
 //!   three and a half (a new `device_id` and user agent). Browsers on
 //!   computers and tablets lose their `device_id` (cookies cleared) on 0.3%
@@ -96,21 +95,20 @@ use std::net::IpAddr;
 use custos_core::Enrichment;
 use serde_json::{Map, Value, json};
 
-use super::clients::{Browser, COMBOS, Client, DeviceClass, Platform};
-use super::world::{Addr, COUNTRIES, World};
-use super::{Draw, stream};
-use crate::synth::Rng;
+use crate::clients::{Browser, COMBOS, Client, DeviceClass, Platform};
+use crate::rng::Rng;
+use crate::world::{Addr, COUNTRIES, World};
 
 /// 2018-01-01T00:00:00Z, day 0 of every world.
-pub(crate) const START: i64 = 1_514_764_800;
-pub(crate) const DAY: i64 = 86_400;
+pub const START: i64 = 1_514_764_800;
+pub const DAY: i64 = 86_400;
 
 /// The longest history generated: a century.
-pub(crate) const MAX_DAYS: u32 = 36_525;
+pub const MAX_DAYS: u32 = 36_525;
 
 /// Sizes of a generated world.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LoginWorldConfig {
+pub struct LoginWorldConfig {
     pub accounts: usize,
     /// Length of the history, from 2018-01-01; at most [`MAX_DAYS`]
     /// (longer is cut to it).
@@ -136,7 +134,7 @@ impl Default for LoginWorldConfig {
 
 /// The attacker models of Wiefling et al.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum AttackerModel {
+pub enum AttackerModel {
     /// Anywhere in the world, any browser.
     Naive,
     /// A hosting/VPN address in the victim's country, any browser.
@@ -146,13 +144,13 @@ pub(crate) enum AttackerModel {
 }
 
 impl AttackerModel {
-    pub(crate) const ALL: [AttackerModel; 3] = [
+    pub const ALL: [AttackerModel; 3] = [
         AttackerModel::Naive,
         AttackerModel::Vpn,
         AttackerModel::Targeted,
     ];
 
-    pub(crate) fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             AttackerModel::Naive => "naive",
             AttackerModel::Vpn => "vpn",
@@ -163,14 +161,14 @@ impl AttackerModel {
 
 /// Who produced an event: the ground truth of the evaluation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum SampleKind {
+pub enum SampleKind {
     Legit,
     Attack(AttackerModel),
 }
 
 /// One generated event and who produced it.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct LoginSample {
+pub struct LoginSample {
     /// The event as sent to the API, with its `enrichment`.
     pub event: Value,
     pub kind: SampleKind,
@@ -178,13 +176,13 @@ pub(crate) struct LoginSample {
 
 /// The ASNs of the synthetic world's hosting, datacenter and VPN providers,
 /// to configure as hosting networks when evaluating on generated events.
-pub(crate) fn hosting_asns() -> Vec<u32> {
+pub fn hosting_asns() -> Vec<u32> {
     World::build().hosting_asns()
 }
 
 /// Generates the events of `config.accounts` sellers over `config.days`
 /// days with the attacks mixed in, ordered by time.
-pub(crate) fn generate(config: &LoginWorldConfig) -> Vec<LoginSample> {
+pub fn generate(config: &LoginWorldConfig) -> Vec<LoginSample> {
     let config = &LoginWorldConfig {
         days: config.days.min(MAX_DAYS),
         warmup_days: config.warmup_days.min(MAX_DAYS),
@@ -195,7 +193,7 @@ pub(crate) fn generate(config: &LoginWorldConfig) -> Vec<LoginSample> {
     let mut drafts = Vec::new();
     let mut histories = Vec::with_capacity(config.accounts);
     for account in 0..config.accounts {
-        let mut rng = stream(config.seed, 1, account as u64);
+        let mut rng = Rng::stream(config.seed, 1, account as u64);
         let mut seller = Seller::new(&world, &mut rng, account as u32);
         let mut history = History::new(seller.country, seller.city);
         seller.live(
@@ -792,7 +790,7 @@ fn attack(
     }
     let mut seq = ATTACK_SEQ;
     for (index, model) in AttackerModel::ALL.into_iter().enumerate() {
-        let mut rng = stream(config.seed, 2 + index as u64, 0);
+        let mut rng = Rng::stream(config.seed, 2 + index as u64, 0);
         for _ in 0..config.attacks_per_model {
             let time = window_start + rng.below((window_end - window_start) as u64) as i64;
             let mut victim = rng.below(histories.len() as u64) as usize;
@@ -860,7 +858,7 @@ fn attack(
     }
 }
 
-pub(crate) fn rfc3339(unix_seconds: i64) -> String {
+pub fn rfc3339(unix_seconds: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix_seconds)
         .expect("generated times are years from the edges of the supported range")
         .format(&time::format_description::well_known::Rfc3339)
@@ -927,7 +925,7 @@ mod tests {
     use custos_core::{DestinationTokenizer, EventParser};
 
     use super::*;
-    use crate::eval::world::NetworkKind;
+    use crate::world::NetworkKind;
 
     fn small() -> LoginWorldConfig {
         LoginWorldConfig {
@@ -1028,7 +1026,7 @@ mod tests {
         // The sellers' homes, as the generator drew them.
         let homes: Vec<(usize, usize)> = (0..config.accounts)
             .map(|account| {
-                let mut rng = stream(config.seed, 1, account as u64);
+                let mut rng = Rng::stream(config.seed, 1, account as u64);
                 let seller = Seller::new(&world, &mut rng, account as u32);
                 (seller.country, seller.city)
             })

@@ -1,10 +1,11 @@
 //! A synthetic marketplace: honest sellers selling, being paid out, taking
 //! loans and now and then changing bank, with account-takeover campaigns
-//! ([`super::scenarios`]) mixed in, and the ground truth of every event.
+//! ([`crate::scenarios`]) mixed in, and the ground truth of every event.
 //!
 //! [`generate`] calls back with each event, in time order, as the public
-//! API accepts it, plus a `truth` object that the engine never sees
-//! (`custos evaluate` removes it before parsing; see `docs/scenarios.md`):
+//! API accepts it, plus a `truth` object ([`Truth`]) that the engine never
+//! sees (`custos evaluate` removes it before parsing; see
+//! `docs/scenarios.md`); [`write()`] writes them as NDJSON:
 //!
 //! ```json
 //! "truth": {"actor": "seller" | "attacker" | "platform", "fraud": bool,
@@ -22,7 +23,7 @@
 //!   The sellers who exist when it opens (91%) were created over the three
 //!   years before; each creation is a login from home and the first payout
 //!   destination, set in that session. The others join during the window
-//!   (about 20% growth a year). Logins follow [`super::logins`]: homes,
+//!   (about 20% growth a year). Logins follow [`crate::logins`]: homes,
 //!   offices, devices, phones on carriers, travel, VPN users, typos and
 //!   forgotten passwords.
 //! - **Sales** are platform events, one per order, at any hour: each seller
@@ -59,260 +60,30 @@
 //! derived from the seed; events are sorted by time, account and order of
 //! generation. The same arguments give byte-for-byte the same output.
 
+use std::io::Write as _;
+
 use serde_json::{Map, Value, json};
 
-use super::clients::Client;
-use super::logins::{self, Action, DAY, Draft, History, START, SampleKind, Seller};
-use super::scenarios::{self, Scenario};
-use super::world::{Addr, COUNTRIES, World};
-use super::{Draw, stream};
-use crate::synth::Rng;
+use crate::logins::{self, Action, DAY, Draft, History, START, SampleKind, Seller};
+use crate::model::{
+    AttackOnAccount, Ctx, Dest, Ev, Institutions, MAX_DAYS, MAX_SELLERS, MarketConfig, SellerLife,
+    WINDOW_START_DAY, What,
+};
+use crate::rng::Rng;
+use crate::scenarios;
+use crate::truth::{Actor, Truth};
+use crate::world::{COUNTRIES, World};
 
 /// The marketplace's currency.
-pub(crate) const CURRENCY: &str = "EUR";
-/// Day (from 2018-01-01) the simulated window opens: 2018-04-17.
-pub(crate) const WINDOW_START_DAY: u32 = 106;
+pub const CURRENCY: &str = "EUR";
 /// How long before the window the existing sellers were created.
 const PREHISTORY_DAYS: i64 = 3 * 365;
 /// Share of the sellers created during the window, per year of window.
 const GROWTH_PER_YEAR: f64 = 0.2;
-pub(crate) const MAX_SELLERS: usize = 1_000_000;
-/// The longest window: ten years.
-pub(crate) const MAX_DAYS: u32 = 3_650;
-
-/// What to simulate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct MarketConfig {
-    pub sellers: usize,
-    pub days: u32,
-    pub seed: u64,
-    pub scenarios: Vec<Scenario>,
-}
-
-impl MarketConfig {
-    pub(crate) fn window_start(&self) -> i64 {
-        START + i64::from(WINDOW_START_DAY) * DAY
-    }
-
-    pub(crate) fn window_end(&self) -> i64 {
-        self.window_start() + i64::from(self.days) * DAY
-    }
-}
-
-/// Who made an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Actor {
-    Seller,
-    Attacker,
-    Platform,
-}
-
-impl Actor {
-    fn name(self) -> &'static str {
-        match self {
-            Actor::Seller => "seller",
-            Actor::Attacker => "attacker",
-            Actor::Platform => "platform",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum InstitutionKind {
-    Bank,
-    EMoney,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Institution {
-    pub id: String,
-    pub kind: InstitutionKind,
-    pub country: &'static str,
-}
-
-/// Every institution of the world, and who banks where.
-pub(crate) struct Institutions {
-    pub all: Vec<Institution>,
-    /// Per country of [`COUNTRIES`]: its five banks, largest first.
-    pub banks: Vec<Vec<usize>>,
-    /// Per country: its small e-money issuer.
-    pub local_e_money: Vec<usize>,
-    /// The popular pan-European e-money issuer.
-    pub pan_e_money: usize,
-    /// The very small GB e-money issuer, and GB's largest bank: where the
-    /// 2018 mules were.
-    pub mule_e_money: usize,
-    pub mule_bank: usize,
-}
-
-const BANK_SHARES: [f64; 5] = [30.0, 22.0, 16.0, 10.0, 6.0];
-
-impl Institutions {
-    pub(crate) fn build() -> Institutions {
-        let mut all = Vec::new();
-        let mut banks: Vec<Vec<usize>> = Vec::new();
-        let mut local_e_money = Vec::new();
-        let push = |all: &mut Vec<Institution>, id: String, kind, country| {
-            all.push(Institution { id, kind, country });
-            all.len() - 1
-        };
-        for country in COUNTRIES {
-            let code = country.code;
-            banks.push(
-                (1..=BANK_SHARES.len())
-                    .map(|n| {
-                        push(
-                            &mut all,
-                            format!("BANK{code}{n:02}"),
-                            InstitutionKind::Bank,
-                            code,
-                        )
-                    })
-                    .collect(),
-            );
-            local_e_money.push(push(
-                &mut all,
-                format!("EMON{code}01"),
-                InstitutionKind::EMoney,
-                code,
-            ));
-        }
-        let pan_e_money = push(&mut all, "EMONLU01".into(), InstitutionKind::EMoney, "LU");
-        let mule_e_money = push(&mut all, "EMONGB02".into(), InstitutionKind::EMoney, "GB");
-        let gb = COUNTRIES
-            .iter()
-            .position(|c| c.code == "GB")
-            .expect("the world has GB");
-        let mule_bank = banks[gb][0];
-        Institutions {
-            all,
-            banks,
-            local_e_money,
-            pan_e_money,
-            mule_e_money,
-            mule_bank,
-        }
-    }
-
-    /// A bank of `country`, by market share.
-    pub(crate) fn bank_in(&self, rng: &mut Rng, country: usize) -> usize {
-        let index = rng.weighted(&BANK_SHARES).unwrap_or(0);
-        self.banks[country][index]
-    }
-}
-
-/// A payout destination: an institution and a made-up account number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Dest {
-    pub institution: usize,
-    pub number: u64,
-}
-
-impl Dest {
-    pub(crate) fn new(rng: &mut Rng, institution: usize) -> Dest {
-        Dest {
-            institution,
-            number: 1_000_000_000 + rng.below(8_999_999_999),
-        }
-    }
-
-    fn render(self, institutions: &Institutions) -> Value {
-        let institution = &institutions.all[self.institution];
-        json!({
-            "institution_id": institution.id,
-            "institution_type": match institution.kind {
-                InstitutionKind::Bank => "bank",
-                InstitutionKind::EMoney => "e_money",
-            },
-            "country": institution.country,
-            "account_number": self.number.to_string(),
-        })
-    }
-}
-
-/// Where an event was made from: a session's address, client and device.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ctx {
-    pub session: Option<u64>,
-    pub addr: Addr,
-    pub client: Client,
-    pub device: u64,
-}
-
-impl Ctx {
-    pub(crate) fn of(draft: &Draft) -> Ctx {
-        Ctx {
-            session: draft.session,
-            addr: draft.addr,
-            client: draft.client,
-            device: draft.device,
-        }
-    }
-}
-
-/// What an event does.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum What {
-    /// A login, a reset request or a reset, as [`super::logins`] makes them.
-    Login(Action),
-    PasswordChange,
-    EmailChange,
-    DestinationChange {
-        to: Dest,
-        from: Option<Dest>,
-    },
-    LoanApplication {
-        loan: u32,
-        amount: u64,
-    },
-    LoanDisbursement {
-        loan: u32,
-        amount: u64,
-    },
-    Sale {
-        amount: u64,
-    },
-    Payout {
-        number: u32,
-        amount: u64,
-    },
-    CompromiseReported,
-    VerificationPassed,
-    /// Seller support gives the account back to its owner.
-    AnalystClear,
-}
-
-/// An event before rendering.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ev {
-    pub time: i64,
-    pub account: u32,
-    /// Order of generation within the account, to break ties.
-    pub seq: u32,
-    pub what: What,
-    pub ctx: Option<Ctx>,
-    pub actor: Actor,
-    pub fraud: bool,
-    /// Index into [`scenarios::Plan::campaigns`].
-    pub campaign: Option<u8>,
-}
-
-/// A seller's life before money: who they are and how they logged in.
-pub(crate) struct SellerLife {
-    pub seller: Seller,
-    pub rng: Rng,
-    pub created: i64,
-    /// Logins, failures and resets, in time order (the creation session
-    /// first).
-    pub logins: Vec<Draft>,
-    pub history: History,
-    /// The creation session.
-    pub first_session: Ctx,
-}
 
 /// Generates the marketplace and calls `emit` with each event in time
 /// order.
-pub(crate) fn generate(config: &MarketConfig, mut emit: impl FnMut(Value)) {
+pub fn generate(config: &MarketConfig, mut emit: impl FnMut(Value)) {
     let config = &MarketConfig {
         sellers: config.sellers.min(MAX_SELLERS),
         days: config.days.clamp(1, MAX_DAYS),
@@ -348,9 +119,34 @@ pub(crate) fn generate(config: &MarketConfig, mut emit: impl FnMut(Value)) {
     }
 }
 
+/// Writes the history as NDJSON, one event a line; returns the number of
+/// events.
+pub fn write(config: &MarketConfig, out: impl std::io::Write) -> std::io::Result<u64> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+    let mut count = 0u64;
+    let mut failed = None;
+    generate(config, |event| {
+        if failed.is_some() {
+            return;
+        }
+        let written = serde_json::to_writer(&mut out, &event)
+            .map_err(std::io::Error::other)
+            .and_then(|()| out.write_all(b"\n"));
+        match written {
+            Ok(()) => count += 1,
+            Err(e) => failed = Some(e),
+        }
+    });
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    out.flush()?;
+    Ok(count)
+}
+
 /// Step one of a seller: creation and logins over the window.
 fn live(world: &World, config: &MarketConfig, account: usize) -> SellerLife {
-    let mut rng = stream(config.seed, 20, account as u64);
+    let mut rng = Rng::stream(config.seed, 20, account as u64);
     let mut seller = Seller::new(world, &mut rng, account as u32);
     let window_start = config.window_start();
     let window_end = config.window_end();
@@ -387,25 +183,6 @@ fn live(world: &World, config: &MarketConfig, account: usize) -> SellerLife {
         history,
         first_session,
     }
-}
-
-/// An attacker's events on one account, and the stretches during which an
-/// attacker's destination was the current one.
-#[derive(Debug, Default)]
-pub(crate) struct AttackOnAccount {
-    pub events: Vec<Ev>,
-    pub takeovers: Vec<Takeover>,
-}
-
-/// A victim's account under an attacker's destination.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Takeover {
-    pub campaign: u8,
-    /// When the attacker's destination was set.
-    pub from: i64,
-    /// When the platform labelled the compromise (the owner restores
-    /// their destination after it); `None` if not within the window.
-    pub reported: Option<i64>,
 }
 
 /// A money movement in order: where the current destination points.
@@ -828,14 +605,14 @@ fn render(
         };
         logins::insert_context(world, &draft, &mut out);
     }
-    let mut truth = Map::new();
-    truth.insert("actor".into(), json!(event.actor.name()));
-    truth.insert("fraud".into(), json!(event.fraud));
-    if let Some(campaign) = event.campaign.and_then(|c| campaigns.get(usize::from(c))) {
-        truth.insert("campaign".into(), json!(campaign.name));
-        truth.insert("scenario".into(), json!(campaign.scenario.name()));
+    let campaign = event.campaign.and_then(|c| campaigns.get(usize::from(c)));
+    Truth {
+        actor: Some(event.actor),
+        fraud: event.fraud,
+        campaign: campaign.map(|c| c.name.to_string()),
+        scenario: campaign.map(|c| c.scenario.name().to_string()),
     }
-    out.insert("truth".into(), Value::Object(truth));
+    .attach(&mut out);
     Value::Object(out)
 }
 
@@ -846,6 +623,7 @@ mod tests {
     use custos_core::{DestinationTokenizer, EventParser};
 
     use super::*;
+    use crate::model::Scenario;
 
     fn events(sellers: usize, days: u32, seed: u64, scenarios: &[Scenario]) -> Vec<Value> {
         let mut out = Vec::new();
@@ -1012,7 +790,7 @@ mod tests {
         // Mules are reused in runs: fewer mules than victims.
         assert!(mules(&events).len() < victims.len());
         // Attackers log in from hosting networks only.
-        let hosting: HashSet<u32> = crate::eval::logins::hosting_asns().into_iter().collect();
+        let hosting: HashSet<u32> = crate::logins::hosting_asns().into_iter().collect();
         for event in events
             .iter()
             .filter(|e| is_attacker(e) && text(e, &["type"]) == "login")

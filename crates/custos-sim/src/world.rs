@@ -40,8 +40,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use custos_core::NetworkInfo;
 
-use super::Draw;
-use crate::synth::Rng;
+use crate::rng::Rng;
 
 /// What a network is for; decides who uses it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

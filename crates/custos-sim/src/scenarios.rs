@@ -1,4 +1,4 @@
-//! Attack scenarios for the marketplace simulator ([`super::market`]):
+//! Attack scenarios for the marketplace simulator ([`crate::market`]):
 //! who is taken over, when, from where, to which mule accounts, and when
 //! the victim notices. `docs/scenarios.md` describes each for users; the
 //! choices that shape how hard a scenario is are stated here.
@@ -44,63 +44,15 @@
 //!   provider changes the destination to a fresh mule at the victim's
 //!   country's small e-money issuer (30% also apply for a loan).
 
-use super::clients::Client;
-use super::logins::{Action, DAY, START};
-use super::market::{
-    Actor, AttackOnAccount, Ctx, Dest, Ev, Institutions, MarketConfig, SellerLife, Takeover, What,
+use crate::clients::Client;
+use crate::logins::{Action, DAY, START};
+use crate::model::{
+    AttackOnAccount, Ctx, Dest, Ev, Institutions, MarketConfig, Scenario, SellerLife, Takeover,
+    What,
 };
-use super::world::{COUNTRIES, NetworkKind, World};
-use super::{Draw, stream};
-use crate::synth::Rng;
-
-/// A named attack scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub(crate) enum Scenario {
-    SellerPhishing2018,
-    MulesUnique,
-    MulesReused,
-    CredentialStuffing,
-    TargetedAttacker,
-    SlowAttacker,
-}
-
-impl Scenario {
-    pub(crate) const ALL: [Scenario; 6] = [
-        Scenario::SellerPhishing2018,
-        Scenario::MulesUnique,
-        Scenario::MulesReused,
-        Scenario::CredentialStuffing,
-        Scenario::TargetedAttacker,
-        Scenario::SlowAttacker,
-    ];
-
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Scenario::SellerPhishing2018 => "seller-phishing-2018",
-            Scenario::MulesUnique => "mules-unique",
-            Scenario::MulesReused => "mules-reused",
-            Scenario::CredentialStuffing => "credential-stuffing",
-            Scenario::TargetedAttacker => "targeted-attacker",
-            Scenario::SlowAttacker => "slow-attacker",
-        }
-    }
-
-    /// The ground-truth campaign's name in `truth.campaign`.
-    pub(crate) fn campaign(self) -> &'static str {
-        match self {
-            Scenario::SellerPhishing2018 => "phishing-2018",
-            Scenario::MulesUnique => "phishing-unique-mules",
-            Scenario::MulesReused => "phishing-reused-mules",
-            Scenario::CredentialStuffing => "credential-stuffing",
-            Scenario::TargetedAttacker => "targeted",
-            Scenario::SlowAttacker => "slow",
-        }
-    }
-
-    pub(crate) fn from_name(name: &str) -> Option<Scenario> {
-        Scenario::ALL.into_iter().find(|s| s.name() == name)
-    }
-}
+use crate::rng::Rng;
+use crate::truth::Actor;
+use crate::world::{Addr, COUNTRIES, NetworkKind, World};
 
 /// A ground-truth campaign: one scenario's attacks.
 #[derive(Debug, Clone)]
@@ -144,7 +96,7 @@ pub(crate) fn plan(
             name: scenario.campaign(),
             scenario,
         });
-        let mut rng = stream(config.seed, 40 + scenario as u64, 0);
+        let mut rng = Rng::stream(config.seed, 40 + scenario as u64, 0);
         match scenario {
             Scenario::SellerPhishing2018 => planner.phishing(&mut rng, index, Mules::Runs),
             Scenario::MulesUnique => planner.phishing(&mut rng, index, Mules::Unique),
@@ -430,7 +382,7 @@ impl Planner<'_> {
         let (from, to) = self.window;
         let wave = from + rng.below(((to - from) - 3 * DAY).max(1) as u64) as i64;
         let day = (wave - START) as f64 / DAY as f64;
-        let bots: Vec<(crate::eval::world::Addr, Client)> = (0..300)
+        let bots: Vec<(Addr, Client)> = (0..300)
             .map(|_| {
                 let pool = if rng.chance(0.6) {
                     let country = rng.below(COUNTRIES.len() as u64) as usize;

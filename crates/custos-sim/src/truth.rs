@@ -1,0 +1,159 @@
+//! The ground truth of a simulated event: who made it, whether it is fraud,
+//! and which campaign and scenario it belongs to.
+//!
+//! [`crate::market`] writes it into every event as a `truth` object, which
+//! the engine never sees: the backtest removes it before parsing. This type
+//! is the one contract between the two, so the simulator and the backtest
+//! cannot drift apart on a field name or a value:
+//!
+//! ```json
+//! "truth": {"actor": "seller" | "attacker" | "platform", "fraud": bool,
+//!           "campaign": "phishing-2018", "scenario": "seller-phishing-2018"}
+//! ```
+//!
+//! Reading is tolerant on purpose: a history from your own log has no
+//! `truth`, and one from another tool or version may name actors or carry
+//! fields this version does not know. Such an event is replayed all the
+//! same; each field that is missing or has another shape reads as unknown
+//! (no actor, not fraud, no campaign), the others as written.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+
+/// Who made an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Actor {
+    /// The account's owner.
+    Seller,
+    Attacker,
+    /// The platform itself: sales, payouts, disbursements, labels, support.
+    Platform,
+}
+
+/// The ground truth of one event.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Truth {
+    /// `None` when the history does not say, or names an actor this version
+    /// does not know.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub actor: Option<Actor>,
+    /// True for every attacker event and for every payout or loan
+    /// disbursement paid while an attacker's destination was the account's
+    /// current one.
+    #[serde(default, deserialize_with = "or_default")]
+    pub fraud: bool,
+    /// The ground-truth campaign of a fraud event.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub campaign: Option<String>,
+    /// The scenario that made it.
+    #[serde(
+        default,
+        deserialize_with = "or_default",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub scenario: Option<String>,
+}
+
+impl Truth {
+    /// Removes an event's `truth` and reads it; an event without one (or
+    /// with one that is not an object) has the unknown truth, the default.
+    pub fn take(event: &mut Map<String, Value>) -> Truth {
+        match event.remove("truth") {
+            Some(truth @ Value::Object(_)) => Truth::deserialize(truth).unwrap_or_default(),
+            _ => Truth::default(),
+        }
+    }
+
+    /// Adds the truth to an event, as its `truth` object.
+    pub fn attach(&self, event: &mut Map<String, Value>) {
+        let value = serde_json::to_value(self)
+            .expect("a truth serializes to json: string keys and plain values only");
+        event.insert("truth".into(), value);
+    }
+}
+
+/// Reads a field as `T`, or as `T::default()` when it has another shape.
+fn or_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: DeserializeOwned + Default,
+{
+    let value = Value::deserialize(deserializer)?;
+    Ok(T::deserialize(value).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn take(event: Value) -> (Truth, Map<String, Value>) {
+        let Value::Object(mut event) = event else {
+            panic!("an object");
+        };
+        (Truth::take(&mut event), event)
+    }
+
+    #[test]
+    fn a_truth_is_written_with_the_fields_it_has_and_read_back() {
+        let truth = Truth {
+            actor: Some(Actor::Attacker),
+            fraud: true,
+            campaign: Some("phishing-2018".into()),
+            scenario: Some("seller-phishing-2018".into()),
+        };
+        let mut event = Map::new();
+        truth.attach(&mut event);
+        assert_eq!(
+            serde_json::to_string(&event).expect("json"),
+            r#"{"truth":{"actor":"attacker","campaign":"phishing-2018","fraud":true,"scenario":"seller-phishing-2018"}}"#
+        );
+        assert_eq!(Truth::take(&mut event), truth);
+        assert!(event.is_empty(), "take removes the truth");
+
+        let honest = Truth {
+            actor: Some(Actor::Platform),
+            ..Truth::default()
+        };
+        honest.attach(&mut event);
+        assert_eq!(
+            serde_json::to_string(&event).expect("json"),
+            r#"{"truth":{"actor":"platform","fraud":false}}"#
+        );
+    }
+
+    #[test]
+    fn an_unknown_or_missing_truth_reads_as_unknown_field_by_field() {
+        let (truth, event) = take(json!({"event_id": "a"}));
+        assert_eq!(truth, Truth::default());
+        assert_eq!(event.len(), 1);
+        let (truth, event) = take(json!({"event_id": "a", "truth": "attacker"}));
+        assert_eq!(truth, Truth::default());
+        assert!(!event.contains_key("truth"));
+        let (truth, _) = take(json!({"truth": {"actor": "robot", "fraud": true,
+                                               "campaign": 7, "scenario": "s", "extra": 1}}));
+        assert_eq!(
+            truth,
+            Truth {
+                actor: None,
+                fraud: true,
+                campaign: None,
+                scenario: Some("s".into()),
+            }
+        );
+        let (truth, _) = take(json!({"truth": {"actor": "seller", "fraud": "yes"}}));
+        assert_eq!(truth.actor, Some(Actor::Seller));
+        assert!(!truth.fraud);
+    }
+}
