@@ -1,6 +1,5 @@
 //! Unit tests of the core, sharing one test binary.
 
-mod campaigns;
 mod default_rules;
 mod features;
 mod holds;
