@@ -2,7 +2,6 @@
 
 mod default_rules;
 mod features;
-mod holds;
 mod parse;
 mod rules_cel;
 mod rules_corpus;
