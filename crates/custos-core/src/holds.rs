@@ -30,9 +30,9 @@ use std::collections::{BTreeSet, HashMap};
 use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
-use crate::decision::{Action, Decision};
+use crate::decision::Decision;
 use crate::event::{Currency, Destination, EventType, InstitutionType};
-use crate::state::Timestamp;
+use crate::types::{Action, Timestamp};
 
 /// Open holds tracked at most.
 pub const MAX_OPEN_HOLDS: usize = 1_000_000;

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::graph::{LinkKind, NO_CAMPAIGN};
 use super::{AccountEntry, CampaignDetector, DAY, Pending, SensitiveChange};
 use crate::event::{Currency, Destination, InstitutionType, LabelKind};
-use crate::state::{NetworkPrefix, Timestamp};
+use crate::types::{NetworkPrefix, Timestamp};
 
 /// Timeline entries kept from a campaign's start.
 pub const TIMELINE_HEAD: usize = 50;

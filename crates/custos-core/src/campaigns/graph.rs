@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{AccountEntry, CampaignConfig, DAY};
 use crate::profile::{TraitKind, stable_hash_parts};
-use crate::state::NetworkPrefix;
+use crate::types::NetworkPrefix;
 
 /// Keys (destinations, devices, addresses, networks, bursts) linked per
 /// account at most; beyond, an account's further keys link nothing.

@@ -17,7 +17,7 @@
 //! sensitive changes (made in a risky session, or flagged by the rules):
 //! the new payout destination (institution + account token, see
 //! [`crate::destinations::destination_key`]), the device id, the exact IP
-//! address and its network ([`crate::state::NetworkPrefix`]: /24 or /48).
+//! address and its network ([`crate::types::NetworkPrefix`]: /24 or /48).
 //! Each risky change links its account to each of its keys, so two accounts
 //! that sent money to the same mule, or were changed from the same device or
 //! network, end up in one *component*. A component with at least
@@ -188,7 +188,7 @@ pub use snapshot::{CampaignSnapshot, SNAPSHOT_VERSION};
 
 use crate::destinations::destination_key;
 use crate::event::{Currency, Destination, EventType, InstitutionType, LabelKind};
-use crate::state::Timestamp;
+use crate::types::Timestamp;
 
 const DAY: i64 = 86_400;
 
