@@ -6,49 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::features::Features;
-
-/// The action a platform should take, weakest first: the decision for an
-/// event is the strongest action any reason asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// Let it through.
-    Allow,
-    /// Step the user up (MFA, verification) before going on.
-    Challenge,
-    /// Let it through, and put it in front of an analyst.
-    Review,
-    /// Do not pay out yet; keep the money until cleared or the cool-off ends.
-    Hold,
-    /// Refuse.
-    Block,
-}
-
-impl Action {
-    pub const ALL: [Action; 5] = [
-        Action::Allow,
-        Action::Challenge,
-        Action::Review,
-        Action::Hold,
-        Action::Block,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Allow => "allow",
-            Action::Challenge => "challenge",
-            Action::Review => "review",
-            Action::Hold => "hold",
-            Action::Block => "block",
-        }
-    }
-}
-
-impl std::fmt::Display for Action {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::types::Action;
 
 /// One reason behind a decision: a policy check that fired, or a signal
 /// worth showing to an analyst (those carry `allow`).
@@ -169,6 +127,13 @@ impl EffectKind {
 pub const MAX_SCORE: u32 = 100;
 
 impl Decision {
+    /// The login risk this decision recorded (the `login.risk` feature):
+    /// state takes a session's risk from here, so that a rebuild gives the
+    /// session the risk it had when it was decided.
+    pub fn login_risk(&self) -> Option<f64> {
+        self.features.number_of("login.risk")
+    }
+
     /// Combines what fired: the strongest action among `reasons`, capped at
     /// `max_action`; their scores added up to at most [`MAX_SCORE`]. Shadow
     /// reasons are carried along and change neither.

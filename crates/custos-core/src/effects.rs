@@ -27,7 +27,7 @@ use serde::Deserialize;
 use crate::campaigns::{
     CampaignDetector, CampaignNotice, CampaignNoticeKind, CampaignStatus, SensitiveChange,
 };
-use crate::decision::{Action, Decision, Effect, EffectKind};
+use crate::decision::{Decision, Effect, EffectKind};
 use crate::destinations::destination_key_of;
 use crate::engine::Engine;
 use crate::event::{
@@ -35,7 +35,8 @@ use crate::event::{
 };
 use crate::features::{CampaignStanding, CampaignView};
 use crate::holds::{DestinationView, HoldKey, HoldStatus, NewHold, Resolution};
-use crate::state::{AccountChange, AtRisk, Timestamp};
+use crate::state::{AccountChange, AtRisk};
+use crate::types::{Action, Timestamp};
 
 /// Who closes a hold that closes by itself.
 pub const SYSTEM_ACTOR: &str = "custos";

@@ -9,7 +9,7 @@ use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
 use crate::campaigns::{CampaignConfig, CampaignDetector, CampaignSnapshot};
-use crate::decision::{Action, Decision};
+use crate::decision::Decision;
 use crate::destinations::{DestinationIndex, DestinationUse};
 use crate::event::{Details, Event, EventType, LoginStatus};
 use crate::features::{self, Context, FeatureConfig, FeatureSet};
@@ -18,6 +18,7 @@ use crate::population::Population;
 use crate::profile::{LoginTraits, TraitKind, stable_hash};
 use crate::rules::{EvalContext, RuleSet};
 use crate::state::{AccountState, FailedLoginWindow, failed_login_window};
+use crate::types::Action;
 
 /// Version of the snapshot layout; a snapshot of another version is ignored
 /// and state is rebuilt from the log instead.
@@ -261,7 +262,13 @@ impl Engine {
             let first = state.logins_succeeded == 0;
             self.population.record(traits, first);
         }
-        let change = state.apply(event, decision, traits, self.features.horizon_days);
+        let change = state.apply(
+            event,
+            decision.action,
+            decision.login_risk(),
+            traits,
+            self.features.horizon_days,
+        );
         self.after_apply(event, decision, before, change)
     }
 

@@ -15,6 +15,21 @@
 //!
 //! [`Engine::apply`] depends only on the previous state, the event and the
 //! decision stored with it, so replaying a stored log rebuilds state exactly.
+//!
+//! # Layers
+//!
+//! The modules form layers, and a module uses only modules on layers below
+//! its own (or earlier in its own line): the module graph has no cycle.
+//!
+//! 1. Leaves, which use nothing else in the crate: `types` (`Action`,
+//!    `Timestamp`, `NetworkPrefix`), `enrich`, `token`, `window`.
+//! 2. The event model: `event`, then `parse`.
+//! 3. Behaviour: `profile`, then `population`, `login_risk`, `destinations`.
+//! 4. `state`, per-account state. It reads a decision's action and login
+//!    risk, not the decision, which sits above it.
+//! 5. `features`, then `decision` (a decision carries its features).
+//! 6. What follows from decisions: `rules`, `holds`, `campaigns`.
+//! 7. `engine` and `effects`, the two halves of [`Engine`], on top.
 
 pub mod campaigns;
 pub mod decision;
@@ -32,9 +47,10 @@ pub mod profile;
 pub mod rules;
 pub mod state;
 pub mod token;
+pub mod types;
 pub mod window;
 
-pub use decision::{Action, Decision, Reason};
+pub use decision::{Decision, Reason};
 pub use engine::Engine;
 pub use enrich::{ClientInfo, DeviceType, Enricher, Enrichment, NetworkInfo, NoEnrichment};
 pub use event::{Destination, Details, Event, EventType};
@@ -42,6 +58,7 @@ pub use parse::{EventError, EventErrorKind, EventParser};
 pub use rules::{RuleSet, RuleSetSource};
 pub use state::AccountState;
 pub use token::DestinationTokenizer;
+pub use types::Action;
 
 #[cfg(test)]
 mod tests;

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::enrich::Enrichment;
 use crate::event::Event;
-use crate::state::NetworkPrefix;
+use crate::types::NetworkPrefix;
 
 /// Default history horizon: values unseen for longer are forgotten.
 pub const DEFAULT_HORIZON_DAYS: u32 = 180;

@@ -9,15 +9,13 @@
 //! seen entry first, so one noisy account cannot grow without bound.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
-use crate::decision::{Action, Decision};
 use crate::event::*;
 use crate::profile::{BehaviourProfile, LoginTraits};
+use crate::types::Action;
+pub use crate::types::{NetworkPrefix, Timestamp};
 use crate::window::Window;
 
 /// Devices, networks and user agents remembered per account.
@@ -31,79 +29,6 @@ pub const MAX_LABELS: usize = 16;
 /// An event without `session_id` belongs to the account's most recent
 /// session if that session was active within this many seconds.
 pub const IMPLICIT_SESSION_SECS: i64 = 12 * 3600;
-
-/// Seconds since the Unix epoch, written as RFC 3339 in JSON.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(pub i64);
-
-impl Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let formatted = OffsetDateTime::from_unix_timestamp(self.0)
-            .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
-            .ok_or_else(|| serde::ser::Error::custom("timestamp out of range"))?;
-        serializer.serialize_str(&formatted)
-    }
-}
-
-impl<'de> Deserialize<'de> for Timestamp {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        OffsetDateTime::parse(&text, &Rfc3339)
-            .map(|t| Timestamp(t.unix_timestamp()))
-            .map_err(serde::de::Error::custom)
-    }
-}
-
-/// The network an address belongs to: its /24 for IPv4, its /48 for IPv6.
-/// Attackers rotate addresses inside a provider's range; a person's home or
-/// office network keeps its prefix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct NetworkPrefix(IpAddr);
-
-impl NetworkPrefix {
-    pub fn of(ip: IpAddr) -> NetworkPrefix {
-        match ip {
-            IpAddr::V4(v4) => NetworkPrefix(IpAddr::V4((u32::from(v4) & 0xFFFF_FF00).into())),
-            IpAddr::V6(v6) => {
-                NetworkPrefix(IpAddr::V6((u128::from(v6) & !((1u128 << 80) - 1)).into()))
-            }
-        }
-    }
-}
-
-impl NetworkPrefix {
-    /// The first address of the prefix.
-    pub fn ip(self) -> IpAddr {
-        self.0
-    }
-}
-
-impl std::fmt::Display for NetworkPrefix {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            IpAddr::V4(v4) => write!(f, "{v4}/24"),
-            IpAddr::V6(v6) => write!(f, "{v6}/48"),
-        }
-    }
-}
-
-impl Serialize for NetworkPrefix {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for NetworkPrefix {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        let address = text.split('/').next().unwrap_or_default();
-        address
-            .parse::<IpAddr>()
-            .map(NetworkPrefix::of)
-            .map_err(serde::de::Error::custom)
-    }
-}
 
 /// A value seen on the account, with how often and when last.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -453,12 +378,15 @@ impl AccountState {
     }
 
     /// Folds one event and its decision into the state; profile history
-    /// older than `horizon_days` is forgotten. `traits` are the event's login
-    /// traits if the caller has them already (computed here otherwise).
+    /// older than `horizon_days` is forgotten. Of the decision, state reads
+    /// its `action` and the `login_risk` it recorded (the `login.risk`
+    /// feature), nothing else. `traits` are the event's login traits if the
+    /// caller has them already (computed here otherwise).
     pub fn apply(
         &mut self,
         event: &Event,
-        decision: &Decision,
+        action: Action,
+        login_risk: Option<f64>,
         traits: Option<&LoginTraits>,
         horizon_days: u32,
     ) -> AccountChange {
@@ -470,11 +398,11 @@ impl AccountState {
             self.sensitive_changes
                 .insert(event.event_type, Timestamp(at));
         }
-        if decision.action != Action::Allow {
+        if action != Action::Allow {
             self.last_notable_decision = Some(NotableDecision {
                 event_id: event.event_id.clone(),
                 event_type: event.event_type,
-                action: decision.action,
+                action,
                 at: Timestamp(at),
             });
         }
@@ -482,7 +410,7 @@ impl AccountState {
         if let Details::Login { status, .. } = &event.details {
             match status {
                 LoginStatus::Success => {
-                    self.apply_successful_login(event, decision, at);
+                    self.apply_successful_login(event, action, login_risk, at);
                     match traits {
                         Some(traits) => self.profile.record(traits, at, horizon_days),
                         None => self
@@ -500,9 +428,7 @@ impl AccountState {
 
         let session = self.touch_session(event, at);
         let session_risky = session.is_some_and(|i| self.sessions[i].risky);
-        if event.event_type.is_sensitive_change()
-            && (session_risky || decision.action >= Action::Review)
-        {
+        if event.event_type.is_sensitive_change() && (session_risky || action >= Action::Review) {
             change.put_at_risk = self.mark_at_risk(event, at);
         }
         match &event.details {
@@ -532,7 +458,7 @@ impl AccountState {
             } => {
                 let money = self.money.entry(*currency).or_default();
                 money.record_payout(*amount);
-                if decision.action >= Action::Hold {
+                if action >= Action::Hold {
                     money.withheld = money.withheld.saturating_add(*amount);
                 } else if *source == PayoutSource::Sales {
                     money.paid_out = money.paid_out.saturating_add(*amount);
@@ -542,7 +468,7 @@ impl AccountState {
                 amount, currency, ..
             } if event.event_type == EventType::LoanDisbursement => {
                 let money = self.money.entry(*currency).or_default();
-                if decision.action >= Action::Hold {
+                if action >= Action::Hold {
                     money.withheld = money.withheld.saturating_add(*amount);
                 } else {
                     money.loans_disbursed = money.loans_disbursed.saturating_add(*amount);
@@ -628,14 +554,20 @@ impl AccountState {
         self.at_risk.take().is_some()
     }
 
-    fn apply_successful_login(&mut self, event: &Event, decision: &Decision, at: i64) {
+    fn apply_successful_login(
+        &mut self,
+        event: &Event,
+        action: Action,
+        login_risk: Option<f64>,
+        at: i64,
+    ) {
         let signals = self.login_signals(event);
         // Read from the stored decision, not recomputed: a rebuild must give
         // the session the risk it had when it was decided.
-        let risk = decision.features.number_of("login.risk").unwrap_or(0.0) as f32;
+        let risk = login_risk.unwrap_or(0.0) as f32;
         // A login the rules stepped up (or worse) opens a risky session,
         // whatever rule did it.
-        let stepped_up = decision.action >= Action::Challenge;
+        let stepped_up = action >= Action::Challenge;
         let network = &event.enrichment.network;
         if let (Some(latitude), Some(longitude)) = (network.latitude, network.longitude) {
             self.last_login_location = Some(LoginLocation {

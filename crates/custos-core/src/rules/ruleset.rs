@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::decision::{Action, Decision, Reason};
+use crate::decision::{Decision, Reason};
 use crate::event::EventType;
 use crate::features::FeatureSet;
+use crate::types::Action;
 
 use super::compile::{CompiledExpr, compile_condition};
 use super::lists::{ListKind, NamedList};

@@ -1,9 +1,7 @@
 //! Unit tests of the core, sharing one test binary.
 
-mod campaigns;
 mod default_rules;
 mod features;
-mod holds;
 mod parse;
 mod rules_cel;
 mod rules_corpus;
