@@ -17,12 +17,11 @@
 //! same; each field that is missing or has another shape reads as unknown
 //! (no actor, not fraud, no campaign), the others as written.
 
-use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// Who made an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Actor {
     /// The account's owner.
@@ -32,35 +31,34 @@ pub enum Actor {
     Platform,
 }
 
+impl Actor {
+    /// The actor a history names, as written by [`Truth::attach`].
+    pub fn from_name(name: &str) -> Option<Actor> {
+        match name {
+            "seller" => Some(Actor::Seller),
+            "attacker" => Some(Actor::Attacker),
+            "platform" => Some(Actor::Platform),
+            _ => None,
+        }
+    }
+}
+
 /// The ground truth of one event.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Truth {
     /// `None` when the history does not say, or names an actor this version
     /// does not know.
-    #[serde(
-        default,
-        deserialize_with = "or_default",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub actor: Option<Actor>,
     /// True for every attacker event and for every payout or loan
     /// disbursement paid while an attacker's destination was the account's
     /// current one.
-    #[serde(default, deserialize_with = "or_default")]
     pub fraud: bool,
     /// The ground-truth campaign of a fraud event.
-    #[serde(
-        default,
-        deserialize_with = "or_default",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub campaign: Option<String>,
     /// The scenario that made it.
-    #[serde(
-        default,
-        deserialize_with = "or_default",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scenario: Option<String>,
 }
 
@@ -68,9 +66,26 @@ impl Truth {
     /// Removes an event's `truth` and reads it; an event without one (or
     /// with one that is not an object) has the unknown truth, the default.
     pub fn take(event: &mut Map<String, Value>) -> Truth {
-        match event.remove("truth") {
-            Some(truth @ Value::Object(_)) => Truth::deserialize(truth).unwrap_or_default(),
-            _ => Truth::default(),
+        // Read field by field rather than through serde: this runs once per
+        // replayed event, and a field of another shape must read as unknown
+        // without failing the others.
+        let Some(Value::Object(mut truth)) = event.remove("truth") else {
+            return Truth::default();
+        };
+        let mut text = |key: &str| match truth.remove(key) {
+            Some(Value::String(text)) => Some(text),
+            _ => None,
+        };
+        let campaign = text("campaign");
+        let scenario = text("scenario");
+        Truth {
+            actor: truth
+                .get("actor")
+                .and_then(Value::as_str)
+                .and_then(Actor::from_name),
+            fraud: truth.get("fraud").and_then(Value::as_bool).unwrap_or(false),
+            campaign,
+            scenario,
         }
     }
 
@@ -80,16 +95,6 @@ impl Truth {
             .expect("a truth serializes to json: string keys and plain values only");
         event.insert("truth".into(), value);
     }
-}
-
-/// Reads a field as `T`, or as `T::default()` when it has another shape.
-fn or_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
-where
-    D: Deserializer<'de>,
-    T: DeserializeOwned + Default,
-{
-    let value = Value::deserialize(deserializer)?;
-    Ok(T::deserialize(value).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -131,6 +136,14 @@ mod tests {
             serde_json::to_string(&event).expect("json"),
             r#"{"truth":{"actor":"platform","fraud":false}}"#
         );
+    }
+
+    #[test]
+    fn every_actor_reads_back_by_the_name_it_is_written_with() {
+        for actor in [Actor::Seller, Actor::Attacker, Actor::Platform] {
+            let name = serde_json::to_value(actor).expect("json");
+            assert_eq!(name.as_str().and_then(Actor::from_name), Some(actor));
+        }
     }
 
     #[test]
