@@ -41,3 +41,8 @@ pub mod scenarios;
 pub mod synth;
 pub mod truth;
 mod world;
+
+// A test suite of the campaign detector, kept with the simulator because it
+// is a simulation; inline so the crate links one test binary, not two.
+#[cfg(test)]
+mod campaign_season;

@@ -13,7 +13,7 @@
 //! link them.
 //!
 //! It lives with the simulator rather than in the core because it is a
-//! simulation: it draws from [`custos_sim::rng::Rng`], the generator every
+//! simulation: it draws from [`crate::rng::Rng`], the generator every
 //! other synthetic world uses.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -24,7 +24,7 @@ use custos_core::campaigns::{
     TimelineKind,
 };
 use custos_core::event::{EventType, InstitutionType};
-use custos_sim::rng::Rng;
+use crate::rng::Rng;
 
 /// Midnight UTC, 2023-11-15: the synthetic worlds' day 0.
 const START: i64 = 1_700_006_400;
