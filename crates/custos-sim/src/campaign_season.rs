@@ -18,13 +18,13 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use crate::rng::Rng;
 use custos_core::Destination;
 use custos_core::campaigns::{
     Burst, Campaign, CampaignConfig, CampaignDetector, CampaignNotice, LinkKind, SensitiveChange,
     TimelineKind,
 };
 use custos_core::event::{EventType, InstitutionType};
-use crate::rng::Rng;
 
 /// Midnight UTC, 2023-11-15: the synthetic worlds' day 0.
 const START: i64 = 1_700_006_400;
