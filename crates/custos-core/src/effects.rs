@@ -11,10 +11,19 @@
 //!   account's last sensitive change (or after the payout, if that change
 //!   is older). The expiry is kept in the stored effect, so a later rule
 //!   set with another cool-off does not change a replay.
+//!   The cool-off starts no earlier than the engine's clock and the
+//!   account's newest event time: a payout dated in the far past does not
+//!   open a hold that has already expired.
 //! - At expiry a hold is released by itself unless the account is at risk,
 //!   in a confirmed campaign, or the destination is denied; then it waits
 //!   for an analyst, or for whatever clears the account (a passed
-//!   verification, a `legit` label, an analyst's `clear_account`).
+//!   verification, a `legit` label, an analyst's `clear_account`). Expiry
+//!   runs against the engine's clock ([`crate::clock`]) for every hold, and
+//!   against the account's own newest event time for the account's holds.
+//! - In a replay, the holds the stored decision says this event closed are
+//!   closed, whatever the clocks say: a log written by a build whose clock
+//!   ran ahead (one far-future event used to move it for everyone) rebuilds
+//!   the state that build had, and acknowledged, and sent as webhooks.
 //! - `fraud` and `compromise_reported` labels put the account at risk,
 //!   cancel its open holds and deny the destinations the attacker set: those
 //!   set in a risky session or while the account was at risk, or the one the
@@ -34,7 +43,7 @@ use crate::event::{
     AnalystActionKind, Currency, Destination, Details, Event, EventType, InstitutionType, LabelKind,
 };
 use crate::features::{CampaignStanding, CampaignView};
-use crate::holds::{DestinationView, HoldKey, HoldStatus, NewHold, Resolution};
+use crate::holds::{DestinationView, Hold, HoldKey, HoldStatus, NewHold, Resolution};
 use crate::state::{AccountChange, AtRisk};
 use crate::types::{Action, Timestamp};
 
@@ -213,9 +222,40 @@ impl Engine {
             ),
             _ => {}
         }
-        self.clock = self.clock.max(at);
+        self.clock.observe(&event.account_id, at);
         self.expire_holds(event, &mut effects);
+        self.close_as_stored(decision, &mut effects);
         effects
+    }
+
+    /// Closes the holds a stored decision says its event closed and that
+    /// are still open: for replays of logs whose holds expired by another
+    /// clock (see the module docs). A fresh decision has no effects yet.
+    fn close_as_stored(&mut self, decision: &Decision, effects: &mut Vec<Effect>) {
+        for effect in &decision.effects {
+            let status = match effect.kind {
+                EffectKind::HoldReleased => HoldStatus::Released,
+                EffectKind::HoldCancelled => HoldStatus::Cancelled,
+                _ => continue,
+            };
+            let Ok(stored) = Hold::deserialize(&effect.data) else {
+                continue;
+            };
+            let Some(resolution) = stored.resolution else {
+                continue;
+            };
+            let open = self
+                .holds
+                .get(&stored.account_id, &stored.hold_id)
+                .is_some_and(|h| h.status == HoldStatus::Held);
+            if open
+                && let Ok(hold) =
+                    self.holds
+                        .close(&stored.account_id, &stored.hold_id, status, resolution)
+            {
+                effects.push(Effect::of(effect.kind, hold));
+            }
+        }
     }
 
     /// A payout or disbursement: counted toward campaigns, held if decided so.
@@ -247,10 +287,15 @@ impl Engine {
         let state = self.accounts.get(&event.account_id);
         let expires_at = stored_expiry(decision, hold_id).unwrap_or_else(|| {
             let cool_off = self.rules.hold_cool_off_secs();
+            // A payout dated before what the engine has seen starts its
+            // cool-off now, not in the past it claims.
+            let start = state
+                .map_or(at, |s| s.last_seen.0.max(at))
+                .max(self.clock.now());
             let last_change = state.and_then(|s| s.sensitive_changes.values().max().map(|t| t.0));
             match last_change {
-                Some(changed) if changed.saturating_add(cool_off) > at => changed + cool_off,
-                _ => at.saturating_add(cool_off),
+                Some(changed) if changed.saturating_add(cool_off) > start => changed + cool_off,
+                _ => start.saturating_add(cool_off),
             }
         });
         let destination = named.or_else(|| {
@@ -537,10 +582,16 @@ impl Engine {
         !(at_risk || confirmed || denied || mule)
     }
 
-    /// Holds whose cool-off ended by the engine's clock: released, or left
-    /// for an analyst when something still argues against paying.
+    /// Holds whose cool-off ended by the engine's clock, then the event's
+    /// account's holds whose cool-off ended by its own newest event time:
+    /// released, or left for an analyst when something still argues
+    /// against paying.
     fn expire_holds(&mut self, event: &Event, effects: &mut Vec<Effect>) {
-        for key in self.holds.take_expired(self.clock) {
+        let mut due = self.holds.take_expired(self.clock.now());
+        if let Some(own) = self.accounts.get(&event.account_id).map(|s| s.last_seen.0) {
+            due.extend(self.holds.take_expired_of(&event.account_id, own));
+        }
+        for key in due {
             if self.releasable(&key) {
                 self.release(&key, event, SYSTEM_ACTOR, "cool-off ended", effects);
             } else {

@@ -9,6 +9,7 @@ use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
 use crate::campaigns::{CampaignConfig, CampaignDetector, CampaignSnapshot};
+use crate::clock::EngineClock;
 use crate::decision::Decision;
 use crate::destinations::{DestinationIndex, DestinationUse};
 use crate::event::{Details, Event, EventType, LoginStatus};
@@ -21,8 +22,10 @@ use crate::state::{AccountState, FailedLoginWindow, failed_login_window};
 use crate::types::Action;
 
 /// Version of the snapshot layout; a snapshot of another version is ignored
-/// and state is rebuilt from the log instead.
-pub const SNAPSHOT_FORMAT: u32 = 4;
+/// and state is rebuilt from the log instead, except format 4, which is
+/// read and migrated (format 5 replaced its clock, the newest event time,
+/// with an [`EngineClock`] rebuilt from each account's newest event time).
+pub const SNAPSHOT_FORMAT: u32 = 5;
 
 /// Addresses whose failed logins are tracked across accounts, at most.
 /// When full, addresses with no failure in the last hour are dropped.
@@ -45,12 +48,15 @@ pub struct Engine {
     pub(crate) holds: HoldBook,
     /// Links between accounts, bursts toward institutions, campaigns.
     pub(crate) campaigns: CampaignDetector,
-    /// The newest event time seen: holds expire against it.
-    pub(crate) clock: i64,
+    /// The time holds expire against: the newest event time, as far as a
+    /// second account vouches for it (see [`crate::clock`]).
+    pub(crate) clock: EngineClock,
 }
 
+/// The snapshot layout; `C` is the clock's form: an [`EngineClock`] from
+/// format 5, the newest event time (`i64`) in format 4.
 #[derive(Serialize, Deserialize)]
-struct Snapshot {
+struct Snapshot<C> {
     format: u32,
     accounts: Vec<AccountState>,
     population: Population,
@@ -58,8 +64,11 @@ struct Snapshot {
     destinations: Vec<(u64, DestinationUse)>,
     holds: HoldSnapshot,
     campaigns: CampaignSnapshot,
-    clock: i64,
+    clock: C,
 }
+
+/// The last format whose clock was the newest event time seen.
+const SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK: u32 = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -105,7 +114,7 @@ impl Engine {
             destinations: DestinationIndex::default(),
             holds: HoldBook::default(),
             campaigns: CampaignDetector::new(CampaignConfig::default()),
-            clock: i64::MIN,
+            clock: EngineClock::default(),
         }
     }
 
@@ -141,6 +150,11 @@ impl Engine {
 
     pub fn feature_config(&self) -> &FeatureConfig {
         &self.features
+    }
+
+    /// The time holds expire against.
+    pub fn clock(&self) -> &EngineClock {
+        &self.clock
     }
 
     /// Decides an event and folds it into the state. What the event set
@@ -309,7 +323,7 @@ impl Engine {
             destinations: self.destinations.sorted(),
             holds: self.holds.to_snapshot(),
             campaigns: self.campaigns.to_snapshot(),
-            clock: self.clock,
+            clock: self.clock.clone(),
         })
     }
 
@@ -320,10 +334,30 @@ impl Engine {
             format: u32,
         }
         let found = serde_json::from_slice::<FormatOnly>(bytes)?.format;
-        if found != SNAPSHOT_FORMAT {
-            return Err(SnapshotError::Format { found });
-        }
-        let snapshot: Snapshot = serde_json::from_slice(bytes)?;
+        let snapshot: Snapshot<EngineClock> = match found {
+            SNAPSHOT_FORMAT => serde_json::from_slice(bytes)?,
+            SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK => {
+                // Its clock may have been pushed by one far-future event:
+                // rebuild it as a replay of the log would have.
+                let old: Snapshot<i64> = serde_json::from_slice(bytes)?;
+                let clock = EngineClock::from_newest_times(
+                    old.accounts
+                        .iter()
+                        .map(|a| (a.account_id.as_str(), a.last_seen.0)),
+                );
+                Snapshot {
+                    format: SNAPSHOT_FORMAT,
+                    accounts: old.accounts,
+                    population: old.population,
+                    ip_failures: old.ip_failures,
+                    destinations: old.destinations,
+                    holds: old.holds,
+                    campaigns: old.campaigns,
+                    clock,
+                }
+            }
+            found => return Err(SnapshotError::Format { found }),
+        };
         // A damaged campaign graph is refused before anything is replaced:
         // the caller rebuilds from the log instead.
         let campaigns =

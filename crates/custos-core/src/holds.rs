@@ -18,8 +18,15 @@
 //! released by itself only when nothing argues against it any more: the
 //! account is not at risk, not in a confirmed campaign, and the destination
 //! is not denied. Otherwise it waits for an analyst (`awaiting_analyst`).
-//! Expiry runs on event time (the engine's clock is the newest event time
-//! seen), so replaying the log releases the same holds at the same point.
+//!
+//! Expiry runs on event time, against two clocks: the engine's clock
+//! ([`crate::clock`]), which follows the newest event time only as far as a
+//! second account vouches for it, so that one event dated in the far future
+//! cannot end every other account's cool-off; and the account's own newest
+//! event time, which ends only its own holds. A seller who sends nothing
+//! more still has their hold released once the rest of the traffic passes
+//! its expiry. Both clocks are functions of the log, so replaying it
+//! releases the same holds at the same events.
 //!
 //! Bounded: at most [`MAX_OPEN_HOLDS`] open holds (a hold beyond is still
 //! decided `hold`, just not tracked, and counted) and [`MAX_CLOSED_HOLDS`]
@@ -378,6 +385,27 @@ impl HoldBook {
             }
         }
         due
+    }
+
+    /// Takes the keys of one account's open holds whose cool-off ended at
+    /// or before `now` out of the expiry queue, oldest first: the account's
+    /// own events end its own cool-offs even when the engine's clock lags.
+    pub fn take_expired_of(&mut self, account_id: &str, now: i64) -> Vec<HoldKey> {
+        let Some(ids) = self.ids_of_account.get(account_id) else {
+            return Vec::new();
+        };
+        let mut due: Vec<(i64, HoldKey)> = ids
+            .iter()
+            .filter_map(|id| self.holds.get(&key(account_id, id)))
+            .filter(|h| h.status == HoldStatus::Held && h.expires_at.0 <= now)
+            .map(|h| (h.expires_at.0, key(&h.account_id, &h.hold_id)))
+            .filter(|entry| self.pending_expiry.contains(entry))
+            .collect();
+        due.sort();
+        for entry in &due {
+            self.pending_expiry.remove(entry);
+        }
+        due.into_iter().map(|(_, k)| k).collect()
     }
 
     /// Marks an expired open hold as waiting for an analyst.

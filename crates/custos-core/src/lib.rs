@@ -22,7 +22,8 @@
 //! its own (or earlier in its own line): the module graph has no cycle.
 //!
 //! 1. Leaves, which use nothing else in the crate: `types` (`Action`,
-//!    `Timestamp`, `NetworkPrefix`), `enrich`, `token`, `window`.
+//!    `Timestamp`, `NetworkPrefix`), `enrich`, `token`, `window`, `clock`
+//!    (the time holds expire against).
 //! 2. The event model: `event`, then `parse`.
 //! 3. Behaviour: `profile`, then `population`, `login_risk`, `destinations`.
 //! 4. `state`, per-account state. It reads a decision's action and login
@@ -32,6 +33,7 @@
 //! 7. `engine` and `effects`, the two halves of [`Engine`], on top.
 
 pub mod campaigns;
+pub mod clock;
 pub mod decision;
 pub mod destinations;
 pub mod effects;

@@ -393,10 +393,13 @@ impl AccountState {
         let at = event.unix_time();
         let mut change = AccountChange::default();
         self.last_seen = Timestamp(self.last_seen.0.max(at));
+        // Changes are dated no earlier than the account's newest event: an
+        // event dated in the past cannot make a fresh change (or a fresh
+        // destination, below) look old, and shorten a hold's cool-off.
+        let changed_at = self.last_seen;
         *self.event_counts.entry(event.event_type).or_insert(0) += 1;
         if event.event_type.is_sensitive_change() {
-            self.sensitive_changes
-                .insert(event.event_type, Timestamp(at));
+            self.sensitive_changes.insert(event.event_type, changed_at);
         }
         if action != Action::Allow {
             self.last_notable_decision = Some(NotableDecision {
@@ -435,7 +438,7 @@ impl AccountState {
             Details::PayoutDestinationChange { destination, .. } => {
                 let record = DestinationRecord {
                     destination: destination.clone(),
-                    set_at: Timestamp(at),
+                    set_at: changed_at,
                     set_by_event: event.event_id.clone(),
                     set_in_session: session.map(|i| self.sessions[i].session_id.clone()),
                     set_in_risky_session: session_risky,

@@ -397,10 +397,12 @@ mod through_the_engine {
     #[test]
     fn a_hold_expires_by_itself_only_when_nothing_argues_against_it() {
         // An honest change: the account is not at risk, the hold is the
-        // cool-off alone and ends with it, on the next event of any account.
+        // cool-off alone and ends with it, on the next event of any account
+        // while other accounts keep the engine's clock going.
         let mut w = World::new(hold_fresh_destinations("2d"));
         w.seller("s1");
         w.seller("s2");
+        w.seller("s3");
         w.send(
             "s1",
             31 * DAY,
@@ -416,6 +418,8 @@ mod through_the_engine {
             2 * DAY
         );
         let before = w.send("s2", 33 * DAY - 60, "logout", json!({}));
+        assert!(before.effects.is_empty());
+        let before = w.send("s3", 33 * DAY - 30, "logout", json!({}));
         assert!(before.effects.is_empty());
         let after = w.send("s2", 33 * DAY + 1, "logout", json!({}));
         assert_eq!(kinds(&after), [EffectKind::HoldReleased]);
@@ -681,6 +685,7 @@ mod through_the_engine {
             "sale",
             json!({"amount": 100, "currency": "GBP"}),
         );
+        w.send("s3", 45 * DAY + 60, "logout", json!({}));
         let hold = w.engine.holds().get("s2", "po-mule").expect("held");
         assert_eq!(hold.status, HoldStatus::Held);
         assert!(hold.awaiting_analyst, "{hold:?}");
@@ -768,5 +773,219 @@ mod through_the_engine {
         // A second clear finds nothing left to clear.
         let again = w.act("s1", 42 * DAY + 60, "clear_account", None);
         assert!(again.effects.is_empty(), "{:?}", again.effects);
+    }
+
+    // ----- time: far-future and far-past events -----
+
+    /// Where the tests' times start (see `crate::tests::at`).
+    const START: i64 = 1_526_000_000;
+    /// 9999-01-01T00:00:00Z and 0001-01-01T00:00:00Z, as offsets from START.
+    const YEAR_9999: i64 = 253_370_764_800 - START;
+    const YEAR_0001: i64 = -62_135_596_800 - START;
+
+    /// Three ordinary sellers; s1 changes its bank account honestly on day
+    /// 31 and its payout is held for the two-day cool-off (until day 33).
+    fn world_with_a_hold() -> World {
+        let mut w = World::new(hold_fresh_destinations("2d"));
+        for seller in ["s1", "s2", "s3"] {
+            w.seller(seller);
+        }
+        w.send(
+            "s1",
+            31 * DAY,
+            "payout_destination_change",
+            json!({"session_id": "s1-home-29",
+                   "destination": {"institution_id": "40-00-00", "account_number": "22223333"}}),
+        );
+        let held = w.payout("s1", 31 * DAY + 60, "po-1", 10_000);
+        assert_eq!(held.action, Action::Hold);
+        let hold = w.engine.holds().get("s1", "po-1").expect("held");
+        assert_eq!(hold.expires_at.0, START + 33 * DAY);
+        w
+    }
+
+    fn holds_closed_for(d: &Decision, account: &str) -> usize {
+        d.effects
+            .iter()
+            .filter(|e| e.kind.as_str().starts_with("hold.") && e.data["account_id"] == account)
+            .count()
+    }
+
+    #[test]
+    fn a_far_future_event_of_one_account_does_not_release_another_accounts_hold() {
+        let mut w = world_with_a_hold();
+        // s2 has a hold of its own.
+        w.send(
+            "s2",
+            31 * DAY + 100,
+            "payout_destination_change",
+            json!({"session_id": "s2-home-29",
+                   "destination": {"institution_id": "40-00-00", "account_number": "44445555"}}),
+        );
+        assert_eq!(
+            w.payout("s2", 31 * DAY + 160, "po-2", 10_000).action,
+            Action::Hold
+        );
+        // An event of s2 dated in the year 9999: the server refuses it, but
+        // a replay of a file or the backtest may not.
+        let future = w.send("s2", YEAR_9999, "logout", json!({}));
+        assert_eq!(holds_closed_for(&future, "s1"), 0, "{:?}", future.effects);
+        assert_eq!(w.status("s1", "po-1"), Some(HoldStatus::Held));
+        // What an account's own events claim dates its own holds only.
+        assert_eq!(w.status("s2", "po-2"), Some(HoldStatus::Released));
+        // The engine's clock moved an hour past the others, no more.
+        assert_eq!(
+            w.engine.clock().now(),
+            START + 31 * DAY + 60 + crate::clock::CLOCK_LEAD_SECS
+        );
+        // Ordinary traffic goes on; s1 sends nothing. Its hold stays until
+        // the others reach its expiry (at most the lead early), then goes.
+        let lead = crate::clock::CLOCK_LEAD_SECS;
+        let early = w.send("s3", 33 * DAY - lead - 60, "logout", json!({}));
+        assert_eq!(holds_closed_for(&early, "s1"), 0);
+        assert_eq!(w.status("s1", "po-1"), Some(HoldStatus::Held));
+        let due = w.send("s3", 33 * DAY, "logout", json!({}));
+        assert_eq!(kinds(&due), [EffectKind::HoldReleased]);
+        assert_eq!(
+            effect(&due, EffectKind::HoldReleased).data["resolution"]["reason"],
+            "cool-off ended"
+        );
+    }
+
+    #[test]
+    fn an_idle_accounts_hold_is_released_on_time_by_other_accounts_traffic() {
+        let mut w = world_with_a_hold();
+        // s1 never comes back; s2 and s3 send an event every ten minutes.
+        let mut released_at = None;
+        for (n, t) in (31 * DAY + 3_600..34 * DAY).step_by(600).enumerate() {
+            let seller = if n % 2 == 0 { "s2" } else { "s3" };
+            let d = w.send(seller, t, "logout", json!({}));
+            if holds_closed_for(&d, "s1") > 0 {
+                assert_eq!(kinds(&d), [EffectKind::HoldReleased]);
+                released_at.get_or_insert(t);
+            }
+        }
+        // The first event at or after the expiry (day 33) released it.
+        let first_due = (31 * DAY + 3_600..)
+            .step_by(600)
+            .find(|t| *t >= 33 * DAY)
+            .expect("a time after the expiry");
+        assert_eq!(released_at, Some(first_due));
+        assert_eq!(w.status("s1", "po-1"), Some(HoldStatus::Released));
+    }
+
+    #[test]
+    fn replaying_a_log_with_a_far_future_event_rebuilds_the_same_state() {
+        let mut w = world_with_a_hold();
+        w.send("s2", YEAR_9999, "logout", json!({}));
+        w.send("s3", 32 * DAY, "logout", json!({}));
+        w.send("s2", 33 * DAY + 60, "logout", json!({}));
+        let live = w.engine.snapshot().expect("snapshot");
+        let mut replayed = Engine::new(Arc::new(hold_fresh_destinations("2d")));
+        for (e, d) in &w.log {
+            replayed.apply(e, d);
+        }
+        assert_eq!(replayed.snapshot().expect("snapshot"), live);
+        assert_eq!(replayed.clock(), w.engine.clock());
+        let mut restored = Engine::new(Arc::new(hold_fresh_destinations("2d")));
+        restored.restore(&live).expect("restores");
+        assert_eq!(restored.snapshot().expect("snapshot"), live);
+    }
+
+    #[test]
+    fn a_replay_closes_the_holds_the_stored_log_says_were_closed() {
+        // A log written by a build whose clock was the newest event time:
+        // the far-future event released s1's hold, and said so.
+        let mut w = world_with_a_hold();
+        w.send("s2", YEAR_9999, "logout", json!({}));
+        assert_eq!(w.status("s1", "po-1"), Some(HoldStatus::Held));
+        let (future, decision) = w.log.last_mut().expect("logged");
+        let mut hold = w.engine.holds().get("s1", "po-1").expect("held").clone();
+        hold.status = HoldStatus::Released;
+        hold.resolution = Some(crate::holds::Resolution {
+            by: crate::effects::SYSTEM_ACTOR.into(),
+            reason: "cool-off ended".into(),
+            at: crate::types::Timestamp(future.unix_time()),
+            event_id: future.event_id.clone(),
+        });
+        decision
+            .effects
+            .push(Effect::of(EffectKind::HoldReleased, &hold));
+        let mut replayed = Engine::new(Arc::new(hold_fresh_destinations("2d")));
+        for (e, d) in &w.log {
+            replayed.apply(e, d);
+        }
+        let rebuilt = replayed.holds().get("s1", "po-1").expect("kept");
+        assert_eq!(rebuilt, &hold, "the state that build acknowledged");
+        assert_eq!(replayed.holds().open_count(), 0);
+    }
+
+    #[test]
+    fn events_dated_in_the_far_past_do_not_shorten_holds_or_age_destinations() {
+        let mut w = World::new(hold_fresh_destinations("2d"));
+        for seller in ["s1", "s2", "s3"] {
+            w.seller(seller);
+        }
+        // A bank account change dated in the year 1 is still a fresh one.
+        w.send(
+            "s1",
+            YEAR_0001,
+            "payout_destination_change",
+            json!({"session_id": "s1-home-29",
+                   "destination": {"institution_id": "40-00-00", "account_number": "22223333"}}),
+        );
+        let held = w.payout("s1", 31 * DAY, "po-1", 10_000);
+        assert_eq!(held.action, Action::Hold, "{:?}", held.reasons);
+        // Later, a payout dated in the year 1 is held for a cool-off that
+        // starts at the engine's clock, not one that ended two thousand
+        // years ago.
+        w.send("s1", 40 * DAY, "logout", json!({}));
+        w.send("s3", 40 * DAY + 30, "logout", json!({}));
+        let now = w.engine.clock().now();
+        assert_eq!(now, START + 40 * DAY + 30);
+        let old = w.payout("s2", YEAR_0001, "po-2", 10_000);
+        assert_eq!(old.action, Action::Hold, "{:?}", old.reasons);
+        let hold = w.engine.holds().get("s2", "po-2").expect("held");
+        assert_eq!(hold.expires_at.0, now + 2 * DAY, "{hold:?}");
+        let next = w.send("s3", 40 * DAY + 60, "logout", json!({}));
+        assert_eq!(holds_closed_for(&next, "s2"), 0, "{:?}", next.effects);
+        assert_eq!(w.status("s2", "po-2"), Some(HoldStatus::Held));
+        // And the engine's clock did not move back.
+        assert_eq!(w.engine.clock().now(), START + 40 * DAY + 60);
+    }
+
+    #[test]
+    fn a_format_4_snapshot_is_read_and_its_pushed_clock_rebuilt() {
+        // Before format 5 the clock was the newest event time: one event
+        // dated 9999 left it there, in every snapshot after.
+        let mut w = world_with_a_hold();
+        w.send("s2", YEAR_9999, "logout", json!({}));
+        w.send("s3", 32 * DAY, "logout", json!({}));
+        let mut old: Value =
+            serde_json::from_slice(&w.engine.snapshot().expect("snapshot")).expect("json");
+        assert_eq!(old["format"], crate::engine::SNAPSHOT_FORMAT);
+        old["format"] = json!(4);
+        old["clock"] = json!(START + YEAR_9999);
+        let mut restored = Engine::new(Arc::new(hold_fresh_destinations("2d")));
+        restored
+            .restore(&serde_json::to_vec(&old).expect("encodes"))
+            .expect("a format 4 snapshot is read");
+        assert_eq!(
+            restored.clock(),
+            w.engine.clock(),
+            "rebuilt as a replay has it"
+        );
+        assert_eq!(
+            restored.clock().now(),
+            START + 32 * DAY + crate::clock::CLOCK_LEAD_SECS
+        );
+        assert_eq!(
+            restored.holds().get("s1", "po-1").map(|h| h.status),
+            Some(HoldStatus::Held)
+        );
+        assert_eq!(
+            restored.snapshot().expect("snapshot"),
+            w.engine.snapshot().expect("snapshot")
+        );
     }
 }
