@@ -103,7 +103,23 @@ pub struct EngineConfig {
     /// `used` (default): decisions record the features their rules read;
     /// `all`: every feature.
     pub record_features: RecordFeatures,
+    /// How far ahead of the server's clock an event's `time` may be (5m by
+    /// default; `"off"`: no bound). Event time drives windows, profiles and
+    /// the clock payout holds expire on; an event from the future is refused
+    /// with `time_out_of_range`. `custos replay` checks it too.
+    #[serde(with = "duration::optional")]
+    pub max_future_skew: Option<Duration>,
+    /// How far behind the server's clock an event's `time` may be (`"off"`
+    /// by default: late events, backfills and labels of old events are the
+    /// platform's to send). Set it, e.g. `"30d"`, to refuse events dated in
+    /// the far past on the HTTP API; `custos replay` never checks it.
+    #[serde(with = "duration::optional")]
+    pub max_event_age: Option<Duration>,
 }
+
+/// The default `engine.max_future_skew`: generous for clocks kept by NTP,
+/// tight against a client clock that is simply wrong.
+pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(300);
 
 impl Default for Config {
     fn default() -> Self {
@@ -170,6 +186,8 @@ impl Default for EngineConfig {
             snapshot_every_events: 1_000_000,
             max_group_events: 8192,
             record_features: RecordFeatures::Used,
+            max_future_skew: Some(DEFAULT_MAX_FUTURE_SKEW),
+            max_event_age: None,
         }
     }
 }
@@ -454,6 +472,27 @@ pub mod duration {
             ))
         })
     }
+
+    /// A duration, or `"off"` for none.
+    pub mod optional {
+        use std::time::Duration;
+
+        use serde::{Deserialize, Deserializer};
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> Result<Option<Duration>, D::Error> {
+            let text = String::deserialize(deserializer)?;
+            if text == "off" {
+                return Ok(None);
+            }
+            super::parse(&text).map(Some).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a duration or \"off\": use ms, s, m, h, d or w, e.g. \"5m\""
+                ))
+            })
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -543,6 +582,16 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "engine.max_group_events must be positive".into(),
             ));
+        }
+        for (name, bound) in [
+            ("max_future_skew", self.engine.max_future_skew),
+            ("max_event_age", self.engine.max_event_age),
+        ] {
+            if bound.is_some_and(|d| d.is_zero()) {
+                return Err(ConfigError::Invalid(format!(
+                    "engine.{name}: must be positive, or \"off\" for no bound"
+                )));
+            }
         }
         self.validate_webhooks(|name| std::env::var(name).ok())
             .map_err(ConfigError::Invalid)?;
@@ -636,6 +685,35 @@ mod tests {
         std::fs::write(&path, "listn = \"x\"\n").unwrap();
         let err = Config::from_file(&path).unwrap_err();
         assert!(err.to_string().contains("listn"), "{err}");
+    }
+
+    #[test]
+    fn event_time_bounds_parse_and_can_be_turned_off() {
+        let defaults = Config::default();
+        assert_eq!(
+            defaults.engine.max_future_skew,
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(defaults.engine.max_event_age, None);
+        let c: Config =
+            toml::from_str("[engine]\nmax_future_skew = \"1m\"\nmax_event_age = \"30d\"\n")
+                .unwrap();
+        assert_eq!(c.engine.max_future_skew, Some(Duration::from_secs(60)));
+        assert_eq!(
+            c.engine.max_event_age,
+            Some(Duration::from_secs(30 * 86_400))
+        );
+        let c: Config = toml::from_str("[engine]\nmax_future_skew = \"off\"\n").unwrap();
+        assert_eq!(c.engine.max_future_skew, None);
+        let err = toml::from_str::<Config>("[engine]\nmax_future_skew = \"soon\"\n").unwrap_err();
+        assert!(err.to_string().contains("max_future_skew"), "{err}");
+        let zero: Config = toml::from_str("[engine]\nmax_event_age = \"0s\"\n").unwrap();
+        let err = zero.validate().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("engine.max_event_age: must be positive"),
+            "{err}"
+        );
     }
 
     fn webhooks_config(toml_text: &str) -> Result<Config, String> {

@@ -26,9 +26,10 @@ mod load;
 mod rules_dir;
 
 pub use config::{
-    Config, ConfigError, DECISION_CREATED, DEVELOPMENT_API_KEY, EngineConfig, Limits,
-    LoginRiskConfig, MIN_API_KEY_LEN, MIN_WEBHOOK_SECRET_LEN, RecordFeatures, RulesConfig,
-    WebhookDeliveryConfig, WebhookEndpointConfig, duration, pattern_matches, webhook_types,
+    Config, ConfigError, DECISION_CREATED, DEFAULT_MAX_FUTURE_SKEW, DEVELOPMENT_API_KEY,
+    EngineConfig, Limits, LoginRiskConfig, MIN_API_KEY_LEN, MIN_WEBHOOK_SECRET_LEN, RecordFeatures,
+    RulesConfig, WebhookDeliveryConfig, WebhookEndpointConfig, duration, pattern_matches,
+    webhook_types,
 };
 pub use data_dir::{DATABASE_FILE, LoadTokenKeyError, TOKEN_KEY_FILE, load_token_key};
 pub use load::{Overrides, load, load_with_env};

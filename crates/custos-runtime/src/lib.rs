@@ -40,6 +40,12 @@
 //! group decided on top of it is refused too, and the engine rebuilds itself
 //! from the store before taking more work.
 //!
+//! ## Event time
+//!
+//! The engine never reads the wall clock; entry points bound an event's
+//! `time` against theirs before submitting it ([`TimeBound`], from
+//! `[engine] max_future_skew` and `max_event_age`).
+//!
 //! ## Opening
 //!
 //! [`open`] turns a checked `custos_config::Config` into a running
@@ -50,6 +56,7 @@
 mod engine_thread;
 mod messages;
 mod open;
+mod time_bound;
 mod writer;
 
 use std::hash::BuildHasher;
@@ -66,6 +73,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 pub use open::{OpenError, open};
+pub use time_bound::{TimeBound, TimeBoundError};
 
 /// Meta key under which the destination-token key id is kept.
 const TOKEN_KEY_META: &str = "destination_token_key_id";

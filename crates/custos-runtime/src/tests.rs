@@ -425,6 +425,93 @@ async fn a_retry_is_the_same_event_even_if_enrichment_changed_meanwhile() {
 
 /// A rule set whose one rule fires on every event and names its version,
 /// so a decision shows which whole set decided it.
+/// An event of `account` at `time` (RFC 3339).
+fn ev_of(account: &str, id: &str, time: &str, ty: &str, extra: serde_json::Value) -> PreparedEvent {
+    let mut v = json!({"event_id": id, "type": ty, "account_id": account, "time": time});
+    for (k, x) in extra.as_object().unwrap() {
+        v[k] = x.clone();
+    }
+    PreparedEvent::new(parser().parse_value(v).unwrap()).unwrap()
+}
+
+/// The runtime itself bounds no event time (its callers do): what `custos
+/// replay --no-time-bound` feeds it. A far-future event of one account
+/// leaves other accounts' holds alone, and a restart, from the log alone or
+/// from a snapshot, rebuilds the same holds and clock.
+#[tokio::test]
+async fn a_far_future_event_leaves_other_holds_alone_and_rebuilds_identically() {
+    let rules: RuleSetSource = serde_json::from_value(json!({
+        "name": "fresh",
+        "hold_cool_off": "2d",
+        "rules": [{"id": "fresh_destination", "when": "destination.age < 7d", "action": "hold",
+                   "events": ["payout", "loan_disbursement"]}]
+    }))
+    .unwrap();
+    let start_with = |store: Arc<dyn EventStore>| {
+        Runtime::start(
+            store,
+            parser(),
+            RuntimeConfig {
+                rules: Some(rules.clone()),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    };
+    async fn state(rt: &Runtime) -> serde_json::Value {
+        rt.read(|e| (e.holds().to_snapshot(), e.clock().clone()))
+            .await
+            .unwrap()
+    }
+    for crash in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = start_with(open(dir.path()));
+        let outcomes = rt
+            .submit(vec![
+                ev_of("b", "b-login", "2018-05-01T08:00:00Z", "login",
+                    json!({"status": "success", "session_id": "b1", "ip": "81.2.69.160"})),
+                ev_of("b", "b-change", "2018-05-01T08:01:00Z", "payout_destination_change",
+                    json!({"session_id": "b1",
+                           "destination": {"institution_id": "200000", "account_number": "12345678"}})),
+                ev_of("b", "b-payout", "2018-05-01T08:02:00Z", "payout",
+                    json!({"payout_id": "p1", "amount": 100, "currency": "GBP"})),
+                ev_of("c", "c-sale", "2018-05-01T09:00:00Z", "sale",
+                    json!({"amount": 100, "currency": "GBP"})),
+                ev_of("a", "a-future", "9999-01-01T00:00:00Z", "sale",
+                    json!({"amount": 100, "currency": "GBP"})),
+                ev_of("c", "c-sale-2", "2018-05-01T10:00:00Z", "sale",
+                    json!({"amount": 100, "currency": "GBP"})),
+            ])
+            .await
+            .unwrap();
+        assert_eq!(outcomes[2].decision.action, Action::Hold);
+        assert!(
+            outcomes[4].decision.effects.is_empty(),
+            "{:?}",
+            outcomes[4].decision.effects
+        );
+        let before = state(&rt).await;
+        let hold = &before[0]["holds"][0];
+        assert_eq!(
+            (hold["hold_id"].as_str(), hold["status"].as_str()),
+            (Some("p1"), Some("held"))
+        );
+        assert_eq!(
+            hold["awaiting_analyst"], false,
+            "its cool-off has not ended"
+        );
+        if crash {
+            rt.halt().await.unwrap();
+        } else {
+            rt.shutdown().await.unwrap();
+        }
+        drop(rt);
+        let rt = start_with(open(dir.path()));
+        assert_eq!(state(&rt).await, before, "crash: {crash}");
+        rt.shutdown().await.unwrap();
+    }
+}
+
 fn marker_rules(mark: u64) -> RuleSetSource {
     serde_json::from_value(json!({
         "name": format!("marker-{mark}"),

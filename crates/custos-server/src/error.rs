@@ -99,6 +99,10 @@ error_codes! {
          country), or is too long.";
     UnknownEventType = "unknown_event_type", BAD_REQUEST, InvalidRequest,
         "`type` is not one of the types in [events.md](events.md).";
+    TimeOutOfRange = "time_out_of_range", BAD_REQUEST, InvalidRequest,
+        "An event's `time` is further ahead of the server's clock than `engine.max_future_skew` \
+         (5 minutes by default), or older than `engine.max_event_age` when set; `field` is \
+         `time`. Send the time the event happened, from a synchronized clock.";
     InvalidRules = "invalid_rules", BAD_REQUEST, InvalidRequest,
         "`POST /v1/rules` (or `/check`, or a list edit) with a rule set that does not compile. \
          `errors` lists every problem: `rule`, `field`, `message`, `position {line, column}`, \

@@ -2,7 +2,9 @@
 //!
 //! A request is all or nothing: every event is validated before any is
 //! decided, and the first bad one rejects the request with its index and
-//! field. The answer mirrors the request's shape: an object for an object,
+//! field. Validation includes the event's `time`, against the server's
+//! clock (`engine.max_future_skew`, `engine.max_event_age`:
+//! `time_out_of_range`). The answer mirrors the request's shape: an object for an object,
 //! an array for an array, one line per event for NDJSON.
 //!
 //! `Content-Type: application/x-ndjson` selects NDJSON; `application/json`,
@@ -249,10 +251,26 @@ fn parse_all(
     let mut events = Vec::with_capacity(values.len());
     for (index, value) in values.into_iter().enumerate() {
         match parser.parse_value(value) {
-            Ok(event) => events.push(
-                PreparedEvent::new(event)
-                    .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?,
-            ),
+            Ok(event) => {
+                if let Err(e) = state.time_bound.check_now(&event) {
+                    let error =
+                        ApiError::new(Code::TimeOutOfRange, e.to_string()).with_field("time");
+                    return Err(match shape {
+                        Shape::Single => error,
+                        _ => ApiError {
+                            message: format!(
+                                "event {index}: {e}; nothing in this request was applied"
+                            ),
+                            ..error
+                        }
+                        .with_index(index),
+                    });
+                }
+                events.push(
+                    PreparedEvent::new(event)
+                        .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?,
+                )
+            }
             Err(e) if shape == Shape::Single => return Err(event_error(e)),
             Err(e) => {
                 let message = if e.field.is_empty() {

@@ -64,6 +64,8 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     pub api_keys: Arc<auth::ApiKeys>,
     pub limits: custos_config::Limits,
+    /// What an event's `time` may be, around the server's clock.
+    pub time_bound: custos_runtime::TimeBound,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,7 +207,14 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         runtime: runtime.clone(),
         api_keys: Arc::new(auth::ApiKeys::new(&config.effective_api_keys())),
         limits: config.limits.clone(),
+        time_bound: custos_runtime::TimeBound::from_config(&config.engine),
     };
+    if config.engine.max_future_skew.is_none() {
+        tracing::warn!(
+            "engine.max_future_skew is off: an event dated in the future is accepted and moves \
+             time for its account"
+        );
+    }
     let app = router(state);
     let (tx, rx) = oneshot::channel::<()>();
     let serve = tokio::spawn(async move {

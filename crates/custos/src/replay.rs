@@ -1,5 +1,11 @@
 //! `custos replay FILE.ndjson`: the whole write path offline, from a file
 //! instead of HTTP: parse, decide, durably store, summarize.
+//!
+//! History is old by nature, so `engine.max_event_age` is not checked; but
+//! no history holds events from the future: a line dated more than
+//! `engine.max_future_skew` ahead of the wall clock is rejected like an
+//! invalid one (`--no-time-bound` accepts it, for a synthetic history set in
+//! the future).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -8,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use custos_core::{Action, EventType};
-use custos_runtime::{Atomicity, Outcome, PreparedEvent, Runtime, Ticket};
+use custos_runtime::{Atomicity, Outcome, PreparedEvent, Runtime, Ticket, TimeBound};
 use serde_json::json;
 
 #[derive(clap::Args)]
@@ -29,6 +35,10 @@ pub struct ReplayArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Accept events dated in the future. By default a line whose time is
+    /// more than `engine.max_future_skew` ahead of the wall clock is rejected.
+    #[arg(long)]
+    pub no_time_bound: bool,
 }
 
 #[derive(Default)]
@@ -109,6 +119,14 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let mut in_flight: InFlight = Default::default();
     let mut batch: Vec<PreparedEvent> = Vec::with_capacity(args.batch);
     let parser = runtime.parser().clone();
+    let time_bound = if args.no_time_bound {
+        TimeBound::NONE
+    } else {
+        TimeBound {
+            max_future_skew: config.engine.max_future_skew,
+            max_event_age: None,
+        }
+    };
     for (n, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("cannot read line {}", n + 1))?;
         if line.trim().is_empty() {
@@ -119,6 +137,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
             .and_then(|v| {
                 parser
                     .parse_value(v)
+                    .map_err(|e| format!("line {}: {e}", n + 1))
+            })
+            .and_then(|event| {
+                time_bound
+                    .check_now(&event)
+                    .map(|()| event)
                     .map_err(|e| format!("line {}: {e}", n + 1))
             });
         match parsed {

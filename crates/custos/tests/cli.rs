@@ -82,6 +82,54 @@ fn generate_then_replay_decides_every_event() {
     assert_eq!(again["actions"], summary["actions"]);
 }
 
+#[test]
+fn replay_rejects_events_from_the_future_unless_told_not_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("events.ndjson");
+    let sale = |id: &str, time: &str| {
+        json!({"event_id": id, "type": "sale", "account_id": "seller-1", "time": time,
+               "amount": 100, "currency": "GBP"})
+        .to_string()
+    };
+    std::fs::write(
+        &file,
+        format!(
+            "{}\n{}\n",
+            sale("old", "2018-05-01T00:00:00Z"),
+            sale("future", "9999-01-01T00:00:00Z")
+        ),
+    )
+    .unwrap();
+    let replay = |data: &str, extra: &[&str]| {
+        let data = dir.path().join(data);
+        let mut args = vec![
+            "replay".as_ref(),
+            file.as_os_str(),
+            "--json".as_ref(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+        ];
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        serde_json::from_slice::<Value>(&run_ok(&args)).unwrap()
+    };
+    let bounded = replay("bounded", &[]);
+    assert_eq!(
+        (bounded["events"].as_u64(), bounded["rejected"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let why = bounded["rejections"][0].as_str().unwrap();
+    assert!(
+        why.starts_with("line 2: time: 9999-01-01T00:00:00Z is ")
+            && why.contains("max_future_skew"),
+        "{why}"
+    );
+    let unbounded = replay("unbounded", &["--no-time-bound"]);
+    assert_eq!(
+        (unbounded["events"].as_u64(), unbounded["rejected"].as_u64()),
+        (Some(2), Some(0))
+    );
+}
+
 struct Server(std::process::Child);
 
 impl Drop for Server {

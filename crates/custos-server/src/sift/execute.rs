@@ -78,6 +78,10 @@ pub(crate) async fn execute(state: &AppState, plan: Plan) -> Result<Executed, Si
         let event = parser
             .parse_value(Value::Object(step.event.clone()))
             .map_err(|e| translate(e, &step))?;
+        state
+            .time_bound
+            .check_now(&event)
+            .map_err(|e| SiftError::invalid(format!("`$time`: {}", e.problem)))?;
         parsed.push((step, event));
     }
     let current_destination = if parsed

@@ -353,3 +353,64 @@ async fn events_are_enriched_from_the_configured_databases_and_stored_so() {
     assert!(err.to_string().contains("geo.city_db"), "{err}");
     assert!(err.to_string().contains("nope.mmdb"), "{err}");
 }
+
+/// One event dated 9999 used to be accepted and, since holds expired on
+/// the newest event time, released every other seller's holds.
+#[tokio::test]
+async fn event_times_far_from_the_servers_clock_are_refused_naming_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.engine.max_event_age = Some(std::time::Duration::from_secs(3_650 * 86_400));
+    let s = TestServer::start(config).await;
+    let now = time::OffsetDateTime::now_utc();
+    let rfc3339 = |t: time::OffsetDateTime| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    let sale = |id: &str, time: String| {
+        json!({"event_id": id, "type": "sale", "account_id": "seller-t", "time": time,
+               "amount": 100, "currency": "GBP"})
+    };
+
+    let (status, body) = s
+        .post(&sale("t-future", "9999-01-01T00:00:00Z".into()))
+        .await;
+    let message = assert_error(status, &body, 400, "time_out_of_range");
+    assert_eq!(body["field"], "time");
+    assert!(
+        message.starts_with("time: 9999-01-01T00:00:00Z is ")
+            && message.contains("engine.max_future_skew"),
+        "{message}"
+    );
+    // In a batch: its index, and nothing of the batch applied.
+    let ok = sale("t-now", rfc3339(now));
+    let soon = sale("t-soon", rfc3339(now + time::Duration::minutes(10)));
+    let (status, body) = s.post(&json!([ok, soon])).await;
+    let message = assert_error(status, &body, 400, "time_out_of_range");
+    assert_eq!(
+        (body["field"].as_str(), body["index"].as_u64()),
+        (Some("time"), Some(1))
+    );
+    assert!(message.starts_with("event 1: time: "), "{message}");
+    // NDJSON likewise.
+    let lines = format!("{ok}\n{}\n", sale("t-old", "0001-01-01T00:00:00Z".into()));
+    let (status, _, text) = s.send(Some("application/x-ndjson"), lines).await;
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let message = assert_error(status, &body, 400, "time_out_of_range");
+    assert_eq!(body["index"], 1);
+    assert!(message.contains("engine.max_event_age"), "{message}");
+    for id in ["t-future", "t-now", "t-soon", "t-old"] {
+        let (status, _) = s.get(&format!("/v1/events/{id}")).await;
+        assert_eq!(status, 404, "{id} was not stored");
+    }
+    // Within the bounds: a minute ahead (a client clock slightly fast) and
+    // an old event inside the configured age.
+    let (status, body) = s
+        .post(&json!([
+            sale("t-fast", rfc3339(now + time::Duration::minutes(1))),
+            sale("t-2018", "2018-05-01T00:00:00Z".into())
+        ]))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    s.server.stop().await.unwrap();
+}

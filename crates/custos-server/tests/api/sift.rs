@@ -1160,3 +1160,34 @@ async fn amounts_convert_from_micros_exactly_or_not_at_all() {
     let message = sift_error(status, &body, 400, 53);
     assert!(message.contains("$currency_code"), "{message}");
 }
+
+#[tokio::test]
+async fn a_sift_event_from_the_future_is_refused_and_nothing_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::in_dir(dir.path()).await;
+    // 9999-01-01T00:00:00Z in milliseconds.
+    let mut login = home_login("sift-future", 0);
+    login["$time"] = json!(253_370_764_800_000_i64);
+    let (status, body) = track(&s, "", login).await;
+    let message = sift_error(status, &body, 400, 53);
+    assert!(
+        message.starts_with("`$time`: 9999-01-01T00:00:00Z is ")
+            && message.contains("engine.max_future_skew"),
+        "{message}"
+    );
+    let (status, _) = s.get("/v1/accounts/sift-future").await;
+    assert_eq!(status, 404, "nothing was recorded");
+    // The same label through the Labels API.
+    let label = json!({"$api_key": KEY, "$type": "$label", "$is_bad": false,
+                       "$abuse_type": "account_takeover", "$time": 253_370_764_800_000_i64});
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        "/v205/users/sift-future/labels",
+        None,
+        Some(&label),
+    )
+    .await;
+    sift_error(status, &body, 400, 53);
+    s.server.stop().await.unwrap();
+}

@@ -514,6 +514,7 @@ async fn deliveries_that_keep_failing_end_dead_and_are_reported() {
         runtime: s.server.runtime.clone(),
         api_keys: Arc::new(custos_server::auth::ApiKeys::new(&[])),
         limits: custos_config::Limits::default(),
+        time_bound: custos_runtime::TimeBound::NONE,
     };
     let response = custos_server::webhooks::get_webhooks(State(state))
         .await
