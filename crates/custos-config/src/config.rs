@@ -63,6 +63,11 @@ pub struct RulesConfig {
     /// start as a new version when it differs from the newest stored one.
     /// Unset: the newest stored version, or the built-in default policy.
     pub dir: Option<PathBuf>,
+    /// Confirms that `dir` removes protection from the stored version
+    /// (`custos serve --confirm-removal ...`). Never read from the file: an
+    /// override is for one start, not for every start after.
+    #[serde(skip)]
+    pub removal_override: Option<custos_core::rules::RemovalOverride>,
 }
 
 /// Which features every decision records.

@@ -23,6 +23,9 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--rules`: a rules directory installed at start.
     pub rules_dir: Option<PathBuf>,
+    /// `--confirm-removal`, `--override-reason`, `--override-analyst`: what
+    /// the rules directory may remove from the stored version.
+    pub rules_override: Option<custos_core::rules::RemovalOverride>,
 }
 
 /// Config file (or defaults), then environment, then flags; then checked.
@@ -49,6 +52,9 @@ pub fn load_with_env(
     }
     if let Some(dir) = overrides.rules_dir {
         config.rules.dir = Some(dir);
+    }
+    if let Some(confirmation) = overrides.rules_override {
+        config.rules.removal_override = Some(confirmation);
     }
     config.validate()?;
     Ok(config)
@@ -84,6 +90,7 @@ mod tests {
                 listen: Some("127.0.0.1:7000".parse().unwrap()),
                 data_dir: Some("/from/flag".into()),
                 rules_dir: Some("/rules/from/flag".into()),
+                rules_override: None,
             },
             env,
         )

@@ -32,6 +32,14 @@
 //! version, which its decision records. At start the newest stored version
 //! is used; a configured source is installed over it only when it differs.
 //!
+//! A new version that would take away what the live one protects (every
+//! active rule, the holds on payouts and loan disbursements, a list the
+//! rules read: `custos_core::rules::removal`) is refused, at an install and
+//! at start alike, unless a [`RemovalOverride`] confirms each item lost and
+//! says who and why. The override is stored with the version it installed
+//! (`removal_override` beside the source, see [`RemovalAudit`]), so the
+//! rule-set history shows who switched what off.
+//!
 //! ## Recovery
 //!
 //! On start the engine loads the newest snapshot and replays the log after
@@ -66,7 +74,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use custos_core::features::FeatureConfig;
-use custos_core::rules::{RuleSetError, default_source};
+use custos_core::rules::{Removal, RemovalOverride, RemovalRefused, RuleSetError, default_source};
 use custos_core::{AccountState, Decision, Event, EventParser, RuleSet, RuleSetSource};
 use custos_store::{EventStore, StoreError};
 use serde::Serialize;
@@ -84,6 +92,9 @@ pub struct RuntimeConfig {
     /// version (`custos serve --rules DIR`). `None`: the newest stored
     /// version, or the built-in default when none is stored.
     pub rules: Option<RuleSetSource>,
+    /// Confirms what `rules` removes from the newest stored version, if it
+    /// removes protection (for this start only; see the module docs).
+    pub rules_override: Option<RemovalOverride>,
     pub features: FeatureConfig,
     /// Most events decided and committed together in one transaction.
     pub max_group_events: usize,
@@ -97,6 +108,7 @@ impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             rules: None,
+            rules_override: None,
             features: FeatureConfig::default(),
             max_group_events: 8192,
             snapshot_every_events: 1_000_000,
@@ -204,6 +216,14 @@ pub enum RuntimeError {
     Rules(#[from] RuleSetError),
     #[error("the stored rule set version {version} cannot be read: {problem}")]
     CorruptRules { version: u64, problem: String },
+    #[error(
+        "the configured rules were not installed over version {live}: {refused} (start with \
+         `--confirm-removal ITEM` for each item, `--override-reason` and `--override-analyst`)"
+    )]
+    RulesRemoval {
+        live: u64,
+        refused: Box<RemovalRefused>,
+    },
 }
 
 /// Why a rule set was not installed.
@@ -215,6 +235,54 @@ pub enum InstallError {
     Storage(String),
     #[error("the edit was based on version {base}, but version {live} is live now")]
     Stale { base: u64, live: u64 },
+    /// It would remove what the live version protects, unconfirmed.
+    #[error(transparent)]
+    Removes(#[from] RemovalRefused),
+}
+
+/// Key of the audit record stored beside a rule-set version's source.
+pub const REMOVAL_OVERRIDE_KEY: &str = "removal_override";
+
+/// Who installed a version that removed protection, why, and what it removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RemovalAudit {
+    pub analyst: String,
+    pub reason: String,
+    /// What the version removed, as confirmed.
+    pub removed: Removal,
+    /// The version it replaced.
+    pub replaced_version: u64,
+    /// `api` (an install or a list edit) or `rules_dir` (at start).
+    pub via: String,
+}
+
+impl RemovalAudit {
+    fn of(removal: Removal, confirmation: &RemovalOverride, replaced: u64, via: &str) -> Self {
+        RemovalAudit {
+            analyst: confirmation.analyst.trim().to_string(),
+            reason: confirmation.reason.trim().to_string(),
+            removed: removal,
+            replaced_version: replaced,
+            via: via.to_string(),
+        }
+    }
+}
+
+/// A stored rule-set version: its source, and the removal it was
+/// installed over, if any. Stored as the source's JSON object with
+/// [`REMOVAL_OVERRIDE_KEY`] beside its fields (older versions have none).
+pub fn decode_stored_rules(
+    json: &str,
+) -> Result<(RuleSetSource, Option<RemovalAudit>), serde_json::Error> {
+    let mut value: serde_json::Value = serde_json::from_str(json)?;
+    let audit = match value
+        .as_object_mut()
+        .and_then(|o| o.remove(REMOVAL_OVERRIDE_KEY))
+    {
+        Some(audit) => Some(serde_json::from_value(audit)?),
+        None => None,
+    };
+    Ok((serde_json::from_value(value)?, audit))
 }
 
 /// Counts the engine thread reports about itself.
@@ -295,6 +363,7 @@ impl Runtime {
         let rules = Arc::new(ArcSwap::from_pointee(initial_rules(
             store.as_ref(),
             config.rules.clone(),
+            config.rules_override.as_ref(),
         )?));
         let started = Instant::now();
         let engine = engine_thread::EngineThread::recover(
@@ -333,36 +402,60 @@ impl Runtime {
     /// Validates a rule-set source, stores it as the next version and makes
     /// it live. Events already queued may be decided by either version;
     /// each decision records which.
+    /// A version that removes protection is refused
+    /// ([`InstallError::Removes`]); see [`Runtime::install_rules_over`].
     pub fn install_rules(&self, source: RuleSetSource) -> Result<Arc<RuleSet>, InstallError> {
-        self.install_rules_over(source, None)
+        self.install_rules_over(source, None, None)
     }
 
     /// [`Runtime::install_rules`], refused with [`InstallError::Stale`]
-    /// unless version `base` is still live: for edits derived from the live
-    /// source (list edits), so that two concurrent edits cannot lose one.
+    /// unless version `base` is still live (for edits derived from the live
+    /// source, list edits, so that two concurrent edits cannot lose one),
+    /// and with [`InstallError::Removes`] if it removes what the live
+    /// version protects and `confirmation` does not confirm exactly that.
+    /// A confirmed removal is stored with the new version.
     pub fn install_rules_over(
         &self,
         source: RuleSetSource,
         base: Option<u64>,
+        confirmation: Option<&RemovalOverride>,
     ) -> Result<Arc<RuleSet>, InstallError> {
         let _guard = self.installing.lock().unwrap_or_else(|p| p.into_inner());
-        let live = self.rules.load().version();
+        let live = self.rules.load_full();
         if let Some(base) = base
-            && base != live
+            && base != live.version()
         {
-            return Err(InstallError::Stale { base, live });
+            return Err(InstallError::Stale {
+                base,
+                live: live.version(),
+            });
         }
-        let version = live + 1;
+        let version = live.version() + 1;
         let rules = Arc::new(RuleSet::compile(source, version)?);
-        store_rules(self.store.as_ref(), &rules)
+        let removal = Removal::between(&live, &rules);
+        removal.check(confirmation)?;
+        let audit = confirmation
+            .filter(|_| !removal.is_empty())
+            .map(|c| RemovalAudit::of(removal, c, live.version(), "api"));
+        store_rules(self.store.as_ref(), &rules, audit.as_ref())
             .map_err(|e| InstallError::Storage(e.to_string()))?;
         self.rules.store(rules.clone());
-        tracing::info!(
-            version,
-            name = rules.name(),
-            rules = rules.rules().len(),
-            "rule set installed"
-        );
+        match &audit {
+            Some(audit) => tracing::warn!(
+                version,
+                name = rules.name(),
+                analyst = %audit.analyst,
+                reason = %audit.reason,
+                removed = %audit.removed,
+                "rule set installed over a confirmed removal of protection"
+            ),
+            None => tracing::info!(
+                version,
+                name = rules.name(),
+                rules = rules.rules().len(),
+                "rule set installed"
+            ),
+        }
         Ok(rules)
     }
 
@@ -496,9 +589,20 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn store_rules(store: &dyn EventStore, rules: &RuleSet) -> Result<(), StoreError> {
-    let json = serde_json::to_string(rules.source())
-        .map_err(|e| StoreError::backend("encode the rule set", e))?;
+fn store_rules(
+    store: &dyn EventStore,
+    rules: &RuleSet,
+    audit: Option<&RemovalAudit>,
+) -> Result<(), StoreError> {
+    let encode = |e| StoreError::backend("encode the rule set", e);
+    let mut value = serde_json::to_value(rules.source()).map_err(encode)?;
+    if let (Some(audit), Some(object)) = (audit, value.as_object_mut()) {
+        object.insert(
+            REMOVAL_OVERRIDE_KEY.into(),
+            serde_json::to_value(audit).map_err(encode)?,
+        );
+    }
+    let json = serde_json::to_string(&value).map_err(encode)?;
     store.save_rule_set(rules.version(), now_ms(), &json)
 }
 
@@ -507,34 +611,70 @@ fn store_rules(store: &dyn EventStore, rules: &RuleSet) -> Result<(), StoreError
 fn initial_rules(
     store: &dyn EventStore,
     configured: Option<RuleSetSource>,
+    confirmation: Option<&RemovalOverride>,
 ) -> Result<RuleSet, RuntimeError> {
     let stored = match store.latest_rule_set()? {
         None => None,
         Some((version, json)) => {
-            let source: RuleSetSource =
-                serde_json::from_str(&json).map_err(|e| RuntimeError::CorruptRules {
+            let (source, _) =
+                decode_stored_rules(&json).map_err(|e| RuntimeError::CorruptRules {
                     version,
                     problem: e.to_string(),
                 })?;
             Some((version, source))
         }
     };
-    let install = |source: RuleSetSource, version: u64| -> Result<RuleSet, RuntimeError> {
-        let rules = RuleSet::compile(source, version)?;
-        store_rules(store, &rules)?;
-        tracing::info!(version, name = rules.name(), "rule set installed at start");
+    let install = |rules: RuleSet, audit: Option<RemovalAudit>| -> Result<RuleSet, RuntimeError> {
+        store_rules(store, &rules, audit.as_ref())?;
+        tracing::info!(
+            version = rules.version(),
+            name = rules.name(),
+            "rule set installed at start"
+        );
         Ok(rules)
     };
     match (stored, configured) {
         (Some((version, stored)), Some(configured)) if stored != configured => {
-            install(configured, version + 1)
+            let new = RuleSet::compile(configured, version + 1)?;
+            let audit = match RuleSet::compile(stored, version) {
+                Ok(live) => {
+                    let removal = Removal::between(&live, &new);
+                    removal
+                        .check(confirmation)
+                        .map_err(|refused| RuntimeError::RulesRemoval {
+                            live: version,
+                            refused: Box::new(refused),
+                        })?;
+                    confirmation
+                        .filter(|_| !removal.is_empty())
+                        .map(|c| RemovalAudit::of(removal, c, version, "rules_dir"))
+                }
+                Err(e) => {
+                    // Nothing to compare with: the stored version no longer
+                    // compiles with this build, and the new one replaces it.
+                    tracing::warn!(version, error = %e, "the stored rule set does not compile; replacing it unchecked");
+                    None
+                }
+            };
+            if let Some(audit) = &audit {
+                tracing::warn!(
+                    analyst = %audit.analyst,
+                    reason = %audit.reason,
+                    removed = %audit.removed,
+                    "the configured rules remove protection, as confirmed"
+                );
+            }
+            install(new, audit)
         }
         (Some((version, stored)), _) => {
             // A stored version no longer valid for this build (a field was
             // renamed) is an error to fix, not to skip silently.
             Ok(RuleSet::compile(stored, version)?)
         }
-        (None, configured) => install(configured.unwrap_or_else(default_source), 1),
+        (None, configured) => install(
+            RuleSet::compile(configured.unwrap_or_else(default_source), 1)?,
+            None,
+        ),
     }
 }
 

@@ -35,10 +35,18 @@ pub enum OpenError {
     TokenKey(#[from] LoadTokenKeyError),
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
+    /// Not a `#[source]`: the message already holds it, and `{:#}` would
+    /// print it twice.
     #[error("cannot start the engine: {0}")]
-    Runtime(#[from] RuntimeError),
+    Runtime(RuntimeError),
     #[error(transparent)]
     Rules(#[from] LoadRulesError),
+}
+
+impl From<RuntimeError> for OpenError {
+    fn from(e: RuntimeError) -> Self {
+        OpenError::Runtime(e)
+    }
 }
 
 /// Checks `config`, opens the SQLite store in its data directory with
@@ -71,6 +79,7 @@ pub fn open(config: &Config, options: SqliteOptions) -> Result<Runtime, OpenErro
         EventParser::new(tokenizer).with_enricher(Arc::new(enricher)),
         RuntimeConfig {
             rules,
+            rules_override: config.rules.removal_override.clone(),
             features,
             max_group_events: config.engine.max_group_events,
             snapshot_every_events: config.engine.snapshot_every_events,

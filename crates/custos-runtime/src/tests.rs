@@ -7,6 +7,8 @@ use custos_core::{Action, DestinationTokenizer, EventParser};
 use custos_store::{EventStore, NewRecord, SqliteStore, StoreError, StoreResult, StoredRecord};
 use serde_json::json;
 
+use custos_core::rules::{Removal, RemovalOverride, RemovalRefused};
+
 use super::*;
 
 fn parser() -> EventParser {
@@ -512,6 +514,127 @@ async fn a_far_future_event_leaves_other_holds_alone_and_rebuilds_identically() 
     }
 }
 
+/// What a set without payout holds or lists removes from the default.
+fn default_protection() -> Vec<String> {
+    [
+        "protection:payout",
+        "protection:loan_disbursement",
+        "list:blocked_ips",
+        "list:denied_destinations",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[tokio::test]
+async fn a_version_that_removes_protection_needs_a_confirmed_override_and_is_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let rt = start(store.clone(), 0);
+    let empty: RuleSetSource = serde_json::from_value(json!({})).unwrap();
+    match rt.install_rules(empty.clone()) {
+        Err(InstallError::Removes(RemovalRefused::Unconfirmed { removal, missing })) => {
+            assert!(!removal.removed_rules.is_empty());
+            assert!(
+                missing
+                    .iter()
+                    .any(|m| m == "rule:payout_while_account_at_risk")
+            );
+            assert!(missing.iter().any(|m| m == "list:denied_destinations"));
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(rt.rules().version(), 1, "nothing installed");
+    assert_eq!(
+        store.latest_rule_set().unwrap().unwrap().0,
+        1,
+        "nothing stored"
+    );
+    // Confirmed item by item, with who and why: installed, and audited.
+    let removal = Removal::between(&rt.rules(), &RuleSet::compile(empty.clone(), 2).unwrap());
+    let confirmation = RemovalOverride {
+        confirm_removal: removal.items(),
+        reason: "decommissioning this tenant".into(),
+        analyst: "ana".into(),
+    };
+    let installed = rt
+        .install_rules_over(empty.clone(), None, Some(&confirmation))
+        .unwrap();
+    assert_eq!((installed.version(), installed.rules().len()), (2, 0));
+    let (_, json) = store.latest_rule_set().unwrap().unwrap();
+    let (source, audit) = decode_stored_rules(&json).unwrap();
+    assert_eq!(source, empty);
+    let audit = audit.expect("the override is stored with the version");
+    assert_eq!(
+        (
+            audit.analyst.as_str(),
+            audit.reason.as_str(),
+            audit.via.as_str()
+        ),
+        ("ana", "decommissioning this tenant", "api")
+    );
+    assert_eq!((audit.removed, audit.replaced_version), (removal, 1));
+    // The stored version is read back at start like any other.
+    rt.shutdown().await.unwrap();
+    drop(rt);
+    let rt = start(open(dir.path()), 0);
+    assert_eq!(rt.rules().version(), 2);
+    rt.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn configured_rules_that_remove_protection_are_refused_at_start_unless_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    start(open(dir.path()), 0).shutdown().await.unwrap();
+    let with = |confirmation: Option<RemovalOverride>| {
+        Runtime::start(
+            open(dir.path()),
+            parser(),
+            RuntimeConfig {
+                rules: Some(marker_rules(3)),
+                rules_override: confirmation,
+                ..Default::default()
+            },
+        )
+    };
+    match with(None) {
+        Err(RuntimeError::RulesRemoval { live: 1, refused }) => {
+            let message = RuntimeError::RulesRemoval { live: 1, refused }.to_string();
+            assert!(
+                message.starts_with("the configured rules were not installed over version 1: the new version would remove payout protection")
+                    && message.contains("protection:payout")
+                    && message.contains("--confirm-removal"),
+                "{message}"
+            );
+        }
+        other => panic!("expected a refusal, got {:?}", other.err()),
+    }
+    // Half confirmed: still refused, naming what is left.
+    let partial = RemovalOverride {
+        confirm_removal: vec!["protection:payout".into()],
+        reason: "new policy".into(),
+        analyst: "ops".into(),
+    };
+    let err = with(Some(partial)).err().expect("refused").to_string();
+    assert!(err.contains("confirm each of: list:blocked_ips"), "{err}");
+    let store = open(dir.path());
+    assert_eq!(store.latest_rule_set().unwrap().unwrap().0, 1);
+    let rt = with(Some(RemovalOverride {
+        confirm_removal: default_protection(),
+        reason: "new policy".into(),
+        analyst: "ops".into(),
+    }))
+    .unwrap();
+    assert_eq!((rt.rules().version(), rt.rules().name()), (2, "marker-3"));
+    rt.shutdown().await.unwrap();
+    let (_, json) = open(dir.path()).latest_rule_set().unwrap().unwrap();
+    let audit = decode_stored_rules(&json).unwrap().1.expect("audited");
+    assert_eq!(
+        (audit.via.as_str(), audit.analyst.as_str()),
+        ("rules_dir", "ops")
+    );
+}
+
 fn marker_rules(mark: u64) -> RuleSetSource {
     serde_json::from_value(json!({
         "name": format!("marker-{mark}"),
@@ -559,7 +682,16 @@ async fn rule_sets_swap_under_load_without_losing_or_splitting_an_event() {
     }
     for mark in 2..=21 {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        let installed = rt.install_rules(marker_rules(mark)).unwrap();
+        // The markers hold no payouts and read no lists: replacing the
+        // default with the first one removes its protection, confirmed.
+        let confirmation = (mark == 2).then(|| RemovalOverride {
+            confirm_removal: default_protection(),
+            reason: "load test".into(),
+            analyst: "test".into(),
+        });
+        let installed = rt
+            .install_rules_over(marker_rules(mark), None, confirmation.as_ref())
+            .unwrap();
         assert_eq!(installed.version(), mark);
     }
     stop.store(true, Ordering::SeqCst);

@@ -109,6 +109,10 @@ error_codes! {
          `snippet` (the line with a caret). Nothing changed.";
     InvalidToml = "invalid_toml", BAD_REQUEST, InvalidRequest,
         "A rule set sent as TOML is not valid TOML or has unknown keys.";
+    InvalidRemovalOverride = "invalid_removal_override", BAD_REQUEST, InvalidRequest,
+        "An `override` sent with a rule set or list edit is not `{\"confirm_removal\": [...], \
+         \"reason\", \"analyst\"}`, leaves `reason` or `analyst` empty, or confirms an item the \
+         new version does not remove. `field` names the part at fault. Nothing changed.";
     InvalidListEdit = "invalid_list_edit", BAD_REQUEST, InvalidRequest,
         "A list edit body is not `{\"entries\": [...]}` (`PUT`) or \
          `{\"add\": [...], \"remove\": [...]}` (`PATCH`).";
@@ -148,6 +152,13 @@ error_codes! {
          member of a campaign.";
     CampaignUnchanged = "campaign_unchanged", CONFLICT, InvalidRequest,
         "Confirm or dismiss of a campaign that already has that status.";
+    RulesRemovalUnconfirmed = "rules_removal_unconfirmed", CONFLICT, InvalidRequest,
+        "`POST /v1/rules` or a list edit would remove what the live rule set protects: every \
+         active rule, the holds on `payout` or `loan_disbursement`, or a list its active rules \
+         read ([rules.md](rules.md#what-a-new-version-may-not-remove)). `errors` lists what \
+         (`removed_rules`, `lost_payout_protection`, `removed_lists`, `emptied_lists`) and the \
+         items still to confirm (`confirm_removal`). Nothing changed; resend with an \
+         `override` to install it anyway.";
     RulesChanged = "rules_changed", CONFLICT, InvalidRequest,
         "A list edit raced with another rule-set install; nothing changed. Retry the edit.";
     PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE, InvalidRequest,

@@ -12,13 +12,25 @@
 //!
 //! Every change, lists included, installs a new rule-set version: a
 //! decision names the exact rules and lists it saw.
+//!
+//! A change that would remove what the live version protects (every active
+//! rule, the holds on payouts and loan disbursements, a list its active
+//! rules read: `custos_core::rules::removal`) is refused with
+//! `409 rules_removal_unconfirmed`, which lists what would be lost and the
+//! items to confirm. The same body with an `override` object
+//! (`{"confirm_removal": [every item], "reason", "analyst"}`; a TOML body
+//! takes an `[override]` table) installs it, and the override is stored with
+//! the version and shown by `GET /v1/rules/{version}`. `POST
+//! /v1/rules/check` says what a set would remove (`would_remove`).
 
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use custos_core::rules::{RuleSet, RuleSetError, RuleSetSource};
-use custos_runtime::InstallError;
+use custos_core::rules::{
+    Removal, RemovalOverride, RemovalRefused, RuleSet, RuleSetError, RuleSetSource,
+};
+use custos_runtime::{InstallError, REMOVAL_OVERRIDE_KEY};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -43,12 +55,78 @@ fn invalid_rules(e: &RuleSetError) -> ApiError {
     error
 }
 
+/// The error for a version refused because it removes protection.
+fn removal_refused(refused: RemovalRefused) -> ApiError {
+    match refused {
+        RemovalRefused::Unconfirmed {
+            ref removal,
+            ref missing,
+        } => {
+            let mut error = ApiError::new(
+                Code::RulesRemovalUnconfirmed,
+                format!(
+                    "{refused}, in an \"override\": {{\"confirm_removal\": [...], \"reason\": \
+                     ..., \"analyst\": ...}} sent with the same request"
+                ),
+            );
+            let mut errors = removal_details(removal);
+            errors.push(json!({
+                "field": "confirm_removal",
+                "message": "items an override must confirm",
+                "items": missing,
+            }));
+            error.errors = Some(Value::Array(errors));
+            error
+        }
+        RemovalRefused::InvalidOverride { ref field, .. } => {
+            ApiError::new(Code::InvalidRemovalOverride, refused.to_string())
+                .with_field(format!("override.{field}"))
+        }
+    }
+}
+
+/// One `{"field", "message", "items"}` per kind of thing removed.
+fn removal_details(removal: &Removal) -> Vec<Value> {
+    let protection: Vec<&str> = removal
+        .lost_payout_protection
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    [
+        (
+            "removed_rules",
+            "the new version has no active rule; these are the live version's active rules",
+            json!(removal.removed_rules),
+        ),
+        (
+            "lost_payout_protection",
+            "no active rule of the new version can hold or block these event types",
+            json!(protection),
+        ),
+        (
+            "removed_lists",
+            "lists the live version's active rules read, absent from the new version",
+            json!(removal.removed_lists),
+        ),
+        (
+            "emptied_lists",
+            "lists the live version's active rules read, left without entries",
+            json!(removal.emptied_lists),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, _, items)| items.as_array().is_some_and(|a| !a.is_empty()))
+    .map(|(field, message, items)| json!({"field": field, "message": message, "items": items}))
+    .collect()
+}
+
 fn install(
     state: &AppState,
     source: RuleSetSource,
     base: Option<u64>,
+    confirmation: Option<&RemovalOverride>,
 ) -> Result<Response, ApiError> {
-    match state.runtime.install_rules_over(source, base) {
+    match state.runtime.install_rules_over(source, base, confirmation) {
         Ok(rules) => Ok((
             StatusCode::CREATED,
             axum::Json(json!({
@@ -64,15 +142,38 @@ fn install(
             Code::RulesChanged,
             format!("{e}; retry the edit"),
         )),
+        Err(InstallError::Removes(refused)) => Err(removal_refused(refused)),
     }
 }
 
-/// Reads a rule-set source from a JSON or TOML body.
+fn invalid_override(e: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        Code::InvalidRemovalOverride,
+        format!(
+            "override: {e}; expected {{\"confirm_removal\": [...], \"reason\": ..., \
+             \"analyst\": ...}}"
+        ),
+    )
+    .with_field("override")
+}
+
+/// Takes the `override` object out of a JSON body.
+fn take_override(value: &mut Value) -> Result<Option<RemovalOverride>, ApiError> {
+    match value.as_object_mut().and_then(|o| o.remove("override")) {
+        None => Ok(None),
+        Some(o) => serde_json::from_value(o)
+            .map(Some)
+            .map_err(invalid_override),
+    }
+}
+
+/// Reads a rule-set source from a JSON or TOML body, and the `override`
+/// sent with it, if any.
 async fn read_source(
     state: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<RuleSetSource, ApiError> {
+) -> Result<(RuleSetSource, Option<RemovalOverride>), ApiError> {
     let essence = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -98,19 +199,32 @@ async fn read_source(
     if toml_body {
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| ApiError::new(Code::InvalidToml, "the body is not valid UTF-8"))?;
-        toml::from_str(text).map_err(|e| {
+        let invalid = |message: &str| {
             ApiError::new(
                 Code::InvalidToml,
-                format!("the body is not a valid rule set: {}", e.message()),
+                format!("the body is not a valid rule set: {message}"),
             )
-        })
+        };
+        let mut table: toml::Table = toml::from_str(text).map_err(|e| invalid(e.message()))?;
+        let confirmation = match table.remove("override") {
+            None => None,
+            Some(o) => Some(o.try_into().map_err(invalid_override)?),
+        };
+        let source = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| invalid(e.message()))?;
+        Ok((source, confirmation))
     } else {
-        serde_json::from_slice(&bytes).map_err(|e| {
+        let invalid = |e: serde_json::Error| {
             ApiError::new(
                 Code::InvalidJson,
                 format!("the body is not a valid rule set: {e}"),
             )
-        })
+        };
+        let mut value: Value = serde_json::from_slice(&bytes).map_err(invalid)?;
+        let confirmation = take_override(&mut value)?;
+        let source = serde_json::from_value(value).map_err(invalid)?;
+        Ok((source, confirmation))
     }
 }
 
@@ -119,9 +233,9 @@ pub async fn post_rules(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let source = read_source(&state, &headers, body).await?;
+    let (source, confirmation) = read_source(&state, &headers, body).await?;
     // Compiling and storing block: off the async workers.
-    tokio::task::spawn_blocking(move || install(&state, source, None))
+    tokio::task::spawn_blocking(move || install(&state, source, None, confirmation.as_ref()))
         .await
         .map_err(|e| ApiError::unavailable(e.to_string()))?
 }
@@ -131,12 +245,23 @@ pub async fn check_rules(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let source = read_source(&state, &headers, body).await?;
-    let rules = tokio::task::spawn_blocking(move || RuleSet::compile(source, 0))
-        .await
-        .map_err(|e| ApiError::unavailable(e.to_string()))?
-        .map_err(|e| invalid_rules(&e))?;
-    Ok(axum::Json(json!({"valid": true, "rules": describe_rules(&rules)})).into_response())
+    let (source, _) = read_source(&state, &headers, body).await?;
+    let live = state.runtime.rules();
+    let (rules, removal) = tokio::task::spawn_blocking(move || {
+        RuleSet::compile(source, 0).map(|rules| {
+            let removal = Removal::between(&live, &rules);
+            (rules, removal)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(e.to_string()))?
+    .map_err(|e| invalid_rules(&e))?;
+    Ok(axum::Json(json!({
+        "valid": true,
+        "rules": describe_rules(&rules),
+        "would_remove": removal.items(),
+    }))
+    .into_response())
 }
 
 fn describe_rules(rules: &RuleSet) -> Vec<Value> {
@@ -200,16 +325,22 @@ pub async fn get_rule_version(
             format!("no rule-set version {number} was ever installed"),
         ));
     };
-    let source: Value = serde_json::from_str(&json).map_err(|e| {
+    let mut source: Value = serde_json::from_str(&json).map_err(|e| {
         ApiError::unavailable(format!("stored rule set {number} is unreadable: {e}"))
     })?;
-    Ok(axum::Json(json!({
+    let removal_override = source
+        .as_object_mut()
+        .and_then(|o| o.remove(REMOVAL_OVERRIDE_KEY));
+    let mut answer = json!({
         "version": number,
         "installed_at_ms": installed_at_ms,
         "live": state.runtime.rules().version() == number,
         "source": source,
-    }))
-    .into_response())
+    });
+    if let Some(audit) = removal_override {
+        answer[REMOVAL_OVERRIDE_KEY] = audit;
+    }
+    Ok(axum::Json(answer).into_response())
 }
 
 fn list_not_found(name: &str) -> ApiError {
@@ -254,6 +385,8 @@ struct EditEntries {
     remove: Vec<String>,
 }
 
+/// A list edit's body: the edit, and an `override` when the edit empties a
+/// list the rules read.
 async fn edit_list(
     state: AppState,
     name: String,
@@ -262,12 +395,13 @@ async fn edit_list(
     edit: fn(&mut Vec<String>, Value) -> Result<(), ApiError>,
 ) -> Result<Response, ApiError> {
     let bytes = read_body(&headers, body, state.limits.max_body_bytes).await?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+    let mut value: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(
             Code::InvalidJson,
             format!("the body is not valid JSON: {e}"),
         )
     })?;
+    let confirmation = take_override(&mut value)?;
     tokio::task::spawn_blocking(move || {
         // The edit applies to the version read here; an install in between
         // makes the runtime refuse it rather than lose that install.
@@ -278,7 +412,7 @@ async fn edit_list(
             .get_mut(&name)
             .ok_or_else(|| list_not_found(&name))?;
         edit(&mut list.entries, value)?;
-        install(&state, source, Some(live.version()))
+        install(&state, source, Some(live.version()), confirmation.as_ref())
     })
     .await
     .map_err(|e| ApiError::unavailable(e.to_string()))?

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use custos_config::{Config, Overrides};
+use custos_core::rules::RemovalOverride;
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -20,6 +21,18 @@ pub struct ServeArgs {
     /// installed as a new version if it differs from the live one.
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// Confirms that the rules directory removes protection the live rule
+    /// set has (every active rule, payout protection, a list the rules
+    /// read); one item per flag, as the refusal lists them, e.g.
+    /// `--confirm-removal list:blocked_ips`. Recorded with the new version.
+    #[arg(long = "confirm-removal", value_name = "ITEM")]
+    confirm_removal: Vec<String>,
+    /// Why the removal is confirmed (required with --confirm-removal).
+    #[arg(long, value_name = "TEXT")]
+    override_reason: Option<String>,
+    /// Who confirms the removal (required with --confirm-removal).
+    #[arg(long, value_name = "NAME")]
+    override_analyst: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
@@ -29,9 +42,31 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             listen: args.listen,
             data_dir: args.data_dir,
             rules_dir: args.rules,
+            rules_override: removal_override(
+                args.confirm_removal,
+                args.override_reason,
+                args.override_analyst,
+            ),
         },
     )?;
     serve(config)
+}
+
+/// The override the flags give, if any flag is given (an incomplete one is
+/// refused, naming what is missing, when the rules are installed).
+fn removal_override(
+    confirm_removal: Vec<String>,
+    reason: Option<String>,
+    analyst: Option<String>,
+) -> Option<RemovalOverride> {
+    if confirm_removal.is_empty() && reason.is_none() && analyst.is_none() {
+        return None;
+    }
+    Some(RemovalOverride {
+        confirm_removal,
+        reason: reason.unwrap_or_default(),
+        analyst: analyst.unwrap_or_default(),
+    })
 }
 
 fn serve(config: Config) -> anyhow::Result<()> {

@@ -436,3 +436,115 @@ fn rules_check_accepts_the_default_rules_and_shows_errors_with_a_caret() {
         "{err}"
     );
 }
+
+#[test]
+fn serve_refuses_a_rules_dir_that_removes_protection_unless_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // A first start installs the built-in default as version 1.
+    let empty = dir.path().join("empty.ndjson");
+    std::fs::write(&empty, "").unwrap();
+    run_ok(&[
+        "replay".as_ref(),
+        empty.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+    ]);
+    // A rules directory with a login rule only: no payout holds, no lists.
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(rules.join("ruleset.toml"), "name = \"logins-only\"\n").unwrap();
+    std::fs::write(
+        rules.join("login.toml"),
+        "[[rule]]\nid = \"risky_login\"\nevents = [\"login\"]\nwhen = \"login.risk > 3\"\naction = \"challenge\"\n",
+    )
+    .unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let start = |extra: &[&str]| {
+        Command::new(BIN)
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--rules")
+            .arg(&rules)
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut refused = start(&[]);
+    let status = (0..300)
+        .find_map(|_| {
+            let status = refused.try_wait().unwrap();
+            if status.is_none() {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            status
+        })
+        .unwrap_or_else(|| {
+            let _ = refused.kill();
+            panic!("serve started with rules that remove protection");
+        });
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut refused.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("the configured rules were not installed over version 1")
+            && stderr.contains("protection:payout")
+            && stderr.contains("list:denied_destinations")
+            && stderr.contains("--confirm-removal"),
+        "{stderr}"
+    );
+
+    let mut args = Vec::new();
+    for item in [
+        "protection:payout",
+        "protection:loan_disbursement",
+        "list:blocked_ips",
+        "list:denied_destinations",
+    ] {
+        args.extend(["--confirm-removal", item]);
+    }
+    args.extend([
+        "--override-reason",
+        "logins only on this staging host",
+        "--override-analyst",
+        "ops-ana",
+    ]);
+    let _server = Server(start(&args));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let version: Value = rt.block_on(async {
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if let Ok(response) = client
+                .get(format!("http://127.0.0.1:{port}/v1/rules/2"))
+                .bearer_auth("custos-dev-key")
+                .send()
+                .await
+            {
+                return response.json().await.unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("serve did not start with the removal confirmed");
+    });
+    assert_eq!(version["source"]["name"], "logins-only", "{version}");
+    let audit = &version["removal_override"];
+    assert_eq!(
+        (&audit["via"], &audit["analyst"], &audit["reason"]),
+        (
+            &json!("rules_dir"),
+            &json!("ops-ana"),
+            &json!("logins only on this staging host")
+        ),
+        "{version}"
+    );
+}

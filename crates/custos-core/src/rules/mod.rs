@@ -66,6 +66,7 @@
 
 pub mod compile;
 pub mod lists;
+pub mod removal;
 pub mod ruleset;
 pub mod schema;
 pub mod syntax;
@@ -73,6 +74,7 @@ pub mod value;
 
 pub use compile::{CompiledExpr, compile_condition};
 pub use lists::{ListKind, NamedList};
+pub use removal::{Removal, RemovalOverride, RemovalRefused};
 pub use ruleset::{
     ListSource, Mode, Position, Rule, RuleError, RuleFiles, RuleSet, RuleSetError, RuleSetSource,
     RuleSource,

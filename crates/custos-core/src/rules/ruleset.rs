@@ -402,6 +402,11 @@ impl RuleSet {
         self.version
     }
 
+    /// The strongest action the set may take.
+    pub fn max_action(&self) -> Action {
+        self.max_action
+    }
+
     /// Seconds a payout hold lasts after the account's last sensitive change.
     pub fn hold_cool_off_secs(&self) -> i64 {
         self.hold_cool_off_secs

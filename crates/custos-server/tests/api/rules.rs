@@ -4,6 +4,21 @@ use serde_json::{Value, json};
 
 use crate::{TestServer, assert_error, at, story};
 
+/// A body with an `override` confirming `items`.
+fn confirmed(mut body: Value, items: &[&str]) -> Value {
+    body["override"] = json!({"confirm_removal": items, "reason": "replacing the default policy",
+                              "analyst": "ana"});
+    body
+}
+
+/// What `deny_rule_set` removes from the default: its lists, and the holds
+/// on loan disbursements (it blocks payouts itself).
+const DENY_OVER_DEFAULT: [&str; 3] = [
+    "list:blocked_ips",
+    "list:denied_destinations",
+    "protection:loan_disbursement",
+];
+
 fn deny_rule_set(extra_rule: Value) -> Value {
     json!({
         "name": "strict",
@@ -124,9 +139,12 @@ async fn an_installed_rule_set_decides_survives_restart_and_lists_are_editable()
             reqwest::Method::POST,
             "/v1/rules",
             "application/json",
-            deny_rule_set(
-                json!({"id": "big_payout", "events": ["payout"], "when": "event.amount >= 50000",
-            "action": "review", "mode": "shadow"}),
+            confirmed(
+                deny_rule_set(
+                    json!({"id": "big_payout", "events": ["payout"], "when": "event.amount >= 50000",
+                "action": "review", "mode": "shadow"}),
+                ),
+                &DENY_OVER_DEFAULT,
             )
             .to_string(),
         )
@@ -226,6 +244,12 @@ async fn rules_can_be_posted_as_toml() {
     let toml = r#"
 name = "from-toml"
 
+[override]
+confirm_removal = ["protection:payout", "protection:loan_disbursement", "list:blocked_ips",
+                   "list:denied_destinations"]
+reason = "reviews only while the new policy is tried"
+analyst = "ana"
+
 [[rule]]
 id = "night_payout"
 events = ["payout"]
@@ -246,6 +270,9 @@ action = "review"
     assert_eq!(status, 201, "{body}");
     let (_, live) = s.get("/v1/rules").await;
     assert_eq!(live["name"], "from-toml");
+    let (_, version) = s.get("/v1/rules/2").await;
+    assert_eq!(version["removal_override"]["analyst"], "ana", "{version}");
+    assert!(version["source"].get("override").is_none(), "{version}");
     assert_eq!(
         live["rules"][0]["reads"],
         json!(["event.amount", "event.session_id"])
@@ -263,6 +290,207 @@ async fn metrics_count_rule_hits() {
     assert!(
         text.contains(r#"custos_rule_hits_total{rule="payout_to_destination_set_in_risky_session",mode="active",action="hold"}"#),
         "{text}"
+    );
+    s.server.stop().await.unwrap();
+}
+
+/// `POST /v1/rules {}` used to answer 201 with zero rules: payouts of
+/// accounts at risk were then allowed and the lists were gone.
+#[tokio::test]
+async fn a_rule_set_that_removes_protection_is_refused_unless_confirmed_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::in_dir(dir.path()).await;
+    let post = |body: Value| {
+        s.send_to(
+            reqwest::Method::POST,
+            "/v1/rules",
+            "application/json",
+            body.to_string(),
+        )
+    };
+    let (status, body) = post(json!({})).await;
+    let message = assert_error(status, &body, 409, "rules_removal_unconfirmed");
+    assert!(
+        message.starts_with("the new version would remove every active rule (")
+            && message.contains("nothing was changed"),
+        "{message}"
+    );
+    let errors = body["errors"].as_array().unwrap();
+    let field = |name: &str| {
+        errors
+            .iter()
+            .find(|e| e["field"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {body}"))["items"]
+            .clone()
+    };
+    assert!(
+        field("removed_rules")
+            .as_array()
+            .unwrap()
+            .contains(&json!("payout_while_account_at_risk"))
+    );
+    assert_eq!(
+        field("lost_payout_protection"),
+        json!(["payout", "loan_disbursement"])
+    );
+    assert_eq!(
+        field("removed_lists"),
+        json!(["blocked_ips", "denied_destinations"])
+    );
+    let items: Vec<String> = serde_json::from_value(field("confirm_removal")).unwrap();
+    assert!(items.contains(&"rule:payout_while_account_at_risk".to_string()));
+    // Nothing changed: the default still holds the attacker's payout.
+    let (_, live) = s.get("/v1/rules").await;
+    assert_eq!(live["version"], 1);
+    let (_, answers) = s.post(&Value::Array(story("seller-e"))).await;
+    assert_eq!(
+        answers.as_array().unwrap().last().unwrap()["action"],
+        "hold"
+    );
+    // The check says what a set would remove, and installs nothing.
+    let (status, check) = s
+        .send_to(
+            reqwest::Method::POST,
+            "/v1/rules/check",
+            "application/json",
+            "{}".into(),
+        )
+        .await;
+    assert_eq!(status, 200, "{check}");
+    assert_eq!(check["would_remove"], json!(items));
+
+    // An override needs who and why, and exactly the items removed.
+    let mut no_reason = confirmed(json!({}), &[]);
+    no_reason["override"]["confirm_removal"] = json!(items);
+    no_reason["override"]["reason"] = json!("");
+    let (status, body) = post(no_reason).await;
+    assert_error(status, &body, 400, "invalid_removal_override");
+    assert_eq!(body["field"], "override.reason");
+    let mut partial = confirmed(json!({}), &["protection:payout"]);
+    let (status, body) = post(partial.clone()).await;
+    assert_error(status, &body, 409, "rules_removal_unconfirmed");
+    partial["override"]["confirm_removal"] = json!(["list:nope"]);
+    let (status, body) = post(partial).await;
+    let message = assert_error(status, &body, 400, "invalid_removal_override");
+    assert!(message.contains("`list:nope` is not removed"), "{message}");
+    let (status, body) = post(json!({"override": {"confirm": []}})).await;
+    assert_error(status, &body, 400, "invalid_removal_override");
+    let (_, live) = s.get("/v1/rules").await;
+    assert_eq!(live["version"], 1, "no refused request changed anything");
+
+    // Confirmed: installed, and the override is kept with the version.
+    let mut full = confirmed(json!({}), &[]);
+    full["override"]["confirm_removal"] = json!(items);
+    let (status, body) = post(full).await;
+    assert_eq!(
+        (status.as_u16(), body["version"].as_u64()),
+        (201, Some(2)),
+        "{body}"
+    );
+    let (_, version) = s.get("/v1/rules/2").await;
+    let audit = &version["removal_override"];
+    assert_eq!(
+        (
+            &audit["analyst"],
+            &audit["reason"],
+            &audit["via"],
+            &audit["replaced_version"]
+        ),
+        (
+            &json!("ana"),
+            &json!("replacing the default policy"),
+            &json!("api"),
+            &json!(1)
+        ),
+        "{version}"
+    );
+    assert_eq!(
+        audit["removed"]["lost_payout_protection"],
+        json!(["payout", "loan_disbursement"])
+    );
+    let (_, first) = s.get("/v1/rules/1").await;
+    assert!(first.get("removal_override").is_none(), "{first}");
+    // It survives a restart, like every version.
+    let s = s.restart().await;
+    let (_, version) = s.get("/v1/rules/2").await;
+    assert_eq!(version["removal_override"]["analyst"], "ana");
+    s.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_list_edit_that_empties_a_list_the_rules_read_needs_an_override() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::in_dir(dir.path()).await;
+    let mut rules = deny_rule_set(
+        json!({"id": "hold_loans", "events": ["loan_disbursement"], "when": "true", "action": "hold"}),
+    );
+    rules["lists"]["mules"]["entries"] = json!(["tk_mule_1", "tk_mule_2"]);
+    rules["lists"]["unused"] = json!({"kind": "ip", "entries": ["10.0.0.1"]});
+    let body = confirmed(rules, &["list:blocked_ips", "list:denied_destinations"]);
+    let (status, body) = s
+        .send_to(
+            reqwest::Method::POST,
+            "/v1/rules",
+            "application/json",
+            body.to_string(),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    async fn edit(
+        s: &TestServer,
+        method: reqwest::Method,
+        name: &str,
+        body: Value,
+    ) -> (reqwest::StatusCode, Value) {
+        s.send_to(
+            method,
+            &format!("/v1/lists/{name}"),
+            "application/json",
+            body.to_string(),
+        )
+        .await
+    }
+
+    // Removing one entry is an ordinary edit.
+    let (status, body) = edit(
+        &s,
+        reqwest::Method::PATCH,
+        "mules",
+        json!({"remove": ["tk_mule_1"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    // Emptying it, either way, is refused.
+    let (status, body) = edit(
+        &s,
+        reqwest::Method::PATCH,
+        "mules",
+        json!({"remove": ["tk_mule_2"]}),
+    )
+    .await;
+    let message = assert_error(status, &body, 409, "rules_removal_unconfirmed");
+    assert!(
+        message.contains("the list mules that active rules read (emptied)"),
+        "{message}"
+    );
+    assert_eq!(body["errors"][0]["field"], "emptied_lists");
+    let (status, body) = edit(&s, reqwest::Method::PUT, "mules", json!({"entries": []})).await;
+    assert_error(status, &body, 409, "rules_removal_unconfirmed");
+    let (_, list) = s.get("/v1/lists/mules").await;
+    assert_eq!(list["entries"], json!(["tk_mule_2"]));
+    // A list no active rule reads may be emptied.
+    let (status, body) = edit(&s, reqwest::Method::PUT, "unused", json!({"entries": []})).await;
+    assert_eq!(status, 201, "{body}");
+    // With the override, the edit goes through and is audited.
+    let body = confirmed(json!({"entries": []}), &["list:mules"]);
+    let (status, body) = edit(&s, reqwest::Method::PUT, "mules", body).await;
+    assert_eq!(status, 201, "{body}");
+    let version = body["version"].as_u64().unwrap();
+    let (_, stored) = s.get(&format!("/v1/rules/{version}")).await;
+    assert_eq!(
+        stored["removal_override"]["removed"]["emptied_lists"],
+        json!(["mules"]),
+        "{stored}"
     );
     s.server.stop().await.unwrap();
 }
