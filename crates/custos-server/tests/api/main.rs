@@ -3,6 +3,7 @@
 
 mod analyst;
 mod auth;
+mod connections;
 mod events;
 mod restart;
 mod rules;
