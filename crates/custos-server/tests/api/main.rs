@@ -4,7 +4,9 @@
 mod analyst;
 mod auth;
 mod connections;
+mod edge;
 mod events;
+mod health;
 mod restart;
 mod rules;
 mod sift;
