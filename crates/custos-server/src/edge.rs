@@ -232,7 +232,7 @@ pub async fn guard(State(edge): State<Arc<Edge>>, request: Request, next: Next) 
         .and_then(|()| edge.uri_allowed(&request))
         .and_then(|()| content_type_checked(request.method(), &path, request.headers()));
     if let Err(e) = checked {
-        tracing::info!(code = e.code.as_str(), path = %path, "request refused at the edge");
+        tracing::debug!(code = e.code.as_str(), path = %path, "request refused at the edge");
         return crate::sift::error_for_path(&path, e);
     }
     let deadline = Instant::now() + edge.body_timeout;
