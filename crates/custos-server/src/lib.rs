@@ -95,7 +95,8 @@ pub enum StartError {
     },
 }
 
-/// The router with all routes and middleware.
+/// The router with all routes and their middleware (keys, body limit);
+/// [`start`] adds the checks of `edge` and the request metrics around it.
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/v1/events", post(events::post_events))
@@ -150,7 +151,6 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read with our own limit so that the error is JSON.
         .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn(telemetry::track_http))
         .with_state(state)
 }
 
@@ -255,11 +255,13 @@ pub async fn start_with_runtime(
         limits: config.limits.clone(),
     };
     let edge = Arc::new(edge::Edge::new(&config, state.clone()));
+    // Requests refused at the edge are counted and timed like the others.
     let guarded = |app: Router| {
         app.layer(axum::middleware::from_fn_with_state(
             edge.clone(),
             edge::guard,
         ))
+        .layer(axum::middleware::from_fn(telemetry::track_http))
     };
     let services = connections::Services {
         app: guarded(router(state.clone())),

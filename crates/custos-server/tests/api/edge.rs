@@ -160,6 +160,15 @@ async fn only_configured_origins_may_send_requests() {
         );
         assert!(message.starts_with("origin: "), "{message}");
     }
+    // Refusals are counted with the route they were meant for (the
+    // recorder is shared by the tests of this binary: no exact count).
+    let metrics = s.metrics().await;
+    assert!(
+        metrics.contains(
+            r#"custos_http_requests_total{method="GET",route="/v1/accounts/{account_id}",status="403"}"#
+        ),
+        "{metrics}"
+    );
     // The v3 Sift routes answer in their own shape.
     let response = s
         .client
