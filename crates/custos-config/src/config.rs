@@ -15,6 +15,8 @@ use custos_core::features::FeatureConfig;
 use custos_core::login_risk::Mixture;
 use serde::Deserialize;
 
+use crate::http::HttpConfig;
+
 /// The key accepted when no API key is configured, and only on loopback.
 pub const DEVELOPMENT_API_KEY: &str = "custos-dev-key";
 /// Shortest API key accepted in configuration.
@@ -34,6 +36,8 @@ pub struct Config {
     /// is generated into `data_dir` on first start and reused after.
     pub destination_token_key: Option<String>,
     pub limits: Limits,
+    /// Timeouts, connection limits and request checks at the HTTP edge.
+    pub http: HttpConfig,
     pub rules: RulesConfig,
     /// MaxMind databases for IP enrichment; without them network features
     /// that need them read as unknown.
@@ -134,6 +138,7 @@ impl Default for Config {
             api_keys: Vec::new(),
             destination_token_key: None,
             limits: Limits::default(),
+            http: HttpConfig::default(),
             rules: RulesConfig::default(),
             geo: custos_enrich::GeoConfig::default(),
             login_risk: LoginRiskConfig::default(),
@@ -598,6 +603,7 @@ impl Config {
                 )));
             }
         }
+        self.http.validate().map_err(ConfigError::Invalid)?;
         self.validate_webhooks(|name| std::env::var(name).ok())
             .map_err(ConfigError::Invalid)?;
         Ok(())
@@ -945,6 +951,7 @@ mod tests {
             example.limits.max_batch_events,
             defaults.limits.max_batch_events
         );
+        assert_eq!(example.http, defaults.http);
         assert_eq!(example.rules.dir, defaults.rules.dir);
         assert_eq!(example.geo, defaults.geo);
         assert_eq!(

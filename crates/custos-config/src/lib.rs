@@ -4,7 +4,7 @@
 //!
 //! - the configuration ([`Config`]): the TOML schema, its environment
 //!   overrides and the checks that refuse an unsafe or unworkable setup,
-//!   webhook endpoints included;
+//!   webhook endpoints and the HTTP edge ([`HttpConfig`]) included;
 //! - the layering of file, environment and flags ([`load`]);
 //! - the data directory's fixed names and the destination token key kept
 //!   there ([`load_token_key`]);
@@ -22,6 +22,7 @@
 
 mod config;
 mod data_dir;
+mod http;
 mod load;
 mod rules_dir;
 
@@ -32,5 +33,6 @@ pub use config::{
     webhook_types,
 };
 pub use data_dir::{DATABASE_FILE, LoadTokenKeyError, TOKEN_KEY_FILE, load_token_key};
+pub use http::{DEFAULT_MAX_URI_BYTES, HttpConfig, MAX_URI_BYTES_LIMIT};
 pub use load::{Overrides, load, load_with_env};
 pub use rules_dir::{LoadRulesError, load_rules_dir};

@@ -78,6 +78,8 @@ pub(crate) struct EngineThread {
     /// Bumped by each rebuild; the writer refuses groups of a failed generation.
     generation: u64,
     needs_recovery: bool,
+    /// The writer's newest note was a failure (cleared by the next commit).
+    last_commit_failed: bool,
     writer: Option<(std_mpsc::SyncSender<Job>, JoinHandle<()>)>,
     notes: Option<std_mpsc::Receiver<Note>>,
 }
@@ -103,6 +105,7 @@ impl EngineThread {
             events_since_snapshot: 0,
             generation: 0,
             needs_recovery: false,
+            last_commit_failed: false,
             writer: None,
             notes: None,
         };
@@ -201,6 +204,7 @@ impl EngineThread {
                         accounts: self.engine.account_count() as u64,
                         last_seq: self.next_seq - 1,
                         events_since_snapshot: self.events_since_snapshot,
+                        last_commit_failed: self.last_commit_failed,
                     });
                 }
                 Command::Stop { snapshot, reply } => stop = Some((snapshot, reply)),
@@ -252,6 +256,7 @@ impl EngineThread {
         while let Ok(note) = notes.try_recv() {
             match note {
                 Note::Committed { last_seq } => {
+                    self.last_commit_failed = false;
                     while self.sent.front().is_some_and(|(seq, _)| *seq <= last_seq) {
                         if let Some((_, ids)) = self.sent.pop_front() {
                             for id in ids {
@@ -260,7 +265,10 @@ impl EngineThread {
                         }
                     }
                 }
-                Note::Failed => self.needs_recovery = true,
+                Note::Failed => {
+                    self.needs_recovery = true;
+                    self.last_commit_failed = true;
+                }
             }
         }
     }

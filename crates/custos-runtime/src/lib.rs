@@ -291,6 +291,9 @@ pub struct EngineStats {
     pub accounts: u64,
     pub last_seq: u64,
     pub events_since_snapshot: u64,
+    /// The newest group commit failed, and none has succeeded since: the
+    /// store may not be writable (a full disk). Readiness reads it.
+    pub last_commit_failed: bool,
 }
 
 pub(crate) enum Command {

@@ -322,11 +322,19 @@ async fn a_failed_commit_is_reported_and_leaves_no_trace_in_state() {
         matches!(err, SubmitError::Storage(ref m) if m.contains("disk full")),
         "{err}"
     );
+    assert!(
+        rt.stats().await.unwrap().last_commit_failed,
+        "readiness sees the failure"
+    );
     store.fail.store(false, Ordering::SeqCst);
     assert_eq!(
         rt.account("seller-1").await.unwrap().unwrap(),
         before,
         "memory was rebuilt from the log"
+    );
+    assert!(
+        rt.stats().await.unwrap().last_commit_failed,
+        "no commit has succeeded since"
     );
     // The retry is decided afresh and lands with the same decisions as a clean run.
     let retry = rt.submit(story[20..].to_vec()).await.unwrap();
@@ -335,6 +343,7 @@ async fn a_failed_commit_is_reported_and_leaves_no_trace_in_state() {
         [Action::Challenge, Action::Hold, Action::Hold]
     );
     assert_eq!(retry[0].seq, 21);
+    assert!(!rt.stats().await.unwrap().last_commit_failed);
 }
 
 #[tokio::test]

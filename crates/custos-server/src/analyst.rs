@@ -17,7 +17,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use custos_core::campaigns::CampaignStatus;
@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 
 use crate::AppState;
 use crate::error::{ApiError, Code};
+use crate::extract::{Path as UrlPath, Query};
 
 /// Holds or campaigns listed at most per request.
 const MAX_LIST: usize = 1_000;

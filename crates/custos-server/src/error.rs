@@ -116,12 +116,23 @@ error_codes! {
     InvalidListEdit = "invalid_list_edit", BAD_REQUEST, InvalidRequest,
         "A list edit body is not `{\"entries\": [...]}` (`PUT`) or \
          `{\"add\": [...], \"remove\": [...]}` (`PATCH`).";
+    InvalidPath = "invalid_path", BAD_REQUEST, InvalidRequest,
+        "A part of the path (an id) cannot be read: it is not valid UTF-8 once percent-decoded, \
+         or not of the type the route takes.";
+    InvalidQuery = "invalid_query", BAD_REQUEST, InvalidRequest,
+        "The query string cannot be read: an unknown parameter, or a value of the wrong type.";
     MissingApiKey = "missing_api_key", UNAUTHORIZED, Auth,
         "No `Authorization: Bearer …` header.";
     InvalidAuthorizationHeader = "invalid_authorization_header", UNAUTHORIZED, Auth,
         "The header is not `Bearer <key>`.";
     InvalidApiKey = "invalid_api_key", UNAUTHORIZED, Auth,
         "The key is not one of the configured keys.";
+    OriginNotAllowed = "origin_not_allowed", FORBIDDEN, Auth,
+        "The request has an `Origin` header that is not in `http.allowed_origins`: a browser \
+         page on another site sent it. Nothing was done.";
+    HostNotAllowed = "host_not_allowed", FORBIDDEN, Auth,
+        "The server listens on loopback and the `Host` header is neither a loopback name nor \
+         in `http.allowed_hosts` (DNS rebinding). Nothing was done.";
     EventNotFound = "event_not_found", NOT_FOUND, InvalidRequest,
         "`GET /v1/events/{event_id}` for an id never stored.";
     AccountNotFound = "account_not_found", NOT_FOUND, InvalidRequest,
@@ -139,6 +150,9 @@ error_codes! {
         "No such path.";
     MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED, InvalidRequest,
         "The path exists but not with this method.";
+    BodyTimeout = "body_timeout", REQUEST_TIMEOUT, InvalidRequest,
+        "The body did not arrive within `http.body_timeout` of the headers (e.g. it is shorter \
+         than its `Content-Length`). The connection is closed; nothing was done.";
     EventIdConflict = "event_id_conflict", CONFLICT, InvalidRequest,
         "The `event_id` is already stored with a different body (for an analyst action: its \
          `action_id` was used for another action). Nothing of the request was applied.";
@@ -165,8 +179,13 @@ error_codes! {
         "The body is over `limits.max_body_bytes`.";
     BatchTooLarge = "batch_too_large", PAYLOAD_TOO_LARGE, InvalidRequest,
         "More events than `limits.max_batch_events`.";
+    UriTooLong = "uri_too_long", URI_TOO_LONG, InvalidRequest,
+        "The path and query are longer than `http.max_uri_bytes`.";
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, InvalidRequest,
-        "A `Content-Type` other than JSON or NDJSON (JSON or TOML for `/v1/rules`).";
+        "A request that changes state (`POST`, `PUT`, `PATCH`, `DELETE`) with a `Content-Type` \
+         other than `application/json`; `POST /v1/events` also takes NDJSON \
+         (`application/x-ndjson`), `/v1/rules` TOML (`application/toml`). The types an HTML \
+         form can send (`text/plain`, form-urlencoded, multipart) are refused everywhere.";
     Internal = "internal", INTERNAL_SERVER_ERROR, System,
         "A bug. Logged with details on the server.";
     StorageUnavailable = "storage_unavailable", SERVICE_UNAVAILABLE, System,
@@ -174,6 +193,12 @@ error_codes! {
          same event ids.";
     ShuttingDown = "shutting_down", SERVICE_UNAVAILABLE, System,
         "The server is stopping. Retry against another instance or later.";
+    Overloaded = "overloaded", SERVICE_UNAVAILABLE, System,
+        "More connections are open than `http.max_connections`: this one was answered and \
+         closed. Retry after the `Retry-After` seconds.";
+    NotReady = "not_ready", SERVICE_UNAVAILABLE, System,
+        "`GET /readyz`: the engine cannot commit now (its last group commit failed and a test \
+         write to the store fails too, or the engine does not answer).";
 }
 
 impl Code {

@@ -7,8 +7,11 @@
 //! `time_out_of_range`). The answer mirrors the request's shape: an object for an object,
 //! an array for an array, one line per event for NDJSON.
 //!
-//! `Content-Type: application/x-ndjson` selects NDJSON; `application/json`,
-//! no content type, and what `curl -d` sends are read as JSON.
+//! `Content-Type: application/x-ndjson` selects NDJSON; `application/json`
+//! and no content type are read as JSON. What `curl -d` sends
+//! (`application/x-www-form-urlencoded`) is refused at the edge, with every
+//! type an HTML form can send (see `edge`): add
+//! `-H 'Content-Type: application/json'`.
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -80,8 +83,7 @@ pub async fn post_events(
                 .trim()
                 .to_ascii_lowercase();
             match essence.as_str() {
-                // curl -d sends form-urlencoded; Sift's own examples rely on it.
-                "application/json" | "application/x-www-form-urlencoded" | "text/plain" => false,
+                "application/json" => false,
                 NDJSON | "application/jsonl" | "application/json-seq" => true,
                 _ => return Err(unsupported_media_type()),
             }
@@ -213,6 +215,12 @@ pub(crate) async fn read_body(
             while let Some(err) = source {
                 if err.is::<http_body_util::LengthLimitError>() {
                     return Err(payload_too_large(limit));
+                }
+                if let Some(timed_out) = err.downcast_ref::<crate::edge::BodyTimedOut>() {
+                    return Err(ApiError::new(
+                        Code::BodyTimeout,
+                        format!("body: {timed_out}; send the whole body at once"),
+                    ));
                 }
                 source = err.source();
             }

@@ -16,13 +16,19 @@
 //! | `POST /v205/events`; `GET /v205/score/{user_id}`; `GET`, `POST /v205/users/{user_id}/score` | Sift's Events and Score APIs, in Sift's shapes (see `sift`) |
 //! | `POST`, `DELETE /v205/users/{user_id}/labels` | Sift's Labels API |
 //! | `GET /v3/accounts/{account_id}/decisions`; `GET`, `POST /v3/accounts/{account_id}/users/{user_id}/decisions` | Sift's Decisions API |
-//! | `GET /healthz` | liveness of the engine thread |
+//! | `GET /livez` (or `/healthz`); `GET /readyz` | liveness of the process and the engine thread; readiness to commit (see `health`) |
 //! | `GET /metrics` | Prometheus text |
 //!
 //! `/v1` needs `Authorization: Bearer <key>`; see [`custos_config::Config`]
 //! for how keys are set and when the development key is allowed. The Sift
 //! routes take the same keys where Sift's clients send them (`$api_key` in
-//! the body, `api_key` in the query, or HTTP Basic).
+//! the body, `api_key` in the query, or HTTP Basic). `/metrics` takes the
+//! `/v1` keys when `http.metrics_require_key` says so.
+//!
+//! Before any route, the accept loop (`connections`) bounds how many
+//! connections are open and how long a client may take to send its
+//! headers, and every request passes the checks of `edge` (host, origin,
+//! content type, URI length, a deadline on the body).
 //!
 //! This crate is HTTP only: its settings are a [`custos_config::Config`],
 //! and [`start`] opens the runtime with [`custos_runtime::open`], as every
@@ -30,8 +36,12 @@
 
 mod analyst;
 pub mod auth;
+mod connections;
+mod edge;
 pub mod error;
 mod events;
+mod extract;
+mod health;
 pub mod rules;
 mod sift;
 mod telemetry;
@@ -42,7 +52,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use custos_config::{Config, ConfigError};
@@ -54,6 +64,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use error::{ApiError, Code};
+use extract::Path as UrlPath;
 
 /// Most recent events listed in an account summary.
 const ACCOUNT_RECENT_EVENTS: usize = 20;
@@ -86,7 +97,8 @@ pub enum StartError {
     },
 }
 
-/// The router with all routes and middleware.
+/// The router with all routes and their middleware (keys, body limit);
+/// [`start`] adds the checks of `edge` and the request metrics around it.
 pub fn router(state: AppState) -> Router {
     let v1 = Router::new()
         .route("/v1/events", post(events::post_events))
@@ -133,14 +145,41 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(v1)
         .merge(sift::router())
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(health::livez))
+        .route("/livez", get(health::livez))
+        .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read with our own limit so that the error is JSON.
         .layer(DefaultBodyLimit::disable())
-        .layer(axum::middleware::from_fn(telemetry::track_http))
         .with_state(state)
+}
+
+/// What a connection above `http.max_connections` is answered by: the
+/// liveness routes as usual (a busy server is alive), `503 overloaded`
+/// for everything else.
+fn shed_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::livez))
+        .route("/livez", get(health::livez))
+        .fallback(overloaded)
+        .with_state(state)
+}
+
+async fn overloaded(uri: axum::http::Uri) -> Response {
+    let mut response = sift::error_for_path(
+        uri.path(),
+        ApiError::new(
+            Code::Overloaded,
+            "too many open connections; retry in a moment",
+        ),
+    );
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    response
 }
 
 /// A server listening and serving; stop it with [`RunningServer::stop`].
@@ -183,6 +222,15 @@ impl RunningServer {
 /// Validates the config, recovers state, binds and starts serving.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let runtime = Arc::new(custos_runtime::open(&config, SqliteOptions::default())?);
+    start_with_runtime(config, runtime).await
+}
+
+/// Binds and serves a runtime opened already (for tests, and stores other
+/// than the default).
+pub async fn start_with_runtime(
+    config: Config,
+    runtime: Arc<Runtime>,
+) -> Result<RunningServer, StartError> {
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|source| StartError::Listen {
@@ -215,16 +263,46 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
              time for its account"
         );
     }
-    let app = router(state);
+    let edge = Arc::new(edge::Edge::new(&config, state.clone()));
+    // Requests refused at the edge are counted and timed like the others.
+    let guarded = |app: Router| {
+        app.layer(axum::middleware::from_fn_with_state(
+            edge.clone(),
+            edge::guard,
+        ))
+        .layer(axum::middleware::from_fn(telemetry::track_http))
+    };
+    let services = connections::Services {
+        app: guarded(router(state.clone())),
+        shed: guarded(shed_router(state)),
+    };
+    let nofile = connections::open_file_limit();
+    let limits = connections::ConnectionLimits::new(&config.http, nofile);
+    if (limits.served + limits.shed) as u64 + connections::RESERVED_DESCRIPTORS > nofile {
+        tracing::warn!(
+            nofile,
+            max_connections = limits.served,
+            shed_connections = limits.shed,
+            reserved = connections::RESERVED_DESCRIPTORS,
+            "http.max_connections and http.shed_connections exceed the open-file limit: \
+             the server can run out of descriptors; raise the limit (ulimit -n) or lower them"
+        );
+    }
+    let settings = connections::Settings {
+        limits,
+        header_timeout: config.http.header_timeout,
+        grace: Duration::from_secs(30),
+    };
     let (tx, rx) = oneshot::channel::<()>();
-    let serve = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = rx.await;
-            })
-            .await
-    });
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "custos is listening");
+    let serve = tokio::spawn(connections::serve(listener, services, settings, rx));
+    tracing::info!(
+        %addr,
+        data_dir = %config.data_dir.display(),
+        nofile,
+        max_connections = limits.served,
+        shed_connections = limits.shed,
+        "custos is listening"
+    );
     Ok(RunningServer {
         addr,
         runtime,
@@ -332,19 +410,6 @@ fn login_profile_view(profile: &custos_core::profile::BehaviourProfile) -> Value
         "countries": listed(TraitKind::Country, &|k| json!(unpack_code(k))),
         "asns": listed(TraitKind::Asn, &|k| json!(k)),
     })
-}
-
-async fn healthz(State(state): State<AppState>) -> Response {
-    match tokio::time::timeout(Duration::from_secs(2), state.runtime.stats()).await {
-        Ok(Ok(stats)) => axum::Json(json!({
-            "status": "ok",
-            "last_seq": stats.last_seq,
-            "accounts": stats.accounts,
-        }))
-        .into_response(),
-        Ok(Err(e)) => ApiError::unavailable(e.to_string()).into_response(),
-        Err(_) => ApiError::unavailable("the engine did not answer within 2s").into_response(),
-    }
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {

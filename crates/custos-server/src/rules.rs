@@ -24,7 +24,7 @@
 //! /v1/rules/check` says what a set would remove (`would_remove`).
 
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use custos_core::rules::{
@@ -37,6 +37,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::error::{ApiError, Code};
 use crate::events::read_body;
+use crate::extract::Path as UrlPath;
 
 fn invalid_rules(e: &RuleSetError) -> ApiError {
     let mut error = ApiError::new(
@@ -185,9 +186,8 @@ async fn read_source(
                 .to_ascii_lowercase()
         });
     let toml_body = match essence.as_deref() {
-        // curl -d sends form-urlencoded; the body is JSON all the same.
-        None | Some("application/json" | "application/x-www-form-urlencoded") => false,
-        Some("application/toml" | "text/toml" | "text/plain") => true,
+        None | Some("application/json") => false,
+        Some("application/toml" | "text/toml") => true,
         Some(_) => {
             return Err(ApiError::new(
                 Code::UnsupportedMediaType,

@@ -19,7 +19,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use custos_store::StoredRecord;
@@ -31,6 +31,7 @@ use super::execute::execute;
 use super::score::load;
 use super::{V3Error, now_millis};
 use crate::AppState;
+use crate::extract::Path as UrlPath;
 
 /// One decision that can be applied to a user.
 struct Catalogued {

@@ -197,10 +197,12 @@ impl SiftError {
     /// into Sift's codes, keeping its HTTP status.
     pub fn from_api(e: ApiError) -> SiftError {
         let code = match e.code {
-            Code::InvalidBody | Code::PayloadTooLarge => status::INVALID_BODY,
+            Code::InvalidBody | Code::PayloadTooLarge | Code::BodyTimeout => status::INVALID_BODY,
             Code::InvalidJson => status::INVALID_JSON,
             Code::MissingField => status::MISSING_FIELD,
-            Code::StorageUnavailable | Code::ShuttingDown => status::UNAVAILABLE,
+            Code::StorageUnavailable | Code::ShuttingDown | Code::Overloaded | Code::NotReady => {
+                status::UNAVAILABLE
+            }
             Code::Internal => status::SERVER_ERROR,
             _ => status::INVALID_FIELD_VALUE,
         };
@@ -222,6 +224,20 @@ impl IntoResponse for SiftError {
             map.insert("request".into(), Value::String(request));
         }
         (self.http, axum::Json(body)).into_response()
+    }
+}
+
+/// A Custos error raised before a route's own code runs (a refused host,
+/// origin or content type, an unreadable path, an overloaded server), in
+/// the shape of the route it was meant for: Sift's on the Sift routes, so
+/// that a Sift client reads it as it reads Sift's own errors.
+pub(crate) fn error_for_path(path: &str, e: ApiError) -> Response {
+    if path.starts_with("/v205/") {
+        SiftError::from_api(e).into_response()
+    } else if path.starts_with("/v3/") {
+        V3Error::from(SiftError::from_api(e)).into_response()
+    } else {
+        e.into_response()
     }
 }
 

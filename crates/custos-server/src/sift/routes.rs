@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use custos_core::Action;
@@ -15,6 +15,7 @@ use super::execute::{Executed, execute};
 use super::score::{AbuseTypes, AccountView, load, scores};
 use super::{SiftError, now_millis, now_seconds, status, unavailable};
 use crate::AppState;
+use crate::extract::Path as UrlPath;
 
 /// Who records an unlabel, as the analyst of its `clear_account` action.
 const UNLABEL_ANALYST: &str = "sift-labels-api";

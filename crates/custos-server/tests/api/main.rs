@@ -3,7 +3,10 @@
 
 mod analyst;
 mod auth;
+mod connections;
+mod edge;
 mod events;
+mod health;
 mod restart;
 mod rules;
 mod sift;
