@@ -15,6 +15,8 @@ use serde_json::Value;
 use custos_sim::rng::Rng;
 use custos_sim::synth::{SynthSpec, generate};
 
+mod soak;
+
 #[derive(clap::Subcommand)]
 pub enum BenchCommand {
     /// Decide already-parsed events on one core, no I/O.
@@ -74,6 +76,37 @@ pub enum BenchCommand {
         /// Distinct sellers the events belong to.
         #[arg(long, default_value_t = 10_000)]
         accounts: u64,
+    },
+    /// A long open-loop run of the generated marketplace mix on
+    /// `POST /v1/events`, reporting each minute's latency quantiles and the
+    /// server's resident memory.
+    Soak {
+        /// Server base URL. Without it a `custos serve` child process is
+        /// started on a free loopback port with a temporary data directory.
+        #[arg(long)]
+        url: Option<String>,
+        /// Process id of the server at `--url`, to read its memory.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        #[arg(long, default_value = "custos-dev-key")]
+        key: String,
+        /// Events per second.
+        #[arg(long, default_value_t = 2_000)]
+        rate: u64,
+        /// Minutes of measured load (after 2 seconds of warm-up).
+        #[arg(long, default_value_t = 60)]
+        minutes: u64,
+        /// Distinct sellers.
+        #[arg(long, default_value_t = 100_000)]
+        accounts: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Most requests in flight at once.
+        #[arg(long, default_value_t = 256)]
+        max_in_flight: usize,
+        /// Also write one CSV row per minute to this file.
+        #[arg(long)]
+        csv: Option<PathBuf>,
     },
 }
 
@@ -141,6 +174,27 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
             max_in_flight,
             accounts,
         } => bench_http(url, key, rate, duration, max_in_flight, accounts),
+        BenchCommand::Soak {
+            url,
+            server_pid,
+            key,
+            rate,
+            minutes,
+            accounts,
+            seed,
+            max_in_flight,
+            csv,
+        } => soak::run(soak::SoakArgs {
+            url,
+            server_pid,
+            key,
+            rate,
+            minutes,
+            accounts,
+            seed,
+            max_in_flight,
+            csv,
+        }),
     }
 }
 
