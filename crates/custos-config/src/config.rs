@@ -16,6 +16,7 @@ use custos_core::login_risk::Mixture;
 use serde::Deserialize;
 
 use crate::http::HttpConfig;
+use crate::keys::{ApiKey, ApiKeyConfig};
 
 /// The key accepted when no API key is configured, and only on loopback.
 pub const DEVELOPMENT_API_KEY: &str = "custos-dev-key";
@@ -29,9 +30,13 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Directory for the database and the generated token key.
     pub data_dir: PathBuf,
-    /// Bearer tokens that may call `/v1`. Empty: the development key works,
-    /// on a loopback address only.
+    /// Unscoped keys, each allowed everything (`admin`); kept for older
+    /// files and `CUSTOS_API_KEYS`. Prefer `[[api_key]]`. With neither, the
+    /// development key works, on a loopback address only.
     pub api_keys: Vec<String>,
+    /// Keys with names and scopes, one `[[api_key]]` table each (see
+    /// `keys.rs` and `docs/keys.md`).
+    pub api_key: Vec<ApiKeyConfig>,
     /// Secret for destination tokens (at least 16 bytes). Empty: a random key
     /// is generated into `data_dir` on first start and reused after.
     pub destination_token_key: Option<String>,
@@ -136,6 +141,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./custos-data"),
             api_keys: Vec::new(),
+            api_key: Vec::new(),
             destination_token_key: None,
             limits: Limits::default(),
             http: HttpConfig::default(),
@@ -549,29 +555,7 @@ impl Config {
 
     /// Refuses configurations that would be unsafe or cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let loopback = self.listen.ip().is_loopback();
-        if self.api_keys.is_empty() && !loopback {
-            return Err(ConfigError::Invalid(format!(
-                "listen address {} is not loopback and no api_keys are configured; \
-                 set api_keys (or CUSTOS_API_KEYS) to keys of at least {MIN_API_KEY_LEN} characters",
-                self.listen
-            )));
-        }
-        for (i, key) in self.api_keys.iter().enumerate() {
-            if key == DEVELOPMENT_API_KEY {
-                if !loopback {
-                    return Err(ConfigError::Invalid(format!(
-                        "api_keys[{i}] is the development key, which is refused on the non-loopback address {}",
-                        self.listen
-                    )));
-                }
-            } else if key.len() < MIN_API_KEY_LEN {
-                return Err(ConfigError::Invalid(format!(
-                    "api_keys[{i}] is {} characters long; at least {MIN_API_KEY_LEN} are required",
-                    key.len()
-                )));
-            }
-        }
+        self.resolve_api_keys(|name| std::env::var(name).ok())?;
         if self.limits.max_body_bytes == 0 || self.limits.max_batch_events == 0 {
             return Err(ConfigError::Invalid(
                 "limits.max_body_bytes and limits.max_batch_events must be positive".into(),
@@ -630,13 +614,16 @@ impl Config {
         Ok(())
     }
 
-    /// The keys `/v1` accepts: the configured ones, or the development key.
-    pub fn effective_api_keys(&self) -> Vec<String> {
-        if self.api_keys.is_empty() {
-            vec![DEVELOPMENT_API_KEY.to_string()]
-        } else {
-            self.api_keys.clone()
-        }
+    /// Every key the server accepts, with its name and scopes: the
+    /// `[[api_key]]` tables, the unscoped `api_keys` as `admin`, or the
+    /// development key on loopback when neither is set. `get_env` reads the
+    /// variables named by `key_env`.
+    pub fn resolve_api_keys(
+        &self,
+        get_env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<ApiKey>, ConfigError> {
+        crate::keys::resolve(&self.api_key, &self.api_keys, self.listen, get_env)
+            .map_err(ConfigError::Invalid)
     }
 }
 

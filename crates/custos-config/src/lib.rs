@@ -5,6 +5,8 @@
 //! - the configuration ([`Config`]): the TOML schema, its environment
 //!   overrides and the checks that refuse an unsafe or unworkable setup,
 //!   webhook endpoints and the HTTP edge ([`HttpConfig`]) included;
+//! - API keys with their names and scopes ([`Scope`], `[[api_key]]`,
+//!   resolved by [`Config::resolve_api_keys`]);
 //! - the layering of file, environment and flags ([`load`]);
 //! - the data directory's fixed names and the destination token key kept
 //!   there ([`load_token_key`]);
@@ -23,6 +25,7 @@
 mod config;
 mod data_dir;
 mod http;
+mod keys;
 mod load;
 mod rules_dir;
 
@@ -34,5 +37,6 @@ pub use config::{
 };
 pub use data_dir::{DATABASE_FILE, LoadTokenKeyError, TOKEN_KEY_FILE, load_token_key};
 pub use http::{DEFAULT_MAX_URI_BYTES, HttpConfig, MAX_URI_BYTES_LIMIT};
+pub use keys::{ApiKey, ApiKeyConfig, DEVELOPMENT_KEY_NAME, Scope, Scopes};
 pub use load::{Overrides, load, load_with_env};
 pub use rules_dir::{LoadRulesError, load_rules_dir};

@@ -17,8 +17,7 @@
 //!   accepted, which also covers older browsers that send no `Origin`. A
 //!   request without `Content-Type` is read as JSON, as before: a browser
 //!   cannot send one cross-site without an `Origin` header;
-//! - a URI longer than `http.max_uri_bytes` (`uri_too_long`);
-//! - `/metrics` without a key, when `http.metrics_require_key` says so.
+//! - a URI longer than `http.max_uri_bytes` (`uri_too_long`).
 //!
 //! It also puts a deadline on the request body ([`DeadlineBody`]): a body
 //! still incomplete `http.body_timeout` after the headers arrived (shorter
@@ -37,12 +36,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use custos_config::Config;
 use http_body::{Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use crate::AppState;
 use crate::error::{ApiError, Code};
 
 /// What [`guard`] checks, from `[http]` and the listen address.
@@ -55,13 +53,10 @@ pub struct Edge {
     allowed_origins: Vec<String>,
     body_timeout: Duration,
     max_uri_bytes: usize,
-    metrics_require_key: bool,
-    /// For the key check of `/metrics`.
-    state: AppState,
 }
 
 impl Edge {
-    pub fn new(config: &Config, state: AppState) -> Edge {
+    pub fn new(config: &Config) -> Edge {
         let http = &config.http;
         Edge {
             loopback: config.listen.ip().is_loopback(),
@@ -77,8 +72,6 @@ impl Edge {
                 .collect(),
             body_timeout: http.body_timeout,
             max_uri_bytes: http.max_uri_bytes,
-            metrics_require_key: http.metrics_require_key(config.listen),
-            state,
         }
     }
 
@@ -238,11 +231,6 @@ pub async fn guard(State(edge): State<Arc<Edge>>, request: Request, next: Next) 
     let deadline = Instant::now() + edge.body_timeout;
     let timeout = edge.body_timeout;
     let request = request.map(|body| Body::new(DeadlineBody::new(body, deadline, timeout)));
-    if path == "/metrics" && edge.metrics_require_key {
-        return crate::auth::require_api_key(State(edge.state.clone()), request, next)
-            .await
-            .into_response();
-    }
     next.run(request).await
 }
 

@@ -127,6 +127,10 @@ error_codes! {
         "The header is not `Bearer <key>`.";
     InvalidApiKey = "invalid_api_key", UNAUTHORIZED, Auth,
         "The key is not one of the configured keys.";
+    InsufficientScope = "insufficient_scope", FORBIDDEN, Auth,
+        "The key is valid but lacks the scope the route needs (or, on `POST /v1/events`, the \
+         scope a `label` or `analyst_action` event needs); the message names the scope. \
+         Nothing was done. Scopes per route: [keys.md](keys.md).";
     OriginNotAllowed = "origin_not_allowed", FORBIDDEN, Auth,
         "The request has an `Origin` header that is not in `http.allowed_origins`: a browser \
          page on another site sent it. Nothing was done.";

@@ -4,7 +4,9 @@
 //! decided, and the first bad one rejects the request with its index and
 //! field. Validation includes the event's `time`, against the server's
 //! clock (`engine.max_future_skew`, `engine.max_event_age`:
-//! `time_out_of_range`). The answer mirrors the request's shape: an object for an object,
+//! `time_out_of_range`), and the key's scopes: a `label` needs
+//! `labels:write`, an `analyst_action` `holds:write` (`insufficient_scope`).
+//! The answer mirrors the request's shape: an object for an object,
 //! an array for an array, one line per event for NDJSON.
 //!
 //! `Content-Type: application/x-ndjson` selects NDJSON; `application/json`
@@ -13,6 +15,7 @@
 //! type an HTML form can send (see `edge`): add
 //! `-H 'Content-Type: application/json'`.
 
+use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, header};
@@ -24,6 +27,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::AppState;
+use crate::auth::{Caller, authorize_event};
 use crate::error::{ApiError, Code};
 
 const NDJSON: &str = "application/x-ndjson";
@@ -70,6 +74,7 @@ impl<'a> From<&'a Outcome> for EventAnswer<'a> {
 
 pub async fn post_events(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -127,7 +132,7 @@ pub async fn post_events(
             ),
         ));
     }
-    let events = parse_all(&state, values, shape)?;
+    let events = parse_all(&state, &caller, values, shape)?;
     let outcomes = state.runtime.submit(events).await.map_err(|e| match e {
         SubmitError::Conflict {
             index,
@@ -252,6 +257,7 @@ fn split_lines(bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
 
 fn parse_all(
     state: &AppState,
+    caller: &Caller,
     values: Vec<Value>,
     shape: Shape,
 ) -> Result<Vec<PreparedEvent>, ApiError> {
@@ -260,6 +266,21 @@ fn parse_all(
     for (index, value) in values.into_iter().enumerate() {
         match parser.parse_value(value) {
             Ok(event) => {
+                // A label or analyst action needs its own scope: an ingest
+                // key must not release holds by posting one.
+                if let Err(error) = authorize_event(caller, event.event_type) {
+                    return Err(match shape {
+                        Shape::Single => error,
+                        _ => ApiError {
+                            message: format!(
+                                "event {index}: {}; nothing in this request was applied",
+                                error.message
+                            ),
+                            ..error
+                        }
+                        .with_index(index),
+                    });
+                }
                 if let Err(e) = state.time_bound.check_now(&event) {
                     let error =
                         ApiError::new(Code::TimeOutOfRange, e.to_string()).with_field("time");

@@ -19,11 +19,14 @@
 //! | `GET /livez` (or `/healthz`); `GET /readyz` | liveness of the process and the engine thread; readiness to commit (see `health`) |
 //! | `GET /metrics` | Prometheus text |
 //!
-//! `/v1` needs `Authorization: Bearer <key>`; see [`custos_config::Config`]
-//! for how keys are set and when the development key is allowed. The Sift
-//! routes take the same keys where Sift's clients send them (`$api_key` in
-//! the body, `api_key` in the query, or HTTP Basic). `/metrics` takes the
-//! `/v1` keys when `http.metrics_require_key` says so.
+//! The router is built from one table ([`routes::ROUTES`], rendered into
+//! `docs/keys.md`) that gives every route its key and scope. `/v1` needs
+//! `Authorization: Bearer <key>` with the route's scope ([`auth`]); see
+//! [`custos_config::Config`] for how keys and their scopes are set and when
+//! the development key is allowed. The Sift routes take the same keys where
+//! Sift's clients send them (`$api_key` in the body, `api_key` in the
+//! query, or HTTP Basic). `/metrics` takes a key with `read` when
+//! `http.metrics_require_key` says so.
 //!
 //! Before any route, the accept loop (`connections`) bounds how many
 //! connections are open and how long a client may take to send its
@@ -42,6 +45,7 @@ pub mod error;
 mod events;
 mod extract;
 mod health;
+pub mod routes;
 pub mod rules;
 mod sift;
 mod telemetry;
@@ -54,7 +58,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use custos_config::{Config, ConfigError};
 use custos_runtime::Runtime;
 use custos_store::SqliteOptions;
@@ -97,58 +101,13 @@ pub enum StartError {
     },
 }
 
-/// The router with all routes and their middleware (keys, body limit);
-/// [`start`] adds the checks of `edge` and the request metrics around it.
-pub fn router(state: AppState) -> Router {
-    let v1 = Router::new()
-        .route("/v1/events", post(events::post_events))
-        .route("/v1/events/{event_id}", get(get_event))
-        .route("/v1/accounts/{account_id}", get(get_account))
-        .route("/v1/rules", get(rules::get_rules).post(rules::post_rules))
-        .route("/v1/rules/check", post(rules::check_rules))
-        .route("/v1/rules/{version}", get(rules::get_rule_version))
-        .route("/v1/webhooks", get(webhooks::get_webhooks))
-        .route("/v1/holds", get(analyst::list_holds))
-        .route("/v1/holds/{hold_id}", get(analyst::get_hold))
-        .route(
-            "/v1/payouts/{payout_id}/release",
-            post(analyst::release_payout),
-        )
-        .route(
-            "/v1/payouts/{payout_id}/cancel",
-            post(analyst::cancel_payout),
-        )
-        .route(
-            "/v1/accounts/{account_id}/clear",
-            post(analyst::clear_account),
-        )
-        .route("/v1/campaigns", get(analyst::list_campaigns))
-        .route("/v1/campaigns/{campaign_id}", get(analyst::get_campaign))
-        .route(
-            "/v1/campaigns/{campaign_id}/confirm",
-            post(analyst::confirm_campaign),
-        )
-        .route(
-            "/v1/campaigns/{campaign_id}/dismiss",
-            post(analyst::dismiss_campaign),
-        )
-        .route(
-            "/v1/lists/{name}",
-            get(rules::get_list)
-                .put(rules::put_list)
-                .patch(rules::patch_list),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_api_key,
-        ));
-    Router::new()
-        .merge(v1)
-        .merge(sift::router())
-        .route("/healthz", get(health::livez))
-        .route("/livez", get(health::livez))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics))
+/// The router with all routes of [`routes::ROUTES`], each behind the key
+/// and scope the table gives it, and the body limit; [`start`] adds the
+/// checks of `edge` and the request metrics around it.
+/// `metrics_require_key`: whether `/metrics` needs a key (see
+/// `http.metrics_require_key`).
+pub fn router(state: AppState, metrics_require_key: bool) -> Router {
+    routes::router(&state, metrics_require_key)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read with our own limit so that the error is JSON.
@@ -241,19 +200,33 @@ pub async fn start_with_runtime(
         addr: config.listen,
         source,
     })?;
-    if config.api_keys.is_empty() {
+    let keys = config.resolve_api_keys(|name| std::env::var(name).ok())?;
+    if keys
+        .iter()
+        .any(|k| k.name == custos_config::DEVELOPMENT_KEY_NAME)
+    {
         tracing::warn!(
             %addr,
             key = custos_config::DEVELOPMENT_API_KEY,
-            "no api_keys configured: accepting the development key on loopback only"
+            "no api keys configured: accepting the development key (admin) on loopback only"
         );
+    }
+    if !config.api_keys.is_empty() {
+        tracing::warn!(
+            keys = config.api_keys.len(),
+            "api_keys (or CUSTOS_API_KEYS) are unscoped: each may do everything (admin); \
+             give each client an [[api_key]] table with only the scopes it needs (docs/keys.md)"
+        );
+    }
+    for key in &keys {
+        tracing::info!(key = %key.name, scopes = %key.scopes, "api key configured");
     }
     telemetry::install_recorder();
     // Before serving: a new outbox cursor must not miss the first events.
     let webhooks = webhooks::start(runtime.store().clone(), &config).await?;
     let state = AppState {
         runtime: runtime.clone(),
-        api_keys: Arc::new(auth::ApiKeys::new(&config.effective_api_keys())),
+        api_keys: Arc::new(auth::ApiKeys::new(&keys)),
         limits: config.limits.clone(),
         time_bound: custos_runtime::TimeBound::from_config(&config.engine),
     };
@@ -263,7 +236,8 @@ pub async fn start_with_runtime(
              time for its account"
         );
     }
-    let edge = Arc::new(edge::Edge::new(&config, state.clone()));
+    let edge = Arc::new(edge::Edge::new(&config));
+    let metrics_require_key = config.http.metrics_require_key(config.listen);
     // Requests refused at the edge are counted and timed like the others.
     let guarded = |app: Router| {
         app.layer(axum::middleware::from_fn_with_state(
@@ -273,7 +247,7 @@ pub async fn start_with_runtime(
         .layer(axum::middleware::from_fn(telemetry::track_http))
     };
     let services = connections::Services {
-        app: guarded(router(state.clone())),
+        app: guarded(router(state.clone(), metrics_require_key)),
         shed: guarded(shed_router(state)),
     };
     let nofile = connections::open_file_limit();

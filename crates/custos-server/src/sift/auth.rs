@@ -4,14 +4,23 @@
 //! (events and labels), the `api_key` query parameter (score and unlabel
 //! calls of older clients), and HTTP Basic with the key as the user name
 //! and an empty password (current clients for score, unlabel and every v3
-//! call). Whatever the route, the key is checked with
-//! [`crate::auth::ApiKeys::accepts`], in constant time. HTTP Basic is
+//! call). Whatever the route, the key is identified with
+//! [`crate::auth::ApiKeys::identify`], in constant time, and the scope the
+//! route table gives the route ([`Required`]) is checked with
+//! [`crate::auth::authorize`], as on `/v1`. A handler calls [`authorize`]
+//! as soon as it has the key, before it does anything. HTTP Basic is
 //! decoded here: the workspace has no base64 crate, and decoding one header
 //! does not justify one.
 
 use axum::http::{HeaderMap, header};
+use serde_json::Value;
 
+use super::events::Plan;
+use super::{SiftError, V3Error};
 use crate::AppState;
+use crate::auth::{Caller, record_caller, scope_for_event_name};
+use crate::error::ApiError;
+use crate::routes::Required;
 
 /// The key of an `Authorization: Basic` header: the user name, up to the
 /// first `:`. `None` when there is no such header or it does not decode.
@@ -26,9 +35,65 @@ pub(crate) fn basic_key(headers: &HeaderMap) -> Option<String> {
     (!user.is_empty()).then(|| user.to_string())
 }
 
-/// Whether a presented key (if any) is one of the configured keys.
-pub(crate) fn accepts(state: &AppState, presented: Option<&str>) -> bool {
-    presented.is_some_and(|key| state.api_keys.accepts(key))
+/// Why a Sift request was refused before its route ran.
+#[derive(Debug)]
+pub(crate) enum Refused {
+    /// No key, or not a configured one.
+    InvalidKey,
+    /// A valid key without the scope (`insufficient_scope`).
+    Scope(ApiError),
+}
+
+impl From<Refused> for SiftError {
+    fn from(refused: Refused) -> SiftError {
+        match refused {
+            Refused::InvalidKey => SiftError::invalid_key(),
+            Refused::Scope(e) => SiftError::from_api(e),
+        }
+    }
+}
+
+impl From<Refused> for V3Error {
+    fn from(refused: Refused) -> V3Error {
+        match refused {
+            Refused::InvalidKey => V3Error::unauthorized(),
+            Refused::Scope(e) => V3Error::forbidden(e.message),
+        }
+    }
+}
+
+/// The caller of a presented key (if any), if it holds the route's scope.
+pub(crate) fn authorize(
+    state: &AppState,
+    presented: Option<&str>,
+    required: &Required,
+) -> Result<Caller, Refused> {
+    let Some(caller) = presented.and_then(|key| state.api_keys.identify(key)) else {
+        tracing::debug!(
+            route = required.route,
+            "request refused: the api key is not valid"
+        );
+        return Err(Refused::InvalidKey);
+    };
+    record_caller(&caller);
+    crate::auth::authorize(&caller, required.scope, required.route).map_err(Refused::Scope)?;
+    Ok(caller)
+}
+
+/// Checks that `caller` may have the Custos events of `plan` recorded: a
+/// label needs `labels:write`, an analyst action `holds:write`
+/// ([`crate::auth::scope_for_event`]), whatever route they come through.
+pub(crate) fn authorize_plan(caller: &Caller, plan: &Plan) -> Result<(), SiftError> {
+    for step in &plan.steps {
+        let Some(Value::String(event_type)) = step.event.get("type") else {
+            continue;
+        };
+        if let Some(scope) = scope_for_event_name(event_type) {
+            crate::auth::authorize(caller, scope, &format!("an event of type {event_type}"))
+                .map_err(SiftError::from_api)?;
+        }
+    }
+    Ok(())
 }
 
 /// Standard base64 (RFC 4648, `+/`), padding optional.

@@ -17,21 +17,22 @@
 //! those entity types are refused. The `{account_id}` in the path is Sift's
 //! account; Custos serves one platform and takes any.
 
-use axum::Json;
 use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use custos_store::StoredRecord;
 use serde_json::{Map, Value, json};
 
-use super::auth::{accepts, basic_key};
+use super::auth::{authorize, basic_key};
 use super::events::{Check, Plan, Step, base_id};
 use super::execute::execute;
 use super::score::load;
 use super::{V3Error, now_millis};
 use crate::AppState;
 use crate::extract::Path as UrlPath;
+use crate::routes::Required;
 
 /// One decision that can be applied to a user.
 struct Catalogued {
@@ -85,12 +86,9 @@ const CATALOG: &[Catalogued] = &[
 const SOURCES: &[&str] = &["MANUAL_REVIEW", "AUTOMATED_RULE", "CHARGEBACK"];
 const MAX_LIMIT: usize = 100;
 
-fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(), V3Error> {
-    if accepts(state, basic_key(headers).as_deref()) {
-        Ok(())
-    } else {
-        Err(V3Error::unauthorized())
-    }
+fn authenticate(state: &AppState, required: &Required, headers: &HeaderMap) -> Result<(), V3Error> {
+    authorize(state, basic_key(headers).as_deref(), required)?;
+    Ok(())
 }
 
 fn query(uri: &Uri) -> Result<Vec<(String, String)>, V3Error> {
@@ -119,11 +117,12 @@ fn catalogued(c: &Catalogued) -> Value {
 /// `limit`, `from`.
 pub(crate) async fn list_decisions(
     State(state): State<AppState>,
+    Extension(required): Extension<Required>,
     UrlPath(account_id): UrlPath<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, V3Error> {
-    authenticate(&state, &headers)?;
+    authenticate(&state, &required, &headers)?;
     let mut abuse_types: Option<Vec<String>> = None;
     let mut limit = MAX_LIMIT;
     let mut from = 0usize;
@@ -242,10 +241,11 @@ pub(crate) fn latest_applied(records: &[StoredRecord], detailed: bool) -> Value 
 /// `GET /v3/accounts/{account_id}/users/{user_id}/decisions`.
 pub(crate) async fn get_user_decisions(
     State(state): State<AppState>,
+    Extension(required): Extension<Required>,
     UrlPath((_account_id, user_id)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, V3Error> {
-    authenticate(&state, &headers)?;
+    authenticate(&state, &required, &headers)?;
     let view = load(&state, &user_id).await?;
     Ok(Json(json!({"decisions": latest_applied(&view.records, false)})).into_response())
 }
@@ -254,11 +254,12 @@ pub(crate) async fn get_user_decisions(
 /// "source", "analyst", "description", "time"}`, recorded as a Custos label.
 pub(crate) async fn apply_user_decision(
     State(state): State<AppState>,
+    Extension(required): Extension<Required>,
     UrlPath((_account_id, user_id)): UrlPath<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, V3Error> {
-    authenticate(&state, &headers)?;
+    authenticate(&state, &required, &headers)?;
     let bytes = crate::events::read_body(&headers, body, state.limits.max_body_bytes)
         .await
         .map_err(|e| V3Error::from(super::SiftError::from_api(e)))?;

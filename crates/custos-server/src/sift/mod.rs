@@ -29,7 +29,11 @@
 //! answered `status: 0` with `custos.not_recorded` saying why.
 //!
 //! Keys are the same keys as `/v1` ([`crate::auth::ApiKeys`], compared in
-//! constant time); only where the key travels differs, as in Sift. The
+//! constant time), with the same scopes: the route table
+//! (`crate::routes`) gives each Sift route its scope, checked in `auth.rs`
+//! once the handler has the key (a key without it gets HTTP 403 with
+//! status 51, or `insufficient_scope` on v3). Only where the key travels
+//! differs, as in Sift. The
 //! `$api_key` is never stored and never echoed: the `request` Sift echoes
 //! back has it removed.
 //!
@@ -42,46 +46,19 @@
 //! Scores (`score.rs`) are derived from stored decisions, not from a model of
 //! Sift's: see `docs/sift.md` for the exact rule.
 
-mod auth;
-mod decisions;
+pub(crate) mod auth;
+pub(crate) mod decisions;
 mod destination;
 mod events;
 mod execute;
-mod routes;
+pub(crate) mod routes;
 mod score;
 
-use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::error::{ApiError, Code};
-
-/// The Sift routes. They sit outside `/v1` and its bearer-token middleware:
-/// each checks the key where Sift's clients send it.
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v205/events", post(routes::post_events))
-        .route("/v205/score/{user_id}", get(routes::get_score))
-        .route(
-            "/v205/users/{user_id}/score",
-            get(routes::get_user_score).post(routes::get_user_score),
-        )
-        .route(
-            "/v205/users/{user_id}/labels",
-            post(routes::post_label).delete(routes::delete_labels),
-        )
-        .route(
-            "/v3/accounts/{account_id}/decisions",
-            get(decisions::list_decisions),
-        )
-        .route(
-            "/v3/accounts/{account_id}/users/{user_id}/decisions",
-            get(decisions::get_user_decisions).post(decisions::apply_user_decision),
-        )
-}
 
 /// Sift's Events API status codes (the `status` field of every answer).
 pub(crate) mod status {
@@ -204,6 +181,11 @@ impl SiftError {
                 status::UNAVAILABLE
             }
             Code::Internal => status::SERVER_ERROR,
+            // Sift has no code of its own for a key that may not do this;
+            // its bad-key code, with HTTP 403, is the nearest.
+            Code::InsufficientScope | Code::InvalidApiKey | Code::MissingApiKey => {
+                status::INVALID_API_KEY
+            }
             _ => status::INVALID_FIELD_VALUE,
         };
         SiftError::new(e.status(), code, e.message)
@@ -253,6 +235,16 @@ pub(crate) struct V3Error {
 }
 
 impl V3Error {
+    /// A valid key without the scope the route needs.
+    pub fn forbidden(description: String) -> V3Error {
+        V3Error {
+            http: StatusCode::FORBIDDEN,
+            error: "insufficient_scope",
+            description,
+            issues: None,
+        }
+    }
+
     pub fn unauthorized() -> V3Error {
         V3Error {
             http: StatusCode::UNAUTHORIZED,

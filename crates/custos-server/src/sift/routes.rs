@@ -1,5 +1,6 @@
 //! The v205 routes: events, scores and labels, answered in Sift's shapes.
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Query, State};
@@ -9,13 +10,14 @@ use custos_core::Action;
 use custos_core::event::EventType;
 use serde_json::{Map, Value, json};
 
-use super::auth::{accepts, basic_key};
+use super::auth::{authorize, authorize_plan, basic_key};
 use super::events::{Check, Plan, SIFT_ABUSE_TYPES, Step, map_event, map_label, short_hash};
 use super::execute::{Executed, execute};
 use super::score::{AbuseTypes, AccountView, load, scores};
 use super::{SiftError, now_millis, now_seconds, status, unavailable};
 use crate::AppState;
 use crate::extract::Path as UrlPath;
+use crate::routes::Required;
 
 /// Who records an unlabel, as the analyst of its `clear_account` action.
 const UNLABEL_ANALYST: &str = "sift-labels-api";
@@ -172,17 +174,18 @@ fn redact_raw(text: &str) -> String {
 
 pub(crate) async fn post_events(
     State(state): State<AppState>,
+    Extension(required): Extension<Required>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, SiftError> {
     let (body, echoed) = object_body(&state, &headers, body).await?;
     let with_request = |e: SiftError| e.with_request(Some(echoed.clone()));
-    if !accepts(&state, body_key(&body, &headers).as_deref()) {
-        return Err(with_request(SiftError::invalid_key()));
-    }
+    let caller = authorize(&state, body_key(&body, &headers).as_deref(), &required)
+        .map_err(|e| with_request(e.into()))?;
     let flags = track_flags(&query(&uri)?).map_err(with_request)?;
     let plan = map_event(&body, now_millis()).map_err(with_request)?;
+    authorize_plan(&caller, &plan).map_err(with_request)?;
     let executed = execute(&state, plan).await.map_err(with_request)?;
     let mut answer = json!({
         "status": status::OK,
@@ -299,6 +302,7 @@ fn actions(executed: &Executed) -> Value {
 /// and `fields` may be given.
 async fn score_view(
     state: &AppState,
+    required: &Required,
     user_id: &str,
     uri: &Uri,
     headers: &HeaderMap,
@@ -310,9 +314,7 @@ async fn score_view(
         .find(|(name, _)| name == "api_key")
         .map(|(_, value)| value.clone())
         .or_else(|| basic_key(headers));
-    if !accepts(state, key.as_deref()) {
-        return Err(SiftError::invalid_key());
-    }
+    authorize(state, key.as_deref(), required)?;
     let mut wanted = AbuseTypes::ALL;
     for (name, value) in &params {
         match name.as_str() {
@@ -339,11 +341,12 @@ async fn score_view(
 /// `GET /v205/score/{user_id}`.
 pub(crate) async fn get_score(
     State(state): State<AppState>,
+    Extension(required): Extension<Required>,
     UrlPath(user_id): UrlPath<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, SiftError> {
-    let (view, wanted, _) = score_view(&state, &user_id, &uri, &headers, &[]).await?;
+    let (view, wanted, _) = score_view(&state, &required, &user_id, &uri, &headers, &[]).await?;
     Ok(Json(json!({
         "status": status::OK,
         "error_message": "OK",
@@ -355,11 +358,12 @@ pub(crate) async fn get_score(
 
 async fn user_score(
     state: AppState,
+    required: Required,
     user_id: String,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, SiftError> {
-    let (view, wanted, _) = score_view(&state, &user_id, &uri, &headers, &[]).await?;
+    let (view, wanted, _) = score_view(&state, &required, &user_id, &uri, &headers, &[]).await?;
     Ok(Json(json!({
         "status": status::OK,
         "error_message": "OK",
@@ -376,16 +380,18 @@ async fn user_score(
 /// are already current, so both answer the same.
 pub(crate) async fn get_user_score(
     State(state): State<AppState>,
+    Extension(required): Extension<Required>,
     UrlPath(user_id): UrlPath<String>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, SiftError> {
-    user_score(state, user_id, uri, headers).await
+    user_score(state, required, user_id, uri, headers).await
 }
 
 /// `POST /v205/users/{user_id}/labels`.
 pub(crate) async fn post_label(
     State(state): State<AppState>,
+    Extension(required): Extension<Required>,
     UrlPath(user_id): UrlPath<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -393,9 +399,8 @@ pub(crate) async fn post_label(
 ) -> Result<Response, SiftError> {
     let (body, echoed) = object_body(&state, &headers, body).await?;
     let with_request = |e: SiftError| e.with_request(Some(echoed.clone()));
-    if !accepts(&state, body_key(&body, &headers).as_deref()) {
-        return Err(with_request(SiftError::invalid_key()));
-    }
+    let caller = authorize(&state, body_key(&body, &headers).as_deref(), &required)
+        .map_err(|e| with_request(e.into()))?;
     // The client sends labels through its `track`, which adds no query
     // parameters unless asked; none change what a label does.
     if let Some((name, _)) = query(&uri).map_err(with_request)?.first() {
@@ -404,6 +409,7 @@ pub(crate) async fn post_label(
         ))));
     }
     let plan = map_label(&body, &user_id, now_millis()).map_err(with_request)?;
+    authorize_plan(&caller, &plan).map_err(with_request)?;
     let executed = execute(&state, plan).await.map_err(with_request)?;
     Ok(Json(json!({
         "status": status::OK,
@@ -423,6 +429,7 @@ pub(crate) async fn post_label(
 /// else has nothing to undo. Answers 204, as Sift does.
 pub(crate) async fn delete_labels(
     State(state): State<AppState>,
+    Extension(required): Extension<Required>,
     UrlPath(user_id): UrlPath<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -433,9 +440,9 @@ pub(crate) async fn delete_labels(
         .find(|(name, _)| name == "api_key")
         .map(|(_, value)| value.clone())
         .or_else(|| basic_key(&headers));
-    if !accepts(&state, key.as_deref()) {
-        return Err(SiftError::invalid_key());
-    }
+    // The unlabel is recorded as a `clear_account` analyst action; the
+    // route's `labels:write` covers it, as it covers the label it undoes.
+    authorize(&state, key.as_deref(), &required)?;
     let mut abuse_type = None;
     for (name, value) in &params {
         match name.as_str() {
