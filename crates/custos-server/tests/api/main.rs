@@ -9,6 +9,7 @@ mod events;
 mod health;
 mod restart;
 mod rules;
+mod scopes;
 mod sift;
 mod webhooks;
 
