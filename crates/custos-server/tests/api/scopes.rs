@@ -296,3 +296,71 @@ async fn sift_body_keys_carry_their_scopes() {
     );
     s.server.stop().await.unwrap();
 }
+
+/// Collects what a subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Logs and request spans name the key a request came with, never the key.
+#[tokio::test]
+async fn logs_name_the_key_and_never_show_it() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The test's runtime runs the server on this thread too.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::start(scoped_config(dir.path())).await;
+    let ingest = secret("ingest");
+    let (status, _) = call_route(&s, "POST", "/v1/rules", Access::Open, None).await;
+    assert_eq!(status, 401);
+    let response = s
+        .client
+        .post(format!("{}/v1/rules", s.base))
+        .bearer_auth(&ingest)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    let (status, _) = sift_post(
+        &s,
+        "/v205/users/log-1/labels",
+        &json!({"$api_key": ingest, "$type": "$label", "$is_bad": true}),
+    )
+    .await;
+    assert_eq!(status, 403);
+    s.server.stop().await.unwrap();
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains(r#"request{method="POST" route="/v1/rules" key="ingest"}"#),
+        "the request span names the key: {logs}"
+    );
+    assert!(
+        logs.contains(r#"route="/v205/users/{user_id}/labels" key="ingest"}"#),
+        "Sift's body key too: {logs}"
+    );
+    assert!(
+        logs.contains("request refused: the key lacks the scope"),
+        "{logs}"
+    );
+    assert!(logs.contains("api key configured key=ingest"), "{logs}");
+    for (name, secret) in [("ingest", ingest), ("admin", secret("only-admin"))] {
+        assert!(!logs.contains(&secret), "the {name} key is never logged");
+    }
+}
