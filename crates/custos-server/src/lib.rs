@@ -44,6 +44,8 @@ mod extract;
 mod health;
 pub mod rules;
 mod sift;
+#[doc(hidden)]
+pub use sift::translate_for_fuzzing as sift_translate_for_fuzzing;
 mod telemetry;
 pub mod webhooks;
 

@@ -6,6 +6,7 @@ mod auth;
 mod connections;
 mod edge;
 mod events;
+mod fuzz_corpus;
 mod health;
 mod input;
 mod restart;
