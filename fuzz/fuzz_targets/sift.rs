@@ -6,6 +6,8 @@
 
 use libfuzzer_sys::fuzz_target;
 
+// Only its round trip is used here; the rest serves the `event` target.
+#[allow(dead_code)]
 #[path = "../src/event_input.rs"]
 mod event_input;
 #[path = "../src/sift_input.rs"]
