@@ -267,9 +267,14 @@ impl Features {
     }
 
     /// Numbers are rounded to 3 decimals: stable in JSON, plenty for rules.
+    /// A value that is not finite (or becomes infinite when scaled for
+    /// rounding) is left out, read as unknown: JSON has no infinity or NaN,
+    /// and a recorded feature must read back as the number it was.
     pub fn number(&mut self, feature: Feature, value: f64) {
         let rounded = (value * 1000.0).round() / 1000.0;
-        self.set(feature, FeatureValue::Number(rounded));
+        if rounded.is_finite() {
+            self.set(feature, FeatureValue::Number(rounded));
+        }
     }
 
     /// The value in a slot, read by compiled rules.
@@ -842,6 +847,20 @@ mod tests {
         let back: Features = serde_json::from_str(&json).unwrap();
         assert_eq!(back.flag_of("login.new_device"), Some(true));
         assert_eq!(back.number_of("login.risk"), Some(1.235));
+    }
+
+    #[test]
+    fn numbers_that_are_not_finite_are_left_out_not_stored_as_null() {
+        // A travel speed from an impossible coordinate was stored as null
+        // and could not be read back as a number.
+        let mut f = Features::default();
+        f.number(Feature::LoginTravelKmh, f64::INFINITY);
+        f.number(Feature::LoginRisk, f64::NAN);
+        f.number(Feature::SessionRisk, 1e308); // infinite once scaled to round
+        assert!(f.is_empty());
+        assert_eq!(serde_json::to_string(&f).unwrap(), "{}");
+        f.number(Feature::LoginRisk, 0.5);
+        assert_eq!(f.number_of("login.risk"), Some(0.5));
     }
 
     #[test]

@@ -9,6 +9,16 @@
 //! `attributes`, where rules can read them later; an `attributes` object may
 //! also be sent explicitly. A name present in both places is rejected rather
 //! than silently merged.
+//!
+//! Whatever is accepted must round-trip: the stored form of an event is read
+//! back at every restart, so an event the store could not read back would
+//! stop the server from ever starting again. Custom fields are therefore
+//! bounded here (count, nesting depth, entries per object or array, string
+//! length, total size, see [`check_custom_field`]), well inside what
+//! serde_json reads back (it refuses nesting past 128 levels); times must be
+//! representable as RFC 3339 in UTC; enrichment coordinates must be on the
+//! globe; and ids may not carry control characters, which would otherwise
+//! reach logs and terminals as escape sequences.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -26,6 +36,15 @@ pub const MAX_ID_LEN: usize = 256;
 pub const MAX_TEXT_LEN: usize = 2048;
 /// Most custom attributes on one event.
 pub const MAX_ATTRIBUTES: usize = 64;
+/// Deepest nesting of objects and arrays inside one custom field: a field
+/// `{"a": {"b": [1]}}` nests 2 deep below the field's own object.
+pub const MAX_CUSTOM_DEPTH: usize = 16;
+/// Most keys of one object, or items of one array, inside a custom field.
+pub const MAX_CUSTOM_ENTRIES: usize = 1024;
+/// Longest string (value or key) inside a custom field, in bytes.
+pub const MAX_CUSTOM_STRING: usize = 2048;
+/// Largest serialized size of all custom fields of one event, in bytes.
+pub const MAX_CUSTOM_BYTES: usize = 32 * 1024;
 
 /// Why an event was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -115,7 +134,9 @@ impl EventParser {
     /// arrived, and must not change now that the databases may have.
     pub fn parse_stored(&self, value: Value) -> Result<Event, EventError> {
         match value {
-            Value::Object(map) => self.parse_object_unenriched(map),
+            // Limits added since an event was stored must not make it
+            // unreadable: recovery would then stop at it.
+            Value::Object(map) => self.parse_object_unenriched(map, Strictness::Stored),
             other => self.parse_value(other),
         }
     }
@@ -142,7 +163,7 @@ impl EventParser {
 
     /// Parses one event from a JSON object, and enriches it.
     pub fn parse_object(&self, map: Map<String, Value>) -> Result<Event, EventError> {
-        let mut event = self.parse_object_unenriched(map)?;
+        let mut event = self.parse_object_unenriched(map, Strictness::Input)?;
         if let Some(enricher) = &self.enricher {
             let found = enricher.enrich(event.ip, event.user_agent.as_deref());
             event.enrichment.fill_from(found);
@@ -150,8 +171,12 @@ impl EventParser {
         Ok(event)
     }
 
-    fn parse_object_unenriched(&self, map: Map<String, Value>) -> Result<Event, EventError> {
-        let mut fields = Fields { map };
+    fn parse_object_unenriched(
+        &self,
+        map: Map<String, Value>,
+        strictness: Strictness,
+    ) -> Result<Event, EventError> {
+        let mut fields = Fields { map, strictness };
         let event_id = fields.required_id("event_id")?;
         let type_name = fields.required_string("type", 64)?;
         let event_type = EventType::from_name(&type_name).ok_or_else(|| {
@@ -168,7 +193,7 @@ impl EventParser {
         let time = fields.required_time("time")?;
         let session_id = fields.optional_id("session_id")?;
         let ip = fields.optional_ip("ip")?;
-        let user_agent = fields.optional_string("user_agent", MAX_TEXT_LEN)?;
+        let user_agent = fields.optional_text("user_agent")?;
         let device_id = fields.optional_id("device_id")?;
         let details = self.parse_details(event_type, &mut fields)?;
         let enrichment = fields.optional_enrichment("enrichment")?;
@@ -196,7 +221,7 @@ impl EventParser {
                     LoginStatus::from_name,
                     LoginStatus::WIRE_NAMES,
                 )?,
-                failure_reason: f.optional_string("failure_reason", MAX_TEXT_LEN)?,
+                failure_reason: f.optional_text("failure_reason")?,
                 mfa: f.optional_bool("mfa")?,
             },
             EventType::PasswordChange => Details::PasswordChange {
@@ -216,12 +241,14 @@ impl EventParser {
             },
             EventType::PayoutDestinationChange => Details::PayoutDestinationChange {
                 destination: match f.take("destination") {
-                    Some(value) => self.parse_destination("destination", value)?,
+                    Some(value) => self.parse_destination("destination", value, f.strictness)?,
                     None => return Err(EventError::missing("destination")),
                 },
                 previous_destination: match f.take("previous_destination") {
                     None | Some(Value::Null) => None,
-                    Some(value) => Some(self.parse_destination("previous_destination", value)?),
+                    Some(value) => {
+                        Some(self.parse_destination("previous_destination", value, f.strictness)?)
+                    }
                 },
             },
             EventType::Payout => Details::Payout {
@@ -230,7 +257,9 @@ impl EventParser {
                 currency: f.required_currency("currency")?,
                 destination: match f.take("destination") {
                     None | Some(Value::Null) => None,
-                    Some(value) => Some(self.parse_destination("destination", value)?),
+                    Some(value) => {
+                        Some(self.parse_destination("destination", value, f.strictness)?)
+                    }
                 },
                 source: f
                     .optional_enum("source", PayoutSource::from_name, PayoutSource::WIRE_NAMES)?
@@ -272,7 +301,9 @@ impl EventParser {
                     action,
                     target_id,
                     analyst: f.required_id("analyst")?,
-                    reason: f.required_string("reason", MAX_TEXT_LEN)?,
+                    reason: f
+                        .optional_text("reason")?
+                        .ok_or_else(|| EventError::missing("reason"))?,
                 }
             }
             EventType::Logout
@@ -282,12 +313,17 @@ impl EventParser {
         })
     }
 
-    fn parse_destination(&self, path: &str, value: Value) -> Result<Destination, EventError> {
+    fn parse_destination(
+        &self,
+        path: &str,
+        value: Value,
+        strictness: Strictness,
+    ) -> Result<Destination, EventError> {
         let map = match value {
             Value::Object(map) => map,
             other => return Err(EventError::wrong_type(path, "an object", &other)),
         };
-        let mut f = Fields { map };
+        let mut f = Fields { map, strictness };
         let field = |name: &str| format!("{path}.{name}");
         let institution_id = f
             .required_string_at("institution_id", &field("institution_id"), 64)
@@ -393,6 +429,12 @@ impl EventParser {
                         format!("expected 1 to {MAX_ID_LEN} characters"),
                     ));
                 }
+                if strictness == Strictness::Input && token.chars().any(is_forbidden_in_line) {
+                    return Err(EventError::invalid(
+                        &field("account_token"),
+                        "must not contain control characters",
+                    ));
+                }
                 (token, last4_given)
             }
             (None, Some(other)) => {
@@ -430,10 +472,289 @@ pub(crate) fn compact_code(raw: &str) -> String {
         .collect()
 }
 
+/// What a string field may hold besides printable text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Text {
+    /// Ids, codes, names: one line.
+    Line,
+    /// Free text: line breaks and tabs too.
+    Lines,
+}
+
+/// Checks what a client sent as enrichment: coordinates on the globe (a
+/// latitude of 1e308 would turn distances and speeds into infinities, which
+/// JSON stores as null), and strings of bounded length.
+fn check_enrichment(name: &str, e: &crate::enrich::Enrichment) -> Result<(), EventError> {
+    let n = &e.network;
+    for (field, value, limit) in [
+        ("network.latitude", n.latitude, 90.0),
+        ("network.longitude", n.longitude, 180.0),
+    ] {
+        if let Some(v) = value
+            && !(-limit..=limit).contains(&v)
+        {
+            return Err(EventError::invalid(
+                &format!("{name}.{field}"),
+                format!("must be a number from -{limit} to {limit}"),
+            ));
+        }
+    }
+    if n.latitude.is_some() != n.longitude.is_some() {
+        return Err(EventError::invalid(
+            &format!("{name}.network"),
+            "give latitude and longitude together, or neither",
+        ));
+    }
+    let c = &e.client;
+    for (field, value) in [
+        ("network.country", &n.country),
+        ("network.city", &n.city),
+        ("network.as_org", &n.as_org),
+        ("client.browser", &c.browser),
+        ("client.browser_version", &c.browser_version),
+        ("client.os", &c.os),
+        ("client.os_version", &c.os_version),
+    ] {
+        if let Some(v) = value {
+            if v.len() > MAX_ID_LEN {
+                return Err(EventError::invalid(
+                    &format!("{name}.{field}"),
+                    format!("is {} bytes long; the limit is {MAX_ID_LEN}", v.len()),
+                ));
+            }
+            if v.chars().any(is_forbidden_in_line) {
+                return Err(EventError::invalid(
+                    &format!("{name}.{field}"),
+                    "must not contain control characters",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether the input limits apply: to everything that arrives, but not to
+/// events read back from the store, which were accepted under the limits of
+/// their day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Strictness {
+    Input,
+    Stored,
+}
+
+/// Whether a custom field's name says it holds a bank account or card
+/// number (`iban`, `account_number`, `bankAccountNumber`, `card-number`,
+/// `pan`, ...). Custos never stores those numbers: a payout destination's
+/// number is tokenized, and a custom field with such a name is refused, on
+/// `/v1` and on the Sift route alike.
+pub fn names_a_bank_or_card_number(name: &str) -> bool {
+    // Words split at anything not a letter or digit and at lower-to-upper
+    // case changes, so snake, kebab and camel case all read the same.
+    let mut words: Vec<String> = Vec::new();
+    let mut word = String::new();
+    let mut after_lower = false;
+    for c in name.chars() {
+        if !c.is_alphanumeric() {
+            words.push(std::mem::take(&mut word));
+            after_lower = false;
+            continue;
+        }
+        if c.is_uppercase() && after_lower {
+            words.push(std::mem::take(&mut word));
+        }
+        after_lower = c.is_lowercase() || c.is_ascii_digit();
+        word.extend(c.to_lowercase());
+    }
+    words.push(word);
+    words.retain(|w| !w.is_empty());
+    let joined = words.concat();
+    joined.contains("accountnumber")
+        || joined.contains("acctnumber")
+        || joined.contains("cardnumber")
+        || words.iter().any(|w| w == "iban")
+        || joined == "pan"
+}
+
+/// Whether `c` may not appear in an id or a one-line text: control
+/// characters (NUL, ESC and the rest of C0 and C1, DEL) and the invisible
+/// direction overrides that make text display as something else.
+fn is_forbidden_in_line(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Checks one custom field (an attribute) against the limits every accepted
+/// event keeps, so that its stored form reads back: its name is at most
+/// [`MAX_CUSTOM_STRING`] bytes without control characters and does not name
+/// a bank or card number; inside its value, objects and arrays nest at most
+/// [`MAX_CUSTOM_DEPTH`] deep with at most [`MAX_CUSTOM_ENTRIES`] entries
+/// each, and strings (keys too) are at most [`MAX_CUSTOM_STRING`] bytes.
+/// The error names the field, and the place inside it that is at fault.
+/// The total size ([`MAX_CUSTOM_BYTES`]) is checked over all fields at once,
+/// see [`check_custom_fields`].
+pub fn check_custom_field(name: &str, value: &Value) -> Result<(), EventError> {
+    if name.is_empty() {
+        return Err(EventError::invalid(
+            name,
+            "a custom field needs a non-empty name",
+        ));
+    }
+    if name.len() > MAX_CUSTOM_STRING {
+        return Err(EventError::invalid(
+            prefix(name, 64),
+            format!(
+                "the custom field's name is {} bytes long; the limit is {MAX_CUSTOM_STRING}",
+                name.len()
+            ),
+        ));
+    }
+    if name.chars().any(is_forbidden_in_line) {
+        return Err(EventError::invalid(
+            &name.escape_debug().to_string(),
+            "a custom field's name must not contain control characters",
+        ));
+    }
+    if names_a_bank_or_card_number(name) {
+        return Err(EventError::invalid(
+            name,
+            "names a bank account or card number, which Custos never stores; send the payout \
+             destination as `destination` (its number is tokenized)",
+        ));
+    }
+    check_custom_value(value, 0).map_err(|(mut path, problem)| {
+        path.push(name.to_string());
+        path.reverse();
+        EventError::invalid(&path.concat(), problem)
+    })
+}
+
+/// Checks every custom field, then their total serialized size.
+pub fn check_custom_fields<'a>(
+    fields: impl IntoIterator<Item = (&'a String, &'a Value)> + Clone,
+) -> Result<(), EventError> {
+    let mut count = 0;
+    for (name, value) in fields.clone() {
+        check_custom_field(name, value)?;
+        count += 1;
+    }
+    if count > MAX_ATTRIBUTES {
+        return Err(EventError::invalid(
+            "attributes",
+            format!("has {count} custom fields; the limit is {MAX_ATTRIBUTES}"),
+        ));
+    }
+    let mut size = SizeCounter(0);
+    let map: BTreeMap<&String, &Value> = fields.into_iter().collect();
+    serde_json::to_writer(&mut size, &map)
+        .expect("serializing JSON values into a counter cannot fail");
+    if size.0 > MAX_CUSTOM_BYTES {
+        return Err(EventError::invalid(
+            "attributes",
+            format!(
+                "the custom fields take {} bytes as JSON; the limit is {MAX_CUSTOM_BYTES}",
+                size.0
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// At most the first `max` bytes of `s`, cut at a character boundary: long
+/// names are shortened in error paths.
+fn prefix(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Counts the bytes written to it.
+struct SizeCounter(usize);
+
+impl std::io::Write for SizeCounter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The path segments (innermost first) and problem of the first value over
+/// a limit. The path is built only on the way back from an error.
+type Fault = (Vec<String>, String);
+
+fn check_custom_value(value: &Value, depth: usize) -> Result<(), Fault> {
+    fn string(s: &str, what: &str) -> Result<(), Fault> {
+        if s.len() > MAX_CUSTOM_STRING {
+            return Err((
+                Vec::new(),
+                format!(
+                    "{what} is {} bytes long; the limit is {MAX_CUSTOM_STRING}",
+                    s.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+    let nested = |entries: usize, what: &str| -> Result<(), Fault> {
+        if depth >= MAX_CUSTOM_DEPTH {
+            return Err((
+                Vec::new(),
+                format!(
+                    "objects and arrays nest more than {MAX_CUSTOM_DEPTH} deep in a custom \
+                     field; the limit is {MAX_CUSTOM_DEPTH}"
+                ),
+            ));
+        }
+        if entries > MAX_CUSTOM_ENTRIES {
+            return Err((
+                Vec::new(),
+                format!("{what} has {entries} entries; the limit is {MAX_CUSTOM_ENTRIES}"),
+            ));
+        }
+        Ok(())
+    };
+    match value {
+        Value::Null | Value::Bool(_) => Ok(()),
+        Value::Number(n) => match n.as_f64() {
+            Some(f) if !f.is_finite() => Err((Vec::new(), "must be a finite number".into())),
+            _ => Ok(()),
+        },
+        Value::String(s) => string(s, "the string"),
+        Value::Array(items) => {
+            nested(items.len(), "the array")?;
+            for (i, item) in items.iter().enumerate() {
+                check_custom_value(item, depth + 1).map_err(|(mut path, problem)| {
+                    path.push(format!("[{i}]"));
+                    (path, problem)
+                })?;
+            }
+            Ok(())
+        }
+        Value::Object(map) => {
+            nested(map.len(), "the object")?;
+            for (key, item) in map {
+                let in_key = |(mut path, problem): Fault| {
+                    path.push(format!(".{}", prefix(key, 64)));
+                    (path, problem)
+                };
+                string(key, "the key").map_err(in_key)?;
+                check_custom_value(item, depth + 1).map_err(in_key)?;
+            }
+            Ok(())
+        }
+    }
+}
+
 /// The fields of one JSON object, consumed as they are read; what remains at
 /// the end becomes the event's attributes.
 struct Fields {
     map: Map<String, Value>,
+    strictness: Strictness,
 }
 
 impl Fields {
@@ -461,7 +782,12 @@ impl Fields {
         match self.take(name) {
             None | Some(Value::Null) => Ok(Default::default()),
             Some(value @ Value::Object(_)) => {
-                serde_json::from_value(value).map_err(|e| EventError::invalid(name, e.to_string()))
+                let enrichment: crate::enrich::Enrichment = serde_json::from_value(value)
+                    .map_err(|e| EventError::invalid(name, e.to_string()))?;
+                if self.strictness == Strictness::Input {
+                    check_enrichment(name, &enrichment)?;
+                }
+                Ok(enrichment)
             }
             Some(other) => Err(EventError::invalid(
                 name,
@@ -478,18 +804,53 @@ impl Fields {
         self.optional_string_at(name, name, max_len)
     }
 
+    /// A free-text field (`user_agent`, `reason`, ...): up to
+    /// [`MAX_TEXT_LEN`] bytes, where line breaks and tabs are allowed.
+    fn optional_text(&mut self, name: &str) -> Result<Option<String>, EventError> {
+        self.string_at(name, name, MAX_TEXT_LEN, Text::Lines)
+    }
+
+    /// An id or other one-line string: no control characters.
     fn optional_string_at(
         &mut self,
         name: &str,
         path: &str,
         max_len: usize,
     ) -> Result<Option<String>, EventError> {
+        self.string_at(name, path, max_len, Text::Line)
+    }
+
+    fn string_at(
+        &mut self,
+        name: &str,
+        path: &str,
+        max_len: usize,
+        text: Text,
+    ) -> Result<Option<String>, EventError> {
+        let allowed = |c: char| match text {
+            Text::Line => !is_forbidden_in_line(c),
+            Text::Lines => matches!(c, '\n' | '\r' | '\t') || !is_forbidden_in_line(c),
+        };
         match self.take(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => {
                 let trimmed = s.trim();
                 if trimmed.is_empty() {
                     Err(EventError::invalid(path, "must not be empty"))
+                } else if self.strictness == Strictness::Input && !trimmed.chars().all(allowed) {
+                    Err(EventError::invalid(
+                        path,
+                        match text {
+                            Text::Line => {
+                                "must not contain control characters (NUL, escape, line breaks, \
+                                 ...) or direction overrides"
+                            }
+                            Text::Lines => {
+                                "must not contain control characters other than line breaks \
+                                 and tabs, or direction overrides"
+                            }
+                        },
+                    ))
                 } else if trimmed.len() > max_len {
                     Err(EventError::invalid(
                         path,
@@ -529,9 +890,24 @@ impl Fields {
                 format!("{text:?} is not an RFC 3339 timestamp such as 2024-05-16T09:30:00Z"),
             )
         })?;
+        // Stored in UTC, as RFC 3339, which has four-digit years: an offset
+        // may carry a time at the edge of year 0000 or 9999 out of that
+        // range (and out of what `time` represents, where the unchecked
+        // conversion panics).
+        let utc = parsed
+            .checked_to_offset(time::UtcOffset::UTC)
+            .filter(|utc| (0..=9999).contains(&utc.year()))
+            .ok_or_else(|| {
+                EventError::invalid(
+                    name,
+                    format!(
+                        "{text:?} is outside the years 0000 to 9999 once converted to UTC; \
+                         the limits are 0000-01-01T00:00:00Z and 9999-12-31T23:59:59Z"
+                    ),
+                )
+            })?;
         // Whole seconds in UTC: state keeps seconds, and the stored form must
         // re-parse to an identical event.
-        let utc = parsed.to_offset(time::UtcOffset::UTC);
         utc.replace_nanosecond(utc.nanosecond() / 1_000 * 1_000)
             .map_err(|_| EventError::invalid(name, "has an out-of-range fraction of a second"))
     }
@@ -621,14 +997,8 @@ impl Fields {
             }
             attributes.insert(name, value);
         }
-        if attributes.len() > MAX_ATTRIBUTES {
-            return Err(EventError::invalid(
-                "attributes",
-                format!(
-                    "has {} custom fields; the limit is {MAX_ATTRIBUTES}",
-                    attributes.len()
-                ),
-            ));
+        if self.strictness == Strictness::Input {
+            check_custom_fields(&attributes)?;
         }
         Ok(attributes)
     }

@@ -528,7 +528,10 @@ impl EngineThread {
     }
 }
 
-fn decode_event(parser: &EventParser, record: &StoredRecord) -> Result<Event, RuntimeError> {
+pub(crate) fn decode_event(
+    parser: &EventParser,
+    record: &StoredRecord,
+) -> Result<Event, RuntimeError> {
     let corrupt = |problem: String| RuntimeError::CorruptRecord {
         seq: record.seq,
         event_id: record.event_id.clone(),
@@ -541,7 +544,7 @@ fn decode_event(parser: &EventParser, record: &StoredRecord) -> Result<Event, Ru
         .map_err(|e| corrupt(e.to_string()))
 }
 
-fn decode_decision(record: &StoredRecord) -> Result<Decision, RuntimeError> {
+pub(crate) fn decode_decision(record: &StoredRecord) -> Result<Decision, RuntimeError> {
     serde_json::from_str(&record.decision_json).map_err(|e| RuntimeError::CorruptRecord {
         seq: record.seq,
         event_id: record.event_id.clone(),

@@ -824,3 +824,201 @@ async fn configured_rules_are_installed_at_start_only_when_they_differ() {
     assert_eq!((rt.rules().version(), rt.rules().name()), (2, "marker-8"));
     rt.shutdown().await.unwrap();
 }
+
+/// Strategies for the property test below: events near the input limits.
+mod arbitrary {
+    use proptest::collection::{btree_map, vec};
+    use proptest::prelude::*;
+    use serde_json::{Map, Value, json};
+
+    /// Mostly plain text, sometimes any character (control characters,
+    /// escapes, direction overrides), sometimes around the 2048-byte limit.
+    pub fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => "[a-z0-9 _.-]{1,12}",
+            2 => vec(any::<char>(), 0..12).prop_map(|c| c.into_iter().collect()),
+            1 => (any::<char>(), 2030..2060usize).prop_map(|(c, n)| {
+                let one = c.to_string();
+                one.repeat(n / one.len())
+            }),
+        ]
+    }
+
+    fn number() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            // Any finite double, subnormals and the largest included: the
+            // stored decimal must parse back to the same bits.
+            any::<f64>().prop_filter_map("finite", |f| {
+                serde_json::Number::from_f64(f).map(Value::Number)
+            }),
+            (-1000i32..1000, 0u32..1000)
+                .prop_map(|(a, b)| json!(f64::from(a) + f64::from(b) / 1000.0)),
+        ]
+    }
+
+    pub fn json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            number(),
+            text().prop_map(Value::from),
+        ];
+        let tree = leaf.prop_recursive(6, 64, 6, |inner| {
+            prop_oneof![
+                vec(inner.clone(), 0..6).prop_map(Value::Array),
+                btree_map(text(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        });
+        // Deep chains straddle the nesting limit, and the 126 levels that
+        // once made a stored event unreadable.
+        prop_oneof![
+            6 => tree,
+            1 => (any::<bool>(), prop_oneof![0..24usize, 120..127usize]).prop_map(|(arrays, depth)| {
+                let mut value = json!(1);
+                for _ in 0..depth {
+                    value = if arrays { json!([value]) } else { json!({ "k": value }) };
+                }
+                value
+            }),
+        ]
+    }
+
+    /// RFC 3339 times over the whole four-digit range, with offsets that
+    /// can carry them past either end.
+    pub fn time() -> impl Strategy<Value = String> {
+        (
+            prop_oneof![0..=9999i32, Just(0), Just(9999), 1970..2100],
+            1..=12u8,
+            1..=28u8,
+            (0..24u8, 0..60u8, 0..60u8),
+            prop_oneof![Just(String::new()), "\\.[0-9]{1,9}"],
+            prop_oneof![
+                Just("Z".to_string()),
+                (any::<bool>(), 0..24u8, 0..60u8).prop_map(|(east, h, m)| format!(
+                    "{}{h:02}:{m:02}",
+                    if east { '+' } else { '-' }
+                ))
+            ],
+        )
+            .prop_map(|(y, mo, d, (h, mi, s), frac, off)| {
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}{off}")
+            })
+    }
+
+    pub fn event() -> impl Strategy<Value = Value> {
+        let template = prop_oneof![
+            Just(
+                json!({"type": "login", "status": "success", "ip": "81.2.69.160",
+                        "user_agent": "Mozilla/5.0", "device_id": "d"})
+            ),
+            Just(
+                json!({"type": "payout", "payout_id": "p", "amount": 100, "currency": "GBP",
+                        "destination": {"institution_id": "200000", "account_number": "55551234"}})
+            ),
+            Just(json!({"type": "payout_destination_change",
+                        "destination": {"institution_id": "20-00-00", "account_token": "tok",
+                                        "holder_name": "A Seller", "country": "gb"}})),
+            Just(json!({"type": "sale", "amount": 1, "currency": "USD"})),
+        ];
+        (
+            template,
+            text(),
+            text(),
+            time(),
+            btree_map("[a-z_]{1,8}", json(), 0..4),
+            btree_map(text(), json(), 0..3),
+            proptest::option::of((any::<f64>(), -180.0..180.0f64)),
+        )
+            .prop_map(|(mut event, account, session, time, top, nested, coords)| {
+                event["account_id"] = json!(account);
+                event["session_id"] = json!(session);
+                event["time"] = json!(time);
+                for (name, value) in top {
+                    event[name] = value;
+                }
+                if !nested.is_empty() {
+                    event["attributes"] = Value::Object(nested.into_iter().collect::<Map<_, _>>());
+                }
+                if let Some((latitude, longitude)) = coords {
+                    event["enrichment"] =
+                        json!({"network": {"latitude": latitude, "longitude": longitude}});
+                }
+                event
+            })
+    }
+}
+
+#[test]
+fn whatever_the_parser_accepts_the_store_reads_back_identically() {
+    use proptest::test_runner::{Config, TestRunner};
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut features = custos_core::features::FeatureConfig::default();
+    features.record = custos_core::features::FeatureSet::ALL;
+    let config = RuntimeConfig {
+        features,
+        snapshot_every_events: 0,
+        ..Default::default()
+    };
+    let rt = Runtime::start(store.clone(), parser(), config.clone()).unwrap();
+    let parser = parser();
+    let next_id = std::cell::Cell::new(0u64);
+    let accepted = std::cell::Cell::new(0u64);
+    let mut runner = TestRunner::new(Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&arbitrary::event(), |mut value| {
+            next_id.set(next_id.get() + 1);
+            let id = format!("prop-{}", next_id.get());
+            value["event_id"] = json!(id);
+            let Ok(event) = parser.parse_value(value) else {
+                return Ok(());
+            };
+            accepted.set(accepted.get() + 1);
+            let prepared = PreparedEvent::new(event)
+                .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
+            let outcome = rt
+                .enqueue_blocking(vec![prepared.clone()], Atomicity::AllOrNothing)
+                .unwrap()
+                .wait_blocking()
+                .unwrap()
+                .pop()
+                .flatten()
+                .expect("a new event id is decided");
+            let record = store.get_event(&id).unwrap().expect("stored");
+            let event = crate::engine_thread::decode_event(&parser, &record);
+            proptest::prop_assert_eq!(event.as_ref().ok(), Some(&prepared.event), "{:?}", event);
+            let decision = crate::engine_thread::decode_decision(&record);
+            proptest::prop_assert_eq!(
+                decision.as_ref().ok(),
+                Some(&outcome.decision),
+                "{:?}",
+                decision
+            );
+            Ok(())
+        })
+        .unwrap();
+    assert!(
+        accepted.get() > 25,
+        "only {} of 256 accepted",
+        accepted.get()
+    );
+    // A crash, then recovery reads every stored event back from the log.
+    let tokio_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio_rt.block_on(rt.halt()).unwrap();
+    drop(rt);
+    let rt = Runtime::start(store.clone(), parser, config).unwrap();
+    assert_eq!(
+        tokio_rt.block_on(rt.stats()).unwrap().last_seq,
+        accepted.get()
+    );
+    rt.shutdown_blocking().unwrap();
+}

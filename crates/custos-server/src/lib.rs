@@ -48,6 +48,8 @@ mod health;
 pub mod routes;
 pub mod rules;
 mod sift;
+#[doc(hidden)]
+pub use sift::translate_for_fuzzing as sift_translate_for_fuzzing;
 mod telemetry;
 pub mod webhooks;
 

@@ -203,3 +203,246 @@ fn bad_input_names_the_field_and_the_problem() {
     dup["attributes"] = json!({"note": 2});
     assert_eq!(rejection(dup).0, "note");
 }
+
+fn sale() -> serde_json::Value {
+    json!({"event_id": "x", "type": "sale", "account_id": "a", "time": "2018-05-16T09:30:00Z",
+           "amount": 10, "currency": "GBP"})
+}
+
+/// `depth` objects nested inside each other, around a number.
+fn nested(depth: usize) -> serde_json::Value {
+    let mut value = json!(1);
+    for _ in 0..depth {
+        value = json!({ "n": value });
+    }
+    value
+}
+
+fn with_field(name: &str, value: serde_json::Value) -> serde_json::Value {
+    let mut v = sale();
+    v[name] = value;
+    v
+}
+
+#[test]
+fn custom_fields_past_the_limits_are_refused_naming_the_field() {
+    use crate::parse::{MAX_CUSTOM_BYTES, MAX_CUSTOM_DEPTH, MAX_CUSTOM_ENTRIES, MAX_CUSTOM_STRING};
+    // 126 levels gained one more in the stored form, past serde_json's
+    // recursion limit: the stored event could not be read back.
+    let (f, k, message) = rejection(with_field("deep", nested(126)));
+    assert_eq!(
+        (f.as_str(), k),
+        (
+            "deep.n.n.n.n.n.n.n.n.n.n.n.n.n.n.n.n",
+            EventErrorKind::InvalidField
+        )
+    );
+    assert!(message.contains("nest more than 16 deep"), "{message}");
+    // The same inside an explicit `attributes` object and inside arrays.
+    let (f, _, _) = rejection(with_field("attributes", json!({"deep": nested(40)})));
+    assert!(f.starts_with("deep.n"), "{f}");
+    let mut array = json!(1);
+    for _ in 0..MAX_CUSTOM_DEPTH + 1 {
+        array = json!([array]);
+    }
+    let (f, _, _) = rejection(with_field("list", array));
+    assert!(f.starts_with("list[0][0]"), "{f}");
+    // Exactly at the limit is accepted and round-trips.
+    let parsed = event(with_field("deep", nested(MAX_CUSTOM_DEPTH)));
+    let stored = serde_json::to_string(&parsed).unwrap();
+    let reread = parser()
+        .parse_stored(serde_json::from_str(&stored).unwrap())
+        .unwrap();
+    assert_eq!(reread, parsed);
+
+    let entries = |n: usize| serde_json::Value::Array((0..n).map(|i| json!(i)).collect());
+    event(with_field("many", entries(MAX_CUSTOM_ENTRIES)));
+    let (f, _, message) = rejection(with_field("many", entries(MAX_CUSTOM_ENTRIES + 1)));
+    assert_eq!(f, "many");
+    assert!(
+        message.contains("1025 entries; the limit is 1024"),
+        "{message}"
+    );
+    let (f, _, message) = rejection(with_field(
+        "note",
+        json!({"inner": ["ok", "x".repeat(MAX_CUSTOM_STRING + 1)]}),
+    ));
+    assert_eq!(f, "note.inner[1]");
+    assert!(
+        message.contains("2049 bytes long; the limit is 2048"),
+        "{message}"
+    );
+    let (f, _, message) = rejection(with_field(
+        "note",
+        json!({ "k".repeat(MAX_CUSTOM_STRING + 1): 1 }),
+    ));
+    assert!(f.starts_with("note.kkk"), "{f}");
+    assert!(message.contains("the key is 2049 bytes"), "{message}");
+    let (f, _, message) = rejection(with_field(&"n".repeat(MAX_CUSTOM_STRING + 1), json!(1)));
+    assert_eq!(f.len(), 64);
+    assert!(message.contains("name is 2049 bytes"), "{message}");
+    // Under every other limit, but too much altogether.
+    let mut big = sale();
+    for i in 0..20 {
+        big[format!("f{i}")] = json!("y".repeat(MAX_CUSTOM_BYTES / 20));
+    }
+    let (f, _, message) = rejection(big);
+    assert_eq!(f, "attributes");
+    assert!(message.contains("the limit is 32768"), "{message}");
+    let mut many = sale();
+    for i in 0..65 {
+        many[format!("f{i}")] = json!(i);
+    }
+    let (f, _, message) = rejection(many);
+    assert_eq!(f, "attributes");
+    assert!(
+        message.contains("65 custom fields; the limit is 64"),
+        "{message}"
+    );
+}
+
+#[test]
+fn events_stored_before_the_limits_still_read_back() {
+    // Recovery reads the log with the stored-form parser: an event accepted
+    // before a limit existed must not stop a restart.
+    let mut stored = serde_json::to_value(event(sale())).unwrap();
+    stored["attributes"] = json!({"deep": nested(40), "iban": "x"});
+    stored["account_id"] = json!("a\u{1b}[2J");
+    let read = parser().parse_stored(stored).unwrap();
+    assert_eq!(read.account_id, "a\u{1b}[2J");
+    assert!(
+        parser()
+            .parse_value(serde_json::to_value(&read).unwrap())
+            .is_err()
+    );
+}
+
+#[test]
+fn enrichment_coordinates_must_lie_on_the_globe() {
+    let with_network =
+        |network: serde_json::Value| with_field("enrichment", json!({ "network": network }));
+    let (f, k, message) = rejection(with_network(json!({"latitude": 1e308, "longitude": 0.0})));
+    assert_eq!(
+        (f.as_str(), k),
+        ("enrichment.network.latitude", EventErrorKind::InvalidField)
+    );
+    assert!(message.contains("from -90 to 90"), "{message}");
+    let (f, _, _) = rejection(with_network(json!({"latitude": 10.0, "longitude": -180.5})));
+    assert_eq!(f, "enrichment.network.longitude");
+    let (f, _, _) = rejection(with_network(json!({"latitude": 10.0})));
+    assert_eq!(f, "enrichment.network");
+    let (f, _, _) = rejection(with_network(json!({"city": "x".repeat(300)})));
+    assert_eq!(f, "enrichment.network.city");
+    let parsed = event(with_network(json!({"latitude": -90.0, "longitude": 180.0})));
+    assert_eq!(parsed.enrichment.network.latitude, Some(-90.0));
+}
+
+#[test]
+fn times_outside_four_digit_utc_years_are_refused_not_panicking() {
+    for text in ["9999-12-31T23:59:59-01:00", "0000-01-01T00:00:00+01:00"] {
+        let (f, k, message) = rejection(with_field("time", json!(text)));
+        assert_eq!(
+            (f.as_str(), k),
+            ("time", EventErrorKind::InvalidField),
+            "{text}"
+        );
+        assert!(
+            message.contains("outside the years 0000 to 9999"),
+            "{message}"
+        );
+    }
+    // The edges themselves are representable, and round-trip.
+    for (text, utc) in [
+        ("0000-01-01T00:00:00Z", "0000-01-01T00:00:00Z"),
+        ("0000-01-01T00:30:00+00:30", "0000-01-01T00:00:00Z"),
+        ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59Z"),
+        ("9999-12-31T22:59:59-01:00", "9999-12-31T23:59:59Z"),
+    ] {
+        let parsed = event(with_field("time", json!(text)));
+        let stored = serde_json::to_value(&parsed).unwrap();
+        assert_eq!(stored["time"], utc);
+        assert_eq!(event(stored), parsed);
+    }
+}
+
+#[test]
+fn control_characters_in_ids_are_refused_naming_the_field() {
+    let payout = json!({"event_id": "x", "type": "payout", "account_id": "a",
+        "time": "2018-05-16T09:30:00Z", "session_id": "s", "payout_id": "p", "amount": 100,
+        "currency": "GBP", "destination": {"institution_id": "200000", "account_token": "t"}});
+    let fields: [&[&str]; 6] = [
+        &["event_id"],
+        &["account_id"],
+        &["session_id"],
+        &["payout_id"],
+        &["destination", "institution_id"],
+        &["destination", "account_token"],
+    ];
+    for path in fields {
+        for bad in [
+            "a\0b",
+            "a\u{1b}[31mred",
+            "a\u{9b}b",
+            "a\u{7f}",
+            "a\nb",
+            "a\u{202e}b",
+        ] {
+            let mut v = payout.clone();
+            let mut slot = &mut v;
+            for p in path {
+                slot = &mut slot[*p];
+            }
+            *slot = json!(bad);
+            let (f, k, message) = rejection(v);
+            assert_eq!(
+                (f, k),
+                (path.join("."), EventErrorKind::InvalidField),
+                "{bad:?}"
+            );
+            assert!(message.contains("control characters"), "{message}");
+        }
+    }
+    // Free text keeps its line breaks, but not escapes.
+    let login = json!({"event_id": "x", "type": "login", "account_id": "a",
+        "time": "2018-05-16T09:30:00Z", "status": "failure"});
+    let mut ok = login.clone();
+    ok["failure_reason"] = json!("line one\nline two\ttab");
+    event(ok);
+    let mut bad = login;
+    bad["user_agent"] = json!("Mozilla\u{1b}]0;title\u{7}");
+    assert_eq!(rejection(bad).0, "user_agent");
+}
+
+#[test]
+fn custom_fields_named_like_bank_or_card_numbers_are_refused() {
+    use crate::parse::names_a_bank_or_card_number;
+    for name in [
+        "iban",
+        "IBAN",
+        "customer_iban",
+        "iban_code",
+        "account_number",
+        "bankAccountNumber",
+        "card-number",
+        "CardNumber",
+        "acct_number",
+        "pan",
+    ] {
+        assert!(names_a_bank_or_card_number(name), "{name}");
+        let (f, _, message) = rejection(with_field(name, json!("GB29NWBK60161331926819")));
+        assert_eq!(f, name);
+        assert!(message.contains("never stores"), "{message}");
+        assert!(!message.contains("GB29"), "{message}");
+    }
+    for name in [
+        "order_id",
+        "panel",
+        "span",
+        "company",
+        "account_age",
+        "card_brand",
+        "tibane",
+    ] {
+        assert!(!names_a_bank_or_card_number(name), "{name}");
+    }
+}

@@ -1,5 +1,5 @@
 //! Hostile input for the rules parser and compiler, on stable Rust: every
-//! seed of the fuzz corpus (`fuzz/corpus/parse/`) run through the fuzz
+//! seed of the fuzz corpus (`fuzz/corpus/rules/`) run through the fuzz
 //! target's own check, then random strings, random bytes, soups of the
 //! language's tokens, and deep nesting. Nothing may panic or overflow the
 //! stack, and every error span must lie within the input.
@@ -14,8 +14,8 @@ use crate::rules::compile_condition;
 
 // The fuzz target's check, shared so that the seeds run through exactly
 // what the fuzzer runs; it names this crate `custos`.
-#[path = "../../../../fuzz/src/parse_input.rs"]
-mod parse_input;
+#[path = "../../../../fuzz/src/rules_input.rs"]
+mod rules_input;
 
 /// Seeds are named by what they hold: rules and expressions that must
 /// compile, inputs that must be rejected, and others (deep nesting, inputs
@@ -33,16 +33,23 @@ fn expectation(name: &str) -> Option<bool> {
 
 #[test]
 fn fuzz_corpus_runs_cleanly() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/parse");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/rules");
     let entries =
         std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()));
-    let lists = parse_input::lists();
+    let lists = rules_input::lists();
     let mut seen = 0;
     for entry in entries {
         let path = entry.unwrap().path();
         let data = std::fs::read(&path).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        parse_input::check(&data);
+        rules_input::check(&data);
+        if name.starts_with("ruleset-") {
+            // A whole rule set, as `POST /v1/rules` takes it.
+            let source: crate::RuleSetSource = serde_json::from_slice(&data).unwrap();
+            if let Err(e) = crate::RuleSet::compile(source, 1) {
+                panic!("seed {name}: {e}");
+            }
+        }
         if let Some(valid) = expectation(&name) {
             let src = std::str::from_utf8(&data).unwrap();
             let result = compile_condition(src, &lists);
@@ -115,7 +122,7 @@ fn run(cases: u32, strategy: impl Strategy<Value = String>) {
         ..Config::default()
     });
     if let Err(e) = runner.run(&strategy, |src| {
-        parse_input::check_str(&src);
+        rules_input::check_str(&src);
         Ok(())
     }) {
         panic!("{e}");
@@ -137,7 +144,7 @@ fn arbitrary_bytes_never_panic() {
     });
     let strategy = proptest::collection::vec(any::<u8>(), 0..300);
     if let Err(e) = runner.run(&strategy, |data| {
-        parse_input::check(&data);
+        rules_input::check(&data);
         Ok(())
     }) {
         panic!("{e}");
@@ -159,7 +166,7 @@ fn deep_nesting_never_panics() {
 /// written with brackets, prefixes or long chains of operators.
 #[test]
 fn nesting_limits_hold() {
-    let lists = parse_input::lists();
+    let lists = rules_input::lists();
     let deep = |open: &str, middle: &str, close: &str, n: usize| {
         format!("{}{middle}{}", open.repeat(n), close.repeat(n))
     };
@@ -180,7 +187,7 @@ fn nesting_limits_hold() {
     ];
     for src in &refused {
         assert!(src.len() <= crate::rules::syntax::MAX_SOURCE_LEN);
-        parse_input::check_str(src);
+        rules_input::check_str(src);
         assert!(
             compile_condition(src, &lists).is_err(),
             "accepted {}...",
@@ -190,7 +197,7 @@ fn nesting_limits_hold() {
     // Just past the length limit, and well within the depth limit.
     let long = format!("{}true", " ".repeat(crate::rules::syntax::MAX_SOURCE_LEN));
     assert!(compile_condition(&long, &lists).is_err());
-    parse_input::check_str(&long);
+    rules_input::check_str(&long);
     let fine = deep("(", "true", ")", 20);
     assert!(compile_condition(&fine, &lists).is_ok());
 }
@@ -201,5 +208,5 @@ fn nesting_limits_hold() {
 #[test]
 fn method_chains_are_refused() {
     let src = format!("\"a\"{} == \"a\"", ".lower()".repeat(1500));
-    assert!(compile_condition(&src, &parse_input::lists()).is_err());
+    assert!(compile_condition(&src, &rules_input::lists()).is_err());
 }

@@ -399,13 +399,8 @@ fn check_custom_name(name: &str) -> Result<(), SiftError> {
              reserved fields; rename it"
         )));
     }
-    let lower = name.to_ascii_lowercase();
-    if lower.contains("account_number")
-        || lower.contains("card_number")
-        || lower == "iban"
-        || lower.ends_with("_iban")
-        || lower == "pan"
-    {
+    // The same rule as on `/v1`, so neither route stores what the other refuses.
+    if custos_core::parse::names_a_bank_or_card_number(name) {
         return Err(SiftError::invalid(format!(
             "custom field {name:?}: Custos never stores bank account or card numbers; send \
              the payout destination as `$payment_methods` (see docs/sift.md)"
@@ -929,6 +924,16 @@ fn finish(
             custos_core::parse::MAX_ATTRIBUTES
         )));
     }
+    // The limits every stored event keeps (depth, size), checked here so the
+    // answer names the Sift field rather than the attribute it became.
+    custos_core::parse::check_custom_fields(&attributes).map_err(|e| {
+        let field = match e.field.strip_prefix(RESERVED_PREFIX) {
+            Some(reserved) => format!("${reserved}"),
+            None if e.field == "attributes" => "custom fields".to_string(),
+            None => e.field.clone(),
+        };
+        SiftError::invalid(format!("`{field}`: {}", e.problem))
+    })?;
     let attributes: Map<String, Value> = attributes.into_iter().collect();
     let base = base_id(&ctx.sift_type, &plan.account_id, body, ctx.time_ms);
     for step in &mut plan.steps {
@@ -1322,6 +1327,35 @@ mod tests {
         let e = map(many).unwrap_err();
         assert_eq!(e.status, 53);
         assert!(e.message.contains("64"), "{}", e.message);
+    }
+
+    #[test]
+    fn custom_fields_keep_the_limits_of_v1_events() {
+        // 126 levels deep was accepted and then could not be read back.
+        let mut deep = json!(1);
+        for _ in 0..126 {
+            deep = json!({ "n": deep });
+        }
+        let e = map(json!({"$type": "$logout", "$user_id": "u", "deep": deep})).unwrap_err();
+        assert_eq!(e.status, 53);
+        assert!(e.message.starts_with("`deep.n.n"), "{}", e.message);
+        assert!(
+            e.message.contains("nest more than 16 deep"),
+            "{}",
+            e.message
+        );
+        // A reserved field kept as an attribute is named as sent.
+        let e = map(json!({"$type": "$logout", "$user_id": "u", "$brand_name": "x".repeat(3000)}))
+            .unwrap_err();
+        assert_eq!(e.status, 53);
+        assert!(e.message.starts_with("`$brand_name`"), "{}", e.message);
+        // The bank-number rule is the one `/v1` applies, camel case included.
+        let e = map(json!({"$type": "$logout", "$user_id": "u", "bankAccountNumber": "1"}))
+            .unwrap_err();
+        assert_eq!(e.status, 53);
+        assert!(e.message.contains("never stores"), "{}", e.message);
+        let ok = map(json!({"$type": "$logout", "$user_id": "u", "shallow": {"a": [1, 2]}}));
+        assert!(ok.is_ok());
     }
 
     #[test]

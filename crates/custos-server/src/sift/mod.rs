@@ -60,6 +60,29 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, Code};
 
+/// Translates one Events API body the way `POST /v205/events` does, up to
+/// the Custos events it would record, recording nothing: the entry of the
+/// Sift fuzz target (`fuzz/`). A refusal is its Sift status and message.
+/// `user_id` set translates a Labels API body for that user instead.
+#[doc(hidden)]
+pub fn translate_for_fuzzing(
+    body: &[u8],
+    label_user_id: Option<&str>,
+    now_ms: i64,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>, (i32, String)> {
+    let body = match serde_json::from_slice(body) {
+        Ok(serde_json::Value::Object(map)) => map,
+        Ok(_) => return Err((status::INVALID_BODY, "the body must be an object".into())),
+        Err(e) => return Err((status::INVALID_JSON, e.to_string())),
+    };
+    let plan = match label_user_id {
+        None => events::map_event(&body, now_ms),
+        Some(user) => events::map_label(&body, user, now_ms),
+    };
+    plan.map(|plan| plan.steps.into_iter().map(|step| step.event).collect())
+        .map_err(|e| (e.status, e.message))
+}
+
 /// Sift's Events API status codes (the `status` field of every answer).
 pub(crate) mod status {
     pub const OK: i32 = 0;

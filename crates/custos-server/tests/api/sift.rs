@@ -1191,3 +1191,32 @@ async fn a_sift_event_from_the_future_is_refused_and_nothing_is_recorded() {
     sift_error(status, &body, 400, 53);
     s.server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn custom_fields_ids_and_bank_numbers_keep_the_v1_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::in_dir(dir.path()).await;
+    let logout = |extra: Value| {
+        let mut event = json!({"$type": "$logout", "$user_id": "sift-in", "$time": ms(1, 0)});
+        for (k, v) in extra.as_object().unwrap() {
+            event[k] = v.clone();
+        }
+        event
+    };
+    let mut deep = json!(1);
+    for _ in 0..126 {
+        deep = json!({ "n": deep });
+    }
+    let (status, body) = track(&s, "", logout(json!({"deep": deep}))).await;
+    let message = sift_error(status, &body, 400, 53);
+    assert!(message.contains("nest more than 16 deep"), "{message}");
+    let (status, body) = track(&s, "", logout(json!({"$user_id": "sift\u{1b}[2J"}))).await;
+    let message = sift_error(status, &body, 400, 53);
+    assert!(message.starts_with("`$user_id`"), "{message}");
+    let (status, body) = track(&s, "", logout(json!({"customerIban": "GB29"}))).await;
+    let message = sift_error(status, &body, 400, 53);
+    assert!(message.contains("never stores"), "{message}");
+    let (status, body) = s.get("/v1/accounts/sift-in").await;
+    assert_eq!(status, 404, "nothing was recorded: {body}");
+    accepted(&s, "", logout(json!({"shallow": {"a": [1, 2]}}))).await;
+}

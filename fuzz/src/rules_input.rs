@@ -1,4 +1,4 @@
-//! One step of the `parse` fuzz target: compile the input as a rule
+//! One step of the `rules` fuzz target: compile the input as a rule
 //! condition, report any error the way a rule set does, and evaluate what
 //! compiles against a few events.
 //!
@@ -11,7 +11,9 @@ use std::sync::{Arc, OnceLock};
 
 use super::custos::features::{Feature, FeatureKind, Features};
 use super::custos::rules::{EvalContext, ListKind, NamedList, RuleError, compile_condition};
-use super::custos::{Destination, DestinationTokenizer, Details, Event, EventParser};
+use super::custos::{
+    Destination, DestinationTokenizer, Details, Event, EventParser, RuleSet, RuleSetSource,
+};
 
 /// Named lists the inputs may use, one of each element type.
 pub fn lists() -> BTreeMap<String, Arc<NamedList>> {
@@ -131,8 +133,21 @@ pub fn check(data: &[u8]) {
     check_str(src);
 }
 
-/// [`check`] on text.
+/// [`check`] on text. Text that reads as a whole rule set (the JSON body of
+/// `POST /v1/rules`) is compiled as one instead: every rule, list and
+/// setting, which must give the set or errors, never a panic.
 pub fn check_str(src: &str) {
+    if src.trim_start().starts_with('{')
+        && let Ok(source) = serde_json::from_str::<RuleSetSource>(src)
+    {
+        if let Err(e) = RuleSet::compile(source, 1) {
+            assert!(
+                !e.to_string().is_empty(),
+                "a rule set refused without a reason"
+            );
+        }
+        return;
+    }
     static LISTS: OnceLock<BTreeMap<String, Arc<NamedList>>> = OnceLock::new();
     let lists = LISTS.get_or_init(lists);
     match compile_condition(src, lists) {
