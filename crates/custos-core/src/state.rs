@@ -437,7 +437,13 @@ impl AccountState {
         match &event.details {
             Details::PayoutDestinationChange { destination, .. } => {
                 let record = DestinationRecord {
-                    destination: destination.clone(),
+                    // State is snapshotted to the store unsealed; the holder
+                    // name is descriptive only (no rule reads it) and stays,
+                    // sealed, in the event that set the destination.
+                    destination: Destination {
+                        holder_name: None,
+                        ..destination.clone()
+                    },
                     set_at: changed_at,
                     set_by_event: event.event_id.clone(),
                     set_in_session: session.map(|i| self.sessions[i].session_id.clone()),

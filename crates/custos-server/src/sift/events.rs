@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::SiftError;
-use super::destination::payout_destination;
+use super::destination::{payout_destination, without_identifiers};
 
 /// Attribute names of Sift's reserved fields start with this.
 pub(crate) const RESERVED_PREFIX: &str = "sift_";
@@ -399,13 +399,7 @@ fn check_custom_name(name: &str) -> Result<(), SiftError> {
              reserved fields; rename it"
         )));
     }
-    let lower = name.to_ascii_lowercase();
-    if lower.contains("account_number")
-        || lower.contains("card_number")
-        || lower == "iban"
-        || lower.ends_with("_iban")
-        || lower == "pan"
-    {
+    if custos_core::pii::is_account_number_name(name) {
         return Err(SiftError::invalid(format!(
             "custom field {name:?}: Custos never stores bank account or card numbers; send \
              the payout destination as `$payment_methods` (see docs/sift.md)"
@@ -913,6 +907,12 @@ fn finish(
     for (name, value) in fields.0 {
         match name.strip_prefix('$') {
             Some(reserved) => {
+                let value = match reserved {
+                    // The destination was built from them; the stored copy
+                    // keeps no IBAN fragment, last digits or payer id.
+                    "payment_methods" | "payment_method" => without_identifiers(value),
+                    _ => value,
+                };
                 attributes.insert(format!("{RESERVED_PREFIX}{reserved}"), value);
             }
             None => {
