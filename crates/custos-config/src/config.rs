@@ -49,6 +49,9 @@ pub struct Config {
     pub webhooks: Vec<WebhookEndpointConfig>,
     /// How webhooks are delivered and retried, for all endpoints.
     pub webhook_delivery: WebhookDeliveryConfig,
+    /// Where the token key and the key for personal values come from
+    /// (`docs/security.md`).
+    pub secrets: crate::SecretsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -145,6 +148,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             webhooks: Vec::new(),
             webhook_delivery: WebhookDeliveryConfig::default(),
+            secrets: crate::SecretsConfig::default(),
         }
     }
 }
@@ -531,8 +535,9 @@ impl Config {
         })
     }
 
-    /// Applies `CUSTOS_API_KEYS` (comma-separated) and
-    /// `CUSTOS_DESTINATION_TOKEN_KEY`, so secrets can stay out of files.
+    /// Applies `CUSTOS_API_KEYS` (comma-separated), `CUSTOS_TOKEN_KEY` (or
+    /// `CUSTOS_DESTINATION_TOKEN_KEY`) and `CUSTOS_PII_KEY`, so secrets can
+    /// stay out of files.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
         if let Some(keys) = get("CUSTOS_API_KEYS") {
             self.api_keys = keys
@@ -542,9 +547,13 @@ impl Config {
                 .map(String::from)
                 .collect();
         }
-        if let Some(key) = get("CUSTOS_DESTINATION_TOKEN_KEY").filter(|k| !k.is_empty()) {
-            self.destination_token_key = Some(key);
+        // `CUSTOS_TOKEN_KEY` is the newer name; either works.
+        for name in ["CUSTOS_DESTINATION_TOKEN_KEY", "CUSTOS_TOKEN_KEY"] {
+            if let Some(key) = get(name).filter(|k| !k.is_empty()) {
+                self.destination_token_key = Some(key);
+            }
         }
+        self.secrets.apply_env(&get);
     }
 
     /// Refuses configurations that would be unsafe or cannot work.

@@ -16,6 +16,8 @@ use crate::Config;
 
 /// Name of the generated token key file inside the data directory.
 pub const TOKEN_KEY_FILE: &str = "destination-token.key";
+/// Name of the generated key for personal values inside the data directory.
+pub const PII_KEY_FILE: &str = "pii.key";
 /// Name of the database file inside the data directory.
 pub const DATABASE_FILE: &str = "custos.db";
 
@@ -34,7 +36,9 @@ pub fn load_token_key(config: &Config) -> Result<DestinationTokenizer, LoadToken
     DestinationTokenizer::new(&key).map_err(|e| LoadTokenKeyError(e.to_string()))
 }
 
-fn read_or_create_key_file(path: &Path) -> Result<Vec<u8>, LoadTokenKeyError> {
+/// Reads the key kept at `path` (surrounding whitespace ignored), or
+/// creates it with 32 random bytes in hex, readable by its owner only.
+pub fn read_or_create_key_file(path: &Path) -> Result<Vec<u8>, LoadTokenKeyError> {
     let io = |e: std::io::Error| LoadTokenKeyError(format!("{}: {e}", path.display()));
     match std::fs::read_to_string(path) {
         Ok(text) => return Ok(text.trim().as_bytes().to_vec()),
@@ -53,7 +57,7 @@ fn read_or_create_key_file(path: &Path) -> Result<Vec<u8>, LoadTokenKeyError> {
     file.sync_all().map_err(io)?;
     tracing::warn!(
         path = %path.display(),
-        "generated a destination token key; back it up with the data, or set destination_token_key"
+        "generated a key; keep a copy of it apart from the data (see docs/security.md)"
     );
     Ok(key.into_bytes())
 }

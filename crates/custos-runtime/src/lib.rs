@@ -64,6 +64,7 @@
 mod engine_thread;
 mod messages;
 mod open;
+pub mod secrets;
 mod time_bound;
 mod writer;
 

@@ -3,20 +3,23 @@
 //! consumer), so that all of them check, key, enrich and recover alike.
 //!
 //! In order: check the config, create the data directory, load the
-//! destination token key (generated on first start), open the enrichment
+//! destination token key and the PII key ([`crate::secrets`]: from the
+//! environment or files outside the data directory, else generated into it
+//! with a warning at every start), open the enrichment
 //! databases, read the configured rules directory, open the store in the
 //! data directory, then recover the engine from it ([`Runtime::start`]).
 //! Everything that can be refused is refused before the store is opened,
-//! except a token key that differs from the one the store was written
-//! with, which only the store can tell.
+//! except a token or PII key that differs from the one the store was
+//! written with, which only the store can tell.
 
 use std::sync::Arc;
 
-use custos_config::{Config, ConfigError, DATABASE_FILE, LoadRulesError, LoadTokenKeyError};
+use custos_config::{Config, ConfigError, DATABASE_FILE, LoadRulesError};
 use custos_core::EventParser;
 use custos_core::features::FeatureSet;
 use custos_store::{SqliteOptions, SqliteStore, StoreError};
 
+use crate::secrets::SecretsError;
 use crate::{Runtime, RuntimeConfig, RuntimeError};
 
 /// Why a runtime did not open.
@@ -32,7 +35,7 @@ pub enum OpenError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    TokenKey(#[from] LoadTokenKeyError),
+    Secrets(#[from] SecretsError),
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
     /// Not a `#[source]`: the message already holds it, and `{:#}` would
@@ -58,7 +61,10 @@ pub fn open(config: &Config, options: SqliteOptions) -> Result<Runtime, OpenErro
         path: config.data_dir.display().to_string(),
         source,
     })?;
-    let tokenizer = custos_config::load_token_key(config)?;
+    let secrets = crate::secrets::load_secrets(config)?;
+    for warning in secrets.warnings() {
+        tracing::warn!(data_dir = %config.data_dir.display(), "{warning}");
+    }
     let enricher = custos_enrich::GeoUaEnricher::open(&config.geo)?;
     tracing::info!(
         city_db = enricher.has_city_db(),
@@ -76,7 +82,9 @@ pub fn open(config: &Config, options: SqliteOptions) -> Result<Runtime, OpenErro
     }
     let runtime = Runtime::start(
         Arc::new(store),
-        EventParser::new(tokenizer).with_enricher(Arc::new(enricher)),
+        EventParser::new(secrets.tokenizer)
+            .with_pii(secrets.pii)
+            .with_enricher(Arc::new(enricher)),
         RuntimeConfig {
             rules,
             rules_override: config.rules.removal_override.clone(),
