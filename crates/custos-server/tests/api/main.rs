@@ -7,6 +7,7 @@ mod connections;
 mod edge;
 mod events;
 mod health;
+mod pii;
 mod restart;
 mod rules;
 mod sift;
