@@ -953,6 +953,10 @@ mod tests {
             defaults.destination_token_key
         );
         assert_eq!(
+            example.secrets.require_external_keys,
+            defaults.secrets.require_external_keys
+        );
+        assert_eq!(
             example.limits.max_body_bytes,
             defaults.limits.max_body_bytes
         );
