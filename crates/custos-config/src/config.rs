@@ -54,6 +54,9 @@ pub struct Config {
     pub webhooks: Vec<WebhookEndpointConfig>,
     /// How webhooks are delivered and retried, for all endpoints.
     pub webhook_delivery: WebhookDeliveryConfig,
+    /// Where the token key and the key for personal values come from
+    /// (`docs/security.md`).
+    pub secrets: crate::SecretsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -151,6 +154,7 @@ impl Default for Config {
             engine: EngineConfig::default(),
             webhooks: Vec::new(),
             webhook_delivery: WebhookDeliveryConfig::default(),
+            secrets: crate::SecretsConfig::default(),
         }
     }
 }
@@ -537,8 +541,9 @@ impl Config {
         })
     }
 
-    /// Applies `CUSTOS_API_KEYS` (comma-separated) and
-    /// `CUSTOS_DESTINATION_TOKEN_KEY`, so secrets can stay out of files.
+    /// Applies `CUSTOS_API_KEYS` (comma-separated), `CUSTOS_TOKEN_KEY` (or
+    /// `CUSTOS_DESTINATION_TOKEN_KEY`) and `CUSTOS_PII_KEY`, so secrets can
+    /// stay out of files.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
         if let Some(keys) = get("CUSTOS_API_KEYS") {
             self.api_keys = keys
@@ -548,9 +553,13 @@ impl Config {
                 .map(String::from)
                 .collect();
         }
-        if let Some(key) = get("CUSTOS_DESTINATION_TOKEN_KEY").filter(|k| !k.is_empty()) {
-            self.destination_token_key = Some(key);
+        // `CUSTOS_TOKEN_KEY` is the newer name; either works.
+        for name in ["CUSTOS_DESTINATION_TOKEN_KEY", "CUSTOS_TOKEN_KEY"] {
+            if let Some(key) = get(name).filter(|k| !k.is_empty()) {
+                self.destination_token_key = Some(key);
+            }
         }
+        self.secrets.apply_env(&get);
     }
 
     /// Refuses configurations that would be unsafe or cannot work.
@@ -929,6 +938,10 @@ mod tests {
         assert_eq!(
             example.destination_token_key,
             defaults.destination_token_key
+        );
+        assert_eq!(
+            example.secrets.require_external_keys,
+            defaults.secrets.require_external_keys
         );
         assert_eq!(
             example.limits.max_body_bytes,

@@ -114,6 +114,8 @@ fn json_kind(value: &Value) -> &'static str {
 pub struct EventParser {
     tokenizer: DestinationTokenizer,
     enricher: Option<std::sync::Arc<dyn crate::enrich::Enricher>>,
+    /// Seals personal values in the stored copy ([`crate::pii`]).
+    pii: Option<crate::pii::PiiCipher>,
 }
 
 impl EventParser {
@@ -121,7 +123,32 @@ impl EventParser {
         EventParser {
             tokenizer,
             enricher: None,
+            pii: None,
         }
+    }
+
+    /// Seals personal values in the stored copy of every event, and opens
+    /// them when stored events are read back ([`crate::pii`]).
+    pub fn with_pii(mut self, cipher: crate::pii::PiiCipher) -> Self {
+        self.pii = Some(cipher);
+        self
+    }
+
+    /// The cipher for personal values, if one is configured.
+    pub fn pii(&self) -> Option<&crate::pii::PiiCipher> {
+        self.pii.as_ref()
+    }
+
+    /// The copy of `event` to store, with its personal values sealed;
+    /// `None` when there is nothing to seal (or no cipher).
+    pub fn sealed_for_storage(&self, event: &Event) -> Option<Event> {
+        crate::pii::seal_event(self.pii.as_ref()?, event)
+    }
+
+    /// Opens the sealed values of a stored event (JSON object) in place; a
+    /// value that cannot be opened reads `[redacted]`.
+    pub fn open_stored(&self, event: &mut Map<String, Value>) {
+        crate::pii::open_stored(self.pii.as_ref(), event);
     }
 
     /// Enriches every event [`EventParser::parse_value`] parses.
@@ -132,11 +159,15 @@ impl EventParser {
 
     /// Parses an event read back from the store: it was enriched when it
     /// arrived, and must not change now that the databases may have.
+    /// Personal values sealed at rest are opened first.
     pub fn parse_stored(&self, value: Value) -> Result<Event, EventError> {
         match value {
             // Limits added since an event was stored must not make it
             // unreadable: recovery would then stop at it.
-            Value::Object(map) => self.parse_object_unenriched(map, Strictness::Stored),
+            Value::Object(mut map) => {
+                self.open_stored(&mut map);
+                self.parse_object_unenriched(map, Strictness::Stored)
+            }
             other => self.parse_value(other),
         }
     }

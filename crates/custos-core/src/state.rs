@@ -162,6 +162,10 @@ pub(crate) fn failed_login_window() -> FailedLoginWindow {
 /// The payout destination in force, and how it came to be.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DestinationRecord {
+    /// Without its holder name: see [`AccountState::apply`]'s destination
+    /// change. Snapshots written before that rule dropped the name on
+    /// restore, so the next snapshot no longer holds it.
+    #[serde(deserialize_with = "destination_without_holder_name")]
     pub destination: Destination,
     pub set_at: Timestamp,
     pub set_by_event: String,
@@ -177,6 +181,16 @@ pub struct DestinationRecord {
     /// across accounts when it was set.
     #[serde(default)]
     pub set_during_burst: bool,
+}
+
+fn destination_without_holder_name<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Destination, D::Error> {
+    let destination = Destination::deserialize(deserializer)?;
+    Ok(Destination {
+        holder_name: None,
+        ..destination
+    })
 }
 
 /// Why an account is at risk: a sensitive change made in a risky session
@@ -437,7 +451,13 @@ impl AccountState {
         match &event.details {
             Details::PayoutDestinationChange { destination, .. } => {
                 let record = DestinationRecord {
-                    destination: destination.clone(),
+                    // State is snapshotted to the store unsealed; the holder
+                    // name is descriptive only (no rule reads it) and stays,
+                    // sealed, in the event that set the destination.
+                    destination: Destination {
+                        holder_name: None,
+                        ..destination.clone()
+                    },
                     set_at: changed_at,
                     set_by_event: event.event_id.clone(),
                     set_in_session: session.map(|i| self.sessions[i].session_id.clone()),

@@ -438,11 +438,12 @@ impl EngineThread {
         };
         let stored = decode_event(&self.parser, &record)?;
         // The same encoding as a fresh submission's, so the same identity.
-        let stored = PreparedEvent::new(stored).map_err(|e| RuntimeError::CorruptRecord {
-            seq: record.seq,
-            event_id: record.event_id.clone(),
-            problem: e.to_string(),
-        })?;
+        let stored =
+            PreparedEvent::new(stored, &self.parser).map_err(|e| RuntimeError::CorruptRecord {
+                seq: record.seq,
+                event_id: record.event_id.clone(),
+                problem: e.to_string(),
+            })?;
         if stored.identity != identity {
             return Ok(Some(Err(())));
         }

@@ -64,6 +64,7 @@
 mod engine_thread;
 mod messages;
 mod open;
+pub mod secrets;
 mod time_bound;
 mod writer;
 
@@ -85,6 +86,8 @@ pub use time_bound::{TimeBound, TimeBoundError};
 
 /// Meta key under which the destination-token key id is kept.
 const TOKEN_KEY_META: &str = "destination_token_key_id";
+/// Meta key under which the id of the key that seals personal values is kept.
+const PII_KEY_META: &str = "pii_key_id";
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
@@ -137,13 +140,21 @@ pub(crate) fn fingerprint(text: &str) -> u64 {
 }
 
 impl PreparedEvent {
-    pub fn new(mut event: Event) -> Result<PreparedEvent, SubmitError> {
+    /// Encodes `event` for the store, with its personal values sealed by
+    /// `parser`'s cipher (`custos_core::pii`): the engine keeps the clear
+    /// event, the store gets the sealed copy, and the identity is taken over
+    /// the sealed copy, which a resend reproduces byte for byte.
+    pub fn new(mut event: Event, parser: &EventParser) -> Result<PreparedEvent, SubmitError> {
         let encode =
             |e: serde_json::Error| SubmitError::Storage(format!("cannot encode event: {e}"));
         // Encode once without the enrichment (the identity), then splice the
         // enrichment in as the last field, where serde would have put it.
         let enrichment = std::mem::take(&mut event.enrichment);
-        let mut json = serde_json::to_string(&event).map_err(encode)?;
+        let mut json = match parser.sealed_for_storage(&event) {
+            Some(sealed) => serde_json::to_string(&sealed),
+            None => serde_json::to_string(&event),
+        }
+        .map_err(encode)?;
         let identity = fingerprint(&json);
         if !enrichment.is_empty() {
             json.pop(); // the closing brace
@@ -202,6 +213,11 @@ pub enum RuntimeError {
          tokens would no longer match: restore the old key or start with a new data directory"
     )]
     TokenKeyChanged { stored: String, configured: String },
+    #[error(
+        "the pii key (id {configured}) is not the one this store was written with (id {stored}); \
+         sealed holder names and personal fields would no longer open: restore the old key"
+    )]
+    PiiKeyChanged { stored: String, configured: String },
     #[error("stored record seq {seq} ({event_id}) cannot be read: {problem}")]
     CorruptRecord {
         seq: u64,
@@ -689,7 +705,22 @@ fn check_token_key(store: &dyn EventStore, parser: &EventParser) -> Result<(), R
             configured: configured.to_string(),
         }),
         Some(_) => Ok(()),
-        None => Ok(store.set_meta(TOKEN_KEY_META, configured)?),
+        None => store
+            .set_meta(TOKEN_KEY_META, configured)
+            .map_err(RuntimeError::from),
+    }?;
+    // A store first opened without a PII key (before sealing existed) holds
+    // clear values only, and takes the key it is next opened with.
+    let Some(cipher) = parser.pii() else {
+        return Ok(());
+    };
+    match store.get_meta(PII_KEY_META)? {
+        Some(stored) if stored != cipher.key_id() => Err(RuntimeError::PiiKeyChanged {
+            stored,
+            configured: cipher.key_id().to_string(),
+        }),
+        Some(_) => Ok(()),
+        None => Ok(store.set_meta(PII_KEY_META, cipher.key_id())?),
     }
 }
 

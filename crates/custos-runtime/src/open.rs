@@ -3,20 +3,23 @@
 //! consumer), so that all of them check, key, enrich and recover alike.
 //!
 //! In order: check the config, create the data directory, load the
-//! destination token key (generated on first start), open the enrichment
+//! destination token key and the PII key ([`crate::secrets`]: from the
+//! environment or files outside the data directory, else generated into it
+//! with a warning at every start), open the enrichment
 //! databases, read the configured rules directory, open the store in the
 //! data directory, then recover the engine from it ([`Runtime::start`]).
 //! Everything that can be refused is refused before the store is opened,
-//! except a token key that differs from the one the store was written
-//! with, which only the store can tell.
+//! except a token or PII key that differs from the one the store was
+//! written with, which only the store can tell.
 
 use std::sync::Arc;
 
-use custos_config::{Config, ConfigError, DATABASE_FILE, LoadRulesError, LoadTokenKeyError};
+use custos_config::{Config, ConfigError, DATABASE_FILE, LoadRulesError};
 use custos_core::EventParser;
 use custos_core::features::FeatureSet;
 use custos_store::{SqliteOptions, SqliteStore, StoreError};
 
+use crate::secrets::SecretsError;
 use crate::{Runtime, RuntimeConfig, RuntimeError};
 
 /// Why a runtime did not open.
@@ -32,7 +35,7 @@ pub enum OpenError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    TokenKey(#[from] LoadTokenKeyError),
+    Secrets(#[from] SecretsError),
     #[error("cannot open the store: {0}")]
     Store(#[from] StoreError),
     /// Not a `#[source]`: the message already holds it, and `{:#}` would
@@ -58,7 +61,10 @@ pub fn open(config: &Config, options: SqliteOptions) -> Result<Runtime, OpenErro
         path: config.data_dir.display().to_string(),
         source,
     })?;
-    let tokenizer = custos_config::load_token_key(config)?;
+    let secrets = crate::secrets::load_secrets(config)?;
+    for warning in secrets.warnings() {
+        tracing::warn!(data_dir = %config.data_dir.display(), "{warning}");
+    }
     let enricher = custos_enrich::GeoUaEnricher::open(&config.geo)?;
     tracing::info!(
         city_db = enricher.has_city_db(),
@@ -76,7 +82,9 @@ pub fn open(config: &Config, options: SqliteOptions) -> Result<Runtime, OpenErro
     }
     let runtime = Runtime::start(
         Arc::new(store),
-        EventParser::new(tokenizer).with_enricher(Arc::new(enricher)),
+        EventParser::new(secrets.tokenizer)
+            .with_pii(secrets.pii)
+            .with_enricher(Arc::new(enricher)),
         RuntimeConfig {
             rules,
             rules_override: config.rules.removal_override.clone(),
@@ -115,6 +123,7 @@ mod tests {
                 .join(custos_config::TOKEN_KEY_FILE)
                 .is_file()
         );
+        assert!(config.data_dir.join(custos_config::PII_KEY_FILE).is_file());
 
         // The generated key is reused, so the same directory opens again ...
         let again = open(&config, SqliteOptions::default()).unwrap();
@@ -129,6 +138,98 @@ mod tests {
             Err(OpenError::Runtime(RuntimeError::TokenKeyChanged { .. })) => {}
             other => panic!("expected a changed key, got {:?}", other.err()),
         }
+    }
+
+    /// Log lines written while `f` runs on this thread.
+    fn logged(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let bytes = buffer.0.lock().unwrap().clone();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    #[test]
+    fn keys_in_the_data_dir_are_announced_at_every_start_and_external_ones_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path());
+        for start in ["first", "second"] {
+            let log = logged(|| {
+                let runtime = open(&config, SqliteOptions::default()).unwrap();
+                runtime.shutdown_blocking().unwrap();
+            });
+            let warnings: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains("WARN") && l.contains("is kept in the data directory"))
+                .collect();
+            assert_eq!(warnings.len(), 2, "{start} start: {log}");
+            assert!(warnings[0].contains("account number"), "{}", warnings[0]);
+            assert!(warnings[1].contains("pii key"), "{}", warnings[1]);
+        }
+        let key =
+            std::fs::read_to_string(config.data_dir.join(custos_config::TOKEN_KEY_FILE)).unwrap();
+        // The same keys from outside: the same store opens, silently.
+        let outside = dir.path().join("token.key");
+        std::fs::rename(
+            config.data_dir.join(custos_config::TOKEN_KEY_FILE),
+            &outside,
+        )
+        .unwrap();
+        let pii_outside = dir.path().join("pii.key");
+        std::fs::rename(
+            config.data_dir.join(custos_config::PII_KEY_FILE),
+            &pii_outside,
+        )
+        .unwrap();
+        config.secrets.token_key_file = Some(outside);
+        config.secrets.pii_key_file = Some(pii_outside);
+        config.secrets.require_external_keys = true;
+        let log = logged(|| {
+            let runtime = open(&config, SqliteOptions::default()).unwrap();
+            runtime.shutdown_blocking().unwrap();
+        });
+        assert!(!log.contains("kept in the data directory"), "{log}");
+        assert!(!log.contains(key.trim()), "the key itself is never logged");
+    }
+
+    #[test]
+    fn require_external_keys_refuses_to_start_before_the_store_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config_in(dir.path());
+        config.secrets.require_external_keys = true;
+        match open(&config, SqliteOptions::default()) {
+            Err(OpenError::Secrets(SecretsError::InDataDir { key, .. })) => {
+                assert_eq!(key, "destination token key");
+            }
+            other => panic!("expected a refusal, got {:?}", other.err()),
+        }
+        assert!(!config.data_dir.join(DATABASE_FILE).exists());
+        assert!(!config.data_dir.join(custos_config::TOKEN_KEY_FILE).exists());
+
+        // Both keys from outside: it starts, and writes no key beside the data.
+        config.destination_token_key = Some("a-token-key-from-env-0123456789".into());
+        config.secrets.pii_key = Some("a-pii-key-from-env-0123456789".into());
+        let runtime = open(&config, SqliteOptions::default()).unwrap();
+        runtime.shutdown_blocking().unwrap();
+        drop(runtime);
+        assert!(config.data_dir.join(DATABASE_FILE).is_file());
+        assert!(!config.data_dir.join(custos_config::TOKEN_KEY_FILE).exists());
+        assert!(!config.data_dir.join(custos_config::PII_KEY_FILE).exists());
     }
 
     #[test]

@@ -22,7 +22,7 @@ fn ev(id: &str, t: i64, ty: &str, extra: serde_json::Value) -> PreparedEvent {
     for (k, x) in extra.as_object().unwrap() {
         v[k] = x.clone();
     }
-    PreparedEvent::new(parser().parse_value(v).unwrap()).unwrap()
+    PreparedEvent::new(parser().parse_value(v).unwrap(), &parser()).unwrap()
 }
 
 /// A month of honest history, then a takeover: login, destination change, payout.
@@ -402,7 +402,7 @@ async fn a_retry_is_the_same_event_even_if_enrichment_changed_meanwhile() {
         );
         // As an enricher would have filled it in, from two database versions.
         e.event.enrichment.network.country = Some(country.to_string());
-        PreparedEvent::new(e.event).unwrap()
+        PreparedEvent::new(e.event, &parser()).unwrap()
     };
     let first = login("GB");
     // The spliced encoding is exactly what serde writes for the whole event.
@@ -427,7 +427,7 @@ async fn a_retry_is_the_same_event_even_if_enrichment_changed_meanwhile() {
         json!({"status": "failure", "ip": "81.2.69.160", "device_id": "laptop"}),
     );
     changed.event.enrichment.network.country = Some("GB".into());
-    let changed = PreparedEvent::new(changed.event).unwrap();
+    let changed = PreparedEvent::new(changed.event, &parser()).unwrap();
     assert!(matches!(
         rt.submit(vec![changed]).await,
         Err(SubmitError::Conflict { .. })
@@ -442,7 +442,7 @@ fn ev_of(account: &str, id: &str, time: &str, ty: &str, extra: serde_json::Value
     for (k, x) in extra.as_object().unwrap() {
         v[k] = x.clone();
     }
-    PreparedEvent::new(parser().parse_value(v).unwrap()).unwrap()
+    PreparedEvent::new(parser().parse_value(v).unwrap(), &parser()).unwrap()
 }
 
 /// The runtime itself bounds no event time (its callers do): what `custos

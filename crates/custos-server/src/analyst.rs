@@ -246,7 +246,8 @@ async fn record_action(
         .parser()
         .parse_value(event)
         .map_err(crate::events::event_error)?;
-    let prepared = PreparedEvent::new(parsed).map_err(crate::events::submit_error)?;
+    let prepared =
+        PreparedEvent::new(parsed, state.runtime.parser()).map_err(crate::events::submit_error)?;
     let outcomes = state
         .runtime
         .submit(vec![prepared])

@@ -296,7 +296,7 @@ fn parse_all(
                     });
                 }
                 events.push(
-                    PreparedEvent::new(event)
+                    PreparedEvent::new(event, parser)
                         .map_err(|e| ApiError::new(Code::Internal, e.to_string()))?,
                 )
             }

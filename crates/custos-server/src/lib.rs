@@ -304,7 +304,13 @@ async fn get_event(
             format!("no event with event_id {event_id:?}"),
         ));
     };
-    let event: Value = serde_json::from_str(&record.event_json).unwrap_or(Value::Null);
+    let mut event: Value = serde_json::from_str(&record.event_json).unwrap_or(Value::Null);
+    // Callers of this route hold a key that may read events: they see
+    // personal values in clear, as sent; only the stored copy is sealed
+    // (docs/security.md).
+    if let Value::Object(map) = &mut event {
+        state.runtime.parser().open_stored(map);
+    }
     let decision: Value = serde_json::from_str(&record.decision_json).unwrap_or(Value::Null);
     Ok(axum::Json(json!({
         "event_id": record.event_id,

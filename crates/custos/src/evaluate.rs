@@ -112,7 +112,10 @@ fn backtest(args: &EvaluateArgs, file: &Path) -> anyhow::Result<()> {
     // Tokens only need to be stable within the replay, unless the history
     // carries tokens made under your key.
     let tokenizer = match &config {
-        Some(config) if config.destination_token_key.is_some() => {
+        Some(config)
+            if config.destination_token_key.is_some()
+                || config.secrets.token_key_file.is_some() =>
+        {
             custos_config::load_token_key(config)?
         }
         _ => custos_backtest::replay_tokenizer(),

@@ -146,7 +146,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<()> {
                     .map_err(|e| format!("line {}: {e}", n + 1))
             });
         match parsed {
-            Ok(event) => batch.push(PreparedEvent::new(event)?),
+            Ok(event) => batch.push(PreparedEvent::new(event, &parser)?),
             Err(why) => summary.reject(why),
         }
         if batch.len() >= args.batch.max(1) {

@@ -62,3 +62,27 @@ fn snapshots_of_another_format_are_refused() {
     assert!(err.to_string().contains("format 99"), "{err}");
     assert!(engine.restore(b"not json").is_err());
 }
+
+#[test]
+fn account_state_and_its_snapshots_keep_no_holder_name() {
+    let mut engine = Engine::default();
+    engine.process(&event(
+        json!({"event_id": "d1", "type": "payout_destination_change",
+        "account_id": "a", "time": "2018-05-16T09:30:00Z",
+        "destination": {"institution_id": "200000", "account_number": "55551234",
+                        "holder_name": "Jane Doe"}}),
+    ));
+    let state = engine.account("a").unwrap();
+    let record = state.destination.as_ref().unwrap();
+    assert_eq!(record.destination.holder_name, None);
+    assert_eq!(record.destination.account_last4.as_deref(), Some("1234"));
+    let snapshot = serde_json::to_string(state).unwrap();
+    assert!(!snapshot.contains("Jane"), "{snapshot}");
+
+    // A snapshot written before holder names were dropped loses it on restore.
+    let mut old = serde_json::to_value(record).unwrap();
+    old["destination"]["holder_name"] = json!("Jane Doe");
+    let restored: crate::state::DestinationRecord = serde_json::from_value(old).unwrap();
+    assert_eq!(restored.destination.holder_name, None);
+    assert_eq!(&restored, record);
+}

@@ -20,6 +20,14 @@
 //!
 //! Payment types that cannot receive a payout (`$cash`, `$gift_card`, ...)
 //! are rejected, naming the field.
+//!
+//! The payment methods are also kept as an attribute
+//! (`sift_payment_methods`), for analysts; that copy loses its identifying
+//! fields first ([`without_identifiers`]): IBAN fragments, the last digits
+//! of account and card numbers, payer ids, e-mails and wallet addresses,
+//! and the holder's name. What identifies the account is then only the
+//! destination's token and last four characters, and the holder name is
+//! sealed there (`custos_core::pii`).
 
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -60,6 +68,34 @@ const PAYMENT_METHOD_FIELDS: &[&str] = &[
     "$wallet_type",
     "$card_bin_metadata",
 ];
+
+/// Payment method fields that identify an account or its holder: read to
+/// build the destination, never stored with the payment method.
+const IDENTIFYING_FIELDS: &[&str] = &[
+    "$account_number_last5",
+    "$shortened_iban_first6",
+    "$shortened_iban_last4",
+    "$card_last4",
+    "$paypal_payer_id",
+    "$paypal_payer_email",
+    "$wallet_address",
+    "$account_holder_name",
+];
+
+/// A payment method (or a list of them) as it is kept in the stored
+/// attributes: without the fields in [`IDENTIFYING_FIELDS`].
+pub(crate) fn without_identifiers(value: Value) -> Value {
+    match value {
+        Value::Object(mut method) => {
+            method.retain(|name, _| !IDENTIFYING_FIELDS.contains(&name.as_str()));
+            Value::Object(method)
+        }
+        Value::Array(methods) => {
+            Value::Array(methods.into_iter().map(without_identifiers).collect())
+        }
+        other => other,
+    }
+}
 
 /// The Custos extension: the platform's own token for the account.
 const ACCOUNT_TOKEN: &str = "account_token";
@@ -312,6 +348,22 @@ mod tests {
         assert_eq!(own["account_token"], "plat-tok-1");
         assert_eq!(own["account_last4"], "2345");
         assert!(own.get("account_number").is_none());
+    }
+
+    #[test]
+    fn the_stored_payment_method_keeps_no_identifier() {
+        let method = json!({"$payment_type": "$sepa_credit", "$bank_name": "Bank of Ireland",
+            "$shortened_iban_first6": "IE29AI", "$shortened_iban_last4": "6819",
+            "$account_number_last5": "26819", "$account_holder_name": "Jane Doe",
+            "$paypal_payer_email": "jane@example.com", "$bank_country": "IE"});
+        let kept = without_identifiers(json!([method]));
+        assert_eq!(
+            kept,
+            json!([{"$payment_type": "$sepa_credit", "$bank_name": "Bank of Ireland",
+                    "$bank_country": "IE"}])
+        );
+        // The destination itself still gets the identifier, as a number to tokenize.
+        assert_eq!(map(method).unwrap()["account_number"], "IE29AI6819");
     }
 
     #[test]

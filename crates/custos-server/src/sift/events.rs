@@ -31,7 +31,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::SiftError;
-use super::destination::payout_destination;
+use super::destination::{payout_destination, without_identifiers};
 
 /// Attribute names of Sift's reserved fields start with this.
 pub(crate) const RESERVED_PREFIX: &str = "sift_";
@@ -908,6 +908,12 @@ fn finish(
     for (name, value) in fields.0 {
         match name.strip_prefix('$') {
             Some(reserved) => {
+                let value = match reserved {
+                    // The destination was built from them; the stored copy
+                    // keeps no IBAN fragment, last digits or payer id.
+                    "payment_methods" | "payment_method" => without_identifiers(value),
+                    _ => value,
+                };
                 attributes.insert(format!("{RESERVED_PREFIX}{reserved}"), value);
             }
             None => {

@@ -152,7 +152,7 @@ pub(crate) async fn execute(state: &AppState, plan: Plan) -> Result<Executed, Si
                 }
             }
         }
-        let prepared = PreparedEvent::new(event)
+        let prepared = PreparedEvent::new(event, parser)
             .map_err(|e| SiftError::from_api(crate::events::submit_error(e)))?;
         submit.push((index, prepared));
     }
@@ -218,9 +218,11 @@ async fn last_attribute_values(
         if found.len() == wanted.len() {
             break;
         }
-        let Ok(event) = serde_json::from_str::<Value>(&record.event_json) else {
+        let Ok(Value::Object(mut event)) = serde_json::from_str::<Value>(&record.event_json) else {
             continue;
         };
+        // Contact attributes (e-mail, phone) are sealed at rest.
+        state.runtime.parser().open_stored(&mut event);
         for attribute in &wanted {
             if found.contains_key(attribute) {
                 continue;

@@ -9,6 +9,7 @@ mod events;
 mod fuzz_corpus;
 mod health;
 mod input;
+mod pii;
 mod restart;
 mod rules;
 mod scopes;

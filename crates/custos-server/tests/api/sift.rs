@@ -349,7 +349,14 @@ async fn payment_methods_set_the_payout_destination_only_when_it_changes() {
     assert_eq!(destination["institution_id"], "072403005");
     assert_eq!(destination["institution_type"], "bank");
     assert_eq!(destination["account_last4"], "2345");
-    assert_eq!(destination["holder_name"], "Jane Doe");
+    assert_eq!(
+        destination.get("holder_name"),
+        None,
+        "account state (snapshotted unsealed) keeps no holder name; the event does"
+    );
+    let set_by = account["destination"]["set_by_event"].as_str().unwrap();
+    let (_, set_by) = s.get(&format!("/v1/events/{set_by}")).await;
+    assert_eq!(set_by["event"]["destination"]["holder_name"], "Jane Doe");
     assert_eq!(destination["country"], "US");
     let first_token = destination["account_token"].as_str().unwrap().to_string();
     assert!(first_token.starts_with("tk_"), "{first_token}");
@@ -1219,4 +1226,49 @@ async fn custom_fields_ids_and_bank_numbers_keep_the_v1_limits() {
     let (status, body) = s.get("/v1/accounts/sift-in").await;
     assert_eq!(status, 404, "nothing was recorded: {body}");
     accepted(&s, "", logout(json!({"shallow": {"a": [1, 2]}}))).await;
+}
+
+#[tokio::test]
+async fn stored_payment_methods_keep_no_iban_fragment_or_account_digits() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = TestServer::in_dir(dir.path()).await;
+    let created = accepted(
+        &s,
+        "",
+        json!({"$type": "$create_account", "$user_id": "iban-user", "$time": ms(0, 0),
+               "$session_id": "iban-s0", "$ip": "81.2.69.160",
+               "$payment_methods": [{"$payment_type": "$sepa_credit",
+                   "$bank_name": "Bank of Ireland", "$bank_country": "IE",
+                   "$shortened_iban_first6": "IE29QZ", "$shortened_iban_last4": "7731",
+                   "$account_holder_name": "Oisin Wexford-Quill"}]}),
+    )
+    .await;
+    let ids = event_ids(&created);
+    let (_, stored) = s.get(&format!("/v1/events/{}", ids[1])).await;
+    let event = &stored["event"];
+    assert_eq!(event["destination"]["account_last4"], "7731");
+    assert!(
+        event["destination"]["account_token"]
+            .as_str()
+            .unwrap()
+            .starts_with("tk_")
+    );
+    assert_eq!(
+        event["destination"]["holder_name"], "Oisin Wexford-Quill",
+        "shown to a caller with a key"
+    );
+    assert_eq!(
+        event["attributes"]["sift_payment_methods"],
+        json!([{"$payment_type": "$sepa_credit", "$bank_name": "Bank of Ireland",
+                "$bank_country": "IE"}]),
+        "the stored payment method lost its identifiers"
+    );
+    s.server.stop().await.unwrap();
+    let bytes = super::pii::data_dir_bytes(dir.path());
+    for clear in ["IE29QZ", "IE29QZ7731", "Oisin", "Wexford"] {
+        assert!(
+            !super::pii::contains(&bytes, clear),
+            "{clear} is stored in clear"
+        );
+    }
 }
