@@ -282,7 +282,9 @@ impl EngineThread {
         let job = match &self.snapshotter {
             Some((jobs, _, _)) => match jobs.try_send(job) {
                 Ok(()) => return,
-                Err(std_mpsc::TrySendError::Full(job) | std_mpsc::TrySendError::Disconnected(job)) => job,
+                Err(
+                    std_mpsc::TrySendError::Full(job) | std_mpsc::TrySendError::Disconnected(job),
+                ) => job,
             },
             None => job,
         };
@@ -349,7 +351,9 @@ impl EngineThread {
     /// snapshot is in flight.
     fn read_snapshot_notes(&mut self, wait: bool) {
         loop {
-            let Some((_, done, _)) = &self.snapshotter else { return };
+            let Some((_, done, _)) = &self.snapshotter else {
+                return;
+            };
             let next = if wait && self.snapshot_in_flight.is_some() {
                 done.recv().ok()
             } else {

@@ -181,7 +181,12 @@ mod tests {
         }
         let len: usize = chunks.chunks.iter().map(Vec::len).sum();
         assert_eq!(len, 40 * 1_000_003);
-        assert!(chunks.chunks.iter().all(|c| c.len() <= SNAPSHOT_CHUNK_BYTES));
+        assert!(
+            chunks
+                .chunks
+                .iter()
+                .all(|c| c.len() <= SNAPSHOT_CHUNK_BYTES)
+        );
         assert_eq!(chunks.chunks.len(), 3);
         let mut back = Vec::new();
         chunks.reader().read_to_end(&mut back).unwrap();

@@ -280,11 +280,7 @@ async fn a_failing_snapshot_backs_off_instead_of_retrying_every_group() {
     assert!(!stats.last_snapshot_failed);
     assert!(stats.events_since_snapshot < 20, "{stats:?}");
     let snapshot = store.snapshots().unwrap();
-    assert!(
-        (510..=521).contains(&snapshot[0].seq),
-        "{:?}",
-        snapshot
-    );
+    assert!((510..=521).contains(&snapshot[0].seq), "{:?}", snapshot);
     rt.halt().await.unwrap();
 }
 
@@ -386,7 +382,10 @@ impl EventStore for FlakyStore {
         }
         if self.fail_snapshots.load(Ordering::SeqCst) {
             // As SQLite answered a snapshot past its 1 GB value limit.
-            return Err(StoreError::backend("save a snapshot", "string or blob too big"));
+            return Err(StoreError::backend(
+                "save a snapshot",
+                "string or blob too big",
+            ));
         }
         self.inner.save_snapshot(seq, s)
     }

@@ -36,8 +36,8 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use crate::{
-    EventStore, NewRecord, NewWebhook, OutboxEntry, SNAPSHOT_CHUNK_BYTES, SnapshotInfo,
-    StoreError, StoreResult, StoredRecord, WebhookEndpointStats, WebhookFailure, WebhookState,
+    EventStore, NewRecord, NewWebhook, OutboxEntry, SNAPSHOT_CHUNK_BYTES, SnapshotInfo, StoreError,
+    StoreResult, StoredRecord, WebhookEndpointStats, WebhookFailure, WebhookState,
 };
 
 /// Schema version written to `PRAGMA user_version`.
@@ -1161,11 +1161,8 @@ mod tests {
         let path = dir.path().join("custos.db");
         let conn = Connection::open(&path).unwrap();
         conn.execute_batch(SCHEMA_V1).unwrap();
-        conn.execute(
-            "INSERT INTO snapshots (seq, state) VALUES (1, x'7b7d')",
-            [],
-        )
-        .unwrap();
+        conn.execute("INSERT INTO snapshots (seq, state) VALUES (1, x'7b7d')", [])
+            .unwrap();
         drop(conn);
         let store = SqliteStore::open(&path).unwrap();
         assert_eq!(read_latest(&store), (1, b"{}".to_vec()));
@@ -1207,7 +1204,11 @@ mod tests {
                 [],
             )
             .unwrap();
-        assert_eq!(read_latest(&store).0, 3, "an incomplete snapshot is not read");
+        assert_eq!(
+            read_latest(&store).0,
+            3,
+            "an incomplete snapshot is not read"
+        );
         store.save_snapshot(5, &mut &b"five"[..]).unwrap();
         assert_eq!(chunk_rows(&store), 3);
     }

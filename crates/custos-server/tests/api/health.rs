@@ -60,7 +60,10 @@ impl EventStore for FullDisk {
     fn save_snapshot(&self, seq: u64, s: &mut dyn std::io::Read) -> StoreResult<SnapshotInfo> {
         self.refuse("save_snapshot")?;
         if self.refuse_snapshots.load(Ordering::SeqCst) {
-            return Err(StoreError::backend("save a snapshot", "string or blob too big"));
+            return Err(StoreError::backend(
+                "save a snapshot",
+                "string or blob too big",
+            ));
         }
         self.inner.save_snapshot(seq, s)
     }
@@ -209,6 +212,9 @@ async fn a_failed_snapshot_is_reported_but_leaves_the_instance_ready() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["last_snapshot_failed"], json!(true), "{body}");
     let (status, body) = probe(&s, "/livez").await;
-    assert_eq!((status.as_u16(), &body["last_snapshot_failed"]), (200, &json!(true)));
+    assert_eq!(
+        (status.as_u16(), &body["last_snapshot_failed"]),
+        (200, &json!(true))
+    );
     s.server.stop().await.unwrap_err();
 }
