@@ -55,16 +55,48 @@ pub struct Engine {
 
 /// The snapshot layout; `C` is the clock's form: an [`EngineClock`] from
 /// format 5, the newest event time (`i64`) in format 4.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Snapshot<C> {
     format: u32,
-    accounts: Vec<AccountState>,
+    accounts: AccountMap,
     population: Population,
     ip_failures: Vec<(u64, FailedLoginWindow)>,
     destinations: Vec<(u64, DestinationUse)>,
     holds: HoldSnapshot,
     campaigns: CampaignSnapshot,
     clock: C,
+}
+
+/// The accounts of a snapshot, read straight into the map the engine keeps
+/// them in: a list first would hold every account's inline part twice
+/// while the map is built from it.
+#[derive(Default)]
+struct AccountMap(HashMap<String, AccountState, RandomState>);
+
+impl<'de> Deserialize<'de> for AccountMap {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = AccountMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of accounts")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<AccountMap, A::Error> {
+                let mut map = HashMap::with_capacity_and_hasher(
+                    seq.size_hint().unwrap_or(0),
+                    RandomState::default(),
+                );
+                while let Some(account) = seq.next_element::<AccountState>()? {
+                    map.insert(account.account_id.clone(), account);
+                }
+                Ok(AccountMap(map))
+            }
+        }
+        deserializer.deserialize_seq(Visit)
+    }
 }
 
 /// [`Snapshot`] as written: borrowed where the state can be, so that a
@@ -104,9 +136,13 @@ fn leading_format(prefix: &[u8]) -> Option<u32> {
 /// A format 4 snapshot as format 5: its clock may have been pushed by one
 /// far-future event, so it is rebuilt as a replay of the log would have.
 fn migrate_newest_time_clock(old: Snapshot<i64>) -> Snapshot<EngineClock> {
+    // In account order, as the list was written, so the rebuilt clock does
+    // not depend on the map's order.
+    let mut accounts: Vec<&AccountState> = old.accounts.0.values().collect();
+    accounts.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
     let clock = EngineClock::from_newest_times(
-        old.accounts
-            .iter()
+        accounts
+            .into_iter()
             .map(|a| (a.account_id.as_str(), a.last_seen.0)),
     );
     Snapshot {
@@ -459,11 +495,7 @@ impl Engine {
         // the caller rebuilds from the log instead.
         let campaigns =
             CampaignDetector::try_from_snapshot(CampaignConfig::default(), snapshot.campaigns)?;
-        self.accounts = snapshot
-            .accounts
-            .into_iter()
-            .map(|a| (a.account_id.clone(), a))
-            .collect();
+        self.accounts = snapshot.accounts.0;
         self.population = snapshot.population;
         self.ip_failures = snapshot.ip_failures.into_iter().collect();
         self.destinations = DestinationIndex::from_sorted(snapshot.destinations);

@@ -14,7 +14,7 @@ use custos_store::{EventStore, StoreError, StoredRecord};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::messages::{GroupEntry, Job, Note, Reply};
-use crate::snapshots::{self, Backoff, Chunks, SnapshotDone, SnapshotJob, SnapshotThread};
+use crate::snapshots::{self, Backoff, SnapshotDone, SnapshotJob, SnapshotThread};
 use crate::writer;
 use crate::{
     Atomicity, Command, EngineStats, Outcome, PreparedEvent, RuntimeConfig, RuntimeError,
@@ -258,54 +258,46 @@ impl EngineThread {
         false
     }
 
-    /// Serializes the state and hands it to the snapshot thread (or, if
-    /// there is none, writes it here).
+    /// Copies the state and hands the copy to the snapshot thread, which
+    /// serializes and stores it while ingest goes on (without a snapshot
+    /// thread, writes it here).
     fn start_snapshot(&mut self) {
         if self.needs_recovery || self.events_since_snapshot == 0 {
             return;
         }
-        let job = match self.serialize() {
-            Ok(job) => job,
-            Err(e) => {
-                let events = self.events_since_snapshot;
-                self.snapshot_finished(SnapshotDone {
-                    seq: self.next_seq - 1,
-                    events,
-                    serialize: Duration::ZERO,
-                    write: Duration::ZERO,
-                    result: Err(e.to_string()),
-                });
-                return;
-            }
+        let seq = self.next_seq - 1;
+        let events = self.events_since_snapshot;
+        let Some((jobs, _, _)) = &self.snapshotter else {
+            let started = Instant::now();
+            let result = snapshots::write(self.store.as_ref(), seq, &self.engine);
+            self.snapshot_finished(SnapshotDone {
+                seq,
+                events,
+                copy: Duration::ZERO,
+                write: started.elapsed(),
+                result,
+            });
+            return;
         };
-        self.snapshot_in_flight = Some(job.events);
-        let job = match &self.snapshotter {
-            Some((jobs, _, _)) => match jobs.try_send(job) {
-                Ok(()) => return,
-                Err(
-                    std_mpsc::TrySendError::Full(job) | std_mpsc::TrySendError::Disconnected(job),
-                ) => job,
-            },
-            None => job,
-        };
-        let done = snapshots::save(self.store.as_ref(), job);
-        self.snapshot_finished(done);
-    }
-
-    fn serialize(&self) -> Result<SnapshotJob, RuntimeError> {
+        // The only stall a periodic snapshot causes: a copy, not the
+        // serialization (several times slower).
         let started = Instant::now();
-        let mut chunks = Chunks::default();
-        self.engine
-            .snapshot_to(&mut chunks)
-            .map_err(|e| RuntimeError::Snapshot(e.to_string()))?;
-        let serialize = started.elapsed();
-        metrics::histogram!("custos_snapshot_serialize_seconds").record(serialize.as_secs_f64());
-        Ok(SnapshotJob {
-            seq: self.next_seq - 1,
-            chunks,
-            events: self.events_since_snapshot,
-            serialize,
-        })
+        let engine = Box::new(self.engine.clone());
+        let copy = started.elapsed();
+        metrics::histogram!("custos_snapshot_copy_seconds").record(copy.as_secs_f64());
+        let job = SnapshotJob {
+            seq,
+            engine,
+            events,
+            copy,
+        };
+        match jobs.try_send(job) {
+            Ok(()) => self.snapshot_in_flight = Some(events),
+            Err(std_mpsc::TrySendError::Full(job) | std_mpsc::TrySendError::Disconnected(job)) => {
+                let done = snapshots::save(self.store.as_ref(), job);
+                self.snapshot_finished(done);
+            }
+        }
     }
 
     /// Takes the outcome of a snapshot: on success the interval starts
@@ -326,7 +318,7 @@ impl EngineThread {
                     seq = done.seq,
                     bytes = info.bytes,
                     chunks = info.chunks,
-                    serialize_ms = done.serialize.as_millis() as u64,
+                    copy_ms = done.copy.as_millis() as u64,
                     write_ms = done.write.as_millis() as u64,
                     "snapshot written"
                 );
@@ -604,14 +596,20 @@ impl EngineThread {
         if self.needs_recovery || self.events_since_snapshot == 0 {
             return Ok(());
         }
-        let job = self.serialize()?;
-        let done = snapshots::save(self.store.as_ref(), job);
-        let result = match &done.result {
+        let started = Instant::now();
+        let result = snapshots::write(self.store.as_ref(), self.next_seq - 1, &self.engine);
+        let outcome = match &result {
             Ok(_) => Ok(()),
             Err(e) => Err(RuntimeError::Snapshot(e.clone())),
         };
-        self.snapshot_finished(done);
-        result
+        self.snapshot_finished(SnapshotDone {
+            seq: self.next_seq - 1,
+            events: self.events_since_snapshot,
+            copy: Duration::ZERO,
+            write: started.elapsed(),
+            result,
+        });
+        outcome
     }
 
     /// Rebuilds engine state, the next seq and the id fingerprints from the store.

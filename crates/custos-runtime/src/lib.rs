@@ -71,6 +71,10 @@ mod snapshots;
 mod time_bound;
 mod writer;
 
+/// Serializes an engine's state into a store as the snapshot after `seq`,
+/// serializing and storing at once (for `custos bench snapshot`).
+pub use snapshots::write as write_snapshot;
+
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
