@@ -14,6 +14,7 @@
 
 use std::io::{Read, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -33,12 +34,15 @@ enum Piece {
 }
 
 /// The serializer's end of the pipe: fills chunks and sends each when full.
-struct PipeWriter {
+struct PipeWriter<'a> {
     chunk: Vec<u8>,
     tx: std_mpsc::SyncSender<Piece>,
+    /// Set once the store is done, whatever the outcome: a store that
+    /// failed early need not wait for the whole state to be serialized.
+    stop: &'a AtomicBool,
 }
 
-impl PipeWriter {
+impl PipeWriter<'_> {
     fn send(&mut self, piece: Piece) -> std::io::Result<()> {
         self.tx
             .send(piece)
@@ -46,8 +50,13 @@ impl PipeWriter {
     }
 }
 
-impl Write for PipeWriter {
+impl Write for PipeWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other(
+                "the store stopped reading the snapshot",
+            ));
+        }
         if self.chunk.len() == SNAPSHOT_CHUNK_BYTES {
             let full = std::mem::replace(&mut self.chunk, Vec::with_capacity(SNAPSHOT_CHUNK_BYTES));
             self.send(Piece::Chunk(full))?;
@@ -99,6 +108,8 @@ impl Read for PipeReader {
 /// serializer on its own thread feeding the store chunk by chunk.
 pub fn write(store: &dyn EventStore, seq: u64, engine: &Engine) -> Result<SnapshotInfo, String> {
     let (tx, rx) = std_mpsc::sync_channel(CHUNKS_QUEUED);
+    let stop = AtomicBool::new(false);
+    let stop = &stop;
     std::thread::scope(|scope| {
         let serializer = std::thread::Builder::new()
             .name("custos-snapshot-serialize".into())
@@ -106,6 +117,7 @@ pub fn write(store: &dyn EventStore, seq: u64, engine: &Engine) -> Result<Snapsh
                 let mut out = PipeWriter {
                     chunk: Vec::with_capacity(SNAPSHOT_CHUNK_BYTES),
                     tx,
+                    stop,
                 };
                 let last = match engine.snapshot_to(&mut out) {
                     Ok(()) => {
@@ -128,7 +140,8 @@ pub fn write(store: &dyn EventStore, seq: u64, engine: &Engine) -> Result<Snapsh
         let saved = store
             .save_snapshot(seq, &mut input)
             .map_err(|e| e.to_string());
-        // Unblocks a serializer still sending, if the store gave up early.
+        // Stops a serializer still running, if the store gave up early.
+        stop.store(true, Ordering::Relaxed);
         drop(input);
         if serializer.join().is_err() {
             return Err("the snapshot serializer panicked".to_string());
