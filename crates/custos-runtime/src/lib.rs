@@ -44,10 +44,10 @@
 //!
 //! On start the engine loads the newest snapshot and replays the log after
 //! it, applying each stored decision (not deciding again), so state is
-//! exactly what it was. Snapshots are serialized on the engine thread and
-//! stored in chunks by a snapshot thread while ingest goes on; a failed one
-//! is retried after exponentially more events, not on every group (see
-//! `snapshots`). A failed commit leaves memory ahead of the log: every
+//! exactly what it was. For a snapshot the engine thread copies its state;
+//! a snapshot thread serializes the copy and stores it in chunks while
+//! ingest goes on; a failed one is retried after exponentially more events,
+//! not on every group (see `snapshots`). A failed commit leaves memory ahead of the log: every
 //! group decided on top of it is refused too, and the engine rebuilds itself
 //! from the store before taking more work.
 //!
