@@ -55,16 +55,106 @@ pub struct Engine {
 
 /// The snapshot layout; `C` is the clock's form: an [`EngineClock`] from
 /// format 5, the newest event time (`i64`) in format 4.
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct Snapshot<C> {
     format: u32,
-    accounts: Vec<AccountState>,
+    accounts: AccountMap,
     population: Population,
     ip_failures: Vec<(u64, FailedLoginWindow)>,
     destinations: Vec<(u64, DestinationUse)>,
     holds: HoldSnapshot,
     campaigns: CampaignSnapshot,
     clock: C,
+}
+
+/// The accounts of a snapshot, read straight into the map the engine keeps
+/// them in: a list first would hold every account's inline part twice
+/// while the map is built from it.
+#[derive(Default)]
+struct AccountMap(HashMap<String, AccountState, RandomState>);
+
+impl<'de> Deserialize<'de> for AccountMap {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = AccountMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of accounts")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<AccountMap, A::Error> {
+                let mut map = HashMap::with_capacity_and_hasher(
+                    seq.size_hint().unwrap_or(0),
+                    RandomState::default(),
+                );
+                while let Some(account) = seq.next_element::<AccountState>()? {
+                    map.insert(account.account_id.clone(), account);
+                }
+                Ok(AccountMap(map))
+            }
+        }
+        deserializer.deserialize_seq(Visit)
+    }
+}
+
+/// [`Snapshot`] as written: borrowed where the state can be, so that a
+/// snapshot does not clone every account first. Same fields, same order.
+#[derive(Serialize)]
+struct SnapshotOut<'a> {
+    format: u32,
+    accounts: Vec<&'a AccountState>,
+    population: &'a Population,
+    ip_failures: Vec<(u64, &'a FailedLoginWindow)>,
+    destinations: Vec<(u64, DestinationUse)>,
+    holds: HoldSnapshot,
+    campaigns: CampaignSnapshot,
+    clock: &'a EngineClock,
+}
+
+/// The clock of a snapshot read from a stream, whose format is only known
+/// once it is parsed: an [`EngineClock`] from format 5, a number before.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AnyClock {
+    Clock(EngineClock),
+    NewestTime(i64),
+}
+
+/// The format of a snapshot that starts `{"format":N`, as written; `None`
+/// when the prefix has another shape (the parse then decides).
+fn leading_format(prefix: &[u8]) -> Option<u32> {
+    let rest = prefix.strip_prefix(b"{\"format\":")?;
+    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || digits == rest.len() {
+        return None;
+    }
+    std::str::from_utf8(&rest[..digits]).ok()?.parse().ok()
+}
+
+/// A format 4 snapshot as format 5: its clock may have been pushed by one
+/// far-future event, so it is rebuilt as a replay of the log would have.
+fn migrate_newest_time_clock(old: Snapshot<i64>) -> Snapshot<EngineClock> {
+    // In account order, as the list was written, so the rebuilt clock does
+    // not depend on the map's order.
+    let mut accounts: Vec<&AccountState> = old.accounts.0.values().collect();
+    accounts.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
+    let clock = EngineClock::from_newest_times(
+        accounts
+            .into_iter()
+            .map(|a| (a.account_id.as_str(), a.last_seen.0)),
+    );
+    Snapshot {
+        format: SNAPSHOT_FORMAT,
+        accounts: old.accounts,
+        population: old.population,
+        ip_failures: old.ip_failures,
+        destinations: old.destinations,
+        holds: old.holds,
+        campaigns: old.campaigns,
+        clock,
+    }
 }
 
 /// The last format whose clock was the newest event time seen.
@@ -307,24 +397,33 @@ impl Engine {
 
     /// Serializes all account state (sorted, so equal states give equal bytes).
     pub fn snapshot(&self) -> Result<Vec<u8>, serde_json::Error> {
-        let mut accounts: Vec<AccountState> = self.accounts.values().cloned().collect();
-        accounts.sort_by(|a, b| a.account_id.cmp(&b.account_id));
-        let mut ip_failures: Vec<(u64, FailedLoginWindow)> = self
-            .ip_failures
-            .iter()
-            .map(|(k, w)| (*k, w.clone()))
-            .collect();
-        ip_failures.sort_by_key(|(k, _)| *k);
-        serde_json::to_vec(&Snapshot {
-            format: SNAPSHOT_FORMAT,
-            accounts,
-            population: self.population.clone(),
-            ip_failures,
-            destinations: self.destinations.sorted(),
-            holds: self.holds.to_snapshot(),
-            campaigns: self.campaigns.to_snapshot(),
-            clock: self.clock.clone(),
-        })
+        let mut out = Vec::new();
+        self.snapshot_to(&mut out)?;
+        Ok(out)
+    }
+
+    /// Serializes all account state into `out`, as [`Engine::snapshot`]
+    /// would. Accounts are written by reference, not cloned first, so a
+    /// snapshot costs the serialized bytes and no second copy of the state.
+    pub fn snapshot_to(&self, out: impl std::io::Write) -> Result<(), serde_json::Error> {
+        let mut accounts: Vec<&AccountState> = self.accounts.values().collect();
+        accounts.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
+        let mut ip_failures: Vec<(u64, &FailedLoginWindow)> =
+            self.ip_failures.iter().map(|(k, w)| (*k, w)).collect();
+        ip_failures.sort_unstable_by_key(|(k, _)| *k);
+        serde_json::to_writer(
+            out,
+            &SnapshotOut {
+                format: SNAPSHOT_FORMAT,
+                accounts,
+                population: &self.population,
+                ip_failures,
+                destinations: self.destinations.sorted(),
+                holds: self.holds.to_snapshot(),
+                campaigns: self.campaigns.to_snapshot(),
+                clock: &self.clock,
+            },
+        )
     }
 
     /// Replaces all account state with a snapshot's.
@@ -337,36 +436,66 @@ impl Engine {
         let snapshot: Snapshot<EngineClock> = match found {
             SNAPSHOT_FORMAT => serde_json::from_slice(bytes)?,
             SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK => {
-                // Its clock may have been pushed by one far-future event:
-                // rebuild it as a replay of the log would have.
-                let old: Snapshot<i64> = serde_json::from_slice(bytes)?;
-                let clock = EngineClock::from_newest_times(
-                    old.accounts
-                        .iter()
-                        .map(|a| (a.account_id.as_str(), a.last_seen.0)),
-                );
-                Snapshot {
-                    format: SNAPSHOT_FORMAT,
-                    accounts: old.accounts,
-                    population: old.population,
-                    ip_failures: old.ip_failures,
-                    destinations: old.destinations,
-                    holds: old.holds,
-                    campaigns: old.campaigns,
-                    clock,
-                }
+                migrate_newest_time_clock(serde_json::from_slice(bytes)?)
             }
             found => return Err(SnapshotError::Format { found }),
         };
+        self.install(snapshot)
+    }
+
+    /// Replaces all account state with a snapshot read from `input`, without
+    /// holding its serialized form in memory: a restart then needs the state
+    /// and a read buffer, not the state plus a copy of the whole snapshot.
+    pub fn restore_from(&mut self, input: impl std::io::Read) -> Result<(), SnapshotError> {
+        use std::io::BufRead;
+        let mut input = std::io::BufReader::with_capacity(1 << 20, input);
+        // The format is written first: refuse another format by name before
+        // parsing the rest, as `restore` does.
+        let prefix = input.fill_buf().map_err(serde_json::Error::io)?;
+        let found = leading_format(prefix);
+        let snapshot: Snapshot<AnyClock> = match found {
+            Some(SNAPSHOT_FORMAT | SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK) | None => {
+                let mut de = serde_json::Deserializer::from_reader(&mut input);
+                let snapshot = Snapshot::<AnyClock>::deserialize(&mut de)?;
+                de.end()?;
+                snapshot
+            }
+            Some(found) => return Err(SnapshotError::Format { found }),
+        };
+        let snapshot = match (snapshot.format, snapshot.clock) {
+            (SNAPSHOT_FORMAT, AnyClock::Clock(clock)) => Snapshot {
+                format: SNAPSHOT_FORMAT,
+                accounts: snapshot.accounts,
+                population: snapshot.population,
+                ip_failures: snapshot.ip_failures,
+                destinations: snapshot.destinations,
+                holds: snapshot.holds,
+                campaigns: snapshot.campaigns,
+                clock,
+            },
+            (SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK, AnyClock::NewestTime(newest)) => {
+                migrate_newest_time_clock(Snapshot {
+                    format: SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK,
+                    accounts: snapshot.accounts,
+                    population: snapshot.population,
+                    ip_failures: snapshot.ip_failures,
+                    destinations: snapshot.destinations,
+                    holds: snapshot.holds,
+                    campaigns: snapshot.campaigns,
+                    clock: newest,
+                })
+            }
+            (found, _) => return Err(SnapshotError::Format { found }),
+        };
+        self.install(snapshot)
+    }
+
+    fn install(&mut self, snapshot: Snapshot<EngineClock>) -> Result<(), SnapshotError> {
         // A damaged campaign graph is refused before anything is replaced:
         // the caller rebuilds from the log instead.
         let campaigns =
             CampaignDetector::try_from_snapshot(CampaignConfig::default(), snapshot.campaigns)?;
-        self.accounts = snapshot
-            .accounts
-            .into_iter()
-            .map(|a| (a.account_id.clone(), a))
-            .collect();
+        self.accounts = snapshot.accounts.0;
         self.population = snapshot.population;
         self.ip_failures = snapshot.ip_failures.into_iter().collect();
         self.destinations = DestinationIndex::from_sorted(snapshot.destinations);

@@ -6,7 +6,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use custos_core::{Decision, Engine, Event, EventParser, RuleSet};
@@ -14,6 +14,7 @@ use custos_store::{EventStore, StoreError, StoredRecord};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::messages::{GroupEntry, Job, Note, Reply};
+use crate::snapshots::{self, Backoff, SnapshotDone, SnapshotJob, SnapshotThread};
 use crate::writer;
 use crate::{
     Atomicity, Command, EngineStats, Outcome, PreparedEvent, RuntimeConfig, RuntimeError,
@@ -82,6 +83,13 @@ pub(crate) struct EngineThread {
     last_commit_failed: bool,
     writer: Option<(std_mpsc::SyncSender<Job>, JoinHandle<()>)>,
     notes: Option<std_mpsc::Receiver<Note>>,
+    snapshotter: Option<SnapshotThread>,
+    /// Events counted into the snapshot being written, if one is.
+    snapshot_in_flight: Option<u64>,
+    /// When the next periodic snapshot is due.
+    snapshot_backoff: Backoff,
+    /// The newest snapshot attempt failed (cleared by the next success).
+    last_snapshot_failed: bool,
 }
 
 impl EngineThread {
@@ -97,7 +105,6 @@ impl EngineThread {
             rules,
             store,
             parser,
-            config,
             seen: FingerprintSet::default(),
             unconfirmed: HashMap::default(),
             sent: VecDeque::new(),
@@ -108,6 +115,11 @@ impl EngineThread {
             last_commit_failed: false,
             writer: None,
             notes: None,
+            snapshotter: None,
+            snapshot_in_flight: None,
+            snapshot_backoff: Backoff::new(config.snapshot_every_events),
+            config,
+            last_snapshot_failed: false,
         };
         thread.rebuild()?;
         Ok(thread)
@@ -137,6 +149,11 @@ impl EngineThread {
         };
         self.writer = Some((jobs, handle));
         self.notes = Some(notes);
+        match snapshots::spawn(self.store.clone()) {
+            Ok(thread) => self.snapshotter = Some(thread),
+            // Snapshots are then written on this thread, as before.
+            Err(e) => tracing::error!(error = %e, "cannot start the snapshot thread"),
+        }
         while let Some(first) = rx.blocking_recv() {
             let mut commands = vec![first];
             let mut events = commands[0].event_count();
@@ -205,6 +222,7 @@ impl EngineThread {
                         last_seq: self.next_seq - 1,
                         events_since_snapshot: self.events_since_snapshot,
                         last_commit_failed: self.last_commit_failed,
+                        last_snapshot_failed: self.last_snapshot_failed,
                     });
                 }
                 Command::Stop { snapshot, reply } => stop = Some((snapshot, reply)),
@@ -229,14 +247,122 @@ impl EngineThread {
             return true;
         }
         if self.config.snapshot_every_events > 0
-            && self.events_since_snapshot >= self.config.snapshot_every_events
+            && self.snapshot_in_flight.is_none()
+            && !self.needs_recovery
+            && self.events_since_snapshot >= self.snapshot_backoff.due_at
         {
+            // The snapshot must hold only what the log holds.
             self.wait_for_writer();
-            if let Err(e) = self.snapshot() {
-                tracing::error!(error = %e, "periodic snapshot failed");
-            }
+            self.start_snapshot();
         }
         false
+    }
+
+    /// Copies the state and hands the copy to the snapshot thread, which
+    /// serializes and stores it while ingest goes on (without a snapshot
+    /// thread, writes it here).
+    fn start_snapshot(&mut self) {
+        if self.needs_recovery || self.events_since_snapshot == 0 {
+            return;
+        }
+        let seq = self.next_seq - 1;
+        let events = self.events_since_snapshot;
+        let Some((jobs, _, _)) = &self.snapshotter else {
+            let started = Instant::now();
+            let result = snapshots::write(self.store.as_ref(), seq, &self.engine);
+            self.snapshot_finished(SnapshotDone {
+                seq,
+                events,
+                copy: Duration::ZERO,
+                write: started.elapsed(),
+                result,
+            });
+            return;
+        };
+        // The only stall a periodic snapshot causes: a copy, not the
+        // serialization (several times slower).
+        let started = Instant::now();
+        let engine = Box::new(self.engine.clone());
+        let copy = started.elapsed();
+        metrics::histogram!("custos_snapshot_copy_seconds").record(copy.as_secs_f64());
+        let job = SnapshotJob {
+            seq,
+            engine,
+            events,
+            copy,
+        };
+        match jobs.try_send(job) {
+            Ok(()) => self.snapshot_in_flight = Some(events),
+            Err(std_mpsc::TrySendError::Full(job) | std_mpsc::TrySendError::Disconnected(job)) => {
+                let done = snapshots::save(self.store.as_ref(), job);
+                self.snapshot_finished(done);
+            }
+        }
+    }
+
+    /// Takes the outcome of a snapshot: on success the interval starts
+    /// over; on failure the next attempt backs off.
+    fn snapshot_finished(&mut self, done: SnapshotDone) {
+        self.snapshot_in_flight = None;
+        let every = self.config.snapshot_every_events;
+        metrics::histogram!("custos_snapshot_write_seconds").record(done.write.as_secs_f64());
+        match done.result {
+            Ok(info) => {
+                self.events_since_snapshot = self.events_since_snapshot.saturating_sub(done.events);
+                self.snapshot_backoff.succeeded(every);
+                self.last_snapshot_failed = false;
+                metrics::counter!("custos_snapshots_total", "result" => "ok").increment(1);
+                metrics::gauge!("custos_snapshot_bytes").set(info.bytes as f64);
+                metrics::gauge!("custos_snapshot_last_failed").set(0.0);
+                tracing::info!(
+                    seq = done.seq,
+                    bytes = info.bytes,
+                    chunks = info.chunks,
+                    copy_ms = done.copy.as_millis() as u64,
+                    write_ms = done.write.as_millis() as u64,
+                    "snapshot written"
+                );
+            }
+            Err(error) => {
+                self.snapshot_backoff.failed(every, done.events);
+                self.last_snapshot_failed = true;
+                metrics::counter!("custos_snapshots_total", "result" => "failed").increment(1);
+                metrics::gauge!("custos_snapshot_last_failed").set(1.0);
+                tracing::error!(
+                    seq = done.seq,
+                    error = %error,
+                    failures = self.snapshot_backoff.failures,
+                    next_attempt_after_events = self.snapshot_backoff.due_at,
+                    "snapshot failed; the next attempt backs off"
+                );
+            }
+        }
+    }
+
+    /// Takes the snapshot thread's outcomes; with `wait`, blocks until no
+    /// snapshot is in flight.
+    fn read_snapshot_notes(&mut self, wait: bool) {
+        loop {
+            let Some((_, done, _)) = &self.snapshotter else {
+                return;
+            };
+            let next = if wait && self.snapshot_in_flight.is_some() {
+                done.recv().ok()
+            } else {
+                done.try_recv().ok()
+            };
+            match next {
+                Some(done) => self.snapshot_finished(done),
+                None => {
+                    if wait && self.snapshot_in_flight.is_some() {
+                        // The thread is gone with the job: count it failed.
+                        self.snapshot_in_flight = None;
+                        self.last_snapshot_failed = true;
+                    }
+                    return;
+                }
+            }
+        }
     }
 
     fn send_job(&mut self, job: Job) {
@@ -250,8 +376,10 @@ impl EngineThread {
         }
     }
 
-    /// Takes the writer's confirmations and failures.
+    /// Takes the writer's confirmations and failures, and the snapshot
+    /// thread's outcomes.
     fn read_notes(&mut self) {
+        self.read_snapshot_notes(false);
         let Some(notes) = &self.notes else { return };
         while let Ok(note) = notes.try_recv() {
             match note {
@@ -283,8 +411,10 @@ impl EngineThread {
 
     fn recover_after_failure(&mut self) {
         // Every group sent before now is refused by the writer; wait for it
-        // to be done with them, then rebuild from what is durable.
+        // to be done with them, then rebuild from what is durable. A
+        // snapshot being written would have its chunks read half-written.
         self.wait_for_writer();
+        self.read_snapshot_notes(true);
         self.generation += 1;
         match self.rebuild() {
             Ok(()) => {
@@ -300,11 +430,16 @@ impl EngineThread {
 
     fn stop(&mut self, snapshot: bool) -> Result<(), RuntimeError> {
         self.wait_for_writer();
+        self.read_snapshot_notes(true);
         let result = if snapshot && !self.needs_recovery {
             self.snapshot()
         } else {
             Ok(())
         };
+        if let Some((jobs, _, handle)) = self.snapshotter.take() {
+            drop(jobs);
+            let _ = handle.join();
+        }
         if let Some((jobs, handle)) = self.writer.take() {
             drop(jobs);
             let _ = handle.join();
@@ -456,26 +591,26 @@ impl EngineThread {
         })))
     }
 
-    /// Writes a snapshot; the caller makes sure every group is committed.
+    /// Writes a snapshot here and now (at shutdown); the caller makes sure
+    /// every group is committed and no snapshot is in flight.
     fn snapshot(&mut self) -> Result<(), RuntimeError> {
         if self.needs_recovery || self.events_since_snapshot == 0 {
             return Ok(());
         }
         let started = Instant::now();
-        let bytes = self
-            .engine
-            .snapshot()
-            .map_err(|e| RuntimeError::Snapshot(e.to_string()))?;
-        let seq = self.next_seq - 1;
-        self.store.save_snapshot(seq, &bytes)?;
-        self.events_since_snapshot = 0;
-        tracing::info!(
-            seq,
-            bytes = bytes.len(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "snapshot written"
-        );
-        Ok(())
+        let result = snapshots::write(self.store.as_ref(), self.next_seq - 1, &self.engine);
+        let outcome = match &result {
+            Ok(_) => Ok(()),
+            Err(e) => Err(RuntimeError::Snapshot(e.clone())),
+        };
+        self.snapshot_finished(SnapshotDone {
+            seq: self.next_seq - 1,
+            events: self.events_since_snapshot,
+            copy: Duration::ZERO,
+            write: started.elapsed(),
+            result,
+        });
+        outcome
     }
 
     /// Rebuilds engine state, the next seq and the id fingerprints from the store.
@@ -483,8 +618,9 @@ impl EngineThread {
         let mut engine =
             Engine::with_features(self.rules.load_full(), self.config.features.clone());
         let mut from = 0;
-        if let Some((seq, bytes)) = self.store.latest_snapshot()? {
-            match engine.restore(&bytes) {
+        if let Some((seq, reader)) = self.store.latest_snapshot()? {
+            // Streamed: the serialized snapshot is never in memory whole.
+            match engine.restore_from(reader) {
                 Ok(()) => from = seq,
                 Err(e) => {
                     tracing::warn!(error = %e, seq, "ignoring snapshot; replaying the whole log");

@@ -44,7 +44,10 @@
 //!
 //! On start the engine loads the newest snapshot and replays the log after
 //! it, applying each stored decision (not deciding again), so state is
-//! exactly what it was. A failed commit leaves memory ahead of the log: every
+//! exactly what it was. For a snapshot the engine thread copies its state;
+//! a snapshot thread serializes the copy and stores it in chunks while
+//! ingest goes on; a failed one is retried after exponentially more events,
+//! not on every group (see `snapshots`). A failed commit leaves memory ahead of the log: every
 //! group decided on top of it is refused too, and the engine rebuilds itself
 //! from the store before taking more work.
 //!
@@ -65,8 +68,13 @@ mod engine_thread;
 mod messages;
 mod open;
 pub mod secrets;
+mod snapshots;
 mod time_bound;
 mod writer;
+
+/// Serializes an engine's state into a store as the snapshot after `seq`,
+/// serializing and storing at once (for `custos bench snapshot`).
+pub use snapshots::write as write_snapshot;
 
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
@@ -310,6 +318,10 @@ pub struct EngineStats {
     /// The newest group commit failed, and none has succeeded since: the
     /// store may not be writable (a full disk). Readiness reads it.
     pub last_commit_failed: bool,
+    /// The newest snapshot attempt failed, and none has succeeded since.
+    /// Ingest goes on (restarts replay more of the log); the next attempt
+    /// backs off.
+    pub last_snapshot_failed: bool,
 }
 
 pub(crate) enum Command {

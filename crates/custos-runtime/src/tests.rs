@@ -232,12 +232,105 @@ async fn submissions_arriving_during_slow_commits_share_the_next_ones() {
     assert_eq!(store.event_count().unwrap(), 64);
 }
 
+fn login(i: u64) -> PreparedEvent {
+    ev(
+        &format!("login-{i}"),
+        i as i64,
+        "login",
+        json!({"status": "success", "session_id": format!("s{i}"), "ip": "81.2.69.160"}),
+    )
+}
+
+/// Regression: a snapshot the store refuses (past SQLite's value limit, or
+/// a full disk) was retried after every group, each retry serializing the
+/// whole state on the engine thread. Now ingest goes on, the attempts back
+/// off exponentially, stats say the last one failed, and the next success
+/// clears it.
+#[tokio::test]
+async fn a_failing_snapshot_backs_off_instead_of_retrying_every_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FlakyStore::new(dir.path()));
+    store.fail_snapshots.store(true, Ordering::SeqCst);
+    let rt = start(store.clone(), 2);
+    // One event per group: 300 groups, each past the snapshot interval.
+    for i in 1..=300 {
+        let started = std::time::Instant::now();
+        rt.submit(vec![login(i)]).await.unwrap();
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "event {i} took {:?}",
+            started.elapsed()
+        );
+    }
+    let stats = rt.stats().await.unwrap();
+    assert!(stats.last_snapshot_failed);
+    assert!(!stats.last_commit_failed);
+    // Due at 2, 6, 14, 30, 62, 126, 254 events at most (fewer when an
+    // attempt is still in flight at its due time): not ~300.
+    let attempts = store.snapshot_attempts.load(Ordering::SeqCst);
+    assert!((1..=8).contains(&attempts), "{attempts} snapshot attempts");
+    assert_eq!(store.event_count().unwrap(), 300);
+    // The store takes snapshots again: the next attempt, at most 2 × 2^8
+    // events after the last, succeeds and clears the failure.
+    store.fail_snapshots.store(false, Ordering::SeqCst);
+    let mut recovered_at = None;
+    for i in 301..=1_000 {
+        rt.submit(vec![login(i)]).await.unwrap();
+        if !rt.stats().await.unwrap().last_snapshot_failed {
+            recovered_at = Some(i);
+            break;
+        }
+    }
+    let recovered_at = recovered_at.expect("a snapshot succeeds once the store takes it");
+    let snapshot = store.snapshots().unwrap();
+    assert!(
+        snapshot[0].seq > 300 && snapshot[0].seq <= recovered_at,
+        "{snapshot:?}"
+    );
+    let total = store.snapshot_attempts.load(Ordering::SeqCst);
+    assert!(
+        total <= attempts + 2,
+        "{total} attempts for {recovered_at} events"
+    );
+    rt.halt().await.unwrap();
+}
+
+/// The snapshot is stored by another thread: while a slow one is written,
+/// events are still decided and answered, and shutdown waits for it before
+/// writing its own.
+#[tokio::test]
+async fn a_slow_snapshot_does_not_stall_ingest() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(FlakyStore::new(dir.path()));
+    store.snapshot_delay_ms.store(1_500, Ordering::SeqCst);
+    let rt = start(store.clone(), 5);
+    rt.submit((1..=5).map(login).collect()).await.unwrap();
+    let started = std::time::Instant::now();
+    for i in 6..=25 {
+        rt.submit(vec![login(i)]).await.unwrap();
+    }
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_millis(1_200),
+        "20 events took {took:?} behind a 1.5 s snapshot"
+    );
+    // Only one snapshot in flight: the 20 events did not start others.
+    assert_eq!(store.snapshot_attempts.load(Ordering::SeqCst), 1);
+    rt.shutdown().await.unwrap();
+    assert_eq!(store.snapshot_attempts.load(Ordering::SeqCst), 2);
+    let seqs: Vec<u64> = store.snapshots().unwrap().iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, [25, 5]);
+}
+
 /// Wraps a store: fails or slows appends on demand, and counts them.
 struct FlakyStore {
     inner: SqliteStore,
     fail: AtomicBool,
     append_delay_ms: AtomicU64,
     appends: AtomicU64,
+    fail_snapshots: AtomicBool,
+    snapshot_delay_ms: AtomicU64,
+    snapshot_attempts: AtomicU64,
 }
 
 impl FlakyStore {
@@ -247,6 +340,9 @@ impl FlakyStore {
             fail: AtomicBool::new(false),
             append_delay_ms: AtomicU64::new(0),
             appends: AtomicU64::new(0),
+            fail_snapshots: AtomicBool::new(false),
+            snapshot_delay_ms: AtomicU64::new(0),
+            snapshot_attempts: AtomicU64::new(0),
         }
     }
 }
@@ -285,11 +381,30 @@ impl EventStore for FlakyStore {
     fn event_count(&self) -> StoreResult<u64> {
         self.inner.event_count()
     }
-    fn save_snapshot(&self, seq: u64, s: &[u8]) -> StoreResult<()> {
+    fn save_snapshot(
+        &self,
+        seq: u64,
+        s: &mut dyn std::io::Read,
+    ) -> StoreResult<custos_store::SnapshotInfo> {
+        self.snapshot_attempts.fetch_add(1, Ordering::SeqCst);
+        let delay = self.snapshot_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
+        if self.fail_snapshots.load(Ordering::SeqCst) {
+            // As SQLite answered a snapshot past its 1 GB value limit.
+            return Err(StoreError::backend(
+                "save a snapshot",
+                "string or blob too big",
+            ));
+        }
         self.inner.save_snapshot(seq, s)
     }
-    fn latest_snapshot(&self) -> StoreResult<Option<(u64, Vec<u8>)>> {
+    fn latest_snapshot(&self) -> StoreResult<Option<(u64, Box<dyn std::io::Read + '_>)>> {
         self.inner.latest_snapshot()
+    }
+    fn snapshots(&self) -> StoreResult<Vec<custos_store::SnapshotInfo>> {
+        self.inner.snapshots()
     }
     fn get_meta(&self, k: &str) -> StoreResult<Option<String>> {
         self.inner.get_meta(k)

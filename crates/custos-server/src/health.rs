@@ -10,8 +10,12 @@
 //!   reaches it to prove the store writable again. When it fails, send
 //!   traffic elsewhere; a restart does not help.
 //!
-//! Both answer JSON: `{"status": "ok" | "ready", "last_seq", "accounts"}`,
-//! or the error body (`storage_unavailable`, `not_ready`).
+//! Both answer JSON: `{"status": "ok" | "ready", "last_seq", "accounts",
+//! "last_snapshot_failed"}`, or the error body (`storage_unavailable`,
+//! `not_ready`). A failed snapshot does not make the instance unready: it
+//! still decides and commits, only a restart replays more of the log, and
+//! the next attempt backs off. `last_snapshot_failed` (and the
+//! `custos_snapshot_last_failed` metric) is for alerting on it.
 
 use std::time::Duration;
 
@@ -34,6 +38,7 @@ pub async fn livez(State(state): State<AppState>) -> Response {
             "status": "ok",
             "last_seq": stats.last_seq,
             "accounts": stats.accounts,
+            "last_snapshot_failed": stats.last_snapshot_failed,
         }))
         .into_response(),
         Ok(Err(e)) => ApiError::unavailable(e.to_string()).into_response(),
@@ -67,6 +72,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         "status": "ready",
         "last_seq": stats.last_seq,
         "accounts": stats.accounts,
+        "last_snapshot_failed": stats.last_snapshot_failed,
     }))
     .into_response()
 }

@@ -16,6 +16,11 @@
 //! - `seq` numbers are assigned by the caller, strictly increasing; event ids
 //!   are unique. A duplicate of either fails the whole group.
 //! - Readers see only committed records.
+//! - A snapshot of engine state is stored in chunks of at most
+//!   [`SNAPSHOT_CHUNK_BYTES`] and counts only once complete
+//!   ([`EventStore::save_snapshot`]); it is read back as a stream
+//!   ([`EventStore::latest_snapshot`]), so neither side needs the whole
+//!   serialized state in one buffer.
 //! - The store never sees a raw bank account number: events arrive
 //!   normalized, with keyed-hash tokens.
 //!
@@ -42,6 +47,8 @@
 
 mod sqlite;
 pub mod testsuite;
+
+use std::io::Read;
 
 pub use sqlite::{SqliteOptions, SqliteStore};
 
@@ -73,6 +80,22 @@ pub struct StoredRecord {
     pub received_at_ms: i64,
     pub event_json: String,
     pub decision_json: String,
+}
+
+/// The most bytes of a snapshot a backend stores in one piece. Far below
+/// SQLite's 1 GB limit on a value, and small enough that a chunk's commit
+/// holds appends back for milliseconds, not seconds.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 16 << 20;
+
+/// A complete snapshot as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    /// The last record the snapshot reflects.
+    pub seq: u64,
+    /// Its size.
+    pub bytes: u64,
+    /// How many pieces it is stored in.
+    pub chunks: u64,
 }
 
 /// The underlying error of a [`StoreError::Backend`]: whatever the backend's
@@ -235,12 +258,26 @@ pub trait EventStore: Send + Sync {
     /// Number of stored events.
     fn event_count(&self) -> StoreResult<u64>;
 
-    /// Stores a snapshot of engine state taken after record `seq`; older
-    /// snapshots may be dropped.
-    fn save_snapshot(&self, seq: u64, state: &[u8]) -> StoreResult<()>;
+    /// Stores a snapshot of engine state taken after record `seq`, read from
+    /// `state` to its end, as chunks of at most [`SNAPSHOT_CHUNK_BYTES`]:
+    /// its size is not bounded by what one row can hold. The snapshot counts
+    /// only once its last chunk is stored; a failure part way (of `state` or
+    /// of the store) leaves the previous snapshots as they were, and the
+    /// chunks written are dropped then or by the next save. Snapshots older
+    /// than the newest few are dropped. One save at a time: callers do not
+    /// save two snapshots concurrently.
+    ///
+    /// Chunks may be committed separately, so that appends are not held
+    /// back for the whole of a large snapshot.
+    fn save_snapshot(&self, seq: u64, state: &mut dyn Read) -> StoreResult<SnapshotInfo>;
 
-    /// The newest snapshot and the `seq` it was taken after.
-    fn latest_snapshot(&self) -> StoreResult<Option<(u64, Vec<u8>)>>;
+    /// The newest complete snapshot, the `seq` it was taken after and a
+    /// reader over its bytes, which fetches one chunk at a time.
+    #[allow(clippy::type_complexity)]
+    fn latest_snapshot(&self) -> StoreResult<Option<(u64, Box<dyn Read + '_>)>>;
+
+    /// Every complete snapshot kept, newest first.
+    fn snapshots(&self) -> StoreResult<Vec<SnapshotInfo>>;
 
     fn get_meta(&self, key: &str) -> StoreResult<Option<String>>;
 

@@ -18,9 +18,15 @@
 //! - 1: events, snapshots, rule sets, metadata.
 //! - 2: the webhook outbox (`webhook_outbox`); its cursor lives in `meta`
 //!   under [`WEBHOOK_CURSOR_KEY`].
+//! - 3: chunked snapshots: `snapshot_chunks` holds the pieces,
+//!   `chunked_snapshots` one row per complete snapshot, written after its
+//!   last chunk. Single-blob snapshots in `snapshots` (versions 1 and 2,
+//!   which failed past SQLite's 1 GB value limit) are still read, and
+//!   dropped once newer chunked snapshots replace them.
 //!
 //! A database written by a newer version is refused.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::mpsc;
@@ -30,12 +36,12 @@ use std::time::Duration;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use crate::{
-    EventStore, NewRecord, NewWebhook, OutboxEntry, StoreError, StoreResult, StoredRecord,
-    WebhookEndpointStats, WebhookFailure, WebhookState,
+    EventStore, NewRecord, NewWebhook, OutboxEntry, SNAPSHOT_CHUNK_BYTES, SnapshotInfo, StoreError,
+    StoreResult, StoredRecord, WebhookEndpointStats, WebhookFailure, WebhookState,
 };
 
 /// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
@@ -52,6 +58,17 @@ CREATE INDEX IF NOT EXISTS events_by_account ON events (account_id, seq);
 CREATE TABLE IF NOT EXISTS snapshots (
     seq        INTEGER PRIMARY KEY,
     state      BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS snapshot_chunks (
+    seq   INTEGER NOT NULL,
+    idx   INTEGER NOT NULL,
+    bytes BLOB    NOT NULL,
+    PRIMARY KEY (seq, idx)
+);
+CREATE TABLE IF NOT EXISTS chunked_snapshots (
+    seq    INTEGER PRIMARY KEY,
+    chunks INTEGER NOT NULL,
+    bytes  INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS rule_sets (
     version        INTEGER PRIMARY KEY,
@@ -269,6 +286,120 @@ impl SqliteStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Writes `state` as chunks of `seq`, each in its own transaction so
+    /// that appends from the writer thread get the connection between them.
+    fn write_chunks(&self, seq: u64, state: &mut dyn Read) -> StoreResult<SnapshotInfo> {
+        let mut buf = vec![0u8; SNAPSHOT_CHUNK_BYTES];
+        let mut info = SnapshotInfo {
+            seq,
+            bytes: 0,
+            chunks: 0,
+        };
+        loop {
+            let filled = read_full(state, &mut buf)
+                .map_err(|e| StoreError::backend("read the snapshot to save", e))?;
+            if filled == 0 {
+                return Ok(info);
+            }
+            let conn = lock(&self.writer);
+            conn.execute(
+                "INSERT INTO snapshot_chunks (seq, idx, bytes) VALUES (?1, ?2, ?3)",
+                params![seq as i64, info.chunks as i64, &buf[..filled]],
+            )
+            .map_err(backend("save a snapshot chunk"))?;
+            drop(conn);
+            info.chunks += 1;
+            info.bytes += filled as u64;
+            if filled < buf.len() {
+                return Ok(info);
+            }
+        }
+    }
+
+    /// Drops chunks that belong to no complete snapshot: those of dropped
+    /// snapshots and of saves that failed part way. One chunk per
+    /// transaction, as they were written.
+    fn prune_snapshot_chunks(&self) -> StoreResult<u64> {
+        let orphans: Vec<(i64, i64)> = {
+            let conn = lock(&self.writer);
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, idx FROM snapshot_chunks
+                      WHERE seq NOT IN (SELECT seq FROM chunked_snapshots)",
+                )
+                .map_err(backend("prune snapshot chunks"))?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(backend("prune snapshot chunks"))?
+                .collect::<Result<_, _>>()
+                .map_err(backend("prune snapshot chunks"))?
+        };
+        for (seq, idx) in &orphans {
+            lock(&self.writer)
+                .execute(
+                    "DELETE FROM snapshot_chunks WHERE seq = ?1 AND idx = ?2",
+                    [seq, idx],
+                )
+                .map_err(backend("prune snapshot chunks"))?;
+        }
+        Ok(orphans.len() as u64)
+    }
+}
+
+/// Reads until `buf` is full or `input` ends; returns how much was read.
+fn read_full(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads a chunked snapshot one chunk at a time, through the reader
+/// connection: at most one chunk is in memory.
+struct ChunkReader<'a> {
+    store: &'a SqliteStore,
+    seq: i64,
+    chunks: i64,
+    next: i64,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            if self.next == self.chunks {
+                return Ok(0);
+            }
+            let conn = lock(&self.store.reader);
+            let chunk: Option<Vec<u8>> = conn
+                .query_row(
+                    "SELECT bytes FROM snapshot_chunks WHERE seq = ?1 AND idx = ?2",
+                    [self.seq, self.next],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(std::io::Error::other)?;
+            self.chunk = chunk.ok_or_else(|| {
+                std::io::Error::other(format!(
+                    "snapshot {}: chunk {} of {} is missing",
+                    self.seq, self.next, self.chunks
+                ))
+            })?;
+            self.pos = 0;
+            self.next += 1;
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
 }
 
 fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
@@ -465,32 +596,130 @@ impl EventStore for SqliteStore {
             .map_err(backend("count events"))
     }
 
-    fn save_snapshot(&self, seq: u64, state: &[u8]) -> StoreResult<()> {
-        let mut conn = lock(&self.writer);
-        let tx = conn.transaction().map_err(backend("save a snapshot"))?;
-        tx.execute(
-            "INSERT OR REPLACE INTO snapshots (seq, state) VALUES (?1, ?2)",
-            params![seq as i64, state],
-        )
-        .map_err(backend("save a snapshot"))?;
-        tx.execute(
-            "DELETE FROM snapshots WHERE seq NOT IN
-               (SELECT seq FROM snapshots ORDER BY seq DESC LIMIT ?1)",
-            [SNAPSHOTS_KEPT],
-        )
-        .map_err(backend("save a snapshot"))?;
-        tx.commit().map_err(backend("save a snapshot"))
+    fn save_snapshot(&self, seq: u64, state: &mut dyn Read) -> StoreResult<SnapshotInfo> {
+        // A snapshot already stored at this seq is replaced whole.
+        {
+            let mut conn = lock(&self.writer);
+            let tx = conn.transaction().map_err(backend("save a snapshot"))?;
+            tx.execute("DELETE FROM chunked_snapshots WHERE seq = ?1", [seq as i64])
+                .map_err(backend("save a snapshot"))?;
+            tx.execute("DELETE FROM snapshots WHERE seq = ?1", [seq as i64])
+                .map_err(backend("save a snapshot"))?;
+            // And so are chunks a failed save of this seq left behind.
+            tx.execute("DELETE FROM snapshot_chunks WHERE seq = ?1", [seq as i64])
+                .map_err(backend("save a snapshot"))?;
+            tx.commit().map_err(backend("save a snapshot"))?;
+        }
+        let written = self.write_chunks(seq, state);
+        let info = match written {
+            Ok(info) => info,
+            Err(e) => {
+                // Best effort: the next save drops whatever is left.
+                if let Err(cleanup) = self.prune_snapshot_chunks() {
+                    tracing::warn!(error = %cleanup, seq, "cannot drop the chunks of a failed snapshot");
+                }
+                return Err(e);
+            }
+        };
+        {
+            let mut conn = lock(&self.writer);
+            let tx = conn.transaction().map_err(backend("save a snapshot"))?;
+            tx.execute(
+                "INSERT INTO chunked_snapshots (seq, chunks, bytes) VALUES (?1, ?2, ?3)",
+                params![seq as i64, info.chunks as i64, info.bytes as i64],
+            )
+            .map_err(backend("save a snapshot"))?;
+            tx.execute(
+                "DELETE FROM chunked_snapshots WHERE seq NOT IN
+                   (SELECT seq FROM chunked_snapshots ORDER BY seq DESC LIMIT ?1)",
+                [SNAPSHOTS_KEPT],
+            )
+            .map_err(backend("save a snapshot"))?;
+            // Single-blob snapshots from before chunking go once as many
+            // newer chunked ones are kept.
+            tx.execute(
+                "DELETE FROM snapshots WHERE seq < (SELECT MIN(seq) FROM
+                   (SELECT seq FROM chunked_snapshots ORDER BY seq DESC LIMIT ?1))
+                   AND (SELECT COUNT(*) FROM chunked_snapshots) >= ?1",
+                [SNAPSHOTS_KEPT],
+            )
+            .map_err(backend("save a snapshot"))?;
+            tx.commit().map_err(backend("save a snapshot"))?;
+        }
+        // The snapshot is saved; dropping the older chunks may fail (a full
+        // disk) without undoing that, and is retried by the next save.
+        if let Err(e) = self.prune_snapshot_chunks() {
+            tracing::warn!(error = %e, seq, "cannot drop the chunks of older snapshots");
+        }
+        Ok(info)
     }
 
-    fn latest_snapshot(&self) -> StoreResult<Option<(u64, Vec<u8>)>> {
+    fn latest_snapshot(&self) -> StoreResult<Option<(u64, Box<dyn Read + '_>)>> {
         let conn = lock(&self.reader);
-        conn.query_row(
-            "SELECT seq, state FROM snapshots ORDER BY seq DESC LIMIT 1",
-            [],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?)),
-        )
-        .optional()
-        .map_err(backend("read the latest snapshot"))
+        let chunked: Option<(i64, i64)> = conn
+            .query_row(
+                "SELECT seq, chunks FROM chunked_snapshots ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(backend("read the latest snapshot"))?;
+        let blob_seq: Option<i64> = conn
+            .query_row(
+                "SELECT seq FROM snapshots ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(backend("read the latest snapshot"))?;
+        let blob_is_newer = match (chunked, blob_seq) {
+            (Some((chunked, _)), Some(blob)) => blob > chunked,
+            (None, Some(_)) => true,
+            _ => false,
+        };
+        if let (true, Some(seq)) = (blob_is_newer, blob_seq) {
+            // A snapshot from before chunking: one blob, read whole.
+            let state: Vec<u8> = conn
+                .query_row("SELECT state FROM snapshots WHERE seq = ?1", [seq], |r| {
+                    r.get(0)
+                })
+                .map_err(backend("read the latest snapshot"))?;
+            return Ok(Some((seq as u64, Box::new(std::io::Cursor::new(state)))));
+        }
+        Ok(chunked.map(|(seq, chunks)| {
+            let reader: Box<dyn Read + '_> = Box::new(ChunkReader {
+                store: self,
+                seq,
+                chunks,
+                next: 0,
+                chunk: Vec::new(),
+                pos: 0,
+            });
+            (seq as u64, reader)
+        }))
+    }
+
+    fn snapshots(&self) -> StoreResult<Vec<SnapshotInfo>> {
+        let conn = lock(&self.reader);
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT seq, chunks, bytes FROM chunked_snapshots
+                 UNION ALL
+                 SELECT seq, 1, length(state) FROM snapshots
+                 ORDER BY seq DESC",
+            )
+            .map_err(backend("list snapshots"))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(SnapshotInfo {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    chunks: r.get::<_, i64>(1)? as u64,
+                    bytes: r.get::<_, i64>(2)? as u64,
+                })
+            })
+            .map_err(backend("list snapshots"))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(backend("list snapshots"))
     }
 
     fn get_meta(&self, key: &str) -> StoreResult<Option<String>> {
@@ -911,6 +1140,86 @@ mod tests {
             }])
             .unwrap();
         assert_eq!(store.last_seq().unwrap(), 2);
+    }
+
+    fn chunk_rows(store: &SqliteStore) -> i64 {
+        lock(&store.writer)
+            .query_row("SELECT COUNT(*) FROM snapshot_chunks", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    fn read_latest(store: &SqliteStore) -> (u64, Vec<u8>) {
+        let (seq, mut reader) = store.latest_snapshot().unwrap().unwrap();
+        let mut bytes = Vec::new();
+        reader.read_to_end(&mut bytes).unwrap();
+        (seq, bytes)
+    }
+
+    #[test]
+    fn a_single_blob_snapshot_from_version_2_is_read_then_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custos.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA_V1).unwrap();
+        conn.execute("INSERT INTO snapshots (seq, state) VALUES (1, x'7b7d')", [])
+            .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(read_latest(&store), (1, b"{}".to_vec()));
+        assert_eq!(
+            store.snapshots().unwrap(),
+            [SnapshotInfo {
+                seq: 1,
+                bytes: 2,
+                chunks: 1
+            }]
+        );
+        // A newer chunked snapshot wins; the blob goes once two are kept.
+        store.save_snapshot(2, &mut &b"two"[..]).unwrap();
+        assert_eq!(read_latest(&store), (2, b"two".to_vec()));
+        assert_eq!(store.snapshots().unwrap().len(), 2);
+        store.save_snapshot(3, &mut &b"three"[..]).unwrap();
+        let seqs: Vec<u64> = store.snapshots().unwrap().iter().map(|s| s.seq).collect();
+        assert_eq!(seqs, [3, 2]);
+    }
+
+    #[test]
+    fn chunks_of_dropped_and_failed_snapshots_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("custos.db")).unwrap();
+        let big = vec![1u8; SNAPSHOT_CHUNK_BYTES + 1];
+        for seq in 1..=3 {
+            store.save_snapshot(seq, &mut &big[..]).unwrap();
+        }
+        // Two snapshots of two chunks each.
+        assert_eq!(chunk_rows(&store), 4);
+        // A save whose source fails after one full chunk leaves nothing.
+        let mut failing = (&big[..SNAPSHOT_CHUNK_BYTES]).chain(FailAfter);
+        assert!(store.save_snapshot(4, &mut failing).is_err());
+        assert_eq!(chunk_rows(&store), 4);
+        // Chunks left by a crash part way are dropped by the next save.
+        lock(&store.writer)
+            .execute(
+                "INSERT INTO snapshot_chunks (seq, idx, bytes) VALUES (9, 0, x'00')",
+                [],
+            )
+            .unwrap();
+        assert_eq!(
+            read_latest(&store).0,
+            3,
+            "an incomplete snapshot is not read"
+        );
+        store.save_snapshot(5, &mut &b"five"[..]).unwrap();
+        assert_eq!(chunk_rows(&store), 3);
+    }
+
+    /// A reader that always fails.
+    struct FailAfter;
+
+    impl Read for FailAfter {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(std::io::Error::other("disk full"))
+        }
     }
 
     #[test]

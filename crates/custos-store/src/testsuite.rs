@@ -11,7 +11,12 @@
 //! The block must evaluate to `(guard, store)` for a new, empty store; the
 //! guard is dropped after the test (a temporary directory, a schema to drop).
 
-use crate::{EventStore, NewRecord, NewWebhook, StoreError, WebhookFailure, WebhookState};
+use std::io::Read;
+
+use crate::{
+    EventStore, NewRecord, NewWebhook, SNAPSHOT_CHUNK_BYTES, StoreError, WebhookFailure,
+    WebhookState,
+};
 
 fn record<'a>(seq: u64, event_id: &'a str, account_id: &'a str) -> NewRecord<'a> {
     NewRecord {
@@ -104,20 +109,105 @@ pub fn scan_stops_on_visitor_error(store: &dyn EventStore) {
     assert_eq!(visited, 1);
 }
 
+/// The newest complete snapshot and its bytes, read to the end.
+fn latest(store: &dyn EventStore) -> Option<(u64, Vec<u8>)> {
+    let (seq, mut reader) = store.latest_snapshot().unwrap()?;
+    let mut bytes = Vec::new();
+    reader.read_to_end(&mut bytes).unwrap();
+    Some((seq, bytes))
+}
+
+/// Bytes that differ from chunk to chunk, so a chunk read twice or out of
+/// order shows.
+fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3] ^ seed)
+        .collect()
+}
+
+/// A snapshot source that fails after `good` bytes, as a serializer that
+/// runs out of memory or a disk that fills up would.
+struct FailingSource {
+    bytes: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for FailingSource {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at == self.bytes.len() {
+            return Err(std::io::Error::other("disk full"));
+        }
+        let n = buf.len().min(self.bytes.len() - self.at);
+        buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// The newest snapshot wins; old ones may go.
 pub fn snapshots_and_meta(store: &dyn EventStore) {
     assert!(store.latest_snapshot().unwrap().is_none());
-    store.save_snapshot(10, b"ten").unwrap();
-    store.save_snapshot(30, b"thirty").unwrap();
-    store.save_snapshot(20, b"twenty").unwrap();
-    assert_eq!(
-        store.latest_snapshot().unwrap(),
-        Some((30, b"thirty".to_vec()))
-    );
+    store.save_snapshot(10, &mut &b"ten"[..]).unwrap();
+    store.save_snapshot(30, &mut &b"thirty"[..]).unwrap();
+    store.save_snapshot(20, &mut &b"twenty"[..]).unwrap();
+    assert_eq!(latest(store), Some((30, b"thirty".to_vec())));
     assert_eq!(store.get_meta("k").unwrap(), None);
     store.set_meta("k", "v1").unwrap();
     store.set_meta("k", "v2").unwrap();
     assert_eq!(store.get_meta("k").unwrap().as_deref(), Some("v2"));
+}
+
+/// A snapshot larger than several chunks reads back byte for byte, and an
+/// empty one is a snapshot too.
+pub fn snapshot_chunks_round_trip(store: &dyn EventStore) {
+    let big = pattern(2 * SNAPSHOT_CHUNK_BYTES + 12_345, 7);
+    let info = store.save_snapshot(5, &mut &big[..]).unwrap();
+    assert_eq!(
+        (info.seq, info.bytes, info.chunks),
+        (5, big.len() as u64, 3)
+    );
+    let (seq, bytes) = latest(store).unwrap();
+    assert_eq!(seq, 5);
+    assert!(bytes == big, "the bytes read back differ");
+    // Exactly one chunk's worth is one chunk.
+    let exact = pattern(SNAPSHOT_CHUNK_BYTES, 9);
+    assert_eq!(store.save_snapshot(6, &mut &exact[..]).unwrap().chunks, 1);
+    assert!(latest(store).unwrap().1 == exact);
+    assert_eq!(store.save_snapshot(7, &mut &b""[..]).unwrap().bytes, 0);
+    assert_eq!(latest(store), Some((7, Vec::new())));
+}
+
+/// A save that fails part way leaves no snapshot behind: the newest
+/// complete one is still the one read, and a later save works.
+pub fn an_incomplete_snapshot_is_ignored(store: &dyn EventStore) {
+    store.save_snapshot(10, &mut &b"ten"[..]).unwrap();
+    let mut failing = FailingSource {
+        bytes: pattern(SNAPSHOT_CHUNK_BYTES + 100, 3),
+        at: 0,
+    };
+    assert!(store.save_snapshot(20, &mut failing).is_err());
+    assert_eq!(latest(store), Some((10, b"ten".to_vec())));
+    let seqs: Vec<u64> = store.snapshots().unwrap().iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, [10]);
+    // The same seq can be saved again once the cause is gone.
+    store.save_snapshot(20, &mut &b"twenty"[..]).unwrap();
+    assert_eq!(latest(store), Some((20, b"twenty".to_vec())));
+}
+
+/// Only the newest snapshots are kept; saving one again at the same seq
+/// replaces it.
+pub fn older_snapshots_are_pruned(store: &dyn EventStore) {
+    for seq in 1..=5u64 {
+        let bytes = pattern(1000 * seq as usize, seq as u8);
+        store.save_snapshot(seq, &mut &bytes[..]).unwrap();
+    }
+    let kept = store.snapshots().unwrap();
+    let seqs: Vec<u64> = kept.iter().map(|s| s.seq).collect();
+    assert_eq!(seqs, [5, 4]);
+    assert_eq!(kept[0].bytes, 5000);
+    store.save_snapshot(5, &mut &b"again"[..]).unwrap();
+    assert_eq!(latest(store), Some((5, b"again".to_vec())));
+    assert_eq!(store.snapshots().unwrap().len(), 2);
 }
 
 /// Rule-set versions are kept, the newest is found, and a version cannot be
@@ -432,6 +522,9 @@ macro_rules! store_test_suite {
                 duplicate_rejects_the_whole_group,
                 scan_stops_on_visitor_error,
                 snapshots_and_meta,
+                snapshot_chunks_round_trip,
+                an_incomplete_snapshot_is_ignored,
+                older_snapshots_are_pruned,
                 rule_sets_are_versioned,
                 read_after_pages_in_order,
                 outbox_enqueue_moves_the_cursor,

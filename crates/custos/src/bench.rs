@@ -15,6 +15,7 @@ use serde_json::Value;
 use custos_sim::rng::Rng;
 use custos_sim::synth::{SynthSpec, generate};
 
+mod snapshot;
 mod soak;
 
 #[derive(clap::Subcommand)]
@@ -108,6 +109,32 @@ pub enum BenchCommand {
         #[arg(long)]
         csv: Option<PathBuf>,
     },
+    /// What a snapshot of N accounts costs: serialize and write time, size,
+    /// and the time and peak memory of a restart that loads it (in a child
+    /// process) against the live engine's memory.
+    Snapshot {
+        /// Sellers, each with its own state.
+        #[arg(long, default_value_t = 100_000)]
+        accounts: u64,
+        /// Logins per seller before the snapshot.
+        #[arg(long, default_value_t = 3)]
+        events: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Directory for the database (a temporary one by default).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// The restart half of `bench snapshot`, run as a child process.
+    #[command(hide = true)]
+    SnapshotLoad {
+        #[arg(long)]
+        db: PathBuf,
+        /// Read the snapshot into memory whole before parsing it, as
+        /// restarts did before snapshots were chunked.
+        #[arg(long)]
+        whole: bool,
+    },
 }
 
 #[derive(clap::Args)]
@@ -195,6 +222,13 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
             max_in_flight,
             csv,
         }),
+        BenchCommand::Snapshot {
+            accounts,
+            events,
+            seed,
+            dir,
+        } => snapshot::run(accounts, events, seed, dir),
+        BenchCommand::SnapshotLoad { db, whole } => snapshot::load(&db, whole),
     }
 }
 

@@ -986,6 +986,14 @@ mod through_the_engine {
         assert_eq!(
             restored.snapshot().expect("snapshot"),
             w.engine.snapshot().expect("snapshot")
+        ); // And the same through a stream, as a chunked snapshot is read.
+        let mut streamed = Engine::new(Arc::new(hold_fresh_destinations("2d")));
+        streamed
+            .restore_from(&serde_json::to_vec(&old).expect("encodes")[..])
+            .expect("a format 4 snapshot is read from a stream");
+        assert_eq!(
+            streamed.snapshot().expect("snapshot"),
+            w.engine.snapshot().expect("snapshot")
         );
     }
 }

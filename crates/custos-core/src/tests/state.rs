@@ -61,6 +61,63 @@ fn snapshots_of_another_format_are_refused() {
         .unwrap_err();
     assert!(err.to_string().contains("format 99"), "{err}");
     assert!(engine.restore(b"not json").is_err());
+    // The same through a stream.
+    let err = engine
+        .restore_from(&br#"{"format":99,"accounts":[]}"#[..])
+        .unwrap_err();
+    assert!(err.to_string().contains("format 99"), "{err}");
+    let err = engine
+        .restore_from(&br#"{"accounts":[],"format":99}"#[..])
+        .unwrap_err();
+    assert!(err.to_string().contains("not valid"), "{err}");
+    assert!(engine.restore_from(&b"not json"[..]).is_err());
+    assert!(engine.restore_from(&b"{\"format\":5"[..]).is_err());
+}
+
+/// A reader that hands out at most `step` bytes per read, as a store
+/// reading a snapshot chunk by chunk does at chunk edges.
+struct Trickle<'a> {
+    bytes: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = buf.len().min(self.step).min(self.bytes.len());
+        buf[..n].copy_from_slice(&self.bytes[..n]);
+        self.bytes = &self.bytes[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn a_snapshot_streamed_in_and_out_equals_the_one_in_memory() {
+    let mut live = Engine::default();
+    for value in examples() {
+        live.process(&event(value));
+    }
+    let bytes = live.snapshot().unwrap();
+    let mut streamed = Vec::new();
+    live.snapshot_to(&mut streamed).unwrap();
+    assert_eq!(streamed, bytes);
+    for step in [1, 7, 4096] {
+        let mut restored = Engine::default();
+        restored
+            .restore_from(Trickle {
+                bytes: &bytes,
+                step,
+            })
+            .unwrap();
+        assert_eq!(
+            restored.snapshot().unwrap(),
+            bytes,
+            "read {step} bytes at a time"
+        );
+    }
+    // Trailing garbage after the document is refused, not ignored.
+    let mut damaged = bytes.clone();
+    damaged.extend_from_slice(b"{}");
+    assert!(Engine::default().restore_from(&damaged[..]).is_err());
 }
 
 #[test]

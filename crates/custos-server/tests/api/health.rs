@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use custos_core::EventParser;
 use custos_runtime::{Runtime, RuntimeConfig};
-use custos_store::{EventStore, NewRecord, SqliteStore, StoreError, StoreResult, StoredRecord};
+use custos_store::{
+    EventStore, NewRecord, SnapshotInfo, SqliteStore, StoreError, StoreResult, StoredRecord,
+};
 use serde_json::Value;
 
 use super::*;
@@ -15,6 +17,8 @@ use super::*;
 struct FullDisk {
     inner: SqliteStore,
     full: AtomicBool,
+    /// Refuse only snapshots, as SQLite did past its 1 GB value limit.
+    refuse_snapshots: AtomicBool,
 }
 
 impl FullDisk {
@@ -53,12 +57,21 @@ impl EventStore for FullDisk {
     fn event_count(&self) -> StoreResult<u64> {
         self.inner.event_count()
     }
-    fn save_snapshot(&self, seq: u64, s: &[u8]) -> StoreResult<()> {
+    fn save_snapshot(&self, seq: u64, s: &mut dyn std::io::Read) -> StoreResult<SnapshotInfo> {
         self.refuse("save_snapshot")?;
+        if self.refuse_snapshots.load(Ordering::SeqCst) {
+            return Err(StoreError::backend(
+                "save a snapshot",
+                "string or blob too big",
+            ));
+        }
         self.inner.save_snapshot(seq, s)
     }
-    fn latest_snapshot(&self) -> StoreResult<Option<(u64, Vec<u8>)>> {
+    fn latest_snapshot(&self) -> StoreResult<Option<(u64, Box<dyn std::io::Read + '_>)>> {
         self.inner.latest_snapshot()
+    }
+    fn snapshots(&self) -> StoreResult<Vec<SnapshotInfo>> {
+        self.inner.snapshots()
     }
     fn get_meta(&self, k: &str) -> StoreResult<Option<String>> {
         self.inner.get_meta(k)
@@ -97,6 +110,7 @@ async fn readiness_follows_the_store_and_liveness_the_process() {
     let store = Arc::new(FullDisk {
         inner: SqliteStore::open(dir.path().join("custos.db")).unwrap(),
         full: AtomicBool::new(false),
+        refuse_snapshots: AtomicBool::new(false),
     });
     let tokenizer = custos_config::load_token_key(&cfg).unwrap();
     let runtime = Runtime::start(
@@ -151,4 +165,63 @@ async fn readiness_follows_the_store_and_liveness_the_process() {
     let (status, _) = probe(&s, "/readyz").await;
     assert_eq!(status, 200);
     s.server.stop().await.unwrap();
+}
+
+/// Regression: a snapshot past SQLite's value limit kept `/healthz` at 503.
+/// A failed snapshot is reported, but writes work, so the instance stays
+/// ready and keeps accepting events.
+#[tokio::test]
+async fn a_failed_snapshot_is_reported_but_leaves_the_instance_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    std::fs::create_dir_all(&cfg.data_dir).unwrap();
+    let store = Arc::new(FullDisk {
+        inner: SqliteStore::open(dir.path().join("custos.db")).unwrap(),
+        full: AtomicBool::new(false),
+        refuse_snapshots: AtomicBool::new(true),
+    });
+    let tokenizer = custos_config::load_token_key(&cfg).unwrap();
+    let runtime = Runtime::start(
+        store.clone(),
+        EventParser::new(tokenizer),
+        RuntimeConfig {
+            snapshot_every_events: 1,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let server = custos_server::start_with_runtime(cfg.clone(), Arc::new(runtime))
+        .await
+        .unwrap();
+    let s = TestServer {
+        base: format!("http://{}", server.addr),
+        server,
+        client: reqwest::Client::new(),
+        config: cfg,
+    };
+    let (_, fresh) = probe(&s, "/readyz").await;
+    assert_eq!(fresh["last_snapshot_failed"], json!(false), "{fresh}");
+    for event in story("seller-s") {
+        let (status, body) = s.post(&json!(event)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    // The snapshot thread reports back while the engine handles later work:
+    // ready all along, and the failure shows.
+    let mut body = Value::Null;
+    for _ in 0..200 {
+        let (status, probed) = probe(&s, "/readyz").await;
+        assert_eq!(status, 200, "{probed}");
+        body = probed;
+        if body["last_snapshot_failed"] == json!(true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(body["last_snapshot_failed"], json!(true), "{body}");
+    let (status, body) = probe(&s, "/livez").await;
+    assert_eq!(
+        (status.as_u16(), &body["last_snapshot_failed"]),
+        (200, &json!(true))
+    );
+    s.server.stop().await.unwrap_err();
 }
