@@ -1095,7 +1095,7 @@ fn whatever_the_parser_accepts_the_store_reads_back_identically() {
                 return Ok(());
             };
             accepted.set(accepted.get() + 1);
-            let prepared = PreparedEvent::new(event)
+            let prepared = PreparedEvent::new(event, &parser)
                 .map_err(|e| proptest::test_runner::TestCaseError::fail(e.to_string()))?;
             let outcome = rt
                 .enqueue_blocking(vec![prepared.clone()], Atomicity::AllOrNothing)
