@@ -322,8 +322,12 @@ async fn logs_name_the_key_and_never_show_it() {
         .with_max_level(tracing::Level::DEBUG)
         .with_writer(move || writer.clone())
         .finish();
-    // The test's runtime runs the server on this thread too.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    // The process-wide subscriber, not a scoped one: a callsite first hit by
+    // another test's thread while no subscriber was live can stay disabled
+    // for a scoped one. Other tests' lines land here too, which only widens
+    // the check that no key is ever logged.
+    tracing::subscriber::set_global_default(subscriber)
+        .expect("no other test sets the global subscriber");
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::start(scoped_config(dir.path())).await;
     let ingest = secret("ingest");
