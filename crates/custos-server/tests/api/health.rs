@@ -102,23 +102,23 @@ async fn probe(s: &TestServer, path: &str) -> (StatusCode, Value) {
     (response.status(), response.json().await.unwrap())
 }
 
-#[tokio::test]
-async fn readiness_follows_the_store_and_liveness_the_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
+/// A server on a [`FullDisk`] store in `dir`, refusing snapshots when
+/// `refuse_snapshots` says so.
+async fn start_on(
+    dir: &std::path::Path,
+    refuse_snapshots: bool,
+    runtime_config: RuntimeConfig,
+) -> (TestServer, Arc<FullDisk>) {
+    let cfg = config(dir);
     std::fs::create_dir_all(&cfg.data_dir).unwrap();
     let store = Arc::new(FullDisk {
-        inner: SqliteStore::open(dir.path().join("custos.db")).unwrap(),
+        inner: SqliteStore::open(dir.join("custos.db")).unwrap(),
         full: AtomicBool::new(false),
-        refuse_snapshots: AtomicBool::new(false),
+        refuse_snapshots: AtomicBool::new(refuse_snapshots),
     });
     let tokenizer = custos_config::load_token_key(&cfg).unwrap();
-    let runtime = Runtime::start(
-        store.clone(),
-        EventParser::new(tokenizer),
-        RuntimeConfig::default(),
-    )
-    .unwrap();
+    let runtime =
+        Runtime::start(store.clone(), EventParser::new(tokenizer), runtime_config).unwrap();
     let server = custos_server::start_with_runtime(cfg.clone(), Arc::new(runtime))
         .await
         .unwrap();
@@ -128,6 +128,13 @@ async fn readiness_follows_the_store_and_liveness_the_process() {
         client: reqwest::Client::new(),
         config: cfg,
     };
+    (s, store)
+}
+
+#[tokio::test]
+async fn readiness_follows_the_store_and_liveness_the_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let (s, store) = start_on(dir.path(), false, RuntimeConfig::default()).await;
     for path in ["/livez", "/healthz"] {
         let (status, body) = probe(&s, path).await;
         assert_eq!(
@@ -173,32 +180,15 @@ async fn readiness_follows_the_store_and_liveness_the_process() {
 #[tokio::test]
 async fn a_failed_snapshot_is_reported_but_leaves_the_instance_ready() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path());
-    std::fs::create_dir_all(&cfg.data_dir).unwrap();
-    let store = Arc::new(FullDisk {
-        inner: SqliteStore::open(dir.path().join("custos.db")).unwrap(),
-        full: AtomicBool::new(false),
-        refuse_snapshots: AtomicBool::new(true),
-    });
-    let tokenizer = custos_config::load_token_key(&cfg).unwrap();
-    let runtime = Runtime::start(
-        store.clone(),
-        EventParser::new(tokenizer),
+    let (s, _store) = start_on(
+        dir.path(),
+        true,
         RuntimeConfig {
             snapshot_every_events: 1,
             ..Default::default()
         },
     )
-    .unwrap();
-    let server = custos_server::start_with_runtime(cfg.clone(), Arc::new(runtime))
-        .await
-        .unwrap();
-    let s = TestServer {
-        base: format!("http://{}", server.addr),
-        server,
-        client: reqwest::Client::new(),
-        config: cfg,
-    };
+    .await;
     let (_, fresh) = probe(&s, "/readyz").await;
     assert_eq!(fresh["last_snapshot_failed"], json!(false), "{fresh}");
     for event in story("seller-s") {

@@ -156,14 +156,21 @@ async fn every_route_refuses_a_key_without_its_scope_and_serves_one_with_it() {
 }
 
 async fn post_as(s: &TestServer, key: &str, body: &Value) -> (StatusCode, Value) {
-    let response = s
-        .client
-        .post(format!("{}/v1/events", s.base))
-        .bearer_auth(key)
-        .json(body)
-        .send()
-        .await
-        .unwrap();
+    post_json(s, "/v1/events", Some(key), body).await
+}
+
+/// POSTs `body` to `path`, with `key` as a bearer key when given.
+async fn post_json(
+    s: &TestServer,
+    path: &str,
+    key: Option<&str>,
+    body: &Value,
+) -> (StatusCode, Value) {
+    let mut request = s.client.post(format!("{}{path}", s.base)).json(body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.unwrap();
     let status = response.status();
     (status, response.json().await.unwrap())
 }
@@ -224,15 +231,7 @@ async fn labels_and_analyst_actions_need_their_scope_on_the_events_route() {
 }
 
 async fn sift_post(s: &TestServer, path: &str, body: &Value) -> (StatusCode, Value) {
-    let response = s
-        .client
-        .post(format!("{}{path}", s.base))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
+    post_json(s, path, None, body).await
 }
 
 /// Regression: a Sift client key sent as `$api_key` in the body could
