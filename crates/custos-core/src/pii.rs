@@ -248,51 +248,41 @@ fn needs_seal(name: &str, value: &Value) -> bool {
 }
 
 /// Seals `value` whole when `name` looks personal, else looks inside it.
-/// Array items are looked into under the array's name, so that a list of
-/// objects (`sift_payment_methods`) has its personal keys sealed.
 fn seal_tree(cipher: &PiiCipher, name: &str, value: &mut Value) {
+    for_each_personal(name, value, &mut |name, value| {
+        *value = cipher.seal_value(name, value);
+    });
+}
+
+fn open_tree(cipher: Option<&PiiCipher>, name: &str, value: &mut Value) {
+    for_each_personal(name, value, &mut |name, value| {
+        open_in_place(cipher, name, value);
+    });
+}
+
+/// Calls `f` on `value` whole when `name` looks personal, else on the
+/// personal values inside it; sealing and opening walk the same places.
+/// Array items are looked into under the array's name, so that a list of
+/// objects (`sift_payment_methods`) has its personal keys reached.
+fn for_each_personal<F: FnMut(&str, &mut Value)>(name: &str, value: &mut Value, f: &mut F) {
     if value.is_null() {
         return;
     }
     if is_personal_name(name) {
-        *value = cipher.seal_value(name, value);
+        f(name, value);
         return;
     }
     match value {
         Value::Object(map) => {
             for (key, inner) in map.iter_mut() {
-                seal_tree(cipher, key, inner);
+                for_each_personal(key, inner, f);
             }
         }
         Value::Array(items) => {
             for item in items.iter_mut() {
                 if let Value::Object(map) = item {
                     for (key, inner) in map.iter_mut() {
-                        seal_tree(cipher, key, inner);
-                    }
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-fn open_tree(cipher: Option<&PiiCipher>, name: &str, value: &mut Value) {
-    if is_personal_name(name) {
-        open_in_place(cipher, name, value);
-        return;
-    }
-    match value {
-        Value::Object(map) => {
-            for (key, inner) in map.iter_mut() {
-                open_tree(cipher, key, inner);
-            }
-        }
-        Value::Array(items) => {
-            for item in items.iter_mut() {
-                if let Value::Object(map) = item {
-                    for (key, inner) in map.iter_mut() {
-                        open_tree(cipher, key, inner);
+                        for_each_personal(key, inner, f);
                     }
                 }
             }

@@ -316,7 +316,6 @@ impl IntoResponse for ApiError {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
     use super::*;
 
@@ -358,22 +357,10 @@ mod tests {
     /// kept), then review the diff.
     #[test]
     fn the_docs_table_is_generated_from_the_codes() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/errors.md");
-        let doc = std::fs::read_to_string(&path).unwrap();
-        let (before, table, after) = split_at_table(&doc)
+        let doc = crate::generated_docs::read("errors.md");
+        let parts = split_at_table(&doc)
             .unwrap_or_else(|| panic!("docs/errors.md has no table headed {TABLE_HEADER:?}"));
-        let expected = render_table();
-        if table == expected {
-            return;
-        }
-        if std::env::var_os("UPDATE_DOCS").is_some_and(|v| v == "1") {
-            std::fs::write(&path, format!("{before}{expected}{after}")).unwrap();
-            return;
-        }
-        panic!(
-            "the table in docs/errors.md differs from error::Code; replace it with this \
-             (or run with UPDATE_DOCS=1):\n\n{expected}"
-        );
+        crate::generated_docs::check("errors.md", "error::Code", parts, &render_table());
     }
 
     #[test]

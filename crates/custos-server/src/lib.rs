@@ -44,6 +44,8 @@ mod edge;
 pub mod error;
 mod events;
 mod extract;
+#[cfg(test)]
+mod generated_docs;
 mod health;
 pub mod routes;
 pub mod rules;

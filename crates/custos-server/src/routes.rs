@@ -235,7 +235,6 @@ pub fn render_doc_tables() -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
 
     use super::*;
 
@@ -248,24 +247,17 @@ mod tests {
     /// them in the file (the prose around them is kept).
     #[test]
     fn the_docs_tables_are_generated_from_the_route_table() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/keys.md");
-        let doc = std::fs::read_to_string(&path).unwrap();
+        let doc = crate::generated_docs::read("keys.md");
         let start = doc.find(BEGIN).expect("docs/keys.md has the begin marker") + BEGIN.len();
         let end = start
             + doc[start..]
                 .find(END)
                 .expect("docs/keys.md has the end marker");
-        let expected = render_doc_tables();
-        if doc[start..end] == expected {
-            return;
-        }
-        if std::env::var_os("UPDATE_DOCS").is_some_and(|v| v == "1") {
-            std::fs::write(&path, format!("{}{expected}{}", &doc[..start], &doc[end..])).unwrap();
-            return;
-        }
-        panic!(
-            "the tables in docs/keys.md differ from routes::ROUTES; replace them with this \
-             (or run with UPDATE_DOCS=1):\n\n{expected}"
+        crate::generated_docs::check(
+            "keys.md",
+            "routes::ROUTES",
+            (&doc[..start], &doc[start..end], &doc[end..]),
+            &render_doc_tables(),
         );
     }
 
