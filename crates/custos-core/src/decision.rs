@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::event::VerificationChannel;
 use crate::features::Features;
 pub use crate::types::Action;
 
@@ -46,6 +47,28 @@ pub struct Decision {
     /// grown. Stored with the decision, so webhooks are derived from the log.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub effects: Vec<Effect>,
+    /// How the platform should verify the owner when it steps up or asks
+    /// for a hold's confirmation: which channels may vouch and which may
+    /// not (a contact or factor changed during the account's risk
+    /// episode). `None` when any channel will do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<VerificationRequest>,
+}
+
+/// The channels a verification for this decision should use, best first,
+/// and the ones that cannot vouch for the account now, with the evidence
+/// why (e.g. `phone_change` during the risk episode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerificationRequest {
+    /// Channels that may vouch, the platform's first choice first.
+    pub channels: Vec<VerificationChannel>,
+    /// Channels a passed verification through which will not clear the
+    /// risk: they rely on a contact or factor changed in the episode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<VerificationChannel>,
+    /// The event types that made the refused channels untrustworthy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub because: Vec<String>,
 }
 
 /// One consequence of an event, as delivered in a webhook: `kind` is the
@@ -160,6 +183,7 @@ impl Decision {
             rules_version,
             features: Features::default(),
             effects: Vec::new(),
+            verification: None,
         }
     }
 }

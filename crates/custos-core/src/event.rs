@@ -179,6 +179,11 @@ pub enum Details {
         status: VerificationStatus,
         #[serde(skip_serializing_if = "Option::is_none")]
         method: Option<String>,
+        /// The channel the verification went through; the factor or
+        /// contact it relies on decides whether it may vouch for a risk
+        /// episode (a contact changed during the episode may not).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        channel: Option<VerificationChannel>,
     },
     Label {
         label: LabelKind,
@@ -236,6 +241,57 @@ wire_enum!(PasswordChangeReason { User => "user", Reset => "reset", Forced => "f
 wire_enum!(MfaChangeKind { Enabled => "enabled", Disabled => "disabled", MethodChanged => "method_changed" });
 wire_enum!(PayoutSource { Sales => "sales", Loan => "loan", Reserve => "reserve" });
 wire_enum!(VerificationStatus { Passed => "passed", Failed => "failed" });
+wire_enum!(
+    /// The channel a verification went through. Each relies on one of the
+    /// account's contacts or factors ([`VerificationChannel::relies_on`]),
+    /// except the ones that reach the owner independently of anything an
+    /// attacker in the account could have changed.
+    VerificationChannel {
+        Email => "email",
+        Sms => "sms",
+        Voice => "voice",
+        Totp => "totp",
+        Push => "push",
+        SecurityKey => "security_key",
+        PriorEmail => "prior_email",
+        PriorPhone => "prior_phone",
+        IdentityDocument => "identity_document",
+        Other => "other",
+    }
+);
+
+/// A contact or factor of the account that a verification channel relies
+/// on, and that an attacker who got in can move to himself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Credential {
+    /// The e-mail address on file (`email_change` moves it).
+    Email,
+    /// The phone number on file (`phone_change` moves it).
+    Phone,
+    /// The enrolled second factor (`mfa_change` moves it).
+    Mfa,
+}
+
+impl VerificationChannel {
+    /// The contact or factor this channel reaches the owner through; `None`
+    /// for channels that rely on nothing the account holds today (the
+    /// contact on file before a change, an identity document) and for
+    /// `other`, whose provenance Custos cannot judge.
+    pub fn relies_on(self) -> Option<Credential> {
+        match self {
+            VerificationChannel::Email => Some(Credential::Email),
+            VerificationChannel::Sms | VerificationChannel::Voice => Some(Credential::Phone),
+            VerificationChannel::Totp
+            | VerificationChannel::Push
+            | VerificationChannel::SecurityKey => Some(Credential::Mfa),
+            VerificationChannel::PriorEmail
+            | VerificationChannel::PriorPhone
+            | VerificationChannel::IdentityDocument
+            | VerificationChannel::Other => None,
+        }
+    }
+}
 wire_enum!(LabelKind {
     Fraud => "fraud",
     Legit => "legit",

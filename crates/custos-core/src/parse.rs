@@ -312,6 +312,11 @@ impl EventParser {
                     VerificationStatus::WIRE_NAMES,
                 )?,
                 method: f.optional_string("method", MAX_ID_LEN)?,
+                channel: f.optional_enum(
+                    "channel",
+                    VerificationChannel::from_name,
+                    VerificationChannel::WIRE_NAMES,
+                )?,
             },
             EventType::Label => Details::Label {
                 label: f.required_enum("label", LabelKind::from_name, LabelKind::WIRE_NAMES)?,

@@ -214,6 +214,18 @@ pub const FIELDS: &[PathDef] = &[
         }
     ),
     field!(
+        "event.verification.channel",
+        Type::Enum(VerificationChannel::WIRE_NAMES),
+        "the channel a verification went through",
+        |c| match &c.event.details {
+            Details::Verification {
+                channel: Some(channel),
+                ..
+            } => Value::str(channel.as_str()),
+            _ => Value::Null,
+        }
+    ),
+    field!(
         "event.label",
         Type::Enum(LabelKind::WIRE_NAMES),
         "the label of a label event",

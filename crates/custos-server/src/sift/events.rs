@@ -744,12 +744,30 @@ fn verification(fields: &mut Fields, ctx: &Context) -> Result<Plan, SiftError> {
     };
     let mut details = json!({ "status": outcome });
     if let Some(method) = method {
+        if let Some(channel) = sift_verification_channel(&method) {
+            details["channel"] = json!(channel);
+        }
         details["method"] = json!(method.trim_start_matches('$'));
     }
     Ok(Plan::one(
         &account,
         ctx.event(&account, &common, "verification", details),
     ))
+}
+
+/// Custos's verification channel for a Sift `$verification_type`; `None`
+/// for types that name no channel Custos can judge (`$question`), which
+/// Custos then treats as of unknown provenance.
+fn sift_verification_channel(verification_type: &str) -> Option<&'static str> {
+    match verification_type {
+        "$sms" => Some("sms"),
+        "$phone_call" => Some("voice"),
+        "$email" => Some("email"),
+        "$app_tfa" => Some("totp"),
+        "$push" => Some("push"),
+        "$fido" | "$webauthn" => Some("security_key"),
+        _ => None,
+    }
 }
 
 fn transaction(fields: &mut Fields, ctx: &Context) -> Result<Plan, SiftError> {
