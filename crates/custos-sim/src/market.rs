@@ -611,6 +611,7 @@ fn render(
         fraud: event.fraud,
         campaign: campaign.map(|c| c.name.to_string()),
         scenario: campaign.map(|c| c.scenario.name().to_string()),
+        controls: Vec::new(),
     }
     .attach(&mut out);
     Value::Object(out)

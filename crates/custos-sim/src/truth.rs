@@ -8,8 +8,16 @@
 //!
 //! ```json
 //! "truth": {"actor": "seller" | "attacker" | "platform", "fraud": bool,
-//!           "campaign": "phishing-2018", "scenario": "seller-phishing-2018"}
+//!           "campaign": "phishing-2018", "scenario": "seller-phishing-2018",
+//!           "controls": ["sms", "totp"]}
 //! ```
+//!
+//! `controls` (attacker events only, omitted when empty) lists the
+//! verification channels (`docs/events.md`, `verification`) the attacker
+//! can answer on this account at that moment: the ones whose contact or
+//! factor he moved to himself, and the ones a phishing kit relays from the
+//! owner in real time. The backtest plays the platform's step-ups and hold
+//! confirmations with it: whoever controls the channel asked answers.
 //!
 //! Reading is tolerant on purpose: a history from your own log has no
 //! `truth`, and one from another tool or version may name actors or carry
@@ -60,6 +68,10 @@ pub struct Truth {
     /// The scenario that made it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scenario: Option<String>,
+    /// Verification channels (wire names) the attacker can answer on this
+    /// account at this event's time; empty for everyone else.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub controls: Vec<String>,
 }
 
 impl Truth {
@@ -78,6 +90,16 @@ impl Truth {
         };
         let campaign = text("campaign");
         let scenario = text("scenario");
+        let controls = match truth.remove("controls") {
+            Some(Value::Array(channels)) => channels
+                .into_iter()
+                .filter_map(|c| match c {
+                    Value::String(channel) => Some(channel),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
         Truth {
             actor: truth
                 .get("actor")
@@ -86,6 +108,7 @@ impl Truth {
             fraud: truth.get("fraud").and_then(Value::as_bool).unwrap_or(false),
             campaign,
             scenario,
+            controls,
         }
     }
 
@@ -117,12 +140,13 @@ mod tests {
             fraud: true,
             campaign: Some("phishing-2018".into()),
             scenario: Some("seller-phishing-2018".into()),
+            controls: vec!["sms".into()],
         };
         let mut event = Map::new();
         truth.attach(&mut event);
         assert_eq!(
             serde_json::to_string(&event).expect("json"),
-            r#"{"truth":{"actor":"attacker","campaign":"phishing-2018","fraud":true,"scenario":"seller-phishing-2018"}}"#
+            r#"{"truth":{"actor":"attacker","campaign":"phishing-2018","controls":["sms"],"fraud":true,"scenario":"seller-phishing-2018"}}"#
         );
         assert_eq!(Truth::take(&mut event), truth);
         assert!(event.is_empty(), "take removes the truth");
@@ -163,6 +187,7 @@ mod tests {
                 fraud: true,
                 campaign: None,
                 scenario: Some("s".into()),
+                controls: Vec::new(),
             }
         );
         let (truth, _) = take(json!({"truth": {"actor": "seller", "fraud": "yes"}}));
