@@ -292,6 +292,7 @@ fn the_default_rules_catch_a_small_simulated_2018_campaign() {
         days: 120,
         seed: 3,
         scenarios: vec![custos_sim::model::Scenario::SellerPhishing2018],
+        honest: custos_sim::model::HonestModel::Baseline,
     };
     let file = std::fs::File::create(&path).expect("create");
     custos_sim::market::write(&config, file).expect("write");

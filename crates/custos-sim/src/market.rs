@@ -9,13 +9,15 @@
 //!
 //! ```json
 //! "truth": {"actor": "seller" | "attacker" | "platform", "fraud": bool,
-//!           "campaign": "phishing-2018", "scenario": "seller-phishing-2018"}
+//!           "campaign": "phishing-2018", "scenario": "seller-phishing-2018",
+//!           "controls": ["sms"]}
 //! ```
 //!
 //! `fraud` is true for every attacker event and for every payout or loan
 //! disbursement paid while an attacker's destination was the account's
 //! current one; `campaign` names the ground-truth campaign of a fraud event
-//! and `scenario` the scenario that made it.
+//! and `scenario` the scenario that made it; `controls` the verification
+//! channels an attacker can answer ([`crate::truth`]).
 //!
 //! # The marketplace
 //!
@@ -33,6 +35,10 @@
 //! - **Payouts** every 14 days (the seller's own phase), at 04:00–06:00 UTC,
 //!   of the whole balance when it is at least €10, to the account's current
 //!   destination (the payout names none, as platforms send it).
+//! - **Instant payouts**: a payout asked for in a session, naming its
+//!   destination, of a share of the balance of the days before (nothing
+//!   when that is under €10): the adaptive attackers' way out, and with
+//!   `--honest noisy` some honest sellers' (the `noise` module).
 //! - **Loans**: 6% of sellers a year apply (in a session), for two to eight
 //!   weeks of sales; the platform disburses one to three days later to the
 //!   current destination.
@@ -66,11 +72,13 @@ use serde_json::{Map, Value, json};
 
 use crate::logins::{self, Action, DAY, Draft, History, START, SampleKind, Seller};
 use crate::model::{
-    AttackOnAccount, Ctx, Dest, Ev, Institutions, MAX_DAYS, MAX_SELLERS, MarketConfig, SellerLife,
-    WINDOW_START_DAY, What,
+    AttackOnAccount, Channels, Ctx, Dest, Ev, HonestModel, Institutions, MAX_DAYS, MAX_SELLERS,
+    MarketConfig, SellerLife, WINDOW_START_DAY, What,
 };
 use crate::rng::Rng;
 use crate::scenarios;
+
+mod noise;
 use crate::truth::{Actor, Truth};
 use crate::world::{COUNTRIES, World};
 
@@ -95,6 +103,10 @@ pub fn generate(config: &MarketConfig, mut emit: impl FnMut(Value)) {
         .map(|account| live(&world, config, account))
         .collect();
     let plan = scenarios::plan(&world, &institutions, config, &lives);
+    let shared = match config.honest {
+        HonestModel::Baseline => vec![None; lives.len()],
+        HonestModel::Noisy => noise::shared_accounts(&institutions, config.seed, &lives),
+    };
     let mut events = Vec::new();
     for (account, life) in lives.iter_mut().enumerate() {
         trade(
@@ -103,6 +115,7 @@ pub fn generate(config: &MarketConfig, mut emit: impl FnMut(Value)) {
             config,
             life,
             &plan.attacks[account],
+            shared[account],
             &mut events,
         );
     }
@@ -199,9 +212,11 @@ fn trade(
     config: &MarketConfig,
     life: &mut SellerLife,
     attack: &AttackOnAccount,
+    shared: Option<noise::SharedAccount>,
     out: &mut Vec<Ev>,
 ) {
     let account = life.seller.account();
+    let first_event = out.len();
     let rng = &mut life.rng;
     let window_start = config.window_start();
     let window_end = config.window_end();
@@ -220,6 +235,7 @@ fn trade(
             actor,
             fraud: false,
             campaign: None,
+            controls: Channels::NONE,
         });
     };
 
@@ -237,6 +253,7 @@ fn trade(
             },
             fraud: false,
             campaign: None,
+            controls: Channels::NONE,
         });
     }
 
@@ -250,6 +267,9 @@ fn trade(
         institutions.bank_in(rng, home)
     };
     let mut own = Dest::new(rng, first_institution);
+    if let Some(shared) = shared.filter(|s| s.from_creation) {
+        own = shared.dest;
+    }
     let mut changes: Vec<(i64, Holder)> =
         vec![(life.created + 120 + rng.below(480) as i64, Holder::Owner)];
     push(
@@ -338,6 +358,31 @@ fn trade(
             }
         }
     }
+    let mut requests: Vec<Ev> = Vec::new();
+    let mut noise = Rng::stream(config.seed, 60, u64::from(account));
+    if config.honest == HonestModel::Noisy {
+        let mut noisy = noise::Noisy {
+            world,
+            institutions,
+            home,
+            sessions: &sessions,
+            logins: &life.logins,
+            window: (window_start, window_end),
+            years,
+            rng: &mut noise,
+        };
+        for event in noisy.events(shared, &under_attack, &mut owner_changes) {
+            let event = Ev {
+                account,
+                seq: next_seq(),
+                ..event
+            };
+            match event.what {
+                What::InstantPayoutRequest { .. } => requests.push(event),
+                _ => out.push(event),
+            }
+        }
+    }
     // Bank changes in the order they happen, each from the one before.
     owner_changes.sort_by_key(|c| c.0);
     let mut owned = vec![(changes[0].0, own)];
@@ -365,13 +410,28 @@ fn trade(
 
     // The attacks, and the owner taking the account back.
     for event in &attack.events {
-        out.push(*event);
-        if let What::LoanApplication { loan, amount } = event.what {
-            loans.push((event.time, loan, amount));
+        match event.what {
+            What::InstantPayoutRequest { .. } => requests.push(*event),
+            What::LoanLikeOwners { loan, weeks } => {
+                let amount = ((daily_sales * order_value * 7.0 * f64::from(weeks)) as u64)
+                    .clamp(50_000, 25_000_000);
+                out.push(Ev {
+                    what: What::LoanApplication { loan, amount },
+                    ..*event
+                });
+                loans.push((event.time, loan, amount));
+            }
+            What::LoanApplication { loan, amount } => {
+                out.push(*event);
+                loans.push((event.time, loan, amount));
+            }
+            _ => out.push(*event),
         }
     }
     for takeover in &attack.takeovers {
-        changes.push((takeover.from, Holder::Attacker(takeover.campaign)));
+        if takeover.moves_destination {
+            changes.push((takeover.from, Holder::Attacker(takeover.campaign)));
+        }
         let Some(reported) = takeover.reported else {
             continue;
         };
@@ -459,6 +519,7 @@ fn trade(
             actor: Actor::Platform,
             fraud,
             campaign,
+            controls: Channels::NONE,
         });
     };
     loans.sort_by_key(|l| l.0);
@@ -475,10 +536,41 @@ fn trade(
             );
         }
     }
+    requests.sort_by_key(|r| (r.time, r.seq));
+    let mut requests = requests.into_iter().peekable();
     for day in first_day..last_day {
         let midnight = START + day * DAY;
+        // Instant payouts asked for today, from the balance of the days
+        // before; one that finds less than the minimum payout pays nothing.
+        while let Some(request) = requests.next_if(|r| r.time < midnight + DAY) {
+            let What::InstantPayoutRequest {
+                to,
+                share_per_mille,
+            } = request.what
+            else {
+                continue;
+            };
+            let amount = balance * u64::from(share_per_mille) / 1_000;
+            if request.time < midnight || amount < 1_000 {
+                continue;
+            }
+            balance -= amount;
+            // The owner names the destination they are paid to.
+            let to = match request.actor {
+                Actor::Seller => own_at(request.time),
+                _ => to,
+            };
+            out.push(Ev {
+                what: What::InstantPayout { to, amount },
+                ..request
+            });
+        }
         let weekend = day.rem_euclid(7) >= 5;
-        let rate = daily_sales * if weekend { 0.8 } else { 1.0 };
+        let season = match config.honest {
+            HonestModel::Baseline => 1.0,
+            HonestModel::Noisy => noise::season(day),
+        };
+        let rate = daily_sales * season * if weekend { 0.8 } else { 1.0 };
         for _ in 0..rng.poisson(rate) {
             let amount =
                 (order_value * (0.8 * rng.normal()).exp()).clamp(100.0, 5_000_000.0) as u64;
@@ -498,6 +590,14 @@ fn trade(
                 },
             );
             balance = 0;
+        }
+    }
+    if config.honest == HonestModel::Noisy {
+        for event in &mut out[first_event..] {
+            let in_session = event.actor == Actor::Seller && !matches!(event.what, What::Login(_));
+            if let (true, Some(ctx)) = (in_session, event.ctx) {
+                event.ctx = Some(noise::Noisy::in_session(world, &mut noise, ctx));
+            }
         }
     }
 }
@@ -540,6 +640,26 @@ fn render(
             insert("reason", json!("user"));
         }
         What::EmailChange => insert("type", json!("email_change")),
+        What::PhoneChange => insert("type", json!("phone_change")),
+        What::MfaMethodChange(method) => {
+            insert("type", json!("mfa_change"));
+            insert("change", json!("method_changed"));
+            insert("method", json!(method.name()));
+        }
+        What::InstantPayout { to, amount } => {
+            insert("type", json!("payout"));
+            insert(
+                "payout_id",
+                json!(format!("ipo-{}-{}", event.account, event.seq)),
+            );
+            insert("amount", json!(amount));
+            insert("currency", json!(CURRENCY));
+            insert("source", json!("sales"));
+            insert("destination", to.render(institutions));
+        }
+        What::InstantPayoutRequest { .. } | What::LoanLikeOwners { .. } => {
+            unreachable!("the market turns requests into payouts and loans before rendering")
+        }
         What::DestinationChange { to, from } => {
             insert("type", json!("payout_destination_change"));
             insert("destination", to.render(institutions));
@@ -611,7 +731,7 @@ fn render(
         fraud: event.fraud,
         campaign: campaign.map(|c| c.name.to_string()),
         scenario: campaign.map(|c| c.scenario.name().to_string()),
-        controls: Vec::new(),
+        controls: event.controls.names(),
     }
     .attach(&mut out);
     Value::Object(out)
@@ -634,6 +754,7 @@ mod tests {
                 days,
                 seed,
                 scenarios: scenarios.to_vec(),
+                honest: HonestModel::Baseline,
             },
             |e| out.push(e),
         );

@@ -27,6 +27,38 @@ pub struct MarketConfig {
     pub days: u32,
     pub seed: u64,
     pub scenarios: Vec<Scenario>,
+    /// How honest sellers behave; [`HonestModel::Baseline`] keeps the
+    /// histories of earlier versions byte for byte.
+    pub honest: HonestModel,
+}
+
+/// The honest sellers' behaviour (`--honest`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HonestModel {
+    /// The marketplace of `docs/scenarios.md`, "The honest marketplace".
+    #[default]
+    Baseline,
+    /// The baseline plus the noise that looks like an attack: carrier
+    /// address pools hopping within a session, accountants abroad, bank
+    /// accounts shared by a family's sellers, e-money after a password
+    /// reset, new phones and second factors, instant payouts, seasonal
+    /// peaks ([`crate::market`] states the rates).
+    Noisy,
+}
+
+impl HonestModel {
+    pub fn name(self) -> &'static str {
+        match self {
+            HonestModel::Baseline => "baseline",
+            HonestModel::Noisy => "noisy",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<HonestModel> {
+        [HonestModel::Baseline, HonestModel::Noisy]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
 }
 
 impl MarketConfig {
@@ -49,9 +81,17 @@ pub enum Scenario {
     CredentialStuffing,
     TargetedAttacker,
     SlowAttacker,
+    SessionTheft,
+    FactorTakeover,
+    ProfilePoisoning,
+    MoneyEvasion,
+    MuleRing,
 }
 
 impl Scenario {
+    /// The attacks the default rules were written against (the 2018
+    /// campaign and its variants). `--scenario all` is these and
+    /// [`Scenario::ADAPTIVE`].
     pub const ALL: [Scenario; 6] = [
         Scenario::SellerPhishing2018,
         Scenario::MulesUnique,
@@ -59,6 +99,16 @@ impl Scenario {
         Scenario::CredentialStuffing,
         Scenario::TargetedAttacker,
         Scenario::SlowAttacker,
+    ];
+
+    /// Attackers who read the published rules and avoid them, one per
+    /// class (`--scenario adaptive`).
+    pub const ADAPTIVE: [Scenario; 5] = [
+        Scenario::SessionTheft,
+        Scenario::FactorTakeover,
+        Scenario::ProfilePoisoning,
+        Scenario::MoneyEvasion,
+        Scenario::MuleRing,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +119,11 @@ impl Scenario {
             Scenario::CredentialStuffing => "credential-stuffing",
             Scenario::TargetedAttacker => "targeted-attacker",
             Scenario::SlowAttacker => "slow-attacker",
+            Scenario::SessionTheft => "session-theft",
+            Scenario::FactorTakeover => "factor-takeover",
+            Scenario::ProfilePoisoning => "profile-poisoning",
+            Scenario::MoneyEvasion => "money-evasion",
+            Scenario::MuleRing => "mule-ring",
         }
     }
 
@@ -81,11 +136,16 @@ impl Scenario {
             Scenario::CredentialStuffing => "credential-stuffing",
             Scenario::TargetedAttacker => "targeted",
             Scenario::SlowAttacker => "slow",
+            // One crew per class: the campaign is the class.
+            adaptive => adaptive.name(),
         }
     }
 
     pub fn from_name(name: &str) -> Option<Scenario> {
-        Scenario::ALL.into_iter().find(|s| s.name() == name)
+        Scenario::ALL
+            .into_iter()
+            .chain(Scenario::ADAPTIVE)
+            .find(|s| s.name() == name)
     }
 }
 
@@ -222,6 +282,69 @@ impl Ctx {
     }
 }
 
+/// Verification channels (`docs/events.md`, `verification.channel`) an
+/// attacker can answer, as a set: [`crate::truth::Truth::controls`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Channels(u8);
+
+impl Channels {
+    pub const NONE: Channels = Channels(0);
+    pub const EMAIL: Channels = Channels(1);
+    pub const SMS: Channels = Channels(2);
+    pub const VOICE: Channels = Channels(4);
+    pub const TOTP: Channels = Channels(8);
+    pub const PUSH: Channels = Channels(16);
+    pub const SECURITY_KEY: Channels = Channels(32);
+    const NAMES: [(Channels, &'static str); 6] = [
+        (Channels::EMAIL, "email"),
+        (Channels::SMS, "sms"),
+        (Channels::VOICE, "voice"),
+        (Channels::TOTP, "totp"),
+        (Channels::PUSH, "push"),
+        (Channels::SECURITY_KEY, "security_key"),
+    ];
+
+    pub(crate) fn with(self, other: Channels) -> Channels {
+        Channels(self.0 | other.0)
+    }
+
+    /// Wire names, in a fixed order.
+    pub(crate) fn names(self) -> Vec<String> {
+        Channels::NAMES
+            .iter()
+            .filter(|(c, _)| self.0 & c.0 != 0)
+            .map(|(_, name)| (*name).to_string())
+            .collect()
+    }
+}
+
+/// The second factor an `mfa_change` moves to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MfaMethod {
+    Totp,
+    Push,
+    SecurityKey,
+}
+
+impl MfaMethod {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            MfaMethod::Totp => "totp",
+            MfaMethod::Push => "push",
+            MfaMethod::SecurityKey => "security_key",
+        }
+    }
+
+    /// The channel whoever enrolled this method answers.
+    pub(crate) fn channel(self) -> Channels {
+        match self {
+            MfaMethod::Totp => Channels::TOTP,
+            MfaMethod::Push => Channels::PUSH,
+            MfaMethod::SecurityKey => Channels::SECURITY_KEY,
+        }
+    }
+}
+
 /// What an event does.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum What {
@@ -229,6 +352,8 @@ pub(crate) enum What {
     Login(Action),
     PasswordChange,
     EmailChange,
+    PhoneChange,
+    MfaMethodChange(MfaMethod),
     DestinationChange {
         to: Dest,
         from: Option<Dest>,
@@ -247,6 +372,23 @@ pub(crate) enum What {
     Payout {
         number: u32,
         amount: u64,
+    },
+    /// An instant payout asked for in a session, of a share (per mille) of
+    /// the balance, naming its destination; the market turns it into an
+    /// [`What::InstantPayout`] with the amount when it knows the balance.
+    InstantPayoutRequest {
+        to: Dest,
+        share_per_mille: u16,
+    },
+    InstantPayout {
+        to: Dest,
+        amount: u64,
+    },
+    /// A loan applied for in a session, sized like the owner's own would
+    /// be (weeks of the account's sales): the market sizes it.
+    LoanLikeOwners {
+        loan: u32,
+        weeks: u8,
     },
     CompromiseReported,
     VerificationPassed,
@@ -267,6 +409,8 @@ pub(crate) struct Ev {
     pub fraud: bool,
     /// Index into [`scenarios::Plan::campaigns`].
     pub campaign: Option<u8>,
+    /// What the attacker can answer at this event (attacker events only).
+    pub controls: Channels,
 }
 
 /// A seller's life before money: who they are and how they logged in.
@@ -299,4 +443,8 @@ pub(crate) struct Takeover {
     /// When the platform labelled the compromise (the owner restores
     /// their destination after it); `None` if not within the window.
     pub reported: Option<i64>,
+    /// False when the attacker never changed the current destination (he
+    /// names his own in instant payouts): the platform's payouts still go
+    /// to the owner.
+    pub moves_destination: bool,
 }

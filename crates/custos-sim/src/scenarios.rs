@@ -44,11 +44,13 @@
 //!   provider changes the destination to a fresh mule at the victim's
 //!   country's small e-money issuer (30% also apply for a loan).
 
+mod adaptive;
+
 use crate::clients::Client;
 use crate::logins::{Action, DAY, START};
 use crate::model::{
-    AttackOnAccount, Ctx, Dest, Ev, Institutions, MarketConfig, Scenario, SellerLife, Takeover,
-    What,
+    AttackOnAccount, Channels, Ctx, Dest, Ev, Institutions, MarketConfig, Scenario, SellerLife,
+    Takeover, What,
 };
 use crate::rng::Rng;
 use crate::truth::Actor;
@@ -104,6 +106,11 @@ pub(crate) fn plan(
             Scenario::CredentialStuffing => planner.stuffing(&mut rng, index),
             Scenario::TargetedAttacker => planner.targeted(&mut rng, index),
             Scenario::SlowAttacker => planner.slow(&mut rng, index),
+            Scenario::SessionTheft => planner.session_theft(&mut rng, index),
+            Scenario::FactorTakeover => planner.factor_takeover(&mut rng, index),
+            Scenario::ProfilePoisoning => planner.profile_poisoning(&mut rng, index),
+            Scenario::MoneyEvasion => planner.money_evasion(&mut rng, index),
+            Scenario::MuleRing => planner.mule_ring(&mut rng, index),
         }
     }
     Plan {
@@ -182,6 +189,19 @@ impl Planner<'_> {
     }
 
     fn push(&mut self, account: usize, time: i64, what: What, ctx: Option<Ctx>, campaign: u8) {
+        self.push_answering(account, time, what, ctx, campaign, Channels::NONE);
+    }
+
+    /// An attacker event at which he can answer `controls`.
+    fn push_answering(
+        &mut self,
+        account: usize,
+        time: i64,
+        what: What,
+        ctx: Option<Ctx>,
+        campaign: u8,
+        controls: Channels,
+    ) {
         self.seqs[account] += 1;
         self.attacks[account].events.push(Ev {
             time,
@@ -192,6 +212,7 @@ impl Planner<'_> {
             actor: Actor::Attacker,
             fraud: true,
             campaign: Some(campaign),
+            controls,
         });
     }
 
@@ -227,6 +248,7 @@ impl Planner<'_> {
             campaign,
             from,
             reported: (noticed < self.end).then_some(noticed),
+            moves_destination: true,
         });
     }
 

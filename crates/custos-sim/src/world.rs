@@ -723,12 +723,10 @@ impl World {
         matches!(self.pools[pool].block, Block::V6 { .. })
     }
 
-    #[cfg(test)]
     pub(crate) fn network_of(&self, pool: usize) -> &Network {
         &self.networks[self.pools[pool].network]
     }
 
-    #[cfg(test)]
     pub(crate) fn kind_of(&self, pool: usize) -> NetworkKind {
         self.network_of(pool).kind
     }

@@ -33,6 +33,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         days: args.days,
         seed: args.seed,
         scenario: "seller-phishing-2018".into(),
+        honest: "baseline".into(),
         output: Some(history.clone()),
     };
     println!(

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use custos_sim::market;
-use custos_sim::model::{self, MarketConfig, Scenario};
+use custos_sim::model::{self, HonestModel, MarketConfig, Scenario};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct SimulateArgs {
@@ -21,9 +21,17 @@ pub struct SimulateArgs {
     pub seed: u64,
     /// Attack scenarios, comma-separated: seller-phishing-2018,
     /// mules-unique, mules-reused, credential-stuffing, targeted-attacker,
-    /// slow-attacker; `all` for every one, `none` for honest sellers only.
+    /// slow-attacker, and the attackers who read the rules: session-theft,
+    /// factor-takeover, profile-poisoning, money-evasion, mule-ring;
+    /// `adaptive` for those five, `all` for every one, `none` for honest
+    /// sellers only.
     #[arg(long, default_value = "seller-phishing-2018")]
     pub scenario: String,
+    /// Honest sellers: `baseline`, or `noisy` (shared bank accounts,
+    /// accountants abroad, new phones, instant payouts, ...: see
+    /// docs/scenarios.md), meant for the adaptive scenarios.
+    #[arg(long, default_value = "baseline")]
+    pub honest: String,
     /// Write here instead of standard output.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
@@ -34,12 +42,17 @@ pub(crate) fn parse_scenarios(list: &str) -> anyhow::Result<Vec<Scenario>> {
     let mut scenarios = Vec::new();
     for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         match name {
-            "all" => scenarios.extend(Scenario::ALL),
+            "all" => scenarios.extend(Scenario::ALL.into_iter().chain(Scenario::ADAPTIVE)),
+            "adaptive" => scenarios.extend(Scenario::ADAPTIVE),
             "none" => {}
             _ => scenarios.push(Scenario::from_name(name).with_context(|| {
-                let known: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                let known: Vec<&str> = Scenario::ALL
+                    .iter()
+                    .chain(&Scenario::ADAPTIVE)
+                    .map(|s| s.name())
+                    .collect();
                 format!(
-                    "--scenario: unknown scenario {name:?}; known: {}, all, none",
+                    "--scenario: unknown scenario {name:?}; known: {}, adaptive, all, none",
                     known.join(", ")
                 )
             })?),
@@ -64,6 +77,12 @@ pub(crate) fn config_of(args: &SimulateArgs) -> anyhow::Result<MarketConfig> {
         days: args.days,
         seed: args.seed,
         scenarios: parse_scenarios(&args.scenario)?,
+        honest: HonestModel::from_name(&args.honest).with_context(|| {
+            format!(
+                "--honest: unknown model {:?}; known: baseline, noisy",
+                args.honest
+            )
+        })?,
     })
 }
 
