@@ -8,12 +8,13 @@ use super::format::{Px, escape, fmt_axis, fmt_count, fmt_hours, fmt_money, fmt_r
 use super::tables::{Better, Delta, Measure, measure_delta};
 use super::*;
 use crate::report::{
-    Amounts, CampaignDetection, ChangedDecisions, ChangedExample, Comparison, DayPoint,
-    DelayBucket, EventCounts, Headline, LegitPayouts, Logins, Report, Responses, RuleStats,
-    RulesUsed, StolenMoney,
+    Amounts, CampaignDetection, CauseTally, ChangedDecisions, ChangedExample, ClassStolen,
+    Comparison, DayPoint, DelayBucket, EventCounts, Headline, HonestCost, LegitPayouts, Logins,
+    Report, Responses, RuleStats, RulesUsed, StolenMoney,
 };
 
 const HOSTILE_RULE: &str = "<script>alert('x')</script>";
+const HOSTILE_CLASS: &str = "<script>class</script>";
 
 fn amounts(count: u64, value: u64) -> Amounts {
     Amounts { count, value }
@@ -51,6 +52,7 @@ fn sample_report() -> Report {
         paid: amounts(3, 100_000),
         loans: amounts(2, 500_000),
         share_stopped: Some(0.891),
+        ..StolenMoney::default()
     };
     let legit = LegitPayouts {
         total: amounts(1_000, 98_765_432),
@@ -85,7 +87,7 @@ fn sample_report() -> Report {
         },
         stolen: BTreeMap::from([
             ("EUR".to_string(), stolen.clone()),
-            ("<GBP>".to_string(), stolen),
+            ("<GBP>".to_string(), stolen.clone()),
         ]),
         legit_payouts: BTreeMap::from([
             ("EUR".to_string(), legit.clone()),
@@ -163,6 +165,7 @@ fn sample_report() -> Report {
         responses: Responses {
             verifications_passed: 52,
             verifications_failed: 57,
+            ..Responses::default()
         },
         headline: Headline {
             share_stolen_stopped: Some(0.95),
@@ -170,6 +173,24 @@ fn sample_report() -> Report {
             share_legit_logins_challenged: Some(0.01),
             worst_victims_at_detection: Some(3),
             campaigns_missed: 1,
+        },
+        stolen_by_class: BTreeMap::from([(
+            HOSTILE_CLASS.to_string(),
+            ClassStolen {
+                currencies: BTreeMap::from([("EUR".to_string(), stolen)]),
+                share_stopped: Some(0.891),
+                share_prevented_by_step_up: Some(0.25),
+            },
+        )]),
+        honest_cost: HonestCost {
+            payouts_held: CauseTally {
+                total: 1_000,
+                hit: 12,
+                share: Some(0.012),
+                by_rule: BTreeMap::from([(HOSTILE_RULE.to_string(), 12)]),
+                by_cause: BTreeMap::from([(HOSTILE_RULE.to_string(), 12)]),
+            },
+            ..HonestCost::default()
         },
     }
 }
@@ -316,6 +337,10 @@ fn data_strings_are_escaped_in_the_report() {
     let html = render_report(&sample_report());
     assert!(!html.contains("<script"), "a rule id opened a script");
     assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+    assert!(
+        html.contains("&lt;script&gt;class&lt;/script&gt;"),
+        "the class row"
+    );
     assert!(html.contains("history &lt;2024&gt; &amp; &quot;more&quot;.ndjson"));
     assert!(html.contains("&lt;GBP&gt;"));
     assert!(html.contains("phish&lt;ing&gt;-2024"));
