@@ -628,3 +628,37 @@ fn scales_are_round_and_never_degenerate() {
     assert_eq!(fmt_axis(2_500.0), "2.5k");
     assert_eq!(fmt_axis(0.0), "0");
 }
+
+#[test]
+fn classes_and_causes_show_each_side_and_the_change() {
+    let mut comparison = sample_comparison();
+    let class = comparison
+        .candidate
+        .stolen_by_class
+        .get_mut(HOSTILE_CLASS)
+        .expect("the sample's class");
+    class.share_stopped = Some(0.991);
+    let payouts = &mut comparison.candidate.honest_cost.payouts_held;
+    payouts.hit = 2;
+    payouts.share = Some(0.002);
+    payouts.by_cause.insert(HOSTILE_RULE.to_string(), 2);
+    payouts.by_rule.insert(HOSTILE_RULE.to_string(), 2);
+    let html = render_comparison(&comparison);
+    assert_well_formed(&html);
+    let classes = &html[html.find("<section id=\"classes\">").expect("classes")..];
+    let classes = &classes[..classes.find("</section>").expect("end")];
+    assert!(classes.contains("&lt;script&gt;class&lt;/script&gt;"));
+    assert!(
+        classes.contains("89.10%") && classes.contains("99.10%"),
+        "{classes}"
+    );
+    assert!(classes.contains("<td class=\"num delta better\">+10.00 pp</td>"));
+    let honest = &html[html.find("<section id=\"honest\">").expect("honest")..];
+    let honest = &honest[..honest.find("</section>").expect("end")];
+    assert!(
+        honest.contains("12 of 1,000 payouts (1.20%) \u{2192} 2 of 1,000 payouts (0.20%)"),
+        "{honest}"
+    );
+    // Fewer honest payouts held by the rule: better.
+    assert!(honest.contains("delta better"), "{honest}");
+}
