@@ -29,19 +29,26 @@
 //! # The platform's side
 //!
 //! A history is open loop: it records what people did, not what the
-//! platform asked of them. Two answers matter to the figures, so the replay
-//! plays them (and counts them in the report's `responses`):
+//! platform asked of them, and a simulated attacker carries on as if
+//! nothing stopped him. The replay closes the loop (`platform`, rules in
+//! docs/evaluate.md) and counts what it played in the report's
+//! `responses`:
 //!
-//! - after a `challenge` in a session, the person in it answers the step-up:
-//!   the owner passes a `verification` a minute later, an attacker fails it;
-//! - after a legitimate seller's payout is held, the owner passes a
-//!   `verification` six hours later (the platform asks them to confirm),
-//!   which ends their account's at-risk state, so that the hold is released
-//!   when its cool-off ends.
+//! - after a challenge in a session, the platform steps the person up
+//!   through the channel the decision allows (or the owner's usual one);
+//!   the owner passes unless the attacker moved that contact or factor, the
+//!   attacker passes only if he controls the channel (`truth.controls`);
+//! - an attacker who fails is shut out of the session: his later events in
+//!   it are not replayed, and stolen payouts that needed his destination
+//!   change went to the owner (stopped, and shown as prevented by the
+//!   step-up);
+//! - after any payout hold the platform asks the owner to confirm through
+//!   the allowed channel: whoever controls it answers; an owner who denies a
+//!   payout reports the compromise with a label, which cancels the hold.
 //!
-//! Nothing else is assumed: attackers carry on after a failed challenge (the
-//! history has their later events), and no analyst acts. A stolen payout
-//! counts as stopped only if it was blocked, or held and never released.
+//! No analyst acts. A stolen payout counts as stopped only if it was
+//! blocked, held and never released, or prevented by a step-up.
+//! `Evaluation::responses` off replays the history exactly as written.
 //!
 //! # Comparing rule sets
 //!
@@ -54,6 +61,9 @@
 //!
 //! - `read`: reading and parsing on worker threads, handed on in file
 //!   order.
+//! - `platform`: the closed loop: who answers a step-up or a hold's
+//!   confirmation, and which events an attacker's failed step-up kept from
+//!   happening.
 //! - `run`: one rule set's replay: its engine, the platform's responses,
 //!   the tally, and the [`report::Report`] it ends with.
 //! - `diff`: the events two rule sets decided differently.
@@ -63,6 +73,7 @@
 mod diff;
 pub mod html;
 pub mod login_risk;
+mod platform;
 mod read;
 pub mod report;
 mod run;
@@ -139,7 +150,8 @@ pub struct Evaluation {
     /// Feature settings (hosting ASNs, login risk). For a simulated history
     /// the synthetic internet's hosting networks are added to them.
     pub features: FeatureConfig,
-    /// Play the platform's side (verifications after challenges and holds).
+    /// Play the platform's side, closed loop (step-ups, hold confirmations,
+    /// compromise reports; an attacker who fails a step-up is shut out).
     pub responses: bool,
 }
 
@@ -233,11 +245,19 @@ pub fn evaluate_observed(
     let file = read::open(path)?;
     let read = for_each_event(file, &parser, |event, truth| {
         let a = base.step(&parser, event, truth);
-        observe(0, event, &a);
+        if let Some(a) = &a {
+            observe(0, event, a);
+        }
         if let Some(candidate) = candidate.as_mut() {
             let b = candidate.step(&parser, event, truth);
-            observe(1, event, &b);
-            diff.observe(event, truth, &a, &b);
+            if let Some(b) = &b {
+                observe(1, event, b);
+            }
+            // An event one side never saw (its closed loop ended the
+            // attacker's session) has no decision to compare.
+            if let (Some(a), Some(b)) = (&a, &b) {
+                diff.observe(event, truth, a, b);
+            }
         }
     })?;
     let seconds = started.elapsed().as_secs_f64();

@@ -19,9 +19,17 @@ pub struct Report {
     pub events: EventCounts,
     /// Payouts and loan disbursements to destinations an attacker set.
     pub stolen: BTreeMap<String, StolenMoney>,
+    /// The same money per attack class (`truth.scenario`; `unknown` when
+    /// the history does not say). The classes add up to `stolen` exactly.
+    #[serde(default)]
+    pub stolen_by_class: BTreeMap<String, ClassStolen>,
     /// Payouts and loan disbursements to the seller's own destinations.
     pub legit_payouts: BTreeMap<String, LegitPayouts>,
     pub logins: Logins,
+    /// What the policy cost honest sellers, per kind of friction and per
+    /// rule that caused it.
+    #[serde(default)]
+    pub honest_cost: HonestCost,
     /// One entry per campaign of the ground truth, in order of first victim.
     pub campaigns: Vec<CampaignDetection>,
     /// One entry per rule of the rule set, in rule order.
@@ -62,6 +70,18 @@ impl Report {
                 stolen.attempted.count
             );
         }
+        for (class, stolen) in &self.stolen_by_class {
+            let (stopped, attempted): (u64, u64) =
+                stolen.currencies.values().fold((0, 0), |(s, a), m| {
+                    (s + m.stopped.count, a + m.attempted.count)
+                });
+            let _ = writeln!(
+                out,
+                "{prefix}  class {class}: {} stopped ({} by a failed step-up), {stopped} of {attempted} payouts",
+                share(stolen.share_stopped),
+                share(stolen.share_prevented_by_step_up),
+            );
+        }
         for (currency, legit) in &self.legit_payouts {
             let _ = writeln!(
                 out,
@@ -82,6 +102,31 @@ impl Report {
             self.logins.legit_challenged,
             self.logins.legit
         );
+        for (what, tally) in [
+            ("payouts held", &self.honest_cost.payouts_held),
+            (
+                "destination changes held or reviewed",
+                &self.honest_cost.destination_changes_held,
+            ),
+            ("logins challenged", &self.honest_cost.logins_challenged),
+        ] {
+            if tally.hit == 0 {
+                continue;
+            }
+            let causes: Vec<String> = tally
+                .by_cause
+                .iter()
+                .map(|(rule, count)| format!("{rule} {count}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "{prefix}  honest {what}: {} ({} of {}) by cause: {}",
+                share(tally.share),
+                tally.hit,
+                tally.total,
+                causes.join(", ")
+            );
+        }
         for campaign in &self.campaigns {
             let _ = match (campaign.victims_at_detection, campaign.delay_hours) {
                 (Some(victims), Some(hours)) => writeln!(
@@ -130,8 +175,8 @@ pub struct EventCounts {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StolenMoney {
     pub attempted: Amounts,
-    /// Blocked, or held and never released (cancelled, or still held at
-    /// the end of the history).
+    /// Blocked, held and never released (cancelled, or still held at the
+    /// end of the history), or prevented by a failed step-up.
     pub stopped: Amounts,
     /// Of `attempted`: decided `block`.
     pub blocked: Amounts,
@@ -141,10 +186,48 @@ pub struct StolenMoney {
     pub held_then_released: Amounts,
     /// Of `attempted`: not held at all (allow, challenge or review).
     pub paid: Amounts,
+    /// Of `attempted`, and counted in `stopped`: never reached Custos's
+    /// payout rules because a step-up the attacker failed ended his session
+    /// first, so the destination change it needed never happened and the
+    /// money went to the owner (or the payout was never asked for).
+    #[serde(default)]
+    pub prevented_by_step_up: Amounts,
     /// Of `attempted`: loan disbursements.
     pub loans: Amounts,
     /// `stopped.value / attempted.value`.
     pub share_stopped: Option<f64>,
+}
+
+impl StolenMoney {
+    /// Adds every amount of `other` to this one's (shares are left as they
+    /// are: they are computed once the sums are final).
+    pub fn absorb(&mut self, other: &StolenMoney) {
+        for (mine, theirs) in [
+            (&mut self.attempted, &other.attempted),
+            (&mut self.stopped, &other.stopped),
+            (&mut self.blocked, &other.blocked),
+            (&mut self.held, &other.held),
+            (&mut self.held_then_released, &other.held_then_released),
+            (&mut self.paid, &other.paid),
+            (&mut self.loans, &other.loans),
+            (&mut self.prevented_by_step_up, &other.prevented_by_step_up),
+        ] {
+            mine.count += theirs.count;
+            mine.value += theirs.value;
+        }
+    }
+}
+
+/// The stolen money of one attack class.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClassStolen {
+    /// Per currency, as in [`Report::stolen`].
+    pub currencies: BTreeMap<String, StolenMoney>,
+    /// Stopped over attempted, summed over currencies in minor units (as
+    /// the headline's share is).
+    pub share_stopped: Option<f64>,
+    /// Of the attempted value, the share prevented by a failed step-up.
+    pub share_prevented_by_step_up: Option<f64>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +235,41 @@ pub struct Amounts {
     pub count: u64,
     /// Minor units (cents, pence).
     pub value: u64,
+}
+
+/// The friction honest sellers felt, per kind and per cause.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct HonestCost {
+    /// Payouts and disbursements to the owner's destination decided `hold`
+    /// or `block` (the same population as `legit_payouts`, by count).
+    pub payouts_held: CauseTally,
+    /// The owners' own payout-destination changes decided `review` or
+    /// stronger.
+    pub destination_changes_held: CauseTally,
+    /// The owners' successful logins decided `challenge` or stronger (as in
+    /// `logins`).
+    pub logins_challenged: CauseTally,
+}
+
+/// How many honest events of one kind met friction, and which rules caused
+/// it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CauseTally {
+    /// Honest events of the kind.
+    pub total: u64,
+    /// Of those, decided at the kind's threshold or above.
+    pub hit: u64,
+    /// `hit / total`.
+    pub share: Option<f64>,
+    /// Every rule that asked for the threshold or more, by code: an event
+    /// that two rules held counts under both, so these can add up to more
+    /// than `hit`.
+    pub by_rule: BTreeMap<String, u64>,
+    /// Each hit under one cause: the strongest rule that asked for it (the
+    /// highest score, the first on a tie), or `(no rule)` when no reason
+    /// asked for that much (a hold the engine placed by itself). These add
+    /// up to `hit` exactly.
+    pub by_cause: BTreeMap<String, u64>,
 }
 
 /// The friction honest sellers felt on their payouts.
@@ -263,12 +381,54 @@ pub struct DayPoint {
     pub campaign_alerts: u64,
 }
 
+/// What the replay played on the platform's behalf (docs/evaluate.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Responses {
-    /// Passed verifications added for owners after a challenge or a hold.
+    /// Passed verifications added, step-ups and hold confirmations alike.
     pub verifications_passed: u64,
-    /// Failed verifications added for attackers after a challenge.
+    /// Failed verifications added, step-ups and hold confirmations alike.
     pub verifications_failed: u64,
+    /// Step-ups after a challenge: passed by the owner, failed by the owner
+    /// (the channel's contact or factor was the attacker's), passed by the
+    /// attacker (he controlled the channel), failed by the attacker.
+    #[serde(default)]
+    pub step_ups: StepUps,
+    /// Confirmations the platform asked of the owner after a payout hold.
+    #[serde(default)]
+    pub hold_confirmations: HoldConfirmations,
+    /// `compromise_reported` labels the owners sent after denying a payout.
+    #[serde(default)]
+    pub compromise_reports: u64,
+    /// Holds those reports cancelled.
+    #[serde(default)]
+    pub holds_cancelled_by_reports: u64,
+    /// Attackers' events never replayed: they came after a step-up the
+    /// attacker failed had ended his session (or, for payouts, went to the
+    /// owner because the attacker's destination change never happened).
+    #[serde(default)]
+    pub attacker_events_not_replayed: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepUps {
+    pub owner_passed: u64,
+    pub owner_failed: u64,
+    pub attacker_passed: u64,
+    pub attacker_failed: u64,
+    /// Step-ups by channel (wire name), whoever answered.
+    pub by_channel: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldConfirmations {
+    /// The owner confirmed their own payout.
+    pub owner_confirmed: u64,
+    /// The owner denied a payout to the attacker's destination.
+    pub owner_denied: u64,
+    /// The attacker answered through a channel he controlled, and passed.
+    pub attacker_passed: u64,
+    /// Confirmations by channel (wire name), whoever answered.
+    pub by_channel: BTreeMap<String, u64>,
 }
 
 /// The figures a fraud team looks at first, as reached: shares of stolen

@@ -1,14 +1,15 @@
 //! One rule set's replay: its [`Engine`], the platform's side (the
-//! verifications it adds after challenges and holds), the tally of every
-//! decision against the ground truth, and the [`Report`] it ends with.
+//! verifications and labels it adds after challenges and holds, played by
+//! [`crate::platform`]), the tally of every decision against the ground
+//! truth, and the [`Report`] it ends with.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use custos_core::decision::{Action, Decision, EffectKind};
-use custos_core::event::{Details, EventType, LoginStatus};
+use custos_core::event::{Details, EventType, LoginStatus, VerificationChannel};
 use custos_core::features::FeatureConfig;
 use custos_core::rules::{Mode, RuleSet};
 use custos_core::{Engine, Event, EventParser};
@@ -17,32 +18,57 @@ use custos_sim::truth::{Actor, Truth};
 use serde_json::{Map, Value, json};
 
 use crate::RulesUnderTest;
+use crate::platform::{HoldAnswer, Platform};
 use crate::read::ReadSummary;
 use crate::report::{
-    self, Amounts, CampaignDetection, DayPoint, Headline, LegitPayouts, Report, RuleStats,
-    RulesUsed, StolenMoney,
+    self, Amounts, CampaignDetection, CauseTally, ClassStolen, DayPoint, Headline, LegitPayouts,
+    Report, RuleStats, RulesUsed, StolenMoney,
 };
 use crate::stats::{add, day_name, day_of, histogram, quantile, ratio};
 
-/// The owner confirms a held payout this long after the hold.
-const OWNER_CONFIRMS_AFTER: i64 = 6 * 3_600;
+/// The platform asks for a held payout's confirmation this long after the
+/// hold, and whoever controls the channel answers then.
+const HOLD_CONFIRMED_AFTER: i64 = 6 * 3_600;
 /// The person in a challenged session answers this long after.
 const CHALLENGE_ANSWERED_AFTER: i64 = 60;
+/// An owner who denied a payout reports the compromise this long after.
+const COMPROMISE_REPORTED_AFTER: i64 = 10 * 60;
+/// The attack class of stolen money whose truth names no scenario.
+const UNKNOWN_CLASS: &str = "unknown";
 
-/// A verification the replay adds on the platform's behalf.
+/// An event the replay adds on the platform's behalf, when it is due.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct Response {
     time: i64,
     order: u64,
     account_id: String,
-    session_id: Option<String>,
-    passed: bool,
+    kind: ResponseKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum ResponseKind {
+    /// The answer to a step-up in a session, decided when it was asked.
+    StepUp {
+        session_id: String,
+        channel: VerificationChannel,
+        passed: bool,
+    },
+    /// The platform asks the owner to confirm a held payout through
+    /// `channel`; who answers is decided when it is due.
+    HoldConfirmation {
+        hold_id: String,
+        channel: VerificationChannel,
+        payout_event_id: String,
+    },
+    /// The owner reports the compromise after denying a payout.
+    CompromiseReported { payout_event_id: String },
 }
 
 /// A held payout, until its hold is closed.
 #[derive(Debug, Clone)]
 struct OpenHold {
     fraud: bool,
+    class: String,
     currency: String,
     amount: u64,
     held_at: i64,
@@ -57,7 +83,7 @@ pub(crate) struct Run {
     dir: Option<PathBuf>,
     responses_on: bool,
     pending: BinaryHeap<Reverse<Response>>,
-    answered_sessions: HashSet<u64>,
+    platform: Platform,
     response_order: u64,
     open_holds: HashMap<(String, String), OpenHold>,
     tally: Tally,
@@ -69,7 +95,8 @@ struct Tally {
     by_attackers: u64,
     first_time: Option<i64>,
     last_time: Option<i64>,
-    stolen: BTreeMap<String, StolenMoney>,
+    /// Stolen money by attack class, then currency.
+    stolen: BTreeMap<String, BTreeMap<String, StolenMoney>>,
     legit: BTreeMap<String, LegitPayouts>,
     legit_delays: BTreeMap<String, Vec<f64>>,
     logins: report::Logins,
@@ -79,6 +106,7 @@ struct Tally {
     fraud_by_type: HashMap<EventType, u64>,
     days: BTreeMap<i64, DayPoint>,
     responses: report::Responses,
+    honest_cost: report::HonestCost,
 }
 
 #[derive(Default)]
@@ -97,7 +125,7 @@ impl Run {
             dir: rules.dir.clone(),
             responses_on,
             pending: BinaryHeap::new(),
-            answered_sessions: HashSet::new(),
+            platform: Platform::default(),
             response_order: 0,
             open_holds: HashMap::new(),
             tally: Tally::default(),
@@ -105,63 +133,188 @@ impl Run {
     }
 
     /// Decides and applies one event of the history, after any response
-    /// due by its time; returns its decision.
-    pub(crate) fn step(&mut self, parser: &EventParser, event: &Event, truth: &Truth) -> Decision {
+    /// due by its time; returns its decision, or `None` when the platform
+    /// would never have seen the event (the closed loop ended the
+    /// attacker's session, or his payout went to the owner).
+    pub(crate) fn step(
+        &mut self,
+        parser: &EventParser,
+        event: &Event,
+        truth: &Truth,
+    ) -> Option<Decision> {
         let at = event.unix_time();
         while self.pending.peek().is_some_and(|r| r.0.time <= at) {
             if let Some(Reverse(response)) = self.pending.pop() {
-                self.respond(parser, &response);
+                self.respond(parser, response);
             }
+        }
+        if self.responses_on && self.platform.not_replayed(event, truth).is_some() {
+            self.not_replayed(event, truth);
+            return None;
         }
         let decision = self.engine.process(event);
         self.count(event, truth, &decision);
-        decision
+        Some(decision)
     }
 
-    fn respond(&mut self, parser: &EventParser, response: &Response) {
+    /// Counts an event the closed loop kept from the platform.
+    fn not_replayed(&mut self, event: &Event, truth: &Truth) {
+        let tally = &mut self.tally;
+        tally.responses.attacker_events_not_replayed += 1;
+        if truth.actor == Some(Actor::Attacker) {
+            tally.by_attackers += 1;
+        }
+        let Some((_, amount, currency)) = money_of(event) else {
+            return;
+        };
+        if !truth.fraud {
+            return;
+        }
+        let at = event.unix_time();
+        let point = tally.days.entry(day_of(at)).or_default();
+        point.stolen_attempted += amount;
+        point.stolen_stopped += amount;
+        let stolen = stolen_entry(&mut tally.stolen, truth, &currency);
+        add(&mut stolen.attempted, amount);
+        add(&mut stolen.prevented_by_step_up, amount);
+        if event.event_type == EventType::LoanDisbursement {
+            add(&mut stolen.loans, amount);
+        }
+    }
+
+    fn respond(&mut self, parser: &EventParser, response: Response) {
         let mut object = Map::new();
         object.insert(
             "event_id".into(),
             json!(format!("evaluate-response-{}", response.order)),
         );
-        object.insert("type".into(), json!("verification"));
         object.insert("account_id".into(), json!(response.account_id));
         object.insert("time".into(), json!(rfc3339(response.time)));
-        if let Some(session) = &response.session_id {
-            object.insert("session_id".into(), json!(session));
+        let mut verified = None;
+        match &response.kind {
+            ResponseKind::StepUp {
+                session_id,
+                channel,
+                passed,
+            } => {
+                object.insert("session_id".into(), json!(session_id));
+                verified = Some((*channel, *passed, "platform_step_up"));
+            }
+            ResponseKind::HoldConfirmation {
+                hold_id,
+                channel,
+                payout_event_id,
+            } => {
+                if !self
+                    .open_holds
+                    .contains_key(&(response.account_id.clone(), hold_id.clone()))
+                {
+                    // Closed before the platform asked: nothing to confirm.
+                    return;
+                }
+                let fraud = self
+                    .open_holds
+                    .get(&(response.account_id.clone(), hold_id.clone()))
+                    .is_some_and(|h| h.fraud);
+                let answer = self
+                    .platform
+                    .hold_answer(&response.account_id, *channel, fraud);
+                let confirmations = &mut self.tally.responses.hold_confirmations;
+                *confirmations
+                    .by_channel
+                    .entry(channel.as_str().to_string())
+                    .or_default() += 1;
+                let passed = match answer {
+                    HoldAnswer::AttackerPasses => {
+                        confirmations.attacker_passed += 1;
+                        true
+                    }
+                    HoldAnswer::OwnerConfirms => {
+                        confirmations.owner_confirmed += 1;
+                        true
+                    }
+                    HoldAnswer::OwnerDenies => {
+                        confirmations.owner_denied += 1;
+                        self.schedule(
+                            response.time + COMPROMISE_REPORTED_AFTER,
+                            &response.account_id,
+                            ResponseKind::CompromiseReported {
+                                payout_event_id: payout_event_id.clone(),
+                            },
+                        );
+                        false
+                    }
+                };
+                verified = Some((*channel, passed, "platform_hold_confirmation"));
+            }
+            ResponseKind::CompromiseReported { payout_event_id } => {
+                object.insert("type".into(), json!("label"));
+                object.insert("label".into(), json!("compromise_reported"));
+                object.insert("target_event_id".into(), json!(payout_event_id));
+                self.tally.responses.compromise_reports += 1;
+            }
         }
-        object.insert(
-            "status".into(),
-            json!(if response.passed { "passed" } else { "failed" }),
-        );
-        object.insert("method".into(), json!("platform_step_up"));
+        if let Some((channel, passed, method)) = verified {
+            object.insert("type".into(), json!("verification"));
+            object.insert(
+                "status".into(),
+                json!(if passed { "passed" } else { "failed" }),
+            );
+            object.insert("method".into(), json!(method));
+            object.insert("channel".into(), json!(channel.as_str()));
+            if passed {
+                self.tally.responses.verifications_passed += 1;
+            } else {
+                self.tally.responses.verifications_failed += 1;
+            }
+        }
         let Ok(event) = parser.parse_object(object) else {
             return;
         };
         let decision = self.engine.process(&event);
-        if response.passed {
-            self.tally.responses.verifications_passed += 1;
-        } else {
-            self.tally.responses.verifications_failed += 1;
+        if event.event_type == EventType::Label {
+            self.tally.responses.holds_cancelled_by_reports += decision
+                .effects
+                .iter()
+                .filter(|e| e.kind == EffectKind::HoldCancelled)
+                .count() as u64;
         }
         // A response can release or cancel holds like any event.
         self.close_holds(&event, &decision);
     }
 
-    fn schedule(&mut self, time: i64, account_id: &str, session_id: Option<&str>, passed: bool) {
+    fn schedule(&mut self, time: i64, account_id: &str, kind: ResponseKind) {
         self.response_order += 1;
         self.pending.push(Reverse(Response {
             time,
             order: self.response_order,
             account_id: account_id.to_string(),
-            session_id: session_id.map(str::to_string),
-            passed,
+            kind,
         }));
     }
 
     fn count(&mut self, event: &Event, truth: &Truth, decision: &Decision) {
         let at = event.unix_time();
         let day = day_of(at);
+        // The platform's step-up comes first: an attacker who fails it
+        // never got in, whatever the history says he did next.
+        let step_up = if self.responses_on {
+            self.platform
+                .after(event, truth, decision, &mut self.tally.responses)
+        } else {
+            None
+        };
+        if let (Some(step_up), Some(session)) = (step_up, event.session_id.as_deref()) {
+            self.schedule(
+                at + CHALLENGE_ANSWERED_AFTER,
+                &event.account_id,
+                ResponseKind::StepUp {
+                    session_id: session.to_string(),
+                    channel: step_up.channel,
+                    passed: step_up.passed,
+                },
+            );
+        }
         let tally = &mut self.tally;
         *tally
             .decisions
@@ -184,14 +337,15 @@ impl Run {
         }
         // Campaigns of the ground truth: victims in order of takeover. A
         // failed login is an attempt, not a takeover: credential stuffing
-        // tries thousands of accounts to get into a few.
+        // tries thousands of accounts to get into a few. So is a session
+        // whose step-up the attacker failed.
         let attempt_only = matches!(
             event.details,
             Details::Login {
                 status: LoginStatus::Failure,
                 ..
             }
-        );
+        ) || step_up.is_some_and(|s| !s.passed);
         if truth.actor == Some(Actor::Attacker)
             && !attempt_only
             && let Some(name) = &truth.campaign
@@ -219,6 +373,11 @@ impl Run {
             let challenged = decision.action >= Action::Challenge;
             match truth.actor {
                 Some(Actor::Seller) => {
+                    cause(
+                        &mut tally.honest_cost.logins_challenged,
+                        decision,
+                        Action::Challenge,
+                    );
                     tally.logins.legit += 1;
                     let point = tally.days.entry(day).or_default();
                     point.legit_logins += 1;
@@ -236,44 +395,25 @@ impl Run {
                 _ => {}
             }
         }
-        self.money(event, truth, decision, day);
-        if decision.action == Action::Challenge
-            && self.responses_on
-            && let Some(session) = event.session_id.as_deref()
-            && matches!(truth.actor, Some(Actor::Seller | Actor::Attacker))
-            && self
-                .answered_sessions
-                .insert(session_hash(&event.account_id, session))
+        if event.event_type == EventType::PayoutDestinationChange
+            && truth.actor == Some(Actor::Seller)
+            && !truth.fraud
         {
-            let passed = truth.actor == Some(Actor::Seller);
-            self.schedule(
-                at + CHALLENGE_ANSWERED_AFTER,
-                &event.account_id,
-                Some(session),
-                passed,
+            cause(
+                &mut tally.honest_cost.destination_changes_held,
+                decision,
+                Action::Review,
             );
         }
+        self.money(event, truth, decision, day);
         self.close_holds(event, decision);
         self.campaign_alerts(event, decision, day);
     }
 
     /// Payouts and disbursements: stolen or legitimate, held or paid.
     fn money(&mut self, event: &Event, truth: &Truth, decision: &Decision, day: i64) {
-        let (hold_id, amount, currency) = match &event.details {
-            Details::Payout {
-                payout_id,
-                amount,
-                currency,
-                ..
-            } => (payout_id, *amount, currency.as_str().to_string()),
-            Details::Loan {
-                loan_id,
-                amount,
-                currency,
-            } if event.event_type == EventType::LoanDisbursement => {
-                (loan_id, *amount, currency.as_str().to_string())
-            }
-            _ => return,
+        let Some((hold_id, amount, currency)) = money_of(event) else {
+            return;
         };
         let at = event.unix_time();
         let held = decision.action == Action::Hold;
@@ -281,7 +421,7 @@ impl Run {
         let tally = &mut self.tally;
         let point = tally.days.entry(day).or_default();
         if truth.fraud {
-            let stolen = tally.stolen.entry(currency.clone()).or_default();
+            let stolen = stolen_entry(&mut tally.stolen, truth, &currency);
             add(&mut stolen.attempted, amount);
             point.stolen_attempted += amount;
             if event.event_type == EventType::LoanDisbursement {
@@ -296,6 +436,7 @@ impl Run {
                 add(&mut stolen.paid, amount);
             }
         } else {
+            cause(&mut tally.honest_cost.payouts_held, decision, Action::Hold);
             let legit = tally.legit.entry(currency.clone()).or_default();
             add(&mut legit.total, amount);
             point.legit_payouts += 1;
@@ -312,14 +453,24 @@ impl Run {
                 (event.account_id.clone(), hold_id.clone()),
                 OpenHold {
                     fraud: truth.fraud,
+                    class: class_of(truth).to_string(),
                     currency,
                     amount,
                     held_at: at,
                     day: day as usize,
                 },
             );
-            if !truth.fraud && truth.actor.is_some() && self.responses_on {
-                self.schedule(at + OWNER_CONFIRMS_AFTER, &event.account_id, None, true);
+            if truth.actor.is_some() && self.responses_on {
+                let channel = self.platform.channel_for(&event.account_id, decision);
+                self.schedule(
+                    at + HOLD_CONFIRMED_AFTER,
+                    &event.account_id,
+                    ResponseKind::HoldConfirmation {
+                        hold_id,
+                        channel,
+                        payout_event_id: event.event_id.clone(),
+                    },
+                );
             }
         }
     }
@@ -347,15 +498,19 @@ impl Run {
             };
             let tally = &mut self.tally;
             if open.fraud {
+                let stolen = tally
+                    .stolen
+                    .entry(open.class)
+                    .or_default()
+                    .entry(open.currency)
+                    .or_default();
                 if released {
-                    let stolen = tally.stolen.entry(open.currency).or_default();
                     add(&mut stolen.held_then_released, open.amount);
                     if let Some(point) = tally.days.get_mut(&(open.day as i64)) {
                         point.stolen_stopped = point.stolen_stopped.saturating_sub(open.amount);
                     }
                 } else {
                     // Cancelled: stopped for good; counted with the held.
-                    let stolen = tally.stolen.entry(open.currency).or_default();
                     add(&mut stolen.held, open.amount);
                 }
             } else {
@@ -375,7 +530,13 @@ impl Run {
     }
 
     fn cancelled_fraud(&mut self, open: OpenHold) {
-        let stolen = self.tally.stolen.entry(open.currency).or_default();
+        let stolen = self
+            .tally
+            .stolen
+            .entry(open.class)
+            .or_default()
+            .entry(open.currency)
+            .or_default();
         add(&mut stolen.held, open.amount);
     }
 
@@ -425,12 +586,50 @@ impl Run {
             }
         }
         let tally = &mut self.tally;
-        for stolen in tally.stolen.values_mut() {
-            stolen.stopped = Amounts {
-                count: stolen.blocked.count + stolen.held.count,
-                value: stolen.blocked.value + stolen.held.value,
-            };
+        let mut stolen_overall: BTreeMap<String, StolenMoney> = BTreeMap::new();
+        let mut stolen_by_class: BTreeMap<String, ClassStolen> = BTreeMap::new();
+        for (class, currencies) in std::mem::take(&mut tally.stolen) {
+            let mut attempted = 0;
+            let mut stopped = 0;
+            let mut prevented = 0;
+            let mut finished = BTreeMap::new();
+            for (currency, mut stolen) in currencies {
+                stolen.stopped = Amounts {
+                    count: stolen.blocked.count
+                        + stolen.held.count
+                        + stolen.prevented_by_step_up.count,
+                    value: stolen.blocked.value
+                        + stolen.held.value
+                        + stolen.prevented_by_step_up.value,
+                };
+                stolen.share_stopped = ratio(stolen.stopped.value, stolen.attempted.value);
+                attempted += stolen.attempted.value;
+                stopped += stolen.stopped.value;
+                prevented += stolen.prevented_by_step_up.value;
+                stolen_overall
+                    .entry(currency.clone())
+                    .or_default()
+                    .absorb(&stolen);
+                finished.insert(currency, stolen);
+            }
+            stolen_by_class.insert(
+                class,
+                ClassStolen {
+                    currencies: finished,
+                    share_stopped: ratio(stopped, attempted),
+                    share_prevented_by_step_up: ratio(prevented, attempted),
+                },
+            );
+        }
+        for stolen in stolen_overall.values_mut() {
             stolen.share_stopped = ratio(stolen.stopped.value, stolen.attempted.value);
+        }
+        for tally in [
+            &mut tally.honest_cost.payouts_held,
+            &mut tally.honest_cost.destination_changes_held,
+            &mut tally.honest_cost.logins_challenged,
+        ] {
+            tally.share = ratio(tally.hit, tally.total);
         }
         for (currency, legit) in tally.legit.iter_mut() {
             legit.share_held = ratio(legit.held.count, legit.total.count);
@@ -524,8 +723,8 @@ impl Run {
             _ => Vec::new(),
         };
 
-        let attempted: u64 = tally.stolen.values().map(|s| s.attempted.value).sum();
-        let stopped: u64 = tally.stolen.values().map(|s| s.stopped.value).sum();
+        let attempted: u64 = stolen_overall.values().map(|s| s.attempted.value).sum();
+        let stopped: u64 = stolen_overall.values().map(|s| s.stopped.value).sum();
         let legit_total: u64 = tally.legit.values().map(|l| l.total.count).sum();
         let legit_held: u64 = tally.legit.values().map(|l| l.held.count).sum();
         let headline = Headline {
@@ -567,9 +766,11 @@ impl Run {
                     0.0
                 },
             },
-            stolen: std::mem::take(&mut tally.stolen),
+            stolen: stolen_overall,
+            stolen_by_class,
             legit_payouts: std::mem::take(&mut tally.legit),
             logins: tally.logins.clone(),
+            honest_cost: std::mem::take(&mut tally.honest_cost),
             campaigns,
             rules_hit,
             days,
@@ -579,12 +780,61 @@ impl Run {
     }
 }
 
-fn session_hash(account_id: &str, session_id: &str) -> u64 {
-    use std::hash::Hasher as _;
-    // Fixed keys: the same session must hash the same way every time.
-    let mut hasher = std::hash::DefaultHasher::new();
-    hasher.write(account_id.as_bytes());
-    hasher.write_u8(0);
-    hasher.write(session_id.as_bytes());
-    hasher.finish()
+/// A payout's or loan disbursement's hold id, amount and currency.
+fn money_of(event: &Event) -> Option<(String, u64, String)> {
+    match &event.details {
+        Details::Payout {
+            payout_id,
+            amount,
+            currency,
+            ..
+        } => Some((payout_id.clone(), *amount, currency.as_str().to_string())),
+        Details::Loan {
+            loan_id,
+            amount,
+            currency,
+        } if event.event_type == EventType::LoanDisbursement => {
+            Some((loan_id.clone(), *amount, currency.as_str().to_string()))
+        }
+        _ => None,
+    }
 }
+
+/// The attack class stolen money is counted under.
+fn class_of(truth: &Truth) -> &str {
+    truth.scenario.as_deref().unwrap_or(UNKNOWN_CLASS)
+}
+
+fn stolen_entry<'a>(
+    stolen: &'a mut BTreeMap<String, BTreeMap<String, StolenMoney>>,
+    truth: &Truth,
+    currency: &str,
+) -> &'a mut StolenMoney {
+    stolen
+        .entry(class_of(truth).to_string())
+        .or_default()
+        .entry(currency.to_string())
+        .or_default()
+}
+
+/// Counts one honest event of a kind whose friction starts at `threshold`,
+/// under the rules that asked for it.
+fn cause(tally: &mut CauseTally, decision: &Decision, threshold: Action) {
+    tally.total += 1;
+    if decision.action < threshold {
+        return;
+    }
+    tally.hit += 1;
+    let mut strongest: Option<&custos_core::Reason> = None;
+    for reason in decision.reasons.iter().filter(|r| r.action >= threshold) {
+        *tally.by_rule.entry(reason.code.clone()).or_default() += 1;
+        if strongest.is_none_or(|s| reason.score > s.score) {
+            strongest = Some(reason);
+        }
+    }
+    let name = strongest.map_or(NO_RULE, |r| r.code.as_str());
+    *tally.by_cause.entry(name.to_string()).or_default() += 1;
+}
+
+/// The cause of friction no reason asked for.
+const NO_RULE: &str = "(no rule)";

@@ -1,6 +1,7 @@
 //! The replay end to end: hand-written histories with exact figures, a
 //! comparison, and a small simulated campaign.
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -167,11 +168,21 @@ pub(crate) fn rules_from_dir(dir: &Path) -> RulesUnderTest {
     }
 }
 
+/// The history replayed as written: no step-up ends the attacker's session,
+/// so the rules' own figures show (the closed loop has its tests in
+/// `platform/tests.rs`).
+fn open_loop(file: PathBuf) -> Evaluation {
+    Evaluation {
+        responses: false,
+        ..args(file)
+    }
+}
+
 #[test]
 fn a_hand_written_history_gives_exact_figures() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_history(dir.path(), &history());
-    let Outcome::Single(report) = evaluate(&args(path)).expect("evaluates") else {
+    let Outcome::Single(report) = evaluate(&open_loop(path)).expect("evaluates") else {
         panic!("no comparison was asked for");
     };
     assert_eq!(report.events.read, 72);
@@ -257,7 +268,7 @@ fn a_rule_set_that_holds_nothing_is_compared_event_by_event() {
          when = \"event.amount > 100000000\"\naction = \"hold\"\n",
     )
     .expect("write");
-    let mut args = args(path);
+    let mut args = open_loop(path);
     args.candidate = Some(rules_from_dir(&rules));
     let Outcome::Compared(comparison) = evaluate(&args).expect("evaluates") else {
         panic!("a comparison was asked for");
@@ -296,14 +307,19 @@ fn the_default_rules_catch_a_small_simulated_2018_campaign() {
     };
     let file = std::fs::File::create(&path).expect("create");
     custos_sim::market::write(&config, file).expect("write");
-    let Outcome::Single(report) = evaluate(&args(path)).expect("evaluates") else {
+    // Linking needs the attackers' destinations: in the open loop every
+    // victim's attacker gets to set one.
+    let Outcome::Single(open) = evaluate(&open_loop(path.clone())).expect("evaluates") else {
         panic!("no comparison was asked for");
     };
-    let campaign = &report.campaigns[0];
+    let campaign = &open.campaigns[0];
     assert_eq!(campaign.campaign, "phishing-2018");
     assert!(campaign.victims >= 5, "{campaign:?}");
     let at = campaign.victims_at_detection.expect("detected");
     assert!(at <= 4, "{campaign:?}");
+    let Outcome::Single(report) = evaluate(&args(path)).expect("evaluates") else {
+        panic!("no comparison was asked for");
+    };
     let stopped = report
         .headline
         .share_stolen_stopped
@@ -312,4 +328,108 @@ fn the_default_rules_catch_a_small_simulated_2018_campaign() {
     let held = report.headline.share_legit_payouts_held.expect("payouts");
     assert!(held <= 0.02, "{held}");
     assert!(report.responses.verifications_passed > 0);
+}
+
+#[test]
+fn per_class_and_per_cause_tallies_add_up_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sim.ndjson");
+    let config = custos_sim::model::MarketConfig {
+        sellers: 300,
+        days: 90,
+        seed: 11,
+        scenarios: custos_sim::model::Scenario::ALL.to_vec(),
+    };
+    let file = std::fs::File::create(&path).expect("create");
+    custos_sim::market::write(&config, file).expect("write");
+    for responses in [true, false] {
+        let mut evaluation = args(path.clone());
+        evaluation.responses = responses;
+        let Outcome::Single(report) = evaluate(&evaluation).expect("evaluates") else {
+            panic!("no comparison was asked for");
+        };
+        assert!(report.stolen_by_class.len() >= 2, "{responses}");
+        // The classes add up to the overall figures, amount by amount.
+        let mut summed: BTreeMap<String, crate::report::StolenMoney> = BTreeMap::new();
+        for class in report.stolen_by_class.values() {
+            for (currency, stolen) in &class.currencies {
+                summed.entry(currency.clone()).or_default().absorb(stolen);
+                assert_eq!(
+                    stolen.stopped.value,
+                    stolen.blocked.value + stolen.held.value + stolen.prevented_by_step_up.value
+                );
+                assert_eq!(
+                    stolen.attempted.value,
+                    stolen.stopped.value + stolen.held_then_released.value + stolen.paid.value,
+                    "every stolen payout is stopped, released or paid"
+                );
+            }
+        }
+        for (currency, overall) in &report.stolen {
+            let summed = &summed[currency];
+            assert_eq!(
+                (
+                    summed.attempted,
+                    summed.stopped,
+                    summed.blocked,
+                    summed.held
+                ),
+                (
+                    overall.attempted,
+                    overall.stopped,
+                    overall.blocked,
+                    overall.held
+                )
+            );
+            assert_eq!(
+                (summed.prevented_by_step_up, summed.paid, summed.loans),
+                (overall.prevented_by_step_up, overall.paid, overall.loans)
+            );
+        }
+        assert_eq!(summed.len(), report.stolen.len());
+        if !responses {
+            assert!(
+                report
+                    .stolen
+                    .values()
+                    .all(|s| s.prevented_by_step_up == Amounts::default())
+            );
+        }
+        // Each honest hit has exactly one cause; every cause is a rule
+        // that asked for it, or none.
+        let cost = &report.honest_cost;
+        for tally in [
+            &cost.payouts_held,
+            &cost.destination_changes_held,
+            &cost.logins_challenged,
+        ] {
+            assert_eq!(tally.by_cause.values().sum::<u64>(), tally.hit);
+            assert!(
+                tally.by_rule.values().sum::<u64>()
+                    >= tally.by_cause.values().sum::<u64>()
+                        - tally.by_cause.get("(no rule)").copied().unwrap_or(0)
+            );
+            for rule in tally.by_cause.keys() {
+                assert!(
+                    rule == "(no rule)" || tally.by_rule.contains_key(rule),
+                    "{rule}"
+                );
+            }
+        }
+        let legit_total: u64 = report.legit_payouts.values().map(|l| l.total.count).sum();
+        let legit_held: u64 = report.legit_payouts.values().map(|l| l.held.count).sum();
+        assert_eq!(
+            (cost.payouts_held.total, cost.payouts_held.hit),
+            (legit_total, legit_held)
+        );
+        assert_eq!(
+            (cost.logins_challenged.total, cost.logins_challenged.hit),
+            (report.logins.legit, report.logins.legit_challenged)
+        );
+        assert!(
+            cost.logins_challenged.hit > 0,
+            "the history challenges some owners"
+        );
+        assert!(cost.destination_changes_held.total > 0);
+    }
 }

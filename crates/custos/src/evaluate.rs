@@ -40,7 +40,8 @@ pub struct EvaluateArgs {
     /// Where to write the HTML report; default: `<name>.report.html`.
     #[arg(long)]
     pub html: Option<PathBuf>,
-    /// Do not play the platform's side (no added verifications).
+    /// Do not play the platform's side: no step-ups, hold confirmations or
+    /// compromise reports, and every event replayed as written (open loop).
     #[arg(long)]
     pub no_responses: bool,
 }

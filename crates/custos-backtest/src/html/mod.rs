@@ -59,6 +59,7 @@
 //! - `page.rs`: the document head with the style, the header, the
 //!   navigation, and the frame every section shares.
 //! - `sections.rs`: the sections, in page order.
+//! - `breakdowns.rs`: the per-attack-class and per-cause sections.
 //! - `tables.rs`: figures (`Measure`, `Better`, `Delta`) and the tables and
 //!   cells that show them over the sides.
 //! - `charts.rs`: the charts the page draws, then the SVG kit they are drawn
@@ -68,6 +69,7 @@
 //! - `style.css`: the page's style, included as it is.
 //! - `tests.rs`: the unit tests.
 
+mod breakdowns;
 mod charts;
 mod format;
 mod page;
@@ -77,6 +79,7 @@ mod tables;
 mod tests;
 
 use crate::report::{Comparison, Report};
+use breakdowns::{classes_section, honest_section};
 use page::{header, nav, page_end, page_start, page_title};
 use sections::{
     campaigns_section, changed_section, events_section, examples_section, headline_section,
@@ -89,7 +92,9 @@ const SECTIONS: &[(&str, &str, bool)] = &[
     ("headline", "Headline", false),
     ("changed", "Changed decisions", true),
     ("stolen", "Stolen money", false),
+    ("classes", "Per attack class", false),
     ("legit", "Legitimate payouts", false),
+    ("honest", "Honest cost", false),
     ("logins", "Logins", false),
     ("campaigns", "Campaigns", false),
     ("rules", "Rules", false),
@@ -122,7 +127,9 @@ fn render(sides: Sides<'_>) -> String {
         changed_section(&mut out, &comparison.changed);
     }
     stolen_section(&mut out, sides);
+    classes_section(&mut out, sides);
     legit_section(&mut out, sides);
+    honest_section(&mut out, sides);
     logins_section(&mut out, sides);
     campaigns_section(&mut out, sides);
     rules_section(&mut out, sides);

@@ -145,7 +145,7 @@ pub(super) fn headline_section(out: &mut String, sides: Sides<'_>) {
 // Stolen money
 // ---------------------------------------------------------------------------
 
-fn stolen_rows() -> [CurrencyRow<StolenMoney>; 8] {
+fn stolen_rows() -> [CurrencyRow<StolenMoney>; 9] {
     [
         CurrencyRow {
             label: "Attempted",
@@ -166,6 +166,11 @@ fn stolen_rows() -> [CurrencyRow<StolenMoney>; 8] {
             label: "Blocked",
             better: Better::Higher,
             get: |s| Measure::Amount(s.blocked),
+        },
+        CurrencyRow {
+            label: "Prevented by a failed step-up",
+            better: Better::Higher,
+            get: |s| Measure::Amount(s.prevented_by_step_up),
         },
         CurrencyRow {
             label: "Held, never released",
@@ -191,8 +196,9 @@ fn stolen_rows() -> [CurrencyRow<StolenMoney>; 8] {
 }
 
 const STOLEN_LEAD: &str = "Payouts and loan disbursements to destinations an attacker set. \
-     <em>Stopped</em> is blocked, or held and never released; money held and then released \
-     was paid, only late.";
+     <em>Stopped</em> is blocked, held and never released, or prevented (the attacker failed \
+     a step-up and his session ended before it); money held and then released was paid, \
+     only late.";
 
 pub(super) fn stolen_section(out: &mut String, sides: Sides<'_>) {
     section_start(out, "stolen", "Stolen money", STOLEN_LEAD);
@@ -615,7 +621,9 @@ fn rule_action_html(row: &[Option<&RuleStats>]) -> String {
 // ---------------------------------------------------------------------------
 
 const RESPONSES_LEAD: &str = "Events <code>custos evaluate</code> added to play the \
-     platform's side: verifications after challenges and holds.";
+     platform's side (step-ups after challenges, confirmations after holds, the owners' \
+     compromise reports), and the attackers' events it kept from the engine because a \
+     failed step-up had ended their session.";
 
 pub(super) fn responses_section(out: &mut String, sides: Sides<'_>) {
     section_start(out, "responses", "Responses", RESPONSES_LEAD);
@@ -624,16 +632,76 @@ pub(super) fn responses_section(out: &mut String, sides: Sides<'_>) {
         sides.compared(),
         &[
             FigureRow::new(
-                "Verifications passed (owners)",
+                "Verifications passed",
                 sides,
                 |r| Measure::Count(r.responses.verifications_passed),
                 Better::Neither,
             ),
             FigureRow::new(
-                "Verifications failed (attackers)",
+                "Verifications failed",
                 sides,
                 |r| Measure::Count(r.responses.verifications_failed),
                 Better::Neither,
+            ),
+            FigureRow::new(
+                "Step-ups passed by owners",
+                sides,
+                |r| Measure::Count(r.responses.step_ups.owner_passed),
+                Better::Neither,
+            ),
+            FigureRow::new(
+                "Step-ups failed by owners (channel moved to the attacker)",
+                sides,
+                |r| Measure::Count(r.responses.step_ups.owner_failed),
+                Better::Lower,
+            ),
+            FigureRow::new(
+                "Step-ups passed by attackers",
+                sides,
+                |r| Measure::Count(r.responses.step_ups.attacker_passed),
+                Better::Lower,
+            ),
+            FigureRow::new(
+                "Step-ups failed by attackers",
+                sides,
+                |r| Measure::Count(r.responses.step_ups.attacker_failed),
+                Better::Higher,
+            ),
+            FigureRow::new(
+                "Holds confirmed by owners",
+                sides,
+                |r| Measure::Count(r.responses.hold_confirmations.owner_confirmed),
+                Better::Neither,
+            ),
+            FigureRow::new(
+                "Holds denied by owners",
+                sides,
+                |r| Measure::Count(r.responses.hold_confirmations.owner_denied),
+                Better::Higher,
+            ),
+            FigureRow::new(
+                "Holds confirmed by attackers",
+                sides,
+                |r| Measure::Count(r.responses.hold_confirmations.attacker_passed),
+                Better::Lower,
+            ),
+            FigureRow::new(
+                "Compromises reported",
+                sides,
+                |r| Measure::Count(r.responses.compromise_reports),
+                Better::Neither,
+            ),
+            FigureRow::new(
+                "Holds cancelled by those reports",
+                sides,
+                |r| Measure::Count(r.responses.holds_cancelled_by_reports),
+                Better::Higher,
+            ),
+            FigureRow::new(
+                "Attackers' events not replayed",
+                sides,
+                |r| Measure::Count(r.responses.attacker_events_not_replayed),
+                Better::Higher,
             ),
         ],
     );

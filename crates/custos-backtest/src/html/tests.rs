@@ -8,12 +8,13 @@ use super::format::{Px, escape, fmt_axis, fmt_count, fmt_hours, fmt_money, fmt_r
 use super::tables::{Better, Delta, Measure, measure_delta};
 use super::*;
 use crate::report::{
-    Amounts, CampaignDetection, ChangedDecisions, ChangedExample, Comparison, DayPoint,
-    DelayBucket, EventCounts, Headline, LegitPayouts, Logins, Report, Responses, RuleStats,
-    RulesUsed, StolenMoney,
+    Amounts, CampaignDetection, CauseTally, ChangedDecisions, ChangedExample, ClassStolen,
+    Comparison, DayPoint, DelayBucket, EventCounts, Headline, HonestCost, LegitPayouts, Logins,
+    Report, Responses, RuleStats, RulesUsed, StolenMoney,
 };
 
 const HOSTILE_RULE: &str = "<script>alert('x')</script>";
+const HOSTILE_CLASS: &str = "<script>class</script>";
 
 fn amounts(count: u64, value: u64) -> Amounts {
     Amounts { count, value }
@@ -51,6 +52,7 @@ fn sample_report() -> Report {
         paid: amounts(3, 100_000),
         loans: amounts(2, 500_000),
         share_stopped: Some(0.891),
+        ..StolenMoney::default()
     };
     let legit = LegitPayouts {
         total: amounts(1_000, 98_765_432),
@@ -85,7 +87,7 @@ fn sample_report() -> Report {
         },
         stolen: BTreeMap::from([
             ("EUR".to_string(), stolen.clone()),
-            ("<GBP>".to_string(), stolen),
+            ("<GBP>".to_string(), stolen.clone()),
         ]),
         legit_payouts: BTreeMap::from([
             ("EUR".to_string(), legit.clone()),
@@ -163,6 +165,7 @@ fn sample_report() -> Report {
         responses: Responses {
             verifications_passed: 52,
             verifications_failed: 57,
+            ..Responses::default()
         },
         headline: Headline {
             share_stolen_stopped: Some(0.95),
@@ -170,6 +173,24 @@ fn sample_report() -> Report {
             share_legit_logins_challenged: Some(0.01),
             worst_victims_at_detection: Some(3),
             campaigns_missed: 1,
+        },
+        stolen_by_class: BTreeMap::from([(
+            HOSTILE_CLASS.to_string(),
+            ClassStolen {
+                currencies: BTreeMap::from([("EUR".to_string(), stolen)]),
+                share_stopped: Some(0.891),
+                share_prevented_by_step_up: Some(0.25),
+            },
+        )]),
+        honest_cost: HonestCost {
+            payouts_held: CauseTally {
+                total: 1_000,
+                hit: 12,
+                share: Some(0.012),
+                by_rule: BTreeMap::from([(HOSTILE_RULE.to_string(), 12)]),
+                by_cause: BTreeMap::from([(HOSTILE_RULE.to_string(), 12)]),
+            },
+            ..HonestCost::default()
         },
     }
 }
@@ -316,6 +337,10 @@ fn data_strings_are_escaped_in_the_report() {
     let html = render_report(&sample_report());
     assert!(!html.contains("<script"), "a rule id opened a script");
     assert!(html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;"));
+    assert!(
+        html.contains("&lt;script&gt;class&lt;/script&gt;"),
+        "the class row"
+    );
     assert!(html.contains("history &lt;2024&gt; &amp; &quot;more&quot;.ndjson"));
     assert!(html.contains("&lt;GBP&gt;"));
     assert!(html.contains("phish&lt;ing&gt;-2024"));
@@ -602,4 +627,38 @@ fn scales_are_round_and_never_degenerate() {
     assert_eq!(fmt_axis(1_250_000.0), "1.25M");
     assert_eq!(fmt_axis(2_500.0), "2.5k");
     assert_eq!(fmt_axis(0.0), "0");
+}
+
+#[test]
+fn classes_and_causes_show_each_side_and_the_change() {
+    let mut comparison = sample_comparison();
+    let class = comparison
+        .candidate
+        .stolen_by_class
+        .get_mut(HOSTILE_CLASS)
+        .expect("the sample's class");
+    class.share_stopped = Some(0.991);
+    let payouts = &mut comparison.candidate.honest_cost.payouts_held;
+    payouts.hit = 2;
+    payouts.share = Some(0.002);
+    payouts.by_cause.insert(HOSTILE_RULE.to_string(), 2);
+    payouts.by_rule.insert(HOSTILE_RULE.to_string(), 2);
+    let html = render_comparison(&comparison);
+    assert_well_formed(&html);
+    let classes = &html[html.find("<section id=\"classes\">").expect("classes")..];
+    let classes = &classes[..classes.find("</section>").expect("end")];
+    assert!(classes.contains("&lt;script&gt;class&lt;/script&gt;"));
+    assert!(
+        classes.contains("89.10%") && classes.contains("99.10%"),
+        "{classes}"
+    );
+    assert!(classes.contains("<td class=\"num delta better\">+10.00 pp</td>"));
+    let honest = &html[html.find("<section id=\"honest\">").expect("honest")..];
+    let honest = &honest[..honest.find("</section>").expect("end")];
+    assert!(
+        honest.contains("12 of 1,000 payouts (1.20%) \u{2192} 2 of 1,000 payouts (0.20%)"),
+        "{honest}"
+    );
+    // Fewer honest payouts held by the rule: better.
+    assert!(honest.contains("delta better"), "{honest}");
 }
