@@ -8,8 +8,9 @@
 //!   `session_id`, device id and browser), from a residential address in
 //!   the city the victim logged in from, on a /24 the victim never used. A
 //!   session cookie lives 14 days ([`SESSION_LIFETIME`]): they keep using
-//!   it rather than log in; after that they log in with the stolen device
-//!   cookie, at an hour the victim is used to. The login rules and the
+//!   it rather than log in; after that they take only the scheduled
+//!   payouts, or, when they must act, log in with the stolen device cookie
+//!   at an hour the victim is used to. The login rules and the
 //!   login-risk model have little or nothing to see.
 //! - **No published money trigger.** Mules sit at ordinary banks of the
 //!   victim's country, picked by market share (no e-money issuer, nothing
@@ -33,7 +34,8 @@
 //!   exit in the city the victim logged in from, 35% of the time after a
 //!   login of his own replayed with the stolen device cookie. He changes
 //!   the destination, takes the balance in an instant payout within hours,
-//!   then again every two to five days. Noticed after 30 days on average.
+//!   then again every two to five days while the cookie lives. Noticed
+//!   after 30 days on average.
 //! - [`Scenario::FactorTakeover`](crate::model::Scenario::FactorTakeover),
 //!   30 per 10,000: in the phished session he moves the phone
 //!   (`sms`, `voice`), the e-mail (`email`) or the MFA method
@@ -56,7 +58,7 @@
 //!   registered (the current destination is left alone); a loan sized like
 //!   the owner's (three to eight weeks of sales) 14.5 to 18 days after the
 //!   change, the balance left to the scheduled payouts (noticed after 45
-//!   days on average).
+//!   days on average, at least 21).
 //! - [`Scenario::MuleRing`](crate::model::Scenario::MuleRing): 3 rings per
 //!   10,000 sellers (at least 2), each in one country with one or two mule
 //!   accounts at its banks; a victim every 35 to 60 days (the first within
@@ -108,6 +110,21 @@ fn days(rng: &mut Rng, from: f64, to: f64) -> i64 {
 }
 
 impl Planner<'_> {
+    /// A victim and one of their logins in the attack window for a kit to
+    /// phish (sellers who seldom log in take a few draws to find).
+    fn pick_phished(&self, rng: &mut Rng) -> Option<(usize, Draft)> {
+        for _ in 0..20 {
+            let time = self.random_time(rng);
+            let Some(victim) = self.pick_victim(rng, time) else {
+                continue;
+            };
+            if let Some(phished) = self.phished_login(victim, time) {
+                return Some((victim, phished));
+            }
+        }
+        None
+    }
+
     /// The victim's own successful login at or after `from` (within two
     /// weeks and the attack window): the one a kit phishes.
     fn phished_login(&self, victim: usize, from: i64) -> Option<Draft> {
@@ -216,22 +233,29 @@ impl Planner<'_> {
 
     /// Instant payouts every two to five days from `from` until the victim
     /// reports, each a request for a share (per mille, within `share`) of
-    /// the balance: in the `stolen` session while its cookie lives
-    /// ([`SESSION_LIFETIME`] after `opened`), then from new logins on the
-    /// stolen device.
+    /// the balance, in the `stolen` session while its cookie lives
+    /// ([`SESSION_LIFETIME`] after `opened`). A thief in a phished session
+    /// stops there (a login of his own would come from a network the
+    /// account never used, which the rules call risky: the scheduled
+    /// payouts to his destination go on anyway); one on his own machine
+    /// (`logs_in_again`) logs in again.
     #[allow(clippy::too_many_arguments)]
     fn drain_later(
         &mut self,
         rng: &mut Rng,
         victim: usize,
         (stolen, opened): (Ctx, i64),
+        logs_in_again: bool,
         from: i64,
         to: Dest,
         share: (u16, u16),
         campaign: u8,
         controls: Channels,
     ) {
-        let until = self.holds_until(victim);
+        let mut until = self.holds_until(victim);
+        if !logs_in_again {
+            until = until.min(opened + SESSION_LIFETIME);
+        }
         let mut at = self.at_usual_hour(rng, victim, from);
         while at < until {
             let ctx = self.session_at(rng, victim, (stolen, opened), at, campaign, controls);
@@ -296,11 +320,7 @@ impl Planner<'_> {
     pub(super) fn session_theft(&mut self, rng: &mut Rng, campaign: u8) {
         let count = self.victims(30.0, 5, 60);
         for _ in 0..count {
-            let time = self.random_time(rng);
-            let Some(victim) = self.pick_victim(rng, time) else {
-                continue;
-            };
-            let Some(phished) = self.phished_login(victim, time) else {
+            let Some((victim, phished)) = self.pick_phished(rng) else {
                 continue;
             };
             let relayed = relayed_factor(rng);
@@ -356,6 +376,7 @@ impl Planner<'_> {
                 rng,
                 victim,
                 (ctx, phished.time),
+                false,
                 later,
                 mule,
                 (800, 1_000),
@@ -368,12 +389,8 @@ impl Planner<'_> {
     pub(super) fn factor_takeover(&mut self, rng: &mut Rng, campaign: u8) {
         let count = self.victims(30.0, 3, 60);
         for _ in 0..count {
-            let time = self.random_time(rng);
-            let Some(victim) = self.pick_victim(rng, time) else {
-                continue;
-            };
             // An ordinary-looking session: the victim's own, phished.
-            let Some(phished) = self.phished_login(victim, time) else {
+            let Some((victim, phished)) = self.pick_phished(rng) else {
                 continue;
             };
             let start = phished.time;
@@ -592,6 +609,7 @@ impl Planner<'_> {
                 rng,
                 victim,
                 (ctx, takeover),
+                true,
                 later,
                 mule,
                 (800, 1_000),
@@ -604,11 +622,7 @@ impl Planner<'_> {
     pub(super) fn money_evasion(&mut self, rng: &mut Rng, campaign: u8) {
         let count = self.victims(40.0, 8, 80);
         for n in 0..count {
-            let time = self.random_time(rng);
-            let Some(victim) = self.pick_victim(rng, time) else {
-                continue;
-            };
-            let Some(phished) = self.phished_login(victim, time) else {
+            let Some((victim, phished)) = self.pick_phished(rng) else {
                 continue;
             };
             let relayed = relayed_factor(rng);
@@ -635,7 +649,9 @@ impl Planner<'_> {
                     let share = (400, 700);
                     let none = Channels::NONE;
                     let stolen = (ctx, phished.time);
-                    self.drain_later(rng, victim, stolen, later, mule, share, campaign, none);
+                    self.drain_later(
+                        rng, victim, stolen, false, later, mule, share, campaign, none,
+                    );
                 }
                 // Split over several new destinations, each emptied at once.
                 1 => {
@@ -702,13 +718,15 @@ impl Planner<'_> {
                     let share = (1_000, 1_000);
                     let none = Channels::NONE;
                     let stolen = (ctx, phished.time);
-                    self.drain_later(rng, victim, stolen, later, mule, share, campaign, none);
+                    self.drain_later(
+                        rng, victim, stolen, false, later, mule, share, campaign, none,
+                    );
                 }
                 // A loan as the cash-out, sized like the owner's.
                 _ => {
                     self.push_answering(victim, at, change, Some(ctx), campaign, relayed);
-                    // Noticed late: the scheduled payouts keep coming.
-                    self.takeover(rng, victim, at, 45.0, campaign);
+                    // Noticed late: sales still seem to be paid out.
+                    self.takeover_noticed_after(rng, victim, at, (45.0, 21.0), campaign);
                     let after = (14.5, 18.0);
                     let none = Channels::NONE;
                     let stolen = (ctx, phished.time);
@@ -825,7 +843,9 @@ impl Planner<'_> {
                 let later = changed + days(rng, 2.0, 4.0);
                 let share = (800, 1_000);
                 let stolen = (ctx, phished.time);
-                self.drain_later(rng, victim, stolen, later, mule, share, campaign, none);
+                self.drain_later(
+                    rng, victim, stolen, false, later, mule, share, campaign, none,
+                );
                 time = next;
             }
         }
