@@ -243,7 +243,20 @@ impl Planner<'_> {
     }
 
     fn takeover(&mut self, rng: &mut Rng, account: usize, from: i64, mean_days: f64, campaign: u8) {
-        let noticed = from + ((rng.exponential(mean_days).max(5.0)) * DAY as f64) as i64;
+        self.takeover_noticed_after(rng, account, from, (mean_days, 5.0), campaign);
+    }
+
+    /// A takeover from `from`, noticed after `notice.0` days on average and
+    /// at least `notice.1`.
+    fn takeover_noticed_after(
+        &mut self,
+        rng: &mut Rng,
+        account: usize,
+        from: i64,
+        (mean_days, min_days): (f64, f64),
+        campaign: u8,
+    ) {
+        let noticed = from + ((rng.exponential(mean_days).max(min_days)) * DAY as f64) as i64;
         self.attacks[account].takeovers.push(Takeover {
             campaign,
             from,

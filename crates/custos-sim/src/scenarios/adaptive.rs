@@ -2,12 +2,16 @@
 //! avoid every trigger they can, one per class of issue 17 (`--scenario
 //! adaptive`). What they share, and why:
 //!
-//! - **Nothing looks new.** They come in with the victim's own device id and
-//!   browser (a session cookie stolen by a phishing kit that relays the
-//!   one-time code, or an infostealer's copy of the device cookie), from a
-//!   residential address in the victim's own city on a /24 the victim never
-//!   used, at an hour the victim is used to. The login rules and the
-//!   login-risk model have little to see.
+//! - **Nothing looks new.** Except the profile poisoner, they act in one
+//!   of the victim's own sessions, phished by a kit that relays the
+//!   one-time code and steals the session cookie (the victim's
+//!   `session_id`, device id and browser), from a residential address in
+//!   the city the victim logged in from, on a /24 the victim never used. A
+//!   session cookie lives 14 days ([`SESSION_LIFETIME`]): they keep using
+//!   it rather than log in; after that they take only the scheduled
+//!   payouts, or, when they must act, log in with the stolen device cookie
+//!   at an hour the victim is used to. The login rules and the
+//!   login-risk model have little or nothing to see.
 //! - **No published money trigger.** Mules sit at ordinary banks of the
 //!   victim's country, picked by market share (no e-money issuer, nothing
 //!   abroad, no institution bursting); payouts are instant payouts of the
@@ -27,18 +31,19 @@
 //!   victims per 10,000 sellers (at least 5, at most 60): the kit phishes
 //!   one of the victim's own logins; the attacker acts in that session
 //!   (same `session_id`, device id and user agent) minutes later, from an
-//!   exit in the city the victim logged in from, 35% of the time after a login of his own replayed with the
-//!   stolen device cookie. He changes the destination, takes the balance
-//!   in an instant payout within hours, then again every two to five days
-//!   from new sessions on the stolen device. Noticed after 30 days on
-//!   average.
+//!   exit in the city the victim logged in from, 35% of the time after a
+//!   login of his own replayed with the stolen device cookie. He changes
+//!   the destination, takes the balance in an instant payout within hours,
+//!   then again every two to five days while the cookie lives. Noticed
+//!   after 30 days on average.
 //! - [`Scenario::FactorTakeover`](crate::model::Scenario::FactorTakeover),
-//!   30 per 10,000: in an ordinary-looking session he moves the phone
+//!   30 per 10,000: in the phished session he moves the phone
 //!   (`sms`, `voice`), the e-mail (`email`) or the MFA method
 //!   (`method_changed`: `totp` 70%, `push` 20%, `security_key` 10%) to
 //!   himself (one of them, 40% of the time two), waits 8 to 30 days (past
-//!   the 7-day cool-off), then changes the destination and answers
-//!   everything through what he moved. Half take the balance at once, 30%
+//!   the 7-day cool-off), then changes the destination (in the stolen
+//!   session while it lives, else from a login on the stolen device) and
+//!   answers everything through what he moved. Half take the balance at once, 30%
 //!   apply for a loan 15 to 25 days later.
 //! - [`Scenario::ProfilePoisoning`](crate::model::Scenario::ProfilePoisoning),
 //!   30 per 10,000: four to ten visits over 5 to 20 days from his own
@@ -53,13 +58,13 @@
 //!   registered (the current destination is left alone); a loan sized like
 //!   the owner's (three to eight weeks of sales) 14.5 to 18 days after the
 //!   change, the balance left to the scheduled payouts (noticed after 45
-//!   days on average).
+//!   days on average, at least 21).
 //! - [`Scenario::MuleRing`](crate::model::Scenario::MuleRing): 3 rings per
 //!   10,000 sellers (at least 2), each in one country with one or two mule
 //!   accounts at its banks; a victim every 35 to 60 days (the first within
-//!   three weeks of the attack window opening), each in the victim's own
-//!   city on a residential network no earlier victim of the ring came
-//!   from. Victims notice after 40 days on average.
+//!   three weeks of the attack window opening), each phished and acted on
+//!   from a residential network of the victim's city that no earlier victim
+//!   of the ring came from. Victims notice after 40 days on average.
 
 use std::collections::HashSet;
 use std::net::IpAddr;
@@ -73,6 +78,9 @@ use crate::world::Addr;
 
 const MINUTE: i64 = 60;
 const HOUR: i64 = 3_600;
+/// How long a logged-in session's cookie stays valid on the platform
+/// ("remember me"): a thief keeps using it instead of logging in.
+const SESSION_LIFETIME: i64 = 14 * DAY;
 
 /// The /24 of an IPv4 address or the /64 of an IPv6 one.
 fn prefix(ip: IpAddr) -> u128 {
@@ -102,6 +110,21 @@ fn days(rng: &mut Rng, from: f64, to: f64) -> i64 {
 }
 
 impl Planner<'_> {
+    /// A victim and one of their logins in the attack window for a kit to
+    /// phish (sellers who seldom log in take a few draws to find).
+    fn pick_phished(&self, rng: &mut Rng) -> Option<(usize, Draft)> {
+        for _ in 0..20 {
+            let time = self.random_time(rng);
+            let Some(victim) = self.pick_victim(rng, time) else {
+                continue;
+            };
+            if let Some(phished) = self.phished_login(victim, time) {
+                return Some((victim, phished));
+            }
+        }
+        None
+    }
+
     /// The victim's own successful login at or after `from` (within two
     /// weeks and the attack window): the one a kit phishes.
     fn phished_login(&self, victim: usize, from: i64) -> Option<Draft> {
@@ -112,18 +135,6 @@ impl Planner<'_> {
             .iter()
             .take_while(|d| d.time < until)
             .find(|d| d.action == Action::LoginSuccess && d.session.is_some())
-            .copied()
-    }
-
-    /// The victim's latest successful login before `time`: the device
-    /// cookie and browser an infostealer copies.
-    fn last_login_before(&self, victim: usize, time: i64) -> Option<Draft> {
-        let logins = &self.lives[victim].logins;
-        let before = logins.partition_point(|d| d.time < time);
-        logins[..before]
-            .iter()
-            .rev()
-            .find(|d| d.action == Action::LoginSuccess)
             .copied()
     }
 
@@ -145,20 +156,19 @@ impl Planner<'_> {
         history.ips.iter().map(|ip| prefix(*ip)).collect()
     }
 
-    /// A residential address of the victim's home city on a /24 the
-    /// victim never used.
-    fn exit_near(&self, rng: &mut Rng, victim: usize) -> Addr {
-        self.exit_off(rng, victim, &[])
-            .expect("every city has a residential pool")
-    }
-
-    /// An exit in the victim's home city on none of the networks in
-    /// `avoid`; `None` when the city has no other.
-    fn exit_off(&self, rng: &mut Rng, victim: usize, avoid: &[usize]) -> Option<Addr> {
+    /// An exit in the city the victim was phished from on none of the
+    /// networks in `avoid`; `None` when the city has no other.
+    fn exit_off(
+        &self,
+        rng: &mut Rng,
+        victim: usize,
+        phished: &Draft,
+        avoid: &[usize],
+    ) -> Option<Addr> {
         let world = self.world;
-        let history = &self.lives[victim].history;
+        let pool = &world.pools[phished.addr.pool];
         let fresh: Vec<usize> = world
-            .residential_pools(history.country, history.city)
+            .residential_pools(pool.country, pool.city)
             .iter()
             .copied()
             .filter(|p| !avoid.contains(&world.pools[*p].network))
@@ -221,37 +231,34 @@ impl Planner<'_> {
         None
     }
 
-    /// Instant payouts from new sessions on the stolen device every two to
-    /// five days from `from` until the victim reports: a login, then a
-    /// request for a share (per mille, within `share`) of the balance.
+    /// Instant payouts every two to five days from `from` until the victim
+    /// reports, each a request for a share (per mille, within `share`) of
+    /// the balance, in the `stolen` session while its cookie lives
+    /// ([`SESSION_LIFETIME`] after `opened`). A thief in a phished session
+    /// stops there (a login of his own would come from a network the
+    /// account never used, which the rules call risky: the scheduled
+    /// payouts to his destination go on anyway); one on his own machine
+    /// (`logs_in_again`) logs in again.
     #[allow(clippy::too_many_arguments)]
     fn drain_later(
         &mut self,
         rng: &mut Rng,
         victim: usize,
-        stolen: Ctx,
+        (stolen, opened): (Ctx, i64),
+        logs_in_again: bool,
         from: i64,
         to: Dest,
         share: (u16, u16),
         campaign: u8,
         controls: Channels,
     ) {
-        let until = self.holds_until(victim);
+        let mut until = self.holds_until(victim);
+        if !logs_in_again {
+            until = until.min(opened + SESSION_LIFETIME);
+        }
         let mut at = self.at_usual_hour(rng, victim, from);
         while at < until {
-            let ctx = Ctx {
-                session: Some(rng.next_u64()),
-                addr: self.world.neighbour(rng, stolen.addr),
-                ..stolen
-            };
-            self.push_answering(
-                victim,
-                at,
-                What::Login(Action::LoginSuccess),
-                Some(ctx),
-                campaign,
-                controls,
-            );
+            let ctx = self.session_at(rng, victim, (stolen, opened), at, campaign, controls);
             let share_per_mille = share.0 + rng.below(u64::from(share.1 - share.0) + 1) as u16;
             self.push_answering(
                 victim,
@@ -269,6 +276,36 @@ impl Planner<'_> {
         }
     }
 
+    /// Where the attacker acts at `at`: the `stolen` session (opened at
+    /// `opened`) while its cookie lives, else a login of his own on the
+    /// stolen device, from a neighbour of the same exit.
+    fn session_at(
+        &mut self,
+        rng: &mut Rng,
+        victim: usize,
+        (stolen, opened): (Ctx, i64),
+        at: i64,
+        campaign: u8,
+        controls: Channels,
+    ) -> Ctx {
+        let mut ctx = Ctx {
+            addr: self.world.neighbour(rng, stolen.addr),
+            ..stolen
+        };
+        if at >= opened + SESSION_LIFETIME {
+            ctx.session = Some(rng.next_u64());
+            self.push_answering(
+                victim,
+                at,
+                What::Login(Action::LoginSuccess),
+                Some(ctx),
+                campaign,
+                controls,
+            );
+        }
+        ctx
+    }
+
     /// A session on the victim's stolen device cookie: a new session id,
     /// the victim's device id and browser, the attacker's exit.
     fn on_stolen_device(&self, rng: &mut Rng, seen: &Draft, exit: Addr) -> Ctx {
@@ -283,11 +320,7 @@ impl Planner<'_> {
     pub(super) fn session_theft(&mut self, rng: &mut Rng, campaign: u8) {
         let count = self.victims(30.0, 5, 60);
         for _ in 0..count {
-            let time = self.random_time(rng);
-            let Some(victim) = self.pick_victim(rng, time) else {
-                continue;
-            };
-            let Some(phished) = self.phished_login(victim, time) else {
+            let Some((victim, phished)) = self.pick_phished(rng) else {
                 continue;
             };
             let relayed = relayed_factor(rng);
@@ -342,7 +375,8 @@ impl Planner<'_> {
             self.drain_later(
                 rng,
                 victim,
-                ctx,
+                (ctx, phished.time),
+                false,
                 later,
                 mule,
                 (800, 1_000),
@@ -355,30 +389,26 @@ impl Planner<'_> {
     pub(super) fn factor_takeover(&mut self, rng: &mut Rng, campaign: u8) {
         let count = self.victims(30.0, 3, 60);
         for _ in 0..count {
-            let time = self.random_time(rng);
-            let Some(victim) = self.pick_victim(rng, time) else {
+            // An ordinary-looking session: the victim's own, phished.
+            let Some((victim, phished)) = self.pick_phished(rng) else {
                 continue;
             };
-            let Some(seen) = self.last_login_before(victim, time) else {
-                continue;
-            };
-            let start = self.at_usual_hour(rng, victim, time);
+            let start = phished.time;
             // Past the 7-day cool-off after a sensitive change.
             let wait = days(rng, 8.0, 30.0);
             let later = self.at_usual_hour(rng, victim, start + wait);
             if later + DAY >= self.end {
                 continue;
             }
-            let exit = self.exit_near(rng, victim);
-            let ctx = self.on_stolen_device(rng, &seen, exit);
-            self.push(
-                victim,
-                start,
-                What::Login(Action::LoginSuccess),
-                Some(ctx),
-                campaign,
-            );
-            let mut at = start + minutes(rng, 10, 40);
+            let relayed = relayed_factor(rng);
+            let exit = self.exit_where(rng, victim, &phished);
+            let ctx = Ctx {
+                session: phished.session,
+                addr: exit,
+                client: phished.client,
+                device: phished.device,
+            };
+            let mut at = start + minutes(rng, 20, 60);
             let first = rng.below(3);
             let mut kinds = vec![first];
             if rng.chance(0.4) {
@@ -398,23 +428,13 @@ impl Planner<'_> {
                         (What::MfaMethodChange(method), method.channel())
                     }
                 };
-                self.push_answering(victim, at, what, Some(ctx), campaign, moved);
+                let answers = relayed.with(moved);
+                self.push_answering(victim, at, what, Some(ctx), campaign, answers);
                 moved = moved.with(channel);
                 at += minutes(rng, 3, 15);
             }
-            let ctx = Ctx {
-                session: Some(rng.next_u64()),
-                addr: self.world.neighbour(rng, exit),
-                ..ctx
-            };
-            self.push_answering(
-                victim,
-                later,
-                What::Login(Action::LoginSuccess),
-                Some(ctx),
-                campaign,
-                moved,
-            );
+            let phished_session = (ctx, start);
+            let ctx = self.session_at(rng, victim, phished_session, later, campaign, moved);
             let changed = later + minutes(rng, 20, 60);
             let mule = self.quiet_mule(rng, victim);
             self.push_answering(
@@ -448,12 +468,13 @@ impl Planner<'_> {
             }
             if rng.chance(0.3) {
                 let after = (15.0, 25.0);
-                self.loan_like_owners(rng, victim, ctx, changed, after, campaign, moved);
+                let stolen = (ctx, start);
+                self.loan_like_owners(rng, victim, stolen, changed, after, campaign, moved);
             }
         }
     }
 
-    /// A loan sized like the owner's, from a new session `after` days
+    /// A loan sized like the owner's, asked for `after` days
     /// after the destination change (past the 14-day loan rule), if the
     /// victim has not reported by then.
     #[allow(clippy::too_many_arguments)]
@@ -461,7 +482,7 @@ impl Planner<'_> {
         &mut self,
         rng: &mut Rng,
         victim: usize,
-        stolen: Ctx,
+        stolen: (Ctx, i64),
         changed: i64,
         after: (f64, f64),
         campaign: u8,
@@ -472,19 +493,7 @@ impl Planner<'_> {
         if at + 3 * DAY >= self.holds_until(victim) {
             return;
         }
-        let ctx = Ctx {
-            session: Some(rng.next_u64()),
-            addr: self.world.neighbour(rng, stolen.addr),
-            ..stolen
-        };
-        self.push_answering(
-            victim,
-            at,
-            What::Login(Action::LoginSuccess),
-            Some(ctx),
-            campaign,
-            controls,
-        );
+        let ctx = self.session_at(rng, victim, stolen, at, campaign, controls);
         let loan = self.seqs[victim] + 1;
         let weeks = 3 + rng.below(6) as u8;
         self.push_answering(
@@ -599,7 +608,8 @@ impl Planner<'_> {
             self.drain_later(
                 rng,
                 victim,
-                ctx,
+                (ctx, takeover),
+                true,
                 later,
                 mule,
                 (800, 1_000),
@@ -612,11 +622,7 @@ impl Planner<'_> {
     pub(super) fn money_evasion(&mut self, rng: &mut Rng, campaign: u8) {
         let count = self.victims(40.0, 8, 80);
         for n in 0..count {
-            let time = self.random_time(rng);
-            let Some(victim) = self.pick_victim(rng, time) else {
-                continue;
-            };
-            let Some(phished) = self.phished_login(victim, time) else {
+            let Some((victim, phished)) = self.pick_phished(rng) else {
                 continue;
             };
             let relayed = relayed_factor(rng);
@@ -642,7 +648,10 @@ impl Planner<'_> {
                     let later = at + days(rng, 2.0, 4.0);
                     let share = (400, 700);
                     let none = Channels::NONE;
-                    self.drain_later(rng, victim, ctx, later, mule, share, campaign, none);
+                    let stolen = (ctx, phished.time);
+                    self.drain_later(
+                        rng, victim, stolen, false, later, mule, share, campaign, none,
+                    );
                 }
                 // Split over several new destinations, each emptied at once.
                 1 => {
@@ -666,18 +675,9 @@ impl Planner<'_> {
                         if next + HOUR >= self.holds_until(victim) {
                             break;
                         }
-                        let session = Ctx {
-                            session: Some(rng.next_u64()),
-                            addr: self.world.neighbour(rng, exit),
-                            ..ctx
-                        };
-                        self.push(
-                            victim,
-                            next,
-                            What::Login(Action::LoginSuccess),
-                            Some(session),
-                            campaign,
-                        );
+                        let stolen = (ctx, phished.time);
+                        let none = Channels::NONE;
+                        let session = self.session_at(rng, victim, stolen, next, campaign, none);
                         let to = self.quiet_mule(rng, victim);
                         let changed = next + minutes(rng, 20, 60);
                         self.push(
@@ -690,7 +690,6 @@ impl Planner<'_> {
                             Some(session),
                             campaign,
                         );
-                        let none = Channels::NONE;
                         self.request(
                             rng,
                             victim,
@@ -718,16 +717,20 @@ impl Planner<'_> {
                     let later = at + days(rng, 2.0, 4.0);
                     let share = (1_000, 1_000);
                     let none = Channels::NONE;
-                    self.drain_later(rng, victim, ctx, later, mule, share, campaign, none);
+                    let stolen = (ctx, phished.time);
+                    self.drain_later(
+                        rng, victim, stolen, false, later, mule, share, campaign, none,
+                    );
                 }
                 // A loan as the cash-out, sized like the owner's.
                 _ => {
                     self.push_answering(victim, at, change, Some(ctx), campaign, relayed);
-                    // Noticed late: the scheduled payouts keep coming.
-                    self.takeover(rng, victim, at, 45.0, campaign);
+                    // Noticed late: sales still seem to be paid out.
+                    self.takeover_noticed_after(rng, victim, at, (45.0, 21.0), campaign);
                     let after = (14.5, 18.0);
                     let none = Channels::NONE;
-                    self.loan_like_owners(rng, victim, ctx, at, after, campaign, none);
+                    let stolen = (ctx, phished.time);
+                    self.loan_like_owners(rng, victim, stolen, at, after, campaign, none);
                 }
             }
         }
@@ -784,39 +787,37 @@ impl Planner<'_> {
             let mut victims = 0usize;
             while time < self.window.1 {
                 let next = time + days(rng, 35.0, 60.0);
-                // A victim whose city has a network no earlier victim of the
-                // ring came from.
+                // A phished victim whose city has a network no earlier
+                // victim of the ring came from.
                 let mut found = None;
                 for _ in 0..20 {
                     let Some(victim) = self.pick_victim_in(rng, time, country) else {
                         break;
                     };
-                    let Some(seen) = self.last_login_before(victim, time) else {
+                    let Some(phished) = self.phished_login(victim, time) else {
                         continue;
                     };
-                    if let Some(exit) = self.exit_off(rng, victim, &networks) {
-                        found = Some((victim, seen, exit));
+                    if let Some(exit) = self.exit_off(rng, victim, &phished, &networks) {
+                        found = Some((victim, phished, exit));
                         break;
                     }
                 }
-                let Some((victim, seen, exit)) = found else {
+                let Some((victim, phished, exit)) = found else {
                     time = next;
                     continue;
                 };
                 networks.push(self.world.pools[exit.pool].network);
-                let start = self.at_usual_hour(rng, victim, time);
-                let ctx = self.on_stolen_device(rng, &seen, exit);
-                self.push(
-                    victim,
-                    start,
-                    What::Login(Action::LoginSuccess),
-                    Some(ctx),
-                    campaign,
-                );
+                let relayed = relayed_factor(rng);
+                let ctx = Ctx {
+                    session: phished.session,
+                    addr: exit,
+                    client: phished.client,
+                    device: phished.device,
+                };
                 let mule = mules[victims % mules.len()];
                 victims += 1;
-                let changed = start + minutes(rng, 20, 60);
-                self.push(
+                let changed = phished.time + minutes(rng, 20, 60);
+                self.push_answering(
                     victim,
                     changed,
                     What::DestinationChange {
@@ -825,6 +826,7 @@ impl Planner<'_> {
                     },
                     Some(ctx),
                     campaign,
+                    relayed,
                 );
                 self.takeover(rng, victim, changed, 40.0, campaign);
                 let none = Channels::NONE;
@@ -836,11 +838,14 @@ impl Planner<'_> {
                     mule,
                     (1_000, 1_000),
                     campaign,
-                    none,
+                    relayed,
                 );
                 let later = changed + days(rng, 2.0, 4.0);
                 let share = (800, 1_000);
-                self.drain_later(rng, victim, ctx, later, mule, share, campaign, none);
+                let stolen = (ctx, phished.time);
+                self.drain_later(
+                    rng, victim, stolen, false, later, mule, share, campaign, none,
+                );
                 time = next;
             }
         }
