@@ -59,6 +59,9 @@ pub const MAX_TRACKED_DESTINATIONS: usize = 1_000_000;
 /// A destination no account set for this long may be forgotten when the
 /// index is full.
 pub const FORGET_AFTER_SECS: i64 = 365 * 86_400;
+/// Logins from a network or device after which an account habitually uses
+/// it, for telling related accounts.
+pub const ESTABLISHED_USES: u32 = 3;
 /// The horizon of the long "other accounts" features: a ring that waits
 /// weeks between victims is still seen months later.
 pub const LONG_HORIZON_SECS: i64 = 180 * 86_400;
@@ -220,16 +223,16 @@ pub struct DestinationUse {
 pub struct Comparison {
     /// Other accounts that set it since the long horizon.
     pub recent: u64,
-    /// Other accounts, unrelated to this one, that set it in a risky
-    /// episode, whenever.
+    /// Other accounts that set it in a risky episode, whenever, unless
+    /// related to this one and under the same holder name.
     pub risky: u64,
     /// Of `recent`: those that share no network or device with this account.
     pub unrelated: u64,
     /// Of `recent`: those that gave a holder name unlike this change's.
     pub other_holder: u64,
-    /// Those that look like mule reuse: unrelated, and set in a risky
-    /// episode (whenever) or, since the long horizon, under a holder name
-    /// unlike this change's (or unlike both sellers' own).
+    /// Those that look like mule reuse: the `risky` ones, and since the
+    /// long horizon the unrelated ones under a holder name unlike this
+    /// change's (or unlike both sellers' own).
     pub mule_like: u64,
 }
 
@@ -248,9 +251,13 @@ impl DestinationUse {
     }
 
     /// How the other accounts that set it look to `account_id`, whose
-    /// behavioural profile is `profile`, setting it now (`at`) as `now`
-    /// says: related when the account used the other's network or device
-    /// (in its profile, or in this very change).
+    /// behavioural profile is `profile`, setting it now (`at`) under the
+    /// holder name `now` gives: related when the account habitually uses
+    /// ([`ESTABLISHED_USES`] logins or more) the network or device the
+    /// other changed it from, or the other's home network or device. The
+    /// change's own keys do not relate on their own: an attacker's box
+    /// changes every victim's bank details, and a login from it teaches the
+    /// victim's profile once.
     pub fn compare(
         &self,
         account_id: &str,
@@ -259,27 +266,27 @@ impl DestinationUse {
         profile: Option<&BehaviourProfile>,
     ) -> Comparison {
         let since = at.saturating_sub(LONG_HORIZON_SECS);
-        let knows = |kind: TraitKind, key: u64, own: u64| {
-            key != 0 && (key == own || profile.is_some_and(|p| p.count(kind, key) > 0))
+        let knows = |kind: TraitKind, key: u64| {
+            key != 0 && profile.is_some_and(|p| p.count(kind, key) >= ESTABLISHED_USES)
         };
         let mut c = Comparison::default();
         for other in self.accounts.iter().filter(|s| s.account_id != account_id) {
             let recent = other.at >= since;
-            let related = knows(TraitKind::Network, other.by.network, now.network)
-                || knows(TraitKind::Network, other.by.home_network, now.network)
-                || knows(TraitKind::Device, other.by.device, now.device)
-                || knows(TraitKind::Device, other.by.home_device, now.device);
-            if other.by.risky && !related {
-                c.risky += 1;
-            }
+            let related = knows(TraitKind::Network, other.by.network)
+                || knows(TraitKind::Network, other.by.home_network)
+                || knows(TraitKind::Device, other.by.device)
+                || knows(TraitKind::Device, other.by.home_device);
             // Unknown names count as unlike: a mule ring need not give any.
             let same_holder = other.by.holder != 0 && other.by.holder == now.holder;
             let neither_own = other.by.holder_own == Some(false) && now.holder_own == Some(false);
-            // A related account's setting is the household's or the
-            // office's, even in a risky episode: a mule is set by strangers.
-            let mule_like =
-                !related && (other.by.risky || (recent && (!same_holder || neither_own)));
-            if mule_like {
+            // A risky setting is excused only as a related account's, under
+            // the same name (the household that changed banks on holiday);
+            // an ordinary one also when only the name differs.
+            let risky = other.by.risky && !(related && same_holder);
+            if risky {
+                c.risky += 1;
+            }
+            if risky || (recent && !related && (!same_holder || neither_own)) {
                 c.mule_like += 1;
             }
             if !recent {
@@ -338,7 +345,12 @@ pub struct DestinationIndex {
 
 impl DestinationIndex {
     pub fn get(&self, destination: &Destination) -> Option<&DestinationUse> {
-        self.uses.get(&destination_key(destination))
+        self.get_key(destination_key(destination))
+    }
+
+    /// [`DestinationIndex::get`] by key ([`destination_key_of`]).
+    pub fn get_key(&self, key: u64) -> Option<&DestinationUse> {
+        self.uses.get(&key)
     }
 
     pub fn len(&self) -> usize {
@@ -549,12 +561,22 @@ mod tests {
         // Past the long horizon only the risky setting still counts.
         let at_250 = used.compare("victim-3", 250 * DAY, &now, None);
         assert_eq!((at_250.recent, at_250.risky, at_250.mule_like), (0, 1, 1));
-        // An account that shares the first setter's network is related to
-        // it, and with the same holder name that is sharing, not a mule:
-        // only the second setter still counts.
-        let family = set(11, 101, false);
-        let shared = used.compare("victim-3", 120 * DAY, &family, None);
-        assert_eq!((shared.unrelated, shared.mule_like), (1, 1));
+        // An account that habitually uses the first setter's network is
+        // related to it, and with the same holder name that is sharing, not
+        // a mule: only the second setter still counts. Once is not a habit.
+        let mut profile = BehaviourProfile::default();
+        let home = crate::profile::LoginTraits::with(&[(TraitKind::Network, 11)]);
+        let family = set(0, 101, false);
+        for day in 0..ESTABLISHED_USES {
+            profile.record(&home, 100 * DAY, crate::profile::DEFAULT_HORIZON_DAYS);
+            let shared = used.compare("victim-3", 120 * DAY, &family, Some(&profile));
+            let expected = if day + 1 < ESTABLISHED_USES {
+                (2, 1)
+            } else {
+                (1, 1)
+            };
+            assert_eq!((shared.unrelated, shared.mule_like), expected, "{day}");
+        }
     }
 
     #[test]

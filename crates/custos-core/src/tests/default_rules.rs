@@ -659,6 +659,16 @@ fn a_household_or_an_accountant_sharing_one_bank_account_is_not_flagged() {
     // firm's client account from the office: related through the change.
     other_seller(&mut s, "client-1", "90.1.2.3", "Cat Jones");
     other_seller(&mut s, "client-2", "77.4.5.6", "Dan Brown");
+    // The accountant works in both accounts from the office, as usual.
+    for client in ["client-1", "client-2"] {
+        for day in 40..45 {
+            s.n += 1;
+            let e = event(json!({"event_id": format!("o{}", s.n), "type": "login",
+                "account_id": client, "time": at(day * DAY), "status": "success",
+                "session_id": format!("{client}-office-{day}"), "ip": "5.6.7.8", "device_id": "office-pc"}));
+            s.engine.process(&e);
+        }
+    }
     let firm = || {
         json!({"institution_id": "50-00-01", "account_number": "31415926",
                "holder_name": "Ledger & Co Client Account"})
