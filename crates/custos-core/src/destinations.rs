@@ -37,7 +37,7 @@
 //! [`MAX_TRACKED_DESTINATIONS`] destinations, dropping those not set for
 //! [`FORGET_AFTER_SECS`] when full (denied ones never). A destination set
 //! by one account costs about 200 bytes (the map entry, the record, one
-//! setter of 56 bytes plus its account id on the heap), so a full index is
+//! setter of 80 bytes plus its account id on the heap), so a full index is
 //! about 200 MB. Only destination *changes* are recorded: at 10 million
 //! sellers, of whom about 3 % change banks in a year, a year of changes is
 //! about 300,000 destinations (60 MB), well inside the cap; the horizon of
@@ -398,6 +398,9 @@ impl DestinationIndex {
             }
             known.by.risky = risky;
         } else if entry.accounts.len() < MAX_ACCOUNTS_PER_DESTINATION {
+            // Most destinations are set by one account: room for one, not
+            // the four a first push would make.
+            entry.accounts.reserve_exact(1);
             entry.accounts.push(Setter {
                 account_id: account_id.to_string(),
                 at,
