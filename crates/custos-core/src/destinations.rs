@@ -614,4 +614,33 @@ mod tests {
         assert_eq!(holder_own(0, 6), None);
         assert_eq!(holder_own(5, 0), None);
     }
+
+    #[test]
+    fn an_engine_snapshot_keeps_how_each_account_set_a_destination() {
+        use crate::tests::{at, event};
+        let mut engine = crate::Engine::default();
+        let mut n = 0;
+        for day in 0..5 {
+            n += 1;
+            engine.process(&event(serde_json::json!({"event_id": format!("e{n}"),
+                "type": "login", "account_id": "seller-1", "time": at(day * DAY),
+                "status": "success", "session_id": format!("s{day}"),
+                "ip": "81.2.69.160", "device_id": "laptop"})));
+        }
+        engine.process(&event(serde_json::json!({"event_id": "change",
+            "type": "payout_destination_change", "account_id": "seller-1",
+            "time": at(5 * DAY), "session_id": "s4", "ip": "81.2.69.160", "device_id": "laptop",
+            "destination": {"institution_id": "20-00-00", "account_number": "11112222",
+                            "holder_name": "Jane Seller"}})));
+        let entries = engine.destinations().sorted();
+        let by = entries[0].1.accounts[0].by;
+        assert!(
+            by.network != 0 && by.device != 0 && by.holder != 0,
+            "{by:?}"
+        );
+        assert_eq!(by.home_network, by.network, "home is where it logs in");
+        let mut restored = crate::Engine::default();
+        restored.restore(&engine.snapshot().unwrap()).unwrap();
+        assert_eq!(restored.destinations().sorted(), entries);
+    }
 }
