@@ -617,6 +617,64 @@ impl Engine {
         })
     }
 
+    /// The suspected campaign a hold's destination links, if all of it
+    /// looks like sharing: every member set one of its destinations, every
+    /// destination was set by two members or more, and none of those
+    /// settings looks like mule reuse to the other members (see
+    /// [`crate::destinations::DestinationUse::compare`]). A campaign found
+    /// through a burst, or too big to list, is never such.
+    fn sharing_campaign_of_hold(&self, key: &HoldKey) -> Option<String> {
+        let hold = self.holds.get(&key.0, &key.1)?;
+        let destination = hold.destination.as_ref()?;
+        let campaign = self
+            .campaigns
+            .campaign_of_destination_key(destination_key_of(
+                &destination.institution_id,
+                &destination.account_token,
+            ))?;
+        if campaign.status != CampaignStatus::Suspected
+            || campaign.links.institution_burst > 0
+            || campaign.more_accounts > 0
+            || campaign.more_destinations > 0
+        {
+            return None;
+        }
+        let mut members_with_a_destination = 0;
+        for member in &campaign.accounts {
+            let set_one = campaign.destinations.iter().any(|d| {
+                self.destinations
+                    .get_key(destination_key_of(&d.institution_id, &d.account_token))
+                    .is_some_and(|u| u.setter(&member.account_id).is_some())
+            });
+            if set_one {
+                members_with_a_destination += 1;
+            }
+        }
+        if members_with_a_destination != campaign.accounts.len() {
+            return None;
+        }
+        let at = hold.expires_at.0;
+        let all_sharing = campaign.destinations.iter().all(|d| {
+            let Some(used) = self
+                .destinations
+                .get_key(destination_key_of(&d.institution_id, &d.account_token))
+            else {
+                return false;
+            };
+            let setters: Vec<&crate::destinations::Setter> = campaign
+                .accounts
+                .iter()
+                .filter_map(|m| used.setter(&m.account_id))
+                .collect();
+            setters.len() >= 2
+                && setters.iter().all(|s| {
+                    let profile = self.account(&s.account_id).map(|a| &a.profile);
+                    used.compare(&s.account_id, at, &s.by, profile).mule_like == 0
+                })
+        });
+        all_sharing.then(|| campaign.id.clone())
+    }
+
     /// Holds whose cool-off ended by the engine's clock, then the event's
     /// account's holds whose cool-off ended by its own newest event time:
     /// released, or left for an analyst when something still argues
@@ -628,7 +686,22 @@ impl Engine {
         }
         for key in due {
             match self.hold_blocker(&key) {
-                None => self.release(&key, event, SYSTEM_ACTOR, "cool-off ended", effects),
+                None => {
+                    let sharing = self.sharing_campaign_of_hold(&key);
+                    self.release(&key, event, SYSTEM_ACTOR, "cool-off ended", effects);
+                    if let Some(id) = sharing
+                        && let Ok(notices) = self.campaigns.set_status(
+                            &id,
+                            CampaignStatus::Dismissed,
+                            SYSTEM_ACTOR,
+                            "its accounts share a bank account as related accounts do",
+                            &event.event_id,
+                            event.unix_time(),
+                        )
+                    {
+                        effects.extend(notices.into_iter().map(campaign_effect));
+                    }
+                }
                 Some(reason) => self.holds.await_analyst_because(&key, &reason),
             }
         }

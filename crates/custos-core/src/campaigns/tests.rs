@@ -1115,7 +1115,7 @@ mod through_the_engine {
 
     use serde_json::{Value, json};
 
-    use super::DAY;
+    use super::{CampaignStatus, DAY};
     use crate::decision::EffectKind;
     use crate::tests::{at, event};
     use crate::{Action, Decision, Engine};
@@ -1554,6 +1554,34 @@ mod through_the_engine {
             crate::holds::HoldStatus::Released,
             "{household:?}"
         );
+        // Its campaign was all sharing: dismissed, so the next payout to the
+        // family account is not held for it.
+        let household_campaign = m
+            .engine
+            .campaigns()
+            .campaign_of_account("shop-b")
+            .expect("still on record");
+        assert_eq!(household_campaign.status, CampaignStatus::Dismissed);
+        let next = m.send(
+            "shop-a",
+            52 * DAY,
+            "payout",
+            json!({"session_id": "shop-a-51", "payout_id": "po-next", "amount": 40_000, "currency": "GBP"}),
+        );
+        assert!(
+            !next
+                .reasons
+                .iter()
+                .any(|r| r.code == "payout_to_destination_in_campaign"),
+            "{:?}",
+            next.reasons
+        );
+        let ring_campaign = m
+            .engine
+            .campaigns()
+            .campaign_of_account("victim-2")
+            .expect("the ring's campaign");
+        assert_eq!(ring_campaign.status, CampaignStatus::Suspected);
         let ring = m
             .engine
             .holds()
