@@ -449,6 +449,16 @@ pub struct Context<'a> {
     pub campaigns: &'a dyn CampaignView,
 }
 
+/// The features that compare the other accounts' settings of the
+/// destination with this one's ([`DestinationUse::compare`]).
+const SHARING: FeatureSet = FeatureSet::EMPTY
+    .with(Feature::DestinationOtherAccounts180d)
+    .with(Feature::DestinationOtherAccountsRisky)
+    .with(Feature::DestinationOtherAccountsUnrelated)
+    .with(Feature::DestinationOtherAccountsOtherHolder)
+    .with(Feature::DestinationOtherAccountsMuleLike)
+    .with(Feature::DestinationHolderUnlikeOwn);
+
 const SESSION: FeatureSet = FeatureSet::EMPTY
     .with(Feature::SessionRisk)
     .with(Feature::SessionRisky)
@@ -458,12 +468,7 @@ const SESSION: FeatureSet = FeatureSet::EMPTY
 pub const SHARED_DESTINATION: FeatureSet = FeatureSet::EMPTY
     .with(Feature::DestinationOtherAccounts)
     .with(Feature::DestinationOtherAccounts30d)
-    .with(Feature::DestinationOtherAccounts180d)
-    .with(Feature::DestinationOtherAccountsRisky)
-    .with(Feature::DestinationOtherAccountsUnrelated)
-    .with(Feature::DestinationOtherAccountsOtherHolder)
-    .with(Feature::DestinationOtherAccountsMuleLike)
-    .with(Feature::DestinationHolderUnlikeOwn)
+    .union(SHARING)
     .with(Feature::DestinationNewGlobally)
     .with(Feature::DestinationDenied);
 
@@ -768,6 +773,10 @@ fn shared_destination_features(
     );
     f.number(Feature::DestinationOtherAccounts, all as f64);
     f.number(Feature::DestinationOtherAccounts30d, recent as f64);
+    if !ctx.wanted.intersects(SHARING) {
+        // Every payout reads the deny list; few rules read the rest.
+        return;
+    }
     // The change (or the payout) as the index would record it: its network
     // and device, and the holder name it gives.
     let traits = LoginTraits::of(event);
