@@ -558,28 +558,121 @@ impl Engine {
 
     /// Nothing argues against paying a hold out any more.
     fn releasable(&self, key: &HoldKey) -> bool {
-        let Some(hold) = self.holds.get(&key.0, &key.1) else {
-            return false;
-        };
-        let at_risk = self
-            .account(&hold.account_id)
-            .is_some_and(|s| s.at_risk.is_some());
-        let confirmed =
-            self.campaigns.account_standing(&hold.account_id) == Some(CampaignStanding::Confirmed);
-        let denied = hold.destination.as_ref().is_some_and(|d| {
-            self.destinations
-                .is_denied_key(destination_key_of(&d.institution_id, &d.account_token))
-        });
+        self.holds.get(&key.0, &key.1).is_some() && self.hold_blocker(key).is_none()
+    }
+
+    /// What still argues against paying a hold out, if anything: the reason
+    /// it waits for an analyst.
+    fn hold_blocker(&self, key: &HoldKey) -> Option<String> {
+        let hold = self.holds.get(&key.0, &key.1)?;
+        let account = self.account(&hold.account_id);
+        if account.is_some_and(|s| s.at_risk.is_some()) {
+            return Some("account at risk".into());
+        }
+        if let Some(campaign) = self.campaigns.account_in_live_campaign(&hold.account_id)
+            && campaign.status == CampaignStatus::Confirmed
+        {
+            return Some(format!("account in confirmed campaign {}", campaign.id));
+        }
+        let destination = hold.destination.as_ref()?;
+        let destination_key =
+            destination_key_of(&destination.institution_id, &destination.account_token);
+        if self.destinations.is_denied_key(destination_key) {
+            return Some("destination denied".into());
+        }
         // Money to a destination that links accounts in a live campaign
-        // (a mule, most likely) waits for a person, whatever the account.
-        let mule = hold.destination.as_ref().is_some_and(|d| {
-            self.campaigns
-                .destination_key_in_live_campaign(destination_key_of(
-                    &d.institution_id,
-                    &d.account_token,
-                ))
+        // waits for a person only when the sharing looks like a mule (set by
+        // unrelated sellers, under other names, or in their risky
+        // episodes): a household's or an accountant's shared account that a
+        // risky change happened to link is paid when the cool-off ends,
+        // instead of waiting forever.
+        let campaign = self
+            .campaigns
+            .campaign_of_destination_key(destination_key)?;
+        if campaign.status == CampaignStatus::Dismissed {
+            return None;
+        }
+        let mule_like = self
+            .destinations
+            .get_key(destination_key)
+            .is_some_and(|used| {
+                let own = used
+                    .setter(&hold.account_id)
+                    .map(|s| s.by)
+                    .unwrap_or_default();
+                used.compare(
+                    &hold.account_id,
+                    hold.expires_at.0,
+                    &own,
+                    account.map(|s| &s.profile),
+                )
+                .mule_like
+                    > 0
+            });
+        mule_like.then(|| {
+            format!(
+                "destination links accounts in campaign {} and looks like mule reuse",
+                campaign.id
+            )
+        })
+    }
+
+    /// The suspected campaign a hold's destination links, if all of it
+    /// looks like sharing: every member set one of its destinations, every
+    /// destination was set by two members or more, and none of those
+    /// settings looks like mule reuse to the other members (see
+    /// [`crate::destinations::DestinationUse::compare`]). A campaign found
+    /// through a burst, or too big to list, is never such.
+    fn sharing_campaign_of_hold(&self, key: &HoldKey) -> Option<String> {
+        let hold = self.holds.get(&key.0, &key.1)?;
+        let destination = hold.destination.as_ref()?;
+        let campaign = self
+            .campaigns
+            .campaign_of_destination_key(destination_key_of(
+                &destination.institution_id,
+                &destination.account_token,
+            ))?;
+        if campaign.status != CampaignStatus::Suspected
+            || campaign.links.institution_burst > 0
+            || campaign.more_accounts > 0
+            || campaign.more_destinations > 0
+        {
+            return None;
+        }
+        let mut members_with_a_destination = 0;
+        for member in &campaign.accounts {
+            let set_one = campaign.destinations.iter().any(|d| {
+                self.destinations
+                    .get_key(destination_key_of(&d.institution_id, &d.account_token))
+                    .is_some_and(|u| u.setter(&member.account_id).is_some())
+            });
+            if set_one {
+                members_with_a_destination += 1;
+            }
+        }
+        if members_with_a_destination != campaign.accounts.len() {
+            return None;
+        }
+        let at = hold.expires_at.0;
+        let all_sharing = campaign.destinations.iter().all(|d| {
+            let Some(used) = self
+                .destinations
+                .get_key(destination_key_of(&d.institution_id, &d.account_token))
+            else {
+                return false;
+            };
+            let setters: Vec<&crate::destinations::Setter> = campaign
+                .accounts
+                .iter()
+                .filter_map(|m| used.setter(&m.account_id))
+                .collect();
+            setters.len() >= 2
+                && setters.iter().all(|s| {
+                    let profile = self.account(&s.account_id).map(|a| &a.profile);
+                    used.compare(&s.account_id, at, &s.by, profile).mule_like == 0
+                })
         });
-        !(at_risk || confirmed || denied || mule)
+        all_sharing.then(|| campaign.id.clone())
     }
 
     /// Holds whose cool-off ended by the engine's clock, then the event's
@@ -592,10 +685,24 @@ impl Engine {
             due.extend(self.holds.take_expired_of(&event.account_id, own));
         }
         for key in due {
-            if self.releasable(&key) {
-                self.release(&key, event, SYSTEM_ACTOR, "cool-off ended", effects);
-            } else {
-                self.holds.await_analyst(&key);
+            match self.hold_blocker(&key) {
+                None => {
+                    let sharing = self.sharing_campaign_of_hold(&key);
+                    self.release(&key, event, SYSTEM_ACTOR, "cool-off ended", effects);
+                    if let Some(id) = sharing
+                        && let Ok(notices) = self.campaigns.set_status(
+                            &id,
+                            CampaignStatus::Dismissed,
+                            SYSTEM_ACTOR,
+                            "its accounts share a bank account as related accounts do",
+                            &event.event_id,
+                            event.unix_time(),
+                        )
+                    {
+                        effects.extend(notices.into_iter().map(campaign_effect));
+                    }
+                }
+                Some(reason) => self.holds.await_analyst_because(&key, &reason),
             }
         }
     }

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::campaigns::{CampaignConfig, CampaignDetector, CampaignSnapshot};
 use crate::clock::EngineClock;
 use crate::decision::Decision;
-use crate::destinations::{DestinationIndex, DestinationUse};
+use crate::destinations::{DestinationIndex, DestinationUse, SetBy, holder_own};
 use crate::event::{Details, Event, EventType, LoginStatus};
 use crate::features::{self, Context, FeatureConfig, FeatureSet};
 use crate::holds::{HoldBook, HoldSnapshot};
@@ -298,6 +298,19 @@ impl Engine {
         let destination_use = destination
             .filter(|_| wanted.intersects(features::SHARED_DESTINATION))
             .and_then(|d| self.destinations.get(d));
+        let previous_holder = match &event.details {
+            Details::PayoutDestinationChange {
+                previous_destination,
+                ..
+            } if wanted.intersects(features::SHARED_DESTINATION) => {
+                self.destinations.previous_holder(
+                    &event.account_id,
+                    previous_destination.as_ref(),
+                    state.and_then(|s| s.destination.as_ref().map(|r| &r.destination)),
+                )
+            }
+            _ => 0,
+        };
         let features = features::compute(
             state,
             event,
@@ -309,6 +322,7 @@ impl Engine {
                 wanted,
                 paying_destination: paying,
                 destination_use,
+                previous_holder,
                 destination,
                 campaigns: &self.campaigns,
             },
@@ -344,9 +358,32 @@ impl Engine {
         {
             self.record_ip_failure(key, event.unix_time());
         }
-        if let Details::PayoutDestinationChange { destination, .. } = &event.details {
+        if let Details::PayoutDestinationChange {
+            destination,
+            previous_destination,
+        } = &event.details
+        {
+            let state = self.accounts.get(&event.account_id);
+            let set_traits = LoginTraits::of(event);
+            let mut by = SetBy::keys(
+                set_traits.get(TraitKind::Network),
+                set_traits.get(TraitKind::Device),
+                state.map(|s| &s.profile),
+                destination,
+            );
+            // What the rules and the session said of the change, before it.
+            by.risky = decision.action >= Action::Review
+                || state.is_some_and(|s| {
+                    s.at_risk.is_some() || s.session_for(event).is_some_and(|x| x.risky)
+                });
+            let previous = self.destinations.previous_holder(
+                &event.account_id,
+                previous_destination.as_ref(),
+                state.and_then(|s| s.destination.as_ref().map(|r| &r.destination)),
+            );
+            by.holder_own = holder_own(by.holder, previous);
             self.destinations
-                .record(destination, &event.account_id, event.unix_time());
+                .record(destination, &event.account_id, event.unix_time(), by);
         }
         let state = match self.accounts.get_mut(&event.account_id) {
             Some(state) => state,

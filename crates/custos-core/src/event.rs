@@ -380,6 +380,11 @@ pub struct Destination {
     pub account_last4: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub holder_name: Option<String>,
+    /// A keyed hash of `holder_name` ([`crate::token::DestinationTokenizer::holder_token`]),
+    /// filled in by the parser. Never serialized: a stored event is parsed
+    /// again, and the parser derives it again from the (opened) name.
+    #[serde(skip)]
+    pub holder_token: Option<String>,
 }
 
 impl Destination {

@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::destinations::DestinationUse;
+use crate::destinations::{Comparison, DestinationUse, SetBy, holder_own};
 use crate::event::{Destination, Details, Event, EventType, InstitutionType, LoginStatus};
 use crate::login_risk::{self, LoginRiskParams};
 use crate::population::Population;
@@ -91,6 +91,12 @@ features! {
     DestinationSetInRiskySession = "destination.set_in_risky_session": Flag,
     DestinationOtherAccounts = "destination.other_accounts": Number,
     DestinationOtherAccounts30d = "destination.other_accounts_30d": Number,
+    DestinationOtherAccounts180d = "destination.other_accounts_180d": Number,
+    DestinationOtherAccountsRisky = "destination.other_accounts_risky": Number,
+    DestinationOtherAccountsUnrelated = "destination.other_accounts_unrelated": Number,
+    DestinationOtherAccountsOtherHolder = "destination.other_accounts_other_holder": Number,
+    DestinationOtherAccountsMuleLike = "destination.other_accounts_mule_like": Number,
+    DestinationHolderUnlikeOwn = "destination.holder_unlike_own": Flag,
     DestinationNewGlobally = "destination.new_globally": Flag,
     DestinationDenied = "destination.denied": Flag,
     DestinationSetSessionRisk = "destination.set_session_risk": Number,
@@ -433,11 +439,25 @@ pub struct Context<'a> {
     /// Which accounts set the destination the event concerns, across all
     /// accounts; `None` when no account ever did.
     pub destination_use: Option<&'a DestinationUse>,
+    /// For a destination change: the holder key of the account's own
+    /// destination before it ([`crate::destinations::DestinationIndex::previous_holder`]),
+    /// 0 when unknown.
+    pub previous_holder: u64,
     /// The destination the event concerns: the new one of a change, the
     /// one a payout or disbursement pays into.
     pub destination: Option<&'a Destination>,
     pub campaigns: &'a dyn CampaignView,
 }
+
+/// The features that compare the other accounts' settings of the
+/// destination with this one's ([`DestinationUse::compare`]).
+const SHARING: FeatureSet = FeatureSet::EMPTY
+    .with(Feature::DestinationOtherAccounts180d)
+    .with(Feature::DestinationOtherAccountsRisky)
+    .with(Feature::DestinationOtherAccountsUnrelated)
+    .with(Feature::DestinationOtherAccountsOtherHolder)
+    .with(Feature::DestinationOtherAccountsMuleLike)
+    .with(Feature::DestinationHolderUnlikeOwn);
 
 const SESSION: FeatureSet = FeatureSet::EMPTY
     .with(Feature::SessionRisk)
@@ -448,6 +468,7 @@ const SESSION: FeatureSet = FeatureSet::EMPTY
 pub const SHARED_DESTINATION: FeatureSet = FeatureSet::EMPTY
     .with(Feature::DestinationOtherAccounts)
     .with(Feature::DestinationOtherAccounts30d)
+    .union(SHARING)
     .with(Feature::DestinationNewGlobally)
     .with(Feature::DestinationDenied);
 
@@ -557,7 +578,7 @@ pub fn compute(state: Option<&AccountState>, event: &Event, ctx: &Context<'_>) -
             if wanted.intersects(DESTINATION) {
                 destination_features(state, event, ctx.paying_destination, &mut f);
                 if wanted.intersects(SHARED_DESTINATION) {
-                    shared_destination_features(event, ctx.destination_use, &mut f);
+                    shared_destination_features(state, event, ctx, &mut f);
                 }
                 if wanted.intersects(DESTINATION_CAMPAIGN)
                     && let Some(destination) = ctx.destination
@@ -725,16 +746,22 @@ fn payout_features(state: Option<&AccountState>, event: &Event, f: &mut Features
     }
 }
 
-/// How many other accounts set the destination the event concerns.
-fn shared_destination_features(event: &Event, used: Option<&DestinationUse>, f: &mut Features) {
-    let concerns_a_destination = match &event.details {
-        Details::PayoutDestinationChange { .. } | Details::Payout { .. } => true,
-        Details::Loan { .. } => event.event_type == EventType::LoanDisbursement,
-        _ => false,
+/// How many other accounts set the destination the event concerns, and
+/// whether they look like a shared account or a mule
+/// ([`DestinationUse::compare`]).
+fn shared_destination_features(
+    state: Option<&AccountState>,
+    event: &Event,
+    ctx: &Context<'_>,
+    f: &mut Features,
+) {
+    let new_destination = match &event.details {
+        Details::PayoutDestinationChange { destination, .. } => Some(destination),
+        Details::Payout { .. } => None,
+        Details::Loan { .. } if event.event_type == EventType::LoanDisbursement => None,
+        _ => return,
     };
-    if !concerns_a_destination {
-        return;
-    }
+    let used = ctx.destination_use;
     let at = event.unix_time();
     let (all, recent) = used.map_or((0, 0), |u| {
         u.other_accounts(&event.account_id, at - RECENT_DESTINATION_SECS)
@@ -746,6 +773,45 @@ fn shared_destination_features(event: &Event, used: Option<&DestinationUse>, f: 
     );
     f.number(Feature::DestinationOtherAccounts, all as f64);
     f.number(Feature::DestinationOtherAccounts30d, recent as f64);
+    if !ctx.wanted.intersects(SHARING) {
+        // Every payout reads the deny list; few rules read the rest.
+        return;
+    }
+    // The change (or the payout) as the index would record it: its network
+    // and device, and the holder name it gives.
+    let traits = LoginTraits::of(event);
+    let mut now = match new_destination.or(ctx.destination) {
+        Some(d) => SetBy::keys(
+            traits.get(TraitKind::Network),
+            traits.get(TraitKind::Device),
+            state.map(|s| &s.profile),
+            d,
+        ),
+        None => SetBy::default(),
+    };
+    if new_destination.is_some() {
+        now.holder_own = holder_own(now.holder, ctx.previous_holder);
+        if let Some(own) = now.holder_own {
+            f.flag(Feature::DestinationHolderUnlikeOwn, !own);
+        }
+    }
+    let c = used.map_or_else(Comparison::default, |u| {
+        u.compare(&event.account_id, at, &now, state.map(|s| &s.profile))
+    });
+    f.number(Feature::DestinationOtherAccounts180d, c.recent as f64);
+    f.number(Feature::DestinationOtherAccountsRisky, c.risky as f64);
+    f.number(
+        Feature::DestinationOtherAccountsUnrelated,
+        c.unrelated as f64,
+    );
+    f.number(
+        Feature::DestinationOtherAccountsOtherHolder,
+        c.other_holder as f64,
+    );
+    f.number(
+        Feature::DestinationOtherAccountsMuleLike,
+        c.mule_like as f64,
+    );
 }
 
 fn login_features(

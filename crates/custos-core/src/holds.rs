@@ -137,6 +137,10 @@ pub struct Hold {
     /// destination denied: only an analyst (or a clearing event) releases it.
     #[serde(default)]
     pub awaiting_analyst: bool,
+    /// Why it waits for an analyst, once it does: what still argues
+    /// against paying when its cool-off ended.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub awaiting_reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub resolution: Option<Resolution>,
 }
@@ -328,6 +332,7 @@ impl HoldBook {
             held_at: Timestamp(new.at),
             expires_at: Timestamp(new.expires_at.max(new.at)),
             awaiting_analyst: false,
+            awaiting_reason: None,
             resolution: None,
         };
         self.pending_expiry
@@ -414,6 +419,16 @@ impl HoldBook {
             && hold.status == HoldStatus::Held
         {
             hold.awaiting_analyst = true;
+        }
+    }
+
+    /// [`HoldBook::await_analyst`], saying why (`awaiting_reason`).
+    pub fn await_analyst_because(&mut self, hold_key: &HoldKey, reason: &str) {
+        self.await_analyst(hold_key);
+        if let Some(hold) = self.holds.get_mut(hold_key)
+            && hold.awaiting_analyst
+        {
+            hold.awaiting_reason = Some(reason.to_string());
         }
     }
 

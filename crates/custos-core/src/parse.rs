@@ -488,6 +488,9 @@ impl EventParser {
                  account_number or account_token, holder_name",
             ));
         }
+        let holder_token = holder_name
+            .as_deref()
+            .and_then(|name| self.tokenizer.holder_token(name));
         Ok(Destination {
             institution_id,
             institution_type,
@@ -495,6 +498,7 @@ impl EventParser {
             account_token,
             account_last4,
             holder_name,
+            holder_token,
         })
     }
 }

@@ -189,6 +189,7 @@ fn destination_without_holder_name<'de, D: serde::Deserializer<'de>>(
     let destination = Destination::deserialize(deserializer)?;
     Ok(Destination {
         holder_name: None,
+        holder_token: None,
         ..destination
     })
 }
@@ -456,6 +457,7 @@ impl AccountState {
                     // sealed, in the event that set the destination.
                     destination: Destination {
                         holder_name: None,
+                        holder_token: None,
                         ..destination.clone()
                     },
                     set_at: changed_at,

@@ -5,6 +5,12 @@
 //! account number under a secret key, truncated to 128 bits: equal inputs give
 //! equal tokens, and without the key a token cannot be reversed or guessed by
 //! enumerating account numbers.
+//!
+//! Holder names get a token of their own ([`DestinationTokenizer::holder_token`])
+//! for the same reason: telling a family's shared account (one holder name,
+//! whoever sets it) from a mule account (a name unlike the seller's) needs
+//! names compared across sellers, and state is not sealed, so it may keep
+//! only a keyed hash of the name, never the name.
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -49,6 +55,28 @@ impl DestinationTokenizer {
         token.push_str(&hex::encode(&digest[..16]));
         token
     }
+
+    /// A keyed hash of a holder name: `hn_` and 64 bits in hex, or `None`
+    /// for a name without letters or digits. Case, punctuation and word
+    /// order do not count ("Smith, Jane" is "JANE SMITH"); spelling does.
+    /// 64 bits suffice to compare names, and a separate domain keeps a name
+    /// token from ever equalling an account token.
+    pub fn holder_token(&self, holder_name: &str) -> Option<String> {
+        let mut words: Vec<String> = holder_name
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+        if words.is_empty() {
+            return None;
+        }
+        words.sort_unstable();
+        let mut mac = self.mac.clone();
+        mac.update(b"holder name\0");
+        mac.update(words.join(" ").as_bytes());
+        let digest = mac.finalize().into_bytes();
+        Some(format!("hn_{}", hex::encode(&digest[..8])))
+    }
 }
 
 impl std::fmt::Debug for DestinationTokenizer {
@@ -83,6 +111,22 @@ mod tests {
         let token = a.token("200000", "12345678");
         assert!(token.starts_with("tk_") && token.len() == 35, "{token}");
         assert!(!token.contains("12345678"));
+    }
+
+    #[test]
+    fn holder_tokens_ignore_case_punctuation_and_word_order_but_not_spelling() {
+        let a = DestinationTokenizer::new(b"0123456789abcdef-key-a").unwrap();
+        let b = DestinationTokenizer::new(b"0123456789abcdef-key-b").unwrap();
+        let jane = a.holder_token("Jane Smith").unwrap();
+        assert!(jane.starts_with("hn_") && jane.len() == 19, "{jane}");
+        assert_eq!(
+            a.holder_token("SMITH, jane").as_deref(),
+            Some(jane.as_str())
+        );
+        assert_ne!(a.holder_token("Jane Smyth").unwrap(), jane);
+        assert_ne!(b.holder_token("Jane Smith").unwrap(), jane);
+        assert_eq!(a.holder_token(" - , "), None);
+        assert!(!jane.to_lowercase().contains("smith"));
     }
 
     #[test]

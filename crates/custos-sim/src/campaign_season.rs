@@ -49,6 +49,7 @@ fn destination(institution: &str, token: &str, kind: Option<InstitutionType>) ->
         account_token: token.into(),
         account_last4: Some("1234".into()),
         holder_name: None,
+        holder_token: None,
     }
 }
 

@@ -34,6 +34,21 @@
 //! are never pruned or forgotten: a destination shared by many risky
 //! accounts is the mule itself.
 //!
+//! A ring that reuses one mule with weeks between victims, each victim
+//! from its own network and in a session that looks like the victim's, is
+//! linked through the destination index ([`crate::destinations`]), which
+//! remembers for a year which accounts set each destination and how: the
+//! default rules flag a change to a destination that unrelated sellers set
+//! under other holder names in the last 180 days, or that another seller
+//! set in a risky episode, and a flagged change is risky here. The second
+//! victim is flagged, the third links to it: a campaign by the third victim
+//! however far apart they come (nothing here has a window: destination keys
+//! never expire, and a component is dropped only when the graph is full and
+//! it is not a campaign). Households and accountants sharing one bank
+//! account are related accounts naming one holder: they are not flagged, so
+//! they link nothing, and a hold on a shared destination that risky changes
+//! did link is released at its cool-off (`effects.rs`).
+//!
 //! # The burst detector
 //!
 //! Mules rotate: with a fresh mule account per victim nothing is shared, but

@@ -22,6 +22,7 @@ fn destination(institution: &str, token: &str, kind: Option<InstitutionType>) ->
         account_token: token.into(),
         account_last4: Some("1234".into()),
         holder_name: None,
+        holder_token: None,
     }
 }
 
@@ -1114,7 +1115,7 @@ mod through_the_engine {
 
     use serde_json::{Value, json};
 
-    use super::DAY;
+    use super::{CampaignStatus, DAY};
     use crate::decision::EffectKind;
     use crate::tests::{at, event};
     use crate::{Action, Decision, Engine};
@@ -1301,5 +1302,294 @@ mod through_the_engine {
             codes.contains(&"payout_to_destination_in_campaign"),
             "{codes:?}"
         );
+    }
+
+    /// A market of the default rules with sellers who each log in from
+    /// their own home for a month and bank in their own name.
+    fn sellers(homes: &[(&str, &str, &str)]) -> Market {
+        let mut m = Market {
+            engine: Engine::new(Arc::new(crate::rules::default_rule_set())),
+            n: 0,
+        };
+        for (account, ip, name) in homes {
+            for day in 0..30 {
+                m.send(
+                    account,
+                    day * DAY,
+                    "login",
+                    json!({"status": "success", "session_id": format!("{account}-{day}"),
+                           "ip": ip, "device_id": format!("{account}-laptop")}),
+                );
+            }
+            m.send(
+                account,
+                DAY + 60,
+                "payout_destination_change",
+                json!({"session_id": format!("{account}-1"),
+                       "destination": {"institution_id": "20-00-00",
+                                       "account_number": format!("5555{}", m.n),
+                                       "holder_name": name}}),
+            );
+            m.send(
+                account,
+                DAY + 120,
+                "sale",
+                json!({"amount": 500_000, "currency": "GBP"}),
+            );
+        }
+        m
+    }
+
+    /// `account` logs in at `t` in session `session`, moves its payouts to
+    /// `destination`, and passes a verification in that session (a
+    /// household member on the road; or an attacker who controls the
+    /// second factor).
+    fn change_and_verify(
+        m: &mut Market,
+        account: &str,
+        t: i64,
+        session: &str,
+        ip: &str,
+        device: &str,
+        destination: Value,
+    ) -> Decision {
+        m.send(
+            account,
+            t,
+            "login",
+            json!({"status": "success", "session_id": session, "ip": ip, "device_id": device}),
+        );
+        let change = m.send(
+            account,
+            t + 60,
+            "payout_destination_change",
+            json!({"session_id": session, "ip": ip, "device_id": device, "destination": destination}),
+        );
+        m.send(
+            account,
+            t + 120,
+            "verification",
+            json!({"session_id": session, "status": "passed"}),
+        );
+        change
+    }
+
+    fn ring_mule(name: &str) -> Value {
+        json!({"institution_id": "60-83-71", "institution_type": "e_money",
+               "account_number": "99990001", "holder_name": name})
+    }
+
+    fn detected(d: &Decision) -> bool {
+        d.effects
+            .iter()
+            .any(|e| e.kind == EffectKind::CampaignDetected)
+    }
+
+    #[test]
+    fn a_ring_reusing_one_mule_weeks_apart_is_a_campaign_by_its_third_victim() {
+        let mut m = sellers(&[
+            ("victim-1", "81.2.69.1", "Ann Victim"),
+            ("victim-2", "90.1.2.3", "Bob Victim"),
+            ("victim-3", "77.4.5.6", "Cid Victim"),
+        ]);
+        // The attacker on each victim's own device, from an exit in the
+        // victim's network, naming the mule as the victim: nothing about
+        // the session is new. Three weeks between victims.
+        let mut decisions = Vec::new();
+        for (n, (victim, ip, name)) in [
+            ("victim-1", "81.2.69.77", "Ann Victim"),
+            ("victim-2", "90.1.2.77", "Bob Victim"),
+            ("victim-3", "77.4.5.77", "Cid Victim"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let t = (31 + 21 * n as i64) * DAY;
+            decisions.push(m.send(
+                victim,
+                t,
+                "payout_destination_change",
+                json!({"session_id": format!("{victim}-1"), "ip": ip,
+                       "device_id": format!("{victim}-laptop"), "destination": ring_mule(name)}),
+            ));
+        }
+        assert_eq!(
+            decisions[0].action,
+            Action::Allow,
+            "{:?}",
+            decisions[0].reasons
+        );
+        assert!(
+            decisions[1].action >= Action::Review,
+            "{:?}",
+            decisions[1].reasons
+        );
+        assert!(!detected(&decisions[1]));
+        assert!(detected(&decisions[2]), "{:?}", decisions[2].effects);
+        let campaign = m
+            .engine
+            .campaigns()
+            .campaign_of_account("victim-3")
+            .expect("the third victim is in a campaign");
+        let mut members = super::member_ids(campaign);
+        members.sort_unstable();
+        assert_eq!(members, ["victim-2", "victim-3"]);
+    }
+
+    #[test]
+    fn a_household_is_not_linked_and_a_ring_is_not_linked_to_it() {
+        let mut m = sellers(&[
+            ("shop-a", "81.2.69.10", "Ann Smith"),
+            ("shop-b", "81.2.69.11", "Ben Smith"),
+            ("victim-1", "90.1.2.3", "Bob Victim"),
+        ]);
+        let family = json!({"institution_id": "40-11-22", "account_number": "77001100",
+                            "holder_name": "Smith Family Trading"});
+        for (account, t) in [("shop-a", 40 * DAY), ("shop-b", 100 * DAY)] {
+            let d = m.send(
+                account,
+                t,
+                "payout_destination_change",
+                json!({"session_id": format!("{account}-29"), "ip": "81.2.69.10",
+                       "device_id": format!("{account}-laptop"), "destination": family.clone()}),
+            );
+            assert_eq!(d.action, Action::Allow, "{:?}", d.reasons);
+        }
+        assert_eq!(m.engine.campaigns().campaigns().count(), 0);
+    }
+
+    #[test]
+    fn campaign_holds_expire_into_a_decision_by_the_evidence() {
+        let mut m = sellers(&[
+            ("shop-a", "81.2.69.10", "Ann Smith"),
+            ("shop-b", "81.2.69.11", "Ben Smith"),
+            ("victim-1", "90.1.2.3", "Bob Victim"),
+            ("victim-2", "77.4.5.6", "Cid Victim"),
+            ("bystander", "31.5.5.5", "Dee Other"),
+        ]);
+        // A household on holiday: both shops move to the family account from
+        // the hotel, in risky sessions they then verify. The risky changes
+        // link the two shops into a campaign over the shared account.
+        let family = json!({"institution_id": "40-11-22", "account_number": "77001100",
+                            "holder_name": "Smith Family Trading"});
+        change_and_verify(
+            &mut m,
+            "shop-a",
+            40 * DAY,
+            "hotel-a",
+            "185.1.1.1",
+            "phone-a",
+            family.clone(),
+        );
+        let b = change_and_verify(
+            &mut m,
+            "shop-b",
+            40 * DAY + 600,
+            "hotel-b",
+            "185.1.1.2",
+            "phone-b",
+            family,
+        );
+        assert!(detected(&b), "{:?}", b.effects);
+        // A ring's two victims on one mule, the second one verified by an
+        // attacker who controls the second factor.
+        change_and_verify(
+            &mut m,
+            "victim-1",
+            41 * DAY,
+            "atk-1",
+            "203.0.113.7",
+            "x1",
+            ring_mule("Bob Victim"),
+        );
+        let v2 = change_and_verify(
+            &mut m,
+            "victim-2",
+            41 * DAY + 600,
+            "atk-2",
+            "198.51.100.7",
+            "x2",
+            ring_mule("Cid Victim"),
+        );
+        assert!(detected(&v2), "{:?}", v2.effects);
+        let t = 42 * DAY;
+        for (account, session) in [("shop-b", "hotel-b"), ("victim-2", "atk-2")] {
+            let payout = m.send(
+                account,
+                t,
+                "payout",
+                json!({"session_id": session, "payout_id": format!("po-{account}"),
+                       "amount": 40_000, "currency": "GBP"}),
+            );
+            assert_eq!(payout.action, Action::Hold, "{:?}", payout.reasons);
+            assert!(
+                payout
+                    .reasons
+                    .iter()
+                    .any(|r| r.code == "payout_to_destination_in_campaign"),
+                "{:?}",
+                payout.reasons
+            );
+        }
+        // Past the cool-off, other sellers' events carry the clock on (two
+        // of them: one account alone moves it by an hour at most).
+        for day in 43..52 {
+            for (account, ip) in [("bystander", "31.5.5.5"), ("shop-a", "81.2.69.10")] {
+                m.send(
+                    account,
+                    day * DAY,
+                    "login",
+                    json!({"status": "success", "session_id": format!("{account}-{day}"),
+                           "ip": ip, "device_id": format!("{account}-laptop")}),
+                );
+            }
+        }
+        let household = m
+            .engine
+            .holds()
+            .get("shop-b", "po-shop-b")
+            .expect("tracked");
+        assert_eq!(
+            household.status,
+            crate::holds::HoldStatus::Released,
+            "{household:?}"
+        );
+        // Its campaign was all sharing: dismissed, so the next payout to the
+        // family account is not held for it.
+        let household_campaign = m
+            .engine
+            .campaigns()
+            .campaign_of_account("shop-b")
+            .expect("still on record");
+        assert_eq!(household_campaign.status, CampaignStatus::Dismissed);
+        let next = m.send(
+            "shop-a",
+            52 * DAY,
+            "payout",
+            json!({"session_id": "shop-a-51", "payout_id": "po-next", "amount": 40_000, "currency": "GBP"}),
+        );
+        assert!(
+            !next
+                .reasons
+                .iter()
+                .any(|r| r.code == "payout_to_destination_in_campaign"),
+            "{:?}",
+            next.reasons
+        );
+        let ring_campaign = m
+            .engine
+            .campaigns()
+            .campaign_of_account("victim-2")
+            .expect("the ring's campaign");
+        assert_eq!(ring_campaign.status, CampaignStatus::Suspected);
+        let ring = m
+            .engine
+            .holds()
+            .get("victim-2", "po-victim-2")
+            .expect("tracked");
+        assert_eq!(ring.status, crate::holds::HoldStatus::Held);
+        assert!(ring.awaiting_analyst);
+        let reason = ring.awaiting_reason.as_deref().unwrap_or_default();
+        assert!(reason.contains("mule reuse"), "{reason}");
     }
 }

@@ -46,10 +46,24 @@ impl Script {
     }
 
     fn with_history_and(rules: RuleSet) -> Script {
-        let mut s = Script {
-            engine: Engine::new(Arc::new(rules)),
-            n: 0,
+        Script::with_history_in(Engine::new(Arc::new(rules)))
+    }
+
+    /// [`Script::with_history`] recording every feature, also those no
+    /// default rule reads.
+    fn with_history_recording_all() -> Script {
+        let config = crate::features::FeatureConfig {
+            record: crate::features::FeatureSet::ALL,
+            ..Default::default()
         };
+        Script::with_history_in(Engine::with_features(
+            Arc::new(crate::rules::default_rule_set()),
+            config,
+        ))
+    }
+
+    fn with_history_in(engine: Engine) -> Script {
+        let mut s = Script { engine, n: 0 };
         for day in 0..30 {
             s.login(day * DAY, &format!("home-{day}"), "81.2.69.160", "laptop");
         }
@@ -483,42 +497,225 @@ fn credential_stuffing_success_is_recorded_in_shadow_only() {
     );
 }
 
-#[test]
-fn a_destination_set_by_another_account_within_30_days_is_reviewed() {
-    let mut s = Script::with_history();
-    let change = |s: &mut Script, account: &str, t: i64| {
+/// Another seller with a month of logins from its own home and laptop, and
+/// its own bank account in its own name.
+fn other_seller(s: &mut Script, account: &str, ip: &str, name: &str) {
+    for day in 0..30 {
         s.n += 1;
-        let e = event(
-            json!({"event_id": format!("x{}", s.n), "type": "payout_destination_change",
-            "account_id": account, "time": at(t), "destination": mule()}),
-        );
-        s.engine.process(&e)
-    };
-    let first = change(&mut s, "victim-1", 31 * DAY);
-    assert_eq!(first.action, Action::Allow, "{first:?}");
-    let second = change(&mut s, "victim-2", 32 * DAY);
-    assert_eq!(second.action, Action::Review);
-    assert!(codes(&second).contains(&"destination_used_by_other_accounts"));
-    assert_eq!(
-        second.reasons[0].saw["destination.other_accounts_30d"],
-        json!(1.0)
+        let e = event(json!({"event_id": format!("h{}", s.n), "type": "login",
+            "account_id": account, "time": at(day * DAY), "status": "success",
+            "session_id": format!("{account}-{day}"), "ip": ip, "device_id": format!("{account}-laptop")}));
+        s.engine.process(&e);
+    }
+    s.n += 1;
+    let e = event(
+        json!({"event_id": format!("h{}", s.n), "type": "payout_destination_change",
+        "account_id": account, "time": at(DAY + 60), "session_id": format!("{account}-1"),
+        "destination": {"institution_id": "20-00-00", "account_number": format!("5555{}", s.n),
+                        "holder_name": name}}),
     );
-    // The same account setting it again is not "another account".
-    let again = change(&mut s, "victim-1", 33 * DAY);
+    s.engine.process(&e);
+}
+
+/// `account` moves its payouts to `destination` at `t`, from `ip` and `device`.
+fn set_destination(
+    s: &mut Script,
+    account: &str,
+    t: i64,
+    ip: &str,
+    device: &str,
+    destination: Value,
+) -> Decision {
+    s.n += 1;
+    let e = event(
+        json!({"event_id": format!("x{}", s.n), "type": "payout_destination_change",
+        "account_id": account, "time": at(t), "ip": ip, "device_id": device,
+        "destination": destination}),
+    );
+    s.engine.process(&e)
+}
+
+fn named_mule(name: &str) -> Value {
+    let mut d = mule();
+    d["holder_name"] = json!(name);
+    d
+}
+
+#[test]
+fn a_mule_reused_by_unrelated_sellers_weeks_apart_is_reviewed_then_held() {
+    let mut s = Script::with_history_recording_all();
+    other_seller(&mut s, "victim-1", "81.2.69.1", "Ann Victim");
+    other_seller(&mut s, "victim-2", "90.1.2.3", "Bob Victim");
+    other_seller(&mut s, "victim-3", "77.4.5.6", "Cid Victim");
+    // A patient ring: the attacker on each victim's own device, from an
+    // exit near the victim, naming the mule as the victim, weeks apart.
+    let first = set_destination(
+        &mut s,
+        "victim-1",
+        31 * DAY,
+        "81.2.70.9",
+        "victim-1-laptop",
+        named_mule("Ann Victim"),
+    );
+    assert_eq!(first.action, Action::Allow, "{:?}", first.reasons);
+    let second = set_destination(
+        &mut s,
+        "victim-2",
+        31 * DAY + 60 * DAY,
+        "90.1.9.9",
+        "victim-2-laptop",
+        named_mule("Bob Victim"),
+    );
+    assert_eq!(second.action, Action::Review, "{:?}", second.reasons);
+    assert!(codes(&second).contains(&"destination_used_by_other_accounts"));
+    let f = &second.features;
+    assert_eq!(f.number_of("destination.other_accounts_30d"), Some(0.0));
+    assert_eq!(f.number_of("destination.other_accounts_180d"), Some(1.0));
     assert_eq!(
-        again.features.number_of("destination.other_accounts_30d"),
+        f.number_of("destination.other_accounts_unrelated"),
         Some(1.0)
     );
-    // Two months later the first victims are out of the window.
-    let late = change(&mut s, "victim-3", 100 * DAY);
-    assert_eq!(late.action, Action::Allow, "{late:?}");
     assert_eq!(
-        late.features.number_of("destination.other_accounts_30d"),
+        f.number_of("destination.other_accounts_other_holder"),
+        Some(1.0)
+    );
+    assert_eq!(
+        f.number_of("destination.other_accounts_mule_like"),
+        Some(1.0)
+    );
+    // The second setting was flagged, so it was a risky episode: the third
+    // victim, 120 days after the first, has the change held.
+    let third = set_destination(
+        &mut s,
+        "victim-3",
+        31 * DAY + 120 * DAY,
+        "77.4.9.9",
+        "victim-3-laptop",
+        named_mule("Cid Victim"),
+    );
+    assert_eq!(third.action, Action::Hold, "{:?}", third.reasons);
+    assert!(codes(&third).contains(&"destination_set_by_other_account_in_risky_episode"));
+    assert_eq!(
+        third.features.number_of("destination.other_accounts_risky"),
+        Some(1.0)
+    );
+    // The same account setting it again is not "another account".
+    let again = set_destination(
+        &mut s,
+        "victim-1",
+        31 * DAY + 121 * DAY,
+        "81.2.70.9",
+        "victim-1-laptop",
+        named_mule("Ann Victim"),
+    );
+    assert_eq!(
+        again.features.number_of("destination.other_accounts_180d"),
+        Some(2.0)
+    );
+}
+
+#[test]
+fn a_household_or_an_accountant_sharing_one_bank_account_is_not_flagged() {
+    let mut s = Script::with_history_recording_all();
+    // A couple's two shops, run from one home, months apart; the account is
+    // in the family business's name, neither seller's own.
+    other_seller(&mut s, "shop-a", "81.2.69.10", "Ann Smith");
+    other_seller(&mut s, "shop-b", "81.2.69.11", "Ben Smith");
+    let family = || {
+        json!({"institution_id": "40-11-22", "account_number": "77001100",
+               "holder_name": "Smith Family Trading"})
+    };
+    let a = set_destination(
+        &mut s,
+        "shop-a",
+        40 * DAY,
+        "81.2.69.10",
+        "shop-a-laptop",
+        family(),
+    );
+    assert_eq!(a.action, Action::Allow, "{:?}", a.reasons);
+    let b = set_destination(
+        &mut s,
+        "shop-b",
+        130 * DAY,
+        "81.2.69.11",
+        "shop-b-laptop",
+        family(),
+    );
+    assert_eq!(b.action, Action::Allow, "{:?}", b.reasons);
+    assert_eq!(
+        b.features.number_of("destination.other_accounts_180d"),
+        Some(1.0)
+    );
+    assert_eq!(
+        b.features.number_of("destination.other_accounts_unrelated"),
         Some(0.0)
     );
     assert_eq!(
-        s.engine.destinations().len(),
-        2,
-        "the mule and seller-1's own bank"
+        b.features.number_of("destination.other_accounts_mule_like"),
+        Some(0.0)
+    );
+    // An accountant abroad sets two unrelated clients' bank details to the
+    // firm's client account from the office: related through the change.
+    other_seller(&mut s, "client-1", "90.1.2.3", "Cat Jones");
+    other_seller(&mut s, "client-2", "77.4.5.6", "Dan Brown");
+    // The accountant works in both accounts from the office, as usual.
+    for client in ["client-1", "client-2"] {
+        for day in 40..45 {
+            s.n += 1;
+            let e = event(json!({"event_id": format!("o{}", s.n), "type": "login",
+                "account_id": client, "time": at(day * DAY), "status": "success",
+                "session_id": format!("{client}-office-{day}"), "ip": "5.6.7.8", "device_id": "office-pc"}));
+            s.engine.process(&e);
+        }
+    }
+    let firm = || {
+        json!({"institution_id": "50-00-01", "account_number": "31415926",
+               "holder_name": "Ledger & Co Client Account"})
+    };
+    let one = set_destination(&mut s, "client-1", 50 * DAY, "5.6.7.8", "office-pc", firm());
+    assert_eq!(one.action, Action::Allow, "{:?}", one.reasons);
+    let two = set_destination(&mut s, "client-2", 95 * DAY, "5.6.7.8", "office-pc", firm());
+    assert_eq!(two.action, Action::Allow, "{:?}", two.reasons);
+    assert_eq!(
+        two.features
+            .number_of("destination.other_accounts_mule_like"),
+        Some(0.0)
+    );
+    // The same client account set by a stranger under another name is not
+    // sharing.
+    let mut stranger = firm();
+    stranger["holder_name"] = json!("Eve Stranger");
+    let three = set_destination(&mut s, "victim-9", 96 * DAY, "66.1.1.1", "x", stranger);
+    assert_eq!(three.action, Action::Review, "{:?}", three.reasons);
+}
+
+#[test]
+fn a_holder_name_unlike_the_sellers_own_is_a_feature() {
+    let mut s = Script::with_history_recording_all();
+    other_seller(&mut s, "seller-9", "81.2.69.10", "Jane Seller");
+    let own = set_destination(
+        &mut s,
+        "seller-9",
+        40 * DAY,
+        "81.2.69.10",
+        "seller-9-laptop",
+        json!({"institution_id": "40-11-22", "account_number": "12340000", "holder_name": "SELLER, Jane"}),
+    );
+    assert_eq!(
+        own.features.flag_of("destination.holder_unlike_own"),
+        Some(false)
+    );
+    let other = set_destination(
+        &mut s,
+        "seller-9",
+        41 * DAY,
+        "81.2.69.10",
+        "seller-9-laptop",
+        named_mule("Quick Cash Ltd"),
+    );
+    assert_eq!(
+        other.features.flag_of("destination.holder_unlike_own"),
+        Some(true)
     );
 }

@@ -246,7 +246,7 @@ fn every_feature_emitted_is_a_documented_name() {
         t - 7_100,
         "payout_destination_change",
         json!({"destination": {"institution_id": "200000", "account_number": "11112222",
-               "country": "GB", "institution_type": "bank"}}),
+               "country": "GB", "institution_type": "bank", "holder_name": "Jane Seller"}}),
     );
     w.send(
         "seller-2",
@@ -276,7 +276,7 @@ fn every_feature_emitted_is_a_documented_name() {
         "payout_destination_change",
         json!({"session_id": "z",
         "destination": {"institution_id": "608371", "account_number": "99990001",
-                        "country": "IE", "institution_type": "e_money"}}),
+                        "country": "IE", "institution_type": "e_money", "holder_name": "Mule Co"}}),
     );
     w.send(
         "seller-2",

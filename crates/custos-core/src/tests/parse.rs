@@ -446,3 +446,31 @@ fn custom_fields_named_like_bank_or_card_numbers_are_refused() {
         assert!(!names_a_bank_or_card_number(name), "{name}");
     }
 }
+
+#[test]
+fn holder_names_get_a_keyed_token_derived_again_from_the_stored_form() {
+    let parsed = event(
+        json!({"event_id": "h1", "type": "payout_destination_change",
+        "account_id": "seller-1", "time": "2018-06-01T10:00:00Z",
+        "destination": {"institution_id": "20-00-00", "account_number": "11112222",
+                        "holder_name": "Jane Smith"},
+        "previous_destination": {"institution_id": "40-00-00", "account_number": "33334444",
+                                 "holder_name": "SMITH, jane"}}),
+    );
+    let Details::PayoutDestinationChange {
+        destination,
+        previous_destination: Some(previous),
+    } = &parsed.details
+    else {
+        panic!("a destination change with its previous destination: {parsed:?}");
+    };
+    let token = destination.holder_token.as_deref().expect("a holder token");
+    assert!(token.starts_with("hn_"), "{token}");
+    assert_eq!(previous.holder_token.as_deref(), Some(token));
+    // The token is never stored: the stored form is parsed again and the
+    // token derived again from the name.
+    let stored = serde_json::to_value(&parsed).unwrap();
+    assert!(!stored.to_string().contains(token), "{stored}");
+    let reparsed = parser().parse_stored(stored).unwrap();
+    assert_eq!(parsed, reparsed);
+}
