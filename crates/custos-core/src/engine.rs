@@ -15,6 +15,7 @@ use crate::destinations::{DestinationIndex, DestinationUse};
 use crate::event::{Details, Event, EventType, LoginStatus};
 use crate::features::{self, Context, FeatureConfig, FeatureSet};
 use crate::holds::{HoldBook, HoldSnapshot};
+use crate::identifiers::{IdentifierIndex, IdentifierSnapshot};
 use crate::population::Population;
 use crate::profile::{LoginTraits, TraitKind, stable_hash};
 use crate::rules::{EvalContext, RuleSet};
@@ -48,6 +49,8 @@ pub struct Engine {
     pub(crate) holds: HoldBook,
     /// Links between accounts, bursts toward institutions, campaigns.
     pub(crate) campaigns: CampaignDetector,
+    /// Which accounts presented each device id and session id.
+    pub(crate) identifiers: IdentifierIndex,
     /// The time holds expire against: the newest event time, as far as a
     /// second account vouches for it (see [`crate::clock`]).
     pub(crate) clock: EngineClock,
@@ -65,6 +68,10 @@ struct Snapshot<C> {
     holds: HoldSnapshot,
     campaigns: CampaignSnapshot,
     clock: C,
+    /// Absent from snapshots written before the index existed: it then
+    /// starts empty and fills from new events.
+    #[serde(default)]
+    identifiers: IdentifierSnapshot,
 }
 
 /// The accounts of a snapshot, read straight into the map the engine keeps
@@ -111,6 +118,7 @@ struct SnapshotOut<'a> {
     holds: HoldSnapshot,
     campaigns: CampaignSnapshot,
     clock: &'a EngineClock,
+    identifiers: IdentifierSnapshot,
 }
 
 /// The clock of a snapshot read from a stream, whose format is only known
@@ -154,6 +162,7 @@ fn migrate_newest_time_clock(old: Snapshot<i64>) -> Snapshot<EngineClock> {
         holds: old.holds,
         campaigns: old.campaigns,
         clock,
+        identifiers: old.identifiers,
     }
 }
 
@@ -204,6 +213,7 @@ impl Engine {
             destinations: DestinationIndex::default(),
             holds: HoldBook::default(),
             campaigns: CampaignDetector::new(CampaignConfig::default()),
+            identifiers: IdentifierIndex::default(),
             clock: EngineClock::default(),
         }
     }
@@ -298,6 +308,14 @@ impl Engine {
         let destination_use = destination
             .filter(|_| wanted.intersects(features::SHARED_DESTINATION))
             .and_then(|d| self.destinations.get(d));
+        let shared_identifiers = wanted.intersects(features::SHARED_IDENTIFIERS);
+        // The lookups hash the identifiers: only when read.
+        let device_use = shared_identifiers
+            .then(|| self.identifiers.device(event))
+            .flatten();
+        let session_use = shared_identifiers
+            .then(|| self.identifiers.session(event))
+            .flatten();
         let features = features::compute(
             state,
             event,
@@ -311,6 +329,8 @@ impl Engine {
                 destination_use,
                 destination,
                 campaigns: &self.campaigns,
+                device_use,
+                session_use,
             },
         );
         let mut decision = self.rules.decide(&EvalContext {
@@ -348,6 +368,13 @@ impl Engine {
             self.destinations
                 .record(destination, &event.account_id, event.unix_time());
         }
+        let device_new_to_account = self
+            .accounts
+            .get(&event.account_id)
+            .is_none_or(|s| s.known_devices.of_event(event).is_none());
+        self.identifiers.record(event, device_new_to_account);
+        let session_theft = features::session_theft_recorded(&decision.features);
+        let is_login = matches!(event.details, Details::Login { .. });
         let state = match self.accounts.get_mut(&event.account_id) {
             Some(state) => state,
             None => self
@@ -366,6 +393,11 @@ impl Engine {
             let first = state.logins_succeeded == 0;
             self.population.record(traits, first);
         }
+        // A change made in the event that showed the theft counts as made
+        // in a risky session; a login opens its session in `apply`.
+        if session_theft && !is_login {
+            state.mark_session_theft(event);
+        }
         let change = state.apply(
             event,
             decision.action,
@@ -373,6 +405,9 @@ impl Engine {
             traits,
             self.features.horizon_days,
         );
+        if session_theft && is_login {
+            state.mark_session_theft(event);
+        }
         self.after_apply(event, decision, before, change)
     }
 
@@ -422,6 +457,7 @@ impl Engine {
                 holds: self.holds.to_snapshot(),
                 campaigns: self.campaigns.to_snapshot(),
                 clock: &self.clock,
+                identifiers: self.identifiers.to_snapshot(),
             },
         )
     }
@@ -472,6 +508,7 @@ impl Engine {
                 holds: snapshot.holds,
                 campaigns: snapshot.campaigns,
                 clock,
+                identifiers: snapshot.identifiers,
             },
             (SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK, AnyClock::NewestTime(newest)) => {
                 migrate_newest_time_clock(Snapshot {
@@ -483,6 +520,7 @@ impl Engine {
                     holds: snapshot.holds,
                     campaigns: snapshot.campaigns,
                     clock: newest,
+                    identifiers: snapshot.identifiers,
                 })
             }
             (found, _) => return Err(SnapshotError::Format { found }),
@@ -502,6 +540,7 @@ impl Engine {
         self.holds = HoldBook::from_snapshot(snapshot.holds);
         self.campaigns = campaigns;
         self.clock = snapshot.clock;
+        self.identifiers = IdentifierIndex::from_snapshot(snapshot.identifiers);
         Ok(())
     }
 }
