@@ -686,9 +686,8 @@ fn session_theft_features(
             .and_then(|s| s.client.last_place)
             .into_iter()
             .chain(device.and_then(|d| d.last_place));
-        let network_known = here
-            .asn
-            .is_some_and(|asn| state.profile.count(TraitKind::Asn, u64::from(asn)) > 0);
+        let network_known =
+            here.asn != 0 && state.profile.count(TraitKind::Asn, u64::from(here.asn)) > 0;
         let mut fastest: Option<f64> = None;
         let mut impossible = false;
         for there in earlier {

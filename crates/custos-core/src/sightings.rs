@@ -35,17 +35,27 @@ pub const MAX_ACTIVITY_COUNT: u32 = 2_048;
 pub const MIN_ACTIVITY_FOR_HOURS: u32 = 30;
 
 /// A located sighting: when, where (from the address's geolocation), and
-/// on which country and network.
+/// on which country and network. 24 bytes: sessions and devices each keep
+/// one.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Place {
     pub at: i64,
     pub latitude: f32,
     pub longitude: f32,
+    /// Autonomous system number; 0 when unknown (no AS uses 0).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub asn: u32,
     /// The country's two letters packed into a number; 0 when unknown.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
     pub country: u16,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub asn: Option<u32>,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u16(n: &u16) -> bool {
+    *n == 0
 }
 
 impl Place {
@@ -56,8 +66,8 @@ impl Place {
             at: event.unix_time(),
             latitude: network.latitude? as f32,
             longitude: network.longitude? as f32,
+            asn: network.asn.unwrap_or(0),
             country: network.country.as_deref().map_or(0, pack_country),
-            asn: network.asn,
         })
     }
 }
@@ -68,21 +78,23 @@ fn pack_country(code: &str) -> u16 {
     })
 }
 
-/// The browser and OS families of a client, hashed.
+/// The browser and OS families of a client, hashed; 0 when unknown.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub browser: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub os: Option<u32>,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub browser: u32,
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub os: u32,
 }
 
 impl Platform {
     /// The families the event's user agent reports (its enrichment).
     pub fn of(event: &Event) -> Platform {
         let family = |kind: TraitKind, name: &Option<String>| {
-            name.as_deref()
-                .map(|n| stable_hash_parts(kind, &[b"family", n.as_bytes()]) as u32)
+            name.as_deref().map_or(0, |n| {
+                // Never 0, which means unknown.
+                (stable_hash_parts(kind, &[b"family", n.as_bytes()]) as u32).max(1)
+            })
         };
         let client = &event.enrichment.client;
         Platform {
@@ -91,22 +103,30 @@ impl Platform {
         }
     }
 
+    pub fn is_unknown(&self) -> bool {
+        *self == Platform::default()
+    }
+
     /// Whether `other` reports a different browser or OS family; a family
     /// unknown on either side is not a difference.
     pub fn differs_from(&self, other: &Platform) -> bool {
-        let differs =
-            |a: Option<u32>, b: Option<u32>| matches!((a, b), (Some(a), Some(b)) if a != b);
+        let differs = |a: u32, b: u32| a != 0 && b != 0 && a != b;
         differs(self.browser, other.browser) || differs(self.os, other.os)
     }
 
     /// Fills the families still unknown from `other`.
     fn fill_from(&mut self, other: &Platform) {
-        self.browser = self.browser.or(other.browser);
-        self.os = self.os.or(other.os);
+        if self.browser == 0 {
+            self.browser = other.browser;
+        }
+        if self.os == 0 {
+            self.os = other.os;
+        }
     }
 }
 
-/// The key a device id is remembered by in [`KnownDevices`].
+/// The key a device id is remembered by in [`KnownDevices`]; never 0 (the
+/// hash sets its top bit), which sessions use for "no device".
 pub fn device_hash(device_id: &str) -> u64 {
     stable_hash_parts(TraitKind::Device, &[b"known-device", device_id.as_bytes()])
 }
@@ -271,19 +291,10 @@ mod tests {
 
     #[test]
     fn families_are_compared_not_versions_and_unknown_is_no_difference() {
-        let chrome_win = Platform {
-            browser: Some(1),
-            os: Some(2),
-        };
+        let chrome_win = Platform { browser: 1, os: 2 };
         assert!(!chrome_win.differs_from(&chrome_win));
-        assert!(chrome_win.differs_from(&Platform {
-            browser: Some(3),
-            os: Some(2)
-        }));
-        assert!(chrome_win.differs_from(&Platform {
-            browser: Some(1),
-            os: Some(4)
-        }));
+        assert!(chrome_win.differs_from(&Platform { browser: 3, os: 2 }));
+        assert!(chrome_win.differs_from(&Platform { browser: 1, os: 4 }));
         assert!(!chrome_win.differs_from(&Platform::default()));
     }
 

@@ -155,16 +155,17 @@ pub struct SessionClient {
     /// The last located event of the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_place: Option<Place>,
-    /// The device the session logged in on (a [`device_hash`]).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<u64>,
+    /// The device the session logged in on (a [`device_hash`], never 0);
+    /// 0 when none.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub device: u64,
     /// The platform the session logged in with.
-    #[serde(default, skip_serializing_if = "is_unknown_platform")]
+    #[serde(default, skip_serializing_if = "Platform::is_unknown")]
     pub platform: Platform,
     /// The seller's own acts in the session after its login (changes,
     /// payouts, loans; not verifications, sales or logouts).
-    #[serde(default, skip_serializing_if = "is_zero")]
-    pub acts: u32,
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
+    pub acts: u16,
     /// A session-theft feature fired in it (read back from the stored
     /// decision): it was made risky.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -177,11 +178,11 @@ impl SessionClient {
     }
 }
 
-fn is_unknown_platform(platform: &Platform) -> bool {
-    *platform == Platform::default()
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
-fn is_zero(n: &u32) -> bool {
+fn is_zero_u16(n: &u16) -> bool {
     *n == 0
 }
 
@@ -674,7 +675,7 @@ impl AccountState {
             risk,
             client: SessionClient {
                 last_place: Place::of(event),
-                device: event.device_id.as_deref().map(device_hash),
+                device: event.device_id.as_deref().map_or(0, device_hash),
                 platform: Platform::of(event),
                 acts: 0,
                 theft_suspected: false,
@@ -754,8 +755,9 @@ impl AccountState {
             status: VerificationStatus::Passed,
             ..
         } = &event.details
-            && let Some(device) = client.device
+            && client.device != 0
         {
+            let device = client.device;
             let platform = client.platform;
             self.known_devices.re_enrol(device, platform);
         }
