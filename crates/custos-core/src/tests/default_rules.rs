@@ -664,7 +664,10 @@ mod session_theft {
     }
 
     #[test]
-    fn straight_to_payout_settings_at_an_hour_the_owner_never_works_is_reviewed() {
+    fn straight_to_payout_settings_at_an_hour_the_owner_never_works_is_flagged_in_shadow() {
+        let shadow = |d: &crate::Decision| -> Vec<String> {
+            d.shadow.iter().map(|r| r.code.clone()).collect()
+        };
         let mut s = Sellers::with_history("seller");
         let night = T + 18 * 3600;
         s.login("seller", night, "night", "laptop", leeds());
@@ -675,21 +678,19 @@ mod session_theft {
             json!({"session_id": "night", "destination": destination("99990001")}),
         );
         assert_eq!(
-            change.action,
-            Action::Review,
-            "{:?} {:?}",
-            codes(&change),
-            change.features
+            shadow(&change),
+            ["destination_change_straight_after_login_at_unusual_hour"]
         );
+        // Shadow: it decides nothing, and puts no one at risk.
         assert_eq!(
-            codes(&change),
-            [
-                "destination_change_straight_after_login_at_unusual_hour",
-                "destination_change_straight_after_login"
-            ]
+            (change.action, codes(&change)),
+            (
+                Action::Allow,
+                vec!["destination_change_straight_after_login"]
+            )
         );
-        assert!(s.engine.account("seller").unwrap().at_risk.is_some());
-        // At the owner's usual hour it is only a signal.
+        assert!(s.engine.account("seller").unwrap().at_risk.is_none());
+        // At the owner's usual hour only the signal fires.
         let mut usual = Sellers::with_history("seller");
         usual.login("seller", T, "morning", "laptop", leeds());
         let change = usual.send(
@@ -698,6 +699,7 @@ mod session_theft {
             "payout_destination_change",
             json!({"session_id": "morning", "destination": destination("99990001")}),
         );
+        assert!(shadow(&change).is_empty());
         assert_eq!(
             (change.action, codes(&change)),
             (
