@@ -398,15 +398,28 @@ impl Engine {
         if session_theft && !is_login {
             state.mark_session_theft(event);
         }
-        let change = state.apply(
+        // A verification passed from where the session cannot be, or on a
+        // platform its device never had, is the thief's relay answering the
+        // step-up: it clears neither the session nor the account.
+        let is_verification = matches!(event.details, Details::Verification { .. });
+        let at_risk_before = (session_theft && is_verification)
+            .then(|| state.at_risk.clone())
+            .flatten();
+        let mut change = state.apply(
             event,
             decision.action,
             decision.login_risk(),
             traits,
             self.features.horizon_days,
         );
-        if session_theft && is_login {
+        if session_theft && (is_login || is_verification) {
             state.mark_session_theft(event);
+        }
+        if let Some(at_risk) = at_risk_before
+            && change.cleared
+        {
+            state.at_risk = Some(at_risk);
+            change.cleared = false;
         }
         self.after_apply(event, decision, before, change)
     }

@@ -89,9 +89,13 @@ pub struct Platform {
 
 impl Platform {
     /// The families the event's user agent reports (its enrichment).
+    /// `Other`, what the user-agent parser answers for a client it does
+    /// not know (a platform's own back end sending events on the seller's
+    /// behalf), is unknown, not a family.
     pub fn of(event: &Event) -> Platform {
         let family = |kind: TraitKind, name: &Option<String>| {
-            name.as_deref().map_or(0, |n| {
+            let known = name.as_deref().filter(|n| !n.eq_ignore_ascii_case("other"));
+            known.map_or(0, |n| {
                 // Never 0, which means unknown.
                 (stable_hash_parts(kind, &[b"family", n.as_bytes()]) as u32).max(1)
             })
@@ -296,6 +300,17 @@ mod tests {
         assert!(chrome_win.differs_from(&Platform { browser: 3, os: 2 }));
         assert!(chrome_win.differs_from(&Platform { browser: 1, os: 4 }));
         assert!(!chrome_win.differs_from(&Platform::default()));
+    }
+
+    #[test]
+    fn a_client_the_parser_does_not_know_has_no_family() {
+        let event = |browser: &str| {
+            crate::tests::event(serde_json::json!({"event_id": "e", "type": "payout",
+                "account_id": "a", "time": "2018-05-16T09:30:00Z", "payout_id": "p", "amount": 1,
+                "currency": "GBP", "enrichment": {"client": {"browser": browser, "os": "Other"}}}))
+        };
+        assert!(Platform::of(&event("Other")).is_unknown());
+        assert_ne!(Platform::of(&event("Firefox")).browser, 0);
     }
 
     #[test]

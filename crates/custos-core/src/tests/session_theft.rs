@@ -460,3 +460,46 @@ fn replaying_the_log_marks_the_same_sessions_and_rebuilds_the_identifier_index()
     assert_eq!(restored.identifiers.len(), s.engine.identifiers.len());
     assert!(!restored.identifiers.is_empty());
 }
+
+#[test]
+fn a_step_up_passed_from_the_thiefs_place_clears_neither_session_nor_account() {
+    let mut s = Sellers::with_history("seller");
+    s.login("seller", T, "owner", "laptop", leeds());
+    // The kit's operator changes the bank details from Lagos: held, the
+    // account at risk.
+    s.send(
+        "seller",
+        T + 600,
+        "payout_destination_change",
+        json!({"session_id": "owner", "device_id": "laptop", "destination": mule(),
+               "enrichment": lagos()}),
+    );
+    assert!(s.engine.account("seller").unwrap().at_risk.is_some());
+    // The owner, still at home in the same session, is seen again; then a
+    // step-up is passed from Lagos, the relayed one-time code.
+    s.send(
+        "seller",
+        T + 700,
+        "logout",
+        json!({"session_id": "owner", "device_id": "laptop", "enrichment": leeds()}),
+    );
+    let relayed = s.send(
+        "seller",
+        T + 760,
+        "verification",
+        json!({"session_id": "owner", "status": "passed", "device_id": "laptop",
+               "enrichment": lagos()}),
+    );
+    assert_eq!(flag(&relayed, "session.impossible_travel"), Some(true));
+    assert!(s.session("seller", "owner").risky);
+    assert!(s.engine.account("seller").unwrap().at_risk.is_some());
+    // A verification with no theft signal (the owner confirming by an
+    // e-mail link, outside any session) still clears as before.
+    s.send(
+        "seller",
+        T + 7_200,
+        "verification",
+        json!({"status": "passed"}),
+    );
+    assert!(s.engine.account("seller").unwrap().at_risk.is_none());
+}
