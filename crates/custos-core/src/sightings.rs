@@ -184,10 +184,13 @@ impl KnownDevices {
         };
         let device = device_hash(device_id);
         let at = event.unix_time();
-        let platform = Platform::of(event);
         let place = Place::of(event);
         if let Some(known) = self.entries.iter_mut().find(|d| d.device == device) {
-            known.platform.fill_from(&platform);
+            // Hashing the families costs more than the rest of a sighting:
+            // only when one is still unknown.
+            if known.platform.browser == 0 || known.platform.os == 0 {
+                known.platform.fill_from(&Platform::of(event));
+            }
             known.last_seen = known.last_seen.max(at);
             if place.is_some() {
                 known.last_place = place;
@@ -206,7 +209,7 @@ impl KnownDevices {
         }
         self.entries.push(KnownDevice {
             device,
-            platform,
+            platform: Platform::of(event),
             first_seen: at,
             last_seen: at,
             last_place: place,
