@@ -15,6 +15,7 @@ use crate::destinations::{DestinationIndex, DestinationUse, SetBy, holder_own};
 use crate::event::{Details, Event, EventType, LoginStatus};
 use crate::features::{self, Context, FeatureConfig, FeatureSet};
 use crate::holds::{HoldBook, HoldSnapshot};
+use crate::identifiers::{IdentifierIndex, IdentifierSnapshot};
 use crate::population::Population;
 use crate::profile::{LoginTraits, TraitKind, stable_hash};
 use crate::rules::{EvalContext, RuleSet};
@@ -48,6 +49,8 @@ pub struct Engine {
     pub(crate) holds: HoldBook,
     /// Links between accounts, bursts toward institutions, campaigns.
     pub(crate) campaigns: CampaignDetector,
+    /// Which accounts presented each device id and session id.
+    pub(crate) identifiers: IdentifierIndex,
     /// The time holds expire against: the newest event time, as far as a
     /// second account vouches for it (see [`crate::clock`]).
     pub(crate) clock: EngineClock,
@@ -65,6 +68,10 @@ struct Snapshot<C> {
     holds: HoldSnapshot,
     campaigns: CampaignSnapshot,
     clock: C,
+    /// Absent from snapshots written before the index existed: it then
+    /// starts empty and fills from new events.
+    #[serde(default)]
+    identifiers: IdentifierSnapshot,
 }
 
 /// The accounts of a snapshot, read straight into the map the engine keeps
@@ -111,6 +118,7 @@ struct SnapshotOut<'a> {
     holds: HoldSnapshot,
     campaigns: CampaignSnapshot,
     clock: &'a EngineClock,
+    identifiers: IdentifierSnapshot,
 }
 
 /// The clock of a snapshot read from a stream, whose format is only known
@@ -154,6 +162,7 @@ fn migrate_newest_time_clock(old: Snapshot<i64>) -> Snapshot<EngineClock> {
         holds: old.holds,
         campaigns: old.campaigns,
         clock,
+        identifiers: old.identifiers,
     }
 }
 
@@ -204,6 +213,7 @@ impl Engine {
             destinations: DestinationIndex::default(),
             holds: HoldBook::default(),
             campaigns: CampaignDetector::new(CampaignConfig::default()),
+            identifiers: IdentifierIndex::default(),
             clock: EngineClock::default(),
         }
     }
@@ -311,6 +321,14 @@ impl Engine {
             }
             _ => 0,
         };
+        let shared_identifiers = wanted.intersects(features::SHARED_IDENTIFIERS);
+        // The lookups hash the identifiers: only when read.
+        let device_use = shared_identifiers
+            .then(|| self.identifiers.device(event))
+            .flatten();
+        let session_use = shared_identifiers
+            .then(|| self.identifiers.session(event))
+            .flatten();
         let features = features::compute(
             state,
             event,
@@ -325,6 +343,8 @@ impl Engine {
                 previous_holder,
                 destination,
                 campaigns: &self.campaigns,
+                device_use,
+                session_use,
             },
         );
         let mut decision = self.rules.decide(&EvalContext {
@@ -385,6 +405,13 @@ impl Engine {
             self.destinations
                 .record(destination, &event.account_id, event.unix_time(), by);
         }
+        let device_new_to_account = self
+            .accounts
+            .get(&event.account_id)
+            .is_none_or(|s| s.known_devices.of_event(event).is_none());
+        self.identifiers.record(event, device_new_to_account);
+        let session_theft = features::session_theft_recorded(&decision.features);
+        let is_login = matches!(event.details, Details::Login { .. });
         let state = match self.accounts.get_mut(&event.account_id) {
             Some(state) => state,
             None => self
@@ -403,13 +430,34 @@ impl Engine {
             let first = state.logins_succeeded == 0;
             self.population.record(traits, first);
         }
-        let change = state.apply(
+        // A change made in the event that showed the theft counts as made
+        // in a risky session; a login opens its session in `apply`.
+        if session_theft && !is_login {
+            state.mark_session_theft(event);
+        }
+        // A verification passed from where the session cannot be, or on a
+        // platform its device never had, is the thief's relay answering the
+        // step-up: it clears neither the session nor the account.
+        let is_verification = matches!(event.details, Details::Verification { .. });
+        let at_risk_before = (session_theft && is_verification)
+            .then(|| state.at_risk.clone())
+            .flatten();
+        let mut change = state.apply(
             event,
             decision.action,
             decision.login_risk(),
             traits,
             self.features.horizon_days,
         );
+        if session_theft && (is_login || is_verification) {
+            state.mark_session_theft(event);
+        }
+        if let Some(at_risk) = at_risk_before
+            && change.cleared
+        {
+            state.at_risk = Some(at_risk);
+            change.cleared = false;
+        }
         self.after_apply(event, decision, before, change)
     }
 
@@ -459,6 +507,7 @@ impl Engine {
                 holds: self.holds.to_snapshot(),
                 campaigns: self.campaigns.to_snapshot(),
                 clock: &self.clock,
+                identifiers: self.identifiers.to_snapshot(),
             },
         )
     }
@@ -509,6 +558,7 @@ impl Engine {
                 holds: snapshot.holds,
                 campaigns: snapshot.campaigns,
                 clock,
+                identifiers: snapshot.identifiers,
             },
             (SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK, AnyClock::NewestTime(newest)) => {
                 migrate_newest_time_clock(Snapshot {
@@ -520,6 +570,7 @@ impl Engine {
                     holds: snapshot.holds,
                     campaigns: snapshot.campaigns,
                     clock: newest,
+                    identifiers: snapshot.identifiers,
                 })
             }
             (found, _) => return Err(SnapshotError::Format { found }),
@@ -539,6 +590,7 @@ impl Engine {
         self.holds = HoldBook::from_snapshot(snapshot.holds);
         self.campaigns = campaigns;
         self.clock = snapshot.clock;
+        self.identifiers = IdentifierIndex::from_snapshot(snapshot.identifiers);
         Ok(())
     }
 }

@@ -18,9 +18,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::destinations::{Comparison, DestinationUse, SetBy, holder_own};
 use crate::event::{Destination, Details, Event, EventType, InstitutionType, LoginStatus};
+use crate::identifiers::{IdentifierUse, NEW_IDENTIFIER_SECS, account_key};
 use crate::login_risk::{self, LoginRiskParams};
 use crate::population::Population;
 use crate::profile::{BehaviourProfile, DEFAULT_HORIZON_DAYS, LoginTraits, TraitKind};
+use crate::sightings::{Place, Platform};
 use crate::state::{AccountState, DestinationRecord};
 
 macro_rules! features {
@@ -114,6 +116,14 @@ features! {
     AccountInConfirmedCampaign = "account.in_confirmed_campaign": Flag,
     PayoutAmountRatio = "payout.amount_ratio": Number,
     PayoutBalanceShare = "payout.balance_share": Number,
+    SessionTravelKmh = "session.travel_kmh": Number,
+    SessionImpossibleTravel = "session.impossible_travel": Flag,
+    DevicePlatformChanged = "device.platform_changed": Flag,
+    SessionStraightToPayoutSettings = "session.straight_to_payout_settings": Flag,
+    SessionHourShare = "session.hour_share": Number,
+    DeviceOtherAccounts = "device.other_accounts": Number,
+    DeviceOtherAccountsNew = "device.other_accounts_new": Number,
+    SessionOtherAccounts = "session.other_accounts": Number,
 }
 
 /// How an account stands in the campaigns found across accounts.
@@ -447,6 +457,12 @@ pub struct Context<'a> {
     /// one a payout or disbursement pays into.
     pub destination: Option<&'a Destination>,
     pub campaigns: &'a dyn CampaignView,
+    /// Which accounts used the event's device id, across all accounts;
+    /// `None` when none did (or the rules do not read it).
+    pub device_use: Option<&'a IdentifierUse>,
+    /// Which accounts used the event's session id at sensitive changes and
+    /// money events, across all accounts.
+    pub session_use: Option<&'a IdentifierUse>,
 }
 
 /// The features that compare the other accounts' settings of the
@@ -502,6 +518,27 @@ const PAYOUT: FeatureSet = FeatureSet::EMPTY
 
 /// The window of `destination.other_accounts_30d`.
 const RECENT_DESTINATION_SECS: i64 = 30 * 86_400;
+
+/// Features read from the cross-account identifier index.
+pub const SHARED_IDENTIFIERS: FeatureSet = FeatureSet::EMPTY
+    .with(Feature::DeviceOtherAccounts)
+    .with(Feature::DeviceOtherAccountsNew)
+    .with(Feature::SessionOtherAccounts);
+
+/// The session-theft signals that make the session risky when they fire:
+/// recorded whenever true, read back by [`session_theft_recorded`].
+const SESSION_THEFT: FeatureSet = FeatureSet::EMPTY
+    .with(Feature::SessionImpossibleTravel)
+    .with(Feature::DevicePlatformChanged);
+
+/// Whether a decision's features say a session-theft signal fired, which
+/// makes the event's session risky ([`AccountState::mark_session_theft`]):
+/// read from the stored decision, so a replay marks the same sessions.
+pub fn session_theft_recorded(features: &Features) -> bool {
+    SESSION_THEFT
+        .iter()
+        .any(|f| features.value(f) == Some(FeatureValue::Bool(true)))
+}
 
 const ACCOUNT: FeatureSet = FeatureSet::EMPTY
     .with(Feature::AccountHoursSinceSensitiveChange)
@@ -591,6 +628,19 @@ pub fn compute(state: Option<&AccountState>, event: &Event, ctx: &Context<'_>) -
             }
         }
     }
+    if wanted.intersects(SHARED_IDENTIFIERS) {
+        shared_identifier_features(state, event, ctx, &mut f);
+    }
+    if wanted.contains(Feature::SessionHourShare)
+        && let Some(share) = state.and_then(|s| s.activity_hours.share_near(at))
+    {
+        f.number(Feature::SessionHourShare, share);
+    }
+    if let Some(state) = state {
+        // Cheap (a distance and a scan of a few devices), and computed for
+        // every event: a signal that fires must be recorded for state.
+        session_theft_features(state, event, ctx.config, &mut f);
+    }
     if wanted.intersects(ACCOUNT_CAMPAIGN) {
         let linked = ctx.campaigns.linked_accounts(&event.account_id);
         let standing = ctx.campaigns.account_standing(&event.account_id);
@@ -625,8 +675,116 @@ pub fn compute(state: Option<&AccountState>, event: &Event, ctx: &Context<'_>) -
         f.number(Feature::AccountAge, (at - state.first_seen.0).max(0) as f64);
         f.number(Feature::AccountLogins, state.logins_succeeded as f64);
     }
-    f.retain(wanted);
+    let fired = SESSION_THEFT
+        .iter()
+        .filter(|feature| f.value(*feature) == Some(FeatureValue::Bool(true)))
+        .fold(FeatureSet::EMPTY, FeatureSet::with);
+    f.retain(wanted.union(fired));
     f
+}
+
+/// Where the session or device was seen last, against where this event
+/// comes from; the platform a known device presents; whether a destination
+/// change is the first thing a fresh session does.
+fn session_theft_features(
+    state: &AccountState,
+    event: &Event,
+    config: &FeatureConfig,
+    f: &mut Features,
+) {
+    let at = event.unix_time();
+    let is_login = matches!(event.details, Details::Login { .. });
+    // A login opens its session: only one it names explicitly was seen
+    // before (a replayed session id), never the account's latest.
+    let session = if is_login && event.session_id.is_none() {
+        None
+    } else {
+        state.session_for(event)
+    };
+    let device = state.known_devices.of_event(event);
+    if let Some(here) = Place::of(event) {
+        let earlier = session
+            .and_then(|s| s.client.last_place)
+            .into_iter()
+            .chain(device.and_then(|d| d.last_place));
+        let network_known =
+            here.asn != 0 && state.profile.count(TraitKind::Asn, u64::from(here.asn)) > 0;
+        let mut fastest: Option<f64> = None;
+        let mut impossible = false;
+        for there in earlier {
+            let km = haversine_km(
+                f64::from(there.latitude),
+                f64::from(there.longitude),
+                f64::from(here.latitude),
+                f64::from(here.longitude),
+            );
+            let hours = ((at - there.at).abs() as f64 / 3600.0).max(1.0 / 60.0);
+            let kmh = km / hours;
+            fastest = Some(fastest.map_or(kmh, |k: f64| k.max(kmh)));
+            // Carrier NAT pools and roaming are the honest look-alikes: a
+            // phone's address may be located anywhere in its carrier's
+            // country, and a roaming phone exits through its home carrier,
+            // which the account knows. So the hop must cross a border, onto
+            // a network the account never logged in from.
+            let other_country =
+                here.country != 0 && there.country != 0 && here.country != there.country;
+            impossible |= other_country
+                && !network_known
+                && km >= config.impossible_travel_min_km
+                && kmh > config.impossible_travel_kmh;
+        }
+        if let Some(kmh) = fastest {
+            f.number(Feature::SessionTravelKmh, kmh);
+            f.flag(Feature::SessionImpossibleTravel, impossible);
+        }
+    }
+    if let Some(device) = device {
+        f.flag(
+            Feature::DevicePlatformChanged,
+            device.platform.differs_from(&Platform::of(event)),
+        );
+    }
+    if let (Details::PayoutDestinationChange { .. }, Some(session)) = (&event.details, session) {
+        f.flag(
+            Feature::SessionStraightToPayoutSettings,
+            session.login.is_some()
+                && session.client.acts == 0
+                && at - session.started_at.0 <= STRAIGHT_TO_PAYOUT_SETTINGS_SECS,
+        );
+    }
+}
+
+/// A destination change this soon after the login, as the session's first
+/// act, went straight to payout settings.
+const STRAIGHT_TO_PAYOUT_SETTINGS_SECS: i64 = 10 * 60;
+
+/// How many other accounts presented the event's device id and session id.
+fn shared_identifier_features(
+    state: Option<&AccountState>,
+    event: &Event,
+    ctx: &Context<'_>,
+    f: &mut Features,
+) {
+    let account = account_key(&event.account_id);
+    let at = event.unix_time();
+    if event.device_id.is_some() {
+        let device_new_to_account = state
+            .and_then(|s| s.known_devices.of_event(event))
+            .is_none_or(|d| at - d.first_seen <= NEW_IDENTIFIER_SECS);
+        let others = ctx
+            .device_use
+            .map(|u| u.other_accounts(account, at, device_new_to_account))
+            .unwrap_or_default();
+        f.number(Feature::DeviceOtherAccounts, f64::from(others.all));
+        f.number(Feature::DeviceOtherAccountsNew, f64::from(others.new));
+    }
+    if event.session_id.is_some() {
+        let others = ctx
+            .session_use
+            .map(|u| u.other_accounts(account, at, true))
+            .unwrap_or_default();
+        f.number(Feature::SessionOtherAccounts, f64::from(others.all));
+    }
 }
 
 fn destination_features(

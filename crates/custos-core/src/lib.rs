@@ -25,7 +25,9 @@
 //!    `Timestamp`, `NetworkPrefix`), `enrich`, `token`, `window`, `clock`
 //!    (the time holds expire against).
 //! 2. The event model: `event`, then `parse`.
-//! 3. Behaviour: `profile`, then `population`, `login_risk`, `destinations`.
+//! 3. Behaviour: `profile`, then `population`, `login_risk`, `destinations`,
+//!    `identifiers` (device and session ids across accounts), `sightings`
+//!    (where an account's sessions and devices were seen, and on what).
 //! 4. `state`, per-account state. It reads a decision's action and login
 //!    risk, not the decision, which sits above it.
 //! 5. `features`, then `decision` (a decision carries its features).
@@ -42,12 +44,14 @@ pub mod enrich;
 pub mod event;
 pub mod features;
 pub mod holds;
+pub mod identifiers;
 pub mod login_risk;
 pub mod parse;
 pub mod pii;
 pub mod population;
 pub mod profile;
 pub mod rules;
+pub mod sightings;
 pub mod state;
 pub mod token;
 pub mod types;

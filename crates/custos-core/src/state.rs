@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::*;
 use crate::profile::{BehaviourProfile, LoginTraits};
+use crate::sightings::{ActivityHours, KnownDevices, Place, Platform, device_hash};
 use crate::types::Action;
 pub use crate::types::{NetworkPrefix, Timestamp};
 use crate::window::Window;
@@ -142,6 +143,47 @@ pub struct SessionState {
     /// log10 login risk of the login that opened the session (0 if none).
     #[serde(default)]
     pub risk: f32,
+    /// What the session was seen from, for the session-theft features.
+    #[serde(default, skip_serializing_if = "SessionClient::is_empty")]
+    pub client: SessionClient,
+}
+
+/// Where a session was last seen and on what, for the session-theft
+/// features (`sightings.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionClient {
+    /// The last located event of the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_place: Option<Place>,
+    /// The device the session logged in on (a [`device_hash`], never 0);
+    /// 0 when none.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub device: u64,
+    /// The platform the session logged in with.
+    #[serde(default, skip_serializing_if = "Platform::is_unknown")]
+    pub platform: Platform,
+    /// The seller's own acts in the session after its login (changes,
+    /// payouts, loans; not verifications, sales or logouts).
+    #[serde(default, skip_serializing_if = "is_zero_u16")]
+    pub acts: u16,
+    /// A session-theft feature fired in it (read back from the stored
+    /// decision): it was made risky.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub theft_suspected: bool,
+}
+
+impl SessionClient {
+    pub fn is_empty(&self) -> bool {
+        *self == SessionClient::default()
+    }
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_u16(n: &u16) -> bool {
+    *n == 0
 }
 
 /// Where and when the last successful login with a known location was.
@@ -319,6 +361,13 @@ pub struct AccountState {
     /// account is not at risk.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub at_risk: Option<AtRisk>,
+    /// Device ids with the platform they were enrolled with and where they
+    /// were last seen.
+    #[serde(default, skip_serializing_if = "KnownDevices::is_empty")]
+    pub known_devices: KnownDevices,
+    /// The account's own activity by hour of the day.
+    #[serde(default, skip_serializing_if = "ActivityHours::is_empty")]
+    pub activity_hours: ActivityHours,
 }
 
 /// The key a login's device is remembered by: its device id, else its user
@@ -351,6 +400,8 @@ impl AccountState {
             failed_logins_1h: failed_login_window(),
             last_login_location: None,
             at_risk: None,
+            known_devices: KnownDevices::default(),
+            activity_hours: ActivityHours::default(),
         }
     }
 
@@ -425,9 +476,11 @@ impl AccountState {
             });
         }
 
+        self.activity_hours.record(event);
         if let Details::Login { status, .. } = &event.details {
             match status {
                 LoginStatus::Success => {
+                    self.known_devices.observe(event);
                     self.apply_successful_login(event, action, login_risk, at);
                     match traits {
                         Some(traits) => self.profile.record(traits, at, horizon_days),
@@ -445,6 +498,7 @@ impl AccountState {
         }
 
         let session = self.touch_session(event, at);
+        self.observe_client(event, session);
         let session_risky = session.is_some_and(|i| self.sessions[i].risky);
         if event.event_type.is_sensitive_change() && (session_risky || action >= Action::Review) {
             change.put_at_risk = self.mark_at_risk(event, at);
@@ -621,6 +675,13 @@ impl AccountState {
             risky: signals.risky() || stepped_up,
             verified: false,
             risk,
+            client: SessionClient {
+                last_place: Place::of(event),
+                device: event.device_id.as_deref().map_or(0, device_hash),
+                platform: Platform::of(event),
+                acts: 0,
+                theft_suspected: false,
+            },
         };
         match self
             .sessions
@@ -649,6 +710,7 @@ impl AccountState {
             risky: false,
             verified: false,
             risk: 0.0,
+            client: SessionClient::default(),
         });
         self.sessions.iter().position(|s| &s.session_id == id)
     }
@@ -666,4 +728,73 @@ impl AccountState {
         }
         self.sessions.push(session);
     }
+}
+
+/// Session theft: what the sessions and devices were seen from, and the
+/// session made risky when a theft signal fired (`sightings.rs`).
+impl AccountState {
+    /// Folds a non-login event's client into its session and device: where
+    /// they were seen, the seller's acts, and a passed verification that
+    /// re-enrols the session's device with the session's platform.
+    fn observe_client(&mut self, event: &Event, session: Option<usize>) {
+        if !matches!(
+            event.event_type,
+            EventType::Label | EventType::AnalystAction
+        ) {
+            self.known_devices.observe(event);
+        }
+        let Some(i) = session else {
+            return;
+        };
+        let client = &mut self.sessions[i].client;
+        if let Some(place) = Place::of(event) {
+            client.last_place = Some(place);
+        }
+        if counts_as_act(event.event_type) {
+            client.acts = client.acts.saturating_add(1);
+        }
+        if let Details::Verification {
+            status: VerificationStatus::Passed,
+            ..
+        } = &event.details
+            && client.device != 0
+        {
+            let device = client.device;
+            let platform = client.platform;
+            self.known_devices.re_enrol(device, platform);
+        }
+    }
+
+    /// Makes the event's session risky because a session-theft feature
+    /// fired for it, as the stored decision recorded. The engine calls it
+    /// before [`AccountState::apply`] for other events, so that a change
+    /// made in the event itself counts as made in a risky session, and
+    /// after it for logins, which open their session there. An unseen
+    /// `session_id` is opened here, as `apply` would have.
+    pub fn mark_session_theft(&mut self, event: &Event) {
+        let at = event.unix_time();
+        let session = match event.event_type {
+            EventType::Login => self.session_index(event),
+            _ => self.touch_session(event, at),
+        };
+        if let Some(i) = session {
+            let s = &mut self.sessions[i];
+            s.risky = true;
+            s.client.theft_suspected = true;
+        }
+    }
+}
+
+/// Whether an event is the seller acting in a session (for "went straight
+/// to payout settings"): a platform's step-up or a sale is not.
+fn counts_as_act(event_type: EventType) -> bool {
+    !matches!(
+        event_type,
+        EventType::Login
+            | EventType::Logout
+            | EventType::Verification
+            | EventType::Sale
+            | EventType::Label
+            | EventType::AnalystAction
+    )
 }

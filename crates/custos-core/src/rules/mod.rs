@@ -95,6 +95,7 @@ pub const DEFAULT_RULE_FILES: &[(&str, &str)] = embedded!(
     "login.toml",
     "changes.toml",
     "payouts.toml",
+    "sessions.toml",
     "lists/denied_destinations.txt",
     "lists/blocked_ips.txt",
 );

@@ -145,7 +145,8 @@ fn the_takeover_chain_is_held_at_the_change_and_at_the_payout() {
         codes(&change),
         [
             "destination_change_in_risky_session",
-            "destination_at_e_money_or_prepaid_issuer"
+            "destination_at_e_money_or_prepaid_issuer",
+            "destination_change_straight_after_login"
         ]
     );
     assert_eq!(change.reasons[0].saw["session.risky"], json!(true));
@@ -718,4 +719,190 @@ fn a_holder_name_unlike_the_sellers_own_is_a_feature() {
         other.features.flag_of("destination.holder_unlike_own"),
         Some(true)
     );
+}
+
+mod session_theft {
+    //! `rules/sessions.toml`: each rule on the session or device theft it
+    //! answers, and not on the honest look-alike.
+
+    use serde_json::{Value, json};
+
+    use super::codes;
+    use crate::Action;
+    use crate::tests::DAY;
+    use crate::tests::session_theft::{CHROME_WIN, Sellers, carrier_in_plymouth, lagos, leeds};
+
+    const T: i64 = 41 * DAY + 8 * 3600;
+
+    fn destination(number: &str) -> Value {
+        json!({"institution_id": "60-83-71", "institution_type": "bank", "account_number": number})
+    }
+
+    #[test]
+    fn a_stolen_session_used_abroad_is_held_at_the_change_and_at_the_payout() {
+        let mut s = Sellers::with_history("seller");
+        s.login("seller", T, "owner", "laptop", leeds());
+        let change = s.send(
+            "seller",
+            T + 1_200,
+            "payout_destination_change",
+            json!({"session_id": "owner", "device_id": "laptop", "user_agent": CHROME_WIN,
+                   "destination": destination("99990001"), "enrichment": lagos()}),
+        );
+        assert_eq!(change.action, Action::Hold);
+        assert!(codes(&change).contains(&"change_or_payout_in_session_seen_from_two_countries"));
+        // The session is risky now: the payout into the new destination is
+        // held by the payout rules, whatever the payout's own address.
+        let payout = s.send(
+            "seller",
+            T + 1_300,
+            "payout",
+            json!({"session_id": "owner", "payout_id": "stolen", "amount": 20_000, "currency": "GBP"}),
+        );
+        assert_eq!(payout.action, Action::Hold);
+        assert!(codes(&payout).contains(&"payout_to_destination_set_in_risky_session"));
+    }
+
+    #[test]
+    fn a_phone_hopping_across_its_carriers_pool_changes_bank_details_unheld() {
+        let mut s = Sellers::with_history("seller");
+        s.login("seller", T, "owner", "laptop", leeds());
+        s.send(
+            "seller",
+            T + 60,
+            "payout",
+            json!({"session_id": "owner", "payout_id": "p", "amount": 100, "currency": "GBP"}),
+        );
+        let change = s.send(
+            "seller",
+            T + 300,
+            "payout_destination_change",
+            json!({"session_id": "owner", "device_id": "laptop", "destination": destination("12345678"),
+                   "enrichment": carrier_in_plymouth()}),
+        );
+        assert_eq!((change.action, codes(&change)), (Action::Allow, vec![]));
+    }
+
+    #[test]
+    fn a_device_id_in_another_browser_is_challenged_at_login_and_held_at_a_change() {
+        let mut s = Sellers::with_history("seller");
+        let firefox_linux = json!({"client": {"browser": "Firefox", "os": "Linux"}});
+        let login = s.login("seller", T, "copied", "laptop", firefox_linux.clone());
+        assert_eq!(login.action, Action::Challenge);
+        assert!(codes(&login).contains(&"login_from_device_on_another_platform"));
+        // A cookie replayed without a login, from the copied device.
+        let change = s.send(
+            "seller",
+            T + 600,
+            "email_change",
+            json!({"session_id": "cookie", "device_id": "laptop", "enrichment": firefox_linux}),
+        );
+        assert_eq!(change.action, Action::Hold);
+        assert!(codes(&change).contains(&"change_or_payout_from_device_on_another_platform"));
+        // The owner's browser updating itself is no platform change.
+        let update = s.login(
+            "seller",
+            T + DAY,
+            "updated",
+            "laptop",
+            json!({"client": {"browser": "Chrome", "browser_version": "120", "os": "Windows"}}),
+        );
+        assert!(!codes(&update).contains(&"login_from_device_on_another_platform"));
+    }
+
+    #[test]
+    fn a_device_hopping_across_victims_is_held_a_family_computer_is_not() {
+        let mut s = Sellers::new();
+        for (n, victim) in ["v1", "v2", "v3"].iter().enumerate() {
+            let d = s.send(
+                victim,
+                T + n as i64 * 4 * DAY,
+                "payout_destination_change",
+                json!({"device_id": "kit-box", "destination": destination(&format!("9999000{n}"))}),
+            );
+            let held = codes(&d).contains(&"change_or_payout_from_device_new_to_several_sellers");
+            assert_eq!(held, n == 2, "victim {victim}: {:?}", codes(&d));
+        }
+        // Three shops of one family on one computer since the start.
+        for shop in ["a", "b", "c"] {
+            s.login(shop, 0, &format!("{shop}-0"), "family-pc", leeds());
+        }
+        let family = s.send(
+            "c",
+            T,
+            "payout_destination_change",
+            json!({"device_id": "family-pc", "destination": destination("55556666")}),
+        );
+        assert!(!codes(&family).contains(&"change_or_payout_from_device_new_to_several_sellers"));
+        assert_eq!(
+            family.features.number_of("device.other_accounts"),
+            Some(2.0)
+        );
+    }
+
+    #[test]
+    fn a_session_replayed_on_another_seller_is_held() {
+        let mut s = Sellers::new();
+        let payout = |s: &mut Sellers, account: &str, t: i64, id: &str| {
+            s.send(
+                account,
+                t,
+                "payout",
+                json!({"session_id": "kit-session", "payout_id": id, "amount": 100, "currency": "GBP"}),
+            )
+        };
+        let first = payout(&mut s, "v1", T, "a");
+        let again = payout(&mut s, "v1", T + 60, "b");
+        assert!(!codes(&first).contains(&"change_or_payout_in_session_of_another_seller"));
+        assert!(!codes(&again).contains(&"change_or_payout_in_session_of_another_seller"));
+        let replayed = payout(&mut s, "v2", T + 120, "c");
+        assert_eq!(replayed.action, Action::Hold);
+        assert!(codes(&replayed).contains(&"change_or_payout_in_session_of_another_seller"));
+    }
+
+    #[test]
+    fn straight_to_payout_settings_at_an_hour_the_owner_never_works_is_flagged_in_shadow() {
+        let shadow = |d: &crate::Decision| -> Vec<String> {
+            d.shadow.iter().map(|r| r.code.clone()).collect()
+        };
+        let mut s = Sellers::with_history("seller");
+        let night = T + 18 * 3600;
+        s.login("seller", night, "night", "laptop", leeds());
+        let change = s.send(
+            "seller",
+            night + 60,
+            "payout_destination_change",
+            json!({"session_id": "night", "destination": destination("99990001")}),
+        );
+        assert_eq!(
+            shadow(&change),
+            ["destination_change_straight_after_login_at_unusual_hour"]
+        );
+        // Shadow: it decides nothing, and puts no one at risk.
+        assert_eq!(
+            (change.action, codes(&change)),
+            (
+                Action::Allow,
+                vec!["destination_change_straight_after_login"]
+            )
+        );
+        assert!(s.engine.account("seller").unwrap().at_risk.is_none());
+        // At the owner's usual hour only the signal fires.
+        let mut usual = Sellers::with_history("seller");
+        usual.login("seller", T, "morning", "laptop", leeds());
+        let change = usual.send(
+            "seller",
+            T + 60,
+            "payout_destination_change",
+            json!({"session_id": "morning", "destination": destination("99990001")}),
+        );
+        assert!(shadow(&change).is_empty());
+        assert_eq!(
+            (change.action, codes(&change)),
+            (
+                Action::Allow,
+                vec!["destination_change_straight_after_login"]
+            )
+        );
+    }
 }

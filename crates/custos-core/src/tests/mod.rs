@@ -7,6 +7,7 @@ mod rules_cel;
 mod rules_corpus;
 mod rules_docs;
 mod rules_lang;
+mod session_theft;
 mod state;
 
 use serde_json::{Value, json};
