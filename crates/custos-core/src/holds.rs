@@ -18,6 +18,10 @@
 //! released by itself only when nothing argues against it any more: the
 //! account is not at risk, not in a confirmed campaign, and the destination
 //! is not denied. Otherwise it waits for an analyst (`awaiting_analyst`).
+//! A hold a rule tagged `owner_confirms` asked for (money to a destination
+//! nothing has vouched for yet) is never released by time: the owner's
+//! confirmation through a channel that may vouch releases it at once, and
+//! at expiry it waits for an analyst.
 //!
 //! Expiry runs on event time, against two clocks: the engine's clock
 //! ([`crate::clock`]), which follows the newest event time only as far as a
@@ -137,6 +141,12 @@ pub struct Hold {
     /// destination denied: only an analyst (or a clearing event) releases it.
     #[serde(default)]
     pub awaiting_analyst: bool,
+    /// A rule that asked for it waits for the owner's confirmation (tagged
+    /// `owner_confirms`): a verification without a session through a
+    /// channel that may vouch releases it at once; at expiry it waits for
+    /// an analyst instead of being paid because time passed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub owner_must_confirm: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub resolution: Option<Resolution>,
 }
@@ -328,6 +338,11 @@ impl HoldBook {
             held_at: Timestamp(new.at),
             expires_at: Timestamp(new.expires_at.max(new.at)),
             awaiting_analyst: false,
+            owner_must_confirm: new
+                .decision
+                .reasons
+                .iter()
+                .any(|r| r.action >= Action::Hold && r.owner_confirms),
             resolution: None,
         };
         self.pending_expiry

@@ -16,10 +16,12 @@ fn network_prefixes_are_slash_24_and_slash_48() {
 #[test]
 fn collections_stay_bounded() {
     let mut engine = Engine::default();
+    // Allowed logins (challenged ones teach nothing until verified).
+    let allow = Decision::from_reasons("test".into(), 1, vec![], vec![], crate::Action::Block);
     for i in 0..200 {
-        engine.process(&event(json!({"event_id": format!("e{i}"), "type": "login", "account_id": "a",
+        engine.apply(&event(json!({"event_id": format!("e{i}"), "type": "login", "account_id": "a",
             "time": format!("2018-05-16T09:{:02}:{:02}Z", i / 60, i % 60), "status": "success",
-            "session_id": format!("s{i}"), "ip": format!("10.{}.{}.1", i / 250, i % 250), "device_id": format!("d{i}")})));
+            "session_id": format!("s{i}"), "ip": format!("10.{}.{}.1", i / 250, i % 250), "device_id": format!("d{i}")})), &allow);
     }
     let state = engine.account("a").unwrap();
     assert_eq!(state.devices.len(), MAX_KNOWN_IDENTIFIERS);
