@@ -553,3 +553,171 @@ fn a_destination_set_by_another_account_within_30_days_is_reviewed() {
         "the mule and seller-1's own bank"
     );
 }
+
+#[test]
+fn the_first_payout_to_a_new_destination_waits_for_the_owner_whatever_the_session() {
+    // The attacker holds the owner's session cookie: same session, device
+    // and address. No session rule fires; the money side does.
+    let mut s = Script::with_history();
+    let change = s.send(
+        35 * DAY,
+        "payout_destination_change",
+        json!({"session_id": "home-29", "destination": mule()}),
+    );
+    assert_eq!(change.action, Action::Allow, "{:?}", change.reasons);
+    let payout = s.send(
+        35 * DAY + 60,
+        "payout",
+        json!({"session_id": "home-29", "payout_id": "p1", "amount": 90_000, "currency": "GBP"}),
+    );
+    assert_eq!(
+        (payout.action, codes(&payout)),
+        (Action::Hold, vec!["first_payout_to_new_destination"])
+    );
+    assert!(payout.reasons[0].owner_confirms);
+    // He passes a step-up in the session (a relayed code): not the owner
+    // confirming the payout, so the hold stays.
+    let step_up = s.send(
+        35 * DAY + 90,
+        "verification",
+        json!({"session_id": "home-29", "status": "passed", "channel": "sms"}),
+    );
+    assert!(step_up.effects.is_empty(), "{:?}", step_up.effects);
+    // Time passing does not pay him: at expiry the hold waits for a person.
+    s.send(50 * DAY, "logout", json!({}));
+    let hold = s.engine.holds().get("seller-1", "p1").expect("held");
+    assert_eq!(hold.status, crate::holds::HoldStatus::Held);
+    assert!(hold.awaiting_analyst && hold.owner_must_confirm);
+
+    // The honest look-alike: the owner's own bank change costs one hold,
+    // released as soon as they confirm, not after the cool-off.
+    let mut honest = Script::with_history();
+    honest.send(
+        35 * DAY,
+        "payout_destination_change",
+        json!({"session_id": "home-29",
+               "destination": {"institution_id": "40-00-00", "account_number": "22223333"}}),
+    );
+    let first = honest.send(
+        36 * DAY,
+        "payout",
+        json!({"payout_id": "p1", "amount": 90_000, "currency": "GBP"}),
+    );
+    assert_eq!(first.action, Action::Hold);
+    let confirmed = honest.send(
+        36 * DAY + 600,
+        "verification",
+        json!({"status": "passed", "channel": "email"}),
+    );
+    assert_eq!(
+        confirmed.effects.iter().map(|e| e.kind).collect::<Vec<_>>(),
+        [EffectKind::HoldReleased]
+    );
+    let next = honest.send(
+        50 * DAY,
+        "payout",
+        json!({"payout_id": "p2", "amount": 90_000, "currency": "GBP"}),
+    );
+    assert_eq!(next.action, Action::Allow, "{:?}", next.reasons);
+    // A destination set long ago, or the account's first, is paid at once.
+    let mut old = Script::with_history();
+    let long_ago = old.send(
+        35 * DAY,
+        "payout",
+        json!({"payout_id": "p1", "amount": 90_000, "currency": "GBP"}),
+    );
+    assert_eq!(long_ago.action, Action::Allow, "{:?}", long_ago.reasons);
+    let mut fresh = Script::new();
+    fresh.login(0, "a", "81.2.69.160", "laptop");
+    fresh.send(
+        60,
+        "payout_destination_change",
+        json!({"session_id": "a",
+               "destination": {"institution_id": "40-00-00", "account_number": "22223333"}}),
+    );
+    let onboarding = fresh.send(
+        DAY,
+        "payout",
+        json!({"payout_id": "p1", "amount": 900, "currency": "GBP"}),
+    );
+    assert_eq!(onboarding.action, Action::Allow, "{:?}", onboarding.reasons);
+}
+
+#[test]
+fn a_loan_disbursed_to_a_new_destination_waits_for_the_owner() {
+    let mut s = Script::with_history();
+    s.send(
+        35 * DAY,
+        "payout_destination_change",
+        json!({"session_id": "home-29", "destination": mule()}),
+    );
+    let loan = s.send(
+        50 * DAY,
+        "loan_disbursement",
+        json!({"loan_id": "l1", "amount": 900_000, "currency": "GBP"}),
+    );
+    assert_eq!(loan.action, Action::Hold);
+    assert!(codes(&loan).contains(&"first_payout_to_new_destination"));
+    // Past the 30-day look-back the destination is no longer new.
+    let later = s.send(
+        66 * DAY,
+        "loan_disbursement",
+        json!({"loan_id": "l2", "amount": 900_000, "currency": "GBP"}),
+    );
+    assert!(!codes(&later).contains(&"first_payout_to_new_destination"));
+}
+
+#[test]
+fn moving_mfa_to_another_method_in_a_risky_session_is_held() {
+    let mut s = Script::with_history();
+    let own = s.send(
+        31 * DAY,
+        "mfa_change",
+        json!({"session_id": "home-29", "change": "method_changed", "method": "totp"}),
+    );
+    assert_eq!(own.action, Action::Allow);
+    s.login(40 * DAY, "atk", "185.220.101.4", "attacker-box");
+    let d = s.send(
+        40 * DAY + 30,
+        "mfa_change",
+        json!({"session_id": "atk", "change": "method_changed", "method": "sms"}),
+    );
+    assert_eq!(d.action, Action::Hold);
+    assert_eq!(codes(&d)[0], "mfa_disabled_in_risky_session");
+}
+
+#[test]
+fn a_new_destination_soon_after_a_contact_change_is_reviewed() {
+    // Lock-out, then cash-out: the phone moved, the bank follows.
+    let mut s = Script::with_history();
+    s.send(35 * DAY, "phone_change", json!({"session_id": "home-29"}));
+    let d = s.send(
+        45 * DAY,
+        "payout_destination_change",
+        json!({"destination": mule()}),
+    );
+    assert_eq!(
+        (d.action, codes(&d)[0]),
+        (Action::Review, "destination_change_after_credential_change")
+    );
+    assert_eq!(
+        d.verification.as_ref().map(|v| v.because.clone()),
+        Some(vec!["phone_change".to_string()])
+    );
+    // The honest look-alikes: a bank change long after the phone change,
+    // and a change back to a destination the account used before.
+    let mut honest = Script::with_history();
+    honest.send(35 * DAY, "phone_change", json!({"session_id": "home-29"}));
+    let later = honest.send(
+        70 * DAY,
+        "payout_destination_change",
+        json!({"destination": mule()}),
+    );
+    assert_eq!(later.action, Action::Allow, "{:?}", later.reasons);
+    let back = honest.send(
+        71 * DAY,
+        "payout_destination_change",
+        json!({"destination": {"institution_id": "20-00-00", "account_number": "11112222"}}),
+    );
+    assert_eq!(back.action, Action::Allow, "{:?}", back.reasons);
+}
