@@ -269,6 +269,36 @@ mod tests {
     }
 
     #[test]
+    fn a_verification_request_puts_independent_channels_first_and_refuses_changed_ones() {
+        use VerificationChannel as C;
+        assert_eq!(VerificationRequest::for_untrusted(&[], Vec::new()), None);
+        let mfa = VerificationRequest::for_untrusted(&[Credential::Mfa], vec!["mfa_change".into()])
+            .expect("a request");
+        assert_eq!(
+            mfa.channels,
+            [C::IdentityDocument, C::Email, C::Sms, C::Voice]
+        );
+        assert_eq!(mfa.refused, [C::SecurityKey, C::Totp, C::Push, C::Other]);
+        let both = VerificationRequest::for_untrusted(
+            &[Credential::Email, Credential::Phone],
+            vec!["email_change".into(), "phone_change".into()],
+        )
+        .expect("a request");
+        assert_eq!(
+            both.channels,
+            [
+                C::PriorEmail,
+                C::PriorPhone,
+                C::IdentityDocument,
+                C::SecurityKey,
+                C::Totp,
+                C::Push
+            ]
+        );
+        assert_eq!(both.refused, [C::Email, C::Sms, C::Voice, C::Other]);
+    }
+
+    #[test]
     fn strongest_action_wins_capped_and_score_is_capped() {
         let fired = || {
             vec![
