@@ -4,7 +4,8 @@
 //!
 //! Events run through the engine in time order, as they would in
 //! production: legitimate events are decided and applied (profiles and
-//! population learn from them), attack logins are only decided, so that one
+//! population learn from them; a challenged login only once the owner
+//! passes the step-up, which the evaluation sends a minute later), attack logins are only decided, so that one
 //! attack cannot make the next one look familiar and every attack is scored
 //! against the victim's true history. Only successful logins of accounts with
 //! history are scored (a first login has nothing to compare with).
@@ -58,7 +59,15 @@ fn score_world(
             }
         );
         let decision = match kind {
-            SampleKind::Legit => engine.process(event),
+            SampleKind::Legit => {
+                let decision = engine.process(event);
+                // The owner passes the step-up: only then does the account
+                // learn a challenged login (docs/login-risk.md).
+                if is_login && decision.action >= custos_core::Action::Challenge {
+                    engine.process(&passed_step_up(event));
+                }
+                decision
+            }
             SampleKind::Attack(_) => engine.decide(event),
         };
         if !is_login || decision.features.flag_of("login.first") != Some(false) {
@@ -71,6 +80,24 @@ fn score_world(
         }
     }
     scores
+}
+
+/// The verification an owner passes a minute after a challenged login, in
+/// its session.
+fn passed_step_up(login: &Event) -> Event {
+    Event {
+        event_id: format!("{}-step-up", login.event_id),
+        event_type: custos_core::EventType::Verification,
+        time: login.time + std::time::Duration::from_secs(60),
+        details: custos_core::Details::Verification {
+            status: custos_core::event::VerificationStatus::Passed,
+            method: None,
+            channel: None,
+        },
+        attributes: Default::default(),
+        enrichment: Default::default(),
+        ..login.clone()
+    }
 }
 
 /// The lowest threshold that challenges at most `share` of `legit`.

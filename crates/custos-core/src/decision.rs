@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::VerificationChannel;
+use crate::event::{Credential, VerificationChannel};
 use crate::features::Features;
 pub use crate::types::Action;
 
@@ -22,7 +22,16 @@ pub struct Reason {
     /// The values the rule read when it fired, by path.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub saw: BTreeMap<String, serde_json::Value>,
+    /// The rule is tagged [`OWNER_CONFIRMS_TAG`]: a hold it opens is
+    /// released when the owner confirms through a channel that may vouch
+    /// (or by an analyst), never because its cool-off ended.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub owner_confirms: bool,
 }
+
+/// The rule tag that makes the holds a rule opens wait for the owner's
+/// confirmation (docs/holds.md).
+pub const OWNER_CONFIRMS_TAG: &str = "owner_confirms";
 
 /// The answer for one event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +78,58 @@ pub struct VerificationRequest {
     /// The event types that made the refused channels untrustworthy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub because: Vec<String>,
+}
+
+/// Channels that rely on a contact or factor, strongest first.
+const CREDENTIAL_CHANNELS: [VerificationChannel; 6] = [
+    VerificationChannel::SecurityKey,
+    VerificationChannel::Totp,
+    VerificationChannel::Push,
+    VerificationChannel::Email,
+    VerificationChannel::Sms,
+    VerificationChannel::Voice,
+];
+
+impl VerificationRequest {
+    /// The request for an account whose contacts and factors `untrusted`
+    /// cannot vouch (changed by the event types `because`); `None` when
+    /// every channel may. Best first: the contact on file before a changed
+    /// one, an identity document, then channels relying on nothing changed.
+    pub fn for_untrusted(
+        untrusted: &[Credential],
+        because: Vec<String>,
+    ) -> Option<VerificationRequest> {
+        if untrusted.is_empty() {
+            return None;
+        }
+        let mut channels = Vec::new();
+        for credential in untrusted {
+            match credential {
+                Credential::Email => channels.push(VerificationChannel::PriorEmail),
+                Credential::Phone => channels.push(VerificationChannel::PriorPhone),
+                Credential::Mfa => {}
+            }
+        }
+        channels.push(VerificationChannel::IdentityDocument);
+        let relies_on_untrusted =
+            |c: &VerificationChannel| c.relies_on().is_some_and(|r| untrusted.contains(&r));
+        channels.extend(
+            CREDENTIAL_CHANNELS
+                .into_iter()
+                .filter(|c| !relies_on_untrusted(c)),
+        );
+        let mut refused: Vec<VerificationChannel> = CREDENTIAL_CHANNELS
+            .into_iter()
+            .filter(relies_on_untrusted)
+            .collect();
+        // Custos cannot judge what `other` relies on.
+        refused.push(VerificationChannel::Other);
+        Some(VerificationRequest {
+            channels,
+            refused,
+            because,
+        })
+    }
 }
 
 /// One consequence of an event, as delivered in a webhook: `kind` is the
@@ -199,11 +260,42 @@ mod tests {
             score,
             message: String::new(),
             saw: BTreeMap::new(),
+            owner_confirms: false,
         }
     }
 
     fn decide(reasons: Vec<Reason>, shadow: Vec<Reason>, max_action: Action) -> Decision {
         Decision::from_reasons("test".into(), 1, reasons, shadow, max_action)
+    }
+
+    #[test]
+    fn a_verification_request_puts_independent_channels_first_and_refuses_changed_ones() {
+        use VerificationChannel as C;
+        assert_eq!(VerificationRequest::for_untrusted(&[], Vec::new()), None);
+        let mfa = VerificationRequest::for_untrusted(&[Credential::Mfa], vec!["mfa_change".into()])
+            .expect("a request");
+        assert_eq!(
+            mfa.channels,
+            [C::IdentityDocument, C::Email, C::Sms, C::Voice]
+        );
+        assert_eq!(mfa.refused, [C::SecurityKey, C::Totp, C::Push, C::Other]);
+        let both = VerificationRequest::for_untrusted(
+            &[Credential::Email, Credential::Phone],
+            vec!["email_change".into(), "phone_change".into()],
+        )
+        .expect("a request");
+        assert_eq!(
+            both.channels,
+            [
+                C::PriorEmail,
+                C::PriorPhone,
+                C::IdentityDocument,
+                C::SecurityKey,
+                C::Totp,
+                C::Push
+            ]
+        );
+        assert_eq!(both.refused, [C::Email, C::Sms, C::Voice, C::Other]);
     }
 
     #[test]

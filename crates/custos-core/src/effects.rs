@@ -30,6 +30,15 @@
 //!   label's `target_event_id` set; failing those, the current destination
 //!   if it was set in the 30 days before the label.
 //! - A `legit` label clears the account and releases its open holds.
+//! - A passed verification without a session, through a channel that may
+//!   vouch ([`crate::state::AccountState::may_vouch`]), is the owner
+//!   confirming the account out of band: its open holds that nothing else
+//!   argues against are released at once. Holds a rule tagged
+//!   `owner_confirms` asked for are released only so (or by a person):
+//!   at expiry they wait for an analyst, and a step-up passed in a session
+//!   does not release them.
+//! - Money released from a hold counts as paid into its destination, like
+//!   an allowed payout: the next payout there is not a first one.
 
 use serde::Deserialize;
 
@@ -150,7 +159,16 @@ impl Engine {
             self.push_at_risk(&event.account_id, &mut effects);
         }
         if change.cleared {
-            self.push_cleared(event, SYSTEM_ACTOR, "verification passed", &mut effects);
+            self.push_cleared(
+                event,
+                SYSTEM_ACTOR,
+                "verification passed",
+                false,
+                &mut effects,
+            );
+        }
+        if change.owner_confirmed {
+            self.release_confirmed(event, &mut effects);
         }
         if event.event_type.is_sensitive_change() {
             let destination = match &event.details {
@@ -225,6 +243,7 @@ impl Engine {
         self.clock.observe(&event.account_id, at);
         self.expire_holds(event, &mut effects);
         self.close_as_stored(decision, &mut effects);
+        self.mark_released_paid(&effects);
         effects
     }
 
@@ -365,7 +384,7 @@ impl Engine {
                     .get_mut(&event.account_id)
                     .is_some_and(|s| s.clear_risk());
                 if cleared {
-                    self.push_cleared(event, labeller(event), "labelled legit", effects);
+                    self.push_cleared(event, labeller(event), "labelled legit", true, effects);
                 }
                 self.close_open_holds(event, HoldStatus::Released, "labelled legit", effects);
             }
@@ -448,7 +467,7 @@ impl Engine {
                     self.campaigns
                         .clear_account(&event.account_id, &event.event_id, at, analyst);
                 if risk_cleared || left_campaign {
-                    self.push_cleared(event, analyst, reason, effects);
+                    self.push_cleared(event, analyst, reason, true, effects);
                 }
             }
             (AnalystActionKind::ConfirmCampaign | AnalystActionKind::DismissCampaign, Some(id)) => {
@@ -481,8 +500,18 @@ impl Engine {
     }
 
     /// Records that the account was cleared, and releases its holds that
-    /// waited past their cool-off only because of its risk.
-    fn push_cleared(&mut self, event: &Event, by: &str, reason: &str, effects: &mut Vec<Effect>) {
+    /// waited past their cool-off only because of its risk; holds waiting
+    /// for the owner's confirmation only if a person cleared it
+    /// (`releases_confirmations`): a step-up in a session is not the owner
+    /// confirming a payout out of band.
+    fn push_cleared(
+        &mut self,
+        event: &Event,
+        by: &str,
+        reason: &str,
+        releases_confirmations: bool,
+        effects: &mut Vec<Effect>,
+    ) {
         effects.push(Effect::of(
             EffectKind::AccountCleared,
             &AccountClearedData {
@@ -493,10 +522,9 @@ impl Engine {
             },
         ));
         for key in self.holds.open_keys_of(&event.account_id) {
-            let waiting = self
-                .holds
-                .get(&key.0, &key.1)
-                .is_some_and(|h| h.awaiting_analyst);
+            let waiting = self.holds.get(&key.0, &key.1).is_some_and(|h| {
+                h.awaiting_analyst && (releases_confirmations || !h.owner_must_confirm)
+            });
             if waiting && self.releasable(&key) {
                 self.release(
                     &key,
@@ -504,6 +532,71 @@ impl Engine {
                     by,
                     "cool-off over and account cleared",
                     effects,
+                );
+            }
+        }
+    }
+
+    /// The owner confirmed the account out of band through a channel that
+    /// may vouch: every open hold of the account that nothing else argues
+    /// against is released now, not at the end of its cool-off.
+    fn release_confirmed(&mut self, event: &Event, effects: &mut Vec<Effect>) {
+        for key in self.holds.open_keys_of(&event.account_id) {
+            if self.releasable(&key) {
+                self.release_settling_sharing(&key, event, "owner confirmed", effects);
+            } else {
+                // Something else still argues against paying; the owner's
+                // part is done, so at expiry only that decides.
+                self.holds.owner_confirmed(&key);
+            }
+        }
+    }
+
+    /// Releases a hold nothing argues against; a suspected campaign it
+    /// waited on whose every link looks like sharing is dismissed with it,
+    /// so a household's next payouts are not held for it.
+    fn release_settling_sharing(
+        &mut self,
+        key: &HoldKey,
+        event: &Event,
+        reason: &str,
+        effects: &mut Vec<Effect>,
+    ) {
+        let sharing = self.sharing_campaign_of_hold(key);
+        self.release(key, event, SYSTEM_ACTOR, reason, effects);
+        if let Some(id) = sharing
+            && let Ok(notices) = self.campaigns.set_status(
+                &id,
+                CampaignStatus::Dismissed,
+                SYSTEM_ACTOR,
+                "its accounts share a bank account as related accounts do",
+                &event.event_id,
+                event.unix_time(),
+            )
+        {
+            effects.extend(notices.into_iter().map(campaign_effect));
+        }
+    }
+
+    /// Money released from a hold counts as paid into its destination:
+    /// the next payout there is not a first one.
+    fn mark_released_paid(&mut self, effects: &[Effect]) {
+        for effect in effects {
+            if effect.kind != EffectKind::HoldReleased {
+                continue;
+            }
+            let Ok(hold) = Hold::deserialize(&effect.data) else {
+                continue;
+            };
+            let (Some(destination), Some(resolution)) = (&hold.destination, &hold.resolution)
+            else {
+                continue;
+            };
+            if let Some(state) = self.accounts.get_mut(&hold.account_id) {
+                state.mark_destination_paid(
+                    &destination.institution_id,
+                    &destination.account_token,
+                    resolution.at,
                 );
             }
         }
@@ -685,24 +778,18 @@ impl Engine {
             due.extend(self.holds.take_expired_of(&event.account_id, own));
         }
         for key in due {
+            let confirm = self
+                .holds
+                .get(&key.0, &key.1)
+                .is_some_and(|h| h.owner_must_confirm);
             match self.hold_blocker(&key) {
-                None => {
-                    let sharing = self.sharing_campaign_of_hold(&key);
-                    self.release(&key, event, SYSTEM_ACTOR, "cool-off ended", effects);
-                    if let Some(id) = sharing
-                        && let Ok(notices) = self.campaigns.set_status(
-                            &id,
-                            CampaignStatus::Dismissed,
-                            SYSTEM_ACTOR,
-                            "its accounts share a bank account as related accounts do",
-                            &event.event_id,
-                            event.unix_time(),
-                        )
-                    {
-                        effects.extend(notices.into_iter().map(campaign_effect));
-                    }
-                }
                 Some(reason) => self.holds.await_analyst_because(&key, &reason),
+                // Time passing is no confirmation: the owner has not said
+                // the destination is theirs.
+                None if confirm => self
+                    .holds
+                    .await_analyst_because(&key, "the owner has not confirmed it"),
+                None => self.release_settling_sharing(&key, event, "cool-off ended", effects),
             }
         }
     }

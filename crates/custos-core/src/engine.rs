@@ -10,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::campaigns::{CampaignConfig, CampaignDetector, CampaignSnapshot};
 use crate::clock::EngineClock;
-use crate::decision::Decision;
+use crate::decision::{Decision, VerificationRequest};
 use crate::destinations::{DestinationIndex, DestinationUse, SetBy, holder_own};
-use crate::event::{Details, Event, EventType, LoginStatus};
+use crate::event::{Credential, Details, Event, EventType, LoginStatus};
 use crate::features::{self, Context, FeatureConfig, FeatureSet};
 use crate::holds::{HoldBook, HoldSnapshot};
 use crate::identifiers::{IdentifierIndex, IdentifierSnapshot};
@@ -198,6 +198,29 @@ fn ip_key(event: &Event) -> Option<u64> {
     })
 }
 
+/// Which channels may vouch for the account now, when some may not: the
+/// platform steps up or confirms through these (docs/events.md).
+fn verification_request(state: &AccountState, at: i64) -> Option<VerificationRequest> {
+    let untrusted = state.untrusted_credentials(at);
+    let mut because: Vec<String> = Vec::new();
+    for credential in &untrusted {
+        let event_type = state
+            .credentials
+            .get(credential)
+            .map(|c| c.event_type)
+            .unwrap_or(match credential {
+                Credential::Email => EventType::EmailChange,
+                Credential::Phone => EventType::PhoneChange,
+                Credential::Mfa => EventType::MfaChange,
+            });
+        let name = event_type.as_str().to_string();
+        if !because.contains(&name) {
+            because.push(name);
+        }
+    }
+    VerificationRequest::for_untrusted(&untrusted, because)
+}
+
 impl Engine {
     pub fn new(rules: Arc<RuleSet>) -> Engine {
         Engine::with_features(rules, FeatureConfig::default())
@@ -353,6 +376,11 @@ impl Engine {
             destination,
         });
         decision.features = features;
+        if decision.action >= Action::Challenge
+            && let Some(state) = state
+        {
+            decision.verification = verification_request(state, event.unix_time());
+        }
         decision
     }
 

@@ -124,6 +124,11 @@ features! {
     DeviceOtherAccounts = "device.other_accounts": Number,
     DeviceOtherAccountsNew = "device.other_accounts_new": Number,
     SessionOtherAccounts = "session.other_accounts": Number,
+    DestinationFirstPayout = "destination.first_payout": Flag,
+    DestinationReplaced = "destination.replaced": Flag,
+    AccountNewDestinations7d = "account.new_destinations_7d": Number,
+    AccountSinceCredentialChange = "account.since_credential_change": Duration,
+    PayoutLargestRatio = "payout.largest_ratio": Number,
 }
 
 /// How an account stands in the campaigns found across accounts.
@@ -503,6 +508,8 @@ const DESTINATION: FeatureSet = FeatureSet::EMPTY
     .with(Feature::DestinationSetDuringBurst)
     .with(Feature::DestinationPreviousOtherInstitution)
     .with(Feature::DestinationPreviousOtherCountry)
+    .with(Feature::DestinationFirstPayout)
+    .with(Feature::DestinationReplaced)
     .union(SHARED_DESTINATION)
     .union(DESTINATION_CAMPAIGN);
 
@@ -514,7 +521,11 @@ const ACCOUNT_CAMPAIGN: FeatureSet = FeatureSet::EMPTY
 
 const PAYOUT: FeatureSet = FeatureSet::EMPTY
     .with(Feature::PayoutAmountRatio)
-    .with(Feature::PayoutBalanceShare);
+    .with(Feature::PayoutBalanceShare)
+    .with(Feature::PayoutLargestRatio);
+
+/// The window of `account.new_destinations_7d`.
+const NEW_DESTINATIONS_SECS: i64 = 7 * 86_400;
 
 /// The window of `destination.other_accounts_30d`.
 const RECENT_DESTINATION_SECS: i64 = 30 * 86_400;
@@ -545,7 +556,9 @@ const ACCOUNT: FeatureSet = FeatureSet::EMPTY
     .with(Feature::AccountAge)
     .with(Feature::AccountLogins)
     .with(Feature::AccountAtRisk)
-    .with(Feature::AccountSinceDestinationChange);
+    .with(Feature::AccountSinceDestinationChange)
+    .with(Feature::AccountNewDestinations7d)
+    .with(Feature::AccountSinceCredentialChange);
 
 /// Features that need the login-risk model's profile lookup.
 const LOGIN_LOOKUP: FeatureSet = FeatureSet::EMPTY
@@ -674,6 +687,18 @@ pub fn compute(state: Option<&AccountState>, event: &Event, ctx: &Context<'_>) -
         }
         f.number(Feature::AccountAge, (at - state.first_seen.0).max(0) as f64);
         f.number(Feature::AccountLogins, state.logins_succeeded as f64);
+        if let Some(last) = state.credentials.values().map(|c| c.at).max() {
+            f.number(
+                Feature::AccountSinceCredentialChange,
+                (at - last.0).max(0) as f64,
+            );
+        }
+    }
+    if wanted.contains(Feature::AccountNewDestinations7d) {
+        f.number(
+            Feature::AccountNewDestinations7d,
+            new_destinations(state, event) as f64,
+        );
     }
     let fired = SESSION_THEFT
         .iter()
@@ -818,7 +843,27 @@ fn destination_features(
             // A payout naming a destination pays into a registered one only
             // if the account has it; without one, into the current one.
             f.flag(Feature::DestinationKnown, paying.is_some());
+            let names_one = matches!(
+                &event.details,
+                Details::Payout {
+                    destination: Some(_),
+                    ..
+                }
+            );
+            // Never paid into: a registered one with no payout through, or
+            // one no change event registered (nothing vouches for it). An
+            // account with no destination at all pays where the platform
+            // knows, which Custos cannot judge.
+            match paying {
+                Some(record) => f.flag(
+                    Feature::DestinationFirstPayout,
+                    record.first_paid_at.is_none(),
+                ),
+                None if names_one => f.flag(Feature::DestinationFirstPayout, true),
+                None => {}
+            }
             if let Some(record) = paying {
+                f.flag(Feature::DestinationReplaced, record.replaced_another);
                 let age = (event.unix_time() - record.set_at.0).max(0);
                 f.number(Feature::DestinationAge, age as f64);
                 f.flag(
@@ -902,6 +947,35 @@ fn payout_features(state: Option<&AccountState>, event: &Event, f: &mut Features
     if balance > 0 {
         f.number(Feature::PayoutBalanceShare, *amount as f64 / balance as f64);
     }
+    if money.largest_paid > 0 {
+        f.number(
+            Feature::PayoutLargestRatio,
+            *amount as f64 / money.largest_paid as f64,
+        );
+    }
+}
+
+/// Distinct destinations set in the last 7 days, counting the one a payout
+/// names if no change registered it, and the one a change sets.
+fn new_destinations(state: Option<&AccountState>, event: &Event) -> u32 {
+    let at = event.unix_time();
+    let records = state
+        .into_iter()
+        .flat_map(|s| s.destination.iter().chain(s.previous_destinations.iter()));
+    let recent = records
+        .clone()
+        .filter(|r| at - r.set_at.0 < NEW_DESTINATIONS_SECS)
+        .count() as u32;
+    let known = |d: &Destination| records.clone().any(|r| r.destination.same_account(d));
+    let unregistered = match &event.details {
+        Details::Payout {
+            destination: Some(d),
+            ..
+        }
+        | Details::PayoutDestinationChange { destination: d, .. } => !known(d),
+        _ => false,
+    };
+    recent + u32::from(unregistered)
 }
 
 /// How many other accounts set the destination the event concerns, and

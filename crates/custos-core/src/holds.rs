@@ -18,6 +18,10 @@
 //! released by itself only when nothing argues against it any more: the
 //! account is not at risk, not in a confirmed campaign, and the destination
 //! is not denied. Otherwise it waits for an analyst (`awaiting_analyst`).
+//! A hold a rule tagged `owner_confirms` asked for (money to a destination
+//! nothing has vouched for yet) is never released by time: the owner's
+//! confirmation through a channel that may vouch releases it at once, and
+//! at expiry it waits for an analyst.
 //!
 //! Expiry runs on event time, against two clocks: the engine's clock
 //! ([`crate::clock`]), which follows the newest event time only as far as a
@@ -141,6 +145,12 @@ pub struct Hold {
     /// against paying when its cool-off ended.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub awaiting_reason: Option<String>,
+    /// A rule that asked for it waits for the owner's confirmation (tagged
+    /// `owner_confirms`): a verification without a session through a
+    /// channel that may vouch releases it at once; at expiry it waits for
+    /// an analyst instead of being paid because time passed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub owner_must_confirm: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub resolution: Option<Resolution>,
 }
@@ -333,6 +343,11 @@ impl HoldBook {
             expires_at: Timestamp(new.expires_at.max(new.at)),
             awaiting_analyst: false,
             awaiting_reason: None,
+            owner_must_confirm: new
+                .decision
+                .reasons
+                .iter()
+                .any(|r| r.action >= Action::Hold && r.owner_confirms),
             resolution: None,
         };
         self.pending_expiry
@@ -411,6 +426,16 @@ impl HoldBook {
             self.pending_expiry.remove(entry);
         }
         due.into_iter().map(|(_, k)| k).collect()
+    }
+
+    /// The owner confirmed an open hold that something else still keeps:
+    /// it no longer waits for the owner.
+    pub fn owner_confirmed(&mut self, hold_key: &HoldKey) {
+        if let Some(hold) = self.holds.get_mut(hold_key)
+            && hold.status == HoldStatus::Held
+        {
+            hold.owner_must_confirm = false;
+        }
     }
 
     /// Marks an expired open hold as waiting for an analyst.

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::event::*;
-use crate::profile::{BehaviourProfile, LoginTraits};
+use crate::profile::{BehaviourProfile, LoginTraits, TraitKind};
 use crate::sightings::{ActivityHours, KnownDevices, Place, Platform, device_hash};
 use crate::types::Action;
 pub use crate::types::{NetworkPrefix, Timestamp};
@@ -30,6 +30,15 @@ pub const MAX_LABELS: usize = 16;
 /// An event without `session_id` belongs to the account's most recent
 /// session if that session was active within this many seconds.
 pub const IMPLICIT_SESSION_SECS: i64 = 12 * 3600;
+/// A contact or factor changed this recently (or during the risk episode,
+/// or this long before it began) cannot vouch for the account: the
+/// lock-out window of "lock-out, then cash-out". An attacker who moved the
+/// phone to himself waits out a cool-off of days; a month outlasts the
+/// patience that pays.
+pub const LOCKOUT_WINDOW_SECS: i64 = 30 * 86_400;
+/// Evidence items a risk episode keeps (the oldest after the first are
+/// dropped: the first says how it began).
+pub const MAX_EPISODE_EVIDENCE: usize = 16;
 
 /// A value seen on the account, with how often and when last.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -146,6 +155,12 @@ pub struct SessionState {
     /// What the session was seen from, for the session-theft features.
     #[serde(default, skip_serializing_if = "SessionClient::is_empty")]
     pub client: SessionClient,
+    /// What a login answered `challenge` or stronger would have taught the
+    /// account (its device, network, traits, location): learnt only when
+    /// the session passes a verification that may vouch, so an attacker's
+    /// challenged session does not make his next one look familiar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlearnt: Option<Box<UnlearntLogin>>,
 }
 
 /// Where a session was last seen and on what, for the session-theft
@@ -186,6 +201,22 @@ fn is_zero_u16(n: &u16) -> bool {
     *n == 0
 }
 
+/// The traits of a challenged login, kept on its session until a vouching
+/// verification lets the account learn them. Bounded: one per session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnlearntLogin {
+    pub at: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkPrefix>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<LoginLocation>,
+    /// The login's trait keys by [`TraitKind`] slot.
+    #[serde(default)]
+    pub traits: Vec<Option<u64>>,
+}
+
 /// Where and when the last successful login with a known location was.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LoginLocation {
@@ -223,6 +254,14 @@ pub struct DestinationRecord {
     /// across accounts when it was set.
     #[serde(default)]
     pub set_during_burst: bool,
+    /// It replaced an earlier destination of the account (the state's, or
+    /// the change's `previous_destination`): not the account's first.
+    #[serde(default)]
+    pub replaced_another: bool,
+    /// When a payout or loan disbursement into it was first paid (allowed,
+    /// or its hold released); `None` while nothing was ever paid into it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_paid_at: Option<Timestamp>,
 }
 
 fn destination_without_holder_name<'de, D: serde::Deserializer<'de>>(
@@ -236,9 +275,12 @@ fn destination_without_holder_name<'de, D: serde::Deserializer<'de>>(
     })
 }
 
-/// Why an account is at risk: a sensitive change made in a risky session
-/// (or flagged by the rules), or a fraud label. It stays at risk, whatever
-/// sessions come after, until a passed verification or an analyst clears it.
+/// The account's risk episode: opened by a sensitive change made in a
+/// risky session (or flagged by the rules), a failed verification or a
+/// fraud label, with the evidence gathered since. It stays open, whatever
+/// sessions come after, until a verification that may vouch (through a
+/// channel relying on no contact or factor changed in the episode or the
+/// lock-out window before it), a `legit` label or an analyst ends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AtRisk {
     pub since: Timestamp,
@@ -248,6 +290,86 @@ pub struct AtRisk {
     /// verification in that session (or in none) clears the account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// What happened in the episode, oldest first; the first item is what
+    /// opened it. At most [`MAX_EPISODE_EVIDENCE`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Evidence>,
+    /// Contacts and factors changed in the episode or in the lock-out
+    /// window before it: they cannot vouch for it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<Credential>,
+}
+
+/// One piece of evidence in a risk episode.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Evidence {
+    pub kind: EvidenceKind,
+    pub at: Timestamp,
+    pub event_id: String,
+}
+
+/// The kinds of [`Evidence`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceKind {
+    /// A password or payout-destination change in a risky session (or
+    /// flagged by the rules), or any sensitive change during the episode.
+    SensitiveChange,
+    /// An e-mail, phone or MFA change.
+    CredentialChange,
+    /// A password reset requested, or a reset password set, from a session
+    /// not verified.
+    PasswordResetUnverified,
+    /// A new payout destination set during the episode.
+    NewDestination,
+    /// A verification failed in a session.
+    FailedVerification,
+    /// A verification failed without a session: the owner, asked out of
+    /// band, said no (or did not pass).
+    OwnerDenied,
+    /// A verification passed through a channel that may not vouch.
+    RefusedVerification,
+    /// A `fraud` or `compromise_reported` label.
+    FraudLabel,
+}
+
+/// When a contact or factor was last changed, by which event, and in what
+/// risk: what decides whether a verification through it may vouch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CredentialChange {
+    pub at: Timestamp,
+    pub event_id: String,
+    pub event_type: EventType,
+    /// Made in a session that was risky at the time.
+    #[serde(default)]
+    pub in_risky_session: bool,
+    /// Made while a risk episode was open (or it opened one).
+    #[serde(default)]
+    pub in_episode: bool,
+}
+
+/// The contact or factor an event changes, if any. Every `mfa_change`
+/// counts (disabled, a new method, a factor enabled in place of one):
+/// whoever made it holds the factor now.
+pub fn credential_changed_by(event: &Event) -> Option<Credential> {
+    match event.event_type {
+        EventType::EmailChange => Some(Credential::Email),
+        EventType::PhoneChange => Some(Credential::Phone),
+        EventType::MfaChange => Some(Credential::Mfa),
+        _ => None,
+    }
+}
+
+/// The evidence an event gives when it opens or extends an episode.
+fn evidence_kind(event: &Event) -> EvidenceKind {
+    match &event.details {
+        Details::Label { .. } => EvidenceKind::FraudLabel,
+        Details::Verification { .. } if event.session_id.is_none() => EvidenceKind::OwnerDenied,
+        Details::Verification { .. } => EvidenceKind::FailedVerification,
+        Details::PayoutDestinationChange { .. } => EvidenceKind::NewDestination,
+        _ if credential_changed_by(event).is_some() => EvidenceKind::CredentialChange,
+        _ => EvidenceKind::SensitiveChange,
+    }
 }
 
 /// What [`AccountState::apply`] changed that others must hear about.
@@ -257,6 +379,9 @@ pub struct AccountChange {
     pub put_at_risk: bool,
     /// The account was at risk and was cleared.
     pub cleared: bool,
+    /// A verification sent without a session passed through a channel that
+    /// may vouch: the owner, asked out of band, confirmed the account.
+    pub owner_confirmed: bool,
 }
 
 /// Money counted per currency, in minor units.
@@ -277,6 +402,9 @@ pub struct Money {
     /// last ~5 payouts count most), in minor units.
     #[serde(default)]
     pub typical_payout: u64,
+    /// The largest payout paid (allowed), in minor units.
+    #[serde(default)]
+    pub largest_paid: u64,
 }
 
 /// Weight of the newest payout in [`Money::typical_payout`].
@@ -368,6 +496,9 @@ pub struct AccountState {
     /// The account's own activity by hour of the day.
     #[serde(default, skip_serializing_if = "ActivityHours::is_empty")]
     pub activity_hours: ActivityHours,
+    /// The last change of each contact and factor (at most three entries).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub credentials: BTreeMap<Credential, CredentialChange>,
 }
 
 /// The key a login's device is remembered by: its device id, else its user
@@ -402,6 +533,7 @@ impl AccountState {
             at_risk: None,
             known_devices: KnownDevices::default(),
             activity_hours: ActivityHours::default(),
+            credentials: BTreeMap::new(),
         }
     }
 
@@ -481,13 +613,15 @@ impl AccountState {
             match status {
                 LoginStatus::Success => {
                     self.known_devices.observe(event);
-                    self.apply_successful_login(event, action, login_risk, at);
-                    match traits {
-                        Some(traits) => self.profile.record(traits, at, horizon_days),
-                        None => self
-                            .profile
-                            .record(&LoginTraits::of(event), at, horizon_days),
-                    }
+                    let computed;
+                    let traits = match traits {
+                        Some(traits) => traits,
+                        None => {
+                            computed = LoginTraits::of(event);
+                            &computed
+                        }
+                    };
+                    self.apply_successful_login(event, action, login_risk, traits, horizon_days);
                 }
                 LoginStatus::Failure => {
                     self.logins_failed += 1;
@@ -500,11 +634,47 @@ impl AccountState {
         let session = self.touch_session(event, at);
         self.observe_client(event, session);
         let session_risky = session.is_some_and(|i| self.sessions[i].risky);
-        if event.event_type.is_sensitive_change() && (session_risky || action >= Action::Review) {
-            change.put_at_risk = self.mark_at_risk(event, at);
+        let session_verified = session.is_some_and(|i| self.sessions[i].verified);
+        if event.event_type.is_sensitive_change() {
+            if session_risky || action >= Action::Review {
+                change.put_at_risk = self.mark_at_risk(event, at);
+            } else {
+                // Already in an episode, any sensitive change is evidence.
+                self.add_evidence(evidence_kind(event), event, at);
+            }
+        }
+        if let Some(credential) = credential_changed_by(event) {
+            let in_episode = self.at_risk.is_some();
+            if let Some(episode) = self.at_risk.as_mut()
+                && !episode.credentials.contains(&credential)
+            {
+                episode.credentials.push(credential);
+            }
+            self.credentials.insert(
+                credential,
+                CredentialChange {
+                    at: changed_at,
+                    event_id: event.event_id.clone(),
+                    event_type: event.event_type,
+                    in_risky_session: session_risky,
+                    in_episode,
+                },
+            );
+        }
+        let reset_unverified = match &event.details {
+            Details::PasswordChange {
+                reason: Some(PasswordChangeReason::Reset),
+            } => !session_verified,
+            _ => event.event_type == EventType::PasswordResetRequest && !session_verified,
+        };
+        if reset_unverified {
+            self.add_evidence(EvidenceKind::PasswordResetUnverified, event, at);
         }
         match &event.details {
-            Details::PayoutDestinationChange { destination, .. } => {
+            Details::PayoutDestinationChange {
+                destination,
+                previous_destination,
+            } => {
                 let record = DestinationRecord {
                     // State is snapshotted to the store unsealed; the holder
                     // name is descriptive only (no rule reads it) and stays,
@@ -520,6 +690,13 @@ impl AccountState {
                     set_in_risky_session: session_risky,
                     set_session_risk: session.map_or(0.0, |i| self.sessions[i].risk),
                     set_during_burst: false,
+                    replaced_another: self.destination.is_some() || previous_destination.is_some(),
+                    first_paid_at: self
+                        .destination
+                        .iter()
+                        .chain(self.previous_destinations.iter())
+                        .find(|r| r.destination.same_account(destination))
+                        .and_then(|r| r.first_paid_at),
                 };
                 if let Some(old) = self.destination.replace(record) {
                     self.previous_destinations
@@ -539,8 +716,12 @@ impl AccountState {
                 money.record_payout(*amount);
                 if action >= Action::Hold {
                     money.withheld = money.withheld.saturating_add(*amount);
-                } else if *source == PayoutSource::Sales {
-                    money.paid_out = money.paid_out.saturating_add(*amount);
+                } else {
+                    money.largest_paid = money.largest_paid.max(*amount);
+                    if *source == PayoutSource::Sales {
+                        money.paid_out = money.paid_out.saturating_add(*amount);
+                    }
+                    self.mark_paid(event, Timestamp(at));
                 }
             }
             Details::Loan {
@@ -551,6 +732,7 @@ impl AccountState {
                     money.withheld = money.withheld.saturating_add(*amount);
                 } else {
                     money.loans_disbursed = money.loans_disbursed.saturating_add(*amount);
+                    self.mark_paid(event, Timestamp(at));
                 }
             }
             Details::Sale { amount, currency } => {
@@ -559,8 +741,15 @@ impl AccountState {
             }
             Details::Verification {
                 status: VerificationStatus::Passed,
+                channel,
                 ..
             } => {
+                if !self.may_vouch(*channel, at) {
+                    // Through a contact or factor changed in the episode or
+                    // the lock-out window: whoever changed it passes it.
+                    self.add_evidence(EvidenceKind::RefusedVerification, event, at);
+                    return change;
+                }
                 // A passed step-up proves the session's user is the owner:
                 // clear the session, whatever it changed. It vouches for the
                 // account only if it answers for the change that put the
@@ -577,17 +766,28 @@ impl AccountState {
                 if vouches {
                     change.cleared = self.clear_risk();
                 }
+                change.owner_confirmed = event.session_id.is_none();
                 if let Some(i) = session {
                     let s = &mut self.sessions[i];
                     s.risky = false;
                     s.verified = true;
+                    let unlearnt = s.unlearnt.take();
                     let cleared = s.session_id.clone();
                     if let Some(d) = self.destination.as_mut()
                         && d.set_in_session.as_deref() == Some(cleared.as_str())
                     {
                         d.set_in_risky_session = false;
                     }
+                    if let Some(login) = unlearnt {
+                        self.learn_login(&login, horizon_days);
+                    }
                 }
+            }
+            Details::Verification {
+                status: VerificationStatus::Failed,
+                ..
+            } => {
+                change.put_at_risk = self.mark_at_risk(event, at);
             }
             Details::Label {
                 label,
@@ -614,18 +814,133 @@ impl AccountState {
         change
     }
 
-    /// Puts the account at risk because of this event; false if it already was.
+    /// Puts the account at risk because of this event, or adds the event
+    /// to the open episode's evidence; true if it opened the episode.
     pub fn mark_at_risk(&mut self, event: &Event, at: i64) -> bool {
         if self.at_risk.is_some() {
+            self.add_evidence(evidence_kind(event), event, at);
             return false;
         }
+        // Contacts and factors changed in the lock-out window before the
+        // episode, or by this event, are the attacker's as likely as not.
+        let credentials = self
+            .credentials
+            .iter()
+            .filter(|(_, c)| c.at.0 >= at - LOCKOUT_WINDOW_SECS)
+            .map(|(k, _)| *k)
+            .chain(credential_changed_by(event))
+            .fold(Vec::new(), |mut all, c| {
+                if !all.contains(&c) {
+                    all.push(c);
+                }
+                all
+            });
         self.at_risk = Some(AtRisk {
             since: Timestamp(at),
             event_id: event.event_id.clone(),
             event_type: event.event_type,
             session_id: event.session_id.clone(),
+            evidence: vec![Evidence {
+                kind: evidence_kind(event),
+                at: Timestamp(at),
+                event_id: event.event_id.clone(),
+            }],
+            credentials,
         });
         true
+    }
+
+    /// Adds evidence to the open episode, if there is one.
+    fn add_evidence(&mut self, kind: EvidenceKind, event: &Event, at: i64) {
+        let Some(episode) = self.at_risk.as_mut() else {
+            return;
+        };
+        if episode.evidence.len() >= MAX_EPISODE_EVIDENCE {
+            // Keep the first item: it says how the episode began.
+            episode.evidence.remove(1);
+        }
+        episode.evidence.push(Evidence {
+            kind,
+            at: Timestamp(at),
+            event_id: event.event_id.clone(),
+        });
+    }
+
+    /// Contacts and factors that cannot vouch for the account at `at`:
+    /// changed in the lock-out window before now, or in the open episode
+    /// or the lock-out window before it began.
+    pub fn untrusted_credentials(&self, at: i64) -> Vec<Credential> {
+        let episode_since = self.at_risk.as_ref().map_or(at, |e| e.since.0.min(at));
+        let since = episode_since.saturating_sub(LOCKOUT_WINDOW_SECS);
+        let mut untrusted: Vec<Credential> = self
+            .credentials
+            .iter()
+            .filter(|(_, c)| c.at.0 >= since)
+            .map(|(k, _)| *k)
+            .collect();
+        if let Some(episode) = &self.at_risk {
+            for c in &episode.credentials {
+                if !untrusted.contains(c) {
+                    untrusted.push(*c);
+                }
+            }
+        }
+        untrusted.sort();
+        untrusted
+    }
+
+    /// Whether a verification through `channel` may vouch for the account
+    /// at `at`. A channel relying on an untrusted contact or factor may
+    /// not; one of unknown provenance (none sent, or `other`) may only
+    /// while no contact or factor is untrusted.
+    pub fn may_vouch(&self, channel: Option<VerificationChannel>, at: i64) -> bool {
+        let untrusted = self.untrusted_credentials(at);
+        match channel.filter(|c| *c != VerificationChannel::Other) {
+            Some(channel) => channel.relies_on().is_none_or(|c| !untrusted.contains(&c)),
+            None => untrusted.is_empty(),
+        }
+    }
+
+    /// Records that money was paid into the destination the event pays
+    /// into (its named one if registered, else the current one).
+    fn mark_paid(&mut self, event: &Event, at: Timestamp) {
+        let named = match &event.details {
+            Details::Payout {
+                destination: Some(d),
+                ..
+            } => Some(d),
+            _ => None,
+        };
+        let record = match named {
+            Some(d) => self
+                .destination
+                .iter_mut()
+                .chain(self.previous_destinations.iter_mut())
+                .find(|r| r.destination.same_account(d)),
+            None => self.destination.as_mut(),
+        };
+        if let Some(record) = record
+            && record.first_paid_at.is_none()
+        {
+            record.first_paid_at = Some(at);
+        }
+    }
+
+    /// Records that a held payout into this destination (by institution
+    /// and token) was released: it counts as paid.
+    pub fn mark_destination_paid(&mut self, institution_id: &str, token: &str, at: Timestamp) {
+        if let Some(record) = self
+            .destination
+            .iter_mut()
+            .chain(self.previous_destinations.iter_mut())
+            .find(|r| {
+                r.destination.institution_id == institution_id
+                    && r.destination.account_token == token
+            })
+            && record.first_paid_at.is_none()
+        {
+            record.first_paid_at = Some(at);
+        }
     }
 
     /// Clears the account's risk; false if it was not at risk.
@@ -638,7 +953,8 @@ impl AccountState {
         event: &Event,
         action: Action,
         login_risk: Option<f64>,
-        at: i64,
+        traits: &LoginTraits,
+        horizon_days: u32,
     ) {
         let signals = self.login_signals(event);
         // Read from the stored decision, not recomputed: a rebuild must give
@@ -647,22 +963,34 @@ impl AccountState {
         // A login the rules stepped up (or worse) opens a risky session,
         // whatever rule did it.
         let stepped_up = action >= Action::Challenge;
+        let at = event.unix_time();
         let network = &event.enrichment.network;
-        if let (Some(latitude), Some(longitude)) = (network.latitude, network.longitude) {
-            self.last_login_location = Some(LoginLocation {
+        let location = match (network.latitude, network.longitude) {
+            (Some(latitude), Some(longitude)) => Some(LoginLocation {
                 at: Timestamp(at),
                 latitude: latitude as f32,
                 longitude: longitude as f32,
-            });
-        }
+            }),
+            _ => None,
+        };
         self.logins_succeeded += 1;
         self.last_login_at = Some(Timestamp(self.last_login_at.map_or(at, |t| t.0.max(at))));
-        if let Some(key) = device_key(event) {
-            self.devices.observe(key, at, str::to_string);
-        }
-        if let Some(ip) = event.ip {
-            self.networks.observe(&NetworkPrefix::of(ip), at, |p| *p);
-        }
+        let login = UnlearntLogin {
+            at: Timestamp(at),
+            device: device_key(event).map(str::to_string),
+            network: event.ip.map(NetworkPrefix::of),
+            location,
+            traits: TraitKind::ALL.iter().map(|k| traits.get(*k)).collect(),
+        };
+        // A login answered `challenge` or stronger teaches nothing until
+        // its session passes a verification that may vouch; a blocked one
+        // never does (its session is never verified).
+        let unlearnt = if stepped_up {
+            (action < Action::Block).then(|| Box::new(login))
+        } else {
+            self.learn_login(&login, horizon_days);
+            None
+        };
         let session_id = event
             .session_id
             .clone()
@@ -682,6 +1010,7 @@ impl AccountState {
                 acts: 0,
                 theft_suspected: false,
             },
+            unlearnt,
         };
         match self
             .sessions
@@ -691,6 +1020,31 @@ impl AccountState {
             Some(existing) => *existing = session,
             None => self.push_session(session),
         }
+    }
+
+    /// Lets the account learn a login: its device and network become known,
+    /// its traits enter the behavioural profile, its place the last login
+    /// location.
+    fn learn_login(&mut self, login: &UnlearntLogin, horizon_days: u32) {
+        let at = login.at.0;
+        if let Some(location) = login.location
+            && self.last_login_location.is_none_or(|l| l.at.0 <= at)
+        {
+            self.last_login_location = Some(location);
+        }
+        if let Some(key) = &login.device {
+            self.devices.observe(key.as_str(), at, str::to_string);
+        }
+        if let Some(network) = &login.network {
+            self.networks.observe(network, at, |p| *p);
+        }
+        let pairs: Vec<(TraitKind, u64)> = TraitKind::ALL
+            .iter()
+            .zip(login.traits.iter())
+            .filter_map(|(kind, key)| key.map(|k| (*kind, k)))
+            .collect();
+        self.profile
+            .record(&LoginTraits::with(&pairs), at, horizon_days);
     }
 
     /// Marks the event's session active, opening one for an unseen
@@ -711,6 +1065,7 @@ impl AccountState {
             verified: false,
             risk: 0.0,
             client: SessionClient::default(),
+            unlearnt: None,
         });
         self.sessions.iter().position(|s| &s.session_id == id)
     }

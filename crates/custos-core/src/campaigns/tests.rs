@@ -1531,6 +1531,14 @@ mod through_the_engine {
                 payout.reasons
             );
         }
+        // The household's owner confirms out of band (the first payout to
+        // a new destination waits for that); the campaign still keeps it.
+        m.send(
+            "shop-b",
+            t + 3_600,
+            "verification",
+            json!({"status": "passed", "channel": "email"}),
+        );
         // Past the cool-off, other sellers' events carry the clock on (two
         // of them: one account alone moves it by an hour at most).
         for day in 43..52 {

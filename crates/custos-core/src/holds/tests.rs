@@ -12,6 +12,7 @@ fn decision() -> Decision {
         score: 40,
         message: String::new(),
         saw: Default::default(),
+        owner_confirms: false,
     };
     Decision::from_reasons(
         "default".into(),
@@ -333,8 +334,13 @@ mod through_the_engine {
             hold.reasons,
             [
                 "payout_to_destination_set_in_risky_session",
+                "first_payout_to_new_destination",
                 "payout_while_account_at_risk"
             ]
+        );
+        assert!(
+            hold.owner_must_confirm,
+            "a first payout waits for the owner"
         );
         // The cool-off runs from the destination change (31 days + 60 s).
         let changed = w.log[w.log.len() - 2].0.unix_time();
@@ -470,7 +476,14 @@ mod through_the_engine {
             json!({"session_id": "s1-home-41", "payout_id": "po-1", "amount": 10_000, "currency": "GBP"}),
         );
         assert_eq!(payout.action, Action::Hold);
-        assert_eq!(payout.reasons[0].code, "payout_while_account_at_risk");
+        assert!(
+            payout
+                .reasons
+                .iter()
+                .any(|r| r.code == "payout_while_account_at_risk"),
+            "{:?}",
+            payout.reasons
+        );
         // A failed verification changes nothing. A passed one in this session
         // proves who is in this session, not who made the change in the
         // attacker's: the account stays at risk. A passed one that answers for
@@ -759,6 +772,15 @@ mod through_the_engine {
         // the campaign stays confirmed, and the owner is paid again.
         let cleared = w.act("s1", 41 * DAY + 60, "clear_account", None);
         assert!(kinds(&cleared).contains(&EffectKind::AccountCleared));
+        // The first payout to the bank the owner set again waits for the
+        // owner's own confirmation (out of band), which releases it.
+        let confirmed = w.send(
+            "s1",
+            41 * DAY + 90,
+            "verification",
+            json!({"status": "passed", "channel": "identity_document"}),
+        );
+        assert_eq!(kinds(&confirmed), [EffectKind::HoldReleased]);
         assert!(
             w.engine
                 .campaigns()

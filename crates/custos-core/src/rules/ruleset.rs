@@ -251,6 +251,11 @@ impl Rule {
             score: self.source.score,
             message: self.source.description.clone(),
             saw,
+            owner_confirms: self
+                .source
+                .tags
+                .iter()
+                .any(|t| t == crate::decision::OWNER_CONFIRMS_TAG),
         }
     }
 }

@@ -238,7 +238,6 @@ fn impossible_travel_and_a_new_device_right_after_a_password_reset() {
 fn every_feature_emitted_is_a_documented_name() {
     let mut w = World::with_history();
     let t = 61 * DAY;
-    w.send("seller-2", t - 7_200, "email_change", json!({}));
     // An honest bank account, sales and a first payout, for the payout
     // features that compare with history.
     w.send(
@@ -260,6 +259,8 @@ fn every_feature_emitted_is_a_documented_name() {
         "payout",
         json!({"payout_id": "p0", "amount": 2, "currency": "GBP"}),
     );
+    // After the first payout: a contact change opens the lock-out window.
+    w.send("seller-2", t - 6_800, "email_change", json!({}));
     w.send("seller-2", t, "password_reset_request", json!({}));
     w.send(
         "seller-2",
@@ -426,4 +427,110 @@ fn destination_and_payout_features_compare_with_the_accounts_history() {
     );
     assert!(!flag(&back, "destination.previous_other_institution"));
     assert!(!flag(&back, "destination.previous_other_country"));
+}
+
+#[test]
+fn money_features_follow_what_was_paid_where() {
+    let mut w = World::with_history();
+    let t = 61 * DAY;
+    let bank = |n: &str| json!({"institution_id": "200000", "account_number": n, "country": "GB"});
+    w.send(
+        "seller-5",
+        t,
+        "payout_destination_change",
+        json!({"session_id": "s5-59", "destination": bank("11110000")}),
+    );
+    w.send(
+        "seller-5",
+        t + 60,
+        "sale",
+        json!({"amount": 100_000, "currency": "GBP"}),
+    );
+    // The account's first destination: never paid, but it replaced nothing.
+    let p0 = w.send(
+        "seller-5",
+        t + 120,
+        "payout",
+        json!({"payout_id": "p0", "amount": 10_000, "currency": "GBP"}),
+    );
+    assert!(flag(&p0, "destination.first_payout"));
+    assert!(!flag(&p0, "destination.replaced"));
+    assert!(p0.features.number_of("payout.largest_ratio").is_none());
+    assert_eq!(number(&p0, "account.new_destinations_7d"), 1.0);
+    assert_eq!(p0.action, Action::Allow, "{:?}", p0.reasons);
+    let p1 = w.send(
+        "seller-5",
+        t + 180,
+        "payout",
+        json!({"payout_id": "p1", "amount": 25_000, "currency": "GBP"}),
+    );
+    assert!(!flag(&p1, "destination.first_payout"), "paid into before");
+    assert_eq!(number(&p1, "payout.largest_ratio"), 2.5);
+    // Ten days later the owner moves to another bank account.
+    let t = t + 10 * DAY;
+    let change = w.send(
+        "seller-5",
+        t,
+        "payout_destination_change",
+        json!({"destination": bank("22220000")}),
+    );
+    assert_eq!(
+        number(&change, "account.new_destinations_7d"),
+        1.0,
+        "the one it sets; the first is older than 7 days"
+    );
+    let p2 = w.send(
+        "seller-5",
+        t + 60,
+        "payout",
+        json!({"payout_id": "p2", "amount": 10_000, "currency": "GBP"}),
+    );
+    assert!(flag(&p2, "destination.first_payout"));
+    assert!(flag(&p2, "destination.replaced"));
+    assert_eq!(p2.action, Action::Hold);
+    assert_eq!(number(&p2, "payout.largest_ratio"), 0.4);
+    // A payout naming a destination no change registered.
+    let named = w.send(
+        "seller-5",
+        t + 120,
+        "payout",
+        json!({"payout_id": "p3", "amount": 10_000, "currency": "GBP", "destination": bank("33330000")}),
+    );
+    assert!(flag(&named, "destination.first_payout"));
+    assert!(!flag(&named, "destination.known"));
+    assert_eq!(number(&named, "account.new_destinations_7d"), 2.0);
+    // A loan paid into the new, never-paid destination: cash-out.
+    let loan = w.send(
+        "seller-5",
+        t + 180,
+        "loan_disbursement",
+        json!({"loan_id": "l1", "amount": 500_000, "currency": "GBP"}),
+    );
+    assert!(flag(&loan, "destination.first_payout"));
+    assert_eq!(loan.action, Action::Hold);
+    // The owner confirms out of band: the holds go out and the new
+    // destination counts as paid into.
+    w.send(
+        "seller-5",
+        t + 240,
+        "verification",
+        json!({"status": "passed", "channel": "email"}),
+    );
+    let p4 = w.send(
+        "seller-5",
+        t + 300,
+        "payout",
+        json!({"payout_id": "p4", "amount": 10_000, "currency": "GBP"}),
+    );
+    assert!(!flag(&p4, "destination.first_payout"));
+    assert_eq!(p4.action, Action::Allow, "{:?}", p4.reasons);
+    // A phone change starts the lock-out window.
+    w.send("seller-5", t + 400, "phone_change", json!({}));
+    let p5 = w.send(
+        "seller-5",
+        t + 400 + 3_600,
+        "payout",
+        json!({"payout_id": "p5", "amount": 10_000, "currency": "GBP"}),
+    );
+    assert_eq!(number(&p5, "account.since_credential_change"), 3_600.0);
 }

@@ -16,10 +16,12 @@ fn network_prefixes_are_slash_24_and_slash_48() {
 #[test]
 fn collections_stay_bounded() {
     let mut engine = Engine::default();
+    // Allowed logins (challenged ones teach nothing until verified).
+    let allow = Decision::from_reasons("test".into(), 1, vec![], vec![], crate::Action::Block);
     for i in 0..200 {
-        engine.process(&event(json!({"event_id": format!("e{i}"), "type": "login", "account_id": "a",
+        engine.apply(&event(json!({"event_id": format!("e{i}"), "type": "login", "account_id": "a",
             "time": format!("2018-05-16T09:{:02}:{:02}Z", i / 60, i % 60), "status": "success",
-            "session_id": format!("s{i}"), "ip": format!("10.{}.{}.1", i / 250, i % 250), "device_id": format!("d{i}")})));
+            "session_id": format!("s{i}"), "ip": format!("10.{}.{}.1", i / 250, i % 250), "device_id": format!("d{i}")})), &allow);
     }
     let state = engine.account("a").unwrap();
     assert_eq!(state.devices.len(), MAX_KNOWN_IDENTIFIERS);
@@ -142,4 +144,353 @@ fn account_state_and_its_snapshots_keep_no_holder_name() {
     let restored: crate::state::DestinationRecord = serde_json::from_value(old).unwrap();
     assert_eq!(restored.destination.holder_name, None);
     assert_eq!(&restored, record);
+}
+
+// ----- risk episodes, verification provenance, challenged logins -----
+
+/// One seller driven through the default rules, keeping the log.
+struct Seller {
+    engine: Engine,
+    n: u32,
+    log: Vec<(crate::Event, Decision)>,
+}
+
+impl Seller {
+    /// A seller with a month of daily logins from home and a bank account
+    /// set on day 1.
+    fn with_history() -> Seller {
+        let mut s = Seller {
+            engine: Engine::default(),
+            n: 0,
+            log: Vec::new(),
+        };
+        for day in 0..30 {
+            s.login(day * DAY, &format!("home-{day}"), "81.2.69.160", "laptop");
+        }
+        s.send(
+            DAY,
+            "payout_destination_change",
+            json!({"session_id": "home-1",
+                   "destination": {"institution_id": "20-00-00", "account_number": "11112222"}}),
+        );
+        s
+    }
+
+    fn send(&mut self, t: i64, ty: &str, fields: serde_json::Value) -> Decision {
+        self.n += 1;
+        let mut v = json!({"event_id": format!("e{}", self.n), "type": ty,
+                           "account_id": "seller-1", "time": super::at(t)});
+        for (k, x) in fields.as_object().expect("an object") {
+            v[k] = x.clone();
+        }
+        let e = event(v);
+        let d = self.engine.process(&e);
+        self.log.push((e, d.clone()));
+        d
+    }
+
+    fn login(&mut self, t: i64, session: &str, ip: &str, device: &str) -> Decision {
+        self.send(
+            t,
+            "login",
+            json!({"status": "success", "session_id": session, "ip": ip, "device_id": device}),
+        )
+    }
+
+    fn state(&self) -> &crate::AccountState {
+        self.engine.account("seller-1").expect("known")
+    }
+
+    fn kinds(d: &Decision) -> Vec<EffectKind> {
+        d.effects.iter().map(|e| e.kind).collect()
+    }
+}
+
+use super::DAY;
+use crate::decision::EffectKind;
+use crate::event::{Credential, VerificationChannel};
+use crate::state::{EvidenceKind, LOCKOUT_WINDOW_SECS, MAX_EPISODE_EVIDENCE};
+
+/// The attacker of the lock-out class: in from a new device and network,
+/// moves the phone to himself, then the bank account.
+fn phone_then_bank(s: &mut Seller) {
+    s.login(40 * DAY, "atk", "185.220.101.4", "box");
+    s.send(40 * DAY + 30, "phone_change", json!({"session_id": "atk"}));
+    s.send(
+        40 * DAY + 60,
+        "payout_destination_change",
+        json!({"session_id": "atk",
+               "destination": {"institution_id": "60-83-71", "account_number": "99990001"}}),
+    );
+}
+
+#[test]
+fn a_verification_through_a_contact_changed_in_the_episode_clears_nothing() {
+    let mut s = Seller::with_history();
+    phone_then_bank(&mut s);
+    let episode = s
+        .state()
+        .at_risk
+        .clone()
+        .expect("the phone change opened it");
+    assert_eq!(episode.credentials, [Credential::Phone]);
+    // The attacker answers the SMS sent to the phone he now holds.
+    let sms = s.send(
+        40 * DAY + 90,
+        "verification",
+        json!({"session_id": "atk", "status": "passed", "channel": "sms"}),
+    );
+    assert!(sms.effects.is_empty(), "{:?}", sms.effects);
+    let state = s.state();
+    assert!(state.at_risk.is_some());
+    let session = state
+        .sessions
+        .iter()
+        .find(|x| x.session_id == "atk")
+        .unwrap();
+    assert!(
+        session.risky && !session.verified,
+        "the session stays risky"
+    );
+    let record = state.destination.as_ref().unwrap();
+    assert!(record.set_in_risky_session, "the destination stays risky");
+    let last = state.at_risk.as_ref().unwrap().evidence.last().unwrap();
+    assert_eq!(last.kind, EvidenceKind::RefusedVerification);
+    // No channel is of unknown provenance: no vouching after a change.
+    let unnamed = s.send(
+        40 * DAY + 100,
+        "verification",
+        json!({"session_id": "atk", "status": "passed"}),
+    );
+    assert!(unnamed.effects.is_empty(), "{:?}", unnamed.effects);
+    // The payout's decision tells the platform where to confirm instead.
+    let payout = s.send(
+        40 * DAY + 200,
+        "payout",
+        json!({"payout_id": "p1", "amount": 5000, "currency": "GBP"}),
+    );
+    assert_eq!(payout.action, crate::Action::Hold);
+    let request = payout.verification.as_ref().expect("a request");
+    assert_eq!(
+        request.channels[..2],
+        [
+            VerificationChannel::PriorPhone,
+            VerificationChannel::IdentityDocument
+        ]
+    );
+    assert!(request.refused.contains(&VerificationChannel::Sms));
+    assert!(!request.channels.contains(&VerificationChannel::Sms));
+    assert!(request.channels.contains(&VerificationChannel::Email));
+    assert_eq!(request.because, ["phone_change"]);
+    // The owner, reached on the phone on file before the change, confirms.
+    let owner = s.send(
+        41 * DAY,
+        "verification",
+        json!({"status": "passed", "channel": "prior_phone"}),
+    );
+    assert_eq!(
+        Seller::kinds(&owner),
+        [EffectKind::AccountCleared, EffectKind::HoldReleased]
+    );
+    assert!(s.state().at_risk.is_none());
+}
+
+#[test]
+fn a_channel_vouches_again_once_the_lock_out_window_is_over() {
+    let mut s = Seller::with_history();
+    s.send(35 * DAY, "email_change", json!({"session_id": "home-29"}));
+    let change = &s.state().credentials[&Credential::Email];
+    assert_eq!(change.event_type, crate::EventType::EmailChange);
+    assert!(!change.in_risky_session && !change.in_episode);
+    let t = change.at.0 + 10;
+    assert!(!s.state().may_vouch(Some(VerificationChannel::Email), t));
+    assert!(!s.state().may_vouch(None, t));
+    assert!(!s.state().may_vouch(Some(VerificationChannel::Other), t));
+    assert!(s.state().may_vouch(Some(VerificationChannel::Sms), t));
+    assert!(
+        s.state()
+            .may_vouch(Some(VerificationChannel::PriorEmail), t)
+    );
+    let later = t - 10 + LOCKOUT_WINDOW_SECS + 1;
+    assert!(s.state().may_vouch(Some(VerificationChannel::Email), later));
+    assert!(s.state().may_vouch(None, later));
+}
+
+#[test]
+fn an_mfa_method_change_is_a_change_of_the_factor() {
+    let mut s = Seller::with_history();
+    s.send(
+        35 * DAY,
+        "mfa_change",
+        json!({"session_id": "home-29", "change": "method_changed", "method": "totp"}),
+    );
+    let t = s.state().credentials[&Credential::Mfa].at.0 + 10;
+    assert!(!s.state().may_vouch(Some(VerificationChannel::Totp), t));
+    assert!(
+        !s.state()
+            .may_vouch(Some(VerificationChannel::SecurityKey), t)
+    );
+    assert!(s.state().may_vouch(Some(VerificationChannel::Email), t));
+}
+
+#[test]
+fn a_failed_verification_opens_an_episode_and_an_owners_no_is_evidence() {
+    let mut s = Seller::with_history();
+    let failed = s.send(
+        35 * DAY,
+        "verification",
+        json!({"session_id": "home-29", "status": "failed", "channel": "sms"}),
+    );
+    assert_eq!(Seller::kinds(&failed), [EffectKind::AccountAtRisk]);
+    let denied = s.send(35 * DAY + 60, "verification", json!({"status": "failed"}));
+    assert!(denied.effects.is_empty(), "the episode is open already");
+    let episode = s.state().at_risk.clone().expect("open");
+    let kinds: Vec<EvidenceKind> = episode.evidence.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [EvidenceKind::FailedVerification, EvidenceKind::OwnerDenied]
+    );
+    // A passed one in the same session, through a channel that may vouch,
+    // ends it.
+    let passed = s.send(
+        35 * DAY + 120,
+        "verification",
+        json!({"session_id": "home-29", "status": "passed", "channel": "sms"}),
+    );
+    assert_eq!(Seller::kinds(&passed), [EffectKind::AccountCleared]);
+}
+
+#[test]
+fn episode_evidence_is_bounded_and_keeps_how_it_began() {
+    let mut s = Seller::with_history();
+    phone_then_bank(&mut s);
+    for i in 0..40 {
+        s.send(
+            41 * DAY + i,
+            "verification",
+            json!({"session_id": "atk", "status": "failed"}),
+        );
+    }
+    let episode = s.state().at_risk.as_ref().unwrap();
+    assert_eq!(episode.evidence.len(), MAX_EPISODE_EVIDENCE);
+    assert_eq!(episode.evidence[0].kind, EvidenceKind::CredentialChange);
+    assert_eq!(
+        episode.evidence.last().unwrap().kind,
+        EvidenceKind::FailedVerification
+    );
+}
+
+#[test]
+fn a_challenged_login_teaches_nothing_until_its_session_is_vouched_for() {
+    let mut s = Seller::with_history();
+    let first = s.login(40 * DAY, "atk-1", "185.220.101.4", "box");
+    assert!(first.action >= crate::Action::Challenge);
+    let state = s.state();
+    assert!(!state.devices.contains("box"));
+    assert!(
+        !state
+            .networks
+            .contains(&NetworkPrefix::of("185.220.101.4".parse().unwrap()))
+    );
+    let logins_in_profile = state.profile.logins();
+    assert!(
+        state.sessions.iter().any(|x| x.unlearnt.is_some()),
+        "kept on the session"
+    );
+    // He never passes the step-up: his next login is as unfamiliar.
+    let second = s.login(40 * DAY + 3600, "atk-2", "185.220.101.4", "box");
+    assert_eq!(second.features.flag_of("login.new_device"), Some(true));
+    assert_eq!(second.action, first.action);
+    assert_eq!(s.state().profile.logins(), logins_in_profile);
+    // The owner on a new phone passes the step-up: now it is learnt.
+    let phone = s.login(41 * DAY, "trip", "81.2.69.160", "phone");
+    assert!(phone.action >= crate::Action::Challenge);
+    s.send(
+        41 * DAY + 30,
+        "verification",
+        json!({"session_id": "trip", "status": "passed", "channel": "sms"}),
+    );
+    assert!(s.state().devices.contains("phone"));
+    assert_eq!(s.state().profile.logins(), logins_in_profile + 1);
+    let again = s.login(42 * DAY, "trip-2", "81.2.69.160", "phone");
+    assert_eq!(again.features.flag_of("login.new_device"), Some(false));
+}
+
+#[test]
+fn a_blocked_login_never_teaches() {
+    let mut engine = Engine::default();
+    let block = Decision::from_reasons("test".into(), 1, vec![], vec![], crate::Action::Block);
+    let mut blocked = block.clone();
+    blocked.action = crate::Action::Block;
+    let login = event(json!({"event_id": "l1", "type": "login", "account_id": "a",
+        "time": "2018-05-16T09:00:00Z", "status": "success", "session_id": "s1",
+        "ip": "185.220.101.4", "device_id": "box"}));
+    engine.apply(&login, &blocked);
+    let state = engine.account("a").unwrap();
+    assert!(!state.devices.contains("box"));
+    assert_eq!(state.profile.logins(), 0);
+    assert!(state.sessions.iter().all(|x| x.unlearnt.is_none()));
+    engine.apply(
+        &event(
+            json!({"event_id": "v1", "type": "verification", "account_id": "a",
+            "time": "2018-05-16T09:01:00Z", "session_id": "s1", "status": "passed"}),
+        ),
+        &block,
+    );
+    assert!(!engine.account("a").unwrap().devices.contains("box"));
+}
+
+#[test]
+fn episodes_credentials_and_unlearnt_logins_survive_replay_and_snapshots() {
+    let mut s = Seller::with_history();
+    phone_then_bank(&mut s);
+    s.send(
+        40 * DAY + 90,
+        "verification",
+        json!({"session_id": "atk", "status": "passed", "channel": "sms"}),
+    );
+    s.send(
+        40 * DAY + 200,
+        "payout",
+        json!({"payout_id": "p1", "amount": 5000, "currency": "GBP"}),
+    );
+    let mut replayed = Engine::default();
+    for (e, d) in &s.log {
+        replayed.apply(e, d);
+    }
+    assert_eq!(s.engine.snapshot().unwrap(), replayed.snapshot().unwrap());
+    let mut restored = Engine::default();
+    restored.restore(&s.engine.snapshot().unwrap()).unwrap();
+    assert_eq!(restored.account("seller-1"), s.engine.account("seller-1"));
+    let state = restored.account("seller-1").unwrap();
+    assert!(
+        state
+            .at_risk
+            .as_ref()
+            .is_some_and(|e| e.evidence.len() >= 2)
+    );
+    assert!(state.credentials.contains_key(&Credential::Phone));
+
+    // State written before episodes, provenance and payment records loads.
+    let mut old = serde_json::to_value(s.state()).unwrap();
+    let object = old.as_object_mut().unwrap();
+    object.remove("credentials");
+    object["at_risk"]
+        .as_object_mut()
+        .unwrap()
+        .remove("evidence");
+    object["at_risk"]
+        .as_object_mut()
+        .unwrap()
+        .remove("credentials");
+    for session in object["sessions"].as_array_mut().unwrap() {
+        session.as_object_mut().unwrap().remove("unlearnt");
+    }
+    object["destination"]
+        .as_object_mut()
+        .unwrap()
+        .remove("replaced_another");
+    let back: crate::AccountState = serde_json::from_value(old).unwrap();
+    assert!(back.credentials.is_empty());
+    assert!(back.at_risk.is_some_and(|e| e.evidence.is_empty()));
 }

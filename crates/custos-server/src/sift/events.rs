@@ -30,6 +30,8 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use custos_core::event::VerificationChannel;
+
 use super::SiftError;
 use super::destination::{payout_destination, without_identifiers};
 
@@ -732,6 +734,12 @@ fn verification(fields: &mut Fields, ctx: &Context) -> Result<Plan, SiftError> {
         .choice("$status", &["$pending", "$success", "$failure"])?
         .ok_or_else(|| SiftError::missing("$status"))?;
     let method = fields.string("$verification_type")?;
+    // Sift has no type for the contact on file before a change or for an
+    // identity document: a platform answering Custos's `verification`
+    // request names the channel itself.
+    let named_channel = fields
+        .choice("custos_channel", VerificationChannel::WIRE_NAMES)?
+        .map(str::to_string);
     let outcome = match status {
         "$success" => "passed",
         "$failure" => "failed",
@@ -748,6 +756,9 @@ fn verification(fields: &mut Fields, ctx: &Context) -> Result<Plan, SiftError> {
             details["channel"] = json!(channel);
         }
         details["method"] = json!(method.trim_start_matches('$'));
+    }
+    if let Some(channel) = named_channel {
+        details["channel"] = json!(channel);
     }
     Ok(Plan::one(
         &account,
@@ -1149,6 +1160,29 @@ mod tests {
             .iter()
             .map(|s| s.event["type"].as_str().unwrap())
             .collect()
+    }
+
+    #[test]
+    fn a_verification_names_its_channel_from_its_type_or_from_custos_channel() {
+        let sms = map(
+            json!({"$type": "$verification", "$user_id": "u1", "$status": "$success",
+            "$verification_type": "$sms"}),
+        )
+        .unwrap();
+        assert_eq!(sms.steps[0].event["channel"], "sms");
+        // The contact on file before a change has no Sift type.
+        let prior = map(
+            json!({"$type": "$verification", "$user_id": "u1", "$status": "$success",
+            "$verification_type": "$email", "custos_channel": "prior_email"}),
+        )
+        .unwrap();
+        assert_eq!(prior.steps[0].event["channel"], "prior_email");
+        assert_eq!(prior.steps[0].event["method"], "email");
+        let typo = map(
+            json!({"$type": "$verification", "$user_id": "u1", "$status": "$success",
+            "custos_channel": "prior_mail"}),
+        );
+        assert!(typo.is_err());
     }
 
     #[test]

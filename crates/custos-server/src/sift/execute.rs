@@ -55,6 +55,11 @@ impl Executed {
                 if r.duplicate {
                     event["duplicate"] = json!(true);
                 }
+                // Which channels may vouch for the account now: the platform
+                // steps up or confirms a hold through these (docs/sift.md).
+                if let Some(verification) = &r.decision.verification {
+                    event["verification"] = json!(verification);
+                }
                 event
             })
             .collect();
@@ -268,5 +273,51 @@ fn translate(e: EventError, step: &Step) -> SiftError {
             message,
         ),
         _ => SiftError::invalid(message),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use custos_core::decision::VerificationRequest;
+    use custos_core::event::{Credential, VerificationChannel};
+
+    fn recorded(verification: Option<VerificationRequest>) -> Recorded {
+        let mut decision = Decision::from_reasons(
+            "default".into(),
+            1,
+            Vec::new(),
+            Vec::new(),
+            custos_core::Action::Block,
+        );
+        decision.verification = verification;
+        Recorded {
+            event_id: "e1".into(),
+            event_type: "login".into(),
+            decision,
+            duplicate: false,
+        }
+    }
+
+    #[test]
+    fn the_summary_carries_which_channels_may_vouch() {
+        let request =
+            VerificationRequest::for_untrusted(&[Credential::Phone], vec!["phone_change".into()]);
+        let executed = Executed {
+            account_id: "seller-42".into(),
+            recorded: vec![recorded(request), recorded(None)],
+            not_recorded: None,
+        };
+        let summary = executed.summary();
+        let first = &summary["events"][0]["verification"];
+        assert_eq!(first["channels"][0], json!(VerificationChannel::PriorPhone));
+        assert!(
+            first["refused"]
+                .as_array()
+                .is_some_and(|r| r.contains(&json!("sms"))),
+            "{first}"
+        );
+        assert_eq!(first["because"], json!(["phone_change"]));
+        assert!(summary["events"][1].get("verification").is_none());
     }
 }
