@@ -339,6 +339,7 @@ fn per_class_and_per_cause_tallies_add_up_exactly() {
         days: 90,
         seed: 11,
         scenarios: custos_sim::model::Scenario::ALL.to_vec(),
+        honest: custos_sim::model::HonestModel::Noisy,
     };
     let file = std::fs::File::create(&path).expect("create");
     custos_sim::market::write(&config, file).expect("write");
