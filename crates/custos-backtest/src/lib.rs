@@ -35,9 +35,12 @@
 //! - after a `challenge` in a session, the person in it answers the step-up:
 //!   the owner passes a `verification` a minute later, an attacker fails it;
 //! - after a legitimate seller's payout is held, the owner passes a
-//!   `verification` six hours later (the platform asks them to confirm),
-//!   which ends their account's at-risk state, so that the hold is released
-//!   when its cool-off ends.
+//!   `verification` without a session six hours later (the platform asks
+//!   them to confirm), which ends their account's risk episode and releases
+//!   the hold;
+//! - either answer goes through the first channel the decision's
+//!   `verification` named, when it named one (a contact changed in the
+//!   lock-out window would not vouch).
 //!
 //! Nothing else is assumed: attackers carry on after a failed challenge (the
 //! history has their later events), and no analyst acts. A stolen payout

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use custos_core::decision::{Action, Decision, EffectKind};
-use custos_core::event::{Details, EventType, LoginStatus};
+use custos_core::event::{Details, EventType, LoginStatus, VerificationChannel};
 use custos_core::features::FeatureConfig;
 use custos_core::rules::{Mode, RuleSet};
 use custos_core::{Engine, Event, EventParser};
@@ -37,6 +37,9 @@ struct Response {
     account_id: String,
     session_id: Option<String>,
     passed: bool,
+    /// The channel the decision asked for, when it named one: the owner
+    /// answers through it (a changed contact would not vouch).
+    channel: Option<VerificationChannel>,
 }
 
 /// A held payout, until its hold is closed.
@@ -135,6 +138,9 @@ impl Run {
             json!(if response.passed { "passed" } else { "failed" }),
         );
         object.insert("method".into(), json!("platform_step_up"));
+        if let Some(channel) = response.channel {
+            object.insert("channel".into(), json!(channel));
+        }
         let Ok(event) = parser.parse_object(object) else {
             return;
         };
@@ -148,7 +154,14 @@ impl Run {
         self.close_holds(&event, &decision);
     }
 
-    fn schedule(&mut self, time: i64, account_id: &str, session_id: Option<&str>, passed: bool) {
+    fn schedule(
+        &mut self,
+        time: i64,
+        account_id: &str,
+        session_id: Option<&str>,
+        passed: bool,
+        decision: &Decision,
+    ) {
         self.response_order += 1;
         self.pending.push(Reverse(Response {
             time,
@@ -156,6 +169,10 @@ impl Run {
             account_id: account_id.to_string(),
             session_id: session_id.map(str::to_string),
             passed,
+            channel: decision
+                .verification
+                .as_ref()
+                .and_then(|v| v.channels.first().copied()),
         }));
     }
 
@@ -251,6 +268,7 @@ impl Run {
                 &event.account_id,
                 Some(session),
                 passed,
+                decision,
             );
         }
         self.close_holds(event, decision);
@@ -319,7 +337,13 @@ impl Run {
                 },
             );
             if !truth.fraud && truth.actor.is_some() && self.responses_on {
-                self.schedule(at + OWNER_CONFIRMS_AFTER, &event.account_id, None, true);
+                self.schedule(
+                    at + OWNER_CONFIRMS_AFTER,
+                    &event.account_id,
+                    None,
+                    true,
+                    decision,
+                );
             }
         }
     }
