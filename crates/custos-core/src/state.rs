@@ -767,6 +767,15 @@ impl AccountState {
                     change.cleared = self.clear_risk();
                 }
                 change.owner_confirmed = event.session_id.is_none();
+                if change.owner_confirmed
+                    && let Some(d) = self.destination.as_mut()
+                {
+                    // The owner confirmed the account as it stands, its
+                    // destination included: a risky session that set it no
+                    // longer holds the next payout (one confirmation, not
+                    // one per payout for a week).
+                    d.set_in_risky_session = false;
+                }
                 if let Some(i) = session {
                     let s = &mut self.sessions[i];
                     s.risky = false;

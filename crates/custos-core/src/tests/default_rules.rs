@@ -366,7 +366,7 @@ fn events_without_session_id_join_the_recent_session() {
         json!({"status": "success", "ip": "185.220.101.4", "device_id": "box"}),
     );
     let change = s.send(50 * DAY + 600, "email_change", json!({}));
-    assert_eq!(change.action, Action::Review);
+    assert_eq!(change.action, Action::Challenge);
     let much_later = s.send(52 * DAY, "phone_change", json!({}));
     assert_eq!(
         much_later.action,
@@ -488,8 +488,105 @@ fn switching_off_mfa_in_a_risky_session_is_held_and_in_the_owners_session_is_not
     );
     assert_eq!(
         (enabled.action, codes(&enabled)),
-        (Action::Review, vec!["sensitive_change_in_risky_session"])
+        (Action::Challenge, vec!["sensitive_change_in_risky_session"])
     );
+}
+
+#[test]
+fn a_contact_change_in_a_risky_session_is_stepped_up_and_the_owner_passing_ends_the_episode() {
+    // The owner's own session: nothing to ask.
+    let mut s = Script::with_history();
+    let own = s.send(31 * DAY, "email_change", json!({"session_id": "home-29"}));
+    assert_eq!(own.action, Action::Allow);
+
+    // A session risky only because of where it comes from: the change is
+    // stepped up at once, through a channel that may vouch.
+    s.login(40 * DAY, "trip", "185.220.101.4", "hotel-pc");
+    let change = s.send(40 * DAY + 30, "phone_change", json!({"session_id": "trip"}));
+    assert_eq!(
+        (change.action, codes(&change)),
+        (Action::Challenge, vec!["sensitive_change_in_risky_session"])
+    );
+    assert!(s.engine.account("seller-1").unwrap().at_risk.is_some());
+    // The owner passes it: the episode the change opened ends, and the
+    // next payout to the bank on file is not held.
+    s.send(
+        40 * DAY + 40,
+        "verification",
+        json!({"session_id": "trip", "status": "passed", "channel": "totp"}),
+    );
+    assert!(s.engine.account("seller-1").unwrap().at_risk.is_none());
+    let payout = s.send(
+        45 * DAY,
+        "payout",
+        json!({"payout_id": "p1", "amount": 100, "currency": "GBP"}),
+    );
+    assert_eq!(payout.action, Action::Allow, "{:?}", payout.reasons);
+
+    // Without the step-up passed (an attacker who cannot answer it), the
+    // account stays at risk and its payouts wait.
+    let mut s = Script::with_history();
+    s.login(40 * DAY, "atk", "185.220.101.4", "box");
+    s.send(40 * DAY + 30, "email_change", json!({"session_id": "atk"}));
+    s.send(
+        40 * DAY + 40,
+        "verification",
+        json!({"session_id": "atk", "status": "failed"}),
+    );
+    let payout = s.send(
+        45 * DAY,
+        "payout",
+        json!({"payout_id": "p1", "amount": 100, "currency": "GBP"}),
+    );
+    assert_eq!(codes(&payout), ["payout_while_account_at_risk"]);
+}
+
+#[test]
+fn an_owner_confirmation_out_of_band_vouches_for_the_destination_set_in_a_risky_session() {
+    let mut s = Script::with_history();
+    s.login(40 * DAY, "trip", "185.220.101.4", "hotel-pc");
+    let change = s.send(40 * DAY + 60, "payout_destination_change",
+        json!({"session_id": "trip", "destination": {"institution_id": "400000", "account_number": "12345678"}}));
+    assert_eq!(change.action, Action::Hold);
+    let first = s.send(
+        41 * DAY,
+        "payout",
+        json!({"payout_id": "p1", "amount": 100, "currency": "GBP"}),
+    );
+    assert!(codes(&first).contains(&"payout_to_destination_set_in_risky_session"));
+    // The owner confirms out of band: the payout is released, and the
+    // next one, still within the week, is not held a second time.
+    s.send(
+        41 * DAY + 60,
+        "verification",
+        json!({"status": "passed", "channel": "email"}),
+    );
+    let next = s.send(
+        43 * DAY,
+        "payout",
+        json!({"payout_id": "p2", "amount": 100, "currency": "GBP"}),
+    );
+    assert_eq!(next.action, Action::Allow, "{:?}", next.reasons);
+
+    // A confirmation the owner refused vouches for nothing.
+    let mut s = Script::with_history();
+    s.login(40 * DAY, "atk", "185.220.101.4", "box");
+    s.send(
+        40 * DAY + 60,
+        "payout_destination_change",
+        json!({"session_id": "atk", "destination": mule()}),
+    );
+    s.send(
+        41 * DAY + 60,
+        "verification",
+        json!({"status": "failed", "channel": "email"}),
+    );
+    let next = s.send(
+        43 * DAY,
+        "payout",
+        json!({"payout_id": "p2", "amount": 100, "currency": "GBP"}),
+    );
+    assert!(codes(&next).contains(&"payout_to_destination_set_in_risky_session"));
 }
 
 #[test]
