@@ -180,12 +180,12 @@ fn generated_worlds_are_unchanged() {
 const EXPECTED_SIMULATION: &str = "\
 history 71501 events, \
 9efcb7b1aae6aa09be5f025a5ed539abef83b006e09a691d3bc8cffd1f4b87b8
-single: decisions 71425 fdde45e348de94d88c02c6cff4afd57c13fa00dde9f6ec36634cd26a39b68eb3, \
-json eb97ead4a9fff7761feb670f70ea599415e937916d607fdd2617ceefab4d3398, \
+single: decisions 71425 92c6b4f08fc8cd9b14b51adc55f9c9a1ead221e6c8e0d1547b0da498e0210dfb, \
+json 7390b6c44cc02e2c63921dcf106a31b5eda61c6597017b6d4eec6c5c919dfc48, \
 html 4c1ac7bafb99ee359c41aecc070ada7e6b8be8c6a65d1c2bf15331d0e1d9f1be
-compared: base 71425 fdde45e348de94d88c02c6cff4afd57c13fa00dde9f6ec36634cd26a39b68eb3, \
-candidate 71425 89c65ac3eda206b666b3770b49683333c7589d5060428073bb4ab1fdcb675609, \
-json 4ec9f32173d18b4a3fd8f31539c5d1f0872d601ec0f230d802116e53205e8df6, \
+compared: base 71425 92c6b4f08fc8cd9b14b51adc55f9c9a1ead221e6c8e0d1547b0da498e0210dfb, \
+candidate 71425 a0d40eceba0d629d535360d038472baa944207c40eeaec4525b0c542989bd073, \
+json 9224ecf6134bfc40a29ebcc2965a29bdb718e250953a5b3983e841c1393ccf63, \
 html f2d7260f7e99c13c1cf550da9fd02664c4ea77bbe6096bde40b63996ba34effc
 ";
 const EXPECTED_WORLDS: &str = "\
