@@ -132,6 +132,53 @@ impl VerificationRequest {
     }
 }
 
+impl VerificationRequest {
+    /// The request for a hold on money to a destination this account was
+    /// never paid to: only channels a takeover cannot pass
+    /// ([`VerificationChannel::beyond_takeover`]) may confirm it, those of
+    /// `untrusted` (the account's own request, if any) first; every channel
+    /// relying on the account's current contacts and factors is refused,
+    /// because an attacker holding the session relays its codes too.
+    /// `because` names the held event's type.
+    pub fn for_money_to_new_destination(
+        untrusted: Option<VerificationRequest>,
+        because: &str,
+    ) -> VerificationRequest {
+        let mut request = untrusted.unwrap_or(VerificationRequest {
+            channels: Vec::new(),
+            refused: Vec::new(),
+            because: Vec::new(),
+        });
+        let mut channels: Vec<VerificationChannel> = request
+            .channels
+            .iter()
+            .copied()
+            .filter(|c| c.beyond_takeover())
+            .collect();
+        for channel in [
+            VerificationChannel::IdentityDocument,
+            VerificationChannel::SecurityKey,
+        ] {
+            if !channels.contains(&channel) && !request.refused.contains(&channel) {
+                channels.push(channel);
+            }
+        }
+        for channel in CREDENTIAL_CHANNELS
+            .into_iter()
+            .chain([VerificationChannel::Other])
+        {
+            if !channel.beyond_takeover() && !request.refused.contains(&channel) {
+                request.refused.push(channel);
+            }
+        }
+        if !request.because.iter().any(|b| b == because) {
+            request.because.push(because.to_string());
+        }
+        request.channels = channels;
+        request
+    }
+}
+
 /// One consequence of an event, as delivered in a webhook: `kind` is the
 /// webhook's `type`, `data` its object.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -296,6 +343,33 @@ mod tests {
             ]
         );
         assert_eq!(both.refused, [C::Email, C::Sms, C::Voice, C::Other]);
+    }
+
+    #[test]
+    fn money_to_a_new_destination_asks_only_channels_beyond_a_takeover() {
+        use VerificationChannel as C;
+        let plain = VerificationRequest::for_money_to_new_destination(None, "payout");
+        assert_eq!(plain.channels, [C::IdentityDocument, C::SecurityKey]);
+        assert_eq!(
+            plain.refused,
+            [C::Totp, C::Push, C::Email, C::Sms, C::Voice, C::Other]
+        );
+        assert_eq!(plain.because, ["payout"]);
+        // After a phone change the prior phone stays first; a security key
+        // is not offered while the MFA method is in doubt.
+        let changed = VerificationRequest::for_untrusted(
+            &[Credential::Phone, Credential::Mfa],
+            vec!["phone_change".into(), "mfa_change".into()],
+        );
+        let request =
+            VerificationRequest::for_money_to_new_destination(changed, "loan_disbursement");
+        assert_eq!(request.channels, [C::PriorPhone, C::IdentityDocument]);
+        assert!(request.refused.contains(&C::SecurityKey));
+        assert!(request.refused.contains(&C::Email));
+        assert_eq!(
+            request.because,
+            ["phone_change", "mfa_change", "loan_disbursement"]
+        );
     }
 
     #[test]

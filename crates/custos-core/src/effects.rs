@@ -541,7 +541,21 @@ impl Engine {
     /// may vouch: every open hold of the account that nothing else argues
     /// against is released now, not at the end of its cool-off.
     fn release_confirmed(&mut self, event: &Event, effects: &mut Vec<Effect>) {
+        let beyond_takeover = match &event.details {
+            Details::Verification { channel, .. } => channel.is_some_and(|c| c.beyond_takeover()),
+            _ => false,
+        };
         for key in self.holds.open_keys_of(&event.account_id) {
+            let needs_beyond_takeover = self
+                .holds
+                .get(&key.0, &key.1)
+                .is_some_and(|h| h.confirm_beyond_takeover);
+            if needs_beyond_takeover && !beyond_takeover {
+                // Money to a destination never paid before: a code the
+                // attacker relays confirms nothing; the hold keeps waiting
+                // for a channel the decision asked for.
+                continue;
+            }
             if self.releasable(&key) {
                 self.release_settling_sharing(&key, event, "owner confirmed", effects);
             } else {

@@ -381,6 +381,21 @@ impl Engine {
         {
             decision.verification = verification_request(state, event.unix_time());
         }
+        if decision.action == Action::Hold
+            && matches!(
+                event.event_type,
+                EventType::Payout | EventType::LoanDisbursement
+            )
+            && decision.features.flag_of("destination.first_payout") == Some(true)
+        {
+            // The hold's release needs a channel the attacker cannot pass
+            // (docs/holds.md): the platform asks through it, not the
+            // owner's usual factor.
+            decision.verification = Some(VerificationRequest::for_money_to_new_destination(
+                decision.verification.take(),
+                event.event_type.as_str(),
+            ));
+        }
         decision
     }
 

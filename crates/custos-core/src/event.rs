@@ -278,6 +278,22 @@ impl VerificationChannel {
     /// for channels that rely on nothing the account holds today (the
     /// contact on file before a change, an identity document) and for
     /// `other`, whose provenance Custos cannot judge.
+    /// Whether an attacker who took the account over, relaying its one-time
+    /// codes or holding its session, device and current factors, still
+    /// cannot pass a verification through this channel: an identity
+    /// document, a phishing-resistant security key, or the contact on file
+    /// before a change. The confirmation that releases money to a
+    /// destination never paid before must come through one of these.
+    pub fn beyond_takeover(self) -> bool {
+        matches!(
+            self,
+            VerificationChannel::IdentityDocument
+                | VerificationChannel::SecurityKey
+                | VerificationChannel::PriorEmail
+                | VerificationChannel::PriorPhone
+        )
+    }
+
     pub fn relies_on(self) -> Option<Credential> {
         match self {
             VerificationChannel::Email => Some(Credential::Email),

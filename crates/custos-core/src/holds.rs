@@ -43,6 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::decision::Decision;
 use crate::event::{Currency, Destination, EventType, InstitutionType};
+use crate::features::{Feature, FeatureValue};
 use crate::types::{Action, Timestamp};
 
 /// Open holds tracked at most.
@@ -151,6 +152,13 @@ pub struct Hold {
     /// an analyst instead of being paid because time passed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub owner_must_confirm: bool,
+    /// The money goes to a destination this account was never paid to
+    /// (`destination.first_payout` recorded on the held decision): an
+    /// owner's confirmation releases it only through a channel a takeover
+    /// cannot pass ([`crate::event::VerificationChannel::beyond_takeover`]), since an
+    /// attacker relaying the owner's codes confirms through the others.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirm_beyond_takeover: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub resolution: Option<Resolution>,
 }
@@ -348,6 +356,8 @@ impl HoldBook {
                 .reasons
                 .iter()
                 .any(|r| r.action >= Action::Hold && r.owner_confirms),
+            confirm_beyond_takeover: new.decision.features.value(Feature::DestinationFirstPayout)
+                == Some(FeatureValue::Bool(true)),
             resolution: None,
         };
         self.pending_expiry

@@ -1537,7 +1537,7 @@ mod through_the_engine {
             "shop-b",
             t + 3_600,
             "verification",
-            json!({"status": "passed", "channel": "email"}),
+            json!({"status": "passed", "channel": "identity_document"}),
         );
         // Past the cool-off, other sellers' events carry the clock on (two
         // of them: one account alone moves it by an hour at most).

@@ -507,7 +507,7 @@ mod through_the_engine {
             "s1",
             41 * DAY + 180,
             "verification",
-            json!({"status": "passed"}),
+            json!({"status": "passed", "channel": "identity_document"}),
         );
         assert_eq!(kinds(&passed)[0], EffectKind::AccountCleared);
         assert!(w.engine.account("s1").expect("known").at_risk.is_none());

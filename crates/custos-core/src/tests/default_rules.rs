@@ -7,6 +7,7 @@ use super::{DAY, at, event};
 use std::sync::Arc;
 
 use crate::decision::EffectKind;
+use crate::event::VerificationChannel;
 use crate::rules::{RuleSet, default_source};
 use crate::{Action, Decision, Engine};
 
@@ -210,7 +211,11 @@ fn the_takeover_chain_is_held_at_the_change_and_at_the_payout() {
     // e-mail link or a support call): the account is cleared, and every
     // hold is released at once, p2 too, whose cool-off is not over (an
     // intended change: the owner's confirmation, not time, releases).
-    let verified = s.send(48 * DAY + 60, "verification", json!({"status": "passed"}));
+    let verified = s.send(
+        48 * DAY + 60,
+        "verification",
+        json!({"status": "passed", "channel": "identity_document"}),
+    );
     let kinds: Vec<EffectKind> = verified.effects.iter().map(|e| e.kind).collect();
     assert_eq!(
         kinds,
@@ -253,10 +258,26 @@ fn a_passed_verification_clears_the_session_and_its_destination() {
         json!({"payout_id": "p1", "amount": 100, "currency": "GBP"}),
     );
     assert_eq!(codes(&payout), ["first_payout_to_new_destination"]);
+    let asked = payout.verification.as_ref().map(|v| v.channels[0]);
+    assert_eq!(asked, Some(VerificationChannel::IdentityDocument));
+    // A code through the account's current factors is what an attacker
+    // holding the session relays: it does not release money bound for a
+    // destination never paid before.
+    let relayed = s.send(
+        41 * DAY + 30,
+        "verification",
+        json!({"status": "passed", "channel": "totp"}),
+    );
+    assert!(
+        !relayed
+            .effects
+            .iter()
+            .any(|e| e.kind == EffectKind::HoldReleased)
+    );
     let confirmed = s.send(
         41 * DAY + 60,
         "verification",
-        json!({"status": "passed", "channel": "email"}),
+        json!({"status": "passed", "channel": "identity_document"}),
     );
     assert!(
         confirmed
@@ -1097,7 +1118,7 @@ fn the_first_payout_to_a_new_destination_waits_for_the_owner_whatever_the_sessio
     let confirmed = honest.send(
         36 * DAY + 600,
         "verification",
-        json!({"status": "passed", "channel": "email"}),
+        json!({"status": "passed", "channel": "identity_document"}),
     );
     assert_eq!(
         confirmed.effects.iter().map(|e| e.kind).collect::<Vec<_>>(),

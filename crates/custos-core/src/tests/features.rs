@@ -514,7 +514,7 @@ fn money_features_follow_what_was_paid_where() {
         "seller-5",
         t + 240,
         "verification",
-        json!({"status": "passed", "channel": "email"}),
+        json!({"status": "passed", "channel": "identity_document"}),
     );
     let p4 = w.send(
         "seller-5",
