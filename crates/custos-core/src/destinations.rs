@@ -236,6 +236,47 @@ pub struct Comparison {
     pub mule_like: u64,
 }
 
+/// How one other setter of a destination looks to an account setting it
+/// now: the terms of [`Comparison`], for one setter.
+struct Look {
+    recent: bool,
+    related: bool,
+    risky: bool,
+    mule_like: bool,
+    other_holder: bool,
+}
+
+impl Look {
+    /// Related when the account habitually uses ([`ESTABLISHED_USES`]
+    /// logins or more) the network or device the other changed it from,
+    /// or the other's home network or device.
+    fn of(other: &Setter, at: i64, now: &SetBy, profile: Option<&BehaviourProfile>) -> Look {
+        let since = at.saturating_sub(LONG_HORIZON_SECS);
+        let knows = |kind: TraitKind, key: u64| {
+            key != 0 && profile.is_some_and(|p| p.count(kind, key) >= ESTABLISHED_USES)
+        };
+        let recent = other.at >= since;
+        let related = knows(TraitKind::Network, other.by.network)
+            || knows(TraitKind::Network, other.by.home_network)
+            || knows(TraitKind::Device, other.by.device)
+            || knows(TraitKind::Device, other.by.home_device);
+        // Unknown names count as unlike: a mule ring need not give any.
+        let same_holder = other.by.holder != 0 && other.by.holder == now.holder;
+        let neither_own = other.by.holder_own == Some(false) && now.holder_own == Some(false);
+        // A risky setting is excused only as a related account's, under
+        // the same name (the household that changed banks on holiday); an
+        // ordinary one also when only the name differs.
+        let risky = other.by.risky && !(related && same_holder);
+        Look {
+            recent,
+            related,
+            risky,
+            mule_like: risky || (recent && !related && (!same_holder || neither_own)),
+            other_holder: other.by.holder != 0 && now.holder != 0 && !same_holder,
+        }
+    }
+}
+
 impl DestinationUse {
     /// Accounts other than `account_id` that set it, in all and since `since`.
     /// Beyond the named ones, the extra count counts toward "in all" only.
@@ -265,42 +306,49 @@ impl DestinationUse {
         now: &SetBy,
         profile: Option<&BehaviourProfile>,
     ) -> Comparison {
-        let since = at.saturating_sub(LONG_HORIZON_SECS);
-        let knows = |kind: TraitKind, key: u64| {
-            key != 0 && profile.is_some_and(|p| p.count(kind, key) >= ESTABLISHED_USES)
-        };
         let mut c = Comparison::default();
         for other in self.accounts.iter().filter(|s| s.account_id != account_id) {
-            let recent = other.at >= since;
-            let related = knows(TraitKind::Network, other.by.network)
-                || knows(TraitKind::Network, other.by.home_network)
-                || knows(TraitKind::Device, other.by.device)
-                || knows(TraitKind::Device, other.by.home_device);
-            // Unknown names count as unlike: a mule ring need not give any.
-            let same_holder = other.by.holder != 0 && other.by.holder == now.holder;
-            let neither_own = other.by.holder_own == Some(false) && now.holder_own == Some(false);
-            // A risky setting is excused only as a related account's, under
-            // the same name (the household that changed banks on holiday);
-            // an ordinary one also when only the name differs.
-            let risky = other.by.risky && !(related && same_holder);
-            if risky {
-                c.risky += 1;
-            }
-            if risky || (recent && !related && (!same_holder || neither_own)) {
-                c.mule_like += 1;
-            }
-            if !recent {
+            let look = Look::of(other, at, now, profile);
+            c.risky += u64::from(look.risky);
+            c.mule_like += u64::from(look.mule_like);
+            if !look.recent {
                 continue;
             }
             c.recent += 1;
-            if !related {
-                c.unrelated += 1;
-            }
-            if other.by.holder != 0 && now.holder != 0 && !same_holder {
-                c.other_holder += 1;
-            }
+            c.unrelated += u64::from(!look.related);
+            c.other_holder += u64::from(look.other_holder);
         }
         c
+    }
+
+    /// The other accounts whose earlier setting of this destination shows
+    /// it to be a mule to `account_id` setting it now, with when each set
+    /// it: the ring's earlier victims, linked with this change when it is a
+    /// risky one. Those that set it in a risky episode (see
+    /// [`Self::compare`]); and once two or more look like mule reuse, all
+    /// of those. One ordinary, unrelated earlier setter under another name
+    /// is how a business partner's or an accountant's account looks too:
+    /// it is linked only when a third account makes it a pattern.
+    pub fn mule_setters(
+        &self,
+        account_id: &str,
+        at: i64,
+        now: &SetBy,
+        profile: Option<&BehaviourProfile>,
+    ) -> Vec<(String, i64)> {
+        let looks: Vec<(&Setter, Look)> = self
+            .accounts
+            .iter()
+            .filter(|s| s.account_id != account_id)
+            .map(|s| (s, Look::of(s, at, now, profile)))
+            .filter(|(_, look)| look.mule_like)
+            .collect();
+        let pattern = looks.len() >= 2;
+        looks
+            .into_iter()
+            .filter(|(_, look)| pattern || look.risky)
+            .map(|(s, _)| (s.account_id.clone(), s.at))
+            .collect()
     }
 
     fn last_set_at(&self) -> i64 {
@@ -408,6 +456,27 @@ impl DestinationIndex {
             });
         } else {
             entry.more_accounts = entry.more_accounts.saturating_add(1);
+        }
+    }
+
+    /// Marks `account_id`'s setting of `destination` as made in a risky
+    /// episode: the episode opened right after the change (the owner was
+    /// asked to confirm it and the one answering failed). Returns whether
+    /// the account had set it.
+    pub fn mark_risky(&mut self, destination: &Destination, account_id: &str) -> bool {
+        let Some(used) = self.uses.get_mut(&destination_key(destination)) else {
+            return false;
+        };
+        match used
+            .accounts
+            .iter_mut()
+            .find(|s| s.account_id == account_id)
+        {
+            Some(setter) => {
+                setter.by.risky = true;
+                true
+            }
+            None => false,
         }
     }
 

@@ -69,6 +69,9 @@ pub(crate) struct Before {
     session_risky: bool,
     /// A destination change toward an institution that is bursting.
     burst: bool,
+    /// For a destination change: the other accounts whose earlier setting
+    /// of the destination looks like mule reuse to this one, and when.
+    pub(crate) earlier_setters: Vec<(String, i64)>,
 }
 
 #[derive(serde::Serialize)]
@@ -92,6 +95,10 @@ struct DestinationDeniedData<'a> {
     label: LabelKind,
     at: Timestamp,
 }
+
+/// A risk episode opening this soon after a destination change makes the
+/// change one made in the episode.
+const EPISODE_LINKS_CHANGE_SECS: i64 = 3_600;
 
 fn campaign_effect(notice: CampaignNotice) -> Effect {
     let kind = match notice.kind {
@@ -134,6 +141,7 @@ impl Engine {
         Before {
             session_risky,
             burst,
+            earlier_setters: Vec::new(),
         }
     }
 
@@ -157,6 +165,7 @@ impl Engine {
         }
         if change.put_at_risk {
             self.push_at_risk(&event.account_id, &mut effects);
+            self.mark_destination_set_in_episode(&event.account_id);
         }
         if change.cleared {
             self.push_cleared(
@@ -184,6 +193,7 @@ impl Engine {
                 device_id: event.device_id.as_deref(),
                 ip: event.ip,
                 risky: before.session_risky || decision.action >= Action::Review,
+                earlier_setters: &before.earlier_setters,
             });
             effects.extend(notices.into_iter().map(campaign_effect));
         }
@@ -484,6 +494,27 @@ impl Engine {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A risk episode that opens in the session that set the account's
+    /// destination, or within the hour after, makes that setting one made
+    /// in a risky episode for every later setter of the destination: the
+    /// owner was asked to confirm the change and whoever answered failed.
+    fn mark_destination_set_in_episode(&mut self, account_id: &str) {
+        let Some(state) = self.accounts.get(account_id) else {
+            return;
+        };
+        let (Some(at_risk), Some(record)) = (&state.at_risk, &state.destination) else {
+            return;
+        };
+        let same_session =
+            at_risk.session_id.is_some() && at_risk.session_id == record.set_in_session;
+        let just_before =
+            (0..=EPISODE_LINKS_CHANGE_SECS).contains(&(at_risk.since.0 - record.set_at.0));
+        if same_session || just_before {
+            let destination = record.destination.clone();
+            self.destinations.mark_risky(&destination, account_id);
         }
     }
 

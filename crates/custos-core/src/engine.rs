@@ -381,13 +381,18 @@ impl Engine {
         {
             decision.verification = verification_request(state, event.unix_time());
         }
-        if decision.action == Action::Hold
+        let money_to_new_destination = decision.action == Action::Hold
             && matches!(
                 event.event_type,
                 EventType::Payout | EventType::LoanDisbursement
             )
-            && decision.features.flag_of("destination.first_payout") == Some(true)
-        {
+            && decision.features.flag_of("destination.first_payout") == Some(true);
+        // A change a rule asks the owner to confirm (`owner_confirms`) is
+        // confirmed the same way, at once: its first payout is then paid.
+        let change_to_confirm = event.event_type == EventType::PayoutDestinationChange
+            && decision.action >= Action::Challenge
+            && decision.reasons.iter().any(|r| r.owner_confirms);
+        if money_to_new_destination || change_to_confirm {
             // The hold's release needs a channel the attacker cannot pass
             // (docs/holds.md): the platform asks through it, not the
             // owner's usual factor.
@@ -412,7 +417,7 @@ impl Engine {
         decision: &Decision,
         traits: Option<&LoginTraits>,
     ) -> Vec<crate::decision::Effect> {
-        let before = self.before_apply(event);
+        let mut before = self.before_apply(event);
         if let Details::Login {
             status: LoginStatus::Failure,
             ..
@@ -445,6 +450,18 @@ impl Engine {
                 state.and_then(|s| s.destination.as_ref().map(|r| &r.destination)),
             );
             by.holder_own = holder_own(by.holder, previous);
+            before.earlier_setters = self
+                .destinations
+                .get(destination)
+                .map(|used| {
+                    used.mule_setters(
+                        &event.account_id,
+                        event.unix_time(),
+                        &by,
+                        state.map(|s| &s.profile),
+                    )
+                })
+                .unwrap_or_default();
             self.destinations
                 .record(destination, &event.account_id, event.unix_time(), by);
         }

@@ -22,7 +22,7 @@ use crate::identifiers::{IdentifierUse, NEW_IDENTIFIER_SECS, account_key};
 use crate::login_risk::{self, LoginRiskParams};
 use crate::population::Population;
 use crate::profile::{BehaviourProfile, DEFAULT_HORIZON_DAYS, LoginTraits, TraitKind};
-use crate::sightings::{Place, Platform};
+use crate::sightings::{Place, Platform, SessionPace};
 use crate::state::{AccountState, DestinationRecord};
 
 macro_rules! features {
@@ -126,6 +126,8 @@ features! {
     SessionOtherAccounts = "session.other_accounts": Number,
     DestinationFirstPayout = "destination.first_payout": Flag,
     DestinationReplaced = "destination.replaced": Flag,
+    DestinationOwnerConfirmed = "destination.owner_confirmed": Flag,
+    SessionPaceRatio = "session.pace_ratio": Number,
     AccountNewDestinations7d = "account.new_destinations_7d": Number,
     AccountSinceCredentialChange = "account.since_credential_change": Duration,
     PayoutLargestRatio = "payout.largest_ratio": Number,
@@ -182,14 +184,14 @@ pub const FEATURE_COUNT: usize = FEATURE_NAMES.len();
 
 /// A set of features, as a bit mask over slots.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct FeatureSet(u64);
+pub struct FeatureSet(u128);
 
-const _: () = assert!(FEATURE_COUNT <= 64, "FeatureSet is one u64");
+const _: () = assert!(FEATURE_COUNT <= 128, "FeatureSet is one u128");
 
 impl FeatureSet {
     pub const EMPTY: FeatureSet = FeatureSet(0);
-    pub const ALL: FeatureSet = FeatureSet(if FEATURE_COUNT == 64 {
-        u64::MAX
+    pub const ALL: FeatureSet = FeatureSet(if FEATURE_COUNT == 128 {
+        u128::MAX
     } else {
         (1 << FEATURE_COUNT) - 1
     });
@@ -510,6 +512,7 @@ const DESTINATION: FeatureSet = FeatureSet::EMPTY
     .with(Feature::DestinationPreviousOtherCountry)
     .with(Feature::DestinationFirstPayout)
     .with(Feature::DestinationReplaced)
+    .with(Feature::DestinationOwnerConfirmed)
     .union(SHARED_DESTINATION)
     .union(DESTINATION_CAMPAIGN);
 
@@ -648,6 +651,17 @@ pub fn compute(state: Option<&AccountState>, event: &Event, ctx: &Context<'_>) -
         && let Some(share) = state.and_then(|s| s.activity_hours.share_near(at))
     {
         f.number(Feature::SessionHourShare, share);
+    }
+    if wanted.contains(Feature::SessionPaceRatio)
+        && crate::state::counts_as_act(event.event_type)
+        && let Some(state) = state
+        && let Some(session) = state.session_for(event).filter(|s| s.login.is_some())
+    {
+        let acts = session.client.acts.saturating_add(1);
+        let rate = SessionPace::rate(acts, at - session.started_at.0);
+        if let Some(ratio) = state.session_pace.ratio(rate) {
+            f.number(Feature::SessionPaceRatio, ratio);
+        }
     }
     if let Some(state) = state {
         // Cheap (a distance and a scan of a few devices), and computed for
@@ -833,6 +847,7 @@ fn destination_features(
             let previous = state
                 .and_then(|s| s.destination.as_ref().map(|r| &r.destination))
                 .or(previous_destination.as_ref());
+            f.flag(Feature::DestinationReplaced, previous.is_some());
             if let Some(previous) = previous {
                 previous_destination_features(previous, destination, f);
             }
@@ -864,6 +879,7 @@ fn destination_features(
             }
             if let Some(record) = paying {
                 f.flag(Feature::DestinationReplaced, record.replaced_another);
+                f.flag(Feature::DestinationOwnerConfirmed, record.owner_confirmed);
                 let age = (event.unix_time() - record.set_at.0).max(0);
                 f.number(Feature::DestinationAge, age as f64);
                 f.flag(

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::*;
 use crate::profile::{BehaviourProfile, LoginTraits, TraitKind};
-use crate::sightings::{ActivityHours, KnownDevices, Place, Platform, device_hash};
+use crate::sightings::{ActivityHours, KnownDevices, Place, Platform, SessionPace, device_hash};
 use crate::types::Action;
 pub use crate::types::{NetworkPrefix, Timestamp};
 use crate::window::Window;
@@ -262,6 +262,12 @@ pub struct DestinationRecord {
     /// or its hold released); `None` while nothing was ever paid into it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_paid_at: Option<Timestamp>,
+    /// The owner confirmed it through a channel a takeover cannot pass
+    /// ([`VerificationChannel::beyond_takeover`]): a verification passed
+    /// in the session that set it, or an out-of-band confirmation of the
+    /// account since.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub owner_confirmed: bool,
 }
 
 fn destination_without_holder_name<'de, D: serde::Deserializer<'de>>(
@@ -496,6 +502,9 @@ pub struct AccountState {
     /// The account's own activity by hour of the day.
     #[serde(default, skip_serializing_if = "ActivityHours::is_empty")]
     pub activity_hours: ActivityHours,
+    /// How fast the account usually acts once logged in.
+    #[serde(default, skip_serializing_if = "SessionPace::is_empty")]
+    pub session_pace: SessionPace,
     /// The last change of each contact and factor (at most three entries).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub credentials: BTreeMap<Credential, CredentialChange>,
@@ -533,6 +542,7 @@ impl AccountState {
             at_risk: None,
             known_devices: KnownDevices::default(),
             activity_hours: ActivityHours::default(),
+            session_pace: SessionPace::default(),
             credentials: BTreeMap::new(),
         }
     }
@@ -697,6 +707,7 @@ impl AccountState {
                         .chain(self.previous_destinations.iter())
                         .find(|r| r.destination.same_account(destination))
                         .and_then(|r| r.first_paid_at),
+                    owner_confirmed: false,
                 };
                 if let Some(old) = self.destination.replace(record) {
                     self.previous_destinations
@@ -767,6 +778,9 @@ impl AccountState {
                     change.cleared = self.clear_risk();
                 }
                 change.owner_confirmed = event.session_id.is_none();
+                // Only a channel the attacker holding the session cannot
+                // relay confirms a destination for its first payout.
+                let beyond_takeover = channel.is_some_and(|c| c.beyond_takeover());
                 if change.owner_confirmed
                     && let Some(d) = self.destination.as_mut()
                 {
@@ -775,6 +789,7 @@ impl AccountState {
                     // longer holds the next payout (one confirmation, not
                     // one per payout for a week).
                     d.set_in_risky_session = false;
+                    d.owner_confirmed |= beyond_takeover;
                 }
                 if let Some(i) = session {
                     let s = &mut self.sessions[i];
@@ -785,7 +800,10 @@ impl AccountState {
                     if let Some(d) = self.destination.as_mut()
                         && d.set_in_session.as_deref() == Some(cleared.as_str())
                     {
+                        // The step-up the change asked for: the owner
+                        // confirmed the destination as they set it.
                         d.set_in_risky_session = false;
+                        d.owner_confirmed |= beyond_takeover;
                     }
                     if let Some(login) = unlearnt {
                         self.learn_login(&login, horizon_days);
@@ -1110,12 +1128,19 @@ impl AccountState {
         let Some(i) = session else {
             return;
         };
-        let client = &mut self.sessions[i].client;
+        let session = &mut self.sessions[i];
+        let client = &mut session.client;
         if let Some(place) = Place::of(event) {
             client.last_place = Some(place);
         }
         if counts_as_act(event.event_type) {
             client.acts = client.acts.saturating_add(1);
+            // Only the owner's own pace is learnt: not a risky session's.
+            if session.login.is_some() && !session.risky {
+                let since_login = event.unix_time() - session.started_at.0;
+                self.session_pace
+                    .record(SessionPace::rate(client.acts, since_login));
+            }
         }
         if let Details::Verification {
             status: VerificationStatus::Passed,
@@ -1151,7 +1176,7 @@ impl AccountState {
 
 /// Whether an event is the seller acting in a session (for "went straight
 /// to payout settings"): a platform's step-up or a sale is not.
-fn counts_as_act(event_type: EventType) -> bool {
+pub(crate) fn counts_as_act(event_type: EventType) -> bool {
     !matches!(
         event_type,
         EventType::Login

@@ -77,6 +77,7 @@ fn set_destination(
         device_id: Some(&device),
         ip: Some(address),
         risky,
+        earlier_setters: &[],
     })
 }
 

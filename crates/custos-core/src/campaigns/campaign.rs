@@ -602,14 +602,56 @@ impl CampaignDetector {
         destination: Option<&Destination>,
         pending: &mut Pending,
     ) -> Option<u32> {
-        let at = change.at;
-        let slot = match self.account_index.get(change.account_id) {
+        let entry = TimelineEntry {
+            at: Timestamp(change.at),
+            event_id: change.event_id.to_string(),
+            account_id: Some(change.account_id.to_string()),
+            kind: TimelineKind::SensitiveChange,
+            detail: describe_change(change, destination),
+        };
+        self.touch_account_with(change.account_id, entry, destination, pending)
+    }
+
+    /// The slot of an account that set `destination` at `set_at` in a way
+    /// a later risky change (`change`) shows to be mule reuse: the ring's
+    /// earlier victim, whose own change looked ordinary then.
+    pub(super) fn touch_earlier_setter(
+        &mut self,
+        account_id: &str,
+        set_at: i64,
+        change: &SensitiveChange<'_>,
+        destination: &Destination,
+        pending: &mut Pending,
+    ) -> Option<u32> {
+        let entry = TimelineEntry {
+            at: Timestamp(set_at),
+            event_id: change.event_id.to_string(),
+            account_id: Some(account_id.to_string()),
+            kind: TimelineKind::SensitiveChange,
+            detail: format!(
+                "{} (seen as mule reuse when {} set it)",
+                describe_change(change, Some(destination)),
+                change.account_id
+            ),
+        };
+        self.touch_account_with(account_id, entry, Some(destination), pending)
+    }
+
+    fn touch_account_with(
+        &mut self,
+        account_id: &str,
+        entry: TimelineEntry,
+        destination: Option<&Destination>,
+        pending: &mut Pending,
+    ) -> Option<u32> {
+        let at = entry.at.0;
+        let slot = match self.account_index.get(account_id) {
             Some(&slot) => slot,
             None => {
                 let slot = self.accounts.len() as u32;
                 let node = self.graph.add_account(slot, at, &self.config)?;
                 self.accounts.push(AccountEntry {
-                    id: change.account_id.to_string(),
+                    id: account_id.to_string(),
                     node,
                     keys: Vec::new(),
                     first_risky_at: at,
@@ -622,8 +664,7 @@ impl CampaignDetector {
                     history_dropped: 0,
                     destinations: Vec::new(),
                 });
-                self.account_index
-                    .insert(change.account_id.to_string(), slot);
+                self.account_index.insert(account_id.to_string(), slot);
                 slot
             }
         };
@@ -640,13 +681,6 @@ impl CampaignDetector {
         account.last_risky_at = account.last_risky_at.max(at);
         let node = account.node;
         self.graph.touch(node, at);
-        let entry = TimelineEntry {
-            at: Timestamp(at),
-            event_id: change.event_id.to_string(),
-            account_id: Some(change.account_id.to_string()),
-            kind: TimelineKind::SensitiveChange,
-            detail: describe_change(change, destination),
-        };
         let account = &mut self.accounts[slot as usize];
         if account.member {
             pending.member_entries.push((slot, entry));

@@ -350,6 +350,13 @@ pub struct SensitiveChange<'a> {
     pub ip: Option<IpAddr>,
     /// Made in a risky session, or the rules flagged it (review or stronger).
     pub risky: bool,
+    /// Other accounts whose earlier setting of the new destination shows
+    /// it to be a mule, with when each set it
+    /// ([`crate::destinations::DestinationUse::mule_setters`]). A risky
+    /// change links them too: a ring's first victim changed banks in a
+    /// session that looked like their own, and only the second use of the
+    /// mule shows what it was.
+    pub earlier_setters: &'a [(String, i64)],
 }
 
 /// Sizes, for metrics.
@@ -512,6 +519,20 @@ impl CampaignDetector {
                     change.at,
                     &mut pending,
                 );
+                for (account_id, set_at) in change.earlier_setters {
+                    if let Some(earlier) =
+                        self.touch_earlier_setter(account_id, *set_at, change, d, &mut pending)
+                    {
+                        pending.touched.push(earlier);
+                        self.link(
+                            earlier,
+                            destination_key(d),
+                            NodeKind::Destination,
+                            change.at,
+                            &mut pending,
+                        );
+                    }
+                }
             }
             if let Some(device) = change.device_id {
                 self.link(

@@ -577,7 +577,16 @@ mod through_the_engine {
             json!({"session_id": "s2-home-29",
                    "destination": {"institution_id": "20-00-00", "account_number": "1111s1"}}),
         );
-        assert_eq!(honest.action, Action::Allow, "{:?}", honest.reasons);
+        // (A replacing bank account asks for the owner, but is not blocked.)
+        assert_eq!(honest.action, Action::Challenge, "{:?}", honest.reasons);
+        assert!(
+            honest
+                .reasons
+                .iter()
+                .all(|r| r.code != "destination_on_deny_list"),
+            "{:?}",
+            honest.reasons
+        );
         let reused = w.send(
             "s2",
             34 * DAY + 60,

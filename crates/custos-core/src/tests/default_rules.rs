@@ -146,6 +146,7 @@ fn the_takeover_chain_is_held_at_the_change_and_at_the_payout() {
         codes(&change),
         [
             "destination_change_in_risky_session",
+            "destination_change_needs_owner_confirmation",
             "destination_at_e_money_or_prepaid_issuer",
             "destination_change_straight_after_login"
         ]
@@ -249,9 +250,19 @@ fn a_passed_verification_clears_the_session_and_its_destination() {
     );
     let change = s.send(40 * DAY + 60, "payout_destination_change",
         json!({"session_id": "trip", "destination": {"institution_id": "400000", "account_number": "12345678"}}));
-    assert_eq!(change.action, Action::Allow);
-    // The session rules are satisfied; the money-side backstop is not: the
-    // first payout to the new bank waits for the owner's confirmation.
+    // The session rules are satisfied; the money side is not: the new bank
+    // asks the owner through a channel a session's holder cannot relay.
+    assert_eq!(
+        (change.action, codes(&change)),
+        (
+            Action::Challenge,
+            vec![
+                "destination_change_needs_owner_confirmation",
+                "destination_change_straight_after_login"
+            ]
+        )
+    );
+    // Unconfirmed, the first payout to the new bank waits for the owner.
     let payout = s.send(
         41 * DAY,
         "payout",
@@ -476,7 +487,13 @@ fn a_destination_on_the_deny_list_is_blocked_when_set_and_when_paid() {
         json!({"session_id": "home-29",
         "destination": {"institution_id": "400000", "account_number": "12345678"}}),
     );
-    assert_eq!(honest.action, Action::Allow);
+    assert_eq!(
+        (honest.action, codes(&honest)),
+        (
+            Action::Challenge,
+            vec!["destination_change_needs_owner_confirmation"]
+        )
+    );
 }
 
 #[test]
@@ -709,7 +726,18 @@ fn a_mule_reused_by_unrelated_sellers_weeks_apart_is_reviewed_then_held() {
         "victim-1-laptop",
         named_mule("Ann Victim"),
     );
-    assert_eq!(first.action, Action::Allow, "{:?}", first.reasons);
+    // Only the owner confirmation every bank change asks for (and the
+    // issuer's note).
+    assert_eq!(
+        (first.action, codes(&first)),
+        (
+            Action::Challenge,
+            vec![
+                "destination_change_needs_owner_confirmation",
+                "destination_at_e_money_or_prepaid_issuer"
+            ]
+        )
+    );
     let second = set_destination(
         &mut s,
         "victim-2",
@@ -720,6 +748,14 @@ fn a_mule_reused_by_unrelated_sellers_weeks_apart_is_reviewed_then_held() {
     );
     assert_eq!(second.action, Action::Review, "{:?}", second.reasons);
     assert!(codes(&second).contains(&"destination_used_by_other_accounts"));
+    // One ordinary earlier setter under another name is how a partner's
+    // or an accountant's account looks too: not linked yet.
+    assert!(
+        s.engine
+            .campaigns()
+            .campaign_of_account("victim-1")
+            .is_none()
+    );
     let f = &second.features;
     assert_eq!(f.number_of("destination.other_accounts_30d"), Some(0.0));
     assert_eq!(f.number_of("destination.other_accounts_180d"), Some(1.0));
@@ -751,6 +787,20 @@ fn a_mule_reused_by_unrelated_sellers_weeks_apart_is_reviewed_then_held() {
         third.features.number_of("destination.other_accounts_risky"),
         Some(1.0)
     );
+    // A third account makes it a pattern: the first victim, whose own
+    // change looked ordinary, is linked back with the other two.
+    let campaign = s
+        .engine
+        .campaigns()
+        .campaign_of_account("victim-1")
+        .expect("the first victim is linked by the third");
+    let mut members: Vec<&str> = campaign
+        .accounts
+        .iter()
+        .map(|m| m.account_id.as_str())
+        .collect();
+    members.sort_unstable();
+    assert_eq!(members, ["victim-1", "victim-2", "victim-3"]);
     // The same account setting it again is not "another account".
     let again = set_destination(
         &mut s,
@@ -785,7 +835,7 @@ fn a_household_or_an_accountant_sharing_one_bank_account_is_not_flagged() {
         "shop-a-laptop",
         family(),
     );
-    assert_eq!(a.action, Action::Allow, "{:?}", a.reasons);
+    assert_eq!(codes(&a), ["destination_change_needs_owner_confirmation"]);
     let b = set_destination(
         &mut s,
         "shop-b",
@@ -794,7 +844,7 @@ fn a_household_or_an_accountant_sharing_one_bank_account_is_not_flagged() {
         "shop-b-laptop",
         family(),
     );
-    assert_eq!(b.action, Action::Allow, "{:?}", b.reasons);
+    assert_eq!(codes(&b), ["destination_change_needs_owner_confirmation"]);
     assert_eq!(
         b.features.number_of("destination.other_accounts_180d"),
         Some(1.0)
@@ -835,9 +885,9 @@ fn a_household_or_an_accountant_sharing_one_bank_account_is_not_flagged() {
                "holder_name": "Ledger & Co Client Account"})
     };
     let one = set_destination(&mut s, "client-1", 50 * DAY, "5.6.7.8", "office-pc", firm());
-    assert_eq!(one.action, Action::Allow, "{:?}", one.reasons);
+    assert_eq!(codes(&one), ["destination_change_needs_owner_confirmation"]);
     let two = set_destination(&mut s, "client-2", 95 * DAY, "5.6.7.8", "office-pc", firm());
-    assert_eq!(two.action, Action::Allow, "{:?}", two.reasons);
+    assert_eq!(codes(&two), ["destination_change_needs_owner_confirmation"]);
     assert_eq!(
         two.features
             .number_of("destination.other_accounts_mule_like"),
@@ -940,7 +990,15 @@ mod session_theft {
             json!({"session_id": "owner", "device_id": "laptop", "destination": destination("12345678"),
                    "enrichment": carrier_in_plymouth()}),
         );
-        assert_eq!((change.action, codes(&change)), (Action::Allow, vec![]));
+        // Nothing about the session: only the owner confirmation every new
+        // bank asks for.
+        assert_eq!(
+            (change.action, codes(&change)),
+            (
+                Action::Challenge,
+                vec!["destination_change_needs_owner_confirmation"]
+            )
+        );
     }
 
     #[test]
@@ -1042,8 +1100,11 @@ mod session_theft {
         assert_eq!(
             (change.action, codes(&change)),
             (
-                Action::Allow,
-                vec!["destination_change_straight_after_login"]
+                Action::Challenge,
+                vec![
+                    "destination_change_needs_owner_confirmation",
+                    "destination_change_straight_after_login"
+                ]
             )
         );
         assert!(s.engine.account("seller").unwrap().at_risk.is_none());
@@ -1060,8 +1121,11 @@ mod session_theft {
         assert_eq!(
             (change.action, codes(&change)),
             (
-                Action::Allow,
-                vec!["destination_change_straight_after_login"]
+                Action::Challenge,
+                vec![
+                    "destination_change_needs_owner_confirmation",
+                    "destination_change_straight_after_login"
+                ]
             )
         );
     }
@@ -1077,7 +1141,37 @@ fn the_first_payout_to_a_new_destination_waits_for_the_owner_whatever_the_sessio
         "payout_destination_change",
         json!({"session_id": "home-29", "destination": mule()}),
     );
-    assert_eq!(change.action, Action::Allow, "{:?}", change.reasons);
+    // The change asks for the owner's confirmation through a channel the
+    // session's holder cannot relay. He answers with a relayed SMS code: that
+    // clears the session, but confirms nothing.
+    assert_eq!(
+        (change.action, codes(&change)),
+        (
+            Action::Challenge,
+            vec![
+                "destination_change_needs_owner_confirmation",
+                "destination_at_e_money_or_prepaid_issuer"
+            ]
+        )
+    );
+    let asked = change
+        .verification
+        .as_ref()
+        .expect("a verification request");
+    assert_eq!(
+        asked.channels,
+        [
+            VerificationChannel::IdentityDocument,
+            VerificationChannel::SecurityKey
+        ]
+    );
+    assert!(asked.refused.contains(&VerificationChannel::Sms));
+    let relayed = s.send(
+        35 * DAY + 30,
+        "verification",
+        json!({"session_id": "home-29", "status": "passed", "channel": "sms"}),
+    );
+    assert!(relayed.effects.is_empty(), "{:?}", relayed.effects);
     let payout = s.send(
         35 * DAY + 60,
         "payout",
@@ -1132,6 +1226,27 @@ fn the_first_payout_to_a_new_destination_waits_for_the_owner_whatever_the_sessio
         json!({"payout_id": "p2", "amount": 90_000, "currency": "GBP"}),
     );
     assert_eq!(next.action, Action::Allow, "{:?}", next.reasons);
+    // The owner who confirms the change as they make it, through the
+    // channel it asked for, is paid at once.
+    let mut confirming = Script::with_history();
+    let change = confirming.send(
+        35 * DAY,
+        "payout_destination_change",
+        json!({"session_id": "home-29",
+               "destination": {"institution_id": "40-00-00", "account_number": "22223333"}}),
+    );
+    assert_eq!(change.action, Action::Challenge);
+    confirming.send(
+        35 * DAY + 60,
+        "verification",
+        json!({"session_id": "home-29", "status": "passed", "channel": "identity_document"}),
+    );
+    let paid = confirming.send(
+        36 * DAY,
+        "payout",
+        json!({"payout_id": "p1", "amount": 90_000, "currency": "GBP"}),
+    );
+    assert_eq!(paid.action, Action::Allow, "{:?}", paid.reasons);
     // A destination set long ago, or the account's first, is paid at once.
     let mut old = Script::with_history();
     let long_ago = old.send(
@@ -1215,7 +1330,10 @@ fn a_new_destination_soon_after_a_contact_change_is_reviewed() {
     );
     assert_eq!(
         d.verification.as_ref().map(|v| v.because.clone()),
-        Some(vec!["phone_change".to_string()])
+        Some(vec![
+            "phone_change".to_string(),
+            "payout_destination_change".to_string()
+        ])
     );
     // The honest look-alikes: a bank change long after the phone change,
     // and a change back to a destination the account used before.
@@ -1226,7 +1344,13 @@ fn a_new_destination_soon_after_a_contact_change_is_reviewed() {
         "payout_destination_change",
         json!({"destination": mule()}),
     );
-    assert_eq!(later.action, Action::Allow, "{:?}", later.reasons);
+    assert_eq!(
+        codes(&later),
+        [
+            "destination_change_needs_owner_confirmation",
+            "destination_at_e_money_or_prepaid_issuer"
+        ]
+    );
     let back = honest.send(
         71 * DAY,
         "payout_destination_change",

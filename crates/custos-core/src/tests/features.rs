@@ -259,6 +259,17 @@ fn every_feature_emitted_is_a_documented_name() {
         "payout",
         json!({"payout_id": "p0", "amount": 2, "currency": "GBP"}),
     );
+    // Six payouts in the owner's own sessions: the sixth has a pace to
+    // compare with.
+    for day in 54..60 {
+        w.send(
+            "seller-3",
+            day * DAY + 3 * 60 + 120,
+            "payout",
+            json!({"session_id": format!("s3-{day}"), "payout_id": format!("q{day}"),
+                   "amount": 1, "currency": "GBP"}),
+        );
+    }
     // After the first payout: a contact change opens the lock-out window.
     w.send("seller-2", t - 6_800, "email_change", json!({}));
     w.send("seller-2", t, "password_reset_request", json!({}));

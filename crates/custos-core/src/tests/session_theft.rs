@@ -344,6 +344,77 @@ fn a_destination_change_as_the_sessions_first_act_goes_straight_to_payout_settin
 }
 
 #[test]
+fn the_pace_ratio_is_the_sessions_rate_of_acts_against_the_owners_own() {
+    // Features carry three decimals.
+    let close = |got: f64, want: f64| assert!((got - want).abs() < 1e-3, "{got} != {want}");
+    let mut s = Sellers::with_history("seller");
+    let pace = |s: &Sellers| s.engine.account("seller").expect("seller").session_pace;
+    let ratio = |d: &Decision| number(d, "session.pace_ratio").expect("a pace ratio");
+    // History: a bank change a minute after the first login and six payouts
+    // three minutes after theirs: a usual pace of about 23 acts an hour.
+    let usual = pace(&s);
+    assert!((usual.ratio(23.3).expect("seven acts") - 1.0).abs() < 0.01);
+    // A script: the bank change 20 seconds after the login (counted as a
+    // minute: 60 acts an hour), then a payout at 40 seconds (2 acts in a
+    // minute: 120 an hour).
+    s.login("seller", T, "kit", "laptop", leeds());
+    let change = s.send(
+        "seller",
+        T + 20,
+        "payout_destination_change",
+        json!({"session_id": "kit", "destination": mule()}),
+    );
+    close(ratio(&change), usual.ratio(60.0).expect("learnt"));
+    let payout = s.send(
+        "seller",
+        T + 40,
+        "payout",
+        json!({"session_id": "kit", "payout_id": "k1", "amount": 100, "currency": "GBP"}),
+    );
+    // The change was learnt first (an ordinary-looking session).
+    let mut then = usual;
+    then.record(60.0);
+    close(ratio(&payout), then.ratio(120.0).expect("learnt"));
+    assert!(ratio(&payout) > 4.0, "{}", ratio(&payout));
+    // The owner's pace: one act an hour after the login.
+    s.login("seller", T + DAY, "calm", "laptop", leeds());
+    let calm = s.send(
+        "seller",
+        T + DAY + 3_600,
+        "payout",
+        json!({"session_id": "calm", "payout_id": "c1", "amount": 100, "currency": "GBP"}),
+    );
+    assert!(ratio(&calm) < 0.1, "{}", ratio(&calm));
+    // A risky session's acts are not learnt.
+    let learnt = pace(&s);
+    s.send(
+        "seller",
+        T + 3 * DAY,
+        "login",
+        json!({"status": "success", "session_id": "stranger", "ip": "185.220.101.4",
+               "device_id": "attacker-box", "user_agent": CHROME_WIN, "enrichment": lagos()}),
+    );
+    assert!(s.session("seller", "stranger").risky);
+    for i in 0..5 {
+        s.send(
+            "seller",
+            T + 3 * DAY + 10 + i,
+            "payout",
+            json!({"session_id": "stranger", "payout_id": format!("x{i}"), "amount": 100, "currency": "GBP"}),
+        );
+    }
+    assert_eq!(pace(&s), learnt, "a risky session's pace is not learnt");
+    // No login seen, no pace.
+    let sessionless = s.send(
+        "seller",
+        T + 5 * DAY,
+        "payout",
+        json!({"payout_id": "n1", "amount": 100, "currency": "GBP"}),
+    );
+    assert_eq!(number(&sessionless, "session.pace_ratio"), None);
+}
+
+#[test]
 fn the_hour_share_is_the_owners_activity_near_the_events_time_of_day() {
     let mut s = Sellers::new();
     s.login("fresh", T, "a", "laptop", leeds());
