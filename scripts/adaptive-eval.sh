@@ -172,9 +172,12 @@ def cost_table(name, runs):
     for key, label in [
         ("payouts_held", "payouts held"),
         ("destination_changes_held", "destination changes held or reviewed"),
+        ("destination_changes_challenged", "destination changes challenged or more"),
         ("logins_challenged", "logins challenged"),
     ]:
-        tallies = [r["honest_cost"][key] for r in runs]
+        tallies = [r["honest_cost"].get(key) for r in runs]
+        if any(t is None for t in tallies):
+            continue  # a report from a build that did not count it
         causes = sorted({c for t in tallies for c in t["by_cause"]})
         medians = {c: statistics.median([t["by_cause"].get(c, 0) for t in tallies]) for c in causes}
         listed = ", ".join(f"`{c}` {medians[c]:g}" for c in sorted(causes, key=lambda c: -medians[c])

@@ -108,6 +108,10 @@ impl Report {
                 "destination changes held or reviewed",
                 &self.honest_cost.destination_changes_held,
             ),
+            (
+                "destination changes challenged or more",
+                &self.honest_cost.destination_changes_challenged,
+            ),
             ("logins challenged", &self.honest_cost.logins_challenged),
         ] {
             if tally.hit == 0 {
@@ -246,6 +250,11 @@ pub struct HonestCost {
     /// The owners' own payout-destination changes decided `review` or
     /// stronger.
     pub destination_changes_held: CauseTally,
+    /// The owners' own payout-destination changes decided `challenge` or
+    /// stronger: the step-ups asked of them (with the owner confirmation a
+    /// replacing bank account asks for, most of them).
+    #[serde(default)]
+    pub destination_changes_challenged: CauseTally,
     /// The owners' successful logins decided `challenge` or stronger (as in
     /// `logins`).
     pub logins_challenged: CauseTally,

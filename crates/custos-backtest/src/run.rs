@@ -404,6 +404,11 @@ impl Run {
                 decision,
                 Action::Review,
             );
+            cause(
+                &mut tally.honest_cost.destination_changes_challenged,
+                decision,
+                Action::Challenge,
+            );
         }
         self.money(event, truth, decision, day);
         self.close_holds(event, decision);
@@ -627,6 +632,7 @@ impl Run {
         for tally in [
             &mut tally.honest_cost.payouts_held,
             &mut tally.honest_cost.destination_changes_held,
+            &mut tally.honest_cost.destination_changes_challenged,
             &mut tally.honest_cost.logins_challenged,
         ] {
             tally.share = ratio(tally.hit, tally.total);
