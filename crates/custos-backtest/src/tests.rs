@@ -250,7 +250,8 @@ fn a_hand_written_history_gives_exact_figures() {
         report.days.first().map(|d| d.day.as_str()),
         Some("2018-03-15")
     );
-    // The reports were written next to the history.
+    // evaluate() returns the report; writing it is the caller's (the
+    // binary's) job, so nothing appears next to the history.
     let html = std::fs::read_to_string(dir.path().join("history.report.html"));
     assert!(html.is_err(), "evaluate() alone writes nothing");
 }
