@@ -707,7 +707,7 @@ fn a_hand_built_history_with_two_crews_gives_every_headline_figure_exactly() {
         panic!("no comparison was asked for");
     };
     assert_eq!(report.events.read, events.len() as u64);
-    // The 5 victims: the crews. logins and changes, 2 each.
+    // The 5 victims: the crews' logins and changes, 2 each.
     assert_eq!(report.events.by_attackers, 10);
     assert_eq!(
         (report.logins.legit, report.logins.legit_challenged),

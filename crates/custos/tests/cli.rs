@@ -572,22 +572,37 @@ fn the_readmes_demo_simulate_and_evaluate_run_as_documented() {
         String::from_utf8(out.stdout).unwrap()
     };
 
-    // "It prints the share of the stolen value stopped, the share of honest
-    // payouts held, the honest logins challenged, and at which victim the
-    // campaign was detected, and writes
-    // `custos-demo/seller-phishing-2018.report.html`."
+    // "It prints the share of the stolen value stopped (and how much of it
+    // by a step-up the attacker failed), the share of honest payouts held
+    // and their median delay, and the honest logins challenged, and writes
+    // `custos-demo/seller-phishing-2018.report.html`. [...] `custos
+    // evaluate --no-responses custos-demo/seller-phishing-2018.ndjson` [...]
+    // shows [at which victim the campaign was detected]."
     let out = run_in(
         &["demo", "--sellers", "300", "--days", "90"],
         Stdio::piped(),
     );
     for said in [
         "stolen value stopped: ",
+        "by a failed step-up",
         "legitimate payouts held: ",
+        "median delay ",
         "legitimate logins challenged: ",
-        "campaign phishing-2018: ",
     ] {
         assert!(out.contains(said), "demo does not print {said:?}:\n{out}");
     }
+    let open = run_in(
+        &[
+            "evaluate",
+            "--no-responses",
+            "custos-demo/seller-phishing-2018.ndjson",
+        ],
+        Stdio::piped(),
+    );
+    assert!(
+        open.contains("campaign phishing-2018: detected at victim "),
+        "{open}"
+    );
     let page = std::fs::read_to_string(
         dir.path()
             .join("custos-demo/seller-phishing-2018.report.html"),
