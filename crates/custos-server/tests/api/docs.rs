@@ -41,7 +41,11 @@ use super::*;
 /// `*` matches any array index or key.
 const VARIABLE: &[(&str, &str)] = &[
     ("/created", "a webhook's queueing time: the server's clock"),
-    ("/time", "a Sift answer's time: the server's clock"),
+    ("/time", "when a Sift answer was made: the server's clock"),
+    (
+        "/score_response/actions/*/time",
+        "when a Sift action was applied: the server's clock",
+    ),
 ];
 
 /// The development key the examples use; `$KEY` in a command stands for it.
@@ -439,7 +443,7 @@ impl Run<'_> {
             ));
             return;
         };
-        self.compare(&at, body, &part);
+        self.compare(&at, body, &part, pointer);
     }
 
     async fn webhook(&mut self, kind: &str, event_id: &str, body: &str, line: usize) {
@@ -458,14 +462,15 @@ impl Run<'_> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
         match found {
-            Some(envelope) => self.compare(&at, body, &envelope),
+            Some(envelope) => self.compare(&at, body, &envelope, ""),
             None => self
                 .failures
                 .push(format!("{at}: not delivered within 30 s")),
         }
     }
 
-    fn compare(&mut self, at: &str, documented: &str, real: &Value) {
+    /// `documented` against `real`, the part of an answer at `pointer`.
+    fn compare(&mut self, at: &str, documented: &str, real: &Value, pointer: &str) {
         let documented: Value = match serde_json::from_str(documented) {
             Ok(v) => v,
             Err(e) => {
@@ -475,7 +480,7 @@ impl Run<'_> {
             }
         };
         let mut diffs = Vec::new();
-        diff(&documented, real, "", &mut diffs);
+        diff(&documented, real, pointer, &mut diffs);
         if !diffs.is_empty() {
             let mut message = format!("{at}:\n");
             for d in &diffs {
@@ -484,7 +489,7 @@ impl Run<'_> {
             let _ = writeln!(
                 message,
                 "  the real answer, in the documented shape (paste it over the block):\n{}",
-                serde_json::to_string_pretty(&project(&documented, real, "")).unwrap()
+                serde_json::to_string_pretty(&project(&documented, real, pointer)).unwrap()
             );
             self.failures.push(message);
         }
