@@ -414,6 +414,17 @@ mod tests {
             MAX_TALLIES
         );
         assert!(p.memory_bytes() <= 1024, "{} bytes", p.memory_bytes());
+        // The ceiling BENCHMARKS.md gives: 32 bytes inline and 16 per tally,
+        // grown a few slots at a time but never past the cap.
+        #[cfg(target_pointer_width = "64")]
+        assert_eq!(
+            (
+                std::mem::size_of::<BehaviourProfile>(),
+                std::mem::size_of::<Tally>(),
+                p.memory_bytes()
+            ),
+            (32, 16, 32 + 44 * 16)
+        );
     }
 
     #[test]

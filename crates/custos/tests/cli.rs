@@ -548,3 +548,105 @@ fn serve_refuses_a_rules_dir_that_removes_protection_unless_confirmed() {
         "{version}"
     );
 }
+
+/// The README's first commands, as a newcomer types them (run in an empty
+/// directory), at a small size: `custos demo`, then `custos simulate ... >
+/// events.ndjson` and `custos evaluate events.ndjson`.
+#[test]
+fn the_readmes_demo_simulate_and_evaluate_run_as_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_in = |args: &[&str], stdout: Stdio| {
+        let out = Command::new(BIN)
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(stdout)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "custos {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+
+    // "It prints the share of the stolen value stopped (and how much of it
+    // by a step-up the attacker failed), the share of honest payouts held
+    // and their median delay, and the honest logins challenged, and writes
+    // `custos-demo/seller-phishing-2018.report.html`. [...] `custos
+    // evaluate --no-responses custos-demo/seller-phishing-2018.ndjson` [...]
+    // shows [at which victim the campaign was detected]."
+    let out = run_in(
+        &["demo", "--sellers", "300", "--days", "90"],
+        Stdio::piped(),
+    );
+    for said in [
+        "stolen value stopped: ",
+        "by a failed step-up",
+        "legitimate payouts held: ",
+        "median delay ",
+        "legitimate logins challenged: ",
+    ] {
+        assert!(out.contains(said), "demo does not print {said:?}:\n{out}");
+    }
+    let open = run_in(
+        &[
+            "evaluate",
+            "--no-responses",
+            "custos-demo/seller-phishing-2018.ndjson",
+        ],
+        Stdio::piped(),
+    );
+    assert!(
+        open.contains("campaign phishing-2018: detected at victim "),
+        "{open}"
+    );
+    let page = std::fs::read_to_string(
+        dir.path()
+            .join("custos-demo/seller-phishing-2018.report.html"),
+    )
+    .unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{}", &page[..100]);
+
+    // `custos simulate ... > events.ndjson`: the history goes to stdout.
+    let events = std::fs::File::create(dir.path().join("events.ndjson")).unwrap();
+    run_in(
+        &[
+            "simulate",
+            "--sellers",
+            "200",
+            "--days",
+            "60",
+            "--seed",
+            "1",
+            "--scenario",
+            "seller-phishing-2018",
+        ],
+        Stdio::from(events),
+    );
+    let history = std::fs::read_to_string(dir.path().join("events.ndjson")).unwrap();
+    let lines = history.lines().count();
+    assert!(lines > 1_000, "{lines} events");
+    for line in history.lines().take(100) {
+        let event: Value = serde_json::from_str(line).unwrap();
+        assert!(event["event_id"].is_string(), "{event}");
+    }
+    let out = run_in(&["evaluate", "events.ndjson"], Stdio::piped());
+    assert!(
+        out.starts_with(&format!(
+            "rules default (built-in) on events.ndjson: {lines} events in "
+        )),
+        "{out}"
+    );
+    assert!(out.contains("stolen value stopped: "), "{out}");
+    assert!(
+        out.ends_with("report: events.report.html and events.report.json\n"),
+        "{out}"
+    );
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("events.report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["events"]["read"], lines as u64, "{report}");
+}

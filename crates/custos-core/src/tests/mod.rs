@@ -2,6 +2,7 @@
 
 mod default_rules;
 mod features;
+mod login_risk;
 mod parse;
 mod rules_cel;
 mod rules_corpus;

@@ -230,10 +230,6 @@ async fn an_installed_rule_set_decides_survives_restart_and_lists_are_editable()
         (Some(3), Some("strict"))
     );
     assert_eq!(live["lists"]["mules"]["size"], 1);
-
-    // Per-rule hits are in /metrics.
-    let text = s.metrics().await;
-    let _ = text; // counters restart with the process; checked in metrics_count_rule_hits
     s.server.stop().await.unwrap();
 }
 
@@ -280,16 +276,80 @@ action = "review"
     s.server.stop().await.unwrap();
 }
 
+/// The value of one `custos_rule_hits_total` series, 0 when absent.
+fn rule_hits(text: &str, rule: &str, mode: &str, action: &str) -> f64 {
+    let series =
+        format!(r#"custos_rule_hits_total{{rule="{rule}",mode="{mode}",action="{action}"}} "#);
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map(|v| v.trim().parse().unwrap_or_else(|e| panic!("{e}: {v}")))
+        .unwrap_or(0.0)
+}
+
+/// The recorder is process-wide and the tests run in parallel, so the rules
+/// counted here have ids no other test uses.
 #[tokio::test]
 async fn metrics_count_rule_hits() {
     let dir = tempfile::tempdir().unwrap();
     let s = TestServer::in_dir(dir.path()).await;
+    let rules = json!({"name": "counted", "rules": [
+        {"id": "counted_payout_hold", "events": ["payout", "loan_disbursement"],
+         "when": "event.amount > 0", "action": "hold", "score": 50},
+        {"id": "counted_login_shadow", "events": ["login"], "mode": "shadow",
+         "when": "has(event.session_id)", "action": "challenge", "score": 10}]});
+    let post = |body: Value| {
+        s.send_to(
+            reqwest::Method::POST,
+            "/v1/rules",
+            "application/json",
+            body.to_string(),
+        )
+    };
+    let (status, refused) = post(rules.clone()).await;
+    assert_eq!(status, 409, "{refused}");
+    let items = refused["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["field"] == "confirm_removal")
+        .map(|e| e["items"].clone())
+        .unwrap_or_else(|| panic!("no confirm_removal in {refused}"));
+    let items: Vec<&str> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    let (status, body) = post(confirmed(rules, &items)).await;
+    assert_eq!(status, 201, "{body}");
+
+    let before = s.metrics().await;
+    assert_eq!(
+        rule_hits(&before, "counted_payout_hold", "active", "hold"),
+        0.0
+    );
+    // story(): 10 honest logins and sales, the attacker's login, the
+    // destination change and one payout: 11 logins with a session, 1 payout.
+    let (status, answers) = s.post(&Value::Array(story("seller-h"))).await;
+    assert_eq!(status, 200, "{answers}");
+    let text = s.metrics().await;
+    assert_eq!(
+        rule_hits(&text, "counted_payout_hold", "active", "hold"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        rule_hits(&text, "counted_login_shadow", "shadow", "challenge"),
+        11.0,
+        "{text}"
+    );
+    // Sending the same events again answers from the log and counts nothing.
     let (status, _) = s.post(&Value::Array(story("seller-h"))).await;
     assert_eq!(status, 200);
-    let text = s.metrics().await;
-    assert!(
-        text.contains(r#"custos_rule_hits_total{rule="payout_to_destination_set_in_risky_session",mode="active",action="hold"}"#),
-        "{text}"
+    let again = s.metrics().await;
+    assert_eq!(
+        rule_hits(&again, "counted_login_shadow", "shadow", "challenge"),
+        11.0
     );
     s.server.stop().await.unwrap();
 }

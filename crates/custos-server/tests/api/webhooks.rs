@@ -20,7 +20,7 @@ use serde_json::Value;
 
 use super::*;
 
-const SECRET: &str = "webhook-test-secret-0123456789";
+pub(crate) const SECRET: &str = "webhook-test-secret-0123456789";
 
 /// What a receiver saw: verified deliveries, attempts per id, refusals.
 #[derive(Default)]
@@ -40,7 +40,7 @@ struct ReceiverState {
 }
 
 /// An HTTP receiver on 127.0.0.1 that checks what a real one must.
-struct Receiver {
+pub(crate) struct Receiver {
     addr: SocketAddr,
     seen: Arc<Mutex<Seen>>,
     task: tokio::task::JoinHandle<()>,
@@ -97,7 +97,7 @@ async fn receive(
 }
 
 impl Receiver {
-    async fn start(fail_first: u32) -> Receiver {
+    pub(crate) async fn start(fail_first: u32) -> Receiver {
         Receiver::start_on("127.0.0.1:0".parse().unwrap(), fail_first).await
     }
 
@@ -117,7 +117,7 @@ impl Receiver {
         Receiver { addr, seen, task }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}/hook", self.addr)
     }
 
@@ -128,6 +128,13 @@ impl Receiver {
             .iter()
             .map(|e| e["id"].as_str().unwrap().to_string())
             .collect()
+    }
+
+    /// The first delivered envelope that `matches`, if any yet.
+    pub(crate) fn find(&self, matches: impl Fn(&Value) -> bool) -> Option<Value> {
+        let seen = self.seen.lock().unwrap();
+        assert!(seen.refused.is_empty(), "refused: {:?}", seen.refused);
+        seen.delivered.iter().find(|e| matches(e)).cloned()
     }
 
     fn envelope(&self, id: &str) -> Value {
@@ -155,7 +162,7 @@ fn endpoint(name: &str, url: &str) -> WebhookEndpointConfig {
 }
 
 /// Fast polling and backoff, so retries happen within a test.
-fn webhook_config(dir: &Path, endpoints: Vec<WebhookEndpointConfig>) -> Config {
+pub(crate) fn webhook_config(dir: &Path, endpoints: Vec<WebhookEndpointConfig>) -> Config {
     let mut c = config(dir);
     c.webhooks = endpoints;
     c.webhook_delivery = WebhookDeliveryConfig {
