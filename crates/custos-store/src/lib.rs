@@ -45,6 +45,7 @@
 //! send webhooks need not implement them; every real backend must, and the
 //! shared suite checks it.
 
+pub mod backup;
 mod sqlite;
 pub mod testsuite;
 

@@ -41,7 +41,7 @@ use crate::{
 };
 
 /// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (

@@ -3,6 +3,7 @@
 //! mostly its clap arguments and calls into the libraries (the server, the
 //! runtime, `custos-sim`, `custos-backtest`).
 
+mod backup;
 mod bench;
 mod demo;
 mod evaluate;
@@ -66,6 +67,11 @@ enum Command {
     /// Simulate the 2018 seller-phishing campaign on a small marketplace,
     /// evaluate the default rules on it, and print the headline figures.
     Demo(demo::DemoArgs),
+    /// Write a consistent copy of the embedded store to a file, while a
+    /// server may keep deciding (the keys are not in it).
+    Backup(backup::BackupArgs),
+    /// Restore a backup into a data directory that holds no store yet.
+    Restore(backup::RestoreArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +95,8 @@ fn main() -> ExitCode {
             evaluate::run_command(command)
         }
         Command::Demo(args) => demo::run(args),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -650,3 +650,180 @@ fn the_readmes_demo_simulate_and_evaluate_run_as_documented() {
             .unwrap();
     assert_eq!(report["events"]["read"], lines as u64, "{report}");
 }
+
+/// A server on `data` whose keys come from the environment, kept apart from
+/// the data directory (what a backup that is to be restored elsewhere
+/// needs).
+fn serve_with_external_keys(data: &std::path::Path, port: u16) -> Server {
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data)
+        .env("CUSTOS_TOKEN_KEY", "backup-test-token-key-0123456789")
+        .env("CUSTOS_PII_KEY", "backup-test-pii-key-0123456789")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Server(child)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn a_backup_taken_under_load_restores_every_event_acknowledged_before_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let _server = serve_with_external_keys(&data, port);
+    post(
+        port,
+        &json!({"event_id": "warm-up", "type": "login", "account_id": "seller-0",
+        "time": "2018-05-01T08:00:00Z", "status": "success", "ip": "81.2.69.160"}),
+    );
+    // Three clients send logins and payouts without pause, each recording
+    // the ids the server acknowledged.
+    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..3)
+        .map(|client| {
+            let acknowledged = Arc::clone(&acknowledged);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let http = reqwest::Client::new();
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let id = format!("c{client}-{n}");
+                        let event = if n.is_multiple_of(3) {
+                            json!({"event_id": id, "type": "payout", "account_id": format!("seller-{client}-{}", n % 50),
+                                   "time": "2018-05-02T08:00:00Z", "payout_id": id, "amount": 1000, "currency": "GBP"})
+                        } else {
+                            json!({"event_id": id, "type": "login", "account_id": format!("seller-{client}-{}", n % 50),
+                                   "time": "2018-05-02T08:00:00Z", "status": "success", "ip": "81.2.69.160"})
+                        };
+                        let answer = http
+                            .post(format!("http://127.0.0.1:{port}/v1/events"))
+                            .bearer_auth("custos-dev-key")
+                            .json(&event)
+                            .send()
+                            .await;
+                        if let Ok(answer) = answer
+                            && answer.status().is_success()
+                        {
+                            acknowledged.lock().unwrap().push(id);
+                        }
+                    }
+                });
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(1500));
+    let before: Vec<String> = acknowledged.lock().unwrap().clone();
+    let backup = dir.path().join("custos.backup");
+    let out = run_ok(&[
+        "backup".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--out".as_ref(),
+        backup.as_os_str(),
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let after = acknowledged.lock().unwrap().len();
+    assert!(before.len() > 30, "too little load: {}", before.len());
+    assert!(
+        after > before.len(),
+        "the server kept deciding during the backup"
+    );
+    let said = String::from_utf8_lossy(&out);
+    assert!(
+        said.contains("the token and PII keys are not in it"),
+        "{said}"
+    );
+
+    // Restored into an empty data directory and served: every event
+    // acknowledged before the backup began is there, with its decision.
+    let restored = dir.path().join("restored");
+    run_ok(&[
+        "restore".as_ref(),
+        backup.as_os_str(),
+        "--data-dir".as_ref(),
+        restored.as_os_str(),
+    ]);
+    let refused = Command::new(BIN)
+        .args([
+            "restore".as_ref(),
+            backup.as_os_str(),
+            "--data-dir".as_ref(),
+            restored.as_os_str(),
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("already holds a database"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    let port = free_port();
+    let _copy = serve_with_external_keys(&restored, port);
+    post(
+        port,
+        &json!({"event_id": "after-restore", "type": "login", "account_id": "seller-0",
+        "time": "2018-05-03T08:00:00Z", "status": "success", "ip": "81.2.69.160"}),
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let missing: Vec<String> = rt.block_on(async {
+        let http = reqwest::Client::new();
+        let mut missing = Vec::new();
+        for id in &before {
+            let answer = http
+                .get(format!("http://127.0.0.1:{port}/v1/events/{id}"))
+                .bearer_auth("custos-dev-key")
+                .send()
+                .await
+                .unwrap();
+            let found = answer.status().is_success()
+                && answer
+                    .json::<Value>()
+                    .await
+                    .is_ok_and(|v| v["decision"]["action"].is_string());
+            if !found {
+                missing.push(id.clone());
+            }
+        }
+        missing
+    });
+    assert!(
+        missing.is_empty(),
+        "{} of {} missing, e.g. {:?}",
+        missing.len(),
+        before.len(),
+        &missing[..missing.len().min(5)]
+    );
+}

@@ -1,0 +1,70 @@
+//! `custos backup` and `custos restore`: a consistent copy of the embedded
+//! store, taken while a server keeps deciding, and its return into an empty
+//! data directory (`custos_store::backup`; docs/operations.md).
+
+use std::path::PathBuf;
+
+use custos_config::{DATABASE_FILE, Overrides};
+
+#[derive(clap::Args)]
+pub struct BackupArgs {
+    /// TOML config file (see custos.example.toml); its data directory is
+    /// backed up.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Data directory; overrides the config file.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// The backup file to write (must not exist).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+#[derive(clap::Args)]
+pub struct RestoreArgs {
+    /// The backup file, as written by `custos backup`.
+    file: PathBuf,
+    /// TOML config file; its data directory receives the store.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Data directory to restore into; overrides the config file. It must
+    /// not hold a store yet.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+fn data_dir(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let config = custos_config::load(
+        config.as_deref(),
+        Overrides {
+            data_dir,
+            ..Overrides::default()
+        },
+    )?;
+    Ok(config.data_dir)
+}
+
+pub fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    let dir = data_dir(args.config, args.data_dir)?;
+    let info = custos_store::backup::backup(&dir.join(DATABASE_FILE), &args.out)?;
+    println!(
+        "backed up {} events (log position {}) to {} ({} bytes); the token and PII keys are not in it",
+        info.events,
+        info.last_seq,
+        args.out.display(),
+        info.bytes
+    );
+    Ok(())
+}
+
+pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+    let dir = data_dir(args.config, args.data_dir)?;
+    let info = custos_store::backup::restore(&args.file, &dir.join(DATABASE_FILE))?;
+    println!(
+        "restored {} events (log position {}) into {}; start custos with the same token and PII keys",
+        info.events,
+        info.last_seq,
+        dir.display()
+    );
+    Ok(())
+}
