@@ -223,6 +223,23 @@ impl EngineThread {
                         events_since_snapshot: self.events_since_snapshot,
                         last_commit_failed: self.last_commit_failed,
                         last_snapshot_failed: self.last_snapshot_failed,
+                        holds_open: self.engine.holds().open_count() as u64,
+                        holds_awaiting_analyst: self
+                            .engine
+                            .holds()
+                            .open()
+                            .iter()
+                            .filter(|h| h.awaiting_analyst)
+                            .count() as u64,
+                        campaigns_suspected: self
+                            .engine
+                            .campaigns()
+                            .campaigns()
+                            .filter(|c| {
+                                c.status == custos_core::campaigns::CampaignStatus::Suspected
+                            })
+                            .count() as u64,
+                        queue_depth: 0,
                     });
                 }
                 Command::Stop { snapshot, reply } => stop = Some((snapshot, reply)),

@@ -322,6 +322,15 @@ pub struct EngineStats {
     /// Ingest goes on (restarts replay more of the log); the next attempt
     /// backs off.
     pub last_snapshot_failed: bool,
+    /// Holds still open (payouts and disbursements kept back).
+    pub holds_open: u64,
+    /// Of those, past their cool-off and waiting for a person.
+    pub holds_awaiting_analyst: u64,
+    /// Campaigns found and not yet confirmed or dismissed.
+    pub campaigns_suspected: u64,
+    /// Submissions queued for the engine thread (filled in by
+    /// [`Runtime::stats`], not by the engine thread).
+    pub queue_depth: u64,
 }
 
 pub(crate) enum Command {
@@ -563,12 +572,15 @@ impl Runtime {
     }
 
     pub async fn stats(&self) -> Result<EngineStats, RuntimeError> {
+        let queue_depth = self.tx.max_capacity().saturating_sub(self.tx.capacity()) as u64;
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Command::Stats { reply })
             .await
             .map_err(|_| RuntimeError::Stopped)?;
-        answer.await.map_err(|_| RuntimeError::Stopped)
+        let mut stats = answer.await.map_err(|_| RuntimeError::Stopped)?;
+        stats.queue_depth = queue_depth;
+        Ok(stats)
     }
 
     /// Finishes queued work, writes a snapshot and stops the engine thread.

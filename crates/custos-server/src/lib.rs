@@ -400,6 +400,13 @@ async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(stats) = state.runtime.stats().await {
         ::metrics::gauge!("custos_accounts").set(stats.accounts as f64);
         ::metrics::gauge!("custos_last_seq").set(stats.last_seq as f64);
+        ::metrics::gauge!("custos_events_since_snapshot").set(stats.events_since_snapshot as f64);
+        ::metrics::gauge!("custos_engine_queue_depth").set(stats.queue_depth as f64);
+        ::metrics::gauge!("custos_holds_open").set(stats.holds_open as f64);
+        ::metrics::gauge!("custos_holds_awaiting_analyst").set(stats.holds_awaiting_analyst as f64);
+        ::metrics::gauge!("custos_campaigns_suspected").set(stats.campaigns_suspected as f64);
+        ::metrics::gauge!("custos_last_commit_failed")
+            .set(f64::from(u8::from(stats.last_commit_failed)));
     }
     (
         [(

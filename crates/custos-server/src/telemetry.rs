@@ -16,13 +16,34 @@ pub fn install_recorder() {
         let recorder = PrometheusBuilder::new().build_recorder();
         let handle = recorder.handle();
         match metrics::set_global_recorder(recorder) {
-            Ok(()) => Some(handle),
+            Ok(()) => {
+                register_alerted_metrics();
+                Some(handle)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "a metrics recorder is already installed; /metrics will be empty");
                 None
             }
         }
     });
+}
+
+/// The counters that deploy/prometheus/alerts.yml reads, exported at zero
+/// from the start: an alert on a series that appears only after the first
+/// failure cannot tell "no failure" from "not scraped".
+fn register_alerted_metrics() {
+    for counter in [
+        "custos_commit_failures_total",
+        "custos_webhooks_dead_total",
+        "custos_http_shed_connections_total",
+        "custos_http_refused_connections_total",
+        "custos_webhooks_delivered_total",
+        "custos_webhooks_failed_attempts_total",
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
+    metrics::gauge!("custos_snapshot_last_failed").set(0.0);
+    metrics::gauge!("custos_webhook_outbox_pending").set(0.0);
 }
 
 pub fn render() -> String {

@@ -827,3 +827,64 @@ fn a_backup_taken_under_load_restores_every_event_acknowledged_before_it() {
         &missing[..missing.len().min(5)]
     );
 }
+
+/// Every custos metric the alerting rules and the dashboard under deploy/
+/// name is exported by a running server once it has decided some events: no
+/// alert or panel on a series that does not exist.
+#[test]
+fn every_metric_the_alerts_and_the_dashboard_read_is_exported() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let _server = serve(dir.path(), port);
+    let history = json!([
+        {"event_id": "h1", "type": "login", "account_id": "seller-1", "time": "2018-05-01T08:00:00Z",
+         "status": "success", "ip": "81.2.69.160", "device_id": "laptop", "session_id": "home"},
+        {"event_id": "a1", "type": "login", "account_id": "seller-1", "time": "2018-05-16T09:00:00Z",
+         "status": "success", "ip": "185.220.101.4", "device_id": "unknown", "session_id": "x"},
+        {"event_id": "a2", "type": "payout_destination_change", "account_id": "seller-1", "time": "2018-05-16T09:02:00Z",
+         "session_id": "x", "destination": {"institution_id": "23-69-72", "institution_type": "e_money", "account_number": "12345678"}},
+        {"event_id": "a3", "type": "payout", "account_id": "seller-1", "time": "2018-05-17T09:00:00Z",
+         "payout_id": "p1", "amount": 250000, "currency": "GBP"}
+    ]);
+    post(port, &history);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let exported = rt.block_on(async {
+        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    let exported: std::collections::BTreeSet<&str> = exported
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/");
+    let mut named = std::collections::BTreeSet::new();
+    for file in ["prometheus/alerts.yml", "grafana/custos-dashboard.json"] {
+        let text = std::fs::read_to_string(format!("{root}{file}")).unwrap();
+        for (at, _) in text.match_indices("custos_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            // Words like "custos_fraud" in prose would show up here too; the
+            // files name only metrics.
+            named.insert((file, name));
+        }
+    }
+    assert!(named.len() > 10, "{named:?}");
+    let missing: Vec<_> = named
+        .iter()
+        .filter(|(_, name)| !exported.contains(name.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "named but not exported: {missing:?}\nexported: {exported:?}"
+    );
+}
