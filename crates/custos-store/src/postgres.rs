@@ -1143,48 +1143,9 @@ impl EventStore for PgStore {
     }
 }
 
-#[cfg(test)]
-/// The server the tests use: `CUSTOS_TEST_PG_URL`, else the local default.
-pub fn test_url() -> String {
-    std::env::var("CUSTOS_TEST_PG_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_string())
-}
-
-#[cfg(test)]
-/// Drops its schema (and everything in it) when dropped.
-#[derive(Debug)]
-pub struct TestSchema {
-    url: String,
-    pub schema: String,
-}
-
-#[cfg(test)]
-impl Drop for TestSchema {
-    fn drop(&mut self) {
-        match PgStore::connect_admin(&self.url) {
-            Ok(admin) => {
-                let mut slot = lock(&admin.writer);
-                if let Ok(client) = admin.ready(&mut slot)
-                    && let Err(e) =
-                        wait(client.batch_execute(&format!(
-                            "DROP SCHEMA IF EXISTS {} CASCADE",
-                            self.schema
-                        )))
-                {
-                    eprintln!("cannot drop test schema {}: {e}", self.schema);
-                }
-            }
-            Err(e) => eprintln!("cannot drop test schema {}: {e}", self.schema),
-        }
-    }
-}
-
-#[cfg(test)]
 impl PgStore {
-    /// A connection for housekeeping only: no migrations.
-    fn connect_admin(url: &str) -> StoreResult<PgStore> {
+    /// A connection for housekeeping only (no schema, no migrations).
+    pub(crate) fn connect_admin(url: &str) -> StoreResult<PgStore> {
         let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::backend("parse the postgresql url", e))?;
@@ -1203,35 +1164,10 @@ impl PgStore {
             snapshotter: Mutex::new(None),
         })
     }
-}
 
-#[cfg(test)]
-/// A new, empty store in a schema of its own on the test server, for
-/// tests that run side by side; `None` (after saying so on stderr) when the
-/// server cannot be reached outside CI. Under CI (`CI` set) an unreachable
-/// server fails the test.
-pub fn test_store() -> Option<(TestSchema, PgStore)> {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let url = test_url();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let schema = format!(
-        "custos_test_{}_{}_{nanos}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    match PgStore::connect_in_schema(&url, Some(&schema)) {
-        Ok(store) => Some((TestSchema { url, schema }, store)),
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!(
-                "SKIPPED: postgresql store test: cannot reach {url}: {e} (set CI=1 to fail instead)"
-            );
-            None
-        }
-        Err(e) => panic!("postgresql at {url} is required under CI: {e}"),
+    /// Runs `sql` (statements without parameters) on the writer connection.
+    pub(crate) fn batch_execute(&self, sql: &str) -> StoreResult<()> {
+        self.write(|c| wait(c.batch_execute(sql)).map_err(backend("execute")))
     }
 }
 
@@ -1240,7 +1176,7 @@ mod tests {
     use super::*;
 
     crate::store_test_suite!(postgres, {
-        match crate::postgres::test_store() {
+        match crate::testsuite::pg_test_store() {
             Some(pair) => pair,
             None => return,
         }
@@ -1273,7 +1209,7 @@ mod tests {
 
     #[test]
     fn the_store_reconnects_after_its_connections_are_killed() {
-        let Some((schema, store)) = test_store() else {
+        let Some((schema, store)) = crate::testsuite::pg_test_store() else {
             return;
         };
         store.append(&[record(1, "a")]).unwrap();
@@ -1299,7 +1235,7 @@ mod tests {
 
     #[test]
     fn a_large_group_commits_as_one_transaction() {
-        let Some((_schema, store)) = test_store() else {
+        let Some((_schema, store)) = crate::testsuite::pg_test_store() else {
             return;
         };
         let ids: Vec<String> = (1..=10_000).map(|i| format!("e{i}")).collect();
@@ -1340,7 +1276,7 @@ mod tests {
 
     #[test]
     fn migrations_are_recorded_and_a_newer_schema_is_refused() {
-        let Some((schema, store)) = test_store() else {
+        let Some((schema, store)) = crate::testsuite::pg_test_store() else {
             return;
         };
         let versions: Vec<i32> = {
