@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use crate::sqlite::{WEBHOOK_CURSOR_KEY, read_full};
 use crate::{
@@ -196,9 +196,40 @@ fn connection_lost(client: &Client, e: &StoreError) -> bool {
 pub struct PgStore {
     config: tokio_postgres::Config,
     runtime: Option<tokio::runtime::Runtime>,
-    writer: Mutex<Option<Client>>,
-    reader: Mutex<Option<Client>>,
-    snapshotter: Mutex<Option<Client>>,
+    writer: Mutex<Option<Link>>,
+    reader: Mutex<Option<Link>>,
+    snapshotter: Mutex<Option<Link>>,
+}
+
+/// One connection and the statements prepared on it (a statement given as
+/// text is parsed on every call: one more round trip).
+struct Link {
+    client: Client,
+    prepared: std::collections::HashMap<&'static str, Statement>,
+}
+
+impl Link {
+    fn prepared(&mut self, sql: &'static str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.prepared.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = wait(self.client.prepare(sql))?;
+        self.prepared.insert(sql, statement.clone());
+        Ok(statement)
+    }
+}
+
+impl std::ops::Deref for Link {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for Link {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
 }
 
 impl Drop for PgStore {
@@ -297,8 +328,8 @@ impl PgStore {
     }
 
     /// A live connection in `slot`, opened again if it dropped.
-    fn ready<'a>(&self, slot: &'a mut Option<Client>) -> StoreResult<&'a mut Client> {
-        if slot.as_ref().is_none_or(Client::is_closed) {
+    fn ready<'a>(&self, slot: &'a mut Option<Link>) -> StoreResult<&'a mut Link> {
+        if slot.as_ref().is_none_or(|link| link.client.is_closed()) {
             *slot = None;
             let config = self.config.clone();
             let runtime = self
@@ -317,7 +348,10 @@ impl PgStore {
             let client = wait(connecting)
                 .map_err(|e| StoreError::backend("connect to postgresql", e))?
                 .map_err(backend("connect to postgresql"))?;
-            *slot = Some(client);
+            *slot = Some(Link {
+                client,
+                prepared: Default::default(),
+            });
         }
         slot.as_mut()
             .ok_or_else(|| StoreError::backend("connect to postgresql", "no connection"))
@@ -328,9 +362,9 @@ impl PgStore {
     /// and `retry` says a second run is safe.
     fn with<T>(
         &self,
-        slot: &Mutex<Option<Client>>,
+        slot: &Mutex<Option<Link>>,
         retry: impl Fn(&StoreError) -> bool,
-        mut f: impl FnMut(&mut Client) -> StoreResult<T>,
+        mut f: impl FnMut(&mut Link) -> StoreResult<T>,
     ) -> StoreResult<T> {
         let mut slot = lock(slot);
         let client = self.ready(&mut slot)?;
@@ -345,13 +379,13 @@ impl PgStore {
     }
 
     /// A read: retried on a new connection whenever it dropped.
-    fn read<T>(&self, f: impl FnMut(&mut Client) -> StoreResult<T>) -> StoreResult<T> {
+    fn read<T>(&self, f: impl FnMut(&mut Link) -> StoreResult<T>) -> StoreResult<T> {
         self.with(&self.reader, |_| true, f)
     }
 
     /// A single-statement write: not retried (whether it took effect is
     /// unknown), but the next call reconnects.
-    fn write<T>(&self, f: impl FnMut(&mut Client) -> StoreResult<T>) -> StoreResult<T> {
+    fn write<T>(&self, f: impl FnMut(&mut Link) -> StoreResult<T>) -> StoreResult<T> {
         self.with(&self.writer, |_| false, f)
     }
 
@@ -519,6 +553,60 @@ macro_rules! record_columns {
     };
 }
 
+const APPEND_SQL: &str = concat!(
+    "INSERT INTO events (",
+    record_columns!(),
+    ") SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[],
+         $4::TEXT[], $5::BIGINT[], $6::BIGINT[], $7::TEXT[], $8::TEXT[])"
+);
+
+/// Records as the arrays [`APPEND_SQL`] takes, one per column.
+struct AppendColumns<'a> {
+    seqs: Vec<i64>,
+    ids: Vec<&'a str>,
+    accounts: Vec<&'a str>,
+    types: Vec<&'a str>,
+    times: Vec<i64>,
+    received: Vec<i64>,
+    events: Vec<&'a str>,
+    decisions: Vec<&'a str>,
+}
+
+impl<'a> AppendColumns<'a> {
+    fn of(records: &[NewRecord<'a>]) -> AppendColumns<'a> {
+        AppendColumns {
+            seqs: records.iter().map(|r| r.seq as i64).collect(),
+            ids: records.iter().map(|r| r.event_id).collect(),
+            accounts: records.iter().map(|r| r.account_id).collect(),
+            types: records.iter().map(|r| r.event_type).collect(),
+            times: records.iter().map(|r| r.event_time).collect(),
+            received: records.iter().map(|r| r.received_at_ms).collect(),
+            events: records.iter().map(|r| r.event_json).collect(),
+            decisions: records.iter().map(|r| r.decision_json).collect(),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.seqs,
+            &self.ids,
+            &self.accounts,
+            &self.types,
+            &self.times,
+            &self.received,
+            &self.events,
+            &self.decisions,
+        ]
+    }
+}
+
+/// Whether the server answered with an error (so the statement failed
+/// whole), rather than the answer being lost with the connection.
+fn answered_by_server(e: &StoreError) -> bool {
+    matches!(e, StoreError::Backend { source, .. }
+        if source.downcast_ref::<tokio_postgres::Error>().is_some_and(|e| e.code().is_some()))
+}
+
 macro_rules! outbox_columns {
     () => {
         "id, endpoint, webhook_id, webhook_type, payload, created_ms, state, attempts,
@@ -642,32 +730,40 @@ impl EventStore for PgStore {
         if records.is_empty() {
             return Ok(());
         }
-        let result = self.transaction("append", |tx| {
-            for part in records.chunks(INSERT_ROWS) {
-                let seqs: Vec<i64> = part.iter().map(|r| r.seq as i64).collect();
-                let ids: Vec<&str> = part.iter().map(|r| r.event_id).collect();
-                let accounts: Vec<&str> = part.iter().map(|r| r.account_id).collect();
-                let types: Vec<&str> = part.iter().map(|r| r.event_type).collect();
-                let times: Vec<i64> = part.iter().map(|r| r.event_time).collect();
-                let received: Vec<i64> = part.iter().map(|r| r.received_at_ms).collect();
-                let events: Vec<&str> = part.iter().map(|r| r.event_json).collect();
-                let decisions: Vec<&str> = part.iter().map(|r| r.decision_json).collect();
-                let params: [&(dyn ToSql + Sync); 8] = [
-                    &seqs, &ids, &accounts, &types, &times, &received, &events, &decisions,
-                ];
-                wait(tx.execute(
-                    concat!(
-                        "INSERT INTO events (",
-                        record_columns!(),
-                        ") SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[],
-                             $4::TEXT[], $5::BIGINT[], $6::BIGINT[], $7::TEXT[], $8::TEXT[])"
-                    ),
-                    &params,
-                ))
-                .map_err(backend("append"))?;
-            }
-            Ok(())
-        });
+        let columns: Vec<AppendColumns<'_>> =
+            records.chunks(INSERT_ROWS).map(AppendColumns::of).collect();
+        let result = if let [only] = columns.as_slice() {
+            // One statement is a transaction of its own: one round trip.
+            // Retried only when the server answered it with an error (it
+            // failed whole), not when the answer was lost.
+            self.with(&self.writer, answered_by_server, |c| {
+                let insert = c.prepared(APPEND_SQL).map_err(backend("append"))?;
+                wait(c.execute(&insert, &only.params()))
+                    .map(|_| ())
+                    .map_err(backend("append"))
+            })
+        } else {
+            self.with(
+                &self.writer,
+                |e| {
+                    !matches!(
+                        e,
+                        StoreError::Backend {
+                            context: "commit",
+                            ..
+                        }
+                    )
+                },
+                |c| {
+                    let insert = c.prepared(APPEND_SQL).map_err(backend("append"))?;
+                    let tx = wait(c.transaction()).map_err(backend("append"))?;
+                    for part in &columns {
+                        wait(tx.execute(&insert, &part.params())).map_err(backend("append"))?;
+                    }
+                    wait(tx.commit()).map_err(backend("commit"))
+                },
+            )
+        };
         match result {
             Err(StoreError::Backend { context, source })
                 if source
