@@ -57,6 +57,89 @@ pub struct Config {
     /// Where the token key and the key for personal values come from
     /// (`docs/security.md`).
     pub secrets: crate::SecretsConfig,
+    /// Where the event log lives (`docs/store.md`).
+    pub store: StoreConfig,
+}
+
+/// `[store]`: where the event log, snapshots and outbox live.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// `postgres://user[:password]@host[:port]/database`: keep them in
+    /// PostgreSQL. Unset (or empty): the embedded SQLite database in
+    /// `data_dir`. `CUSTOS_STORE_URL` overrides it.
+    pub url: Option<String>,
+    /// The PostgreSQL schema to keep the tables in, created if missing
+    /// (lowercase letters, digits and `_`). Unset: the connection's
+    /// default (`public`). Several instances may share one database, each
+    /// in its own schema.
+    pub schema: Option<String>,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("url", &self.redacted_url())
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+impl StoreConfig {
+    /// The PostgreSQL URL, when one is set.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self.url.as_deref().filter(|u| !u.is_empty())
+    }
+
+    /// The URL with its password (if any) replaced by `***`, for logs.
+    pub fn redacted_url(&self) -> Option<String> {
+        let raw = self.postgres_url()?;
+        Some(match url::Url::parse(raw) {
+            Ok(mut url) => {
+                if url.password().is_some() {
+                    let _ = url.set_password(Some("***"));
+                }
+                url.to_string()
+            }
+            Err(_) => "(not a url)".to_string(),
+        })
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if let Some(schema) = &self.schema
+            && (schema.is_empty()
+                || schema.len() > 63
+                || !schema
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'))
+        {
+            return Err(format!(
+                "store.schema: {schema:?}: use 1 to 63 lowercase letters, digits and _"
+            ));
+        }
+        let Some(raw) = self.postgres_url() else {
+            return Ok(());
+        };
+        let url = url::Url::parse(raw).map_err(|e| format!("store.url: not a URL: {e}"))?;
+        if !matches!(url.scheme(), "postgres" | "postgresql") {
+            return Err(format!(
+                "store.url: scheme {:?} is not postgres:// (leave it unset for the embedded SQLite store)",
+                url.scheme()
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("store.url: has no host".into());
+        }
+        for (key, value) in url.query_pairs() {
+            if key == "sslmode" && !matches!(value.as_ref(), "disable" | "prefer") {
+                return Err(format!(
+                    "store.url: sslmode={value} needs TLS, which the PostgreSQL store does not \
+                     support yet; use a private network or a TLS tunnel (see docs/store.md)"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -155,6 +238,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             webhook_delivery: WebhookDeliveryConfig::default(),
             secrets: crate::SecretsConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -542,8 +626,9 @@ impl Config {
     }
 
     /// Applies `CUSTOS_API_KEYS` (comma-separated), `CUSTOS_TOKEN_KEY` (or
-    /// `CUSTOS_DESTINATION_TOKEN_KEY`) and `CUSTOS_PII_KEY`, so secrets can
-    /// stay out of files.
+    /// `CUSTOS_DESTINATION_TOKEN_KEY`), `CUSTOS_PII_KEY` and
+    /// `CUSTOS_STORE_URL` (which may hold a database password), so secrets
+    /// can stay out of files.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
         if let Some(keys) = get("CUSTOS_API_KEYS") {
             self.api_keys = keys
@@ -560,6 +645,9 @@ impl Config {
             }
         }
         self.secrets.apply_env(&get);
+        if let Some(url) = get("CUSTOS_STORE_URL").filter(|u| !u.is_empty()) {
+            self.store.url = Some(url);
+        }
     }
 
     /// Refuses configurations that would be unsafe or cannot work.
@@ -597,6 +685,7 @@ impl Config {
             }
         }
         self.http.validate().map_err(ConfigError::Invalid)?;
+        self.store.validate().map_err(ConfigError::Invalid)?;
         self.validate_webhooks(|name| std::env::var(name).ok())
             .map_err(ConfigError::Invalid)?;
         Ok(())
@@ -639,6 +728,54 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_store_is_sqlite_unless_a_postgres_url_is_given() {
+        let c = Config::default();
+        assert_eq!(c.store.postgres_url(), None);
+        let mut c: Config =
+            toml::from_str("[store]\nurl = \"postgres://custos:hunter2@db:5432/custos\"\n")
+                .unwrap();
+        c.validate().unwrap();
+        assert_eq!(
+            c.store.postgres_url(),
+            Some("postgres://custos:hunter2@db:5432/custos")
+        );
+        let shown = format!("{:?}", c.store);
+        assert!(
+            shown.contains("postgres://custos:***@db:5432/custos") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+        // The environment wins over the file; an empty value changes nothing.
+        c.apply_env(|n| (n == "CUSTOS_STORE_URL").then(|| "postgresql://other/x".into()));
+        assert_eq!(c.store.postgres_url(), Some("postgresql://other/x"));
+        c.apply_env(|n| (n == "CUSTOS_STORE_URL").then(String::new));
+        assert_eq!(c.store.postgres_url(), Some("postgresql://other/x"));
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn a_store_url_that_cannot_work_is_refused() {
+        for (url, problem) in [
+            ("sqlite:///var/custos.db", "is not postgres://"),
+            ("postgres://", "has no host"),
+            ("not a url", "not a URL"),
+            ("postgres://db/custos?sslmode=require", "needs TLS"),
+        ] {
+            let c = Config {
+                store: StoreConfig {
+                    url: Some(url.into()),
+                    schema: None,
+                },
+                ..Config::default()
+            };
+            let err = c.validate().unwrap_err().to_string();
+            assert!(
+                err.contains("store.url") && err.contains(problem),
+                "{url}: {err}"
+            );
+        }
+    }
 
     fn config(listen: &str, keys: &[&str]) -> Config {
         Config {

@@ -33,8 +33,8 @@ mod secrets;
 pub use config::{
     Config, ConfigError, DECISION_CREATED, DEFAULT_MAX_FUTURE_SKEW, DEVELOPMENT_API_KEY,
     EngineConfig, Limits, LoginRiskConfig, MIN_API_KEY_LEN, MIN_WEBHOOK_SECRET_LEN, RecordFeatures,
-    RulesConfig, WebhookDeliveryConfig, WebhookEndpointConfig, duration, pattern_matches,
-    webhook_types,
+    RulesConfig, StoreConfig, WebhookDeliveryConfig, WebhookEndpointConfig, duration,
+    pattern_matches, webhook_types,
 };
 pub use data_dir::{
     DATABASE_FILE, LoadTokenKeyError, PII_KEY_FILE, TOKEN_KEY_FILE, load_token_key,

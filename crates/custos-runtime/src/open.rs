@@ -6,8 +6,9 @@
 //! destination token key and the PII key ([`crate::secrets`]: from the
 //! environment or files outside the data directory, else generated into it
 //! with a warning at every start), open the enrichment
-//! databases, read the configured rules directory, open the store in the
-//! data directory, then recover the engine from it ([`Runtime::start`]).
+//! databases, read the configured rules directory, open the store (the
+//! PostgreSQL database of `[store] url` or `CUSTOS_STORE_URL` when set,
+//! else SQLite in the data directory), then recover the engine from it ([`Runtime::start`]).
 //! Everything that can be refused is refused before the store is opened,
 //! except a token or PII key that differs from the one the store was
 //! written with, which only the store can tell.
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use custos_config::{Config, ConfigError, DATABASE_FILE, LoadRulesError};
 use custos_core::EventParser;
 use custos_core::features::FeatureSet;
-use custos_store::{SqliteOptions, SqliteStore, StoreError};
+use custos_store::{EventStore, PgStore, SqliteOptions, SqliteStore, StoreError};
 
 use crate::secrets::SecretsError;
 use crate::{Runtime, RuntimeConfig, RuntimeError};
@@ -52,9 +53,9 @@ impl From<RuntimeError> for OpenError {
     }
 }
 
-/// Checks `config`, opens the SQLite store in its data directory with
-/// `options` (`custos replay` asks for [`SqliteOptions::bulk`]) and recovers
-/// the engine.
+/// Checks `config`, opens its store (PostgreSQL when `[store] url` is set,
+/// else SQLite in its data directory with `options`: `custos replay` asks
+/// for [`SqliteOptions::bulk`]) and recovers the engine.
 pub fn open(config: &Config, options: SqliteOptions) -> Result<Runtime, OpenError> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|source| OpenError::DataDir {
@@ -75,13 +76,27 @@ pub fn open(config: &Config, options: SqliteOptions) -> Result<Runtime, OpenErro
         Some(dir) => Some(custos_config::load_rules_dir(dir)?),
         None => None,
     };
-    let store = SqliteStore::open_with(config.data_dir.join(DATABASE_FILE), options)?;
+    let store: Arc<dyn EventStore> = match config.store.postgres_url() {
+        Some(url) => {
+            let store = PgStore::connect_in_schema(url, config.store.schema.as_deref())?;
+            tracing::info!(
+                url = config.store.redacted_url().unwrap_or_default(),
+                schema = config.store.schema.as_deref().unwrap_or("(default)"),
+                "store: postgresql"
+            );
+            Arc::new(store)
+        }
+        None => Arc::new(SqliteStore::open_with(
+            config.data_dir.join(DATABASE_FILE),
+            options,
+        )?),
+    };
     let mut features = config.login_risk.features();
     if config.engine.record_features == custos_config::RecordFeatures::All {
         features.record = FeatureSet::ALL;
     }
     let runtime = Runtime::start(
-        Arc::new(store),
+        store,
         EventParser::new(secrets.tokenizer)
             .with_pii(secrets.pii)
             .with_enricher(Arc::new(enricher)),
@@ -221,5 +236,53 @@ mod tests {
         let err = open(&config, SqliteOptions::default()).err();
         assert!(matches!(err, Some(OpenError::Config(_))), "{err:?}");
         assert!(!config.data_dir.exists());
+    }
+
+    #[tokio::test]
+    async fn a_postgres_url_selects_postgresql_and_the_engine_recovers_from_it() {
+        let Some((schema, store)) = custos_store::testsuite::pg_test_store() else {
+            return;
+        };
+        drop(store);
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            store: custos_config::StoreConfig {
+                url: Some(schema.url.clone()),
+                schema: Some(schema.schema.clone()),
+            },
+            ..config_in(dir.path())
+        };
+        let event = serde_json::json!({
+            "event_id": "pg-1", "type": "login", "account_id": "acct-pg",
+            "time": "2024-01-01T00:00:00Z", "ip": "203.0.113.7", "status": "success"
+        });
+        let prepare = |runtime: &Runtime| {
+            let parsed = runtime.parser().parse_value(event.clone()).unwrap();
+            vec![crate::PreparedEvent::new(parsed, runtime.parser()).unwrap()]
+        };
+        let runtime = open(&config, SqliteOptions::default()).unwrap();
+        let first = runtime.submit(prepare(&runtime)).await.unwrap();
+        assert_eq!(runtime.store().event_count().unwrap(), 1);
+        runtime.shutdown().await.unwrap();
+        drop(runtime);
+        assert!(
+            !config.data_dir.join(DATABASE_FILE).exists(),
+            "no SQLite file beside the keys"
+        );
+        // A new process finds the event in PostgreSQL: the same id is a
+        // duplicate answered with the stored decision.
+        let runtime = open(&config, SqliteOptions::default()).unwrap();
+        let again = runtime.submit(prepare(&runtime)).await.unwrap();
+        assert!(again[0].duplicate, "{again:?}");
+        assert_eq!(
+            (&again[0].event_id, again[0].seq, &again[0].decision),
+            (&first[0].event_id, first[0].seq, &first[0].decision)
+        );
+        assert_eq!(runtime.store().event_count().unwrap(), 1);
+        assert!(
+            runtime.store().latest_snapshot().unwrap().is_some(),
+            "snapshot at shutdown"
+        );
+        runtime.shutdown().await.unwrap();
     }
 }

@@ -6,7 +6,7 @@
 //!
 //! Backends implement [`EventStore`] and must pass the shared suite in
 //! [`testsuite`] (run it with [`store_test_suite!`]). The embedded backend is
-//! [`SqliteStore`]; a PostgreSQL backend will sit behind the same trait.
+//! [`SqliteStore`]; [`PgStore`] keeps the same log in PostgreSQL.
 //!
 //! ## Contract
 //!
@@ -46,11 +46,13 @@
 //! shared suite checks it.
 
 pub mod backup;
+mod postgres;
 mod sqlite;
 pub mod testsuite;
 
 use std::io::Read;
 
+pub use postgres::{PG_SCHEMA_VERSION, PgStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 
 /// One event and its decision, as handed to [`EventStore::append`].

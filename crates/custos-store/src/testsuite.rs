@@ -509,6 +509,62 @@ pub fn outbox_due_rows_and_outcomes(store: &dyn EventStore) {
     assert_eq!(due_ids(store, "a", 20_000), ["9.0", "2.0"]);
 }
 
+/// The PostgreSQL server the tests use: `CUSTOS_TEST_PG_URL`, else
+/// `postgres://postgres@127.0.0.1:5432/test`.
+pub fn pg_test_url() -> String {
+    std::env::var("CUSTOS_TEST_PG_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/test".to_string())
+}
+
+/// A schema of its own on the test server, dropped with everything in it
+/// when this is dropped: tests run side by side and leave nothing behind.
+#[derive(Debug)]
+pub struct PgTestSchema {
+    pub url: String,
+    pub schema: String,
+}
+
+impl Drop for PgTestSchema {
+    fn drop(&mut self) {
+        let dropped = crate::PgStore::connect_admin(&self.url).and_then(|admin| {
+            admin.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+        });
+        if let Err(e) = dropped {
+            eprintln!("cannot drop test schema {}: {e}", self.schema);
+        }
+    }
+}
+
+/// A new, empty [`crate::PgStore`] in a schema of its own on the test
+/// server. When the server cannot be reached: `None`, after saying so on
+/// stderr; under CI (`CI` set) the test fails instead.
+pub fn pg_test_store() -> Option<(PgTestSchema, crate::PgStore)> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let url = pg_test_url();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let schema = format!(
+        "custos_test_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    match crate::PgStore::connect_in_schema(&url, Some(&schema)) {
+        Ok(store) => Some((PgTestSchema { url, schema }, store)),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!(
+                "SKIPPED: postgresql store test: cannot reach {url}: {e} (under CI this fails)"
+            );
+            None
+        }
+        Err(e) => panic!("postgresql at {url} is required under CI: {e}"),
+    }
+}
+
 /// Generates one `#[test]` per suite function for a backend.
 #[macro_export]
 macro_rules! store_test_suite {

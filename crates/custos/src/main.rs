@@ -36,7 +36,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the HTTP API on the embedded store.
+    /// Run the HTTP API (store: embedded SQLite, or PostgreSQL with
+    /// `[store] url` or `CUSTOS_STORE_URL`).
     ///
     /// Without a config file Custos listens on 127.0.0.1:8080, keeps its data
     /// in ./custos-data, and accepts the development API key
