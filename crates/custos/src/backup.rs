@@ -41,6 +41,12 @@ fn data_dir(config: Option<PathBuf>, data_dir: Option<PathBuf>) -> anyhow::Resul
             ..Overrides::default()
         },
     )?;
+    if config.store.postgres_url().is_some() {
+        anyhow::bail!(
+            "store.url: this instance keeps its log in PostgreSQL; back it up with pg_dump \
+             or a base backup (docs/operations.md), not custos backup"
+        );
+    }
     Ok(config.data_dir)
 }
 
