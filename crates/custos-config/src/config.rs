@@ -57,6 +57,43 @@ pub struct Config {
     /// Where the token key and the key for personal values come from
     /// (`docs/security.md`).
     pub secrets: crate::SecretsConfig,
+    /// The analyst console at `/console` (`docs/console.md`).
+    pub console: ConsoleConfig,
+}
+
+/// The analyst console's sessions, login limits and four-eyes threshold.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Mark the session cookie `Secure`: set it whenever TLS is in front.
+    pub secure_cookie: bool,
+    /// A session unused this long ends.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// A session ends this long after login, used or not.
+    #[serde(with = "duration")]
+    pub absolute_timeout: Duration,
+    /// Releasing a hold of more than this amount (minor units, any
+    /// currency) needs a second person with the `lead` role.
+    pub four_eyes_above: u64,
+    /// Failed logins allowed per user name, and per address ten times
+    /// this, within `login_window`; further attempts are refused unchecked.
+    pub max_failed_logins: u32,
+    #[serde(with = "duration")]
+    pub login_window: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            secure_cookie: false,
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 3600),
+            four_eyes_above: 100_000,
+            max_failed_logins: 5,
+            login_window: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -155,6 +192,7 @@ impl Default for Config {
             webhooks: Vec::new(),
             webhook_delivery: WebhookDeliveryConfig::default(),
             secrets: crate::SecretsConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }

@@ -10,6 +10,7 @@ mod replay;
 mod rules;
 mod serve;
 mod simulate;
+mod users;
 
 use std::process::ExitCode;
 
@@ -66,6 +67,9 @@ enum Command {
     /// Simulate the 2018 seller-phishing campaign on a small marketplace,
     /// evaluate the default rules on it, and print the headline figures.
     Demo(demo::DemoArgs),
+    /// Manage the people who may log in to the analyst console at
+    /// /console: add, list, disable, enable, reset-password.
+    Users(users::UsersArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +93,7 @@ fn main() -> ExitCode {
             evaluate::run_command(command)
         }
         Command::Demo(args) => demo::run(args),
+        Command::Users(args) => users::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

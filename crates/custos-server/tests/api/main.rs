@@ -4,6 +4,7 @@
 mod analyst;
 mod auth;
 mod connections;
+mod console;
 mod edge;
 mod events;
 mod fuzz_corpus;
