@@ -503,7 +503,19 @@ async fn settle_campaign(
     action: AnalystActionKind,
 ) -> Result<Response, ApiError> {
     let body = action_body(&state, &headers, body).await?;
-    let lookup = campaign_id.clone();
+    let effect = settle_campaign_with(&state, &campaign_id, body, action).await?;
+    Ok(Json(effect).into_response())
+}
+
+/// Confirms or dismisses a campaign as `body` says (the console's path
+/// too); the effect's data.
+pub(crate) async fn settle_campaign_with(
+    state: &AppState,
+    campaign_id: &str,
+    body: ActionBody,
+    action: AnalystActionKind,
+) -> Result<Value, ApiError> {
+    let lookup = campaign_id.to_string();
     // Recorded on the campaign's first account: every event has one.
     let found = state
         .runtime
@@ -516,15 +528,15 @@ async fn settle_campaign(
         .await
         .map_err(unavailable)?;
     let (id, account_id): (String, String) =
-        serde_json::from_value(found).map_err(|_| campaign_not_found(&campaign_id))?;
-    let effects = record_action(&state, &account_id, action, Some(&id), body).await?;
+        serde_json::from_value(found).map_err(|_| campaign_not_found(campaign_id))?;
+    let effects = record_action(state, &account_id, action, Some(&id), body).await?;
     let wanted = if action == AnalystActionKind::ConfirmCampaign {
         EffectKind::CampaignConfirmed
     } else {
         EffectKind::CampaignDismissed
     };
     match effects.into_iter().find(|e| e.kind == wanted) {
-        Some(effect) => Ok(Json(effect.data).into_response()),
+        Some(effect) => Ok(effect.data),
         None => Err(ApiError::new(
             Code::CampaignUnchanged,
             format!("campaign {campaign_id:?} already has that status"),

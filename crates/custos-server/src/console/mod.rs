@@ -95,6 +95,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/approvals/{id}/reject", post(pages::reject))
         .route("/console/accounts/{account_id}", get(pages::account))
         .route("/console/campaigns/{campaign_id}", get(pages::campaign))
+        .route(
+            "/console/campaigns/{campaign_id}/confirm",
+            post(pages::confirm_campaign),
+        )
         .route("/console/audit", get(pages::audit_trail))
         .route("/console/audit.ndjson", get(pages::audit_export))
         .route("/console/assets/console.css", get(stylesheet))

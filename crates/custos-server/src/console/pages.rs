@@ -1599,6 +1599,9 @@ struct DestinationRow {
 #[template(path = "campaign.html")]
 struct CampaignPage {
     nav: Option<Nav>,
+    notice: Option<String>,
+    csrf: String,
+    can_confirm: bool,
     id: String,
     status: String,
     detected_at: String,
@@ -1618,6 +1621,62 @@ pub async fn campaign(
         Ok(p) => p,
         Err(r) => return r,
     };
+    campaign_page(&state, &person, &campaign_id, None).await
+}
+
+/// Confirms a campaign: its victims' holds wait for an analyst, its
+/// destinations count as fraud's (`docs/holds.md`).
+pub async fn confirm_campaign(
+    State(state): State<AppState>,
+    Path(campaign_id): Path<String>,
+    request: Request,
+) -> Response {
+    let (person, form) = match posted(&state, request).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(r) = person.authorize(Scope::HoldsWrite, "confirming a campaign") {
+        return r;
+    }
+    let Some(reason) = reason_of(&form) else {
+        return error_page(Some(&person), StatusCode::BAD_REQUEST, "reason: say why");
+    };
+    let settled = crate::analyst::settle_campaign_with(
+        &state,
+        &campaign_id,
+        ActionBody {
+            analyst: Some(person.name().to_string()),
+            reason: Some(reason.clone()),
+            action_id: None,
+            account_id: None,
+        },
+        AnalystActionKind::ConfirmCampaign,
+    )
+    .await;
+    match settled {
+        Ok(_) => {
+            audit(
+                &state,
+                person.name(),
+                &person.address,
+                "campaign_confirmed",
+                &format!("campaign {campaign_id}"),
+                &reason,
+            )
+            .await;
+            campaign_page(&state, &person, &campaign_id, Some("confirmed".into())).await
+        }
+        Err(e) => api_error_page(&person, e),
+    }
+}
+
+async fn campaign_page(
+    state: &AppState,
+    person: &Person,
+    campaign_id: &str,
+    notice: Option<String>,
+) -> Response {
+    let campaign_id = campaign_id.to_string();
     let lookup = campaign_id.clone();
     let found = state
         .runtime
@@ -1627,14 +1686,14 @@ pub async fn campaign(
         .and_then(|v| serde_json::from_value::<Option<Campaign>>(v).ok());
     let Some(found) = found else {
         return error_page(
-            Some(&person),
+            Some(person),
             StatusCode::SERVICE_UNAVAILABLE,
             "the engine did not answer",
         );
     };
     let Some(c) = found else {
         return error_page(
-            Some(&person),
+            Some(person),
             StatusCode::NOT_FOUND,
             "there is no such campaign",
         );
@@ -1660,7 +1719,10 @@ pub async fn campaign(
     html(
         StatusCode::OK,
         &CampaignPage {
-            nav: nav(&person),
+            nav: nav(person),
+            notice,
+            csrf: person.session.csrf.clone(),
+            can_confirm: person.may(Scope::HoldsWrite),
             status: serde_json::to_value(c.status)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))

@@ -572,3 +572,58 @@ async fn failed_logins_are_limited_and_a_disabled_user_is_logged_out_at_once() {
     );
     server.server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_campaign_lists_its_victims_in_time_order_and_an_analyst_confirms_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+    let mut vera = Browser::logged_in(&server, "vera").await;
+    let page = vera.get("/console/queue").await;
+    assert!(
+        page.body.contains("/console/campaigns/cmp_1"),
+        "{}",
+        page.body
+    );
+    let page = vera.get("/console/campaigns/cmp_1").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("suspected"));
+    // Every victim, listed by the time they joined.
+    let victims = &page.body[page.body.find("Victims in order of time").unwrap()
+        ..page.body.find("Shared destinations").unwrap()];
+    for account in ["small", "large", "middle"] {
+        assert!(victims.contains(&format!(">{account}</a>")), "{victims}");
+    }
+    let joined: Vec<&str> = victims
+        .split("<tr><td>")
+        .skip(1)
+        .map(|row| &row[..19])
+        .collect();
+    assert_eq!(joined.len(), 3, "{victims}");
+    assert!(joined.windows(2).all(|w| w[0] <= w[1]), "{joined:?}");
+    assert!(
+        !page.body.contains("/confirm\""),
+        "a viewer is offered no action"
+    );
+    let csrf = page.csrf();
+    let refused = vera
+        .post(
+            "/console/campaigns/cmp_1/confirm",
+            &[("reason", "x"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+
+    let mut ana = Browser::logged_in(&server, "ana").await;
+    let csrf = ana.get("/console/campaigns/cmp_1").await.csrf();
+    let page = ana
+        .post(
+            "/console/campaigns/cmp_1/confirm",
+            &[("reason", "same mule account"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (_, campaign) = server.get("/v1/campaigns/cmp_1").await;
+    assert_eq!(campaign["status"], "confirmed", "{campaign}");
+    assert_eq!(campaign["status_by"]["by"], "ana");
+    server.server.stop().await.unwrap();
+}
