@@ -970,6 +970,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../custos.example.toml");
         let example = Config::from_file(&path).unwrap();
         let defaults = Config::default();
+        assert_eq!(example.console, defaults.console);
         assert_eq!(example.listen, defaults.listen);
         assert_eq!(example.data_dir, defaults.data_dir);
         assert_eq!(example.api_keys, defaults.api_keys);
