@@ -200,6 +200,9 @@ async fn the_queue_is_ordered_by_money_and_says_why_behind_a_login() {
         "{csp}"
     );
     assert!(!page.body.contains("<script"), "no script at all");
+    // Not no-referrer: browsers would then post `Origin: null`.
+    assert_eq!(page.headers["referrer-policy"], "same-origin");
+    assert_eq!(page.headers["x-frame-options"], "DENY");
     // The most money first.
     let at = |needle: &str| {
         page.body
@@ -325,6 +328,23 @@ async fn posts_without_or_with_a_wrong_csrf_token_are_refused() {
         )
         .await;
     assert_eq!(page.status, 403);
+    // Another site's page (or an opaque one) is refused at the edge.
+    let csrf = ana.get("/console/queue").await.csrf();
+    for origin in ["null", "https://evil.example"] {
+        let answer = ana
+            .client
+            .post(format!("{}/console/holds/small/p1/release", ana.base))
+            .header("cookie", ana.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", origin)
+            .body(format!("reason=ok&csrf={csrf}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 403, "{origin}");
+    }
+    let (_, hold) = server.get("/v1/holds/p1?account_id=small").await;
+    assert_eq!(hold["status"], "held");
     // A GET cannot change anything.
     let page = ana.get("/console/holds/small/p1/release").await;
     assert_eq!(page.status, 405);
