@@ -387,7 +387,7 @@ async fn get_account(
 
 /// The behavioural profile as an analyst reads it: how many distinct values
 /// of each trait the account uses, and the countries and ASNs themselves.
-fn login_profile_view(profile: &custos_core::profile::BehaviourProfile) -> Value {
+pub(crate) fn login_profile_view(profile: &custos_core::profile::BehaviourProfile) -> Value {
     use custos_core::profile::{TraitKind, unpack_code};
     let day = |d: u16| custos_core::state::Timestamp(i64::from(d) * 86_400);
     let mut distinct = serde_json::Map::new();

@@ -387,6 +387,21 @@ impl ConsoleDb {
             .map_err(sql("list approvals"))
     }
 
+    /// Every pending request.
+    pub fn pending(&self) -> Result<Vec<Approval>, ConsoleDbError> {
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare(&format!(
+                "{APPROVAL_COLUMNS} WHERE status = 'pending' ORDER BY id"
+            ))
+            .map_err(sql("list approvals"))?;
+        let rows = statement
+            .query_map([], approval_row)
+            .map_err(sql("list approvals"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(sql("list approvals"))
+    }
+
     /// Pending requests on one hold.
     pub fn pending_for_hold(
         &self,

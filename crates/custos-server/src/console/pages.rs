@@ -621,9 +621,13 @@ pub async fn queue(
         holds.iter().map(|h| h.hold.event_id.clone()).collect(),
     )
     .await;
-    let pending = approvals_db(&state, |db| db.approvals(10_000))
-        .await
-        .unwrap_or_default();
+    let pending: std::collections::HashSet<(String, String)> =
+        approvals_db(&state, |db| db.pending())
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|a| (a.account_id, a.hold_id))
+            .collect();
     let rows = holds
         .into_iter()
         .map(|OpenHold { hold, campaign }| QueueRow {
@@ -637,14 +641,9 @@ pub async fn queue(
             } else {
                 time_left(hold.expires_at.0, read.now)
             },
-            pending: pending
-                .iter()
-                .filter(|a| {
-                    a.status == "pending"
-                        && a.account_id == hold.account_id
-                        && a.hold_id == hold.hold_id
-                })
-                .count(),
+            pending: usize::from(
+                pending.contains(&(hold.account_id.clone(), hold.hold_id.clone())),
+            ),
             kind: hold.kind.as_str().into(),
             account_id: hold.account_id,
             hold_id: hold.hold_id,
@@ -1397,6 +1396,10 @@ struct HoldRow {
 #[template(path = "account.html")]
 struct AccountPage {
     nav: Option<Nav>,
+    logins: String,
+    distinct: Vec<(String, String)>,
+    countries: Vec<(String, String, String)>,
+    asns: Vec<(String, String, String)>,
     account_id: String,
     at_risk: String,
     campaign: Option<String>,
@@ -1416,6 +1419,8 @@ pub struct PageQuery {
 #[derive(serde::Serialize, Deserialize)]
 struct AccountRead {
     found: bool,
+    /// `crate::login_profile_view`: distinct traits, countries, ASNs.
+    profile: Value,
     at_risk: Option<Value>,
     campaign: Option<String>,
     holds: Vec<Hold>,
@@ -1468,6 +1473,9 @@ pub async fn account(
             let state = engine.account(&lookup);
             AccountRead {
                 found: state.is_some(),
+                profile: state
+                    .map(|s| crate::login_profile_view(&s.profile))
+                    .unwrap_or(Value::Null),
                 at_risk: state
                     .and_then(|s| s.at_risk.as_ref())
                     .and_then(|r| serde_json::to_value(r).ok()),
@@ -1545,10 +1553,52 @@ pub async fn account(
         })
         .collect();
     let base = account_href(&account_id);
+    let profile = &read.profile;
+    let seen = |key: &str| -> Vec<(String, String, String)> {
+        profile
+            .get(key)
+            .and_then(Value::as_array)
+            .map(|list| {
+                list.iter()
+                    .map(|t| {
+                        let text = |v: Option<&Value>| match v {
+                            Some(Value::String(s)) => s.clone(),
+                            Some(v) => v.to_string(),
+                            None => String::new(),
+                        };
+                        (
+                            text(t.get("value")),
+                            text(t.get("count")),
+                            text(t.get("last_seen")),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let countries = seen("countries");
+    let asns = seen("asns");
+    let distinct = profile
+        .get("distinct")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.replace('_', " "), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let logins = profile
+        .get("logins")
+        .map(Value::to_string)
+        .unwrap_or_default();
     html(
         StatusCode::OK,
         &AccountPage {
             nav: nav(&person),
+            logins,
+            distinct,
+            countries,
+            asns,
             at_risk: read
                 .at_risk
                 .map(|r| r.to_string())

@@ -236,6 +236,18 @@ async fn the_queue_is_ordered_by_money_and_says_why_behind_a_login() {
     let page = vera.get("/console/accounts/large").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("large-atk-change"), "{}", page.body);
+    // Its devices and networks, from the behavioural profile.
+    assert!(page.body.contains("Devices and networks"), "{}", page.body);
+    // The ten logins from home; the attacker's is not learnt.
+    assert!(page.body.contains("10 logins kept"), "{}", page.body);
+    // Paged: 25 events, 50 to a page.
+    assert!(!page.body.contains("?page=1"), "{}", page.body);
+    let page = vera.get("/console/accounts/large?page=1").await;
+    assert!(
+        page.body.contains("No events on this page."),
+        "{}",
+        page.body
+    );
     server.server.stop().await.unwrap();
 }
 
