@@ -190,11 +190,11 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
             "the login form's security token is missing or out of date; reload the login page",
         );
     }
-    let name = form
-        .get("name")
-        .map(|n| n.trim())
-        .unwrap_or_default()
-        .to_string();
+    let typed = form.get("name").map(|n| n.trim()).unwrap_or_default();
+    // A valid name has at most 64 bytes: a longer one logs nobody in, and
+    // is cut so that the failure counts and the audit trail stay small.
+    let too_long = typed.len() > 64;
+    let name: String = typed.chars().take(64).collect();
     let password = form.get("password").cloned().unwrap_or_default();
     let console = state.console.clone();
     if !console.limiter.allows(&name, &address) {
@@ -216,7 +216,11 @@ pub async fn login(State(state): State<AppState>, request: Request) -> Response 
     let db = console.db.clone();
     let lookup = name.clone();
     let checked = tokio::task::spawn_blocking(move || {
-        let user = db.user(&lookup).ok().flatten();
+        let user = if too_long {
+            None
+        } else {
+            db.user(&lookup).ok().flatten()
+        };
         let valid = super::session::verify_password(
             &password,
             user.as_ref().map(|u| u.password_hash.as_str()),
