@@ -69,6 +69,14 @@ CREATE TABLE IF NOT EXISTS approvals (
     decision_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_pending ON approvals (status, id);
+CREATE TABLE IF NOT EXISTS assignments (
+    account_id  TEXT    NOT NULL,
+    hold_id     TEXT    NOT NULL,
+    assignee    TEXT    NOT NULL,
+    assigned_by TEXT    NOT NULL,
+    at_ms       INTEGER NOT NULL,
+    PRIMARY KEY (account_id, hold_id)
+);
 ";
 
 #[derive(Debug, thiserror::Error)]
@@ -385,6 +393,42 @@ impl ConsoleDb {
             .map_err(sql("list approvals"))?;
         rows.collect::<Result<_, _>>()
             .map_err(sql("list approvals"))
+    }
+
+    /// Gives a hold to `assignee` (replacing whoever had it).
+    pub fn assign(
+        &self,
+        account_id: &str,
+        hold_id: &str,
+        assignee: &str,
+        assigned_by: &str,
+    ) -> Result<(), ConsoleDbError> {
+        self.conn()
+            .execute(
+                "INSERT INTO assignments (account_id, hold_id, assignee, assigned_by, at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (account_id, hold_id) DO UPDATE SET
+                     assignee = excluded.assignee, assigned_by = excluded.assigned_by,
+                     at_ms = excluded.at_ms",
+                params![account_id, hold_id, assignee, assigned_by, now_ms()],
+            )
+            .map_err(sql("assign a hold"))?;
+        Ok(())
+    }
+
+    /// Who has each assigned hold, by (account, hold).
+    pub fn assignees(
+        &self,
+    ) -> Result<std::collections::HashMap<(String, String), String>, ConsoleDbError> {
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare("SELECT account_id, hold_id, assignee FROM assignments")
+            .map_err(sql("read assignments"))?;
+        let rows = statement
+            .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))
+            .map_err(sql("read assignments"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(sql("read assignments"))
     }
 
     /// Every pending request.

@@ -90,6 +90,10 @@ pub(crate) fn router() -> Router<AppState> {
             "/console/holds/{account_id}/{hold_id}/cancel",
             post(pages::cancel),
         )
+        .route(
+            "/console/holds/{account_id}/{hold_id}/assign",
+            post(pages::assign),
+        )
         .route("/console/approvals", get(pages::approvals))
         .route("/console/approvals/{id}/approve", post(pages::approve))
         .route("/console/approvals/{id}/reject", post(pages::reject))

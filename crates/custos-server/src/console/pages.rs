@@ -477,6 +477,9 @@ pub struct QueueFilter {
     rule: String,
     #[serde(default)]
     min_amount: String,
+    /// A user name, `me`, or `none`.
+    #[serde(default)]
+    assignee: String,
 }
 
 struct QueueRow {
@@ -491,6 +494,7 @@ struct QueueRow {
     left: String,
     campaign: Option<String>,
     pending: usize,
+    assignee: Option<String>,
 }
 
 #[derive(Template)]
@@ -613,6 +617,23 @@ pub async fn queue(
             .cmp(&a.hold.amount)
             .then(a.hold.expires_at.0.cmp(&b.hold.expires_at.0))
     });
+    let assignees = approvals_db(&state, |db| db.assignees())
+        .await
+        .unwrap_or_default();
+    let assignee_of = |h: &Hold| {
+        assignees
+            .get(&(h.account_id.clone(), h.hold_id.clone()))
+            .cloned()
+    };
+    let wanted = match filter.assignee.trim() {
+        "" => None,
+        "me" => Some(Some(person.name().to_string())),
+        "none" => Some(None),
+        name => Some(Some(name.to_string())),
+    };
+    if let Some(wanted) = &wanted {
+        holds.retain(|h| assignee_of(&h.hold) == *wanted);
+    }
     let count = holds.len();
     let mut totals: std::collections::BTreeMap<String, u64> = Default::default();
     for h in &holds {
@@ -635,6 +656,7 @@ pub async fn queue(
     let rows = holds
         .into_iter()
         .map(|OpenHold { hold, campaign }| QueueRow {
+            assignee: assignee_of(&hold),
             href: hold_href(&hold.account_id, &hold.hold_id),
             account_href: account_href(&hold.account_id),
             campaign_href: campaign.as_deref().map(campaign_href).unwrap_or_default(),
@@ -711,6 +733,9 @@ struct HoldPage {
     open: bool,
     can_act: bool,
     needs_second: bool,
+    assignee: Option<String>,
+    /// Who a hold can be given to: enabled users who may work holds.
+    workers: Vec<String>,
 }
 
 #[derive(serde::Serialize, Deserialize)]
@@ -778,6 +803,19 @@ async fn hold_page(
         })
         .unwrap_or_else(|| "not known".into());
     let open = hold.status == HoldStatus::Held;
+    let key = (hold.account_id.clone(), hold.hold_id.clone());
+    let (assignee, workers) = approvals_db(state, move |db| {
+        let assignee = db.assignees()?.remove(&key);
+        let workers = db
+            .users()?
+            .into_iter()
+            .filter(|u| !u.disabled && u.role.scopes().allows(Scope::HoldsWrite))
+            .map(|u| u.name)
+            .collect();
+        Ok((assignee, workers))
+    })
+    .await
+    .unwrap_or_default();
     html(
         StatusCode::OK,
         &HoldPage {
@@ -817,6 +855,8 @@ async fn hold_page(
             open,
             can_act: person.may(Scope::HoldsWrite),
             needs_second: hold.amount > state.console.config.four_eyes_above,
+            assignee,
+            workers,
             hold_id: hold.hold_id,
             account_id: hold.account_id,
         },
@@ -1006,6 +1046,90 @@ pub async fn cancel(
             .await
         }
         Err(e) => api_error_page(&person, e),
+    }
+}
+
+/// `take`: the hold is mine; `assign`: the hold is the named user's, who
+/// must be enabled and allowed to work holds.
+pub async fn assign(
+    State(state): State<AppState>,
+    Path((account_id, hold_id)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let (person, form) = match posted(&state, request).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if let Err(r) = person.authorize(Scope::HoldsWrite, "assigning a hold") {
+        return r;
+    }
+    let assignee = match form.get("assignee").map(|a| a.trim()) {
+        None | Some("") => person.name().to_string(),
+        Some(name) => name.to_string(),
+    };
+    match read_hold(&state, &account_id, &hold_id).await {
+        Some(HoldRead { hold: Some(_), .. }) => {}
+        Some(_) => {
+            return error_page(
+                Some(&person),
+                StatusCode::NOT_FOUND,
+                "there is no such hold on this account",
+            );
+        }
+        None => {
+            return error_page(
+                Some(&person),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the engine did not answer",
+            );
+        }
+    }
+    let (a, h, who, by) = (
+        account_id.clone(),
+        hold_id.clone(),
+        assignee.clone(),
+        person.name().to_string(),
+    );
+    let assigned = approvals_db(&state, move |db| {
+        let user = db.user(&who)?;
+        if !user.is_some_and(|u| !u.disabled && u.role.scopes().allows(Scope::HoldsWrite)) {
+            return Ok(false);
+        }
+        db.assign(&a, &h, &who, &by)?;
+        Ok(true)
+    })
+    .await;
+    match assigned {
+        Ok(true) => {
+            let action = if assignee == person.name() {
+                "hold_taken"
+            } else {
+                "hold_assigned"
+            };
+            audit(
+                &state,
+                person.name(),
+                &person.address,
+                action,
+                &format!("hold {account_id}/{hold_id}"),
+                &assignee,
+            )
+            .await;
+            hold_page(
+                &state,
+                &person,
+                &account_id,
+                &hold_id,
+                Some(format!("assigned to {assignee}")),
+            )
+            .await
+        }
+        Ok(false) => error_page(
+            Some(&person),
+            StatusCode::BAD_REQUEST,
+            "assignee: must be an enabled user who may work holds (analyst, lead or admin)",
+        ),
+        Err(e) => error_page(Some(&person), StatusCode::SERVICE_UNAVAILABLE, &e),
     }
 }
 

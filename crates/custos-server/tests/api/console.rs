@@ -659,3 +659,68 @@ async fn a_campaign_lists_its_victims_in_time_order_and_an_analyst_confirms_it()
     assert_eq!(campaign["status_by"]["by"], "ana");
     server.server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_analyst_takes_a_hold_or_gives_it_to_another_and_the_queue_filters_by_assignee() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+    let mut ana = Browser::logged_in(&server, "ana").await;
+    let csrf = ana.get("/console/queue").await.csrf();
+    let page = ana
+        .post("/console/holds/small/p1/assign", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("assigned to ana"), "{}", page.body);
+    let page = ana
+        .post(
+            "/console/holds/middle/p1/assign",
+            &[("assignee", "bob"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // Only someone who may work holds, and only an existing hold.
+    for (path, assignee, status) in [
+        ("/console/holds/large/p1/assign", "vera", 400),
+        ("/console/holds/large/p1/assign", "nobody", 400),
+        ("/console/holds/large/p9/assign", "bob", 404),
+    ] {
+        let page = ana
+            .post(path, &[("assignee", assignee), ("csrf", &csrf)])
+            .await;
+        assert_eq!(page.status, status, "{assignee}: {}", page.body);
+    }
+    let mine = ana.get("/console/queue?assignee=me").await;
+    assert!(mine.body.contains(">200.00 GBP</a>"), "{}", mine.body);
+    assert!(!mine.body.contains(">3,000.00 GBP</a>"));
+    let bobs = ana.get("/console/queue?assignee=bob").await;
+    assert!(bobs.body.contains(">3,000.00 GBP</a>") && !bobs.body.contains(">200.00 GBP</a>"));
+    let nobodys = ana.get("/console/queue?assignee=none").await;
+    assert!(nobodys.body.contains(">9,000.00 GBP</a>"));
+    assert!(
+        !nobodys.body.contains(">200.00 GBP</a>") && !nobodys.body.contains(">3,000.00 GBP</a>")
+    );
+
+    // A viewer cannot.
+    let mut vera = Browser::logged_in(&server, "vera").await;
+    let csrf = vera.get("/console/queue").await.csrf();
+    let page = vera
+        .post("/console/holds/large/p1/assign", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, 403);
+    let db = ConsoleDb::open_in(dir.path()).unwrap();
+    let actions: Vec<(String, String)> = db
+        .audit_page(None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.action, e.detail))
+        .collect();
+    assert!(
+        actions.contains(&("hold_taken".into(), "ana".into())),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("hold_assigned".into(), "bob".into())),
+        "{actions:?}"
+    );
+    server.server.stop().await.unwrap();
+}
