@@ -2,7 +2,8 @@
 # Browser tests of the analyst console (tests/browser/console.mjs) in a real
 # headless Chromium against the debug binary on a free loopback port, with a
 # throwaway data directory holding a few held payouts, a campaign and one
-# user per role. Screenshots are written to docs/img/console-*.png.
+# user per role. Screenshots are written to docs/img/console-*.png (or to
+# $SHOTS).
 #
 # Needs node and npm; installs Debian's chromium when it is missing (as root)
 # and playwright-core (pinned in tests/browser/package.json) into a
@@ -47,10 +48,17 @@ for pair in vera:viewer ana:analyst lea:lead adm:admin; do
 done
 "$custos" serve --listen "127.0.0.1:$port" --data-dir "$work/data" 2>"$work/server.log" &
 server_pid=$!
-for _ in $(seq 1 100); do
-  if curl -fsS "$base/readyz" >/dev/null 2>&1; then break; fi
-  sleep 0.1
-done
+python3 - "$base" <<'PY'
+import sys, time, urllib.request
+for _ in range(300):
+    try:
+        urllib.request.urlopen(sys.argv[1] + "/readyz", timeout=1)
+        break
+    except OSError:
+        time.sleep(0.1)
+else:
+    sys.exit("the server did not become ready")
+PY
 
 # Three sellers taken over the same way (one campaign), paid out 200, 9,000
 # and 3,000; and two with hostile ids.
@@ -94,5 +102,5 @@ held = sum(1 for d in decisions if d.get("action") == "hold")
 print(f"{len(events)} events sent, {held} payouts held")
 PY
 
-BASE="$base" CHROMIUM="$chromium_path" SHOTS="$root/docs/img" PASSWORD="$password" \
+BASE="$base" CHROMIUM="$chromium_path" SHOTS="${SHOTS:-$root/docs/img}" PASSWORD="$password" \
   node "$work/console.mjs"
