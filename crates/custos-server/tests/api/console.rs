@@ -560,7 +560,9 @@ async fn hostile_ids_render_as_text_and_unknown_ids_give_a_404_page() {
 #[tokio::test]
 async fn failed_logins_are_limited_and_a_disabled_user_is_logged_out_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start(console_config(dir.path())).await;
+    let mut config = console_config(dir.path());
+    config.console.secure_cookie = true;
+    let server = TestServer::start(config).await;
     add_user(&server, "ana", Role::Analyst);
     add_user(&server, "bob", Role::Analyst);
     let mut eve = Browser::new(&server);
@@ -572,7 +574,15 @@ async fn failed_logins_are_limited_and_a_disabled_user_is_logged_out_at_once() {
     let page = eve.login("ana", PASSWORD).await;
     assert_eq!(page.status, 429, "{}", page.body);
     // Other users are not locked out by it.
-    let mut bob = Browser::logged_in(&server, "bob").await;
+    let mut bob = Browser::new(&server);
+    let page = bob.login("bob", PASSWORD).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    // With console.secure_cookie the session cookie is Secure too.
+    let cookie = page.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("custos_session=") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
     assert_eq!(bob.get("/console/queue").await.status, 200);
 
     // Disabling (as `custos users disable` does, from another process)
