@@ -455,7 +455,9 @@ async fn decisions(state: &AppState, event_ids: Vec<String>) -> HashMap<String, 
     .unwrap_or_default()
 }
 
-async fn approvals_db<T: Send + 'static>(
+/// Runs `f` on the console database off the async threads; the error as
+/// text for a page.
+async fn console_db<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&super::db::ConsoleDb) -> Result<T, super::db::ConsoleDbError> + Send + 'static,
 ) -> Result<T, String> {
@@ -617,7 +619,7 @@ pub async fn queue(
             .cmp(&a.hold.amount)
             .then(a.hold.expires_at.0.cmp(&b.hold.expires_at.0))
     });
-    let assignees = approvals_db(&state, |db| db.assignees())
+    let assignees = console_db(&state, |db| db.assignees())
         .await
         .unwrap_or_default();
     let assignee_of = |h: &Hold| {
@@ -647,7 +649,7 @@ pub async fn queue(
     )
     .await;
     let pending: std::collections::HashSet<(String, String)> =
-        approvals_db(&state, |db| db.pending())
+        console_db(&state, |db| db.pending())
             .await
             .unwrap_or_default()
             .into_iter()
@@ -785,7 +787,7 @@ async fn hold_page(
     };
     let found = decisions(state, vec![hold.event_id.clone()]).await;
     let (a, h) = (hold.account_id.clone(), hold.hold_id.clone());
-    let pending = approvals_db(state, move |db| db.pending_for_hold(&a, &h))
+    let pending = console_db(state, move |db| db.pending_for_hold(&a, &h))
         .await
         .unwrap_or_default();
     let destination = hold
@@ -804,7 +806,7 @@ async fn hold_page(
         .unwrap_or_else(|| "not known".into());
     let open = hold.status == HoldStatus::Held;
     let key = (hold.account_id.clone(), hold.hold_id.clone());
-    let (assignee, workers) = approvals_db(state, move |db| {
+    let (assignee, workers) = console_db(state, move |db| {
         let assignee = db.assignees()?.remove(&key);
         let workers = db
             .users()?
@@ -949,7 +951,7 @@ pub async fn release(
             decided_ms: None,
             decision_reason: None,
         };
-        let id = match approvals_db(&state, move |db| db.request_approval(&request)).await {
+        let id = match console_db(&state, move |db| db.request_approval(&request)).await {
             Ok(id) => id,
             Err(e) => return error_page(Some(&person), StatusCode::SERVICE_UNAVAILABLE, &e),
         };
@@ -1090,7 +1092,7 @@ pub async fn assign(
         assignee.clone(),
         person.name().to_string(),
     );
-    let assigned = approvals_db(&state, move |db| {
+    let assigned = console_db(&state, move |db| {
         let user = db.user(&who)?;
         if !user.is_some_and(|u| !u.disabled && u.role.scopes().allows(Scope::HoldsWrite)) {
             return Ok(false);
@@ -1168,7 +1170,7 @@ async fn approvals_page(
     notice: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let rows = match approvals_db(state, |db| db.approvals(500)).await {
+    let rows = match console_db(state, |db| db.approvals(500)).await {
         Ok(rows) => rows,
         Err(e) => return error_page(Some(person), StatusCode::SERVICE_UNAVAILABLE, &e),
     };
@@ -1226,7 +1228,7 @@ async fn decidable(
             "there is no such request",
         ));
     };
-    let approval = approvals_db(state, move |db| db.approval(id))
+    let approval = console_db(state, move |db| db.approval(id))
         .await
         .map_err(|e| error_page(Some(person), StatusCode::SERVICE_UNAVAILABLE, &e))?
         .ok_or_else(|| {
@@ -1270,7 +1272,7 @@ pub async fn approve(
     };
     // Decided first, so that two leads approving at once release once.
     let (approval_id, by, why) = (approval.id, person.name().to_string(), reason.clone());
-    match approvals_db(&state, move |db| {
+    match console_db(&state, move |db| {
         db.decide(approval_id, "approved", &by, &why)
     })
     .await
@@ -1349,7 +1351,7 @@ pub async fn reject(
         Err(r) => return r,
     };
     let (approval_id, by, why) = (approval.id, person.name().to_string(), reason.clone());
-    match approvals_db(&state, move |db| {
+    match console_db(&state, move |db| {
         db.decide(approval_id, "rejected", &by, &why)
     })
     .await
@@ -1427,7 +1429,7 @@ pub async fn audit_trail(
     }
     let before = query.before;
     let rows: Vec<AuditEntry> =
-        match approvals_db(&state, move |db| db.audit_page(before, AUDIT_PAGE)).await {
+        match console_db(&state, move |db| db.audit_page(before, AUDIT_PAGE)).await {
             Ok(rows) => rows,
             Err(e) => return error_page(Some(&person), StatusCode::SERVICE_UNAVAILABLE, &e),
         };
@@ -1463,7 +1465,7 @@ pub async fn audit_export(State(state): State<AppState>, request: Parts) -> Resp
     if let Err(r) = person.authorize(Scope::Admin, "the audit trail") {
         return r;
     }
-    let body = approvals_db(&state, |db| {
+    let body = console_db(&state, |db| {
         let mut out = String::new();
         db.audit_all(|entry| {
             if let Ok(line) = serde_json::to_string(&entry) {
