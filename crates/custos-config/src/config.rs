@@ -59,6 +59,8 @@ pub struct Config {
     pub secrets: crate::SecretsConfig,
     /// Where the event log lives (`docs/store.md`).
     pub store: StoreConfig,
+    /// The analyst console at `/console` (`docs/console.md`).
+    pub console: ConsoleConfig,
 }
 
 /// `[store]`: where the event log, snapshots and outbox live.
@@ -139,6 +141,41 @@ impl StoreConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// The analyst console's sessions, login limits and four-eyes threshold.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Mark the session cookie `Secure`: set it whenever TLS is in front.
+    pub secure_cookie: bool,
+    /// A session unused this long ends.
+    #[serde(with = "duration")]
+    pub idle_timeout: Duration,
+    /// A session ends this long after login, used or not.
+    #[serde(with = "duration")]
+    pub absolute_timeout: Duration,
+    /// Releasing a hold of more than this amount (minor units, any
+    /// currency) needs a second person with the `lead` role.
+    pub four_eyes_above: u64,
+    /// Failed logins allowed per user name, and per address ten times
+    /// this, within `login_window`; further attempts are refused unchecked.
+    pub max_failed_logins: u32,
+    #[serde(with = "duration")]
+    pub login_window: Duration,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            secure_cookie: false,
+            idle_timeout: Duration::from_secs(30 * 60),
+            absolute_timeout: Duration::from_secs(12 * 3600),
+            four_eyes_above: 100_000,
+            max_failed_logins: 5,
+            login_window: Duration::from_secs(15 * 60),
+        }
     }
 }
 
@@ -239,6 +276,7 @@ impl Default for Config {
             webhook_delivery: WebhookDeliveryConfig::default(),
             secrets: crate::SecretsConfig::default(),
             store: StoreConfig::default(),
+            console: ConsoleConfig::default(),
         }
     }
 }
@@ -1069,6 +1107,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../custos.example.toml");
         let example = Config::from_file(&path).unwrap();
         let defaults = Config::default();
+        assert_eq!(example.console, defaults.console);
         assert_eq!(example.listen, defaults.listen);
         assert_eq!(example.data_dir, defaults.data_dir);
         assert_eq!(example.api_keys, defaults.api_keys);

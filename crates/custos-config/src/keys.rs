@@ -39,6 +39,9 @@ pub enum Scope {
     /// Analyst actions: release or cancel holds, clear accounts, settle
     /// campaigns.
     HoldsWrite,
+    /// The second pair of eyes: approve what another person asked for
+    /// (a large release in the console).
+    HoldsApprove,
     /// Install rule sets and edit lists.
     RulesWrite,
     /// Every scope.
@@ -47,11 +50,12 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope, in the order of `docs/keys.md`.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::EventsWrite,
         Scope::Read,
         Scope::LabelsWrite,
         Scope::HoldsWrite,
+        Scope::HoldsApprove,
         Scope::RulesWrite,
         Scope::Admin,
     ];
@@ -63,6 +67,7 @@ impl Scope {
             Scope::Read => "read",
             Scope::LabelsWrite => "labels:write",
             Scope::HoldsWrite => "holds:write",
+            Scope::HoldsApprove => "holds:approve",
             Scope::RulesWrite => "rules:write",
             Scope::Admin => "admin",
         }
@@ -93,6 +98,11 @@ impl Scope {
                 "Analyst actions: release or cancel held payouts, clear an account's risk, \
                  confirm or dismiss a campaign, and `analyst_action` events on `POST /v1/events`."
             }
+            Scope::HoldsApprove => {
+                "Approve, as the second person, what another asked for in the console: \
+                 releasing a hold above `console.four_eyes_above`. Nobody approves their own \
+                 request."
+            }
             Scope::RulesWrite => "Install a rule set and edit lists.",
             Scope::Admin => "Every scope above, and any added later.",
         }
@@ -104,6 +114,55 @@ impl Scope {
 }
 
 impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a console user may do. Each role is a set of [`Scope`]s, so a
+/// person and a key pass the same check (`custos_server::auth::authorize`);
+/// this mapping is the only place a role means anything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// Reads everything, changes nothing.
+    Viewer,
+    /// Works holds, accounts and campaigns; records labels.
+    Analyst,
+    /// An analyst who may also approve another person's request.
+    Lead,
+    /// Everything: rules, users, the audit trail.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Viewer, Role::Analyst, Role::Lead, Role::Admin];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Analyst => "analyst",
+            Role::Lead => "lead",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
+    /// The scopes the role holds.
+    pub fn scopes(self) -> Scopes {
+        use Scope::{HoldsApprove, HoldsWrite, LabelsWrite, Read};
+        match self {
+            Role::Viewer => Scopes::of([Read]),
+            Role::Analyst => Scopes::of([Read, HoldsWrite, LabelsWrite]),
+            Role::Lead => Scopes::of([Read, HoldsWrite, LabelsWrite, HoldsApprove]),
+            Role::Admin => Scopes::ADMIN,
+        }
+    }
+}
+
+impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
@@ -346,6 +405,21 @@ fn scope_names() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_role_holds_the_scopes_of_the_one_below_and_more() {
+        let can = |role: Role, scope: Scope| role.scopes().allows(scope);
+        assert!(can(Role::Viewer, Scope::Read) && !can(Role::Viewer, Scope::HoldsWrite));
+        assert!(can(Role::Analyst, Scope::HoldsWrite) && !can(Role::Analyst, Scope::HoldsApprove));
+        assert!(can(Role::Lead, Scope::HoldsApprove) && !can(Role::Lead, Scope::RulesWrite));
+        assert!(!can(Role::Lead, Scope::Admin));
+        assert!(Scope::ALL.into_iter().all(|s| can(Role::Admin, s)));
+        for role in Role::ALL {
+            assert_eq!(Role::parse(role.as_str()), Some(role));
+            assert!(!role.scopes().allows(Scope::EventsWrite) || role == Role::Admin);
+        }
+        assert_eq!(Role::parse("root"), None);
+    }
     use crate::Config;
 
     const LOOPBACK: &str = "127.0.0.1:8080";
@@ -473,7 +547,7 @@ mod tests {
                 ),
                 LOOPBACK,
                 "api_key[0].scopes[1]: \"events:wrte\" is not a scope; known scopes: \
-                 events:write, read, labels:write, holds:write, rules:write, admin",
+                 events:write, read, labels:write, holds:write, holds:approve, rules:write, admin",
             ),
             (
                 table("name = \"a\"\nkey = \"first-key-0123456789abc\"\nscopes = []"),

@@ -31,17 +31,17 @@ mod rules_dir;
 mod secrets;
 
 pub use config::{
-    Config, ConfigError, DECISION_CREATED, DEFAULT_MAX_FUTURE_SKEW, DEVELOPMENT_API_KEY,
-    EngineConfig, Limits, LoginRiskConfig, MIN_API_KEY_LEN, MIN_WEBHOOK_SECRET_LEN, RecordFeatures,
-    RulesConfig, StoreConfig, WebhookDeliveryConfig, WebhookEndpointConfig, duration,
-    pattern_matches, webhook_types,
+    Config, ConfigError, ConsoleConfig, DECISION_CREATED, DEFAULT_MAX_FUTURE_SKEW,
+    DEVELOPMENT_API_KEY, EngineConfig, Limits, LoginRiskConfig, MIN_API_KEY_LEN,
+    MIN_WEBHOOK_SECRET_LEN, RecordFeatures, RulesConfig, StoreConfig, WebhookDeliveryConfig,
+    WebhookEndpointConfig, duration, pattern_matches, webhook_types,
 };
 pub use data_dir::{
     DATABASE_FILE, LoadTokenKeyError, PII_KEY_FILE, TOKEN_KEY_FILE, load_token_key,
     read_or_create_key_file,
 };
 pub use http::{DEFAULT_MAX_URI_BYTES, HttpConfig, MAX_URI_BYTES_LIMIT};
-pub use keys::{ApiKey, ApiKeyConfig, DEVELOPMENT_KEY_NAME, Scope, Scopes};
+pub use keys::{ApiKey, ApiKeyConfig, DEVELOPMENT_KEY_NAME, Role, Scope, Scopes};
 pub use load::{Overrides, load, load_with_env};
 pub use rules_dir::{LoadRulesError, load_rules_dir};
 pub use secrets::SecretsConfig;

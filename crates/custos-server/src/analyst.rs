@@ -123,7 +123,7 @@ pub async fn get_hold(
 
 /// The hold with this payout or loan id; `account_id` picks one when the
 /// platform used the id on several accounts.
-async fn find_hold(
+pub(crate) async fn find_hold(
     state: &AppState,
     hold_id: &str,
     account_id: Option<String>,
@@ -172,12 +172,12 @@ fn hold_not_found(hold_id: &str) -> ApiError {
 /// The body of every analyst action.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ActionBody {
-    analyst: Option<String>,
-    reason: Option<String>,
-    action_id: Option<String>,
+pub(crate) struct ActionBody {
+    pub(crate) analyst: Option<String>,
+    pub(crate) reason: Option<String>,
+    pub(crate) action_id: Option<String>,
     /// Picks the hold when a payout id is used on several accounts.
-    account_id: Option<String>,
+    pub(crate) account_id: Option<String>,
 }
 
 /// Reads `{"analyst", "reason", "action_id"?}`; both names are required so
@@ -208,7 +208,7 @@ async fn action_body(
 
 /// Records an analyst action as an event on `account_id` and returns the
 /// effects it had.
-async fn record_action(
+pub(crate) async fn record_action(
     state: &AppState,
     account_id: &str,
     action: AnalystActionKind,
@@ -278,7 +278,21 @@ async fn close_hold(
     body: Body,
     action: AnalystActionKind,
 ) -> Result<Response, ApiError> {
-    let mut body = action_body(&state, &headers, body).await?;
+    let body = action_body(&state, &headers, body).await?;
+    let effect = close_hold_with(&state, &hold_id, body, action).await?;
+    Ok(Json(effect).into_response())
+}
+
+/// Releases or cancels a hold as `body` says (the console's path too); the
+/// effect's data.
+pub(crate) async fn close_hold_with(
+    state: &AppState,
+    hold_id: &str,
+    mut body: ActionBody,
+    action: AnalystActionKind,
+) -> Result<Value, ApiError> {
+    let state = state.clone();
+    let hold_id = hold_id.to_string();
     let hold = find_hold(&state, &hold_id, body.account_id.take()).await?;
     let account_id = hold
         .get("account_id")
@@ -292,7 +306,7 @@ async fn close_hold(
     };
     let effects = record_action(&state, &account_id, action, Some(&hold_id), body).await?;
     match effects.into_iter().find(|e| e.kind == wanted) {
-        Some(effect) => Ok(Json(effect.data).into_response()),
+        Some(effect) => Ok(effect.data),
         None => {
             let status = hold
                 .get("status")
@@ -489,7 +503,19 @@ async fn settle_campaign(
     action: AnalystActionKind,
 ) -> Result<Response, ApiError> {
     let body = action_body(&state, &headers, body).await?;
-    let lookup = campaign_id.clone();
+    let effect = settle_campaign_with(&state, &campaign_id, body, action).await?;
+    Ok(Json(effect).into_response())
+}
+
+/// Confirms or dismisses a campaign as `body` says (the console's path
+/// too); the effect's data.
+pub(crate) async fn settle_campaign_with(
+    state: &AppState,
+    campaign_id: &str,
+    body: ActionBody,
+    action: AnalystActionKind,
+) -> Result<Value, ApiError> {
+    let lookup = campaign_id.to_string();
     // Recorded on the campaign's first account: every event has one.
     let found = state
         .runtime
@@ -502,15 +528,15 @@ async fn settle_campaign(
         .await
         .map_err(unavailable)?;
     let (id, account_id): (String, String) =
-        serde_json::from_value(found).map_err(|_| campaign_not_found(&campaign_id))?;
-    let effects = record_action(&state, &account_id, action, Some(&id), body).await?;
+        serde_json::from_value(found).map_err(|_| campaign_not_found(campaign_id))?;
+    let effects = record_action(state, &account_id, action, Some(&id), body).await?;
     let wanted = if action == AnalystActionKind::ConfirmCampaign {
         EffectKind::CampaignConfirmed
     } else {
         EffectKind::CampaignDismissed
     };
     match effects.into_iter().find(|e| e.kind == wanted) {
-        Some(effect) => Ok(Json(effect.data).into_response()),
+        Some(effect) => Ok(effect.data),
         None => Err(ApiError::new(
             Code::CampaignUnchanged,
             format!("campaign {campaign_id:?} already has that status"),

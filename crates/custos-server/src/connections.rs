@@ -38,7 +38,6 @@ use axum::Router;
 use custos_config::HttpConfig;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
@@ -182,7 +181,14 @@ fn spawn_connection(
     settings: &Settings,
     served: bool,
 ) {
-    let service = TowerToHyperService::new(service);
+    // The client's address, for the console's login limit and audit trail.
+    let service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request
+                .extensions_mut()
+                .insert(crate::console::PeerAddr(peer));
+            tower_service::Service::call(&mut service.clone(), request)
+        });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())

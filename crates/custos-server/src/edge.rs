@@ -19,6 +19,12 @@
 //!   cannot send one cross-site without an `Origin` header;
 //! - a URI longer than `http.max_uri_bytes` (`uri_too_long`).
 //!
+//! The console (`/console`) is a set of HTML forms, so there, and only
+//! there, form bodies are accepted and so is an `Origin` equal to the
+//! request's own host (the console's own pages posting to it). What
+//! protects it from other sites is its `SameSite=Strict` session cookie and
+//! the CSRF token every form carries (`console::session`).
+//!
 //! It also puts a deadline on the request body ([`DeadlineBody`]): a body
 //! still incomplete `http.body_timeout` after the headers arrived (shorter
 //! than its `Content-Length`, or trickled) fails, and the route answers
@@ -100,7 +106,7 @@ impl Edge {
         }
     }
 
-    fn origin_allowed(&self, headers: &HeaderMap) -> Result<(), ApiError> {
+    fn origin_allowed(&self, path: &str, headers: &HeaderMap) -> Result<(), ApiError> {
         let Some(value) = headers.get(header::ORIGIN) else {
             return Ok(());
         };
@@ -109,6 +115,7 @@ impl Edge {
             self.allowed_origins
                 .iter()
                 .any(|o| o.eq_ignore_ascii_case(origin))
+                || (is_console(path) && same_origin(origin, headers))
         });
         if allowed {
             Ok(())
@@ -137,6 +144,21 @@ impl Edge {
         }
         Ok(())
     }
+}
+
+fn is_console(path: &str) -> bool {
+    path == "/console" || path.starts_with("/console/")
+}
+
+/// Whether `origin` is `http(s)://` and the request's own `Host`.
+fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    let rest = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    rest.is_some_and(|r| r.eq_ignore_ascii_case(host.trim()))
 }
 
 /// The host part of a `Host` header: without its port, and an IPv6 address
@@ -186,6 +208,7 @@ fn content_type_allowed(path: &str, essence: &str) -> bool {
             path == "/v1/events"
         }
         "application/toml" | "text/toml" => path == "/v1/rules" || path == "/v1/rules/check",
+        "application/x-www-form-urlencoded" => is_console(path),
         _ => false,
     }
 }
@@ -221,7 +244,7 @@ pub async fn guard(State(edge): State<Arc<Edge>>, request: Request, next: Next) 
     let path = request.uri().path().to_string();
     let checked = edge
         .host_allowed(request.headers())
-        .and_then(|()| edge.origin_allowed(request.headers()))
+        .and_then(|()| edge.origin_allowed(&path, request.headers()))
         .and_then(|()| edge.uri_allowed(&request))
         .and_then(|()| content_type_checked(request.method(), &path, request.headers()));
     if let Err(e) = checked {

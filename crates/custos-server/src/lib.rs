@@ -40,6 +40,10 @@
 mod analyst;
 pub mod auth;
 mod connections;
+// Handlers return a finished page early as `Err(Response)`; once per request,
+// its size costs nothing worth a box.
+#[allow(clippy::result_large_err)]
+pub mod console;
 mod edge;
 pub mod error;
 mod events;
@@ -85,6 +89,8 @@ pub struct AppState {
     pub limits: custos_config::Limits,
     /// What an event's `time` may be, around the server's clock.
     pub time_bound: custos_runtime::TimeBound,
+    /// The analyst console's users, sessions and audit trail.
+    pub console: Arc<console::Console>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -95,6 +101,9 @@ pub enum StartError {
     /// A webhook endpoint cannot be set up.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// The console's database could not be opened.
+    #[error(transparent)]
+    Console(#[from] console::db::ConsoleDbError),
     /// The webhook outbox could not be read.
     #[error("cannot open the store: {0}")]
     Store(#[from] custos_store::StoreError),
@@ -112,6 +121,7 @@ pub enum StartError {
 /// `http.metrics_require_key`).
 pub fn router(state: AppState, metrics_require_key: bool) -> Router {
     routes::router(&state, metrics_require_key)
+        .merge(console::router())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Bodies are read with our own limit so that the error is JSON.
@@ -233,6 +243,10 @@ pub async fn start_with_runtime(
         api_keys: Arc::new(auth::ApiKeys::new(&keys)),
         limits: config.limits.clone(),
         time_bound: custos_runtime::TimeBound::from_config(&config.engine),
+        console: Arc::new(console::Console::new(
+            console::db::ConsoleDb::open_in(&config.data_dir)?,
+            &config.console,
+        )),
     };
     if config.engine.max_future_skew.is_none() {
         tracing::warn!(
@@ -373,7 +387,7 @@ async fn get_account(
 
 /// The behavioural profile as an analyst reads it: how many distinct values
 /// of each trait the account uses, and the countries and ASNs themselves.
-fn login_profile_view(profile: &custos_core::profile::BehaviourProfile) -> Value {
+pub(crate) fn login_profile_view(profile: &custos_core::profile::BehaviourProfile) -> Value {
     use custos_core::profile::{TraitKind, unpack_code};
     let day = |d: u16| custos_core::state::Timestamp(i64::from(d) * 86_400);
     let mut distinct = serde_json::Map::new();

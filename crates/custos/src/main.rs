@@ -11,6 +11,7 @@ mod replay;
 mod rules;
 mod serve;
 mod simulate;
+mod users;
 
 use std::process::ExitCode;
 
@@ -73,6 +74,9 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Restore a backup into a data directory that holds no store yet.
     Restore(backup::RestoreArgs),
+    /// Manage the people who may log in to the analyst console at
+    /// /console: add, list, disable, enable, reset-password.
+    Users(users::UsersArgs),
 }
 
 fn main() -> ExitCode {
@@ -98,6 +102,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
+        Command::Users(args) => users::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -887,4 +887,80 @@ fn every_metric_the_alerts_and_the_dashboard_read_is_exported() {
         missing.is_empty(),
         "named but not exported: {missing:?}\nexported: {exported:?}"
     );
+/// `custos users ... ` with `stdin` as standard input and no
+/// `CUSTOS_PASSWORD`: (success, stdout, stderr).
+fn users(data: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(BIN)
+        .arg("users")
+        .arg("--data-dir")
+        .arg(data)
+        .args(args)
+        .env_remove("CUSTOS_PASSWORD")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn users_are_added_with_a_password_from_stdin_listed_and_disabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (ok, out, err) = users(
+        &data,
+        &["add", "ana", "--role", "analyst"],
+        "a long password here\n",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "added ana (analyst)");
+    let (ok, _, err) = users(
+        &data,
+        &["add", "ana", "--role", "lead"],
+        "a long password here\n",
+    );
+    assert!(!ok && err.contains("exists already"), "{err}");
+    let (ok, _, err) = users(
+        &data,
+        &["add", "bob", "--role", "boss"],
+        "a long password here\n",
+    );
+    assert!(!ok && err.contains("--role"), "{err}");
+    let (ok, _, err) = users(&data, &["add", "bob", "--role", "lead"], "short\n");
+    assert!(!ok && err.contains("at least 12"), "{err}");
+    let (ok, _, err) = users(&data, &["add", "bob", "--role", "lead"], "");
+    assert!(!ok && err.contains("no password"), "{err}");
+    // The password is never a flag.
+    let (ok, _, _) = users(
+        &data,
+        &[
+            "add",
+            "bob",
+            "--role",
+            "lead",
+            "--password",
+            "a long password here",
+        ],
+        "",
+    );
+    assert!(!ok);
+    let (ok, _, err) = users(&data, &["disable", "ana"], "");
+    assert!(ok, "{err}");
+    let (_, out, _) = users(&data, &["list"], "");
+    assert_eq!(out, "ana\tanalyst\tdisabled\n");
+    let (ok, _, err) = users(&data, &["reset-password", "nobody"], "another long one\n");
+    assert!(!ok && err.contains("no user"), "{err}");
 }

@@ -5,6 +5,7 @@ mod analyst;
 mod auth;
 mod connections;
 mod docs;
+mod console;
 mod edge;
 mod events;
 mod fuzz_corpus;

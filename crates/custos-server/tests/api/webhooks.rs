@@ -522,6 +522,10 @@ async fn deliveries_that_keep_failing_end_dead_and_are_reported() {
         api_keys: Arc::new(custos_server::auth::ApiKeys::new(&[])),
         limits: custos_config::Limits::default(),
         time_bound: custos_runtime::TimeBound::NONE,
+        console: Arc::new(custos_server::console::Console::new(
+            custos_server::console::db::ConsoleDb::open_in(dir.path()).unwrap(),
+            &custos_config::ConsoleConfig::default(),
+        )),
     };
     let response = custos_server::webhooks::get_webhooks(State(state))
         .await

@@ -1,0 +1,736 @@
+//! The analyst console over HTTP, as a browser drives it: login, sessions,
+//! CSRF, roles, four-eyes, the audit trail, escaping and 404 pages.
+
+use std::collections::HashMap;
+
+use custos_config::{Config, Role};
+use custos_server::console::db::ConsoleDb;
+use custos_server::console::session::hash_password;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::{TestServer, config, story};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A browser: keeps cookies, does not follow redirects.
+struct Browser {
+    client: reqwest::Client,
+    base: String,
+    cookies: HashMap<String, String>,
+}
+
+struct Page {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: String,
+}
+
+impl Page {
+    /// The CSRF token of the page's first form.
+    fn csrf(&self) -> String {
+        let marker = "name=\"csrf\" value=\"";
+        let start = self
+            .body
+            .find(marker)
+            .unwrap_or_else(|| panic!("no csrf field in {}", self.body))
+            + marker.len();
+        let end = start + self.body[start..].find('"').unwrap();
+        self.body[start..end].to_string()
+    }
+
+    fn location(&self) -> &str {
+        self.headers
+            .get("location")
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or_default()
+    }
+}
+
+impl Browser {
+    fn new(server: &TestServer) -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: server.base.clone(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn keep(&mut self, response: reqwest::Response) -> Page {
+        for value in response.headers().get_all("set-cookie") {
+            let text = value.to_str().unwrap();
+            let pair = text.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if text.contains("Max-Age=0") {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.into(), value.into());
+            }
+        }
+        Page {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.text().await.unwrap(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        self.keep(response).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let body: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            // What a browser sends on a same-origin form post.
+            .header("origin", &self.base)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.keep(response).await
+    }
+
+    async fn login(&mut self, name: &str, password: &str) -> Page {
+        let form = self.get("/console/login").await;
+        assert_eq!(form.status, 200, "{}", form.body);
+        let csrf = form.csrf();
+        self.post(
+            "/console/login",
+            &[("name", name), ("password", password), ("csrf", &csrf)],
+        )
+        .await
+    }
+
+    async fn logged_in(server: &TestServer, name: &str) -> Browser {
+        let mut browser = Browser::new(server);
+        let page = browser.login(name, PASSWORD).await;
+        assert_eq!(page.status, 303, "{}", page.body);
+        assert_eq!(page.location(), "/console/queue");
+        browser
+    }
+}
+
+fn add_user(server: &TestServer, name: &str, role: Role) {
+    let db = ConsoleDb::open_in(&server.config.data_dir).unwrap();
+    db.add_user(name, role, &hash_password(PASSWORD).unwrap())
+        .unwrap();
+}
+
+fn console_config(dir: &std::path::Path) -> Config {
+    let mut config = config(dir);
+    config.console.four_eyes_above = 50_000;
+    config.console.max_failed_logins = 3;
+    config
+}
+
+/// `story`, with the held payout's amount set.
+fn held(account: &str, amount: u64) -> Vec<Value> {
+    let mut events = story(account);
+    let last = events.last_mut().unwrap();
+    last["amount"] = json!(amount);
+    events
+}
+
+async fn server_with_holds(dir: &std::path::Path) -> TestServer {
+    let server = TestServer::start(console_config(dir)).await;
+    for (account, amount) in [("small", 20_000), ("large", 900_000), ("middle", 300_000)] {
+        let (status, answer) = server.post(&json!(held(account, amount))).await;
+        assert_eq!(status, 200, "{answer}");
+        let last = answer.as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["action"], "hold", "{last}");
+    }
+    for (name, role) in [
+        ("vera", Role::Viewer),
+        ("ana", Role::Analyst),
+        ("bob", Role::Analyst),
+        ("lea", Role::Lead),
+        ("lou", Role::Lead),
+        ("adm", Role::Admin),
+    ] {
+        add_user(&server, name, role);
+    }
+    server
+}
+
+#[tokio::test]
+async fn the_queue_is_ordered_by_money_and_says_why_behind_a_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+
+    // Not logged in: the login page, never the queue.
+    let mut anonymous = Browser::new(&server);
+    let page = anonymous.get("/console/queue").await;
+    assert_eq!(
+        (page.status.as_u16(), page.location()),
+        (303, "/console/login")
+    );
+
+    let mut vera = Browser::logged_in(&server, "vera").await;
+    let cookie = vera.cookies.get("custos_session").unwrap().clone();
+    assert_eq!(cookie.len(), 64);
+    let page = vera.get("/console/queue").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(!page.body.contains("<script"), "no script at all");
+    // Not no-referrer: browsers would then post `Origin: null`.
+    assert_eq!(page.headers["referrer-policy"], "same-origin");
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+    // The most money first.
+    let at = |needle: &str| {
+        page.body
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle} missing"))
+    };
+    assert!(at(">9,000.00 GBP</a>") < at(">3,000.00 GBP</a>"));
+    assert!(at(">3,000.00 GBP</a>") < at(">200.00 GBP</a>"));
+    // Count and sum at the top.
+    assert!(page.body.contains("<strong>3</strong>"), "{}", page.body);
+    assert!(page.body.contains("12,200.00 GBP"), "{}", page.body);
+    // Why, in words from the rule, and the time left.
+    assert!(page.body.contains("left") || page.body.contains("cool-off ended"));
+    assert!(page.body.contains("payout_while_account_at_risk"));
+
+    // Filters: a minimum amount, a rule.
+    let page = vera.get("/console/queue?min_amount=1000").await;
+    assert!(page.body.contains("9,000.00 GBP") && page.body.contains("3,000.00 GBP"));
+    assert!(!page.body.contains(">200.00 GBP</a>"), "{}", page.body);
+    let page = vera.get("/console/queue?rule=no_such_rule").await;
+    assert!(page.body.contains("No open holds match."));
+    let page = vera.get("/console/queue?min_amount=lots").await;
+    assert_eq!(page.status, 400);
+
+    // Hold detail, the account and the login cookie's attributes.
+    let page = vera.get("/console/holds/large/p1").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("9,000.00 GBP"));
+    // A viewer is offered no action.
+    assert!(!page.body.contains("/release\""), "{}", page.body);
+    let page = vera.get("/console/accounts/large").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("large-atk-change"), "{}", page.body);
+    // Its devices and networks, from the behavioural profile.
+    assert!(page.body.contains("Devices and networks"), "{}", page.body);
+    // The ten logins from home; the attacker's is not learnt.
+    assert!(page.body.contains("10 logins kept"), "{}", page.body);
+    // Paged: 25 events, 50 to a page.
+    assert!(!page.body.contains("?page=1"), "{}", page.body);
+    let page = vera.get("/console/accounts/large?page=1").await;
+    assert!(
+        page.body.contains("No events on this page."),
+        "{}",
+        page.body
+    );
+    server.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_session_cookie_is_httponly_and_strict_and_logout_ends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+    let mut ana = Browser::new(&server);
+    let page = ana.login("ana", PASSWORD).await;
+    let cookie = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("custos_session="))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "not without console.secure_cookie"
+    );
+    let session = ana.cookies["custos_session"].clone();
+    let queue = ana.get("/console/queue").await;
+    let csrf = queue.csrf();
+    let page = ana.post("/console/logout", &[("csrf", &csrf)]).await;
+    assert_eq!(
+        (page.status.as_u16(), page.location()),
+        (303, "/console/login")
+    );
+    // The old cookie no longer works.
+    ana.cookies.insert("custos_session".into(), session);
+    let page = ana.get("/console/queue").await;
+    assert_eq!(page.status, 303);
+
+    // Wrong password; unknown user: the same answer.
+    let mut eve = Browser::new(&server);
+    let wrong = eve.login("ana", "not the password at all").await;
+    let unknown = eve.login("nobody", PASSWORD).await;
+    assert_eq!((wrong.status.as_u16(), unknown.status.as_u16()), (401, 401));
+    assert!(wrong.body.contains("wrong name or password"));
+
+    // A login form posted without its cookie (another site's form) is refused.
+    let mut other = Browser::new(&server);
+    let page = other
+        .post(
+            "/console/login",
+            &[("name", "ana"), ("password", PASSWORD), ("csrf", "x")],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    server.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn posts_without_or_with_a_wrong_csrf_token_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+    let mut ana = Browser::logged_in(&server, "ana").await;
+    for form in [
+        vec![("reason", "ok")],
+        vec![("reason", "ok"), ("csrf", "0000")],
+    ] {
+        let page = ana.post("/console/holds/small/p1/release", &form).await;
+        assert_eq!(page.status, 403, "{}", page.body);
+        assert!(page.body.contains("security token"), "{}", page.body);
+    }
+    // Nothing was released.
+    let (_, hold) = server.get("/v1/holds/p1?account_id=small").await;
+    assert_eq!(hold["status"], "held");
+    // Another session's token does not do either.
+    let bob = Browser::logged_in(&server, "bob").await;
+    let mut bob = bob;
+    let bobs = bob.get("/console/queue").await.csrf();
+    let page = ana
+        .post(
+            "/console/holds/small/p1/release",
+            &[("reason", "ok"), ("csrf", &bobs)],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    // Not logged in at all.
+    let mut anonymous = Browser::new(&server);
+    let page = anonymous
+        .post(
+            "/console/holds/small/p1/release",
+            &[("reason", "ok"), ("csrf", &bobs)],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    // Another site's page (or an opaque one) is refused at the edge.
+    let csrf = ana.get("/console/queue").await.csrf();
+    for origin in ["null", "https://evil.example"] {
+        let answer = ana
+            .client
+            .post(format!("{}/console/holds/small/p1/release", ana.base))
+            .header("cookie", ana.cookie_header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("origin", origin)
+            .body(format!("reason=ok&csrf={csrf}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 403, "{origin}");
+    }
+    let (_, hold) = server.get("/v1/holds/p1?account_id=small").await;
+    assert_eq!(hold["status"], "held");
+    // A GET cannot change anything.
+    let page = ana.get("/console/holds/small/p1/release").await;
+    assert_eq!(page.status, 405);
+    server.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn roles_decide_who_acts_and_four_eyes_need_a_second_lead() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+
+    // A viewer cannot act.
+    let mut vera = Browser::logged_in(&server, "vera").await;
+    let csrf = vera.get("/console/queue").await.csrf();
+    let page = vera
+        .post(
+            "/console/holds/small/p1/release",
+            &[("reason", "ok"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("holds:write"), "{}", page.body);
+
+    // Below the four-eyes amount an analyst releases at once, through the
+    // analyst_action path: the event names the person.
+    let mut ana = Browser::logged_in(&server, "ana").await;
+    let csrf = ana.get("/console/queue").await.csrf();
+    let page = ana
+        .post(
+            "/console/holds/small/p1/release",
+            &[("reason", "owner called"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (_, hold) = server.get("/v1/holds/p1?account_id=small").await;
+    assert_eq!(hold["status"], "released", "{hold}");
+    assert_eq!(hold["resolution"]["by"], "ana");
+
+    // Above it, the release only asks.
+    let page = ana
+        .post(
+            "/console/holds/large/p1/release",
+            &[("reason", "looks fine"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("waits for a lead"), "{}", page.body);
+    let (_, hold) = server.get("/v1/holds/p1?account_id=large").await;
+    assert_eq!(hold["status"], "held");
+    let page = ana.get("/console/approvals").await;
+    assert!(page.body.contains("looks fine") && page.body.contains("pending"));
+    let id = "1";
+
+    // An analyst cannot approve, nor can the requester, even as a lead.
+    let page = ana
+        .post(
+            &format!("/console/approvals/{id}/approve"),
+            &[("reason", "me"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("holds:approve"), "{}", page.body);
+    let mut lea = Browser::logged_in(&server, "lea").await;
+    let lea_csrf = lea.get("/console/queue").await.csrf();
+    let page = lea
+        .post(
+            "/console/holds/middle/p1/release",
+            &[("reason", "mine"), ("csrf", &lea_csrf)],
+        )
+        .await;
+    assert!(page.body.contains("waits for a lead"), "{}", page.body);
+    let page = lea
+        .post(
+            "/console/approvals/2/approve",
+            &[("reason", "self"), ("csrf", &lea_csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("nobody approves their own request"));
+
+    // A second lead approves: the hold is released, naming both.
+    let page = lea
+        .post(
+            &format!("/console/approvals/{id}/approve"),
+            &[("reason", "called the seller"), ("csrf", &lea_csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (_, hold) = server.get("/v1/holds/p1?account_id=large").await;
+    assert_eq!(hold["status"], "released", "{hold}");
+    assert_eq!(hold["resolution"]["by"], "ana, approved by lea");
+    // Once only.
+    let page = lea
+        .post(
+            &format!("/console/approvals/{id}/approve"),
+            &[("reason", "again"), ("csrf", &lea_csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 409);
+    // Another lead rejects lea's own request: it stays held.
+    let mut lou = Browser::logged_in(&server, "lou").await;
+    let lou_csrf = lou.get("/console/queue").await.csrf();
+    let page = lou
+        .post(
+            "/console/approvals/2/reject",
+            &[("reason", "not convinced"), ("csrf", &lou_csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (_, hold) = server.get("/v1/holds/p1?account_id=middle").await;
+    assert_eq!(hold["status"], "held");
+
+    // The audit trail: admin only; who, what, from where; exportable.
+    let page = lea.get("/console/audit").await;
+    assert_eq!(page.status, 403);
+    let mut adm = Browser::logged_in(&server, "adm").await;
+    let page = adm.get("/console/audit").await;
+    assert_eq!(page.status, 200);
+    for action in [
+        "release_requested",
+        "release_approved",
+        "release_rejected",
+        "login",
+    ] {
+        assert!(page.body.contains(action), "{action} in {}", page.body);
+    }
+    let page = adm.get("/console/audit.ndjson").await;
+    assert_eq!(page.status, 200);
+    let entries: Vec<Value> = page
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let approved = entries
+        .iter()
+        .find(|e| e["action"] == "release_approved")
+        .unwrap();
+    assert_eq!(approved["actor"], "lea");
+    assert_eq!(approved["address"], "127.0.0.1");
+    assert_eq!(approved["target"], "hold large/p1");
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "release" && e["actor"] == "ana")
+    );
+    server.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn hostile_ids_render_as_text_and_unknown_ids_give_a_404_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(console_config(dir.path())).await;
+    add_user(&server, "vera", Role::Viewer);
+    let hostile = [
+        "<script>alert(1)</script>",
+        "\"><img src=x onerror=alert(1)>",
+    ];
+    for account in hostile {
+        let (status, answer) = server.post(&json!(story(account))).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let mut vera = Browser::logged_in(&server, "vera").await;
+    let page = vera.get("/console/queue").await;
+    assert_eq!(page.status, 200);
+    for raw in ["<script>alert(1)</script>", "<img src=x", "\"><img"] {
+        assert!(!page.body.contains(raw), "{raw} unescaped in {}", page.body);
+    }
+    // Shown as text: escaped, whichever entities the templates use.
+    assert!(
+        page.body
+            .contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+            || page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{}",
+        page.body
+    );
+    let path = format!(
+        "/console/accounts/{}",
+        url::form_urlencoded::byte_serialize(hostile[1].as_bytes())
+            .collect::<String>()
+            .replace('+', "%20")
+    );
+    let page = vera.get(&path).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("<img src=x"));
+
+    for path in [
+        "/console/accounts/nobody",
+        "/console/holds/nobody/p9",
+        "/console/campaigns/cmp_999",
+        "/console/campaigns/%3Cscript%3E",
+        "/console/no/such/page",
+    ] {
+        let page = vera.get(path).await;
+        assert_eq!(page.status, 404, "{path}: {}", page.body);
+        assert!(page.body.contains("<!doctype html>"), "{path}");
+        assert!(!page.body.contains("<script>"), "{path}");
+    }
+    server.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn failed_logins_are_limited_and_a_disabled_user_is_logged_out_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = console_config(dir.path());
+    config.console.secure_cookie = true;
+    let server = TestServer::start(config).await;
+    add_user(&server, "ana", Role::Analyst);
+    add_user(&server, "bob", Role::Analyst);
+    let mut eve = Browser::new(&server);
+    for _ in 0..3 {
+        let page = eve.login("ana", "guess guess guess").await;
+        assert_eq!(page.status, 401);
+    }
+    // Past the limit even the right password is not checked.
+    let page = eve.login("ana", PASSWORD).await;
+    assert_eq!(page.status, 429, "{}", page.body);
+    // Other users are not locked out by it.
+    let mut bob = Browser::new(&server);
+    let page = bob.login("bob", PASSWORD).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    // With console.secure_cookie the session cookie is Secure too.
+    let cookie = page.headers["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("custos_session=") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
+    assert_eq!(bob.get("/console/queue").await.status, 200);
+
+    // Disabling (as `custos users disable` does, from another process)
+    // ends the session at its next request.
+    let db = ConsoleDb::open_in(dir.path()).unwrap();
+    db.set_disabled("bob", true).unwrap();
+    let page = bob.get("/console/queue").await;
+    assert_eq!(
+        (page.status.as_u16(), page.location()),
+        (303, "/console/login")
+    );
+    let page = bob.login("bob", PASSWORD).await;
+    assert_eq!(page.status, 401);
+    // Enabled again, the old session stays ended.
+    db.set_disabled("bob", false).unwrap();
+    let page = bob.get("/console/queue").await;
+    assert_eq!(page.status, 303);
+    let audit: Vec<String> = db
+        .audit_page(None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert!(audit.contains(&"login_throttled".to_string()), "{audit:?}");
+    assert_eq!(
+        audit.iter().filter(|a| *a == "login_failed").count(),
+        4,
+        "{audit:?}"
+    );
+    server.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_campaign_lists_its_victims_in_time_order_and_an_analyst_confirms_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+    let mut vera = Browser::logged_in(&server, "vera").await;
+    let page = vera.get("/console/queue").await;
+    assert!(
+        page.body.contains("/console/campaigns/cmp_1"),
+        "{}",
+        page.body
+    );
+    let page = vera.get("/console/campaigns/cmp_1").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("suspected"));
+    // Every victim, listed by the time they joined.
+    let victims = &page.body[page.body.find("Victims in order of time").unwrap()
+        ..page.body.find("Shared destinations").unwrap()];
+    for account in ["small", "large", "middle"] {
+        assert!(victims.contains(&format!(">{account}</a>")), "{victims}");
+    }
+    let joined: Vec<&str> = victims
+        .split("<tr><td>")
+        .skip(1)
+        .map(|row| &row[..19])
+        .collect();
+    assert_eq!(joined.len(), 3, "{victims}");
+    assert!(joined.windows(2).all(|w| w[0] <= w[1]), "{joined:?}");
+    assert!(
+        !page.body.contains("/confirm\""),
+        "a viewer is offered no action"
+    );
+    let csrf = page.csrf();
+    let refused = vera
+        .post(
+            "/console/campaigns/cmp_1/confirm",
+            &[("reason", "x"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+
+    let mut ana = Browser::logged_in(&server, "ana").await;
+    let csrf = ana.get("/console/campaigns/cmp_1").await.csrf();
+    let page = ana
+        .post(
+            "/console/campaigns/cmp_1/confirm",
+            &[("reason", "same mule account"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (_, campaign) = server.get("/v1/campaigns/cmp_1").await;
+    assert_eq!(campaign["status"], "confirmed", "{campaign}");
+    assert_eq!(campaign["status_by"]["by"], "ana");
+    server.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_analyst_takes_a_hold_or_gives_it_to_another_and_the_queue_filters_by_assignee() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+    let mut ana = Browser::logged_in(&server, "ana").await;
+    let csrf = ana.get("/console/queue").await.csrf();
+    let page = ana
+        .post("/console/holds/small/p1/assign", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("assigned to ana"), "{}", page.body);
+    let page = ana
+        .post(
+            "/console/holds/middle/p1/assign",
+            &[("assignee", "bob"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // Only someone who may work holds, and only an existing hold.
+    for (path, assignee, status) in [
+        ("/console/holds/large/p1/assign", "vera", 400),
+        ("/console/holds/large/p1/assign", "nobody", 400),
+        ("/console/holds/large/p9/assign", "bob", 404),
+    ] {
+        let page = ana
+            .post(path, &[("assignee", assignee), ("csrf", &csrf)])
+            .await;
+        assert_eq!(page.status, status, "{assignee}: {}", page.body);
+    }
+    let mine = ana.get("/console/queue?assignee=me").await;
+    assert!(mine.body.contains(">200.00 GBP</a>"), "{}", mine.body);
+    assert!(!mine.body.contains(">3,000.00 GBP</a>"));
+    let bobs = ana.get("/console/queue?assignee=bob").await;
+    assert!(bobs.body.contains(">3,000.00 GBP</a>") && !bobs.body.contains(">200.00 GBP</a>"));
+    let nobodys = ana.get("/console/queue?assignee=none").await;
+    assert!(nobodys.body.contains(">9,000.00 GBP</a>"));
+    assert!(
+        !nobodys.body.contains(">200.00 GBP</a>") && !nobodys.body.contains(">3,000.00 GBP</a>")
+    );
+
+    // A viewer cannot.
+    let mut vera = Browser::logged_in(&server, "vera").await;
+    let csrf = vera.get("/console/queue").await.csrf();
+    let page = vera
+        .post("/console/holds/large/p1/assign", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(page.status, 403);
+    let db = ConsoleDb::open_in(dir.path()).unwrap();
+    let actions: Vec<(String, String)> = db
+        .audit_page(None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.action, e.detail))
+        .collect();
+    assert!(
+        actions.contains(&("hold_taken".into(), "ana".into())),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("hold_assigned".into(), "bob".into())),
+        "{actions:?}"
+    );
+    server.server.stop().await.unwrap();
+}

@@ -1,0 +1,139 @@
+// Drives the analyst console in a real headless Chromium: log in, the queue
+// by money at risk, why a payout was held, a large release waiting for a
+// lead's approval from a second browser session, a campaign confirmed, the
+// audit trail, CSRF and role refusals, hostile account ids shown as text.
+// Screenshots go to SHOTS (docs/img when run by scripts/browser-tests.sh).
+//
+// Needs: BASE (the server), CHROMIUM (the browser's path), SHOTS, and the
+// users created by the runner (PASSWORD).
+import { chromium } from "playwright-core";
+import assert from "node:assert/strict";
+
+const { BASE, CHROMIUM, SHOTS, PASSWORD } = process.env;
+const browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox"] });
+const failures = [];
+let checks = 0;
+
+async function check(name, body) {
+  try {
+    await body();
+    checks += 1;
+    console.log(`ok   ${name}`);
+  } catch (e) {
+    failures.push(name);
+    console.log(`FAIL ${name}\n     ${e.message.split("\n").join("\n     ")}`);
+  }
+}
+
+/** A browser session of its own (cookies not shared), logged in as `name`. */
+async function session(name) {
+  const context = await browser.newContext({ viewport: { width: 1366, height: 800 } });
+  const page = await context.newPage();
+  page.on("dialog", (d) => {
+    failures.push(`a dialog opened: ${d.message()}`);
+    d.dismiss();
+  });
+  await page.goto(`${BASE}/console/login`);
+  await page.getByLabel("Name").fill(name);
+  await page.getByLabel("Password").fill(PASSWORD);
+  await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+  if (!page.url().endsWith("/console/queue")) {
+    throw new Error(`login as ${name} failed: ${(await page.content()).slice(0, 600)}`);
+  }
+  return { context, page };
+}
+
+const amounts = (page) =>
+  page.$$eval("tbody tr td.num a", (cells) =>
+    cells.map((c) => Number(c.textContent.replace(/[^0-9.]/g, ""))),
+  );
+
+const ana = await session("ana");
+
+await check("the queue is ordered by money at risk and says why", async () => {
+  const list = await amounts(ana.page);
+  assert.ok(list.length >= 3, `rows: ${list}`);
+  assert.deepEqual(list, [...list].sort((a, b) => b - a));
+  const why = await ana.page.locator("ul.why").first().innerText();
+  assert.match(why, /destination/);
+  await ana.page.screenshot({ path: `${SHOTS}/console-queue.png`, fullPage: true });
+});
+
+await check("a hold shows why it was held", async () => {
+  await ana.page.click("text=9,000.00 GBP");
+  await ana.page.waitForURL(/\/console\/holds\/large\/p1$/);
+  assert.match(await ana.page.innerText("main"), /payout_while_account_at_risk/);
+  await ana.page.screenshot({ path: `${SHOTS}/console-hold.png`, fullPage: true });
+});
+
+await check("a large release waits for a lead", async () => {
+  await ana.page.locator("form[action$='/release'] textarea").fill("owner called from the known number");
+  await ana.page.click("text=Ask a lead to release");
+  assert.match(await ana.page.innerText(".notice"), /waits for a lead/);
+});
+
+await check("a second session (a lead) approves; the hold is released", async () => {
+  const lea = await session("lea");
+  await lea.page.goto(`${BASE}/console/approvals`);
+  await lea.page.screenshot({ path: `${SHOTS}/console-approvals.png`, fullPage: true });
+  await lea.page.locator("form[action$='/approve'] input[name=reason]").first().fill("called the seller back");
+  await lea.page.click("text=Approve and release");
+  assert.match(await lea.page.innerText(".notice"), /approved/);
+  await lea.page.goto(`${BASE}/console/holds/large/p1`);
+  assert.match(await lea.page.innerText("dl.facts"), /released/);
+  await lea.context.close();
+});
+
+await check("an analyst confirms the campaign", async () => {
+  await ana.page.goto(`${BASE}/console/campaigns/cmp_1`);
+  await ana.page.locator("form[action$='/confirm'] textarea").fill("same mule account");
+  await ana.page.click("button:has-text('Confirm')");
+  assert.match(await ana.page.innerText("dl.facts"), /confirmed/);
+  await ana.page.screenshot({ path: `${SHOTS}/console-campaign.png`, fullPage: true });
+});
+
+await check("a post without the CSRF token is refused", async () => {
+  const answer = await ana.context.request.post(`${BASE}/console/holds/small/p1/release`, {
+    form: { reason: "no token" },
+  });
+  assert.equal(answer.status(), 403);
+});
+
+await check("an analyst cannot approve, a viewer cannot act", async () => {
+  await ana.page.goto(`${BASE}/console/approvals`);
+  assert.equal(await ana.page.locator("text=Approve and release").count(), 0);
+  const vera = await session("vera");
+  await vera.page.goto(`${BASE}/console/holds/small/p1`);
+  assert.equal(await vera.page.locator("form[action$='/release']").count(), 0);
+  const csrf = await vera.page.inputValue("header input[name=csrf]");
+  const answer = await vera.context.request.post(`${BASE}/console/holds/small/p1/release`, {
+    form: { reason: "viewer", csrf },
+  });
+  assert.equal(answer.status(), 403);
+  await vera.context.close();
+});
+
+await check("hostile account ids render as text", async () => {
+  await ana.page.goto(`${BASE}/console/queue`);
+  const text = await ana.page.innerText("main");
+  assert.ok(text.includes("<script>alert(1)</script>"), "shown as text");
+  assert.equal(await ana.page.locator("main img").count(), 0);
+});
+
+await check("the audit trail shows the request and the approval", async () => {
+  const adm = await session("adm");
+  await adm.page.goto(`${BASE}/console/audit`);
+  const text = await adm.page.innerText("main");
+  for (const action of ["release_requested", "release_approved", "campaign_confirmed", "login"]) {
+    assert.ok(text.includes(action), action);
+  }
+  await adm.page.screenshot({ path: `${SHOTS}/console-audit.png`, fullPage: true });
+  await adm.context.close();
+});
+
+await browser.close();
+console.log(`${checks} checks passed, ${failures.length} failed`);
+if (failures.length > 0) {
+  console.log(failures.join("\n"));
+  process.exit(1);
+}
