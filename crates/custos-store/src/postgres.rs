@@ -191,6 +191,27 @@ fn connection_lost(client: &Client, e: &StoreError) -> bool {
         })
 }
 
+/// A failed connect, shown with its cause ("connection refused", "password
+/// authentication failed"), which the driver's own message leaves out.
+#[derive(Debug)]
+struct ConnectError(tokio_postgres::Error);
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        if let Some(cause) = std::error::Error::source(&self.0) {
+            write!(f, ": {cause}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 /// A store in a PostgreSQL database, in the default schema of the
 /// connection (its `search_path`) or in one named schema.
 pub struct PgStore {
@@ -347,7 +368,7 @@ impl PgStore {
             });
             let client = wait(connecting)
                 .map_err(|e| StoreError::backend("connect to postgresql", e))?
-                .map_err(backend("connect to postgresql"))?;
+                .map_err(|e| StoreError::backend("connect to postgresql", ConnectError(e)))?;
             *slot = Some(Link {
                 client,
                 prepared: Default::default(),
