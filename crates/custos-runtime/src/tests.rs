@@ -71,7 +71,39 @@ async fn decisions_are_durable_and_recovered_after_shutdown_or_crash() {
     // tail); crash with no snapshot at all (the log alone).
     for (crash, snapshot_every) in [(false, 5), (true, 5), (true, 0)] {
         let dir = tempfile::tempdir().unwrap();
-        let rt = start(open(dir.path()), snapshot_every);
+        durable_and_recovered(&|| open(dir.path()), crash, snapshot_every).await;
+    }
+}
+
+/// The same against the PostgreSQL store (skipped, loudly, without a server
+/// outside CI).
+#[tokio::test]
+async fn decisions_are_durable_and_recovered_from_postgresql() {
+    for (crash, snapshot_every) in [(false, 5), (true, 5), (true, 0)] {
+        let Some((schema, store)) = custos_store::testsuite::pg_test_store() else {
+            return;
+        };
+        drop(store);
+        let reopen = || -> Arc<dyn EventStore> {
+            Arc::new(
+                custos_store::PgStore::connect_in_schema(&schema.url, Some(&schema.schema))
+                    .unwrap(),
+            )
+        };
+        durable_and_recovered(&reopen, crash, snapshot_every).await;
+    }
+}
+
+/// Decides the takeover story on a store from `open`, stops (cleanly or
+/// as a crash would), reopens and checks that state, decisions and
+/// idempotency survived.
+async fn durable_and_recovered(
+    open: &dyn Fn() -> Arc<dyn EventStore>,
+    crash: bool,
+    snapshot_every: u64,
+) {
+    {
+        let rt = start(open(), snapshot_every);
         let story = takeover_story();
         let mut outcomes = rt.submit(story[..20].to_vec()).await.unwrap();
         outcomes.extend(rt.submit(story[20..].to_vec()).await.unwrap());
@@ -88,7 +120,7 @@ async fn decisions_are_durable_and_recovered_after_shutdown_or_crash() {
         }
         drop(rt);
 
-        let store = open(dir.path());
+        let store = open();
         assert_eq!(store.event_count().unwrap(), 23);
         let snapshot_seq = store.latest_snapshot().unwrap().map(|(seq, _)| seq);
         let expected = match (crash, snapshot_every) {

@@ -12,19 +12,21 @@
 //! the outbox), the readers' and the snapshots' (chunks are large; on their
 //! own connection they never hold an append back). A connection that has
 //! dropped is opened again on its next use. Reads are retried once on a
-//! new connection; an append or an outbox transaction is retried once when
-//! the connection failed before its COMMIT was sent (the server then rolled
-//! it back), never after: whether such a COMMIT took effect is unknown, so
-//! the error goes to the caller, and the engine rebuilds from the log,
-//! which holds the answer.
+//! new connection. A write is retried once only when it certainly did not
+//! take effect: a transaction whose connection failed before its COMMIT was
+//! sent (the server then rolled it back), or a single-statement append the
+//! server answered with an error. When the answer to a commit is lost,
+//! whether it took effect is unknown, so the error goes to the caller, and
+//! the engine rebuilds from the log, which holds the answer.
 //!
 //! ## Group commit
 //!
 //! The runtime's writer thread merges queued groups into one
-//! [`EventStore::append`]; here that is one transaction of multi-row
-//! `INSERT ... SELECT FROM UNNEST(...)` statements of up to
-//! [`INSERT_ROWS`] rows each, so one commit (one WAL flush on the server)
-//! covers the whole merged group.
+//! [`EventStore::append`]; here that is one multi-row
+//! `INSERT ... SELECT FROM UNNEST(...)` (prepared once per connection) of
+//! up to [`INSERT_ROWS`] rows, its own transaction, or one transaction of
+//! several such statements for a larger group: either way one commit (one
+//! WAL flush on the server) covers the whole merged group.
 //!
 //! ## Schema migrations
 //!
@@ -191,6 +193,27 @@ fn connection_lost(client: &Client, e: &StoreError) -> bool {
         })
 }
 
+/// A failed connect, shown with its cause ("connection refused", "password
+/// authentication failed"), which the driver's own message leaves out.
+#[derive(Debug)]
+struct ConnectError(tokio_postgres::Error);
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        if let Some(cause) = std::error::Error::source(&self.0) {
+            write!(f, ": {cause}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConnectError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 /// A store in a PostgreSQL database, in the default schema of the
 /// connection (its `search_path`) or in one named schema.
 pub struct PgStore {
@@ -347,7 +370,7 @@ impl PgStore {
             });
             let client = wait(connecting)
                 .map_err(|e| StoreError::backend("connect to postgresql", e))?
-                .map_err(backend("connect to postgresql"))?;
+                .map_err(|e| StoreError::backend("connect to postgresql", ConnectError(e)))?;
             *slot = Some(Link {
                 client,
                 prepared: Default::default(),
