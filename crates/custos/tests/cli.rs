@@ -887,6 +887,8 @@ fn every_metric_the_alerts_and_the_dashboard_read_is_exported() {
         missing.is_empty(),
         "named but not exported: {missing:?}\nexported: {exported:?}"
     );
+}
+
 /// `custos users ... ` with `stdin` as standard input and no
 /// `CUSTOS_PASSWORD`: (success, stdout, stderr).
 fn users(data: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
