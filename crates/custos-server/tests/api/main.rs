@@ -4,8 +4,8 @@
 mod analyst;
 mod auth;
 mod connections;
-mod docs;
 mod console;
+mod docs;
 mod edge;
 mod events;
 mod fuzz_corpus;
