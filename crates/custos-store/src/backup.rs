@@ -82,6 +82,36 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupE
 /// Writes a consistent copy of the database at `database` (which a server
 /// may be writing to) into the new file `out`.
 pub fn backup(database: &Path, out: &Path) -> Result<BackupInfo, BackupError> {
+    copy_consistent(database, out, check)
+}
+
+/// [`backup`] for a companion SQLite database of the data directory (the
+/// console's users and audit trail): checked as a whole SQLite file only.
+/// Returns its size in bytes.
+pub fn backup_companion(database: &Path, out: &Path) -> Result<u64, BackupError> {
+    copy_consistent(database, out, |file| {
+        check_sqlite(file)?;
+        fs::metadata(file)
+            .map(|m| m.len())
+            .map_err(io("read", file))
+    })
+}
+
+/// Checks a companion database's backup ([`backup_companion`]).
+pub fn check_companion(file: &Path) -> Result<(), BackupError> {
+    check_sqlite(file).map(drop)
+}
+
+/// [`restore`] for a companion database ([`backup_companion`]).
+pub fn restore_companion(file: &Path, database: &Path) -> Result<(), BackupError> {
+    put_in_place(file, database, |f| check_sqlite(f).map(drop))
+}
+
+fn copy_consistent<T>(
+    database: &Path,
+    out: &Path,
+    verify: impl Fn(&Path) -> Result<T, BackupError>,
+) -> Result<T, BackupError> {
     if !database.is_file() {
         return Err(BackupError::NoDatabase(database.to_path_buf()));
     }
@@ -109,7 +139,7 @@ pub fn backup(database: &Path, out: &Path) -> Result<BackupInfo, BackupError> {
     File::open(&partial)
         .and_then(|f| f.sync_all())
         .map_err(io("sync", &partial))?;
-    let info = match check(&partial) {
+    let info = match verify(&partial) {
         Ok(info) => info,
         Err(e) => {
             let _ = fs::remove_file(&partial);
@@ -121,10 +151,8 @@ pub fn backup(database: &Path, out: &Path) -> Result<BackupInfo, BackupError> {
     Ok(info)
 }
 
-/// Checks that `file` is a whole, undamaged custos backup of this schema
-/// version, and says what it holds.
-pub fn check(file: &Path) -> Result<BackupInfo, BackupError> {
-    let bytes = fs::metadata(file).map_err(io("read", file))?.len();
+/// A whole, undamaged SQLite file, opened read-only.
+fn check_sqlite(file: &Path) -> Result<Connection, BackupError> {
     let mut header = [0u8; 16];
     let read = File::open(file)
         .and_then(|mut f| f.read(&mut header))
@@ -135,10 +163,6 @@ pub fn check(file: &Path) -> Result<BackupInfo, BackupError> {
             reason: "not an SQLite database".into(),
         });
     }
-    let not_a_backup = |reason: String| BackupError::NotABackup {
-        path: file.to_path_buf(),
-        reason,
-    };
     let damaged = |detail: String| BackupError::Damaged {
         path: file.to_path_buf(),
         detail,
@@ -156,6 +180,22 @@ pub fn check(file: &Path) -> Result<BackupInfo, BackupError> {
     if verdict != ["ok"] {
         return Err(damaged(verdict.join("; ")));
     }
+    Ok(connection)
+}
+
+/// Checks that `file` is a whole, undamaged custos backup of this schema
+/// version, and says what it holds.
+pub fn check(file: &Path) -> Result<BackupInfo, BackupError> {
+    let bytes = fs::metadata(file).map_err(io("read", file))?.len();
+    let connection = check_sqlite(file)?;
+    let not_a_backup = |reason: String| BackupError::NotABackup {
+        path: file.to_path_buf(),
+        reason,
+    };
+    let damaged = |detail: String| BackupError::Damaged {
+        path: file.to_path_buf(),
+        detail,
+    };
     for table in ["events", "meta", "rule_sets"] {
         let found: Option<String> = connection
             .query_row(
@@ -197,22 +237,31 @@ pub fn check(file: &Path) -> Result<BackupInfo, BackupError> {
 /// Restores the backup `file` as the database `database`, which must not
 /// exist yet. Checked before and after the copy; renamed into place last.
 pub fn restore(file: &Path, database: &Path) -> Result<BackupInfo, BackupError> {
+    put_in_place(file, database, check)
+}
+
+fn put_in_place<T>(
+    file: &Path,
+    database: &Path,
+    verify: impl Fn(&Path) -> Result<T, BackupError>,
+) -> Result<T, BackupError> {
     for existing in [
         database.to_path_buf(),
         with_suffix(database, "-wal"),
         with_suffix(database, "-shm"),
+        with_suffix(database, "-journal"),
     ] {
         if existing.exists() {
             return Err(BackupError::TargetNotEmpty(existing));
         }
     }
-    check(file)?;
+    verify(file)?;
     if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(io("create", dir))?;
     }
     let partial = with_suffix(database, ".restoring");
     let _ = fs::remove_file(&partial);
-    let copied = copy_synced(file, &partial).and_then(|()| check(&partial));
+    let copied = copy_synced(file, &partial).and_then(|()| verify(&partial));
     let info = match copied {
         Ok(info) => info,
         Err(e) => {

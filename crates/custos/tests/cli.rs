@@ -689,6 +689,17 @@ fn a_backup_taken_under_load_restores_every_event_acknowledged_before_it() {
     let data = dir.path().join("data");
     let port = free_port();
     let _server = serve_with_external_keys(&data, port);
+    let added = Command::new(BIN)
+        .args(["users", "add", "ana", "--role", "analyst", "--data-dir"])
+        .arg(&data)
+        .env("CUSTOS_PASSWORD", "a long enough password")
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
     post(
         port,
         &json!({"event_id": "warm-up", "type": "login", "account_id": "seller-0",
@@ -772,6 +783,18 @@ fn a_backup_taken_under_load_restores_every_event_acknowledged_before_it() {
         "--data-dir".as_ref(),
         restored.as_os_str(),
     ]);
+    // The console's users (and audit trail) came back with the log.
+    let listed = run_ok(&[
+        "users".as_ref(),
+        "list".as_ref(),
+        "--data-dir".as_ref(),
+        restored.as_os_str(),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&listed).starts_with("ana\tanalyst"),
+        "{}",
+        String::from_utf8_lossy(&listed)
+    );
     let refused = Command::new(BIN)
         .args([
             "restore".as_ref(),
