@@ -161,7 +161,7 @@ fn post(port: u16, body: &Value) -> Value {
         .build()
         .unwrap();
     rt.block_on(async {
-        let client = reqwest::Client::new();
+        let client = custos_server::tls::client();
         for _ in 0..100 {
             if client
                 .get(format!("http://127.0.0.1:{port}/healthz"))
@@ -522,7 +522,7 @@ fn serve_refuses_a_rules_dir_that_removes_protection_unless_confirmed() {
         .build()
         .unwrap();
     let version: Value = rt.block_on(async {
-        let client = reqwest::Client::new();
+        let client = custos_server::tls::client();
         for _ in 0..300 {
             if let Ok(response) = client
                 .get(format!("http://127.0.0.1:{port}/v1/rules/2"))
@@ -719,7 +719,7 @@ fn a_backup_taken_under_load_restores_every_event_acknowledged_before_it() {
                     .build()
                     .unwrap();
                 rt.block_on(async {
-                    let http = reqwest::Client::new();
+                    let http = custos_server::tls::client();
                     let mut n = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         n += 1;
@@ -822,7 +822,7 @@ fn a_backup_taken_under_load_restores_every_event_acknowledged_before_it() {
         .build()
         .unwrap();
     let missing: Vec<String> = rt.block_on(async {
-        let http = reqwest::Client::new();
+        let http = custos_server::tls::client();
         let mut missing = Vec::new();
         for id in &before {
             let answer = http
@@ -875,7 +875,9 @@ fn every_metric_the_alerts_and_the_dashboard_read_is_exported() {
         .build()
         .unwrap();
     let exported = rt.block_on(async {
-        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        custos_server::tls::client()
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
             .await
             .unwrap()
             .text()
