@@ -612,6 +612,50 @@ async fn deliveries_that_keep_failing_end_dead_and_are_reported() {
         status["cursor"].as_u64().unwrap() <= status["last_seq"].as_u64().unwrap(),
         "{status}"
     );
+
+    // The receiver is back: the dead deliveries are listed, and retried one
+    // by one they arrive; a second retry of the same id finds nothing dead.
+    let (code, listed) = s.get("/v1/webhooks/dead?endpoint=gone").await;
+    assert_eq!(code, 200, "{listed}");
+    let listed: BTreeSet<String> = listed["dead"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert_eq!(
+                (d["attempts"].as_u64(), d["endpoint"].as_str()),
+                (Some(2), Some("gone"))
+            );
+            d["webhook_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(listed, want);
+    let back = Receiver::start_on(addr, 0).await;
+    for id in &want {
+        let path = format!("/v1/webhooks/{id}/retry");
+        let (code, answer) = s
+            .request(reqwest::Method::POST, &path, None, String::new())
+            .await;
+        assert_eq!(code, 200, "{answer}");
+        assert_eq!(answer["retried"], serde_json::json!(["gone"]));
+    }
+    eventually("every retried webhook delivered", || back.ids() == want).await;
+    let first = want.iter().next().unwrap();
+    let path = format!("/v1/webhooks/{first}/retry");
+    let (code, answer) = s
+        .request(reqwest::Method::POST, &path, None, String::new())
+        .await;
+    assert_eq!(code, 404, "{answer}");
+    assert_eq!(answer["code"], "dead_webhook_not_found");
+    let path = "/v1/webhooks/1.0/retry?endpint=gone";
+    let (code, answer) = s
+        .request(reqwest::Method::POST, path, None, String::new())
+        .await;
+    assert_eq!(
+        (code.as_u16(), answer["code"].as_str()),
+        (400, Some("invalid_query")),
+        "{answer}"
+    );
     s.server.stop().await.unwrap();
 }
 
