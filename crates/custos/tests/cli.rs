@@ -140,6 +140,10 @@ impl Drop for Server {
 }
 
 fn serve(data: &std::path::Path, port: u16) -> Server {
+    serve_with_env(data, port, &[])
+}
+
+fn serve_with_env(data: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Server {
     let child = Command::new(BIN)
         .args([
             "serve",
@@ -148,6 +152,7 @@ fn serve(data: &std::path::Path, port: u16) -> Server {
             "--data-dir",
         ])
         .arg(data)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -655,21 +660,14 @@ fn the_readmes_demo_simulate_and_evaluate_run_as_documented() {
 /// the data directory (what a backup that is to be restored elsewhere
 /// needs).
 fn serve_with_external_keys(data: &std::path::Path, port: u16) -> Server {
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data)
-        .env("CUSTOS_TOKEN_KEY", "backup-test-token-key-0123456789")
-        .env("CUSTOS_PII_KEY", "backup-test-pii-key-0123456789")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Server(child)
+    serve_with_env(
+        data,
+        port,
+        &[
+            ("CUSTOS_TOKEN_KEY", "backup-test-token-key-0123456789"),
+            ("CUSTOS_PII_KEY", "backup-test-pii-key-0123456789"),
+        ],
+    )
 }
 
 fn free_port() -> u16 {
