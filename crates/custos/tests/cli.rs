@@ -167,7 +167,8 @@ fn post(port: u16, body: &Value) -> Value {
         .unwrap();
     rt.block_on(async {
         let client = custos_server::tls::client();
-        for _ in 0..100 {
+        // Up to a minute: a loaded machine starts a debug build slowly.
+        for _ in 0..600 {
             if client
                 .get(format!("http://127.0.0.1:{port}/healthz"))
                 .send()
