@@ -56,6 +56,25 @@ impl DestinationTokenizer {
         token
     }
 
+    /// The token of a destination as a platform writes it down (spaces,
+    /// dashes, either case), normalized the way the event parser does:
+    /// `(institution_id, token)`, or `None` when either has no letters or
+    /// digits. For matching a platform's own list of numbers against tokens
+    /// (`custos tokens match`); the number is not kept.
+    pub fn token_of_written(
+        &self,
+        institution_id: &str,
+        account_number: &str,
+    ) -> Option<(String, String)> {
+        let institution = crate::parse::compact_code(institution_id);
+        let number = crate::parse::compact_code(account_number);
+        if institution.is_empty() || number.is_empty() {
+            return None;
+        }
+        let token = self.token(&institution, &number);
+        Some((institution, token))
+    }
+
     /// A keyed hash of a holder name: `hn_` and 64 bits in hex, or `None`
     /// for a name without letters or digits. Case, punctuation and word
     /// order do not count ("Smith, Jane" is "JANE SMITH"); spelling does.
