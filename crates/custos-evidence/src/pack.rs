@@ -87,6 +87,9 @@ struct SetDestination {
     event_id: Option<String>,
     session_id: Option<String>,
     device_id: Option<String>,
+    /// Set in a risky session, decided `challenge` or worse, or named by
+    /// the campaign as a risky change: the attacker's destination.
+    risky: bool,
 }
 
 /// An address, network, device or user agent seen in a risky session.
@@ -152,6 +155,12 @@ pub fn export_campaign(
         rules_versions: BTreeSet::new(),
         destination_of: HashMap::new(),
         risky_sessions: HashSet::new(),
+        risky_change_ids: campaign
+            .timeline
+            .iter()
+            .filter(|e| e.kind == TimelineKind::SensitiveChange)
+            .map(|e| e.event_id.clone())
+            .collect(),
         money: Vec::new(),
         fates: HashMap::new(),
         artefacts: BTreeMap::new(),
@@ -219,6 +228,11 @@ pub fn export_campaign(
                 "margin_seconds": options.margin_secs,
             },
         },
+        // What the engine itself counted for the campaign (payouts and
+        // loans from each member's first risky change on: `paid` decided
+        // below hold, `held` decided hold or block), to compare with the
+        // files.
+        "engine_money": campaign.money,
         "custos_version": options.custos_version,
         "rules_versions": rules_versions,
         "exported_at": options
@@ -340,6 +354,7 @@ struct Scan<'a> {
     rules_versions: BTreeSet<u64>,
     destination_of: HashMap<String, SetDestination>,
     risky_sessions: HashSet<(String, String)>,
+    risky_change_ids: HashSet<String>,
     money: Vec<MoneyRow>,
     fates: HashMap<(String, String), &'static str>,
     /// (kind, value) → where and when.
@@ -354,7 +369,7 @@ impl Scan<'_> {
                 && record.event_type == "payout_destination_change"
                 && let Some(event) = self.parse(&record)
             {
-                self.note_destination(&event);
+                self.note_destination(&event, false);
             }
             return Ok(());
         }
@@ -402,7 +417,13 @@ impl Scan<'_> {
         {
             self.note_artefacts(&event, record.event_time);
         }
-        self.note_destination(&event);
+        let risky_change = action >= Action::Challenge
+            || self.risky_change_ids.contains(&event.event_id)
+            || event.session_id.as_ref().is_some_and(|s| {
+                self.risky_sessions
+                    .contains(&(event.account_id.clone(), s.clone()))
+            });
+        self.note_destination(&event, risky_change);
         if in_window {
             self.note_money(&event, record.event_time, action);
         }
@@ -437,7 +458,7 @@ impl Scan<'_> {
         Ok(())
     }
 
-    fn note_destination(&mut self, event: &Event) {
+    fn note_destination(&mut self, event: &Event, risky: bool) {
         if let Details::PayoutDestinationChange { destination, .. } = &event.details {
             self.destination_of.insert(
                 event.account_id.clone(),
@@ -446,6 +467,7 @@ impl Scan<'_> {
                     event_id: Some(event.event_id.clone()),
                     session_id: event.session_id.clone(),
                     device_id: event.device_id.clone(),
+                    risky,
                 },
             );
         }
@@ -495,6 +517,7 @@ impl Scan<'_> {
                     event_id: None,
                     session_id: None,
                     device_id: None,
+                    risky: false,
                 },
             }),
             None => current.cloned(),
@@ -604,6 +627,7 @@ fn write_money_trail(
             "destination_set_by_event",
             "destination_set_in_session",
             "destination_set_from_device",
+            "destination_set_in_risky_change",
             "decision",
             "fate",
             "after_risky_change",
@@ -631,6 +655,11 @@ fn write_money_trail(
                 d.and_then(|d| d.event_id.as_deref()).unwrap_or(""),
                 d.and_then(|d| d.session_id.as_deref()).unwrap_or(""),
                 d.and_then(|d| d.device_id.as_deref()).unwrap_or(""),
+                if d.is_some_and(|d| d.risky) {
+                    "yes"
+                } else {
+                    "no"
+                },
                 action_name(row.action),
                 fate(row),
                 if row.after_risky_change { "yes" } else { "no" },
@@ -660,6 +689,10 @@ fn is_paid(fate: &str) -> bool {
 struct Sums {
     count: u64,
     paid: u64,
+    /// Paid to a destination set in a risky change.
+    taken: u64,
+    /// Some of it went to a destination set in a risky change.
+    risky: bool,
     held: u64,
     stopped: u64,
     first: Option<i64>,
@@ -671,9 +704,13 @@ struct Sums {
 impl Sums {
     fn add(&mut self, row: &MoneyRow, fate: &str) {
         self.count += 1;
+        self.risky |= row.destination.as_ref().is_some_and(|d| d.risky);
         match fate {
             f if is_paid(f) => {
                 self.paid = self.paid.saturating_add(row.amount);
+                if row.destination.as_ref().is_some_and(|d| d.risky) {
+                    self.taken = self.taken.saturating_add(row.amount);
+                }
                 self.first = Some(self.first.map_or(row.time, |t| t.min(row.time)));
                 self.last = Some(self.last.map_or(row.time, |t| t.max(row.time)));
             }
@@ -712,6 +749,7 @@ fn write_by_institution(
             "destination_token",
             "account_last4",
             "currency",
+            "set_in_risky_change",
             "payouts_and_loans",
             "paid_minor",
             "held_minor",
@@ -731,6 +769,7 @@ fn write_by_institution(
                 token,
                 last4,
                 currency,
+                if s.risky { "yes" } else { "no" },
                 &s.count.to_string(),
                 &s.paid.to_string(),
                 &s.held.to_string(),
@@ -774,6 +813,7 @@ fn write_victims(
             "cleared",
             "currency",
             "payouts_and_loans",
+            "paid_minor",
             "taken_minor",
             "held_minor",
             "stopped_minor",
@@ -807,6 +847,7 @@ fn write_victims(
                     currency,
                     &s.count.to_string(),
                     &s.paid.to_string(),
+                    &s.taken.to_string(),
                     &s.held.to_string(),
                     &s.stopped.to_string(),
                     &s.events.join(" "),
@@ -823,6 +864,7 @@ fn write_victims(
                     &via,
                     cleared,
                     "",
+                    "0",
                     "0",
                     "0",
                     "0",
@@ -935,13 +977,14 @@ fn write_summary(
             .or_default()
             .add(row, fate(row));
     }
-    h.push_str("<h2>Money</h2>\n<table><tr><th>currency</th><th>taken (paid out)</th><th>still held</th><th>stopped</th><th>payouts and loans</th></tr>\n");
+    h.push_str("<h2>Money</h2>\n<table><tr><th>currency</th><th>paid out</th><th>of which to destinations set in risky changes (taken)</th><th>still held</th><th>stopped</th><th>payouts and loans</th></tr>\n");
     for (currency, s) in &totals {
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(currency),
             money_text(s.paid, currency),
+            money_text(s.taken, currency),
             money_text(s.held, currency),
             money_text(s.stopped, currency),
             s.count

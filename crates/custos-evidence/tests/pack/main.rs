@@ -219,7 +219,10 @@ fn the_pack_holds_only_members_and_their_money_with_fates() {
     assert!(victims.contains("victim") && !victims.contains("honest"));
     let mut reader = csv::Reader::from_reader(victims.as_bytes());
     let row = reader.records().next().expect("a victim").expect("row");
-    assert_eq!((&row[6], &row[7], &row[8]), ("5000", "0", "7000"));
+    assert_eq!(
+        (&row[6], &row[7], &row[8], &row[9]),
+        ("5000", "5000", "0", "7000")
+    );
     let summary = file_of(&pack, "summary.html");
     assert!(
         summary.contains("&lt;b&gt;destination&lt;/b&gt;") && !summary.contains("<b>destination")
