@@ -439,9 +439,9 @@ impl Scan<'_> {
         // The stored JSON goes in verbatim, wrapped with where it sits in
         // the log: `event` and `decision` are exactly the stored bytes.
         let write = |out: &mut BufWriter<std::fs::File>| -> std::io::Result<()> {
-            write!(
+            writeln!(
                 out,
-                "{{\"seq\":{},\"event_id\":{},\"account_id\":{},\"event_type\":{},\"event_time\":{},\"received_at_ms\":{},\"event\":{},\"decision\":{}}}\n",
+                "{{\"seq\":{},\"event_id\":{},\"account_id\":{},\"event_type\":{},\"event_time\":{},\"received_at_ms\":{},\"event\":{},\"decision\":{}}}",
                 record.seq,
                 json_string(&record.event_id),
                 json_string(&record.account_id),
@@ -956,11 +956,11 @@ fn write_summary(
          td,th{{border:1px solid #888;padding:2px 6px;text-align:left;vertical-align:top}}code{{font-size:90%}}</style>\
          </head><body>\n<h1>Campaign {id}: evidence summary</h1>\n"
     );
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<p>Custos linked <b>{}</b> seller accounts as taken over together (status: {}; detected {}). \
          This pack covers their events from {} to {} ({} events in <code>events.ndjson</code>). \
-         Every claim below names the event ids that support it; each id is one line of <code>events.ndjson</code>.</p>\n",
+         Every claim below names the event ids that support it; each id is one line of <code>events.ndjson</code>.</p>",
         campaign.account_count(),
         escape(campaign.status.as_str()),
         escape(&rfc3339(campaign.detected_at.0)),

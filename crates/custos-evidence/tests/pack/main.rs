@@ -46,7 +46,7 @@ fn fixture() -> Fixture {
     let store = SqliteStore::open(dir.path().join("events.db")).expect("store");
     let dest = json!({"institution_id": "MULEBANK", "account_token": "tk_0123456789abcdef0123456789abcdef",
                       "account_last4": "4321", "holder_name": HOLDER});
-    let records = vec![
+    let records = [
         (
             "e1",
             "victim",
