@@ -88,7 +88,8 @@ struct SetDestination {
     session_id: Option<String>,
     device_id: Option<String>,
     /// Set in a risky session, decided `challenge` or worse, or named by
-    /// the campaign as a risky change: the attacker's destination.
+    /// the campaign as a risky change, and not one the account set before
+    /// the window: the attacker's destination.
     risky: bool,
 }
 
@@ -155,6 +156,7 @@ pub fn export_campaign(
         rules_versions: BTreeSet::new(),
         destination_of: HashMap::new(),
         risky_sessions: HashSet::new(),
+        owned_before: HashMap::new(),
         risky_change_ids: campaign
             .timeline
             .iter()
@@ -355,6 +357,9 @@ struct Scan<'a> {
     destination_of: HashMap<String, SetDestination>,
     risky_sessions: HashSet<(String, String)>,
     risky_change_ids: HashSet<String>,
+    /// Per member, the destinations (institution, token) it set before
+    /// the window.
+    owned_before: HashMap<String, HashSet<(String, String)>>,
     money: Vec<MoneyRow>,
     fates: HashMap<(String, String), &'static str>,
     /// (kind, value) → where and when.
@@ -460,6 +465,24 @@ impl Scan<'_> {
 
     fn note_destination(&mut self, event: &Event, risky: bool) {
         if let Details::PayoutDestinationChange { destination, .. } = &event.details {
+            // The seller's own accounts from before the window are not the
+            // attacker's, even when set again in a risky session.
+            let key = (
+                destination.institution_id.clone(),
+                destination.account_token.clone(),
+            );
+            let owned = self
+                .owned_before
+                .entry(event.account_id.clone())
+                .or_default();
+            let risky = if risky {
+                !owned.contains(&key)
+            } else {
+                if event.unix_time() < self.window_from {
+                    owned.insert(key);
+                }
+                false
+            };
             self.destination_of.insert(
                 event.account_id.clone(),
                 SetDestination {

@@ -202,6 +202,18 @@ fn verify(args: VerifyArgs) -> anyhow::Result<()> {
 pub fn run_tokens(command: TokensCommand) -> anyhow::Result<()> {
     let TokensCommand::Match(args) = command;
     let config = load_config(&args.dir)?;
+    // A token key generated now would match nothing: the data directory
+    // must already hold the one its tokens were made with.
+    let generated_here = config.data_dir.join(custos_config::TOKEN_KEY_FILE);
+    // The environment is already applied to the config by `load`.
+    let configured =
+        config.destination_token_key.is_some() || config.secrets.token_key_file.is_some();
+    if !configured && !generated_here.is_file() {
+        bail!(
+            "{} holds no destination token key: name the data directory the pack's tokens were made in",
+            config.data_dir.display()
+        );
+    }
     let secrets = custos_runtime::secrets::load_secrets(&config)?;
     let pack_tokens = match &args.pack {
         Some(pack) => Some(tokens_in_pack(pack)?),
