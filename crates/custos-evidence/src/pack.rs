@@ -1015,7 +1015,7 @@ fn write_summary(
     }
     h.push_str("</table>\n<p>Per payout: <code>money-trail.csv</code>; per receiving institution and destination: <code>by-institution.csv</code>; per seller: <code>victims.csv</code>.</p>\n");
 
-    h.push_str("<h2>Receiving destinations</h2>\n<table><tr><th>institution</th><th>account (last four)</th><th>token</th><th>paid</th><th>events</th></tr>\n");
+    h.push_str("<h2>Receiving destinations</h2>\n<table><tr><th>institution</th><th>account (last four)</th><th>token</th><th>paid (minor units)</th><th>events</th></tr>\n");
     let mut by_destination: BTreeMap<(String, String, String), Sums> = BTreeMap::new();
     for row in money.iter().filter(|r| r.after_risky_change) {
         let dest = row.destination.as_ref().map(|d| &d.destination);
