@@ -155,4 +155,27 @@ mod tests {
             TokenKeyError::TooShort { len: 5 }
         );
     }
+
+    #[test]
+    fn a_written_number_tokenizes_like_the_parser_normalizes_it() {
+        let key = [9u8; 32];
+        let tokenizer = DestinationTokenizer::new(&key).unwrap();
+        let parser = crate::EventParser::new(tokenizer.clone());
+        let event = parser
+            .parse_value(serde_json::json!({
+                "event_id": "e1", "type": "payout_destination_change", "account_id": "a1",
+                "time": "2024-01-01T00:00:00Z",
+                "destination": {"institution_id": "gb-bank 01", "account_number": "1234 5678-ab"}
+            }))
+            .unwrap();
+        let crate::Details::PayoutDestinationChange { destination, .. } = event.details else {
+            panic!("a destination change");
+        };
+        let (institution, token) = tokenizer
+            .token_of_written(" GB-bank01", "12345678ab")
+            .unwrap();
+        assert_eq!(institution, destination.institution_id);
+        assert_eq!(token, destination.account_token);
+        assert_eq!(tokenizer.token_of_written("GB", " - "), None);
+    }
 }
