@@ -56,6 +56,25 @@ impl DestinationTokenizer {
         token
     }
 
+    /// The token of a destination as a platform writes it down (spaces,
+    /// dashes, either case), normalized the way the event parser does:
+    /// `(institution_id, token)`, or `None` when either has no letters or
+    /// digits. For matching a platform's own list of numbers against tokens
+    /// (`custos tokens match`); the number is not kept.
+    pub fn token_of_written(
+        &self,
+        institution_id: &str,
+        account_number: &str,
+    ) -> Option<(String, String)> {
+        let institution = crate::parse::compact_code(institution_id);
+        let number = crate::parse::compact_code(account_number);
+        if institution.is_empty() || number.is_empty() {
+            return None;
+        }
+        let token = self.token(&institution, &number);
+        Some((institution, token))
+    }
+
     /// A keyed hash of a holder name: `hn_` and 64 bits in hex, or `None`
     /// for a name without letters or digits. Case, punctuation and word
     /// order do not count ("Smith, Jane" is "JANE SMITH"); spelling does.
@@ -135,5 +154,28 @@ mod tests {
             DestinationTokenizer::new(b"short").unwrap_err(),
             TokenKeyError::TooShort { len: 5 }
         );
+    }
+
+    #[test]
+    fn a_written_number_tokenizes_like_the_parser_normalizes_it() {
+        let key = [9u8; 32];
+        let tokenizer = DestinationTokenizer::new(&key).unwrap();
+        let parser = crate::EventParser::new(tokenizer.clone());
+        let event = parser
+            .parse_value(serde_json::json!({
+                "event_id": "e1", "type": "payout_destination_change", "account_id": "a1",
+                "time": "2024-01-01T00:00:00Z",
+                "destination": {"institution_id": "gb-bank 01", "account_number": "1234 5678-ab"}
+            }))
+            .unwrap();
+        let crate::Details::PayoutDestinationChange { destination, .. } = event.details else {
+            panic!("a destination change");
+        };
+        let (institution, token) = tokenizer
+            .token_of_written(" GB-bank01", "12345678ab")
+            .unwrap();
+        assert_eq!(institution, destination.institution_id);
+        assert_eq!(token, destination.account_token);
+        assert_eq!(tokenizer.token_of_written("GB", " - "), None);
     }
 }

@@ -377,6 +377,10 @@ pub struct Runtime {
     rules: Arc<ArcSwap<RuleSet>>,
     /// Serializes installs, so versions are assigned in order.
     installing: Mutex<()>,
+    /// Where [`open`] found its data directory (for files kept beside the
+    /// store, such as the evidence signing key); none for a runtime started
+    /// directly on a store.
+    data_dir: Option<std::path::PathBuf>,
 }
 
 /// A submission on its way, for callers that keep several in flight.
@@ -431,7 +435,19 @@ impl Runtime {
             worker: Mutex::new(Some(handle)),
             rules,
             installing: Mutex::new(()),
+            data_dir: None,
         })
+    }
+
+    /// Records the data directory this runtime was opened in.
+    pub fn with_data_dir(mut self, data_dir: std::path::PathBuf) -> Runtime {
+        self.data_dir = Some(data_dir);
+        self
+    }
+
+    /// The data directory, when opened with [`open`].
+    pub fn data_dir(&self) -> Option<&std::path::Path> {
+        self.data_dir.as_deref()
     }
 
     /// The live rule set.

@@ -109,7 +109,7 @@ pub fn open(config: &Config, options: SqliteOptions) -> Result<Runtime, OpenErro
             ..RuntimeConfig::default()
         },
     )?;
-    Ok(runtime)
+    Ok(runtime.with_data_dir(config.data_dir.clone()))
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ pub mod console;
 mod edge;
 pub mod error;
 mod events;
+mod evidence;
 mod extract;
 #[cfg(test)]
 mod generated_docs;

@@ -27,7 +27,7 @@ use axum::routing::{MethodFilter, MethodRouter};
 use custos_config::Scope::{self, Admin, EventsWrite, HoldsWrite, LabelsWrite, Read, RulesWrite};
 use tracing::Instrument;
 
-use crate::{AppState, analyst, events, health, rules, sift, webhooks};
+use crate::{AppState, analyst, events, evidence, health, rules, sift, webhooks};
 
 /// How a route is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +137,8 @@ route_table! {
         "Campaigns found across accounts.";
     GET "/v1/campaigns/{campaign_id}" => Bearer(Read), analyst::get_campaign,
         "One campaign.";
+    GET "/v1/campaigns/{campaign_id}/evidence" => Bearer(Admin), evidence::get_campaign_evidence,
+        "A campaign's signed evidence pack (a tar file; docs/evidence.md).";
     POST "/v1/campaigns/{campaign_id}/confirm" => Bearer(HoldsWrite), analyst::confirm_campaign,
         "Confirm a campaign.";
     POST "/v1/campaigns/{campaign_id}/dismiss" => Bearer(HoldsWrite), analyst::dismiss_campaign,

@@ -7,6 +7,7 @@ mod backup;
 mod bench;
 mod demo;
 mod evaluate;
+mod evidence;
 mod replay;
 mod rules;
 mod serve;
@@ -77,6 +78,14 @@ enum Command {
     /// Manage the people who may log in to the analyst console at
     /// /console: add, list, disable, enable, reset-password.
     Users(users::UsersArgs),
+    /// Evidence packs for campaigns: export a signed pack, verify one,
+    /// print the public key they are signed with.
+    #[command(subcommand)]
+    Evidence(evidence::EvidenceCommand),
+    /// Match the platform's own destination numbers to tokens (the
+    /// numbers are never written anywhere).
+    #[command(subcommand)]
+    Tokens(evidence::TokensCommand),
 }
 
 fn main() -> ExitCode {
@@ -103,6 +112,8 @@ fn main() -> ExitCode {
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
         Command::Users(args) => users::run(args),
+        Command::Evidence(command) => evidence::run(command),
+        Command::Tokens(command) => evidence::run_tokens(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

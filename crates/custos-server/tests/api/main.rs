@@ -8,6 +8,7 @@ mod console;
 mod docs;
 mod edge;
 mod events;
+mod evidence;
 mod fuzz_corpus;
 mod health;
 mod input;
