@@ -16,7 +16,7 @@ async fn a_campaigns_evidence_pack_is_served_signed_and_an_unknown_one_is_404() 
     let (_, list) = server.get("/v1/campaigns").await;
     let id = list["campaigns"][0]["id"].as_str().unwrap().to_string();
 
-    let response = reqwest::Client::new()
+    let response = custos_server::tls::client()
         .get(format!("{}/v1/campaigns/{id}/evidence", server.base))
         .bearer_auth(KEY)
         .send()
