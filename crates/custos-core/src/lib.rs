@@ -35,6 +35,7 @@
 //! 7. `engine` and `effects`, the two halves of [`Engine`], on top.
 
 pub mod campaigns;
+pub mod cases;
 pub mod clock;
 pub mod decision;
 pub mod destinations;
