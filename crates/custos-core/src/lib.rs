@@ -52,6 +52,7 @@ pub mod pii;
 pub mod population;
 pub mod profile;
 pub mod rules;
+pub mod search;
 pub mod sightings;
 pub mod state;
 pub mod token;

@@ -28,6 +28,7 @@
 mod cases;
 pub mod db;
 mod pages;
+mod search;
 pub mod session;
 
 use std::collections::HashMap;
@@ -108,6 +109,7 @@ pub(crate) fn router() -> Router<AppState> {
             "/console/campaigns/{campaign_id}/confirm",
             post(pages::confirm_campaign),
         )
+        .route("/console/search", get(search::search))
         .route("/console/cases", get(cases::list).post(cases::open))
         .route("/console/cases/{case_id}", get(cases::show))
         .route("/console/cases/{case_id}/notes", post(cases::note))

@@ -995,3 +995,49 @@ async fn the_console_lists_cases_and_works_one_with_csrf_roles_and_escaping() {
     assert_eq!(case["status"], "resolved");
     assert_eq!(case["assignee"], "ana");
 }
+
+#[tokio::test]
+async fn search_finds_accounts_events_payouts_destinations_networks_and_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+    let mut vera = Browser::logged_in(&server, "vera").await;
+    let mut find = async |q: &str, institution: &str| {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("q", q)
+            .append_pair("institution", institution)
+            .finish();
+        let page = vera.get(&format!("/console/search?{query}")).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        page.body
+    };
+    let accounts = |body: &str| {
+        ["small", "middle", "large"]
+            .into_iter()
+            .filter(|a| body.contains(&format!("href=\"/console/accounts/{a}\"")))
+            .count()
+    };
+    let body = find("large", "").await;
+    assert!(body.contains("account id"), "{body}");
+    assert_eq!(accounts(&body), 1);
+    let body = find("middle-atk-payout", "").await;
+    assert!(body.contains("event id, payout"), "{body}");
+    let body = find("p1", "").await;
+    assert_eq!(body.matches("payout id").count(), 3, "{body}");
+    // The shared mule account: by last four at its institution, and not at
+    // another one.
+    let body = find("1234", "23-69-72").await;
+    assert_eq!(accounts(&body), 3, "{body}");
+    assert!(body.contains("ending 1234"), "{body}");
+    let body = find("1234", "99-99-99").await;
+    assert_eq!(accounts(&body), 0, "{body}");
+    // The attacker's address, its prefix, and device.
+    for q in ["185.220.101.4", "185.220.", "box"] {
+        let body = find(q, "").await;
+        assert_eq!(accounts(&body), 3, "{q}: {body}");
+    }
+    let body = find("81.2.69.1", "").await;
+    assert_eq!(accounts(&body), 3, "{body}");
+    let body = find("<script>alert(1)</script>", "").await;
+    assert!(body.contains("Nothing found"), "{body}");
+    assert!(!body.contains("<script>alert(1)"), "{body}");
+}
