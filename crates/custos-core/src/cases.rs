@@ -566,7 +566,11 @@ impl Engine {
                         })
                         .unwrap_or_default();
                     let id = format!("campaign-{campaign_id}");
+                    // Only a change is a `case.updated`: a campaign that
+                    // grew in money alone changes no case.
+                    let mut grew = false;
                     if !self.cases.cases.contains_key(&id) {
+                        grew = true;
                         self.cases.open(
                             &id,
                             &format!("campaign {campaign_id} found"),
@@ -581,6 +585,12 @@ impl Engine {
                     }
                     let mut linked = Vec::new();
                     for victim in &victims {
+                        // A victim's last case, resolved or not: a campaign
+                        // growing does not reopen a victim already settled.
+                        if let Some(last) = self.cases.current.get(victim) {
+                            linked.push(last.clone());
+                            continue;
+                        }
                         let victim_case = self.cases.case_for(
                             victim,
                             &format!("{victim} is in campaign {campaign_id}"),
@@ -591,16 +601,19 @@ impl Engine {
                     }
                     if let Some(case) = self.cases.cases.get_mut(&id) {
                         for victim in &victims {
-                            case.add_account(victim);
+                            grew |= case.add_account(victim);
                         }
                         for link in linked {
                             if !case.linked.contains(&link) {
                                 case.log(at, by, "linked", link.clone(), &event.event_id);
                                 case.linked.push(link);
+                                grew = true;
                             }
                         }
                     }
-                    changed.push((id, "campaign"));
+                    if grew {
+                        changed.push((id, "campaign"));
+                    }
                 }
                 _ => {}
             }
