@@ -728,6 +728,7 @@ struct HoldPage {
     left: String,
     destination: String,
     campaign: Option<String>,
+    case: Option<(String, String)>,
     score: u32,
     awaiting: Option<String>,
     why: Vec<Why>,
@@ -745,6 +746,9 @@ struct HoldRead {
     now: i64,
     hold: Option<Hold>,
     campaign: Option<String>,
+    /// The case the hold went to, if it is still the account's open one.
+    #[serde(default)]
+    case: Option<String>,
 }
 
 async fn read_hold(state: &AppState, account_id: &str, hold_id: &str) -> Option<HoldRead> {
@@ -758,6 +762,7 @@ async fn read_hold(state: &AppState, account_id: &str, hold_id: &str) -> Option<
                 .campaigns()
                 .account_in_live_campaign(&account)
                 .map(|c| c.id.clone()),
+            case: engine.cases().current_of(&account).map(|c| c.id.clone()),
         })
         .await
         .ok()?;
@@ -839,6 +844,9 @@ async fn hold_page(
             left: time_left(hold.expires_at.0, read.now),
             destination,
             campaign: read.campaign,
+            case: read
+                .case
+                .map(|c| (format!("/console/cases/{}", seg(&c)), c)),
             score: hold.score,
             awaiting: hold.awaiting_reason.clone().or_else(|| {
                 hold.awaiting_analyst.then(|| {

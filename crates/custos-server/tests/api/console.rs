@@ -913,6 +913,13 @@ async fn the_console_lists_cases_and_works_one_with_csrf_roles_and_escaping() {
     let page = ana.get("/console/cases").await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains(&href), "{}", page.body);
+    // The hold page leads to its case.
+    let page = ana.get("/console/holds/large/p1").await;
+    assert!(
+        page.body.contains(&format!("href=\"{href}\"")),
+        "{}",
+        page.body
+    );
     let page = ana.get(&href).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(
