@@ -313,6 +313,19 @@ async fn a_failing_snapshot_backs_off_instead_of_retrying_every_group() {
             break;
         }
     }
+    // The attempt runs on another thread: on a busy machine it may still be
+    // in flight when the submissions end. Wait for it (not a speed check:
+    // the bound only keeps a broken build from hanging).
+    if recovered_at.is_none() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            if !rt.stats().await.unwrap().last_snapshot_failed {
+                recovered_at = Some(1_000);
+                break;
+            }
+        }
+    }
     let recovered_at = recovered_at.expect("a snapshot succeeds once the store takes it");
     let snapshot = store.snapshots().unwrap();
     assert!(

@@ -152,6 +152,9 @@ error_codes! {
         "`/v1/campaigns/{id}` for an unknown campaign id.";
     CaseNotFound = "case_not_found", NOT_FOUND, InvalidRequest,
         "`/v1/cases/{id}` for an unknown case id (or a merge into one).";
+    DeadWebhookNotFound = "dead_webhook_not_found", NOT_FOUND, InvalidRequest,
+        "`POST /v1/webhooks/{webhook_id}/retry` for a webhook id with no dead delivery (of \
+         that `endpoint`, when given): never dead, already retried, or unknown.";
     RouteNotFound = "route_not_found", NOT_FOUND, InvalidRequest,
         "No such path.";
     MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED, InvalidRequest,

@@ -55,6 +55,7 @@ mod health;
 pub mod routes;
 pub mod rules;
 mod sift;
+pub mod tls;
 #[doc(hidden)]
 pub use sift::translate_for_fuzzing as sift_translate_for_fuzzing;
 mod telemetry;

@@ -24,7 +24,7 @@ use axum::Router;
 use axum::extract::Request;
 use axum::middleware::{Next, from_fn};
 use axum::routing::{MethodFilter, MethodRouter};
-use custos_config::Scope::{self, EventsWrite, HoldsWrite, LabelsWrite, Read, RulesWrite};
+use custos_config::Scope::{self, Admin, EventsWrite, HoldsWrite, LabelsWrite, Read, RulesWrite};
 use tracing::Instrument;
 
 use crate::{AppState, analyst, cases, events, health, rules, sift, webhooks};
@@ -119,6 +119,10 @@ route_table! {
         "Add and remove list entries (a new rule-set version).";
     GET "/v1/webhooks" => Bearer(Read), webhooks::get_webhooks,
         "Webhook delivery per endpoint.";
+    GET "/v1/webhooks/dead" => Bearer(Read), webhooks::get_dead_webhooks,
+        "Deliveries given up, with the error that ended them.";
+    POST "/v1/webhooks/{webhook_id}/retry" => Bearer(Admin), webhooks::retry_webhook,
+        "Deliver a dead webhook again (`?endpoint=` for one endpoint only).";
     GET "/v1/holds" => Bearer(Read), analyst::list_holds,
         "Payout holds.";
     GET "/v1/holds/{hold_id}" => Bearer(Read), analyst::get_hold,

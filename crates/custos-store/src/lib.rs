@@ -384,6 +384,19 @@ pub trait EventStore: Send + Sync {
     /// Deletes delivered rows delivered before `before_ms`, at most `limit`
     /// of them (so that a large prune does not hold the writer for long).
     /// Returns how many were deleted.
+    /// Puts the dead rows of `webhook_id` (of `endpoint` only, when given)
+    /// back to pending, due at `now_ms` with their attempts counted afresh;
+    /// the last error stays until the next attempt. Returns the endpoints
+    /// whose row was revived, empty when none was dead.
+    fn retry_webhook(
+        &self,
+        webhook_id: &str,
+        endpoint: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>> {
+        let _ = (webhook_id, endpoint, now_ms);
+        Err(StoreError::Unsupported("the webhook outbox"))
+    }
     fn prune_webhooks(&self, before_ms: i64, limit: usize) -> StoreResult<u64> {
         let _ = (before_ms, limit);
         Err(StoreError::Unsupported("the webhook outbox"))

@@ -1189,6 +1189,28 @@ impl EventStore for PgStore {
         })
     }
 
+    fn retry_webhook(
+        &self,
+        webhook_id: &str,
+        endpoint: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>> {
+        self.write(|c| {
+            let rows = wait(c.query(
+                "UPDATE webhook_outbox
+                    SET state = 'pending', attempts = 0, next_attempt_ms = $3, finished_ms = NULL
+                  WHERE webhook_id = $1 AND state = 'dead'
+                    AND ($2::text IS NULL OR endpoint = $2)
+              RETURNING endpoint",
+                &[&webhook_id, &endpoint, &now_ms],
+            ))
+            .map_err(backend("retry a webhook"))?;
+            let mut endpoints: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+            endpoints.sort();
+            Ok(endpoints)
+        })
+    }
+
     fn webhook_stats(&self) -> StoreResult<Vec<WebhookEndpointStats>> {
         self.read(|c| {
             // The latest failure per endpoint: the row with the greatest

@@ -910,6 +910,31 @@ impl EventStore for SqliteStore {
         .map_err(backend("record a webhook failure"))
     }
 
+    fn retry_webhook(
+        &self,
+        webhook_id: &str,
+        endpoint: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<Vec<String>> {
+        let conn = lock(&self.writer);
+        let mut stmt = conn
+            .prepare_cached(
+                "UPDATE webhook_outbox
+                    SET state = 'pending', attempts = 0, next_attempt_ms = ?3, finished_ms = NULL
+                  WHERE webhook_id = ?1 AND state = 'dead' AND (?2 IS NULL OR endpoint = ?2)
+              RETURNING endpoint",
+            )
+            .map_err(backend("retry a webhook"))?;
+        let mut endpoints = stmt
+            .query_map(params![webhook_id, endpoint, now_ms], |r| {
+                r.get::<_, String>(0)
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(backend("retry a webhook"))?;
+        endpoints.sort();
+        Ok(endpoints)
+    }
+
     fn webhook_stats(&self) -> StoreResult<Vec<WebhookEndpointStats>> {
         let conn = lock(&self.reader);
         let mut stmt = conn

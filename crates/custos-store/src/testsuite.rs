@@ -565,6 +565,69 @@ pub fn pg_test_store() -> Option<(PgTestSchema, crate::PgStore)> {
     }
 }
 
+/// Dead rows come back to pending on request, per endpoint or for all,
+/// due at once and with their attempts counted afresh; others are left.
+pub fn dead_webhooks_can_be_retried(store: &dyn EventStore) {
+    store
+        .enqueue_webhooks(
+            &[
+                webhook("a", "1.0", 1_000),
+                webhook("b", "1.0", 1_000),
+                webhook("a", "2.0", 1_000),
+            ],
+            2,
+        )
+        .unwrap();
+    let dead = |endpoint: &str, at_ms: i64| {
+        let row = store.due_webhooks(endpoint, 5_000, 10).unwrap();
+        for entry in row.into_iter().filter(|e| e.webhook_id == "1.0") {
+            store
+                .webhook_failed(
+                    entry.id,
+                    &WebhookFailure {
+                        attempts: 80,
+                        at_ms,
+                        next_attempt_ms: 0,
+                        error: "tls: unknown issuer",
+                        dead: true,
+                    },
+                )
+                .unwrap();
+        }
+    };
+    dead("a", 5_000);
+    dead("b", 5_000);
+    // Not dead: nothing to retry.
+    assert!(store.retry_webhook("2.0", None, 6_000).unwrap().is_empty());
+    assert!(store.retry_webhook("9.9", None, 6_000).unwrap().is_empty());
+    assert_eq!(store.retry_webhook("1.0", Some("b"), 6_000).unwrap(), ["b"]);
+    let revived = store
+        .due_webhooks("b", 6_000, 10)
+        .unwrap()
+        .into_iter()
+        .find(|e| e.webhook_id == "1.0")
+        .expect("due again");
+    assert_eq!(
+        (
+            revived.state,
+            revived.attempts,
+            revived.finished_ms,
+            revived.last_error.as_deref()
+        ),
+        (WebhookState::Pending, 0, None, Some("tls: unknown issuer"))
+    );
+    assert_eq!(
+        store
+            .list_webhooks(Some("a"), WebhookState::Dead, 10)
+            .unwrap()
+            .len(),
+        1,
+        "the other endpoint's row stays dead"
+    );
+    assert_eq!(store.retry_webhook("1.0", None, 7_000).unwrap(), ["a"]);
+    assert!(store.retry_webhook("1.0", None, 7_000).unwrap().is_empty());
+}
+
 /// Generates one `#[test]` per suite function for a backend.
 #[macro_export]
 macro_rules! store_test_suite {
@@ -585,7 +648,8 @@ macro_rules! store_test_suite {
                 read_after_pages_in_order,
                 outbox_enqueue_moves_the_cursor,
                 outbox_reenqueue_is_idempotent,
-                outbox_due_rows_and_outcomes);
+                outbox_due_rows_and_outcomes,
+                dead_webhooks_can_be_retried);
         }
     };
     (@tests $make:block; $($name:ident),+) => {

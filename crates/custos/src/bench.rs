@@ -505,7 +505,7 @@ fn bench_http(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let client = reqwest::Client::builder()
+        let client = custos_server::tls::client_builder()
             .pool_max_idle_per_host(max_in_flight)
             .timeout(Duration::from_secs(10))
             .build()?;

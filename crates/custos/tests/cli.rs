@@ -140,6 +140,10 @@ impl Drop for Server {
 }
 
 fn serve(data: &std::path::Path, port: u16) -> Server {
+    serve_with_env(data, port, &[])
+}
+
+fn serve_with_env(data: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Server {
     let child = Command::new(BIN)
         .args([
             "serve",
@@ -148,6 +152,7 @@ fn serve(data: &std::path::Path, port: u16) -> Server {
             "--data-dir",
         ])
         .arg(data)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -161,8 +166,9 @@ fn post(port: u16, body: &Value) -> Value {
         .build()
         .unwrap();
     rt.block_on(async {
-        let client = reqwest::Client::new();
-        for _ in 0..100 {
+        let client = custos_server::tls::client();
+        // Up to a minute: a loaded machine starts a debug build slowly.
+        for _ in 0..600 {
             if client
                 .get(format!("http://127.0.0.1:{port}/healthz"))
                 .send()
@@ -522,7 +528,7 @@ fn serve_refuses_a_rules_dir_that_removes_protection_unless_confirmed() {
         .build()
         .unwrap();
     let version: Value = rt.block_on(async {
-        let client = reqwest::Client::new();
+        let client = custos_server::tls::client();
         for _ in 0..300 {
             if let Ok(response) = client
                 .get(format!("http://127.0.0.1:{port}/v1/rules/2"))
@@ -655,21 +661,14 @@ fn the_readmes_demo_simulate_and_evaluate_run_as_documented() {
 /// the data directory (what a backup that is to be restored elsewhere
 /// needs).
 fn serve_with_external_keys(data: &std::path::Path, port: u16) -> Server {
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(data)
-        .env("CUSTOS_TOKEN_KEY", "backup-test-token-key-0123456789")
-        .env("CUSTOS_PII_KEY", "backup-test-pii-key-0123456789")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Server(child)
+    serve_with_env(
+        data,
+        port,
+        &[
+            ("CUSTOS_TOKEN_KEY", "backup-test-token-key-0123456789"),
+            ("CUSTOS_PII_KEY", "backup-test-pii-key-0123456789"),
+        ],
+    )
 }
 
 fn free_port() -> u16 {
@@ -719,7 +718,7 @@ fn a_backup_taken_under_load_restores_every_event_acknowledged_before_it() {
                     .build()
                     .unwrap();
                 rt.block_on(async {
-                    let http = reqwest::Client::new();
+                    let http = custos_server::tls::client();
                     let mut n = 0u64;
                     while !stop.load(Ordering::Relaxed) {
                         n += 1;
@@ -822,7 +821,7 @@ fn a_backup_taken_under_load_restores_every_event_acknowledged_before_it() {
         .build()
         .unwrap();
     let missing: Vec<String> = rt.block_on(async {
-        let http = reqwest::Client::new();
+        let http = custos_server::tls::client();
         let mut missing = Vec::new();
         for id in &before {
             let answer = http
@@ -875,7 +874,9 @@ fn every_metric_the_alerts_and_the_dashboard_read_is_exported() {
         .build()
         .unwrap();
     let exported = rt.block_on(async {
-        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        custos_server::tls::client()
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
             .await
             .unwrap()
             .text()

@@ -87,6 +87,8 @@ async fn blocking<T: Send + 'static>(
 struct Endpoint {
     name: String,
     url: reqwest::Url,
+    /// Its own client: an endpoint may trust an extra root (`ca_file`).
+    client: reqwest::Client,
     secret: Vec<u8>,
     timeout: Duration,
     /// Set by a failed attempt, cleared by a delivery: logs the change only.
@@ -97,7 +99,6 @@ struct Endpoint {
 
 struct Shared {
     store: Arc<dyn EventStore>,
-    client: reqwest::Client,
     delivery: WebhookDeliveryConfig,
     /// The configured endpoints, for the dispatcher's filters.
     configs: Vec<WebhookEndpointConfig>,
@@ -155,26 +156,17 @@ pub async fn start(
             .map_err(invalid)?;
         let url = reqwest::Url::parse(&endpoint.url)
             .map_err(|e| invalid(format!("url: not a URL: {e}")))?;
+        let client = endpoint_client(endpoint).map_err(invalid)?;
         endpoints.push(Arc::new(Endpoint {
             name: endpoint.name(),
             url,
+            client,
             secret: secret.into_bytes(),
             timeout: endpoint.timeout,
             failing: AtomicBool::new(false),
             wake: Notify::new(),
         }));
     }
-    let client = reqwest::Client::builder()
-        // A redirect is a misconfigured endpoint: fail visibly instead of
-        // sending signed bodies somewhere else.
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("custos-webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| {
-            StartError::Config(ConfigError::Invalid(format!(
-                "webhooks: cannot build the http client: {e}"
-            )))
-        })?;
     let (cursor, orphans) = blocking(&store, {
         let names: Vec<String> = endpoints.iter().map(|e| e.name.clone()).collect();
         move |s| {
@@ -209,7 +201,6 @@ pub async fn start(
     }
     let shared = Arc::new(Shared {
         store,
-        client,
         delivery: config.webhook_delivery.clone(),
         configs: config.webhooks.clone(),
         names: endpoints.iter().map(|e| e.name.clone()).collect(),
@@ -448,7 +439,7 @@ async fn run_sender(shared: Arc<Shared>, endpoint: Arc<Endpoint>, mut stop: watc
 
 /// One attempt at one row, and its outcome recorded.
 async fn deliver(shared: Arc<Shared>, endpoint: Arc<Endpoint>, row: OutboxEntry) {
-    let result = attempt(&shared.client, &endpoint, &row).await;
+    let result = attempt(&endpoint.client, &endpoint, &row).await;
     let at_ms = now_ms();
     let attempts = row.attempts.saturating_add(1);
     let label = endpoint.name.clone();
@@ -508,6 +499,31 @@ async fn deliver(shared: Arc<Shared>, endpoint: Arc<Endpoint>, row: OutboxEntry)
         // The row stays pending and is sent again: at least once.
         tracing::warn!(endpoint = %endpoint.name, error = %e, "webhook outcome not recorded");
     }
+}
+
+/// The HTTP client for one endpoint: redirects refused (a redirect is a
+/// misconfigured endpoint; fail visibly instead of sending signed bodies
+/// somewhere else), TLS verified against the platform's trust store plus the
+/// endpoint's `ca_file`. Errors start with the field they are about.
+fn endpoint_client(endpoint: &WebhookEndpointConfig) -> Result<reqwest::Client, String> {
+    let mut builder = crate::tls::client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("custos-webhooks/", env!("CARGO_PKG_VERSION")));
+    if let Some(file) = &endpoint.ca_file {
+        let pem = std::fs::read(file)
+            .map_err(|e| format!("ca_file: cannot read {}: {e}", file.display()))?;
+        let roots = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("ca_file: {} is not PEM certificates: {e}", file.display()))?;
+        if roots.is_empty() {
+            return Err(format!("ca_file: {} holds no certificate", file.display()));
+        }
+        for root in roots {
+            builder = builder.add_root_certificate(root);
+        }
+    }
+    builder
+        .build()
+        .map_err(|e| format!("url: cannot build the http client: {e}"))
 }
 
 /// POSTs the row's body, signed now. `Ok` on a 2xx answer; otherwise what

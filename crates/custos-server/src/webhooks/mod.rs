@@ -47,7 +47,7 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use custos_store::EventStore;
+use custos_store::{EventStore, WebhookState};
 use serde_json::json;
 
 pub use delivery::{Retry, WebhookService, retry_delay, retry_plan, start};
@@ -56,7 +56,8 @@ pub use signature::{
 };
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
+use crate::extract::{Path, Query};
 
 /// `GET /v1/webhooks`: per endpoint with undelivered rows, how many are
 /// pending and dead and the latest error; and how far the log has been
@@ -89,6 +90,85 @@ pub async fn get_webhooks(State(state): State<AppState>) -> Result<Response, Api
         "cursor": cursor,
         "last_seq": last_seq,
         "endpoints": endpoints,
+    }))
+    .into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeadQuery {
+    /// Only this endpoint's dead deliveries.
+    endpoint: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    limit: Option<usize>,
+}
+
+/// `GET /v1/webhooks/dead`: deliveries given up, newest first, with the
+/// error that ended them: what `POST /v1/webhooks/{id}/retry` takes.
+pub async fn get_dead_webhooks(
+    State(state): State<AppState>,
+    Query(query): Query<DeadQuery>,
+) -> Result<Response, ApiError> {
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    let store: Arc<dyn EventStore> = state.runtime.store().clone();
+    let rows = tokio::task::spawn_blocking(move || {
+        store.list_webhooks(query.endpoint.as_deref(), WebhookState::Dead, limit)
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(e.to_string()))?
+    .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let dead: Vec<_> = rows
+        .into_iter()
+        .map(|row| {
+            json!({
+                "webhook_id": row.webhook_id,
+                "endpoint": row.endpoint,
+                "type": row.webhook_type,
+                "attempts": row.attempts,
+                "last_error": row.last_error,
+                "given_up_at_ms": row.finished_ms,
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({ "dead": dead })).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryQuery {
+    /// Only this endpoint's dead delivery of the webhook.
+    endpoint: Option<String>,
+}
+
+/// `POST /v1/webhooks/{webhook_id}/retry`: a dead delivery goes back to
+/// pending, due at once, its attempts counted afresh.
+pub async fn retry_webhook(
+    State(state): State<AppState>,
+    Path(webhook_id): Path<String>,
+    Query(query): Query<RetryQuery>,
+) -> Result<Response, ApiError> {
+    let store: Arc<dyn EventStore> = state.runtime.store().clone();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let id = webhook_id.clone();
+    let endpoints = tokio::task::spawn_blocking(move || {
+        store.retry_webhook(&id, query.endpoint.as_deref(), now_ms)
+    })
+    .await
+    .map_err(|e| ApiError::unavailable(e.to_string()))?
+    .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    if endpoints.is_empty() {
+        return Err(ApiError::new(
+            Code::DeadWebhookNotFound,
+            format!("webhook_id: no dead delivery of {webhook_id:?} to retry"),
+        )
+        .with_field("webhook_id"));
+    }
+    tracing::info!(webhook_id = %webhook_id, endpoints = ?endpoints, "dead webhook delivery retried");
+    Ok(axum::Json(json!({
+        "webhook_id": webhook_id,
+        "retried": endpoints,
     }))
     .into_response())
 }

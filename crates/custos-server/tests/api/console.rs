@@ -50,7 +50,7 @@ impl Page {
 impl Browser {
     fn new(server: &TestServer) -> Browser {
         Browser {
-            client: reqwest::Client::builder()
+            client: custos_server::tls::client_builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),

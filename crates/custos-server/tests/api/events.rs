@@ -306,7 +306,11 @@ async fn bad_input_gets_a_clear_error_naming_the_field() {
     // The server is still healthy and accepts the good event.
     let (status, body) = s.post(&good).await;
     assert_eq!(status, 200, "{body}");
-    let health = reqwest::get(format!("{}/healthz", s.base)).await.unwrap();
+    let health = custos_server::tls::client()
+        .get(format!("{}/healthz", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
 }
 

@@ -125,7 +125,7 @@ async fn start_on(
     let s = TestServer {
         base: format!("http://{}", server.addr),
         server,
-        client: reqwest::Client::new(),
+        client: custos_server::tls::client(),
         config: cfg,
     };
     (s, store)

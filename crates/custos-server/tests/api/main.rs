@@ -51,7 +51,7 @@ impl TestServer {
         TestServer {
             base: format!("http://{}", server.addr),
             server,
-            client: reqwest::Client::new(),
+            client: custos_server::tls::client(),
             config,
         }
     }

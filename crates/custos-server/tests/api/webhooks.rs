@@ -42,6 +42,8 @@ struct ReceiverState {
 /// An HTTP receiver on 127.0.0.1 that checks what a real one must.
 pub(crate) struct Receiver {
     addr: SocketAddr,
+    /// Serves https (see [`Receiver::start_tls`]).
+    tls: bool,
     seen: Arc<Mutex<Seen>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -114,11 +116,77 @@ impl Receiver {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Receiver { addr, seen, task }
+        Receiver {
+            addr,
+            tls: false,
+            seen,
+            task,
+        }
+    }
+
+    /// The same receiver behind TLS, with a certificate for 127.0.0.1
+    /// issued by a CA made here; returns it with the CA's certificate
+    /// (PEM), which no trust store knows.
+    async fn start_tls() -> (Receiver, String) {
+        use tokio_rustls::rustls;
+        custos_server::tls::install_crypto_provider();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "custos webhook test ca");
+        let ca =
+            rcgen::CertifiedIssuer::self_signed(ca_params, rcgen::KeyPair::generate().unwrap())
+                .unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca)
+            .unwrap();
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(leaf_key.serialize_der());
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der().clone()], key.into())
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(ReceiverState {
+                seen: seen.clone(),
+                fail_first: 0,
+            });
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client that refuses the certificate ends here.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(
+                            hyper_util::rt::TokioIo::new(tls),
+                            hyper_util::service::TowerToHyperService::new(app),
+                        )
+                        .await;
+                });
+            }
+        });
+        let receiver = Receiver {
+            addr,
+            tls: true,
+            seen,
+            task,
+        };
+        (receiver, ca.pem())
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
+        let scheme = if self.tls { "https" } else { "http" };
+        format!("{scheme}://{}/hook", self.addr)
     }
 
     fn ids(&self) -> BTreeSet<String> {
@@ -544,6 +612,50 @@ async fn deliveries_that_keep_failing_end_dead_and_are_reported() {
         status["cursor"].as_u64().unwrap() <= status["last_seq"].as_u64().unwrap(),
         "{status}"
     );
+
+    // The receiver is back: the dead deliveries are listed, and retried one
+    // by one they arrive; a second retry of the same id finds nothing dead.
+    let (code, listed) = s.get("/v1/webhooks/dead?endpoint=gone").await;
+    assert_eq!(code, 200, "{listed}");
+    let listed: BTreeSet<String> = listed["dead"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            assert_eq!(
+                (d["attempts"].as_u64(), d["endpoint"].as_str()),
+                (Some(2), Some("gone"))
+            );
+            d["webhook_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(listed, want);
+    let back = Receiver::start_on(addr, 0).await;
+    for id in &want {
+        let path = format!("/v1/webhooks/{id}/retry");
+        let (code, answer) = s
+            .request(reqwest::Method::POST, &path, None, String::new())
+            .await;
+        assert_eq!(code, 200, "{answer}");
+        assert_eq!(answer["retried"], serde_json::json!(["gone"]));
+    }
+    eventually("every retried webhook delivered", || back.ids() == want).await;
+    let first = want.iter().next().unwrap();
+    let path = format!("/v1/webhooks/{first}/retry");
+    let (code, answer) = s
+        .request(reqwest::Method::POST, &path, None, String::new())
+        .await;
+    assert_eq!(code, 404, "{answer}");
+    assert_eq!(answer["code"], "dead_webhook_not_found");
+    let path = "/v1/webhooks/1.0/retry?endpint=gone";
+    let (code, answer) = s
+        .request(reqwest::Method::POST, path, None, String::new())
+        .await;
+    assert_eq!(
+        (code.as_u16(), answer["code"].as_str()),
+        (400, Some("invalid_query")),
+        "{answer}"
+    );
     s.server.stop().await.unwrap();
 }
 
@@ -647,4 +759,41 @@ async fn the_documented_python_receiver_accepts_custos_and_refuses_forgeries() {
     assert_eq!(post(good).await.unwrap().status(), 204);
     s.server.stop().await.unwrap();
     drop(child);
+}
+
+#[tokio::test]
+async fn https_receivers_get_webhooks_over_verified_tls_and_an_unknown_ca_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (trusting, ca_pem) = Receiver::start_tls().await;
+    let (untrusted, _) = Receiver::start_tls().await;
+    let ca_file = dir.path().join("private-ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let mut with_ca = endpoint("with-ca", &trusting.url());
+    with_ca.ca_file = Some(ca_file);
+    // Its CA is in no trust store and not given: every attempt must fail
+    // the certificate check, and nothing reach the receiver.
+    let without_ca = endpoint("without-ca", &untrusted.url());
+    assert!(trusting.url().starts_with("https://127.0.0.1:"));
+    let s = TestServer::start(webhook_config(
+        dir.path(),
+        vec![with_ca.clone(), without_ca.clone()],
+    ))
+    .await;
+    let events = story("seller-tls");
+    let (status, _) = s.post(&Value::Array(events.clone())).await;
+    assert_eq!(status, 200);
+    let ids: Vec<String> = events
+        .iter()
+        .map(|e| e["event_id"].as_str().unwrap().to_string())
+        .collect();
+    let want = expected_ids(&s, &ids, &with_ca).await;
+    assert!(!want.is_empty());
+    eventually("every webhook over https", || trusting.ids() == want).await;
+    eventually("failed attempts at the endpoint with an unknown CA", || {
+        let rows = outbox(&s, "without-ca");
+        !rows.is_empty() && rows.values().all(|(_, attempts)| *attempts >= 1)
+    })
+    .await;
+    assert!(untrusted.ids().is_empty());
+    assert!(trusting.seen.lock().unwrap().refused.is_empty());
 }

@@ -123,7 +123,7 @@ pub fn run(args: SoakArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let result = runtime.block_on(async {
-        let client = reqwest::Client::builder()
+        let client = custos_server::tls::client_builder()
             .pool_max_idle_per_host(args.max_in_flight)
             .timeout(Duration::from_secs(10))
             .build()?;
