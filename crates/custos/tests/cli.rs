@@ -1019,7 +1019,9 @@ fn demo_serve_loads_the_marketplace_and_a_newcomer_logs_in_to_a_full_queue() {
     let stdout = child.stdout.take().unwrap();
     let server = Server(child);
     let mut password = None;
-    for line in std::io::BufReader::new(stdout).lines() {
+    // Kept open to the end: a closed pipe would fail the server's next print.
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("log in as lead with password ") {
             password = Some(rest.trim().to_string());
@@ -1034,12 +1036,15 @@ fn demo_serve_loads_the_marketplace_and_a_newcomer_logs_in_to_a_full_queue() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let client = reqwest::Client::builder()
+        let client = custos_server::tls::client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap();
-        for _ in 0..300 {
-            if client.get(format!("{base}/livez")).send().await.is_ok() {
+        // The server rebuilds its state from the loaded log as it starts:
+        // under load that takes a while.
+        for _ in 0..1_800 {
+            let ready = client.get(format!("{base}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1091,4 +1096,5 @@ fn demo_serve_loads_the_marketplace_and_a_newcomer_logs_in_to_a_full_queue() {
         assert!(cases.contains("campaign-cmp_"), "no campaign case: {cases}");
     });
     drop(server);
+    drop(lines);
 }
