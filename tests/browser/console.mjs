@@ -92,6 +92,24 @@ await check("an analyst confirms the campaign", async () => {
   await ana.page.screenshot({ path: `${SHOTS}/console-campaign.png`, fullPage: true });
 });
 
+await check("a hold leads to its case, which takes a note", async () => {
+  await ana.page.goto(`${BASE}/console/holds/middle/p1`);
+  await ana.page.click("dl.facts a[href^='/console/cases/']");
+  assert.match(await ana.page.innerText("h1"), /^Case case-/);
+  await ana.page.locator("form[action$='/notes'] textarea").fill("called the seller: not them");
+  await ana.page.click("form[action$='/notes'] button");
+  assert.ok((await ana.page.innerText("ul.notes")).includes("called the seller: not them"));
+  await ana.page.screenshot({ path: `${SHOTS}/console-case.png`, fullPage: true });
+});
+
+await check("search finds the accounts on the attacker's network", async () => {
+  await ana.page.goto(`${BASE}/console/search?q=185.220.`);
+  for (const account of ["small", "large", "middle"]) {
+    assert.equal(await ana.page.locator(`main a[href='/console/accounts/${account}']`).count(), 1, account);
+  }
+  await ana.page.screenshot({ path: `${SHOTS}/console-search.png`, fullPage: true });
+});
+
 await check("a post without the CSRF token is refused", async () => {
   const answer = await ana.context.request.post(`${BASE}/console/holds/small/p1/release`, {
     form: { reason: "no token" },

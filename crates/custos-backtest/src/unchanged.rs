@@ -62,7 +62,13 @@ fn evaluate_digested(args: &Evaluation) -> (Outcome, Digests) {
     let outcome = evaluate_observed(args, |side, event, decision| {
         let hasher = &mut digests.decisions[side];
         hasher.update(event.event_id.as_bytes());
-        hasher.update(serde_json::to_vec(decision).expect("a decision serializes"));
+        // Cases (`case.updated` effects) follow from the other effects and
+        // came after these digests: the guard is over what was decided.
+        let mut decided = decision.clone();
+        decided
+            .effects
+            .retain(|e| e.kind != custos_core::decision::EffectKind::CaseUpdated);
+        hasher.update(serde_json::to_vec(&decided).expect("a decision serializes"));
         digests.decided[side] += 1;
     })
     .expect("evaluates");

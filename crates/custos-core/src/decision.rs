@@ -222,10 +222,12 @@ pub enum EffectKind {
     CampaignConfirmed,
     #[serde(rename = "campaign.dismissed")]
     CampaignDismissed,
+    #[serde(rename = "case.updated")]
+    CaseUpdated,
 }
 
 impl EffectKind {
-    pub const ALL: [EffectKind; 10] = [
+    pub const ALL: [EffectKind; 11] = [
         EffectKind::HoldCreated,
         EffectKind::HoldReleased,
         EffectKind::HoldCancelled,
@@ -236,6 +238,7 @@ impl EffectKind {
         EffectKind::CampaignUpdated,
         EffectKind::CampaignConfirmed,
         EffectKind::CampaignDismissed,
+        EffectKind::CaseUpdated,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -250,6 +253,7 @@ impl EffectKind {
             EffectKind::CampaignUpdated => "campaign.updated",
             EffectKind::CampaignConfirmed => "campaign.confirmed",
             EffectKind::CampaignDismissed => "campaign.dismissed",
+            EffectKind::CaseUpdated => "case.updated",
         }
     }
 }

@@ -237,9 +237,29 @@ impl Engine {
             } => self.apply_label(event, *label, target_event_id.as_deref(), &mut effects),
             Details::AnalystAction {
                 action,
+                target_id: Some(case_id),
+                analyst,
+                reason,
+                value,
+            } if action.is_case_action() => self.apply_case_action(
+                &crate::cases::CaseAction {
+                    action: *action,
+                    case_id,
+                    account_id: &event.account_id,
+                    value: value.as_deref(),
+                    analyst,
+                    reason,
+                    event_id: &event.event_id,
+                    at: event.unix_time(),
+                },
+                &mut effects,
+            ),
+            Details::AnalystAction {
+                action,
                 target_id,
                 analyst,
                 reason,
+                ..
             } => self.apply_analyst_action(
                 event,
                 *action,

@@ -9,6 +9,7 @@ use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
 use crate::campaigns::{CampaignConfig, CampaignDetector, CampaignSnapshot};
+use crate::cases::CaseBook;
 use crate::clock::EngineClock;
 use crate::decision::{Decision, VerificationRequest};
 use crate::destinations::{DestinationIndex, DestinationUse, SetBy, holder_own};
@@ -54,6 +55,8 @@ pub struct Engine {
     /// The time holds expire against: the newest event time, as far as a
     /// second account vouches for it (see [`crate::clock`]).
     pub(crate) clock: EngineClock,
+    /// Incidents and the people's work on them (`crate::cases`).
+    pub(crate) cases: CaseBook,
 }
 
 /// The snapshot layout; `C` is the clock's form: an [`EngineClock`] from
@@ -72,6 +75,9 @@ struct Snapshot<C> {
     /// starts empty and fills from new events.
     #[serde(default)]
     identifiers: IdentifierSnapshot,
+    /// Absent from snapshots written before cases existed.
+    #[serde(default)]
+    cases: CaseBook,
 }
 
 /// The accounts of a snapshot, read straight into the map the engine keeps
@@ -119,6 +125,7 @@ struct SnapshotOut<'a> {
     campaigns: CampaignSnapshot,
     clock: &'a EngineClock,
     identifiers: IdentifierSnapshot,
+    cases: &'a CaseBook,
 }
 
 /// The clock of a snapshot read from a stream, whose format is only known
@@ -163,6 +170,7 @@ fn migrate_newest_time_clock(old: Snapshot<i64>) -> Snapshot<EngineClock> {
         campaigns: old.campaigns,
         clock,
         identifiers: old.identifiers,
+        cases: old.cases,
     }
 }
 
@@ -237,6 +245,7 @@ impl Engine {
             holds: HoldBook::default(),
             campaigns: CampaignDetector::new(CampaignConfig::default()),
             identifiers: IdentifierIndex::default(),
+            cases: CaseBook::default(),
             clock: EngineClock::default(),
         }
     }
@@ -417,6 +426,18 @@ impl Engine {
         decision: &Decision,
         traits: Option<&LoginTraits>,
     ) -> Vec<crate::decision::Effect> {
+        let mut effects = self.apply_state(event, decision, traits);
+        // Cases follow from what the event set off, live and in a replay.
+        self.open_cases(event, &mut effects);
+        effects
+    }
+
+    fn apply_state(
+        &mut self,
+        event: &Event,
+        decision: &Decision,
+        traits: Option<&LoginTraits>,
+    ) -> Vec<crate::decision::Effect> {
         let mut before = self.before_apply(event);
         if let Details::Login {
             status: LoginStatus::Failure,
@@ -568,6 +589,7 @@ impl Engine {
                 campaigns: self.campaigns.to_snapshot(),
                 clock: &self.clock,
                 identifiers: self.identifiers.to_snapshot(),
+                cases: &self.cases,
             },
         )
     }
@@ -619,6 +641,7 @@ impl Engine {
                 campaigns: snapshot.campaigns,
                 clock,
                 identifiers: snapshot.identifiers,
+                cases: snapshot.cases,
             },
             (SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK, AnyClock::NewestTime(newest)) => {
                 migrate_newest_time_clock(Snapshot {
@@ -631,6 +654,7 @@ impl Engine {
                     campaigns: snapshot.campaigns,
                     clock: newest,
                     identifiers: snapshot.identifiers,
+                    cases: snapshot.cases,
                 })
             }
             (found, _) => return Err(SnapshotError::Format { found }),
@@ -651,6 +675,7 @@ impl Engine {
         self.campaigns = campaigns;
         self.clock = snapshot.clock;
         self.identifiers = IdentifierIndex::from_snapshot(snapshot.identifiers);
+        self.cases = snapshot.cases;
         Ok(())
     }
 }

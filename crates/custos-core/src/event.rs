@@ -202,6 +202,10 @@ pub enum Details {
         target_id: Option<String>,
         analyst: String,
         reason: String,
+        /// What a case action sets: the assignee, the status, the
+        /// resolution, or the case merged into.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        value: Option<String>,
     },
     /// Types with no fields of their own: logout, password_reset_request,
     /// email_change, phone_change.
@@ -315,14 +319,21 @@ wire_enum!(LabelKind {
     Chargeback => "chargeback",
 });
 wire_enum!(
-    /// What an analyst did: close a hold, clear an account's risk, or
-    /// settle a campaign.
+    /// What an analyst did: close a hold, clear an account's risk, settle
+    /// a campaign, or work a case (`crate::cases`).
     AnalystActionKind {
         ReleasePayout => "release_payout",
         CancelPayout => "cancel_payout",
         ClearAccount => "clear_account",
         ConfirmCampaign => "confirm_campaign",
         DismissCampaign => "dismiss_campaign",
+        OpenCase => "open_case",
+        NoteCase => "note_case",
+        AssignCase => "assign_case",
+        SetCaseStatus => "set_case_status",
+        ResolveCase => "resolve_case",
+        MergeCase => "merge_case",
+        AddCaseAccount => "add_case_account",
     }
 );
 wire_enum!(

@@ -35,6 +35,7 @@
 //! 7. `engine` and `effects`, the two halves of [`Engine`], on top.
 
 pub mod campaigns;
+pub mod cases;
 pub mod clock;
 pub mod decision;
 pub mod destinations;
@@ -51,6 +52,7 @@ pub mod pii;
 pub mod population;
 pub mod profile;
 pub mod rules;
+pub mod search;
 pub mod sightings;
 pub mod state;
 pub mod token;

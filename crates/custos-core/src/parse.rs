@@ -333,6 +333,12 @@ impl EventParser {
                 if target_id.is_none() && action != AnalystActionKind::ClearAccount {
                     return Err(EventError::missing("target_id"));
                 }
+                let value = f.optional_id("value")?;
+                crate::cases::check_value(action, value.as_deref())
+                    .map_err(|problem| EventError::invalid("value", problem))?;
+                if action.is_case_action() && value.is_none() && action.needs_value() {
+                    return Err(EventError::missing("value"));
+                }
                 Details::AnalystAction {
                     action,
                     target_id,
@@ -340,6 +346,7 @@ impl EventParser {
                     reason: f
                         .optional_text("reason")?
                         .ok_or_else(|| EventError::missing("reason"))?,
+                    value,
                 }
             }
             EventType::Logout

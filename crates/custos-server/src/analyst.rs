@@ -215,6 +215,18 @@ pub(crate) async fn record_action(
     target_id: Option<&str>,
     body: ActionBody,
 ) -> Result<Vec<custos_core::decision::Effect>, ApiError> {
+    record_action_value(state, account_id, action, target_id, None, body).await
+}
+
+/// [`record_action`] with the event's `value` (what a case action sets).
+pub(crate) async fn record_action_value(
+    state: &AppState,
+    account_id: &str,
+    action: AnalystActionKind,
+    target_id: Option<&str>,
+    value: Option<&str>,
+    body: ActionBody,
+) -> Result<Vec<custos_core::decision::Effect>, ApiError> {
     let event_id = match body.action_id {
         Some(id) => id,
         None => {
@@ -240,6 +252,9 @@ pub(crate) async fn record_action(
     });
     if let (Some(target), Value::Object(map)) = (target_id, &mut event) {
         map.insert("target_id".into(), json!(target));
+    }
+    if let (Some(value), Value::Object(map)) = (value, &mut event) {
+        map.insert("value".into(), json!(value));
     }
     let parsed = state
         .runtime

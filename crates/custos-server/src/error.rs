@@ -150,6 +150,8 @@ error_codes! {
          (or whose closed hold was forgotten).";
     CampaignNotFound = "campaign_not_found", NOT_FOUND, InvalidRequest,
         "`/v1/campaigns/{id}` for an unknown campaign id.";
+    CaseNotFound = "case_not_found", NOT_FOUND, InvalidRequest,
+        "`/v1/cases/{id}` for an unknown case id (or a merge into one).";
     DeadWebhookNotFound = "dead_webhook_not_found", NOT_FOUND, InvalidRequest,
         "`POST /v1/webhooks/{webhook_id}/retry` for a webhook id with no dead delivery (of \
          that `endpoint`, when given): never dead, already retried, or unknown.";
@@ -171,6 +173,9 @@ error_codes! {
     AccountNotAtRisk = "account_not_at_risk", CONFLICT, InvalidRequest,
         "`POST /v1/accounts/{id}/clear` for an account that is neither at risk nor a live \
          member of a campaign.";
+    CaseResolved = "case_resolved", CONFLICT, InvalidRequest,
+        "An action other than a note on a case that is resolved (or merged into another: act on \
+         that one).";
     CampaignUnchanged = "campaign_unchanged", CONFLICT, InvalidRequest,
         "Confirm or dismiss of a campaign that already has that status.";
     RulesRemovalUnconfirmed = "rules_removal_unconfirmed", CONFLICT, InvalidRequest,

@@ -39,6 +39,7 @@
 
 mod analyst;
 pub mod auth;
+mod cases;
 mod connections;
 // Handlers return a finished page early as `Err(Response)`; once per request,
 // its size costs nothing worth a box.

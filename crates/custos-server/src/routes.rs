@@ -27,7 +27,7 @@ use axum::routing::{MethodFilter, MethodRouter};
 use custos_config::Scope::{self, Admin, EventsWrite, HoldsWrite, LabelsWrite, Read, RulesWrite};
 use tracing::Instrument;
 
-use crate::{AppState, analyst, events, evidence, health, rules, sift, webhooks};
+use crate::{AppState, analyst, cases, events, evidence, health, rules, sift, webhooks};
 
 /// How a route is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -143,6 +143,25 @@ route_table! {
         "Confirm a campaign.";
     POST "/v1/campaigns/{campaign_id}/dismiss" => Bearer(HoldsWrite), analyst::dismiss_campaign,
         "Dismiss a campaign.";
+    GET "/v1/cases" => Bearer(Read), cases::list_cases,
+        "Cases, newest first (`?status=`, `?assignee=`, `?account_id=`, `?limit=`).";
+    POST "/v1/cases" => Bearer(HoldsWrite), cases::open_case,
+        "Open a case on an account.";
+    GET "/v1/cases/{case_id}" => Bearer(Read), cases::get_case,
+        "One case with its notes and history.";
+    POST "/v1/cases/{case_id}/notes" => Bearer(HoldsWrite), cases::note_case,
+        "Add a note to a case.";
+    POST "/v1/cases/{case_id}/assign" => Bearer(HoldsWrite), cases::assign_case,
+        "Assign a case.";
+    POST "/v1/cases/{case_id}/status" => Bearer(HoldsWrite), cases::set_case_status,
+        "Set a case open or investigating.";
+    POST "/v1/cases/{case_id}/accounts" => Bearer(HoldsWrite), cases::add_case_account,
+        "Add an account to a case.";
+    POST "/v1/cases/{case_id}/merge" => Bearer(HoldsWrite), cases::merge_case,
+        "Merge a case into another.";
+    POST "/v1/cases/{case_id}/resolve" => Bearer(HoldsWrite), cases::resolve_case,
+        "Resolve a case; fraud confirmed labels and confirms, false positive clears and \
+         releases (not above the four-eyes amount).";
     POST "/v205/events" => Sift(EventsWrite), sift::routes::post_events,
         "Sift's Events API. Events that become labels (`$chargeback`, a \
          `$security_notification` answered `$compromised`) need `labels:write` too.";
@@ -186,6 +205,14 @@ pub(crate) fn router(state: &AppState, metrics_require_key: bool) -> Router<AppS
             Access::BearerIfMetricsKey(scope) if metrics_require_key => Some(scope),
             Access::BearerIfMetricsKey(_) | Access::Open | Access::Sift(_) => None,
         };
+        // Inside the key check, which leaves the caller in the request:
+        // what a key changes goes to the console's audit trail too.
+        if bearer.is_some() && route.method != "GET" && route.path != "/v1/events" {
+            let state = state.clone();
+            methods = methods.route_layer(from_fn(move |request: Request, next: Next| {
+                crate::console::audit_api_action(state.clone(), route.name, request, next)
+            }));
+        }
         if let Some(scope) = bearer {
             let state = state.clone();
             methods = methods.route_layer(from_fn(move |request: Request, next: Next| {

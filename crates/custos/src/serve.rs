@@ -69,7 +69,7 @@ fn removal_override(
     })
 }
 
-fn serve(config: Config) -> anyhow::Result<()> {
+pub(crate) fn serve(config: Config) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("custos-http")

@@ -1217,3 +1217,111 @@ fn the_demo_campaigns_evidence_pack_names_its_victims_verifies_and_matches_numbe
     }
     assert_eq!(rows.last().unwrap()["in_pack"], "no");
 }
+
+/// The value of `name="csrf" value="..."` in a page.
+fn csrf_of(page: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = page.find(marker).expect("a csrf field") + marker.len();
+    let end = start + page[start..].find('"').expect("closed");
+    page[start..end].to_string()
+}
+
+#[test]
+fn demo_serve_loads_the_marketplace_and_a_newcomer_logs_in_to_a_full_queue() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .args(["demo", "--serve", "--sellers", "300", "--days", "60"])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--out"])
+        .arg(dir.path().join("demo"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let mut password = None;
+    // Kept open to the end: a closed pipe would fail the server's next print.
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.strip_prefix("log in as lead with password ") {
+            password = Some(rest.trim().to_string());
+            break;
+        }
+    }
+    let password = password.expect("the demo prints a login");
+    assert!(password.len() >= 32, "{password}");
+    let base = format!("http://127.0.0.1:{port}");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = custos_server::tls::client_builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        // The server rebuilds its state from the loaded log as it starts:
+        // under load that takes a while.
+        for _ in 0..1_800 {
+            let ready = client.get(format!("{base}/readyz")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let cookie_of = |r: &reqwest::Response| {
+            r.headers()
+                .get_all("set-cookie")
+                .iter()
+                .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+                .find(|c| !c.ends_with('='))
+                .expect("a cookie")
+        };
+        let form = client
+            .get(format!("{base}/console/login"))
+            .send()
+            .await
+            .unwrap();
+        let login_cookie = cookie_of(&form);
+        let csrf = csrf_of(&form.text().await.unwrap());
+        let logged = client
+            .post(format!("{base}/console/login"))
+            .header("cookie", login_cookie)
+            .header("origin", &base)
+            .header("content-type", "application/x-www-form-urlencoded")
+            // The password and token are hex: nothing to escape.
+            .body(format!("name=lead&password={password}&csrf={csrf}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(logged.status(), 303);
+        let session = cookie_of(&logged);
+        let page = |path: &'static str| {
+            let (client, base, session) = (client.clone(), base.clone(), session.clone());
+            async move {
+                let r = client
+                    .get(format!("{base}{path}"))
+                    .header("cookie", session)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200, "{path}");
+                r.text().await.unwrap()
+            }
+        };
+        let queue = page("/console/queue").await;
+        assert!(queue.contains("/console/holds/"), "an empty queue: {queue}");
+        let cases = page("/console/cases").await;
+        assert!(cases.contains("/console/cases/case-"), "no case: {cases}");
+        assert!(cases.contains("campaign-cmp_"), "no campaign case: {cases}");
+    });
+    drop(server);
+    drop(lines);
+}

@@ -201,8 +201,13 @@ impl Seller {
         self.engine.account("seller-1").expect("known")
     }
 
+    /// The effects' kinds, without the cases they opened or extended.
     fn kinds(d: &Decision) -> Vec<EffectKind> {
-        d.effects.iter().map(|e| e.kind).collect()
+        d.effects
+            .iter()
+            .map(|e| e.kind)
+            .filter(|k| *k != EffectKind::CaseUpdated)
+            .collect()
     }
 }
 

@@ -25,8 +25,10 @@
 //! State changes only by `POST` with the session's CSRF token; the edge
 //! accepts form bodies and same-origin `Origin` headers on `/console` only.
 
+mod cases;
 pub mod db;
 mod pages;
+mod search;
 pub mod session;
 
 use std::collections::HashMap;
@@ -71,6 +73,10 @@ impl Console {
             config: config.clone(),
         }
     }
+
+    pub fn config(&self) -> &ConsoleConfig {
+        &self.config
+    }
 }
 
 /// Routes under `/console`.
@@ -103,6 +109,18 @@ pub(crate) fn router() -> Router<AppState> {
             "/console/campaigns/{campaign_id}/confirm",
             post(pages::confirm_campaign),
         )
+        .route("/console/search", get(search::search))
+        .route("/console/cases", get(cases::list).post(cases::open))
+        .route("/console/cases/{case_id}", get(cases::show))
+        .route("/console/cases/{case_id}/notes", post(cases::note))
+        .route("/console/cases/{case_id}/assign", post(cases::assign))
+        .route("/console/cases/{case_id}/status", post(cases::status))
+        .route(
+            "/console/cases/{case_id}/accounts",
+            post(cases::add_account),
+        )
+        .route("/console/cases/{case_id}/merge", post(cases::merge))
+        .route("/console/cases/{case_id}/resolve", post(cases::resolve))
         .route("/console/audit", get(pages::audit_trail))
         .route("/console/audit.ndjson", get(pages::audit_export))
         .route("/console/assets/console.css", get(stylesheet))
@@ -298,4 +316,37 @@ async fn audit(
         Ok(Err(e)) => tracing::error!(error = %e, "audit trail write failed"),
         Err(e) => tracing::error!(error = %e, "audit trail write failed"),
     }
+}
+
+/// Writes what an API key changed to the audit trail, once the route
+/// answered with success: `key:NAME`, the address, the route and the path.
+/// (Events sent to `POST /v1/events`, labels among them, are in the event
+/// log with the key's name in the server's log, not here.)
+pub(crate) async fn audit_api_action(
+    state: AppState,
+    route: &'static str,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let key = request
+        .extensions()
+        .get::<Caller>()
+        .map(|c| c.key_name.to_string());
+    let address = address_of(request.extensions());
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    if let Some(key) = key
+        && response.status().is_success()
+    {
+        audit(
+            &state,
+            &format!("key:{key}"),
+            &address,
+            route,
+            &path,
+            response.status().as_str(),
+        )
+        .await;
+    }
+    response
 }

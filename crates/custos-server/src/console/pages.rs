@@ -35,7 +35,7 @@ pub struct Nav {
     pub admin: bool,
 }
 
-fn nav(person: &Person) -> Option<Nav> {
+pub(super) fn nav(person: &Person) -> Option<Nav> {
     Some(Nav {
         user: person.name().to_string(),
         role: person.session.role.to_string(),
@@ -44,7 +44,7 @@ fn nav(person: &Person) -> Option<Nav> {
     })
 }
 
-fn html(status: StatusCode, page: &impl Template) -> Response {
+pub(super) fn html(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
         Ok(body) => (
             status,
@@ -83,7 +83,7 @@ pub(crate) fn error_page(person: Option<&Person>, status: StatusCode, message: &
 }
 
 /// An API error (from the shared analyst path) as a page.
-fn api_error_page(person: &Person, e: ApiError) -> Response {
+pub(super) fn api_error_page(person: &Person, e: ApiError) -> Response {
     error_page(Some(person), e.status(), &e.message)
 }
 
@@ -92,7 +92,7 @@ fn to_login() -> Response {
 }
 
 /// The person, or a redirect to the login page.
-async fn reader(state: &AppState, request: &Parts) -> Result<Person, Response> {
+pub(super) async fn reader(state: &AppState, request: &Parts) -> Result<Person, Response> {
     let person = person(state, &request.headers, &request.extensions)
         .await
         .ok_or_else(to_login)?;
@@ -328,7 +328,7 @@ pub fn when(secs: i64) -> String {
         .unwrap_or_else(|| secs.to_string())
 }
 
-fn when_ms(ms: i64) -> String {
+pub(super) fn when_ms(ms: i64) -> String {
     when(ms.div_euclid(1000))
 }
 
@@ -411,26 +411,26 @@ fn why_of(decision_json: Option<&str>, codes: &[String]) -> Vec<Why> {
 }
 
 /// URL path segment, percent-encoded.
-fn seg(text: &str) -> String {
+pub(super) fn seg(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
 }
 
-fn hold_href(account_id: &str, hold_id: &str) -> String {
+pub(super) fn hold_href(account_id: &str, hold_id: &str) -> String {
     format!("/console/holds/{}/{}", seg(account_id), seg(hold_id))
 }
 
-fn account_href(account_id: &str) -> String {
+pub(super) fn account_href(account_id: &str) -> String {
     format!("/console/accounts/{}", seg(account_id))
 }
 
-fn campaign_href(campaign_id: &str) -> String {
+pub(super) fn campaign_href(campaign_id: &str) -> String {
     format!("/console/campaigns/{}", seg(campaign_id))
 }
 
 /// The engine's time: holds expire against the newest event time.
-fn engine_now(engine: &custos_core::Engine) -> i64 {
+pub(super) fn engine_now(engine: &custos_core::Engine) -> i64 {
     let now = engine.clock().now();
     if now == i64::MIN {
         time::OffsetDateTime::now_utc().unix_timestamp()
@@ -457,7 +457,7 @@ async fn decisions(state: &AppState, event_ids: Vec<String>) -> HashMap<String, 
 
 /// Runs `f` on the console database off the async threads; the error as
 /// text for a page.
-async fn console_db<T: Send + 'static>(
+pub(super) async fn console_db<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&super::db::ConsoleDb) -> Result<T, super::db::ConsoleDbError> + Send + 'static,
 ) -> Result<T, String> {
@@ -728,6 +728,7 @@ struct HoldPage {
     left: String,
     destination: String,
     campaign: Option<String>,
+    case: Option<(String, String)>,
     score: u32,
     awaiting: Option<String>,
     why: Vec<Why>,
@@ -745,6 +746,9 @@ struct HoldRead {
     now: i64,
     hold: Option<Hold>,
     campaign: Option<String>,
+    /// The case the hold went to, if it is still the account's open one.
+    #[serde(default)]
+    case: Option<String>,
 }
 
 async fn read_hold(state: &AppState, account_id: &str, hold_id: &str) -> Option<HoldRead> {
@@ -758,6 +762,7 @@ async fn read_hold(state: &AppState, account_id: &str, hold_id: &str) -> Option<
                 .campaigns()
                 .account_in_live_campaign(&account)
                 .map(|c| c.id.clone()),
+            case: engine.cases().current_of(&account).map(|c| c.id.clone()),
         })
         .await
         .ok()?;
@@ -839,6 +844,9 @@ async fn hold_page(
             left: time_left(hold.expires_at.0, read.now),
             destination,
             campaign: read.campaign,
+            case: read
+                .case
+                .map(|c| (format!("/console/cases/{}", seg(&c)), c)),
             score: hold.score,
             awaiting: hold.awaiting_reason.clone().or_else(|| {
                 hold.awaiting_analyst.then(|| {
@@ -877,7 +885,7 @@ pub async fn hold(
     hold_page(&state, &person, &account_id, &hold_id, None).await
 }
 
-fn reason_of(form: &HashMap<String, String>) -> Option<String> {
+pub(super) fn reason_of(form: &HashMap<String, String>) -> Option<String> {
     form.get("reason")
         .map(|r| r.trim().to_string())
         .filter(|r| !r.is_empty())

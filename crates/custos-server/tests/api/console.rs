@@ -734,3 +734,317 @@ async fn an_analyst_takes_a_hold_or_gives_it_to_another_and_the_queue_filters_by
     );
     server.server.stop().await.unwrap();
 }
+
+/// The account's own case (not its campaign's), from `GET /v1/cases`.
+async fn case_of(server: &TestServer, account: &str) -> Value {
+    let (status, list) = server.get(&format!("/v1/cases?account_id={account}")).await;
+    assert_eq!(status, 200, "{list}");
+    let own: Vec<&Value> = list["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["campaign"].is_null())
+        .collect();
+    assert_eq!(own.len(), 1, "{list}");
+    own[0].clone()
+}
+
+async fn post_json(server: &TestServer, path: &str, body: Value) -> (StatusCode, Value) {
+    server
+        .send_to(
+            reqwest::Method::POST,
+            path,
+            "application/json",
+            body.to_string(),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn holds_open_cases_that_the_api_works_and_resolving_feeds_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+
+    // The engine opened one case per account, holding its hold; the three
+    // share a mule destination, so a campaign was found, whose case links
+    // the three.
+    let (_, all) = server.get("/v1/cases?status=open").await;
+    assert_eq!(all["total"], 4, "{all}");
+    let (_, campaign) = server.get("/v1/cases/campaign-cmp_1").await;
+    assert_eq!(campaign["campaign"], "cmp_1", "{campaign}");
+    assert_eq!(
+        campaign["linked"].as_array().unwrap().len(),
+        3,
+        "{campaign}"
+    );
+    let small = case_of(&server, "small").await;
+    assert_eq!(small["holds"], 1, "{small}");
+    let id = small["id"].as_str().unwrap().to_string();
+    let (status, case) = server.get(&format!("/v1/cases/{id}")).await;
+    assert_eq!(status, 200, "{case}");
+    assert_eq!(case["holds"], json!(["small/p1"]), "{case}");
+
+    // Notes, assignment, status: events in the log, kept in the case.
+    let who = json!({"analyst": "ana", "reason": "called the seller"});
+    let (status, case) = post_json(&server, &format!("/v1/cases/{id}/notes"), who.clone()).await;
+    assert_eq!(status, 200, "{case}");
+    assert_eq!(case["notes"][0]["detail"], "called the seller");
+    let mut body = who.clone();
+    body["assignee"] = json!("bob");
+    let (_, case) = post_json(&server, &format!("/v1/cases/{id}/assign"), body).await;
+    assert_eq!(case["assignee"], "bob", "{case}");
+    let mut body = who.clone();
+    body["status"] = json!("investigating");
+    let (_, case) = post_json(&server, &format!("/v1/cases/{id}/status"), body).await;
+    assert_eq!(case["status"], "investigating", "{case}");
+    let (_, mine) = server.get("/v1/cases?assignee=bob").await;
+    assert_eq!(mine["total"], 1, "{mine}");
+
+    // Bad input: the standard error body.
+    let (status, body) = server.get("/v1/cases/nope").await;
+    crate::assert_error(status, &body, 404, "case_not_found");
+    let mut body = who.clone();
+    body["resolution"] = json!("maybe");
+    let (status, body) = post_json(&server, &format!("/v1/cases/{id}/resolve"), body).await;
+    crate::assert_error(status, &body, 400, "invalid_field");
+    let (status, body) = post_json(&server, &format!("/v1/cases/{id}/notes"), json!({})).await;
+    crate::assert_error(status, &body, 400, "missing_field");
+    let (status, body) = server.get("/v1/cases?status=closed").await;
+    crate::assert_error(status, &body, 400, "invalid_field");
+
+    // False positive below the four-eyes amount: cleared and released.
+    let mut fp = who.clone();
+    fp["resolution"] = json!("false_positive");
+    let (status, done) = post_json(&server, &format!("/v1/cases/{id}/resolve"), fp.clone()).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["case"]["status"], "resolved");
+    assert_eq!(done["case"]["resolution"], "false_positive");
+    assert_eq!(done["feedback"]["cleared"], json!(["small"]), "{done}");
+    let (_, hold) = server.get("/v1/holds/p1?account_id=small").await;
+    assert_eq!(hold["status"], "released", "{hold}");
+    // Resolved: only notes.
+    let mut assign = who.clone();
+    assign["assignee"] = json!("ana");
+    let (status, body) = post_json(&server, &format!("/v1/cases/{id}/assign"), assign).await;
+    crate::assert_error(status, &body, 409, "case_resolved");
+
+    // Above the four-eyes amount the hold stays held for a lead.
+    let middle = case_of(&server, "middle").await;
+    let (_, done) = post_json(
+        &server,
+        &format!("/v1/cases/{}/resolve", middle["id"].as_str().unwrap()),
+        fp,
+    )
+    .await;
+    assert_eq!(done["feedback"]["left_held"][0]["hold_id"], "p1", "{done}");
+    let (_, hold) = server.get("/v1/holds/p1?account_id=middle").await;
+    assert_eq!(hold["status"], "held", "{hold}");
+
+    // Fraud confirmed labels the account, which denies its destination.
+    let large = case_of(&server, "large").await;
+    let large_id = large["id"].as_str().unwrap().to_string();
+    let mut body = who.clone();
+    body["resolution"] = json!("fraud_confirmed");
+    let (status, done) = post_json(&server, &format!("/v1/cases/{large_id}/resolve"), body).await;
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["feedback"]["labelled"], json!(["large"]), "{done}");
+    assert_eq!(done["feedback"]["campaign_confirmed"], "cmp_1", "{done}");
+    let (_, cmp) = server.get("/v1/campaigns/cmp_1").await;
+    assert_eq!(cmp["status"], "confirmed", "{cmp}");
+    let (_, account) = server.get("/v1/accounts/large").await;
+    assert!(account.to_string().contains("fraud"), "{account}");
+
+    // Merging and adding accounts; a manual case.
+    let (status, opened) = post_json(
+        &server,
+        "/v1/cases",
+        json!({"analyst": "ana", "reason": "same mule?", "account_id": "middle"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{opened}");
+    let manual = opened["id"].as_str().unwrap().to_string();
+    let mut body = who.clone();
+    body["account_id"] = json!("small");
+    let (_, case) = post_json(&server, &format!("/v1/cases/{manual}/accounts"), body).await;
+    assert_eq!(case["accounts"], json!(["middle", "small"]), "{case}");
+    let (_, other) = post_json(
+        &server,
+        "/v1/cases",
+        json!({"analyst": "ana", "reason": "second", "account_id": "large"}),
+    )
+    .await;
+    let mut body = who.clone();
+    body["into"] = json!(manual);
+    let (status, merged) = post_json(
+        &server,
+        &format!("/v1/cases/{}/merge", other["id"].as_str().unwrap()),
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{merged}");
+    assert_eq!(merged["id"], manual.as_str());
+    assert_eq!(merged["accounts"], json!(["middle", "small", "large"]));
+
+    // Every case action is in the log: a restart gives the same cases.
+    let (_, before) = server.get("/v1/cases?limit=1000").await;
+    let server = server.restart().await;
+    let (_, after) = server.get("/v1/cases?limit=1000").await;
+    assert_eq!(before, after);
+
+    // What the key changed is in the console's audit trail, by key name.
+    let mut adm = Browser::logged_in(&server, "adm").await;
+    let page = adm.get("/console/audit.ndjson").await;
+    assert!(
+        page.body.contains("POST /v1/cases/{case_id}/resolve") && page.body.contains("\"key:"),
+        "{}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn the_console_lists_cases_and_works_one_with_csrf_roles_and_escaping() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+    let large = case_of(&server, "large").await;
+    let id = large["id"].as_str().unwrap().to_string();
+    let href = format!("/console/cases/{id}");
+
+    let mut ana = Browser::logged_in(&server, "ana").await;
+    let page = ana.get("/console/cases").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(&href), "{}", page.body);
+    // The hold page leads to its case.
+    let page = ana.get("/console/holds/large/p1").await;
+    assert!(
+        page.body.contains(&format!("href=\"{href}\"")),
+        "{}",
+        page.body
+    );
+    let page = ana.get(&href).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("/console/holds/large/p1"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("9,000.00 GBP"), "{}", page.body);
+    let csrf = page.csrf();
+
+    // A note that tries to be markup is text.
+    let page = ana
+        .post(
+            &format!("{href}/notes"),
+            &[("reason", "<script>alert(1)</script>"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let page = ana.get(&href).await;
+    assert!(!page.body.contains("<script>alert(1)"), "{}", page.body);
+    assert!(
+        page.body.contains("&#60;script&#62;alert(1)"),
+        "{}",
+        page.body
+    );
+
+    // Without the token, or as a viewer: refused.
+    let page = ana
+        .post(
+            &format!("{href}/notes"),
+            &[("reason", "x"), ("csrf", "wrong")],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    let mut vera = Browser::logged_in(&server, "vera").await;
+    let vcsrf = vera.get(&href).await.csrf();
+    let page = vera
+        .post(
+            &format!("{href}/notes"),
+            &[("reason", "x"), ("csrf", &vcsrf)],
+        )
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("holds:write"), "{}", page.body);
+    let page = ana.get("/console/cases/nope").await;
+    assert_eq!(page.status, 404);
+
+    // Take it, then resolve as a false positive: the large hold becomes a
+    // release request for a lead, not a release.
+    let page = ana
+        .post(
+            &format!("{href}/assign"),
+            &[("assignee", ""), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let page = ana.get("/console/cases?assignee=me").await;
+    assert!(page.body.contains(&href), "{}", page.body);
+    let page = ana
+        .post(
+            &format!("{href}/resolve"),
+            &[
+                ("resolution", "false_positive"),
+                ("reason", "owner confirmed the new bank"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("wait for a lead"), "{}", page.body);
+    let (_, hold) = server.get("/v1/holds/p1?account_id=large").await;
+    assert_eq!(hold["status"], "held", "{hold}");
+    let page = ana.get("/console/approvals").await;
+    assert!(
+        page.body.contains("owner confirmed the new bank"),
+        "{}",
+        page.body
+    );
+    let (_, case) = server.get(&format!("/v1/cases/{id}")).await;
+    assert_eq!(case["status"], "resolved");
+    assert_eq!(case["assignee"], "ana");
+}
+
+#[tokio::test]
+async fn search_finds_accounts_events_payouts_destinations_networks_and_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+    let mut vera = Browser::logged_in(&server, "vera").await;
+    let mut find = async |q: &str, institution: &str| {
+        let query = url::form_urlencoded::Serializer::new(String::new())
+            .append_pair("q", q)
+            .append_pair("institution", institution)
+            .finish();
+        let page = vera.get(&format!("/console/search?{query}")).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        page.body
+    };
+    let accounts = |body: &str| {
+        ["small", "middle", "large"]
+            .into_iter()
+            .filter(|a| body.contains(&format!("href=\"/console/accounts/{a}\"")))
+            .count()
+    };
+    let body = find("large", "").await;
+    assert!(body.contains("account id"), "{body}");
+    assert_eq!(accounts(&body), 1);
+    let body = find("middle-atk-payout", "").await;
+    assert!(body.contains("event id, payout"), "{body}");
+    let body = find("p1", "").await;
+    assert_eq!(body.matches("payout id").count(), 3, "{body}");
+    // The shared mule account: by last four at its institution, and not at
+    // another one.
+    let body = find("1234", "23-69-72").await;
+    assert_eq!(accounts(&body), 3, "{body}");
+    assert!(body.contains("ending 1234"), "{body}");
+    let body = find("1234", "99-99-99").await;
+    assert_eq!(accounts(&body), 0, "{body}");
+    // The attacker's address, its prefix, and device.
+    for q in ["185.220.101.4", "185.220.", "box"] {
+        let body = find(q, "").await;
+        assert_eq!(accounts(&body), 3, "{q}: {body}");
+    }
+    let body = find("81.2.69.1", "").await;
+    assert_eq!(accounts(&body), 3, "{body}");
+    let body = find("<script>alert(1)</script>", "").await;
+    assert!(body.contains("Nothing found"), "{body}");
+    assert!(!body.contains("<script>alert(1)"), "{body}");
+}
