@@ -1265,36 +1265,43 @@ async fn decidable(
     Ok((approval, reason))
 }
 
+/// A lead's verdict on request `id`: the posted form checked, the request
+/// decidable by this person, and the verdict recorded, at most once even
+/// when two leads decide at the same moment.
+async fn decide(
+    state: &AppState,
+    id: &str,
+    request: Request,
+    verdict: &'static str,
+) -> Result<(Person, Approval, String), Response> {
+    let (person, form) = posted(state, request).await?;
+    let (approval, reason) = decidable(state, &person, id, &form).await?;
+    let (approval_id, by, why) = (approval.id, person.name().to_string(), reason.clone());
+    match console_db(state, move |db| db.decide(approval_id, verdict, &by, &why)).await {
+        Ok(true) => Ok((person, approval, reason)),
+        Ok(false) => Err(error_page(
+            Some(&person),
+            StatusCode::CONFLICT,
+            "the request was decided meanwhile",
+        )),
+        Err(e) => Err(error_page(
+            Some(&person),
+            StatusCode::SERVICE_UNAVAILABLE,
+            &e,
+        )),
+    }
+}
+
 pub async fn approve(
     State(state): State<AppState>,
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let (person, form) = match posted(&state, request).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let (approval, reason) = match decidable(&state, &person, &id, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
     // Decided first, so that two leads approving at once release once.
-    let (approval_id, by, why) = (approval.id, person.name().to_string(), reason.clone());
-    match console_db(&state, move |db| {
-        db.decide(approval_id, "approved", &by, &why)
-    })
-    .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            return error_page(
-                Some(&person),
-                StatusCode::CONFLICT,
-                "the request was decided meanwhile",
-            );
-        }
-        Err(e) => return error_page(Some(&person), StatusCode::SERVICE_UNAVAILABLE, &e),
-    }
+    let (person, approval, reason) = match decide(&state, &id, request, "approved").await {
+        Ok(decided) => decided,
+        Err(r) => return r,
+    };
     let released = close(
         &state,
         &approval.account_id,
@@ -1350,30 +1357,10 @@ pub async fn reject(
     Path(id): Path<String>,
     request: Request,
 ) -> Response {
-    let (person, form) = match posted(&state, request).await {
-        Ok(p) => p,
+    let (person, approval, reason) = match decide(&state, &id, request, "rejected").await {
+        Ok(decided) => decided,
         Err(r) => return r,
     };
-    let (approval, reason) = match decidable(&state, &person, &id, &form).await {
-        Ok(a) => a,
-        Err(r) => return r,
-    };
-    let (approval_id, by, why) = (approval.id, person.name().to_string(), reason.clone());
-    match console_db(&state, move |db| {
-        db.decide(approval_id, "rejected", &by, &why)
-    })
-    .await
-    {
-        Ok(true) => {}
-        Ok(false) => {
-            return error_page(
-                Some(&person),
-                StatusCode::CONFLICT,
-                "the request was decided meanwhile",
-            );
-        }
-        Err(e) => return error_page(Some(&person), StatusCode::SERVICE_UNAVAILABLE, &e),
-    }
     audit(
         &state,
         person.name(),
