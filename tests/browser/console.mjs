@@ -1,7 +1,9 @@
 // Drives the analyst console in a real headless Chromium: log in, the queue
 // by money at risk, why a payout was held, a large release waiting for a
-// lead's approval from a second browser session, a campaign confirmed, the
-// audit trail, CSRF and role refusals, hostile account ids shown as text.
+// lead's approval from a second browser session, a campaign confirmed, all
+// of a campaign's holds released by an analyst's request and a lead's
+// approval in two sessions, the audit trail, CSRF and role refusals,
+// hostile account ids shown as text.
 // Screenshots go to SHOTS (docs/img when run by scripts/browser-tests.sh).
 //
 // Needs: BASE (the server), CHROMIUM (the browser's path), SHOTS, and the
@@ -89,7 +91,6 @@ await check("an analyst confirms the campaign", async () => {
   await ana.page.locator("form[action$='/confirm'] textarea").fill("same mule account");
   await ana.page.click("button:has-text('Confirm')");
   assert.match(await ana.page.innerText("dl.facts"), /confirmed/);
-  await ana.page.screenshot({ path: `${SHOTS}/console-campaign.png`, fullPage: true });
 });
 
 await check("a hold leads to its case, which takes a note", async () => {
@@ -138,11 +139,37 @@ await check("hostile account ids render as text", async () => {
   assert.equal(await ana.page.locator("main img").count(), 0);
 });
 
+await check("an analyst asks to release a whole campaign; a lead approves in another session", async () => {
+  await ana.page.goto(`${BASE}/console/campaigns/cmp_1`);
+  // The institution's burst, drawn on the server: one bar per day.
+  assert.equal(await ana.page.locator("main figure.burst svg rect.all").count(), 7);
+  await ana.page.locator("form[action$='/release-all'] textarea").fill("the sellers confirmed by phone");
+  await ana.page.click("text=Ask a lead to release all");
+  assert.match(await ana.page.innerText(".notice"), /waits for a lead/);
+  assert.match(await ana.page.innerText("dl.facts"), /Open holds\s+4 /);
+  await ana.page.screenshot({ path: `${SHOTS}/console-campaign.png`, fullPage: true });
+  // The analyst is offered no approval of her own request.
+  await ana.page.goto(`${BASE}/console/approvals`);
+  assert.equal(await ana.page.locator("form[action$='/approve']").count(), 0);
+  const lea = await session("lea");
+  await lea.page.goto(`${BASE}/console/approvals`);
+  const row = lea.page.locator("tr", { hasText: "release every open hold of campaign" });
+  await row.locator("form[action$='/approve'] input[name=reason]").fill("checked the calls");
+  await row.locator("button", { hasText: "Approve and release" }).click();
+  assert.match(await lea.page.innerText(".notice"), /4 of 4 holds released/);
+  for (const account of ["small", "middle"]) {
+    await lea.page.goto(`${BASE}/console/holds/${account}/p1`);
+    assert.match(await lea.page.innerText("dl.facts"), /released/, account);
+  }
+  await lea.context.close();
+});
+
 await check("the audit trail shows the request and the approval", async () => {
   const adm = await session("adm");
   await adm.page.goto(`${BASE}/console/audit`);
   const text = await adm.page.innerText("main");
-  for (const action of ["release_requested", "release_approved", "campaign_confirmed", "login"]) {
+  for (const action of ["release_requested", "release_approved", "campaign_confirmed",
+                        "campaign_release_requested", "campaign_release_approved", "login"]) {
     assert.ok(text.includes(action), action);
   }
   await adm.page.screenshot({ path: `${SHOTS}/console-audit.png`, fullPage: true });

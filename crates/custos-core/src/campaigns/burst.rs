@@ -61,6 +61,18 @@ struct RecentRisky {
     account_id: String,
 }
 
+/// Destination changes toward an institution per day of the window, and
+/// the daily rate its baseline expects: what a chart of a burst shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BurstDays {
+    /// Every day of the window ending on the newest day counted, oldest
+    /// first, as (day number since the epoch, changes, risky changes).
+    pub days: Vec<(i64, u32, u32)>,
+    /// The baseline's daily rate (never below the configured floor).
+    pub baseline_daily: f64,
+    pub burst: Burst,
+}
+
 /// Daily counts of destination changes toward one institution or type.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(super) struct RateTracker {
@@ -440,6 +452,34 @@ impl BurstDetector {
             Some(tracker) => tracker.evaluate(at.div_euclid(DAY).max(tracker.day), config),
             None => burst_of(0, 0, config.prior_daily_rate, false, config),
         }
+    }
+
+    /// The days of the window ending on the institution's newest day
+    /// counted (or on `at`'s day, if later); `None` for an institution
+    /// never counted.
+    pub(super) fn institution_days(
+        &self,
+        institution_id: &str,
+        at: i64,
+        config: &CampaignConfig,
+    ) -> Option<BurstDays> {
+        let tracker = self.institutions.get(institution_id)?;
+        let last = at.div_euclid(DAY).max(tracker.day);
+        let window = config.window();
+        let days = (last - window + 1..=last)
+            .map(|day| {
+                tracker
+                    .days
+                    .iter()
+                    .find(|d| d.day == day)
+                    .map_or((day, 0, 0), |d| (day, d.count, d.risky))
+            })
+            .collect();
+        Some(BurstDays {
+            days,
+            baseline_daily: tracker.mean.max(config.min_daily_rate),
+            burst: tracker.evaluate(last, config),
+        })
     }
 
     /// Institutions tracked.

@@ -189,8 +189,8 @@ use std::net::IpAddr;
 use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
-pub use burst::Burst;
 use burst::BurstDetector;
+pub use burst::{Burst, BurstDays};
 pub use campaign::{
     Campaign, CampaignMember, CampaignMoney, CampaignNotice, CampaignNoticeKind, CampaignStatus,
     CampaignSummary, DestinationSummary, LinkCounts, MAX_LISTED_DESTINATIONS, StatusChange,
@@ -748,6 +748,20 @@ impl CampaignDetector {
     pub fn institution_burst(&self, institution_id: &str, at: i64) -> Burst {
         self.bursts
             .institution_burst(institution_id, at, &self.config)
+    }
+
+    /// The institution's destination changes per day of that window, with
+    /// its baseline daily rate; `None` when none was ever counted.
+    pub fn institution_days(&self, institution_id: &str, at: i64) -> Option<BurstDays> {
+        self.bursts
+            .institution_days(institution_id, at, &self.config)
+    }
+
+    /// Money an account moved since its first risky change (held and
+    /// paid, per currency): what it adds to its campaign's money.
+    pub fn account_money(&self, account_id: &str) -> Option<&BTreeMap<Currency, CampaignMoney>> {
+        let &slot = self.account_index.get(account_id)?;
+        Some(&self.accounts[slot as usize].money)
     }
 
     /// The same for all institutions of a type.

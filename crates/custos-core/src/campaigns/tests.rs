@@ -779,6 +779,41 @@ fn a_surge_without_risky_changes_does_not_burst() {
     assert!(burst.score > 6.0 && !burst.bursting);
 }
 
+#[test]
+fn institution_days_chart_the_window_against_the_baseline() {
+    let mut detector = quiet_platform();
+    let at = START + 40 * DAY;
+    for n in 0..5 {
+        set_destination(
+            &mut detector,
+            &format!("s-{n}"),
+            at + n,
+            &destination("HOME", &format!("tk_s_{n}"), Some(InstitutionType::Bank)),
+            ip(10, 2, n as u8, 1),
+            n < 2,
+        );
+    }
+    let chart = detector.institution_days("HOME", at).unwrap();
+    let window = i64::from(detector.config().window_days);
+    assert_eq!(chart.days.len() as i64, window);
+    let today = at.div_euclid(DAY);
+    assert_eq!(chart.days.last(), Some(&(today, 5, 2)));
+    // The days before: one quiet change each, none risky.
+    assert!(
+        chart.days[..chart.days.len() - 1]
+            .iter()
+            .all(|d| d.1 == 1 && d.2 == 0)
+    );
+    assert!(chart.days.windows(2).all(|w| w[1].0 == w[0].0 + 1));
+    assert!(
+        chart.baseline_daily > 0.5 && chart.baseline_daily < 1.5,
+        "{}",
+        chart.baseline_daily
+    );
+    assert_eq!(chart.burst, detector.institution_burst("HOME", at));
+    assert!(detector.institution_days("NOWHERE", at).is_none());
+}
+
 /// A platform with 40 days of one change a day at one bank, so the
 /// detector is warm.
 fn quiet_platform() -> CampaignDetector {

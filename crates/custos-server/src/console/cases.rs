@@ -526,7 +526,7 @@ pub async fn resolve(
     for hold in feedback.left_held {
         let approval = Approval {
             id: 0,
-            kind: "release_payout".into(),
+            kind: super::db::RELEASE_PAYOUT.into(),
             hold_id: hold.hold_id.clone(),
             account_id: hold.account_id.clone(),
             amount: hold.amount,
@@ -538,6 +538,8 @@ pub async fn resolve(
             decided_by: None,
             decided_ms: None,
             decision_reason: None,
+            campaign_id: String::new(),
+            summary: String::new(),
         };
         match console_db(&state, move |db| db.request_approval(&approval)).await {
             Ok(n) => requests.push(n.to_string()),

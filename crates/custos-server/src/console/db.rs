@@ -69,6 +69,12 @@ CREATE TABLE IF NOT EXISTS approvals (
     decision_reason TEXT
 );
 CREATE INDEX IF NOT EXISTS approvals_pending ON approvals (status, id);
+CREATE TABLE IF NOT EXISTS approval_holds (
+    approval_id INTEGER NOT NULL,
+    account_id  TEXT    NOT NULL,
+    hold_id     TEXT    NOT NULL,
+    PRIMARY KEY (approval_id, account_id, hold_id)
+);
 CREATE TABLE IF NOT EXISTS assignments (
     account_id  TEXT    NOT NULL,
     hold_id     TEXT    NOT NULL,
@@ -139,7 +145,8 @@ pub struct AuditEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Approval {
     pub id: i64,
-    /// `release_payout`.
+    /// `release_payout` (one hold), `release_campaign` (every hold of a
+    /// campaign open when it was asked) or `dismiss_campaign`.
     pub kind: String,
     pub hold_id: String,
     pub account_id: String,
@@ -153,7 +160,16 @@ pub struct Approval {
     pub decided_by: Option<String>,
     pub decided_ms: Option<i64>,
     pub decision_reason: Option<String>,
+    /// The campaign of a campaign request; empty for a hold's.
+    pub campaign_id: String,
+    /// What a campaign request covers, in words, as it was asked.
+    pub summary: String,
 }
+
+/// Kinds of request.
+pub const RELEASE_PAYOUT: &str = "release_payout";
+pub const RELEASE_CAMPAIGN: &str = "release_campaign";
+pub const DISMISS_CAMPAIGN: &str = "dismiss_campaign";
 
 pub struct ConsoleDb {
     path: PathBuf,
@@ -175,6 +191,27 @@ impl ConsoleDb {
         let conn = Connection::open(path).map_err(sql("open"))?;
         conn.execute_batch(SCHEMA)
             .map_err(sql("create the schema"))?;
+        // Campaign requests came later: a database made before them gains
+        // the columns (empty for the requests it holds).
+        for (column, definition) in [
+            ("campaign_id", "TEXT NOT NULL DEFAULT ''"),
+            ("summary", "TEXT NOT NULL DEFAULT ''"),
+        ] {
+            let present: bool = conn
+                .query_row(
+                    "SELECT count(*) FROM pragma_table_info('approvals') WHERE name = ?1",
+                    params![column],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(sql("read the schema"))?
+                > 0;
+            if !present {
+                conn.execute_batch(&format!(
+                    "ALTER TABLE approvals ADD COLUMN {column} {definition}"
+                ))
+                .map_err(sql("add a column"))?;
+            }
+        }
         Ok(ConsoleDb {
             path: path.to_path_buf(),
             conn: Mutex::new(conn),
@@ -332,15 +369,32 @@ impl ConsoleDb {
         Ok(())
     }
 
-    /// Records a request for a second person; its id. A pending request for
-    /// the same hold is answered with its own id instead of a second one.
+    /// Records a request for a second person; its id. A pending request of
+    /// the same kind for the same hold or campaign is answered with its own
+    /// id instead of a second one.
     pub fn request_approval(&self, request: &Approval) -> Result<i64, ConsoleDbError> {
-        let conn = self.conn();
-        let pending: Option<i64> = conn
+        self.request_approval_of(request, &[])
+    }
+
+    /// [`Self::request_approval`] for a request that covers `holds`
+    /// (account, hold), fixed when asked: approving it acts on those only.
+    pub fn request_approval_of(
+        &self,
+        request: &Approval,
+        holds: &[(String, String)],
+    ) -> Result<i64, ConsoleDbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql("request an approval"))?;
+        let pending: Option<i64> = tx
             .query_row(
                 "SELECT id FROM approvals WHERE status = 'pending' AND kind = ?1
-                 AND hold_id = ?2 AND account_id = ?3",
-                params![request.kind, request.hold_id, request.account_id],
+                 AND hold_id = ?2 AND account_id = ?3 AND campaign_id = ?4",
+                params![
+                    request.kind,
+                    request.hold_id,
+                    request.account_id,
+                    request.campaign_id
+                ],
                 |r| r.get(0),
             )
             .optional()
@@ -348,9 +402,10 @@ impl ConsoleDb {
         if let Some(id) = pending {
             return Ok(id);
         }
-        conn.execute(
+        tx.execute(
             "INSERT INTO approvals (kind, hold_id, account_id, amount, currency, requested_by,
-                 requested_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 requested_ms, reason, campaign_id, summary)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![
                 request.kind,
                 request.hold_id,
@@ -359,11 +414,54 @@ impl ConsoleDb {
                 request.currency,
                 request.requested_by,
                 now_ms(),
-                request.reason
+                request.reason,
+                request.campaign_id,
+                request.summary
             ],
         )
         .map_err(sql("request an approval"))?;
-        Ok(conn.last_insert_rowid())
+        let id = tx.last_insert_rowid();
+        for (account_id, hold_id) in holds {
+            tx.execute(
+                "INSERT OR IGNORE INTO approval_holds (approval_id, account_id, hold_id)
+                 VALUES (?1, ?2, ?3)",
+                params![id, account_id, hold_id],
+            )
+            .map_err(sql("request an approval"))?;
+        }
+        tx.commit().map_err(sql("request an approval"))?;
+        Ok(id)
+    }
+
+    /// The holds a request covers (account, hold), as fixed when asked.
+    pub fn approval_holds(&self, id: i64) -> Result<Vec<(String, String)>, ConsoleDbError> {
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare(
+                "SELECT account_id, hold_id FROM approval_holds WHERE approval_id = ?1
+                 ORDER BY account_id, hold_id",
+            )
+            .map_err(sql("read approvals"))?;
+        let rows = statement
+            .query_map(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql("read approvals"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(sql("read approvals"))
+    }
+
+    /// Pending requests on one campaign.
+    pub fn pending_for_campaign(&self, campaign_id: &str) -> Result<Vec<Approval>, ConsoleDbError> {
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare(&format!(
+                "{APPROVAL_COLUMNS} WHERE status = 'pending' AND campaign_id = ?1 ORDER BY id"
+            ))
+            .map_err(sql("list approvals"))?;
+        let rows = statement
+            .query_map(params![campaign_id], approval_row)
+            .map_err(sql("list approvals"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(sql("list approvals"))
     }
 
     pub fn approval(&self, id: i64) -> Result<Option<Approval>, ConsoleDbError> {
@@ -486,8 +584,8 @@ impl ConsoleDb {
 }
 
 const APPROVAL_COLUMNS: &str = "SELECT id, kind, hold_id, account_id, amount, currency, \
-     requested_by, requested_ms, reason, status, decided_by, decided_ms, decision_reason \
-     FROM approvals";
+     requested_by, requested_ms, reason, status, decided_by, decided_ms, decision_reason, \
+     campaign_id, summary FROM approvals";
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     let role: String = r.get(1)?;
@@ -530,6 +628,8 @@ fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
         decided_by: r.get(10)?,
         decided_ms: r.get(11)?,
         decision_reason: r.get(12)?,
+        campaign_id: r.get(13)?,
+        summary: r.get(14)?,
     })
 }
 
@@ -562,6 +662,82 @@ mod tests {
             db.set_disabled("nobody", true),
             Err(ConsoleDbError::NoSuchUser(_))
         ));
+    }
+
+    fn campaign_request(kind: &str, by: &str) -> Approval {
+        Approval {
+            id: 0,
+            kind: kind.into(),
+            hold_id: String::new(),
+            account_id: String::new(),
+            amount: 0,
+            currency: String::new(),
+            requested_by: by.into(),
+            requested_ms: 0,
+            reason: "why".into(),
+            status: "pending".into(),
+            decided_by: None,
+            decided_ms: None,
+            decision_reason: None,
+            campaign_id: "cmp_1".into(),
+            summary: "2 open holds".into(),
+        }
+    }
+
+    #[test]
+    fn a_database_from_before_campaign_requests_gains_their_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(CONSOLE_DATABASE_FILE);
+        {
+            // The approvals table as it was before.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE approvals (id INTEGER PRIMARY KEY, kind TEXT NOT NULL,
+                 hold_id TEXT NOT NULL, account_id TEXT NOT NULL, amount INTEGER NOT NULL,
+                 currency TEXT NOT NULL, requested_by TEXT NOT NULL,
+                 requested_ms INTEGER NOT NULL, reason TEXT NOT NULL,
+                 status TEXT NOT NULL DEFAULT 'pending', decided_by TEXT, decided_ms INTEGER,
+                 decision_reason TEXT);
+                 INSERT INTO approvals (kind, hold_id, account_id, amount, currency,
+                 requested_by, requested_ms, reason)
+                 VALUES ('release_payout', 'p1', 'a1', 500, 'GBP', 'ana', 1, 'old');",
+            )
+            .unwrap();
+        }
+        let db = ConsoleDb::open(&path).unwrap();
+        let old = db.approval(1).unwrap().unwrap();
+        assert_eq!(
+            (old.kind.as_str(), old.campaign_id.as_str()),
+            ("release_payout", "")
+        );
+        // Opened twice: the columns are added once.
+        drop(db);
+        let db = ConsoleDb::open(&path).unwrap();
+        let holds = vec![
+            ("a1".to_string(), "p1".to_string()),
+            ("a2".to_string(), "p7".to_string()),
+        ];
+        let id = db
+            .request_approval_of(&campaign_request(RELEASE_CAMPAIGN, "ana"), &holds)
+            .unwrap();
+        // The same pending request is not asked twice; another kind is.
+        assert_eq!(
+            db.request_approval_of(&campaign_request(RELEASE_CAMPAIGN, "bob"), &[])
+                .unwrap(),
+            id
+        );
+        let dismiss = db
+            .request_approval(&campaign_request(DISMISS_CAMPAIGN, "bob"))
+            .unwrap();
+        assert_ne!(dismiss, id);
+        assert_eq!(db.approval_holds(id).unwrap(), holds);
+        assert!(db.approval_holds(dismiss).unwrap().is_empty());
+        let pending = db.pending_for_campaign("cmp_1").unwrap();
+        assert_eq!(pending.len(), 2);
+        assert_eq!(pending[0].summary, "2 open holds");
+        assert!(db.decide(id, "approved", "lea", "ok").unwrap());
+        assert!(!db.decide(id, "approved", "lou", "again").unwrap());
+        assert_eq!(db.pending_for_campaign("cmp_1").unwrap().len(), 1);
     }
 
     #[test]

@@ -16,15 +16,17 @@
 //!
 //! Actions on holds go through the same path as the API's
 //! (`analyst::close_hold_with`): an `analyst_action` event in the log
-//! naming the person. Releasing a hold above `console.four_eyes_above`
+//! naming the person. Releasing a hold above `console.four_eyes_above`,
+//! and releasing every hold of a campaign or dismissing it (`campaigns`),
 //! only records a request; a second person with `holds:approve` (a lead)
-//! releases it, and nobody approves their own request. Every login,
+//! carries it out, and nobody approves their own request. Every login,
 //! logout, request, approval and action is written to the audit trail
 //! (`db`), with who, when and from which address.
 //!
 //! State changes only by `POST` with the session's CSRF token; the edge
 //! accepts form bodies and same-origin `Origin` headers on `/console` only.
 
+mod campaigns;
 mod cases;
 pub mod db;
 mod pages;
@@ -104,10 +106,18 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/approvals/{id}/approve", post(pages::approve))
         .route("/console/approvals/{id}/reject", post(pages::reject))
         .route("/console/accounts/{account_id}", get(pages::account))
-        .route("/console/campaigns/{campaign_id}", get(pages::campaign))
+        .route("/console/campaigns/{campaign_id}", get(campaigns::campaign))
         .route(
             "/console/campaigns/{campaign_id}/confirm",
-            post(pages::confirm_campaign),
+            post(campaigns::confirm_campaign),
+        )
+        .route(
+            "/console/campaigns/{campaign_id}/release-all",
+            post(campaigns::request_release_all),
+        )
+        .route(
+            "/console/campaigns/{campaign_id}/dismiss",
+            post(campaigns::request_dismiss),
         )
         .route("/console/search", get(search::search))
         .route("/console/cases", get(cases::list).post(cases::open))

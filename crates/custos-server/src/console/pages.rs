@@ -8,13 +8,12 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use custos_config::Scope;
-use custos_core::campaigns::Campaign;
 use custos_core::event::AnalystActionKind;
 use custos_core::holds::{Hold, HoldStatus};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::db::{Approval, AuditEntry};
+use super::db::{Approval, AuditEntry, DISMISS_CAMPAIGN, RELEASE_CAMPAIGN, RELEASE_PAYOUT};
 use super::{LOGIN_COOKIE, Person, SESSION_COOKIE, audit, cookie, person, posted};
 use crate::AppState;
 use crate::analyst::ActionBody;
@@ -482,6 +481,12 @@ pub struct QueueFilter {
     /// A user name, `me`, or `none`.
     #[serde(default)]
     assignee: String,
+    /// The destination's institution id.
+    #[serde(default)]
+    institution: String,
+    /// Held at least this many hours ago (by the engine's clock).
+    #[serde(default)]
+    older_than_hours: String,
 }
 
 struct QueueRow {
@@ -497,6 +502,10 @@ struct QueueRow {
     campaign: Option<String>,
     pending: usize,
     assignee: Option<String>,
+    institution: String,
+    age: String,
+    /// What else the account could lose, as far as the engine knows.
+    exposure: String,
 }
 
 #[derive(Template)]
@@ -508,6 +517,7 @@ struct QueuePage {
     open_total: usize,
     filter: QueueFilter,
     rules: Vec<String>,
+    institutions: Vec<String>,
     rows: Vec<QueueRow>,
 }
 
@@ -515,6 +525,58 @@ struct QueuePage {
 struct OpenHold {
     hold: Hold,
     campaign: Option<String>,
+    /// The account's money in the hold's currency, if the engine counted any.
+    #[serde(default)]
+    money: Option<custos_core::state::Money>,
+}
+
+/// The institution a hold's money would go to.
+fn institution_of(hold: &Hold) -> &str {
+    hold.destination
+        .as_ref()
+        .map_or("", |d| d.institution_id.as_str())
+}
+
+/// A duration in whole hours as `3d 4h` or `5h`.
+fn age_of(secs: i64) -> String {
+    let hours = secs.max(0) / 3600;
+    if hours >= 24 {
+        format!("{}d {}h", hours / 24, hours % 24)
+    } else {
+        format!("{hours}h")
+    }
+}
+
+/// What more the account stands to lose, in words: the sales balance the
+/// next payout would send and the loans disbursed to it. Custos hears of
+/// no repayments, so open loans are not known; it says so.
+fn exposure_of(counted: Option<&custos_core::state::Money>, currency: &str) -> String {
+    match counted {
+        None => "balance and loans not known (no sales or loans seen)".into(),
+        Some(m) => {
+            let balance = m.balance();
+            let balance = if balance >= 0 {
+                format!(
+                    "next payout would send up to {} (sales balance)",
+                    money(u64::try_from(balance).unwrap_or(u64::MAX), currency)
+                )
+            } else {
+                format!(
+                    "no sales balance left ({} more paid out than sales seen)",
+                    money(u64::try_from(-balance).unwrap_or(u64::MAX), currency)
+                )
+            };
+            let loans = if m.loans_disbursed > 0 {
+                format!(
+                    "loans disbursed {} (repayments not known)",
+                    money(m.loans_disbursed, currency)
+                )
+            } else {
+                "no loans seen".into()
+            };
+            format!("{balance}; {loans}")
+        }
+    }
 }
 
 #[derive(serde::Serialize, Deserialize)]
@@ -563,6 +625,19 @@ pub async fn queue(
             }
         },
     };
+    let older_than = match filter.older_than_hours.trim() {
+        "" => None,
+        text => match text.parse::<u32>() {
+            Ok(hours) => Some(i64::from(hours) * 3600),
+            Err(_) => {
+                return error_page(
+                    Some(&person),
+                    StatusCode::BAD_REQUEST,
+                    "older than (hours): write a whole number of hours such as 24",
+                );
+            }
+        },
+    };
     let read = state
         .runtime
         .read(|engine| {
@@ -571,6 +646,10 @@ pub async fn queue(
                 .open()
                 .into_iter()
                 .map(|h| OpenHold {
+                    money: engine
+                        .account(&h.account_id)
+                        .and_then(|a| a.money.get(&h.currency))
+                        .cloned(),
                     campaign: engine
                         .campaigns()
                         .account_in_live_campaign(&h.account_id)
@@ -602,6 +681,16 @@ pub async fn queue(
         }
     };
     let open_total = read.holds.len();
+    let institutions: Vec<String> = read
+        .holds
+        .iter()
+        .map(|h| institution_of(&h.hold).to_string())
+        .filter(|i| !i.is_empty())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let institution = filter.institution.trim();
+    let now = read.now;
     let mut holds: Vec<OpenHold> = read
         .holds
         .into_iter()
@@ -611,6 +700,8 @@ pub async fn queue(
                 || h.campaign.as_deref() == Some(filter.campaign.trim())
         })
         .filter(|h| filter.rule.is_empty() || h.hold.reasons.contains(&filter.rule))
+        .filter(|h| institution.is_empty() || institution_of(&h.hold) == institution)
+        .filter(|h| older_than.is_none_or(|age| now - h.hold.held_at.0 >= age))
         .collect();
     // The most money first; the hold that expires first among equals.
     holds.sort_by(|a, b| {
@@ -657,26 +748,35 @@ pub async fn queue(
             .collect();
     let rows = holds
         .into_iter()
-        .map(|OpenHold { hold, campaign }| QueueRow {
-            assignee: assignee_of(&hold),
-            href: hold_href(&hold.account_id, &hold.hold_id),
-            account_href: account_href(&hold.account_id),
-            campaign_href: campaign.as_deref().map(campaign_href).unwrap_or_default(),
-            amount: money(hold.amount, hold.currency.as_str()),
-            why: why_of(found.get(&hold.event_id).map(String::as_str), &hold.reasons),
-            left: if hold.awaiting_analyst {
-                "waits for an analyst".into()
-            } else {
-                time_left(hold.expires_at.0, read.now)
+        .map(
+            |OpenHold {
+                 hold,
+                 campaign,
+                 money: counted,
+             }| QueueRow {
+                institution: institution_of(&hold).to_string(),
+                age: age_of(now - hold.held_at.0),
+                exposure: exposure_of(counted.as_ref(), hold.currency.as_str()),
+                assignee: assignee_of(&hold),
+                href: hold_href(&hold.account_id, &hold.hold_id),
+                account_href: account_href(&hold.account_id),
+                campaign_href: campaign.as_deref().map(campaign_href).unwrap_or_default(),
+                amount: money(hold.amount, hold.currency.as_str()),
+                why: why_of(found.get(&hold.event_id).map(String::as_str), &hold.reasons),
+                left: if hold.awaiting_analyst {
+                    "waits for an analyst".into()
+                } else {
+                    time_left(hold.expires_at.0, read.now)
+                },
+                pending: usize::from(
+                    pending.contains(&(hold.account_id.clone(), hold.hold_id.clone())),
+                ),
+                kind: hold.kind.as_str().into(),
+                account_id: hold.account_id,
+                hold_id: hold.hold_id,
+                campaign,
             },
-            pending: usize::from(
-                pending.contains(&(hold.account_id.clone(), hold.hold_id.clone())),
-            ),
-            kind: hold.kind.as_str().into(),
-            account_id: hold.account_id,
-            hold_id: hold.hold_id,
-            campaign,
-        })
+        )
         .collect();
     let total = if totals.is_empty() {
         "0".to_string()
@@ -696,6 +796,7 @@ pub async fn queue(
             open_total,
             filter,
             rules: read.rules,
+            institutions,
             rows,
         },
     )
@@ -946,7 +1047,7 @@ pub async fn release(
     if hold.amount > state.console.config.four_eyes_above {
         let request = Approval {
             id: 0,
-            kind: "release_payout".into(),
+            kind: RELEASE_PAYOUT.into(),
             hold_id: hold.hold_id.clone(),
             account_id: hold.account_id.clone(),
             amount: hold.amount,
@@ -958,6 +1059,8 @@ pub async fn release(
             decided_by: None,
             decided_ms: None,
             decision_reason: None,
+            campaign_id: String::new(),
+            summary: String::new(),
         };
         let id = match console_db(&state, move |db| db.request_approval(&request)).await {
             Ok(id) => id,
@@ -1147,6 +1250,12 @@ pub async fn assign(
 
 struct ApprovalView {
     id: i64,
+    /// A campaign request: what it asks, the campaign's link and id, and
+    /// what it covered when asked.
+    campaign: Option<(&'static str, String, String)>,
+    summary: String,
+    /// The approve button's words.
+    verb: &'static str,
     hold_href: String,
     hold_id: String,
     account_id: String,
@@ -1194,8 +1303,25 @@ async fn approvals_page(
                 .into_iter()
                 .map(|a| ApprovalView {
                     id: a.id,
+                    campaign: (!a.campaign_id.is_empty()).then(|| {
+                        let what = match a.kind.as_str() {
+                            DISMISS_CAMPAIGN => "dismiss campaign",
+                            _ => "release every open hold of campaign",
+                        };
+                        (what, campaign_href(&a.campaign_id), a.campaign_id.clone())
+                    }),
+                    summary: a.summary.clone(),
+                    verb: if a.kind == DISMISS_CAMPAIGN {
+                        "Approve and dismiss"
+                    } else {
+                        "Approve and release"
+                    },
                     hold_href: hold_href(&a.account_id, &a.hold_id),
-                    amount: money(a.amount, &a.currency),
+                    amount: if a.campaign_id.is_empty() {
+                        money(a.amount, &a.currency)
+                    } else {
+                        String::new()
+                    },
                     requested_at: when_ms(a.requested_ms),
                     pending: a.status == "pending",
                     decided_at: a.decided_ms.map(when_ms).unwrap_or_default(),
@@ -1302,6 +1428,12 @@ pub async fn approve(
         Ok(decided) => decided,
         Err(r) => return r,
     };
+    if approval.kind != RELEASE_PAYOUT {
+        return match super::campaigns::carry_out(&state, &person, &approval, &reason).await {
+            Ok(notice) => approvals_page(&state, &person, Some(notice), StatusCode::OK).await,
+            Err(r) => r,
+        };
+    }
     let released = close(
         &state,
         &approval.account_id,
@@ -1361,12 +1493,29 @@ pub async fn reject(
         Ok(decided) => decided,
         Err(r) => return r,
     };
+    let (action, target, stays) = match approval.kind.as_str() {
+        RELEASE_CAMPAIGN => (
+            "campaign_release_rejected",
+            format!("campaign {}", approval.campaign_id),
+            "the campaign's payouts stay held",
+        ),
+        DISMISS_CAMPAIGN => (
+            "campaign_dismiss_rejected",
+            format!("campaign {}", approval.campaign_id),
+            "the campaign stays as it is",
+        ),
+        _ => (
+            "release_rejected",
+            format!("hold {}/{}", approval.account_id, approval.hold_id),
+            "the payout stays held",
+        ),
+    };
     audit(
         &state,
         person.name(),
         &person.address,
-        "release_rejected",
-        &format!("hold {}/{}", approval.account_id, approval.hold_id),
+        action,
+        &target,
         &format!(
             "request {} by {}: {reason}",
             approval.id, approval.requested_by
@@ -1376,10 +1525,7 @@ pub async fn reject(
     approvals_page(
         &state,
         &person,
-        Some(format!(
-            "request {} rejected; the payout stays held",
-            approval.id
-        )),
+        Some(format!("request {} rejected; {stays}", approval.id)),
         StatusCode::OK,
     )
     .await
@@ -1754,183 +1900,6 @@ pub async fn account(
     )
 }
 
-// ---------------------------------------------------------------- campaign
-
-struct MemberRow {
-    href: String,
-    account_id: String,
-    joined_at: String,
-    via: String,
-    cleared: bool,
-}
-
-struct DestinationRow {
-    institution: String,
-    last4: String,
-    token: String,
-}
-
-#[derive(Template)]
-#[template(path = "campaign.html")]
-struct CampaignPage {
-    nav: Option<Nav>,
-    notice: Option<String>,
-    csrf: String,
-    can_confirm: bool,
-    id: String,
-    status: String,
-    detected_at: String,
-    institutions: String,
-    money: Vec<String>,
-    members: Vec<MemberRow>,
-    more_members: u32,
-    destinations: Vec<DestinationRow>,
-}
-
-pub async fn campaign(
-    State(state): State<AppState>,
-    Path(campaign_id): Path<String>,
-    request: Parts,
-) -> Response {
-    let person = match reader(&state, &request).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    campaign_page(&state, &person, &campaign_id, None).await
-}
-
-/// Confirms a campaign: its victims' holds wait for an analyst, its
-/// destinations count as fraud's (`docs/holds.md`).
-pub async fn confirm_campaign(
-    State(state): State<AppState>,
-    Path(campaign_id): Path<String>,
-    request: Request,
-) -> Response {
-    let (person, form) = match posted(&state, request).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    if let Err(r) = person.authorize(Scope::HoldsWrite, "confirming a campaign") {
-        return r;
-    }
-    let Some(reason) = reason_of(&form) else {
-        return error_page(Some(&person), StatusCode::BAD_REQUEST, "reason: say why");
-    };
-    let settled = crate::analyst::settle_campaign_with(
-        &state,
-        &campaign_id,
-        ActionBody {
-            analyst: Some(person.name().to_string()),
-            reason: Some(reason.clone()),
-            action_id: None,
-            account_id: None,
-        },
-        AnalystActionKind::ConfirmCampaign,
-    )
-    .await;
-    match settled {
-        Ok(_) => {
-            audit(
-                &state,
-                person.name(),
-                &person.address,
-                "campaign_confirmed",
-                &format!("campaign {campaign_id}"),
-                &reason,
-            )
-            .await;
-            campaign_page(&state, &person, &campaign_id, Some("confirmed".into())).await
-        }
-        Err(e) => api_error_page(&person, e),
-    }
-}
-
-async fn campaign_page(
-    state: &AppState,
-    person: &Person,
-    campaign_id: &str,
-    notice: Option<String>,
-) -> Response {
-    let campaign_id = campaign_id.to_string();
-    let lookup = campaign_id.clone();
-    let found = state
-        .runtime
-        .read(move |engine| engine.campaigns().campaign(&lookup).cloned())
-        .await
-        .ok()
-        .and_then(|v| serde_json::from_value::<Option<Campaign>>(v).ok());
-    let Some(found) = found else {
-        return error_page(
-            Some(person),
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the engine did not answer",
-        );
-    };
-    let Some(c) = found else {
-        return error_page(
-            Some(person),
-            StatusCode::NOT_FOUND,
-            "there is no such campaign",
-        );
-    };
-    let mut members: Vec<MemberRow> = c
-        .accounts
-        .iter()
-        .map(|m| MemberRow {
-            href: account_href(&m.account_id),
-            account_id: m.account_id.clone(),
-            joined_at: when(m.joined_at.0),
-            via: m
-                .via
-                .iter()
-                .filter_map(|v| serde_json::to_value(v).ok())
-                .map(|v| v.as_str().unwrap_or_default().to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            cleared: m.cleared,
-        })
-        .collect();
-    members.sort_by(|a, b| a.joined_at.cmp(&b.joined_at));
-    html(
-        StatusCode::OK,
-        &CampaignPage {
-            nav: nav(person),
-            notice,
-            csrf: person.session.csrf.clone(),
-            can_confirm: person.may(Scope::HoldsWrite),
-            status: serde_json::to_value(c.status)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default(),
-            detected_at: when(c.detected_at.0),
-            institutions: c.institutions.join(", "),
-            money: c
-                .money
-                .iter()
-                .map(|(currency, m)| {
-                    format!(
-                        "held {}, paid {}",
-                        money(m.held, currency.as_str()),
-                        money(m.paid, currency.as_str())
-                    )
-                })
-                .collect(),
-            members,
-            more_members: c.more_accounts,
-            destinations: c
-                .destinations
-                .iter()
-                .map(|d| DestinationRow {
-                    institution: d.institution_id.clone(),
-                    last4: d.account_last4.clone().unwrap_or_default(),
-                    token: d.account_token.chars().take(12).collect(),
-                })
-                .collect(),
-            id: c.id,
-        },
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1947,5 +1916,35 @@ mod tests {
         assert_eq!(time_left(200_000, 0), "2d 7h left");
         assert_eq!(time_left(3_700, 0), "1h 1m left");
         assert_eq!(when(1_525_132_800), "2018-05-01 00:00:00");
+        assert_eq!(age_of(3 * 3600 + 59), "3h");
+        assert_eq!(age_of(50 * 3600), "2d 2h");
+    }
+
+    #[test]
+    fn exposure_says_what_the_engine_knows_and_what_it_does_not() {
+        assert_eq!(
+            exposure_of(None, "GBP"),
+            "balance and loans not known (no sales or loans seen)"
+        );
+        let counted = custos_core::state::Money {
+            sales: 150_000,
+            paid_out: 20_000,
+            loans_disbursed: 500_000,
+            ..Default::default()
+        };
+        assert_eq!(
+            exposure_of(Some(&counted), "GBP"),
+            "next payout would send up to 1,300.00 GBP (sales balance); \
+             loans disbursed 5,000.00 GBP (repayments not known)"
+        );
+        let overpaid = custos_core::state::Money {
+            sales: 0,
+            paid_out: 2_500,
+            ..Default::default()
+        };
+        assert_eq!(
+            exposure_of(Some(&overpaid), "EUR"),
+            "no sales balance left (25.00 EUR more paid out than sales seen); no loans seen"
+        );
     }
 }

@@ -642,6 +642,31 @@ async fn a_campaign_lists_its_victims_in_time_order_and_an_analyst_confirms_it()
         .collect();
     assert_eq!(joined.len(), 3, "{victims}");
     assert!(joined.windows(2).all(|w| w[0] <= w[1]), "{joined:?}");
+    // Per victim, the money lost (paid out) and stopped (held) since its
+    // first risky change: each had its payout held.
+    let row = |account: &str| {
+        let start = victims.find(&format!(">{account}</a>")).unwrap();
+        &victims[start..start + victims[start..].find("</tr>").unwrap()]
+    };
+    assert!(
+        row("large").contains("<td class=\"num\">none</td><td class=\"num\">9,000.00 GBP</td>"),
+        "{}",
+        row("large")
+    );
+    assert!(
+        row("small").contains(">200.00 GBP</td>"),
+        "{}",
+        row("small")
+    );
+    // The institution's burst against its baseline: an inline SVG, one bar
+    // per day of the seven-day window, the baseline dashed, no script.
+    let chart = &page.body[page.body.find("<svg").unwrap()..page.body.find("</svg>").unwrap()];
+    assert_eq!(chart.matches("<rect class=\"all\"").count(), 7, "{chart}");
+    assert!(chart.contains("class=\"baseline\""), "{chart}");
+    assert!(chart.contains("toward 236972 per day"), "{chart}");
+    // The last day: three changes, all risky (the attacker's).
+    assert!(chart.contains(": 3 changes, 3 risky"), "{chart}");
+    assert!(!page.body.contains("<script"), "no script");
     assert!(
         !page.body.contains("/confirm\""),
         "a viewer is offered no action"
@@ -1047,4 +1072,416 @@ async fn search_finds_accounts_events_payouts_destinations_networks_and_devices(
     let body = find("<script>alert(1)</script>", "").await;
     assert!(body.contains("Nothing found"), "{body}");
     assert!(!body.contains("<script>alert(1)"), "{body}");
+}
+
+/// The audit trail's (actor, action, target, detail), oldest first.
+fn audit_entries(dir: &std::path::Path) -> Vec<(String, String, String, String)> {
+    let db = ConsoleDb::open_in(dir).unwrap();
+    let mut entries: Vec<_> = db
+        .audit_page(None, 1_000)
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.actor, e.action, e.target, e.detail))
+        .collect();
+    entries.reverse();
+    entries
+}
+
+#[tokio::test]
+async fn releasing_a_whole_campaign_or_dismissing_it_always_needs_a_second_lead() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+
+    // A viewer can ask for neither.
+    let mut vera = Browser::logged_in(&server, "vera").await;
+    let csrf = vera.get("/console/campaigns/cmp_1").await.csrf();
+    for action in ["release-all", "dismiss"] {
+        let page = vera
+            .post(
+                &format!("/console/campaigns/cmp_1/{action}"),
+                &[("reason", "x"), ("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(page.status, 403, "{action}: {}", page.body);
+        assert!(page.body.contains("holds:write"), "{}", page.body);
+    }
+
+    // An analyst asks for every open hold to be released: nothing moves yet.
+    let mut ana = Browser::logged_in(&server, "ana").await;
+    let page = ana.get("/console/campaigns/cmp_1").await;
+    assert!(
+        page.body.contains("Release all 3 open holds"),
+        "{}",
+        page.body
+    );
+    let csrf = page.csrf();
+    let page = ana
+        .post(
+            "/console/campaigns/cmp_1/release-all",
+            &[
+                ("reason", "the sellers confirmed by phone"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body
+            .contains("request 1 to release every open hold waits for a lead"),
+        "{}",
+        page.body
+    );
+    for account in ["small", "large", "middle"] {
+        let (_, hold) = server
+            .get(&format!("/v1/holds/p1?account_id={account}"))
+            .await;
+        assert_eq!(hold["status"], "held", "{hold}");
+    }
+    // Asking again gives the same request.
+    let page = ana
+        .post(
+            "/console/campaigns/cmp_1/release-all",
+            &[("reason", "again"), ("csrf", &csrf)],
+        )
+        .await;
+    assert!(page.body.contains("request 1 "), "{}", page.body);
+    // A hold that arrives after the request is not covered by it.
+    let (status, answer) = server.post(&json!(held("late", 70_000))).await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, campaign) = server.get("/v1/campaigns/cmp_1").await;
+    assert!(
+        campaign["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["account_id"] == "late"),
+        "{campaign}"
+    );
+
+    // The approvals page shows who, when, why and what was asked.
+    let page = ana.get("/console/approvals").await;
+    assert!(
+        page.body.contains(
+            "release every open hold of campaign <a href=\"/console/campaigns/cmp_1\">cmp_1</a>"
+        ),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("3 open holds, 12,200.00 GBP"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("ana, 20"), "{}", page.body);
+    assert!(page.body.contains("the sellers confirmed by phone"));
+    // An analyst cannot approve it.
+    let page = ana
+        .post(
+            "/console/approvals/1/approve",
+            &[("reason", "me"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+
+    // A lead asks for the dismissal, and cannot approve it herself.
+    let mut lea = Browser::logged_in(&server, "lea").await;
+    let lea_csrf = lea.get("/console/campaigns/cmp_1").await.csrf();
+    let page = lea
+        .post(
+            "/console/campaigns/cmp_1/dismiss",
+            &[
+                ("reason", "a bank migration, not an attack"),
+                ("csrf", &lea_csrf),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("request 2 to dismiss the campaign"),
+        "{}",
+        page.body
+    );
+    let page = lea
+        .post(
+            "/console/approvals/2/approve",
+            &[("reason", "self"), ("csrf", &lea_csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(page.body.contains("nobody approves their own request"));
+
+    // She approves the analyst's: the three holds asked about are released,
+    // naming both people; the late one stays held.
+    let page = lea
+        .post(
+            "/console/approvals/1/approve",
+            &[("reason", "checked the calls"), ("csrf", &lea_csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("3 of 3 holds released"), "{}", page.body);
+    for account in ["small", "large", "middle"] {
+        let (_, hold) = server
+            .get(&format!("/v1/holds/p1?account_id={account}"))
+            .await;
+        assert_eq!(hold["status"], "released", "{hold}");
+        assert_eq!(hold["resolution"]["by"], "ana, approved by lea", "{hold}");
+    }
+    let (_, hold) = server.get("/v1/holds/p1?account_id=late").await;
+    assert_eq!(hold["status"], "held", "{hold}");
+    // At most once.
+    let page = lea
+        .post(
+            "/console/approvals/1/approve",
+            &[("reason", "again"), ("csrf", &lea_csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 409, "{}", page.body);
+
+    // Another lead approves the dismissal.
+    let mut lou = Browser::logged_in(&server, "lou").await;
+    let lou_csrf = lou.get("/console/approvals").await.csrf();
+    let page = lou
+        .post(
+            "/console/approvals/2/approve",
+            &[("reason", "agreed"), ("csrf", &lou_csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (_, campaign) = server.get("/v1/campaigns/cmp_1").await;
+    assert_eq!(campaign["status"], "dismissed", "{campaign}");
+    assert_eq!(campaign["status_by"]["by"], "lea, approved by lou");
+
+    // A request can be rejected: nothing moves.
+    let page = ana
+        .post(
+            "/console/campaigns/cmp_1/release-all",
+            &[("reason", "the late one too"), ("csrf", &csrf)],
+        )
+        .await;
+    assert!(page.body.contains("request 3 "), "{}", page.body);
+    let page = lou
+        .post(
+            "/console/approvals/3/reject",
+            &[("reason", "not yet"), ("csrf", &lou_csrf)],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (_, hold) = server.get("/v1/holds/p1?account_id=late").await;
+    assert_eq!(hold["status"], "held", "{hold}");
+
+    // Every step is on the trail.
+    let trail = audit_entries(dir.path());
+    let has = |actor: &str, action: &str, target: &str, detail: &str| {
+        trail
+            .iter()
+            .any(|(a, x, t, d)| a == actor && x == action && t == target && d.contains(detail))
+    };
+    assert!(
+        has(
+            "ana",
+            "campaign_release_requested",
+            "campaign cmp_1",
+            "request 1: the sellers confirmed by phone (3 open holds"
+        ),
+        "{trail:?}"
+    );
+    assert!(
+        has(
+            "lea",
+            "campaign_release_approved",
+            "campaign cmp_1",
+            "released 3 of 3"
+        ),
+        "{trail:?}"
+    );
+    for account in ["small", "large", "middle"] {
+        assert!(
+            has(
+                "lea",
+                "release",
+                &format!("hold {account}/p1"),
+                "campaign request 1 by ana"
+            ),
+            "{trail:?}"
+        );
+    }
+    assert!(has(
+        "lea",
+        "campaign_dismiss_requested",
+        "campaign cmp_1",
+        "request 2"
+    ));
+    assert!(has(
+        "lou",
+        "campaign_dismiss_approved",
+        "campaign cmp_1",
+        "request 2 by lea"
+    ));
+    assert!(has(
+        "lou",
+        "campaign_release_rejected",
+        "campaign cmp_1",
+        "request 3 by ana"
+    ));
+    server.server.stop().await.unwrap();
+}
+
+/// `story` with its own destination institution, network and device, and
+/// the payout `later` seconds after the others'.
+fn elsewhere(account: &str, amount: u64, later: i64) -> Vec<Value> {
+    let mut events = held(account, amount);
+    for event in &mut events {
+        if event["session_id"] == "atk" {
+            event["ip"] = json!("203.0.113.9");
+            event["device_id"] = json!("other-box");
+        }
+        if event["type"] == "payout_destination_change" {
+            event["destination"]["institution_id"] = json!("40-11-22");
+            event["destination"]["account_number"] = json!("5000 9876");
+        }
+    }
+    let payout = events.last_mut().unwrap();
+    payout["time"] = json!(crate::at(21, later));
+    events
+}
+
+/// The count and the sum at the top of the queue.
+fn summary(page: &Page) -> (String, String) {
+    let strong = |label: &str| {
+        let start = page.body.find(label).unwrap_or_else(|| panic!("{label}")) + label.len();
+        let rest = &page.body[start..];
+        let open = rest.find("<strong>").unwrap() + "<strong>".len();
+        let close = rest.find("</strong>").unwrap();
+        rest[open..close].to_string()
+    };
+    (strong("Open holds shown"), strong("Money at risk"))
+}
+
+#[tokio::test]
+async fn the_queue_filters_by_institution_age_rule_campaign_and_amount_with_count_and_sum() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+    // Three hours after the others, to another institution, on its own.
+    let (status, answer) = server
+        .post(&json!(elsewhere("other", 50_000, 3 * 3600)))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let last = answer.as_array().unwrap().last().unwrap();
+    assert_eq!(last["action"], "hold", "{last}");
+    // The engine's clock follows one account ahead of the others only by
+    // a lead: a second account's event vouches for the time.
+    let (status, answer) = server
+        .post(&json!([{"event_id": "bystander-login", "type": "login",
+            "account_id": "bystander", "time": crate::at(21, 3 * 3600), "status": "success",
+            "session_id": "b1", "ip": "81.2.69.160", "device_id": "laptop"}]))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let mut vera = Browser::logged_in(&server, "vera").await;
+
+    let all = vera.get("/console/queue").await;
+    assert_eq!(summary(&all), ("4".into(), "12,700.00 GBP".into()));
+    // The form offers the institutions of the open holds.
+    assert!(
+        all.body.contains("<option value=\"401122\">"),
+        "{}",
+        all.body
+    );
+    // Money at risk beyond the hold: the sales balance (ten sales of 100.00).
+    assert!(
+        all.body
+            .contains("next payout would send up to 1,000.00 GBP (sales balance); no loans seen"),
+        "{}",
+        all.body
+    );
+    // How long each has been held, by the engine's clock.
+    assert!(
+        all.body.contains("<td>3h</td>") && all.body.contains("<td>0h</td>"),
+        "{}",
+        all.body
+    );
+
+    for (query, count, sum, shown) in [
+        (
+            "institution=401122",
+            "1",
+            "500.00 GBP",
+            vec![">500.00 GBP</a>"],
+        ),
+        (
+            "institution=236972",
+            "3",
+            "12,200.00 GBP",
+            vec![">9,000.00 GBP</a>", ">200.00 GBP</a>"],
+        ),
+        (
+            "older_than_hours=2",
+            "3",
+            "12,200.00 GBP",
+            vec![">3,000.00 GBP</a>"],
+        ),
+        ("older_than_hours=4", "0", "0", vec!["No open holds match."]),
+        (
+            "older_than_hours=0&institution=401122",
+            "1",
+            "500.00 GBP",
+            vec![">500.00 GBP</a>"],
+        ),
+        (
+            "campaign=cmp_1",
+            "3",
+            "12,200.00 GBP",
+            vec![">200.00 GBP</a>"],
+        ),
+        (
+            "min_amount=2500",
+            "2",
+            "12,000.00 GBP",
+            vec![">9,000.00 GBP</a>", ">3,000.00 GBP</a>"],
+        ),
+        (
+            "rule=payout_while_account_at_risk",
+            "4",
+            "12,700.00 GBP",
+            vec![">500.00 GBP</a>"],
+        ),
+        ("rule=no_such_rule", "0", "0", vec!["No open holds match."]),
+        (
+            "assignee=none&min_amount=5000",
+            "1",
+            "9,000.00 GBP",
+            vec![">9,000.00 GBP</a>"],
+        ),
+    ] {
+        let page = vera.get(&format!("/console/queue?{query}")).await;
+        assert_eq!(page.status, 200, "{query}: {}", page.body);
+        assert_eq!(summary(&page), (count.into(), sum.into()), "{query}");
+        for needle in shown {
+            assert!(
+                page.body.contains(needle),
+                "{query}: {needle} in {}",
+                page.body
+            );
+        }
+        let rows = page.body.matches("<td class=\"num\"><a href=").count();
+        assert_eq!(rows.to_string(), count, "{query}");
+    }
+    // What was asked stays in the form.
+    let page = vera
+        .get("/console/queue?institution=401122&older_than_hours=1")
+        .await;
+    assert!(
+        page.body.contains("<option value=\"401122\" selected>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("name=\"older_than_hours\" value=\"1\""),
+        "{}",
+        page.body
+    );
+    let page = vera.get("/console/queue?older_than_hours=soon").await;
+    assert_eq!(page.status, 400);
+    assert!(page.body.contains("older than (hours)"), "{}", page.body);
+    server.server.stop().await.unwrap();
 }
