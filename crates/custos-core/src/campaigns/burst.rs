@@ -455,16 +455,14 @@ impl BurstDetector {
     }
 
     /// The days of the window ending on the institution's newest day
-    /// counted (or on `at`'s day, if later); `None` for an institution
-    /// never counted.
+    /// counted; `None` for an institution never counted.
     pub(super) fn institution_days(
         &self,
         institution_id: &str,
-        at: i64,
         config: &CampaignConfig,
     ) -> Option<BurstDays> {
         let tracker = self.institutions.get(institution_id)?;
-        let last = at.div_euclid(DAY).max(tracker.day);
+        let last = tracker.day;
         let window = config.window();
         let days = (last - window + 1..=last)
             .map(|day| {

@@ -750,11 +750,12 @@ impl CampaignDetector {
             .institution_burst(institution_id, at, &self.config)
     }
 
-    /// The institution's destination changes per day of that window, with
-    /// its baseline daily rate; `None` when none was ever counted.
-    pub fn institution_days(&self, institution_id: &str, at: i64) -> Option<BurstDays> {
-        self.bursts
-            .institution_days(institution_id, at, &self.config)
+    /// The institution's destination changes per day of the window ending
+    /// on the newest day one was counted (not the engine's clock, which
+    /// analysts' actions move too), with its baseline daily rate; `None`
+    /// when none was ever counted.
+    pub fn institution_days(&self, institution_id: &str) -> Option<BurstDays> {
+        self.bursts.institution_days(institution_id, &self.config)
     }
 
     /// Money an account moved since its first risky change (held and

@@ -793,7 +793,7 @@ fn institution_days_chart_the_window_against_the_baseline() {
             n < 2,
         );
     }
-    let chart = detector.institution_days("HOME", at).unwrap();
+    let chart = detector.institution_days("HOME").unwrap();
     let window = i64::from(detector.config().window_days);
     assert_eq!(chart.days.len() as i64, window);
     let today = at.div_euclid(DAY);
@@ -811,7 +811,7 @@ fn institution_days_chart_the_window_against_the_baseline() {
         chart.baseline_daily
     );
     assert_eq!(chart.burst, detector.institution_burst("HOME", at));
-    assert!(detector.institution_days("NOWHERE", at).is_none());
+    assert!(detector.institution_days("NOWHERE").is_none());
 }
 
 /// A platform with 40 days of one change a day at one bank, so the

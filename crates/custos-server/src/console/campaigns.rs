@@ -32,12 +32,13 @@ use serde::{Deserialize, Serialize};
 
 use super::db::{Approval, DISMISS_CAMPAIGN, RELEASE_CAMPAIGN};
 use super::pages::{
-    Nav, account_href, api_error_page, campaign_href, console_db, engine_now, error_page, html,
-    money, nav, reader, reason_of, when, when_ms,
+    Nav, account_href, api_error_page, campaign_href, console_db, error_page, html, money, nav,
+    reader, reason_of, when, when_ms,
 };
 use super::{Person, audit, posted};
 use crate::AppState;
 use crate::analyst::ActionBody;
+use crate::error::Code;
 
 /// Chart size in SVG user units.
 const CHART_WIDTH: f64 = 560.0;
@@ -155,7 +156,6 @@ async fn read_campaign(state: &AppState, campaign_id: &str) -> Result<Option<Cam
         .read(move |engine| {
             let campaigns = engine.campaigns();
             let c = campaigns.campaign(&lookup)?;
-            let now = engine_now(engine);
             Some(CampaignRead {
                 holds: c
                     .accounts
@@ -183,7 +183,7 @@ async fn read_campaign(state: &AppState, campaign_id: &str) -> Result<Option<Cam
                     .iter()
                     .take(MAX_CHARTS)
                     .filter_map(|institution| {
-                        let days = campaigns.institution_days(institution, now)?;
+                        let days = campaigns.institution_days(institution)?;
                         Some(ChartRead {
                             institution: institution.clone(),
                             days: days.days,
@@ -682,7 +682,7 @@ pub(super) async fn carry_out(
     let holds = console_db(state, move |db| db.approval_holds(id))
         .await
         .map_err(|e| error_page(Some(person), StatusCode::SERVICE_UNAVAILABLE, &e))?;
-    let (mut released, mut not_held) = (0usize, 0usize);
+    let (mut released, mut not_held, mut failed) = (0usize, 0usize, 0usize);
     for (account_id, hold_id) in &holds {
         let closed = crate::analyst::close_hold_with(
             state,
@@ -697,34 +697,41 @@ pub(super) async fn carry_out(
         )
         .await;
         let hold = format!("hold {account_id}/{hold_id}");
-        match closed {
+        let (action, detail) = match closed {
             Ok(_) => {
                 released += 1;
-                audit(
-                    state,
-                    person.name(),
-                    &person.address,
+                (
                     "release",
-                    &hold,
-                    &format!("campaign request {id} by {}", approval.requested_by),
+                    format!("campaign request {id} by {}", approval.requested_by),
                 )
-                .await;
             }
-            Err(e) => {
-                // Released, cancelled or expired since the request: nothing
-                // to do for it; anything else is on the trail.
+            // Released, cancelled or gone since the request: nothing to do.
+            Err(e) if matches!(e.code, Code::HoldNotOpen | Code::HoldNotFound) => {
                 not_held += 1;
-                audit(
-                    state,
-                    person.name(),
-                    &person.address,
+                (
                     "release_skipped",
-                    &hold,
-                    &format!("campaign request {id}: {}", e.message),
+                    format!("campaign request {id}: {}", e.message),
                 )
-                .await;
             }
-        }
+            // The request is decided: a hold that could not be released
+            // now needs a request of its own, so the trail says which.
+            Err(e) => {
+                failed += 1;
+                (
+                    "release_failed",
+                    format!("campaign request {id}: {}", e.message),
+                )
+            }
+        };
+        audit(
+            state,
+            person.name(),
+            &person.address,
+            action,
+            &hold,
+            &detail,
+        )
+        .await;
     }
     audit(
         state,
@@ -739,15 +746,19 @@ pub(super) async fn carry_out(
         ),
     )
     .await;
-    Ok(format!(
-        "request {id} approved; {released} of {} holds released{}",
-        holds.len(),
-        if not_held > 0 {
-            format!(" ({not_held} no longer held)")
-        } else {
-            String::new()
-        }
-    ))
+    let mut notice = format!(
+        "request {id} approved; {released} of {} holds released",
+        holds.len()
+    );
+    if not_held > 0 {
+        notice.push_str(&format!(" ({not_held} no longer held)"));
+    }
+    if failed > 0 {
+        notice.push_str(&format!(
+            "; {failed} could not be released now (see the audit trail) and need a new request"
+        ));
+    }
+    Ok(notice)
 }
 
 #[cfg(test)]

@@ -449,6 +449,22 @@ impl ConsoleDb {
             .map_err(sql("read approvals"))
     }
 
+    /// The holds covered by pending campaign release requests.
+    pub fn pending_campaign_holds(&self) -> Result<Vec<(String, String)>, ConsoleDbError> {
+        let conn = self.conn();
+        let mut statement = conn
+            .prepare(
+                "SELECT h.account_id, h.hold_id FROM approval_holds h
+                 JOIN approvals a ON a.id = h.approval_id WHERE a.status = 'pending'",
+            )
+            .map_err(sql("read approvals"))?;
+        let rows = statement
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql("read approvals"))?;
+        rows.collect::<Result<_, _>>()
+            .map_err(sql("read approvals"))
+    }
+
     /// Pending requests on one campaign.
     pub fn pending_for_campaign(&self, campaign_id: &str) -> Result<Vec<Approval>, ConsoleDbError> {
         let conn = self.conn();
@@ -731,12 +747,14 @@ mod tests {
             .unwrap();
         assert_ne!(dismiss, id);
         assert_eq!(db.approval_holds(id).unwrap(), holds);
+        assert_eq!(db.pending_campaign_holds().unwrap(), holds);
         assert!(db.approval_holds(dismiss).unwrap().is_empty());
         let pending = db.pending_for_campaign("cmp_1").unwrap();
         assert_eq!(pending.len(), 2);
         assert_eq!(pending[0].summary, "2 open holds");
         assert!(db.decide(id, "approved", "lea", "ok").unwrap());
         assert!(!db.decide(id, "approved", "lou", "again").unwrap());
+        assert!(db.pending_campaign_holds().unwrap().is_empty());
         assert_eq!(db.pending_for_campaign("cmp_1").unwrap().len(), 1);
     }
 

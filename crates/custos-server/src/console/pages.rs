@@ -739,13 +739,20 @@ pub async fn queue(
         holds.iter().map(|h| h.hold.event_id.clone()).collect(),
     )
     .await;
-    let pending: std::collections::HashSet<(String, String)> =
-        console_db(&state, |db| db.pending())
-            .await
-            .unwrap_or_default()
+    // Holds with a pending release: their own request, or their campaign's.
+    let pending: std::collections::HashSet<(String, String)> = console_db(&state, |db| {
+        let mut holds: Vec<(String, String)> = db
+            .pending()?
             .into_iter()
             .map(|a| (a.account_id, a.hold_id))
             .collect();
+        holds.extend(db.pending_campaign_holds()?);
+        Ok(holds)
+    })
+    .await
+    .unwrap_or_default()
+    .into_iter()
+    .collect();
     let rows = holds
         .into_iter()
         .map(

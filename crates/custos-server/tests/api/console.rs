@@ -1145,6 +1145,14 @@ async fn releasing_a_whole_campaign_or_dismissing_it_always_needs_a_second_lead(
         )
         .await;
     assert!(page.body.contains("request 1 "), "{}", page.body);
+    // The queue says the holds wait for a lead.
+    let queue = ana.get("/console/queue").await;
+    assert_eq!(
+        queue.body.matches("release awaits a lead").count(),
+        3,
+        "{}",
+        queue.body
+    );
     // A hold that arrives after the request is not covered by it.
     let (status, answer) = server.post(&json!(held("late", 70_000))).await;
     assert_eq!(status, 200, "{answer}");
