@@ -541,6 +541,22 @@ async fn hostile_ids_render_as_text_and_unknown_ids_give_a_404_page() {
     let page = vera.get(&path).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(!page.body.contains("<img src=x"));
+    // Their campaign's page (victims, chart, forms) and the queue's echoed
+    // filter values too.
+    for path in [
+        "/console/campaigns/cmp_1",
+        "/console/queue?older_than_hours=1&campaign=%3Cscript%3Ealert(1)%3C/script%3E",
+    ] {
+        let page = vera.get(path).await;
+        assert_eq!(page.status, 200, "{path}: {}", page.body);
+        for raw in ["<script>alert(1)</script>", "<img src=x", "\"><img"] {
+            assert!(
+                !page.body.contains(raw),
+                "{path}: {raw} unescaped in {}",
+                page.body
+            );
+        }
+    }
 
     for path in [
         "/console/accounts/nobody",
