@@ -14,7 +14,7 @@
 //! Case numbers come from a counter in the state, so replaying the same log
 //! gives the same ids.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -600,15 +600,30 @@ impl Engine {
                         linked.push(victim_case);
                     }
                     if let Some(case) = self.cases.cases.get_mut(&id) {
-                        for victim in &victims {
-                            grew |= case.add_account(victim);
+                        // A campaign's case grows with every change its
+                        // members make: look members and links up in sets,
+                        // not by scanning the case once per victim.
+                        let members: HashSet<&str> =
+                            case.accounts.iter().map(String::as_str).collect();
+                        let mut seen = HashSet::new();
+                        let new_members: Vec<String> = victims
+                            .into_iter()
+                            .filter(|v| !members.contains(v.as_str()) && seen.insert(v.clone()))
+                            .collect();
+                        let known: HashSet<&str> = case.linked.iter().map(String::as_str).collect();
+                        let mut seen = HashSet::new();
+                        let new_links: Vec<String> = linked
+                            .into_iter()
+                            .filter(|l| !known.contains(l.as_str()) && seen.insert(l.clone()))
+                            .collect();
+                        for victim in new_members {
+                            case.accounts.push(victim);
+                            grew = true;
                         }
-                        for link in linked {
-                            if !case.linked.contains(&link) {
-                                case.log(at, by, "linked", link.clone(), &event.event_id);
-                                case.linked.push(link);
-                                grew = true;
-                            }
+                        for link in new_links {
+                            case.log(at, by, "linked", link.clone(), &event.event_id);
+                            case.linked.push(link);
+                            grew = true;
                         }
                     }
                     if grew {
