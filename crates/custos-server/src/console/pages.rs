@@ -1777,6 +1777,8 @@ struct CampaignPage {
     notice: Option<String>,
     csrf: String,
     can_confirm: bool,
+    /// May download the campaign's evidence pack.
+    can_export: bool,
     id: String,
     status: String,
     detected_at: String,
@@ -1797,6 +1799,59 @@ pub async fn campaign(
         Err(r) => return r,
     };
     campaign_page(&state, &person, &campaign_id, None).await
+}
+
+/// Downloads the campaign's evidence pack (`GET
+/// /v1/campaigns/{id}/evidence`'s, under the same scope).
+pub async fn campaign_evidence(
+    State(state): State<AppState>,
+    Path(campaign_id): Path<String>,
+    request: Parts,
+) -> Response {
+    let person = match reader(&state, &request).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    evidence_download(&state, &person, "campaign", &campaign_id).await
+}
+
+/// A campaign's or a case's evidence pack for a person allowed to export
+/// ([`crate::evidence::EXPORT_SCOPE`], the API's scope), recorded in the
+/// audit trail as `evidence_exported`.
+pub(super) async fn evidence_download(
+    state: &AppState,
+    person: &Person,
+    kind: &str,
+    id: &str,
+) -> Response {
+    if let Err(r) = person.authorize(crate::evidence::EXPORT_SCOPE, "evidence packs") {
+        return r;
+    }
+    let scope = if kind == "case" {
+        crate::evidence::case_scope(state, id).await
+    } else {
+        crate::evidence::campaign_scope(state, id).await
+    };
+    let scope = match scope {
+        Ok(s) => s,
+        Err(e) => return api_error_page(person, e),
+    };
+    let accounts = scope.accounts.len();
+    match crate::evidence::build_pack(state, scope, &person.caller).await {
+        Ok(pack) => {
+            audit(
+                state,
+                person.name(),
+                &person.address,
+                "evidence_exported",
+                &format!("{kind} {id}"),
+                &format!("{accounts} accounts, {} bytes", pack.len()),
+            )
+            .await;
+            crate::evidence::pack_response(id, pack)
+        }
+        Err(e) => api_error_page(person, e),
+    }
 }
 
 /// Confirms a campaign: its victims' holds wait for an analyst, its
@@ -1898,6 +1953,7 @@ async fn campaign_page(
             notice,
             csrf: person.session.csrf.clone(),
             can_confirm: person.may(Scope::HoldsWrite),
+            can_export: person.may(crate::evidence::EXPORT_SCOPE),
             status: serde_json::to_value(c.status)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
