@@ -24,7 +24,7 @@ use std::path::Path;
 
 use custos_core::campaigns::{Campaign, TimelineKind};
 use custos_core::cases::Case;
-use custos_core::{Action, Decision, Destination, Details, Event, EventParser};
+use custos_core::{Action, Decision, Destination, Details, Event, EventParser, EventType};
 use custos_store::{EventStore, StoreError, StoredRecord};
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
@@ -737,11 +737,13 @@ impl Scan<'_> {
                     .unwrap_or_default(),
                 destination.as_ref(),
             ),
+            // An application moves no money; only its disbursement does
+            // (both carry the loan's details).
             Details::Loan {
                 loan_id,
                 amount,
                 currency,
-            } => (
+            } if event.event_type == EventType::LoanDisbursement => (
                 "loan_disbursement",
                 loan_id,
                 *amount,

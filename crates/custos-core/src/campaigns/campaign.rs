@@ -135,9 +135,9 @@ impl DestinationSummary {
 /// Money moved by a campaign's accounts in one currency, in minor units.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CampaignMoney {
-    /// Withheld (payouts or disbursements held).
+    /// Withheld: decided `hold` or `block`, and not released since.
     pub held: u64,
-    /// Paid out.
+    /// Paid out: decided below `hold`, or held and then released.
     pub paid: u64,
 }
 

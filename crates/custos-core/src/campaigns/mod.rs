@@ -138,7 +138,9 @@
 //! first risky change on, including what moved before the campaign formed
 //! (each account keeps totals since its first risky change; an account whose
 //! risky changes are more than [`CampaignConfig::episode_gap_days`] apart
-//! starts over). Labels feed back: `fraud` or `compromise_reported` on a
+//! starts over): `held` what was decided `hold` or `block` and not released
+//! since, `paid` the rest (a released hold moves from one to the other,
+//! [`CampaignDetector::release_money`]). Labels feed back: `fraud` or `compromise_reported` on a
 //! member confirms its campaign, `legit` clears the member (no longer
 //! counted by [`CampaignDetector::linked_accounts`] or in the money), and a
 //! campaign whose members are all cleared is dismissed. An analyst may

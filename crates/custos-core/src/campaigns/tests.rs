@@ -700,11 +700,10 @@ fn a_new_episode_starts_the_ledger_over() {
     assert_eq!(detector.campaign("cmp_1").unwrap().money[&gbp()].paid, 700);
 }
 
-/// The campaign's money is the sum of its members' not cleared, and a
-/// held payout that is released counts as paid, before joining or after,
-/// while a cancelled one stays held. (A demo campaign once said 0 paid
-/// while a member's 1,748,564 loan had been released: the ledger counted
-/// money at decision time and never moved a released hold to paid.)
+/// The campaign's money is the sum of its members' not cleared (a member
+/// cleared by a `legit` label takes out its own money, never another's),
+/// and a held payout that is released counts as paid, before joining or
+/// after, while a cancelled one stays held.
 #[test]
 fn released_holds_count_as_paid_and_a_cleared_member_takes_only_its_own_money() {
     let mut detector = CampaignDetector::default();
