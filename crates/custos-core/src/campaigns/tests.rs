@@ -788,6 +788,115 @@ fn released_holds_count_as_paid_and_a_cleared_member_takes_only_its_own_money() 
     );
 }
 
+/// Every live campaign's money, recounted from its members' own ledgers:
+/// the sum over the members not cleared.
+fn assert_money_is_the_members_sum(detector: &CampaignDetector, step: &str) {
+    for campaign in detector.campaigns.iter() {
+        let mut sum: BTreeMap<Currency, CampaignMoney> = BTreeMap::new();
+        for account in detector.accounts.iter().filter(|a| a.member && !a.cleared) {
+            let in_it = detector
+                .campaign_of_account(&account.id)
+                .is_some_and(|c| c.id == campaign.id);
+            if in_it {
+                for (currency, money) in &account.money {
+                    let total = sum.entry(*currency).or_default();
+                    total.held += money.held;
+                    total.paid += money.paid;
+                }
+            }
+        }
+        sum.retain(|_, m| m.held > 0 || m.paid > 0);
+        let mut counted = campaign.money.clone();
+        counted.retain(|_, m| m.held > 0 || m.paid > 0);
+        assert_eq!(counted, sum, "{} after {step}", campaign.id);
+    }
+}
+
+/// Members join, campaigns merge, money moves, holds are released and
+/// cancelled, members are cleared and confirmed again, in a fixed pseudo-
+/// random order: after every step each campaign's money is its members'
+/// sum, and a snapshot keeps the holds a later release needs.
+#[test]
+fn campaign_money_stays_the_sum_of_its_members_through_any_sequence() {
+    let mut detector = CampaignDetector::default();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound
+    };
+    let mut open_holds: Vec<(String, String)> = Vec::new();
+    for step in 0..600u64 {
+        let at = START + (step as i64) * 600;
+        let account = format!("v-{}", next(12));
+        let what = match next(10) {
+            0 | 1 => {
+                let token = format!("tk_mule_{}", next(4));
+                let address = ip(203, 0, next(3) as u8, next(250) as u8 + 1);
+                set_destination(&mut detector, &account, at, &mule(&token), address, true);
+                "a risky change"
+            }
+            2 => {
+                detector.record_money(&account, "p", at, next(50_000) + 1, gbp(), false);
+                "a payout"
+            }
+            3 => {
+                detector.record_money(&account, "p", at, next(50_000) + 1, gbp(), true);
+                "a refused payout"
+            }
+            4 | 5 => {
+                let hold = format!("h-{step}");
+                detector.record_held_money(&account, "p", at, next(90_000) + 1, gbp(), &hold);
+                open_holds.push((account.clone(), hold));
+                "a held payout"
+            }
+            6 if !open_holds.is_empty() => {
+                let (account, hold) = open_holds.remove(next(open_holds.len() as u64) as usize);
+                detector.release_money(&account, &hold);
+                "a release"
+            }
+            7 if !open_holds.is_empty() => {
+                let (account, hold) = open_holds.remove(next(open_holds.len() as u64) as usize);
+                detector.forget_hold(&account, &hold);
+                "a cancel"
+            }
+            8 => {
+                let label =
+                    [LabelKind::Legit, LabelKind::Fraud, LabelKind::Legit][next(3) as usize];
+                detector.label(&account, "l", at, label);
+                "a label"
+            }
+            _ => {
+                detector.clear_account(&account, "c", at, "ana");
+                "a clear"
+            }
+        };
+        assert_money_is_the_members_sum(&detector, &format!("step {step}, {what} on {account}"));
+        if step == 300 {
+            let snapshot = detector.to_snapshot();
+            detector =
+                CampaignDetector::try_from_snapshot(CampaignConfig::default(), snapshot.clone())
+                    .unwrap();
+            assert_eq!(detector.to_snapshot(), snapshot);
+        }
+    }
+    let campaigns = detector.campaigns().count();
+    let cleared = detector
+        .accounts
+        .iter()
+        .filter(|a| a.member && a.cleared)
+        .count();
+    let moved: u64 = detector
+        .campaigns()
+        .map(|c| c.money.get(&gbp()).map_or(0, |m| m.paid))
+        .sum();
+    assert!(
+        campaigns > 0 && cleared > 0 && moved > 0,
+        "the sequence exercised little"
+    );
+}
+
 // ----- bursts: units -----
 
 #[test]
