@@ -5,8 +5,9 @@
 //! first risky changes). A campaign's scope ([`PackScope::campaign`]) is
 //! its listed members and the attack window: from the earliest of the
 //! campaign's timeline and its members' joining, to its last activity. A
-//! case's ([`PackScope::case`]) is the case's accounts, from its opening
-//! (or its earliest history) to its last update. Both are widened by a
+//! case's ([`PackScope::case`]) is the case's accounts, from the earliest
+//! of its opening, its history and the start of its accounts' latest
+//! trouble, to its last update. Both are widened by a
 //! margin on both sides (a week by default, so the risky login before the
 //! first risky change is in). Events of other accounts are never written;
 //! events of the scope's accounts outside the window are read only to know
