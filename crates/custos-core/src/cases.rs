@@ -488,6 +488,26 @@ impl Engine {
         &self.cases
     }
 
+    /// When the latest trouble of a case's accounts began, as the engine
+    /// knows it: per account, the newest of its sensitive changes and of
+    /// its at-risk episode's start; the earliest of those over the
+    /// accounts. A case opened by hand long after the attack still
+    /// reaches back to it (its evidence pack's window starts here).
+    pub fn case_trouble_since(&self, case: &Case) -> Option<i64> {
+        case.accounts
+            .iter()
+            .filter_map(|id| self.account(id))
+            .filter_map(|state| {
+                state
+                    .sensitive_changes
+                    .values()
+                    .map(|t| t.0)
+                    .chain(state.at_risk.as_ref().map(|r| r.since.0))
+                    .max()
+            })
+            .min()
+    }
+
     /// An analyst's case action (`analyst_action` with a case kind).
     pub(crate) fn apply_case_action(&mut self, action: &CaseAction<'_>, effects: &mut Vec<Effect>) {
         // A refused action is recorded in the log and changes nothing: the

@@ -320,16 +320,28 @@ impl Engine {
         effects: &mut Vec<Effect>,
     ) {
         let at = event.unix_time();
-        let held = decision.action >= Action::Hold;
-        let notices = self.campaigns.record_money(
-            &event.account_id,
-            &event.event_id,
-            at,
-            amount,
-            currency,
-            held,
-        );
-        effects.extend(notices.into_iter().map(campaign_effect));
+        if decision.action == Action::Hold {
+            // Remembered by hold, so that a release counts it as paid.
+            self.campaigns.record_held_money(
+                &event.account_id,
+                &event.event_id,
+                at,
+                amount,
+                currency,
+                hold_id,
+            );
+        } else {
+            let held = decision.action >= Action::Hold;
+            let notices = self.campaigns.record_money(
+                &event.account_id,
+                &event.event_id,
+                at,
+                amount,
+                currency,
+                held,
+            );
+            effects.extend(notices.into_iter().map(campaign_effect));
+        }
         if decision.action != Action::Hold {
             return;
         }
@@ -644,15 +656,25 @@ impl Engine {
     }
 
     /// Money released from a hold counts as paid into its destination:
-    /// the next payout there is not a first one.
+    /// the next payout there is not a first one; and as paid in the
+    /// campaigns' money (a cancelled hold stays counted as held).
     fn mark_released_paid(&mut self, effects: &[Effect]) {
         for effect in effects {
-            if effect.kind != EffectKind::HoldReleased {
+            if !matches!(
+                effect.kind,
+                EffectKind::HoldReleased | EffectKind::HoldCancelled
+            ) {
                 continue;
             }
             let Ok(hold) = Hold::deserialize(&effect.data) else {
                 continue;
             };
+            if effect.kind == EffectKind::HoldCancelled {
+                self.campaigns.forget_hold(&hold.account_id, &hold.hold_id);
+                continue;
+            }
+            self.campaigns
+                .release_money(&hold.account_id, &hold.hold_id);
             let (Some(destination), Some(resolution)) = (&hold.destination, &hold.resolution)
             else {
                 continue;

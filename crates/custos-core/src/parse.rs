@@ -127,6 +127,11 @@ impl EventParser {
         }
     }
 
+    /// The key that turns account numbers into tokens.
+    pub fn tokenizer(&self) -> &DestinationTokenizer {
+        &self.tokenizer
+    }
+
     /// Seals personal values in the stored copy of every event, and opens
     /// them when stored events are read back ([`crate::pii`]).
     pub fn with_pii(mut self, cipher: crate::pii::PiiCipher) -> Self {

@@ -132,6 +132,50 @@ impl Engine {
     }
 }
 
+/// The accounts that set each of some destination tokens as their payout
+/// destination (now or before).
+#[derive(Debug, Clone, Serialize, serde::Deserialize, Default)]
+pub struct TokenMatches {
+    /// Token → accounts, sorted; only tokens that matched.
+    pub accounts: std::collections::BTreeMap<String, Vec<String>>,
+    pub scanned: usize,
+    /// The walk stopped at `scan_limit` before the end.
+    pub cut: bool,
+}
+
+impl Engine {
+    /// Which of `tokens` the accounts used as payout destinations, in one
+    /// walk of at most `scan_limit` accounts (`POST /v1/tokens/match`).
+    pub fn accounts_by_destination_token(
+        &self,
+        tokens: &[String],
+        scan_limit: usize,
+    ) -> TokenMatches {
+        let wanted: std::collections::HashSet<&str> = tokens.iter().map(String::as_str).collect();
+        let mut out = TokenMatches::default();
+        for state in self.accounts.values() {
+            if out.scanned >= scan_limit {
+                out.cut = true;
+                break;
+            }
+            out.scanned += 1;
+            for record in state.destination.iter().chain(&state.previous_destinations) {
+                let token = record.destination.account_token.as_str();
+                if wanted.contains(token) {
+                    let accounts = out.accounts.entry(token.to_string()).or_default();
+                    if !accounts.contains(&state.account_id) {
+                        accounts.push(state.account_id.clone());
+                    }
+                }
+            }
+        }
+        for accounts in out.accounts.values_mut() {
+            accounts.sort();
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

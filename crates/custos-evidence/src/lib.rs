@@ -1,5 +1,5 @@
-//! Evidence packs: what Custos knows about a campaign, in one archive a
-//! receiving bank, the police or a court can read and check.
+//! Evidence packs: what Custos knows about a campaign or a case, in one
+//! archive a receiving bank, the police or a court can read and check.
 //!
 //! A pack is a plain tar file holding `manifest.json`, `manifest.sig` and
 //! the evidence files (`docs/evidence.md` says what each holds):
@@ -9,12 +9,13 @@
 //! that decided the events and the time of export; `manifest.sig` is an
 //! Ed25519 signature over the manifest's exact bytes ([`sign`]).
 //!
-//! Building ([`pack::export_campaign`]) is pure reading: a campaign as the
-//! engine holds it, and one scan of the stored log. The scan streams:
+//! Building ([`pack::export`]) is pure reading: a scope (a set of
+//! accounts, a window and a title, from a campaign or a case as the engine
+//! holds it: [`PackScope`]) and one scan of the stored log. The scan streams:
 //! events go straight to a temporary file, and only the members' payouts
 //! and loans (the money trail) and the artefacts are kept in memory, so a
 //! year of history costs disk, not memory. No HTTP and no runtime here: the
-//! binary and the server fetch the campaign from their runtime and hand it
+//! binary and the server fetch the campaign or case from their runtime and hand it
 //! over, so both entry points build the same bytes.
 //!
 //! Verifying ([`verify::verify`]) recomputes every hash and checks the
@@ -25,9 +26,12 @@ pub mod pack;
 pub mod sign;
 pub mod verify;
 
-pub use pack::{ExportOptions, ExportSummary, export_campaign};
+pub use pack::{
+    ExportOptions, ExportSummary, PackScope, ScopeAccount, ScopeEntry, export, export_campaign,
+    export_case,
+};
 pub use sign::{SIGNATURE_FILE_NAME, SIGNING_KEY_FILE_NAME, load_or_create_signing_key};
-pub use verify::{VerifyReport, verify};
+pub use verify::{VerifyReport, pack_file, verify};
 
 /// Why a pack could not be built or read.
 #[derive(Debug, thiserror::Error)]

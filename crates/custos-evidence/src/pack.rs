@@ -1,12 +1,18 @@
-//! Building a campaign's pack from the campaign and one scan of the log.
+//! Building a pack from a scope and one scan of the log.
 //!
-//! Scope: the campaign's listed members, and the attack window: from the
-//! earliest of the campaign's timeline and its members' joining, to its
-//! last activity, widened by a margin on both sides (a week by default,
-//! so the risky login before the first risky change is in). Events of
-//! other accounts are never written; events of members outside the window
-//! are read only to know which destination a payout went to and what
-//! became of a hold (a release after the window still counts).
+//! A pack covers a [`PackScope`]: a set of accounts, a time window and a
+//! title, with what the engine knows about them (their timeline, their
+//! first risky changes). A campaign's scope ([`PackScope::campaign`]) is
+//! its listed members and the attack window: from the earliest of the
+//! campaign's timeline and its members' joining, to its last activity. A
+//! case's ([`PackScope::case`]) is the case's accounts, from the earliest
+//! of its opening, its history and the start of its accounts' latest
+//! trouble, to its last update. Both are widened by a
+//! margin on both sides (a week by default, so the risky login before the
+//! first risky change is in). Events of other accounts are never written;
+//! events of the scope's accounts outside the window are read only to know
+//! which destination a payout went to and what became of a hold (a release
+//! after the window still counts).
 //!
 //! Fates in the money trail come from the stored decisions: a payout or
 //! disbursement decided below `hold` was paid; `block` was refused; `hold`
@@ -18,7 +24,8 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use custos_core::campaigns::{Campaign, TimelineKind};
-use custos_core::{Action, Decision, Destination, Details, Event, EventParser};
+use custos_core::cases::Case;
+use custos_core::{Action, Decision, Destination, Details, Event, EventParser, EventType};
 use custos_store::{EventStore, StoreError, StoredRecord};
 use ed25519_dalek::SigningKey;
 use serde::Serialize;
@@ -52,7 +59,9 @@ impl ExportOptions {
 /// What a pack holds, for the caller to print.
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportSummary {
-    pub campaign_id: String,
+    /// `campaign` or `case`.
+    pub kind: &'static str,
+    pub id: String,
     pub accounts: usize,
     pub events: u64,
     pub payouts_and_loans: usize,
@@ -102,8 +111,193 @@ struct Artefact {
     first_event: String,
 }
 
-/// Builds the pack of `campaign` into `out`: reads `store` once, writes its
-/// files into a temporary directory, then archives them.
+/// An account a pack covers.
+#[derive(Debug, Clone)]
+pub struct ScopeAccount {
+    pub account_id: String,
+    /// When it joined the campaign (none for a case's account).
+    pub joined_at: Option<i64>,
+    /// What links it to the others (`shared_destination`, ...).
+    pub linked_by: Vec<String>,
+    /// Cleared by a `legit` label or an analyst.
+    pub cleared: bool,
+}
+
+/// One line of the engine's own account of what happened, for the
+/// summary's timeline.
+#[derive(Debug, Clone)]
+pub struct ScopeEntry {
+    pub at: i64,
+    pub kind: String,
+    pub account_id: Option<String>,
+    pub detail: String,
+    pub event_id: String,
+}
+
+/// What a pack covers: a set of accounts, a window, a title, and what the
+/// engine knows about them. Built from a campaign or a case; the pack is
+/// built the same way from either.
+#[derive(Debug, Clone)]
+pub struct PackScope {
+    /// `campaign` or `case`, written into the manifest.
+    pub kind: &'static str,
+    pub id: String,
+    /// The summary's heading, e.g. `Campaign cmp_1` or `Case case_3`.
+    pub title: String,
+    pub status: String,
+    /// When the campaign was detected or the case opened.
+    pub opened_at: i64,
+    pub accounts: Vec<ScopeAccount>,
+    /// Accounts in scope that the engine does not list.
+    pub accounts_not_listed: u32,
+    /// The window before the margin is added.
+    pub start: i64,
+    pub end: i64,
+    /// Each account's first risky change; money from then on is the
+    /// scope's. `None`: learned from the log (the account's first event
+    /// decided `challenge` or worse, or made in a risky session).
+    pub first_risky: Option<HashMap<String, i64>>,
+    /// Events the engine itself names as risky changes.
+    pub risky_change_ids: HashSet<String>,
+    pub timeline: Vec<ScopeEntry>,
+    pub timeline_dropped: u64,
+    /// What the engine counted as the scope's money, when it counts it.
+    pub engine_money: Option<serde_json::Value>,
+}
+
+impl PackScope {
+    /// A campaign's listed members and its attack window.
+    pub fn campaign(campaign: &Campaign) -> PackScope {
+        let mut first_risky = HashMap::new();
+        for entry in &campaign.timeline {
+            if entry.kind == TimelineKind::SensitiveChange
+                && let Some(account) = &entry.account_id
+            {
+                first_risky.entry(account.clone()).or_insert(entry.at.0);
+            }
+        }
+        let start = campaign
+            .timeline
+            .iter()
+            .map(|e| e.at.0)
+            .chain(campaign.accounts.iter().map(|m| m.joined_at.0))
+            .min()
+            .unwrap_or(campaign.detected_at.0);
+        let name = |value: serde_json::Result<serde_json::Value>| {
+            value
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        PackScope {
+            kind: "campaign",
+            id: campaign.id.clone(),
+            title: format!("Campaign {}", campaign.id),
+            status: campaign.status.as_str().to_string(),
+            opened_at: campaign.detected_at.0,
+            accounts: campaign
+                .accounts
+                .iter()
+                .map(|m| ScopeAccount {
+                    account_id: m.account_id.clone(),
+                    joined_at: Some(m.joined_at.0),
+                    linked_by: m
+                        .via
+                        .iter()
+                        .map(|k| name(serde_json::to_value(k)))
+                        .collect(),
+                    cleared: m.cleared,
+                })
+                .collect(),
+            accounts_not_listed: campaign.more_accounts,
+            start,
+            end: campaign.last_activity.0.max(campaign.detected_at.0),
+            first_risky: Some(first_risky),
+            risky_change_ids: campaign
+                .timeline
+                .iter()
+                .filter(|e| e.kind == TimelineKind::SensitiveChange)
+                .map(|e| e.event_id.clone())
+                .collect(),
+            timeline: campaign
+                .timeline
+                .iter()
+                .map(|e| ScopeEntry {
+                    at: e.at.0,
+                    kind: name(serde_json::to_value(e.kind)),
+                    account_id: e.account_id.clone(),
+                    detail: e.detail.clone(),
+                    event_id: e.event_id.clone(),
+                })
+                .collect(),
+            timeline_dropped: campaign.timeline_dropped,
+            engine_money: serde_json::to_value(&campaign.money).ok(),
+        }
+    }
+
+    /// A case's accounts, from the earliest of its opening, its history
+    /// and `trouble_since` (when its accounts' trouble began:
+    /// `Engine::case_trouble_since`) to its last update. Its history is
+    /// the timeline; its notes, free text by people, are not in the pack.
+    pub fn case(case: &Case, trouble_since: Option<i64>) -> PackScope {
+        let start = case
+            .history
+            .iter()
+            .map(|e| e.at)
+            .chain([case.opened_at])
+            .chain(trouble_since)
+            .min()
+            .unwrap_or(case.opened_at);
+        let end = case
+            .history
+            .iter()
+            .map(|e| e.at)
+            .chain([case.updated_at, case.opened_at])
+            .max()
+            .unwrap_or(case.updated_at);
+        PackScope {
+            kind: "case",
+            id: case.id.clone(),
+            title: format!("Case {}", case.id),
+            status: case.status.as_str().to_string(),
+            opened_at: case.opened_at,
+            accounts: case
+                .accounts
+                .iter()
+                .map(|a| ScopeAccount {
+                    account_id: a.clone(),
+                    joined_at: None,
+                    linked_by: Vec::new(),
+                    cleared: false,
+                })
+                .collect(),
+            accounts_not_listed: 0,
+            start,
+            end,
+            first_risky: None,
+            risky_change_ids: HashSet::new(),
+            timeline: case
+                .history
+                .iter()
+                .map(|e| ScopeEntry {
+                    at: e.at,
+                    kind: e.what.clone(),
+                    account_id: None,
+                    detail: format!("{}: {}", e.by, e.detail),
+                    event_id: e.event_id.clone(),
+                })
+                .collect(),
+            timeline_dropped: 0,
+            engine_money: None,
+        }
+    }
+
+    fn account_count(&self) -> u64 {
+        self.accounts.len() as u64 + u64::from(self.accounts_not_listed)
+    }
+}
+
+/// Builds the pack of `campaign` into `out` (see [`export`]).
 pub fn export_campaign(
     campaign: &Campaign,
     store: &dyn EventStore,
@@ -112,32 +306,54 @@ pub fn export_campaign(
     options: &ExportOptions,
     out: &mut dyn Write,
 ) -> Result<ExportSummary, EvidenceError> {
-    let members: BTreeSet<String> = campaign
+    export(
+        &PackScope::campaign(campaign),
+        store,
+        parser,
+        key,
+        options,
+        out,
+    )
+}
+
+/// Builds the pack of `case` into `out` (see [`export`] and
+/// [`PackScope::case`]).
+pub fn export_case(
+    case: &Case,
+    trouble_since: Option<i64>,
+    store: &dyn EventStore,
+    parser: &EventParser,
+    key: &SigningKey,
+    options: &ExportOptions,
+    out: &mut dyn Write,
+) -> Result<ExportSummary, EvidenceError> {
+    export(
+        &PackScope::case(case, trouble_since),
+        store,
+        parser,
+        key,
+        options,
+        out,
+    )
+}
+
+/// Builds the pack of `scope` into `out`: reads `store` once, writes its
+/// files into a temporary directory, then archives them.
+pub fn export(
+    scope: &PackScope,
+    store: &dyn EventStore,
+    parser: &EventParser,
+    key: &SigningKey,
+    options: &ExportOptions,
+    out: &mut dyn Write,
+) -> Result<ExportSummary, EvidenceError> {
+    let members: BTreeSet<String> = scope
         .accounts
         .iter()
         .map(|m| m.account_id.clone())
         .collect();
-    let first_risky: HashMap<&str, i64> = {
-        let mut first = HashMap::new();
-        for entry in &campaign.timeline {
-            if entry.kind == TimelineKind::SensitiveChange
-                && let Some(account) = &entry.account_id
-            {
-                first.entry(account.as_str()).or_insert(entry.at.0);
-            }
-        }
-        first
-    };
-    let start = campaign
-        .timeline
-        .iter()
-        .map(|e| e.at.0)
-        .chain(campaign.accounts.iter().map(|m| m.joined_at.0))
-        .min()
-        .unwrap_or(campaign.detected_at.0);
-    let end = campaign.last_activity.0.max(campaign.detected_at.0);
-    let window_from = start.saturating_sub(options.margin_secs);
-    let window_to = end.saturating_add(options.margin_secs);
+    let window_from = scope.start.saturating_sub(options.margin_secs);
+    let window_to = scope.end.saturating_add(options.margin_secs);
 
     let dir = tempfile::tempdir().map_err(EvidenceError::io("creating a temporary directory"))?;
     let events_path = dir.path().join("events.ndjson");
@@ -147,7 +363,8 @@ pub fn export_campaign(
 
     let mut scan = Scan {
         members: &members,
-        first_risky: &first_risky,
+        first_risky: scope.first_risky.clone().unwrap_or_default(),
+        learn_first_risky: scope.first_risky.is_none(),
         window_from,
         window_to,
         parser,
@@ -157,12 +374,7 @@ pub fn export_campaign(
         destination_of: HashMap::new(),
         risky_sessions: HashSet::new(),
         owned_before: HashMap::new(),
-        risky_change_ids: campaign
-            .timeline
-            .iter()
-            .filter(|e| e.kind == TimelineKind::SensitiveChange)
-            .map(|e| e.event_id.clone())
-            .collect(),
+        risky_change_ids: scope.risky_change_ids.clone(),
         money: Vec::new(),
         fates: HashMap::new(),
         artefacts: BTreeMap::new(),
@@ -170,6 +382,7 @@ pub fn export_campaign(
     store.scan(0, &mut |record| scan.visit(record))?;
     let Scan {
         events,
+        first_risky,
         rules_versions,
         money,
         fates,
@@ -198,14 +411,15 @@ pub fn export_campaign(
 
     write_money_trail(dir.path(), &money, &fate)?;
     write_by_institution(dir.path(), &money, &fate)?;
-    write_victims(dir.path(), campaign, &money, &fate)?;
+    write_victims(dir.path(), scope, &money, &fate)?;
     write_artefacts(dir.path(), &artefacts)?;
     write_summary(
         dir.path(),
-        campaign,
+        scope,
         &money,
         &fate,
         &artefacts,
+        &first_risky,
         (window_from, window_to),
         events,
     )?;
@@ -219,22 +433,22 @@ pub fn export_campaign(
     let manifest = serde_json::json!({
         "format": FORMAT,
         "scope": {
-            "kind": "campaign",
-            "id": campaign.id,
-            "status": campaign.status.as_str(),
+            "kind": scope.kind,
+            "id": scope.id,
+            "status": scope.status,
             "accounts": members,
-            "accounts_not_listed": campaign.more_accounts,
+            "accounts_not_listed": scope.accounts_not_listed,
             "window": {
                 "from": rfc3339(window_from),
                 "to": rfc3339(window_to),
                 "margin_seconds": options.margin_secs,
             },
         },
-        // What the engine itself counted for the campaign (payouts and
+        // What the engine itself counted for a campaign (payouts and
         // loans from each member's first risky change on: `paid` decided
         // below hold, `held` decided hold or block), to compare with the
-        // files.
-        "engine_money": campaign.money,
+        // files; null for a case (the engine counts no money per case).
+        "engine_money": scope.engine_money,
         "custos_version": options.custos_version,
         "rules_versions": rules_versions,
         "exported_at": options
@@ -279,7 +493,8 @@ pub fn export_campaign(
         .map_err(EvidenceError::io("writing the archive"))?;
 
     Ok(ExportSummary {
-        campaign_id: campaign.id.clone(),
+        kind: scope.kind,
+        id: scope.id.clone(),
         accounts: members.len(),
         events,
         payouts_and_loans: money.len(),
@@ -347,7 +562,10 @@ pub fn rfc3339(unix: i64) -> String {
 /// The state of the one pass over the log.
 struct Scan<'a> {
     members: &'a BTreeSet<String>,
-    first_risky: &'a HashMap<&'a str, i64>,
+    first_risky: HashMap<String, i64>,
+    /// Record each account's first risky event as its first risky change
+    /// (a case's scope, which names none).
+    learn_first_risky: bool,
     window_from: i64,
     window_to: i64,
     parser: &'a EventParser,
@@ -428,6 +646,11 @@ impl Scan<'_> {
                 self.risky_sessions
                     .contains(&(event.account_id.clone(), s.clone()))
             });
+        if risky_change && self.learn_first_risky {
+            self.first_risky
+                .entry(event.account_id.clone())
+                .or_insert(record.event_time);
+        }
         self.note_destination(&event, risky_change);
         if in_window {
             self.note_money(&event, record.event_time, action);
@@ -515,11 +738,13 @@ impl Scan<'_> {
                     .unwrap_or_default(),
                 destination.as_ref(),
             ),
+            // An application moves no money; only its disbursement does
+            // (both carry the loan's details).
             Details::Loan {
                 loan_id,
                 amount,
                 currency,
-            } => (
+            } if event.event_type == EventType::LoanDisbursement => (
                 "loan_disbursement",
                 loan_id,
                 *amount,
@@ -814,7 +1039,7 @@ fn join(set: &BTreeSet<String>) -> String {
 
 fn write_victims(
     dir: &Path,
-    campaign: &Campaign,
+    scope: &PackScope,
     money: &[MoneyRow],
     fate: &dyn Fn(&MoneyRow) -> &'static str,
 ) -> Result<(), EvidenceError> {
@@ -844,15 +1069,9 @@ fn write_victims(
         ],
     )
     .map_err(&error)?;
-    for member in &campaign.accounts {
-        let via = member
-            .via
-            .iter()
-            .filter_map(|k| serde_json::to_value(k).ok())
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let joined = rfc3339(member.joined_at.0);
+    for member in &scope.accounts {
+        let via = member.linked_by.join(" ");
+        let joined = member.joined_at.map_or(String::new(), rfc3339);
         let cleared = if member.cleared { "yes" } else { "no" };
         let mut any = false;
         for ((account, currency), s) in sums.range((member.account_id.clone(), String::new())..) {
@@ -962,31 +1181,47 @@ fn money_text(minor: u64, currency: &str) -> String {
 #[allow(clippy::too_many_arguments)]
 fn write_summary(
     dir: &Path,
-    campaign: &Campaign,
+    scope: &PackScope,
     money: &[MoneyRow],
     fate: &dyn Fn(&MoneyRow) -> &'static str,
     artefacts: &BTreeMap<(&'static str, String), Artefact>,
+    first_risky: &HashMap<String, i64>,
     window: (i64, i64),
     events: u64,
 ) -> Result<(), EvidenceError> {
     use std::fmt::Write as _;
     let mut h = String::new();
-    let id = escape(&campaign.id);
+    let title = escape(&scope.title);
     let _ = write!(
         h,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Evidence: campaign {id}</title>\
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Evidence: {} {}</title>\
          <style>body{{font-family:serif;max-width:60em;margin:2em auto}}table{{border-collapse:collapse}}\
          td,th{{border:1px solid #888;padding:2px 6px;text-align:left;vertical-align:top}}code{{font-size:90%}}</style>\
-         </head><body>\n<h1>Campaign {id}: evidence summary</h1>\n"
+         </head><body>\n<h1>{title}: evidence summary</h1>\n",
+        escape(scope.kind),
+        escape(&scope.id),
     );
+    let what = if scope.kind == "campaign" {
+        format!(
+            "Custos linked <b>{}</b> seller accounts as taken over together (status: {}; detected {}).",
+            scope.account_count(),
+            escape(&scope.status),
+            escape(&rfc3339(scope.opened_at)),
+        )
+    } else {
+        format!(
+            "This {} holds <b>{}</b> seller accounts (status: {}; opened {}).",
+            escape(scope.kind),
+            scope.account_count(),
+            escape(&scope.status),
+            escape(&rfc3339(scope.opened_at)),
+        )
+    };
     let _ = writeln!(
         h,
-        "<p>Custos linked <b>{}</b> seller accounts as taken over together (status: {}; detected {}). \
+        "<p>{what} \
          This pack covers their events from {} to {} ({} events in <code>events.ndjson</code>). \
          Every claim below names the event ids that support it; each id is one line of <code>events.ndjson</code>.</p>",
-        campaign.account_count(),
-        escape(campaign.status.as_str()),
-        escape(&rfc3339(campaign.detected_at.0)),
         escape(&rfc3339(window.0)),
         escape(&rfc3339(window.1)),
         events,
@@ -1043,29 +1278,28 @@ fn write_summary(
     h.push_str("</table>\n");
 
     h.push_str("<h2>Accounts</h2>\n<table><tr><th>account</th><th>joined</th><th>linked by</th><th>first risky change (event)</th></tr>\n");
-    for member in &campaign.accounts {
-        let first_change = campaign.timeline.iter().find(|e| {
-            e.kind == TimelineKind::SensitiveChange
-                && e.account_id.as_deref() == Some(&member.account_id)
+    for member in &scope.accounts {
+        let first_change = scope.timeline.iter().find(|e| {
+            e.kind == "sensitive_change" && e.account_id.as_deref() == Some(&member.account_id)
         });
-        let via = member
-            .via
-            .iter()
-            .filter_map(|k| serde_json::to_value(k).ok())
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let first_change = match first_change {
+            Some(e) => format!(
+                "{} <code>{}</code>",
+                escape(&rfc3339(e.at)),
+                escape(&e.event_id)
+            ),
+            None => first_risky
+                .get(&member.account_id)
+                .map_or(String::new(), |at| escape(&rfc3339(*at))),
+        };
+        let via = member.linked_by.join(", ");
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape(&member.account_id),
-            escape(&rfc3339(member.joined_at.0)),
+            escape(&member.joined_at.map_or(String::new(), rfc3339)),
             escape(&via),
-            first_change.map_or(String::new(), |e| format!(
-                "{} <code>{}</code>",
-                escape(&rfc3339(e.at.0)),
-                escape(&e.event_id)
-            ))
+            first_change
         );
     }
     h.push_str("</table>\n");
@@ -1085,26 +1319,22 @@ fn write_summary(
     h.push_str("</table>\n");
 
     h.push_str("<h2>Timeline</h2>\n<table><tr><th>time</th><th>what</th><th>account</th><th>detail</th><th>event</th></tr>\n");
-    for entry in &campaign.timeline {
-        let kind = serde_json::to_value(entry.kind)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+    for entry in &scope.timeline {
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>",
-            escape(&rfc3339(entry.at.0)),
-            escape(&kind),
+            escape(&rfc3339(entry.at)),
+            escape(&entry.kind),
             escape(entry.account_id.as_deref().unwrap_or("")),
             escape(&entry.detail),
             escape(&entry.event_id)
         );
     }
-    if campaign.timeline_dropped > 0 {
+    if scope.timeline_dropped > 0 {
         let _ = writeln!(
             h,
             "<tr><td colspan=\"5\">{} entries between these are not kept by the engine; every event is in events.ndjson.</td></tr>",
-            campaign.timeline_dropped
+            scope.timeline_dropped
         );
     }
     h.push_str("</table>\n<p>Check this pack with <code>custos evidence verify</code> and the publisher's public key (docs/evidence.md).</p>\n</body></html>\n");

@@ -14,6 +14,7 @@ use ed25519_dalek::VerifyingKey;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::EvidenceError;
 use crate::sign;
 
 /// What a verification found.
@@ -33,6 +34,29 @@ impl VerifyReport {
     pub fn passed(&self) -> bool {
         self.failures.is_empty()
     }
+}
+
+/// One file of a pack, `None` when the pack has no such file. Reads only;
+/// [`verify`] says whether the file can be trusted.
+pub fn pack_file(archive: impl Read, name: &str) -> Result<Option<Vec<u8>>, EvidenceError> {
+    let mut tar = tar::Archive::new(archive);
+    for entry in tar
+        .entries()
+        .map_err(EvidenceError::io("reading the pack"))?
+    {
+        let mut entry = entry.map_err(EvidenceError::io("reading the pack"))?;
+        let is_it = entry
+            .path()
+            .is_ok_and(|path| path.to_string_lossy() == name);
+        if is_it {
+            let mut bytes = Vec::new();
+            entry
+                .read_to_end(&mut bytes)
+                .map_err(EvidenceError::io(format!("reading {name}")))?;
+            return Ok(Some(bytes));
+        }
+    }
+    Ok(None)
 }
 
 /// Verifies the pack read from `archive`; `public_key` is the publisher's,

@@ -1,29 +1,61 @@
-//! `GET /v1/campaigns/{id}/evidence`: a campaign's signed evidence pack,
-//! built by `custos-evidence` from the engine's campaign and the stored log
-//! (the same bytes `custos evidence export` writes offline).
+//! Evidence packs over HTTP: `GET /v1/campaigns/{id}/evidence` and
+//! `GET /v1/cases/{id}/evidence`, a campaign's or a case's signed pack,
+//! built by `custos-evidence` from the engine's campaign or case and the
+//! stored log (the same bytes `custos evidence export` writes offline).
+//! The console's download buttons stream the same packs through
+//! [`campaign_scope`], [`case_scope`] and [`build_pack`].
 //!
-//! Admin keys only: a pack holds the members' events and the holder names
-//! of the destinations they paid to. Every export is logged with the key's
-//! name. The pack is built into a temporary file on a blocking thread (one
-//! scan of the log), then sent; the signing key is the data directory's,
-//! created there on first use.
+//! One scope for both entry points, [`EXPORT_SCOPE`] (admin): a pack holds
+//! the accounts' events and the holder names of the destinations they paid
+//! to. The route table and the console's role check both read it. Every
+//! export is logged with the key's (or the person's) name. The pack is
+//! built into a temporary file on a blocking thread (one scan of the log),
+//! then sent; the signing key is the data directory's, created there on
+//! first use.
 
 use axum::Extension;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use custos_config::Scope;
 use custos_core::campaigns::Campaign;
+use custos_core::cases::Case;
+use custos_evidence::PackScope;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::error::{ApiError, Code};
+
+/// The scope an evidence export needs, by key or in the console.
+pub const EXPORT_SCOPE: Scope = Scope::Admin;
 
 pub async fn get_campaign_evidence(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     UrlPath(campaign_id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    let lookup = campaign_id.clone();
+    let scope = campaign_scope(&state, &campaign_id).await?;
+    let pack = build_pack(&state, scope, &caller).await?;
+    Ok(pack_response(&campaign_id, pack))
+}
+
+pub async fn get_case_evidence(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    UrlPath(case_id): UrlPath<String>,
+) -> Result<Response, ApiError> {
+    let scope = case_scope(&state, &case_id).await?;
+    let pack = build_pack(&state, scope, &caller).await?;
+    Ok(pack_response(&case_id, pack))
+}
+
+/// The scope of campaign `campaign_id`; `campaign_not_found` when there is
+/// none.
+pub(crate) async fn campaign_scope(
+    state: &AppState,
+    campaign_id: &str,
+) -> Result<PackScope, ApiError> {
+    let lookup = campaign_id.to_string();
     let found = state
         .runtime
         .read(move |engine| engine.campaigns().campaign(&lookup).cloned())
@@ -37,6 +69,36 @@ pub async fn get_campaign_evidence(
     }
     let campaign: Campaign = serde_json::from_value(found)
         .map_err(|e| ApiError::new(Code::Internal, format!("reading the campaign: {e}")))?;
+    Ok(PackScope::campaign(&campaign))
+}
+
+/// The scope of case `case_id`; `case_not_found` when there is none.
+pub(crate) async fn case_scope(state: &AppState, case_id: &str) -> Result<PackScope, ApiError> {
+    let lookup = case_id.to_string();
+    let found = state
+        .runtime
+        .read(move |engine| {
+            engine
+                .cases()
+                .get(&lookup)
+                .map(|case| (case.clone(), engine.case_trouble_since(case)))
+        })
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    let found: Option<(Case, Option<i64>)> = serde_json::from_value(found)
+        .map_err(|e| ApiError::new(Code::Internal, format!("reading the case: {e}")))?;
+    match found {
+        Some((case, trouble_since)) => Ok(PackScope::case(&case, trouble_since)),
+        None => Err(crate::cases::case_not_found(case_id)),
+    }
+}
+
+/// Builds the pack of `scope` for `caller` and logs the export.
+pub(crate) async fn build_pack(
+    state: &AppState,
+    scope: PackScope,
+    caller: &Caller,
+) -> Result<Vec<u8>, ApiError> {
     let Some(data_dir) = state.runtime.data_dir().map(std::path::Path::to_path_buf) else {
         return Err(ApiError::new(
             Code::Internal,
@@ -44,6 +106,7 @@ pub async fn get_campaign_evidence(
         ));
     };
     let runtime = state.runtime.clone();
+    let (kind, id) = (scope.kind, scope.id.clone());
     let built = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
         let key =
             custos_evidence::load_or_create_signing_key(&data_dir).map_err(|e| e.to_string())?;
@@ -51,8 +114,8 @@ pub async fn get_campaign_evidence(
         let mut file = tempfile::tempfile().map_err(|e| format!("temporary file: {e}"))?;
         {
             let mut out = std::io::BufWriter::new(&mut file);
-            custos_evidence::export_campaign(
-                &campaign,
+            custos_evidence::export(
+                &scope,
                 runtime.store().as_ref(),
                 runtime.parser(),
                 &key,
@@ -71,28 +134,34 @@ pub async fn get_campaign_evidence(
     .await
     .map_err(|e| ApiError::new(Code::Internal, format!("building the pack: {e}")))?
     .map_err(|e| {
-        tracing::error!(campaign = %campaign_id, error = %e, "evidence export failed");
+        tracing::error!(scope = kind, id = %id, error = %e, "evidence export failed");
         ApiError::unavailable(format!("building the pack: {e}"))
     })?;
     tracing::info!(
-        campaign = %campaign_id,
+        scope = kind,
+        id = %id,
         key = %caller.key_name,
         bytes = built.len(),
         "evidence pack exported"
     );
+    Ok(built)
+}
+
+/// A pack as a download named after `id`.
+pub(crate) fn pack_response(id: &str, pack: Vec<u8>) -> Response {
     let filename = format!(
         "attachment; filename=\"{}-evidence.tar\"",
-        campaign_id.replace(
+        id.replace(
             |c: char| !c.is_ascii_alphanumeric() && c != '_' && c != '-',
             "_"
         )
     );
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, "application/x-tar".to_string()),
             (header::CONTENT_DISPOSITION, filename),
         ],
-        built,
+        pack,
     )
-        .into_response())
+        .into_response()
 }

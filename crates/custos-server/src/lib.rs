@@ -60,6 +60,7 @@ pub mod tls;
 #[doc(hidden)]
 pub use sift::translate_for_fuzzing as sift_translate_for_fuzzing;
 mod telemetry;
+mod tokens;
 pub mod webhooks;
 
 use std::net::SocketAddr;

@@ -27,7 +27,7 @@ use axum::routing::{MethodFilter, MethodRouter};
 use custos_config::Scope::{self, Admin, EventsWrite, HoldsWrite, LabelsWrite, Read, RulesWrite};
 use tracing::Instrument;
 
-use crate::{AppState, analyst, cases, events, evidence, health, rules, sift, webhooks};
+use crate::{AppState, analyst, cases, events, evidence, health, rules, sift, tokens, webhooks};
 
 /// How a route is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,16 +137,25 @@ route_table! {
         "Campaigns found across accounts.";
     GET "/v1/campaigns/{campaign_id}" => Bearer(Read), analyst::get_campaign,
         "One campaign.";
-    GET "/v1/campaigns/{campaign_id}/evidence" => Bearer(Admin), evidence::get_campaign_evidence,
+    GET "/v1/campaigns/{campaign_id}/evidence" => Bearer(evidence::EXPORT_SCOPE),
+        evidence::get_campaign_evidence,
         "A campaign's signed evidence pack (a tar file; docs/evidence.md).";
     POST "/v1/campaigns/{campaign_id}/confirm" => Bearer(HoldsWrite), analyst::confirm_campaign,
         "Confirm a campaign.";
     POST "/v1/campaigns/{campaign_id}/dismiss" => Bearer(HoldsWrite), analyst::dismiss_campaign,
         "Dismiss a campaign.";
+    POST "/v1/tokens/match" => Bearer(Admin), tokens::match_tokens,
+        "Which of the platform's destination numbers Custos has seen: per number (by index), \
+         its token and the accounts that paid to it; numbers are never echoed or logged \
+         (docs/evidence.md).";
     GET "/v1/cases" => Bearer(Read), cases::list_cases,
         "Cases, newest first (`?status=`, `?assignee=`, `?account_id=`, `?limit=`).";
     POST "/v1/cases" => Bearer(HoldsWrite), cases::open_case,
         "Open a case on an account.";
+    GET "/v1/cases/{case_id}/evidence" => Bearer(evidence::EXPORT_SCOPE),
+        evidence::get_case_evidence,
+        "A case's signed evidence pack: its accounts, from its opening to its last update \
+         (docs/evidence.md).";
     GET "/v1/cases/{case_id}" => Bearer(Read), cases::get_case,
         "One case with its notes and history.";
     POST "/v1/cases/{case_id}/notes" => Bearer(HoldsWrite), cases::note_case,

@@ -2,9 +2,10 @@
 //!
 //! Export works offline against a data directory, the way `custos replay`
 //! does: it opens the runtime (which rebuilds engine state from the
-//! snapshot and the log), reads the campaign from the engine, and hands it
-//! with the store to `custos-evidence`. Stop the server on that data
-//! directory first, or use `GET /v1/campaigns/{id}/evidence` instead.
+//! snapshot and the log), reads the campaign or case from the engine, and
+//! hands it with the store to `custos-evidence`. Stop the server on that
+//! data directory first, or use `GET /v1/campaigns/{id}/evidence` (or
+//! `GET /v1/cases/{id}/evidence`) instead.
 //!
 //! `tokens match` reads the platform's own list of destination numbers and
 //! turns each into a token with the data directory's token key. The numbers
@@ -17,10 +18,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use custos_core::campaigns::Campaign;
+use custos_core::cases::Case;
 
 #[derive(clap::Subcommand)]
 pub enum EvidenceCommand {
-    /// Write a campaign's signed evidence pack (a tar file).
+    /// Write a campaign's or a case's signed evidence pack (a tar file).
     Export(ExportArgs),
     /// Check a pack's signature and every file's hash.
     Verify(VerifyArgs),
@@ -39,10 +41,15 @@ pub struct DataDirArgs {
 }
 
 #[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["campaign", "case"])))]
 pub struct ExportArgs {
     /// The campaign's id (`cmp_…`).
     #[arg(long)]
-    campaign: String,
+    campaign: Option<String>,
+    /// The case's id (`case_…`): its accounts, from its opening to its
+    /// last update.
+    #[arg(long)]
+    case: Option<String>,
     /// Where to write the pack.
     #[arg(long)]
     out: PathBuf,
@@ -128,17 +135,41 @@ fn export_with(
     args: &ExportArgs,
     key: &custos_evidence::sign::SigningKey,
 ) -> anyhow::Result<custos_evidence::ExportSummary> {
-    let lookup = args.campaign.clone();
     let reader = tokio::runtime::Builder::new_current_thread()
         .build()
         .context("starting a reader")?;
-    let found = reader
-        .block_on(runtime.read(move |engine| engine.campaigns().campaign(&lookup).cloned()))
-        .context("reading the campaign")?;
-    if found.is_null() {
-        bail!("no campaign with id {:?}", args.campaign);
-    }
-    let campaign: Campaign = serde_json::from_value(found).context("reading the campaign back")?;
+    let scope = match (&args.campaign, &args.case) {
+        (Some(id), _) => {
+            let lookup = id.clone();
+            let found = reader
+                .block_on(runtime.read(move |engine| engine.campaigns().campaign(&lookup).cloned()))
+                .context("reading the campaign")?;
+            if found.is_null() {
+                bail!("no campaign with id {id:?}");
+            }
+            let campaign: Campaign =
+                serde_json::from_value(found).context("reading the campaign back")?;
+            custos_evidence::PackScope::campaign(&campaign)
+        }
+        (None, Some(id)) => {
+            let lookup = id.clone();
+            let found = reader
+                .block_on(runtime.read(move |engine| {
+                    engine
+                        .cases()
+                        .get(&lookup)
+                        .map(|case| (case.clone(), engine.case_trouble_since(case)))
+                }))
+                .context("reading the case")?;
+            let found: Option<(Case, Option<i64>)> =
+                serde_json::from_value(found).context("reading the case back")?;
+            let Some((case, trouble_since)) = found else {
+                bail!("no case with id {id:?}");
+            };
+            custos_evidence::PackScope::case(&case, trouble_since)
+        }
+        (None, None) => bail!("give --campaign or --case"),
+    };
     let mut options = custos_evidence::ExportOptions::now(env!("CARGO_PKG_VERSION"));
     options.margin_secs = i64::from(args.margin_days) * 86_400;
     // Written beside the target and renamed: a pack cut short never has
@@ -152,8 +183,8 @@ fn export_with(
         .with_context(|| format!("cannot write in {}", parent.display()))?;
     let summary = {
         let mut out = std::io::BufWriter::new(temp.as_file_mut());
-        let summary = custos_evidence::export_campaign(
-            &campaign,
+        let summary = custos_evidence::export(
+            &scope,
             runtime.store().as_ref(),
             runtime.parser(),
             key,

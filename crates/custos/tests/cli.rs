@@ -1107,11 +1107,9 @@ fn the_demo_campaigns_evidence_pack_names_its_victims_verifies_and_matches_numbe
 
     // The sums agree with each other and with what the engine counted:
     // the engine keeps a campaign's money from each member's first risky
-    // change on, and takes out a member's money when a `legit` label
-    // clears it; money held or refused is the same figure here.
-    // (Paid money is not compared: after members are cleared the engine's
-    // `paid` can fall below what the members still in it were paid, see
-    // docs/evidence.md.)
+    // change on, as held (decided hold or block, not released since) or
+    // paid (decided below hold, or a hold released), and takes out a
+    // member's money when a `legit` label clears it.
     let manifest: Value = serde_json::from_str(&pack_file(&pack, "manifest.json")).unwrap();
     let cleared: std::collections::BTreeSet<&str> = victims
         .iter()
@@ -1119,16 +1117,26 @@ fn the_demo_campaigns_evidence_pack_names_its_victims_verifies_and_matches_numbe
         .map(|v| v["account_id"].as_str())
         .collect();
     let trail = csv_rows(&pack_file(&pack, "money-trail.csv"));
-    let held_or_refused: u64 = trail
+    let counted: Vec<_> = trail
         .iter()
         .filter(|r| r["after_risky_change"] == "yes" && !cleared.contains(r["account_id"].as_str()))
-        .filter(|r| r["decision"] == "hold" || r["decision"] == "block")
-        .map(|r| r["amount_minor"].parse::<u64>().unwrap())
-        .sum();
+        .collect();
+    let withheld = |r: &&std::collections::HashMap<String, String>| {
+        (r["decision"] == "hold" || r["decision"] == "block") && r["fate"] != "released"
+    };
+    let amount =
+        |r: &&std::collections::HashMap<String, String>| r["amount_minor"].parse::<u64>().unwrap();
+    let held: u64 = counted.iter().filter(|r| withheld(r)).map(amount).sum();
+    let paid: u64 = counted.iter().filter(|r| !withheld(r)).map(amount).sum();
     assert_eq!(
-        held_or_refused,
-        manifest["engine_money"]["EUR"]["held"].as_u64().unwrap(),
-        "money-trail.csv against the engine's campaign money"
+        (held, paid),
+        (
+            manifest["engine_money"]["EUR"]["held"].as_u64().unwrap(),
+            manifest["engine_money"]["EUR"]["paid"]
+                .as_u64()
+                .unwrap_or(0)
+        ),
+        "money-trail.csv (held, paid) against the engine's campaign money"
     );
     let sum = |rows: &[std::collections::HashMap<String, String>], column: &str| -> u64 {
         rows.iter().map(|r| r[column].parse::<u64>().unwrap()).sum()
@@ -1188,6 +1196,59 @@ fn the_demo_campaigns_evidence_pack_names_its_victims_verifies_and_matches_numbe
         "{}",
         String::from_utf8_lossy(&bad.stdout)
     );
+
+    // The campaign's case, exported offline: its accounts are victims, and
+    // its events are theirs only; an unknown case is refused.
+    let case_pack_path = dir.path().join("case.tar");
+    let export_case = |case: &str, out: &std::path::Path| {
+        Command::new(BIN)
+            .args(["evidence", "export", "--case", case, "--out"])
+            .arg(out)
+            .arg("--data-dir")
+            .arg(&data)
+            .output()
+            .unwrap()
+    };
+    let missing = export_case("case-nope", &dir.path().join("none.tar"));
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no case with id \"case-nope\""));
+    let out = export_case("campaign-cmp_1", &case_pack_path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let case_pack = std::fs::read(&case_pack_path).unwrap();
+    let ok = verify(&case_pack_path);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let case_manifest: Value =
+        serde_json::from_str(&pack_file(&case_pack, "manifest.json")).unwrap();
+    assert_eq!(case_manifest["scope"]["kind"], "case");
+    assert_eq!(case_manifest["scope"]["id"], "campaign-cmp_1");
+    let case_accounts: std::collections::BTreeSet<String> = case_manifest["scope"]["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        !case_accounts.is_empty() && case_accounts.is_subset(&attacked),
+        "{case_accounts:?}"
+    );
+    for line in pack_file(&case_pack, "events.ndjson").lines() {
+        let v: Value = serde_json::from_str(line).unwrap();
+        assert!(
+            case_accounts.contains(v["account_id"].as_str().unwrap()),
+            "{line}"
+        );
+    }
+    for row in csv_rows(&pack_file(&case_pack, "money-trail.csv")) {
+        assert!(case_accounts.contains(&row["account_id"]), "{row:?}");
+    }
 
     // The platform's numbers find the mule destinations; the numbers are
     // not echoed.

@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::graph::{LinkKind, NO_CAMPAIGN};
-use super::{AccountEntry, CampaignDetector, DAY, Pending, SensitiveChange};
+use super::{
+    AccountEntry, CampaignDetector, CountedHold, DAY, MAX_COUNTED_HOLDS, Pending, SensitiveChange,
+};
 use crate::event::{Currency, Destination, InstitutionType, LabelKind};
 use crate::types::{NetworkPrefix, Timestamp};
 
@@ -133,9 +135,9 @@ impl DestinationSummary {
 /// Money moved by a campaign's accounts in one currency, in minor units.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CampaignMoney {
-    /// Withheld (payouts or disbursements held).
+    /// Withheld: decided `hold` or `block`, and not released since.
     pub held: u64,
-    /// Paid out.
+    /// Paid out: decided below `hold`, or held and then released.
     pub paid: u64,
 }
 
@@ -663,6 +665,7 @@ impl CampaignDetector {
                     history: Vec::new(),
                     history_dropped: 0,
                     destinations: Vec::new(),
+                    counted_holds: Vec::new(),
                 });
                 self.account_index.insert(account_id.to_string(), slot);
                 slot
@@ -674,6 +677,7 @@ impl CampaignDetector {
             // A new episode: money and history start over.
             account.first_risky_at = at;
             account.money.clear();
+            account.counted_holds.clear();
             account.history.clear();
             account.history_dropped = 0;
         }
@@ -1044,6 +1048,69 @@ impl CampaignDetector {
         currency: Currency,
         held: bool,
     ) {
+        if held {
+            self.record_account_money_of_hold(slot, event_id, at, amount, currency, None);
+        } else {
+            self.count_account_money(slot, event_id, at, amount, currency, false, None);
+        }
+    }
+
+    /// Withheld money of the account in `slot`, with the hold that keeps
+    /// it when there is one (see [`CampaignDetector::record_held_money`]).
+    pub(super) fn record_account_money_of_hold(
+        &mut self,
+        slot: u32,
+        event_id: &str,
+        at: i64,
+        amount: u64,
+        currency: Currency,
+        hold_id: Option<&str>,
+    ) {
+        self.count_account_money(slot, event_id, at, amount, currency, true, hold_id);
+    }
+
+    /// A released hold of the account in `slot`: what was counted as held
+    /// for it becomes paid, for the account and (a member not cleared)
+    /// its campaign. Only holds counted here move, so neither ledger can
+    /// lose money it never counted.
+    pub(super) fn move_released_hold(&mut self, slot: u32, hold_id: &str) {
+        let account = &mut self.accounts[slot as usize];
+        let Some(index) = account
+            .counted_holds
+            .iter()
+            .position(|h| h.hold_id == hold_id)
+        else {
+            return;
+        };
+        let hold = account.counted_holds.remove(index);
+        let held_to_paid = |money: &mut BTreeMap<Currency, CampaignMoney>| {
+            if let Some(m) = money.get_mut(&hold.currency) {
+                let moved = m.held.min(hold.amount);
+                m.held -= moved;
+                m.paid = m.paid.saturating_add(moved);
+            }
+        };
+        held_to_paid(&mut account.money);
+        let counted_in_campaign = account.member && !account.cleared;
+        if counted_in_campaign
+            && let Some(number) = self.campaign_number_of_slot(slot)
+            && let Some(campaign) = self.campaigns.live_mut(number)
+        {
+            held_to_paid(&mut campaign.money);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn count_account_money(
+        &mut self,
+        slot: u32,
+        event_id: &str,
+        at: i64,
+        amount: u64,
+        currency: Currency,
+        held: bool,
+        hold_id: Option<&str>,
+    ) {
         let slot_index = slot as usize;
         let account = &self.accounts[slot_index];
         // A non-member's money counts only within its episode: after the
@@ -1076,6 +1143,16 @@ impl CampaignDetector {
         };
         let account = &mut self.accounts[slot_index];
         add_money(&mut account.money, currency, moved);
+        if let Some(hold_id) = hold_id {
+            if account.counted_holds.len() >= MAX_COUNTED_HOLDS {
+                account.counted_holds.remove(0);
+            }
+            account.counted_holds.push(CountedHold {
+                hold_id: hold_id.to_string(),
+                currency,
+                amount,
+            });
+        }
         let cleared = account.cleared;
         if !account.member {
             push_bounded(

@@ -138,7 +138,9 @@
 //! first risky change on, including what moved before the campaign formed
 //! (each account keeps totals since its first risky change; an account whose
 //! risky changes are more than [`CampaignConfig::episode_gap_days`] apart
-//! starts over). Labels feed back: `fraud` or `compromise_reported` on a
+//! starts over): `held` what was decided `hold` or `block` and not released
+//! since, `paid` the rest (a released hold moves from one to the other,
+//! [`CampaignDetector::release_money`]). Labels feed back: `fraud` or `compromise_reported` on a
 //! member confirms its campaign, `legit` clears the member (no longer
 //! counted by [`CampaignDetector::linked_accounts`] or in the money), and a
 //! campaign whose members are all cleared is dismissed. An analyst may
@@ -403,6 +405,22 @@ struct AccountEntry {
     history_dropped: u64,
     /// Destinations set in its risky changes.
     destinations: Vec<DestinationSummary>,
+    /// Holds counted as held in `money` and not closed yet: a release moves
+    /// one to paid. The newest [`MAX_COUNTED_HOLDS`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    counted_holds: Vec<CountedHold>,
+}
+
+/// Open holds remembered per account for [`CampaignDetector::release_money`];
+/// a release of an older one leaves its money counted as held.
+const MAX_COUNTED_HOLDS: usize = 32;
+
+/// A hold counted as held in an account's money.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct CountedHold {
+    hold_id: String,
+    currency: Currency,
+    amount: u64,
 }
 
 /// What one call changed, settled at its end.
@@ -623,6 +641,43 @@ impl CampaignDetector {
         };
         self.record_account_money(slot, event_id, at, amount, currency, held);
         Vec::new()
+    }
+
+    /// A payout or loan disbursement of `account_id` decided `hold`, as
+    /// [`CampaignDetector::record_money`] with `held`, remembering
+    /// `hold_id` so that its release counts it as paid.
+    pub fn record_held_money(
+        &mut self,
+        account_id: &str,
+        event_id: &str,
+        at: i64,
+        amount: u64,
+        currency: Currency,
+        hold_id: &str,
+    ) {
+        if let Some(&slot) = self.account_index.get(account_id) {
+            self.record_account_money_of_hold(slot, event_id, at, amount, currency, Some(hold_id));
+        }
+    }
+
+    /// Hold `hold_id` of `account_id` was released: the money counted as
+    /// held for it was paid after all, in the account's money and, for a
+    /// member not cleared, in its campaign's. A cancelled hold stays
+    /// counted as held (the money was withheld for good): call
+    /// [`CampaignDetector::forget_hold`].
+    pub fn release_money(&mut self, account_id: &str, hold_id: &str) {
+        if let Some(&slot) = self.account_index.get(account_id) {
+            self.move_released_hold(slot, hold_id);
+        }
+    }
+
+    /// Hold `hold_id` of `account_id` was cancelled: it stays held.
+    pub fn forget_hold(&mut self, account_id: &str, hold_id: &str) {
+        if let Some(&slot) = self.account_index.get(account_id) {
+            self.accounts[slot as usize]
+                .counted_holds
+                .retain(|h| h.hold_id != hold_id);
+        }
     }
 
     /// A label on an account: `fraud` or `compromise_reported` confirms its

@@ -700,6 +700,203 @@ fn a_new_episode_starts_the_ledger_over() {
     assert_eq!(detector.campaign("cmp_1").unwrap().money[&gbp()].paid, 700);
 }
 
+/// The campaign's money is the sum of its members' not cleared (a member
+/// cleared by a `legit` label takes out its own money, never another's),
+/// and a held payout that is released counts as paid, before joining or
+/// after, while a cancelled one stays held.
+#[test]
+fn released_holds_count_as_paid_and_a_cleared_member_takes_only_its_own_money() {
+    let mut detector = CampaignDetector::default();
+    let d = mule("tk_mule");
+    set_destination(&mut detector, "v-1", START, &d, ip(203, 0, 113, 7), true);
+    // Before joining: held, then released.
+    detector.record_held_money("v-1", "p-1", START + HOUR, 250_000, gbp(), "p-1");
+    detector.release_money("v-1", "p-1");
+    set_destination(
+        &mut detector,
+        "v-2",
+        START + DAY,
+        &d,
+        ip(198, 51, 100, 9),
+        true,
+    );
+    set_destination(
+        &mut detector,
+        "v-3",
+        START + DAY,
+        &d,
+        ip(192, 0, 2, 1),
+        true,
+    );
+    assert_eq!(detector.campaign("cmp_1").unwrap().account_count(), 3);
+    detector.record_money("v-2", "p-2", START + DAY + HOUR, 100_000, gbp(), false);
+    detector.record_held_money("v-2", "p-3", START + DAY + HOUR, 1_748_564, gbp(), "p-3");
+    detector.record_held_money("v-3", "p-4", START + DAY + HOUR, 40_000, gbp(), "p-4");
+    detector.record_money("v-3", "p-5", START + DAY + HOUR, 7_000, gbp(), true);
+    detector.record_held_money("v-3", "p-6", START + DAY + HOUR, 900, gbp(), "p-6");
+    let money = |detector: &CampaignDetector| detector.campaign("cmp_1").unwrap().money[&gbp()];
+    assert_eq!(
+        money(&detector),
+        CampaignMoney {
+            held: 1_748_564 + 40_000 + 7_000 + 900,
+            paid: 250_000 + 100_000
+        }
+    );
+
+    // After joining: released (and released again, or an unknown hold:
+    // nothing more moves); cancelled stays held.
+    detector.release_money("v-2", "p-3");
+    detector.release_money("v-2", "p-3");
+    detector.release_money("v-2", "p-unknown");
+    detector.forget_hold("v-3", "p-6");
+    detector.release_money("v-3", "p-6");
+    assert_eq!(
+        money(&detector),
+        CampaignMoney {
+            held: 40_000 + 7_000 + 900,
+            paid: 250_000 + 100_000 + 1_748_564
+        }
+    );
+
+    // v-1 cleared: only its own 250,000 goes; the others' money stays.
+    detector.label("v-1", "l-1", START + 2 * DAY, LabelKind::Legit);
+    assert_eq!(
+        money(&detector),
+        CampaignMoney {
+            held: 40_000 + 7_000 + 900,
+            paid: 100_000 + 1_748_564
+        }
+    );
+    // A cleared member's hold released: its campaign does not count it.
+    detector.label("v-3", "l-2", START + 2 * DAY, LabelKind::Legit);
+    detector.release_money("v-3", "p-4");
+    assert_eq!(
+        money(&detector),
+        CampaignMoney {
+            held: 0,
+            paid: 100_000 + 1_748_564
+        }
+    );
+    // Counted again, with what was released meanwhile as paid.
+    detector.label("v-3", "l-3", START + 3 * DAY, LabelKind::Fraud);
+    assert_eq!(
+        money(&detector),
+        CampaignMoney {
+            held: 7_000 + 900,
+            paid: 100_000 + 1_748_564 + 40_000
+        }
+    );
+}
+
+/// Every live campaign's money, recounted from its members' own ledgers:
+/// the sum over the members not cleared.
+fn assert_money_is_the_members_sum(detector: &CampaignDetector, step: &str) {
+    for campaign in detector.campaigns.iter() {
+        let mut sum: BTreeMap<Currency, CampaignMoney> = BTreeMap::new();
+        for account in detector.accounts.iter().filter(|a| a.member && !a.cleared) {
+            let in_it = detector
+                .campaign_of_account(&account.id)
+                .is_some_and(|c| c.id == campaign.id);
+            if in_it {
+                for (currency, money) in &account.money {
+                    let total = sum.entry(*currency).or_default();
+                    total.held += money.held;
+                    total.paid += money.paid;
+                }
+            }
+        }
+        sum.retain(|_, m| m.held > 0 || m.paid > 0);
+        let mut counted = campaign.money.clone();
+        counted.retain(|_, m| m.held > 0 || m.paid > 0);
+        assert_eq!(counted, sum, "{} after {step}", campaign.id);
+    }
+}
+
+/// Members join, campaigns merge, money moves, holds are released and
+/// cancelled, members are cleared and confirmed again, in a fixed pseudo-
+/// random order: after every step each campaign's money is its members'
+/// sum, and a snapshot keeps the holds a later release needs.
+#[test]
+fn campaign_money_stays_the_sum_of_its_members_through_any_sequence() {
+    let mut detector = CampaignDetector::default();
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |bound: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % bound
+    };
+    let mut open_holds: Vec<(String, String)> = Vec::new();
+    for step in 0..600u64 {
+        let at = START + (step as i64) * 600;
+        let account = format!("v-{}", next(12));
+        let what = match next(10) {
+            0 | 1 => {
+                let token = format!("tk_mule_{}", next(4));
+                let address = ip(203, 0, next(3) as u8, next(250) as u8 + 1);
+                set_destination(&mut detector, &account, at, &mule(&token), address, true);
+                "a risky change"
+            }
+            2 => {
+                detector.record_money(&account, "p", at, next(50_000) + 1, gbp(), false);
+                "a payout"
+            }
+            3 => {
+                detector.record_money(&account, "p", at, next(50_000) + 1, gbp(), true);
+                "a refused payout"
+            }
+            4 | 5 => {
+                let hold = format!("h-{step}");
+                detector.record_held_money(&account, "p", at, next(90_000) + 1, gbp(), &hold);
+                open_holds.push((account.clone(), hold));
+                "a held payout"
+            }
+            6 if !open_holds.is_empty() => {
+                let (account, hold) = open_holds.remove(next(open_holds.len() as u64) as usize);
+                detector.release_money(&account, &hold);
+                "a release"
+            }
+            7 if !open_holds.is_empty() => {
+                let (account, hold) = open_holds.remove(next(open_holds.len() as u64) as usize);
+                detector.forget_hold(&account, &hold);
+                "a cancel"
+            }
+            8 => {
+                let label =
+                    [LabelKind::Legit, LabelKind::Fraud, LabelKind::Legit][next(3) as usize];
+                detector.label(&account, "l", at, label);
+                "a label"
+            }
+            _ => {
+                detector.clear_account(&account, "c", at, "ana");
+                "a clear"
+            }
+        };
+        assert_money_is_the_members_sum(&detector, &format!("step {step}, {what} on {account}"));
+        if step == 300 {
+            let snapshot = detector.to_snapshot();
+            detector =
+                CampaignDetector::try_from_snapshot(CampaignConfig::default(), snapshot.clone())
+                    .unwrap();
+            assert_eq!(detector.to_snapshot(), snapshot);
+        }
+    }
+    let campaigns = detector.campaigns().count();
+    let cleared = detector
+        .accounts
+        .iter()
+        .filter(|a| a.member && a.cleared)
+        .count();
+    let moved: u64 = detector
+        .campaigns()
+        .map(|c| c.money.get(&gbp()).map_or(0, |m| m.paid))
+        .sum();
+    assert!(
+        campaigns > 0 && cleared > 0 && moved > 0,
+        "the sequence exercised little"
+    );
+}
+
 // ----- bursts: units -----
 
 #[test]
@@ -1649,5 +1846,102 @@ mod through_the_engine {
         assert!(ring.awaiting_analyst);
         let reason = ring.awaiting_reason.as_deref().unwrap_or_default();
         assert!(reason.contains("mule reuse"), "{reason}");
+    }
+
+    /// Through the engine: three victims' payouts to one mule are held; a
+    /// release counts as paid, and a `legit` label on one victim takes out
+    /// its own money only (its hold, released by the label, with it).
+    #[test]
+    fn campaign_money_follows_each_holds_fate_and_a_cleared_victim_takes_only_its_own() {
+        let mut m = sellers(&[
+            ("victim-1", "81.2.69.1", "Ann Victim"),
+            ("victim-2", "90.1.2.3", "Bob Victim"),
+            ("victim-3", "77.4.5.6", "Cid Victim"),
+        ]);
+        for (n, (victim, amount)) in [
+            ("victim-1", 100_000),
+            ("victim-2", 200_000),
+            ("victim-3", 300_000),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let t = 31 * DAY + n as i64 * 3_600;
+            let session = format!("{victim}-attacker");
+            m.send(
+                victim,
+                t,
+                "login",
+                json!({"status": "success", "session_id": session, "ip": "185.220.101.4", "device_id": "box"}),
+            );
+            m.send(
+                victim,
+                t + 60,
+                "payout_destination_change",
+                json!({"session_id": session, "ip": "185.220.101.4", "device_id": "box",
+                       "destination": ring_mule("Mule Account")}),
+            );
+            let payout = m.send(
+                victim,
+                t + 600,
+                "payout",
+                json!({"payout_id": format!("po-{victim}"), "amount": amount, "currency": "GBP"}),
+            );
+            assert_eq!(
+                payout.action,
+                Action::Hold,
+                "{victim}: {:?}",
+                codes(&payout)
+            );
+        }
+        let gbp = crate::event::Currency::parse("GBP").expect("a currency");
+        let money = |m: &Market| {
+            let campaign = m
+                .engine
+                .campaigns()
+                .campaign_of_account("victim-1")
+                .expect("the three are a campaign");
+            assert_eq!(campaign.account_count(), 3);
+            campaign.money[&gbp]
+        };
+        assert_eq!(
+            money(&m),
+            super::CampaignMoney {
+                held: 600_000,
+                paid: 0
+            }
+        );
+
+        let released = m.send(
+            "victim-2",
+            32 * DAY,
+            "analyst_action",
+            json!({"action": "release_payout", "target_id": "po-victim-2",
+                   "analyst": "ana", "reason": "the seller confirmed it"}),
+        );
+        assert!(
+            released
+                .effects
+                .iter()
+                .any(|e| e.kind == EffectKind::HoldReleased),
+            "{:?}",
+            released.effects
+        );
+        assert_eq!(
+            money(&m),
+            super::CampaignMoney {
+                held: 400_000,
+                paid: 200_000
+            }
+        );
+
+        m.send("victim-1", 33 * DAY, "label", json!({"label": "legit"}));
+        assert_eq!(
+            money(&m),
+            super::CampaignMoney {
+                held: 300_000,
+                paid: 200_000
+            }
+        );
     }
 }

@@ -108,6 +108,22 @@ fn fixture() -> Fixture {
                 json!([{"type": "hold.cancelled", "data": {"account_id": "victim", "hold_id": "p2"}}]),
             ),
         ),
+        // An application moves no money: it is an event of the pack, not a
+        // row of its money trail (its disbursement would be).
+        (
+            "e6",
+            "victim",
+            "loan_application",
+            T0 + 200,
+            event(
+                "e6",
+                "victim",
+                "loan_application",
+                T0 + 200,
+                json!({"loan_id": "l1", "amount": 1_748_564, "currency": "EUR"}),
+            ),
+            decision("allow", json!([])),
+        ),
         (
             "honest1",
             "honest",
@@ -188,7 +204,7 @@ fn the_pack_holds_only_members_and_their_money_with_fates() {
     let f = fixture();
     let (pack, _keys) = build(&f);
     let events = file_of(&pack, "events.ndjson");
-    assert_eq!(events.lines().count(), 5, "{events}");
+    assert_eq!(events.lines().count(), 6, "{events}");
     assert!(!events.contains("honest"));
     for line in events.lines() {
         let v: Value = serde_json::from_str(line).expect("each line is JSON");
@@ -207,7 +223,8 @@ fn the_pack_holds_only_members_and_their_money_with_fates() {
     let trail = file_of(&pack, "money-trail.csv");
     let mut reader = csv::Reader::from_reader(trail.as_bytes());
     let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
-    assert_eq!(rows.len(), 2);
+    assert_eq!(rows.len(), 2, "{trail}");
+    assert!(!trail.contains("1748564"), "{trail}");
     let headers = reader.headers().expect("headers").clone();
     let col = |name: &str| headers.iter().position(|h| h == name).expect(name);
     assert_eq!(&rows[0][col("fate")], "paid");

@@ -110,6 +110,8 @@ struct CampaignPage {
     csrf: String,
     href: String,
     can_act: bool,
+    /// May download the campaign's evidence pack.
+    can_export: bool,
     id: String,
     status: String,
     detected_at: String,
@@ -385,6 +387,7 @@ async fn campaign_page(
         csrf: person.session.csrf.clone(),
         href: campaign_href(&c.id),
         can_act: person.may(Scope::HoldsWrite),
+        can_export: person.may(crate::evidence::EXPORT_SCOPE),
         status: c.status.as_str().to_string(),
         detected_at: when(c.detected_at.0),
         institutions: c.institutions.join(", "),

@@ -158,6 +158,8 @@ struct CasePage {
     history: Vec<NoteRow>,
     open: bool,
     can_act: bool,
+    /// May download the case's evidence pack.
+    can_export: bool,
     workers: Vec<String>,
 }
 
@@ -257,6 +259,7 @@ async fn case_page(
             history: case.history.iter().rev().map(entry).collect(),
             open: case.status != CaseStatus::Resolved,
             can_act: person.may(Scope::HoldsWrite),
+            can_export: person.may(crate::evidence::EXPORT_SCOPE),
             workers,
             id: case.id,
         },
@@ -273,6 +276,20 @@ pub async fn show(
         Err(r) => return r,
     };
     case_page(&state, &person, &id, StatusCode::OK, None).await
+}
+
+/// Downloads the case's evidence pack (`GET /v1/cases/{id}/evidence`'s,
+/// under the same scope).
+pub async fn evidence(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Parts,
+) -> Response {
+    let person = match reader(&state, &request).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    super::pages::evidence_download(&state, &person, "case", &id).await
 }
 
 /// A posted case form: the person, allowed to work cases, and the form.

@@ -12,7 +12,9 @@
 //! set of API scopes ([`custos_config::Role::scopes`]) and every action is
 //! checked by [`crate::auth::authorize`], the same check as for keys: a
 //! viewer reads, an analyst releases and cancels holds, a lead also
-//! approves, an admin reads the audit trail.
+//! approves, an admin reads the audit trail and downloads evidence packs
+//! (the API's scope for them, `crate::evidence::EXPORT_SCOPE`; each
+//! download is in the audit trail).
 //!
 //! Actions on holds go through the same path as the API's
 //! (`analyst::close_hold_with`): an `analyst_action` event in the log
@@ -108,6 +110,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/accounts/{account_id}", get(pages::account))
         .route("/console/campaigns/{campaign_id}", get(campaigns::campaign))
         .route(
+            "/console/campaigns/{campaign_id}/evidence",
+            get(pages::campaign_evidence),
+        )
+        .route(
             "/console/campaigns/{campaign_id}/confirm",
             post(campaigns::confirm_campaign),
         )
@@ -122,6 +128,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/search", get(search::search))
         .route("/console/cases", get(cases::list).post(cases::open))
         .route("/console/cases/{case_id}", get(cases::show))
+        .route("/console/cases/{case_id}/evidence", get(cases::evidence))
         .route("/console/cases/{case_id}/notes", post(cases::note))
         .route("/console/cases/{case_id}/assign", post(cases::assign))
         .route("/console/cases/{case_id}/status", post(cases::status))

@@ -1907,6 +1907,61 @@ pub async fn account(
     )
 }
 
+// ---------------------------------------------------------------- evidence
+
+/// Downloads the campaign's evidence pack (`GET
+/// /v1/campaigns/{id}/evidence`'s, under the same scope).
+pub async fn campaign_evidence(
+    State(state): State<AppState>,
+    Path(campaign_id): Path<String>,
+    request: Parts,
+) -> Response {
+    let person = match reader(&state, &request).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    evidence_download(&state, &person, "campaign", &campaign_id).await
+}
+
+/// A campaign's or a case's evidence pack for a person allowed to export
+/// ([`crate::evidence::EXPORT_SCOPE`], the API's scope), recorded in the
+/// audit trail as `evidence_exported`.
+pub(super) async fn evidence_download(
+    state: &AppState,
+    person: &Person,
+    kind: &str,
+    id: &str,
+) -> Response {
+    if let Err(r) = person.authorize(crate::evidence::EXPORT_SCOPE, "evidence packs") {
+        return r;
+    }
+    let scope = if kind == "case" {
+        crate::evidence::case_scope(state, id).await
+    } else {
+        crate::evidence::campaign_scope(state, id).await
+    };
+    let scope = match scope {
+        Ok(s) => s,
+        Err(e) => return api_error_page(person, e),
+    };
+    let accounts = scope.accounts.len();
+    match crate::evidence::build_pack(state, scope, &person.caller).await {
+        Ok(pack) => {
+            audit(
+                state,
+                person.name(),
+                &person.address,
+                "evidence_exported",
+                &format!("{kind} {id}"),
+                &format!("{accounts} accounts, {} bytes", pack.len()),
+            )
+            .await;
+            crate::evidence::pack_response(id, pack)
+        }
+        Err(e) => api_error_page(person, e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -114,6 +114,25 @@ impl Browser {
         self.keep(response).await
     }
 
+    /// A download: status, content type and the bytes as sent.
+    async fn download(&mut self, path: &str) -> (StatusCode, String, Vec<u8>) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (status, kind, response.bytes().await.unwrap().to_vec())
+    }
+
     async fn login(&mut self, name: &str, password: &str) -> Page {
         let form = self.get("/console/login").await;
         assert_eq!(form.status, 200, "{}", form.body);
@@ -1507,5 +1526,99 @@ async fn the_queue_filters_by_institution_age_rule_campaign_and_amount_with_coun
     let page = vera.get("/console/queue?older_than_hours=soon").await;
     assert_eq!(page.status, 400);
     assert!(page.body.contains("older than (hours)"), "{}", page.body);
+    server.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn admins_download_campaign_and_case_evidence_packs_and_the_audit_trail_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+    let case = case_of(&server, "large").await;
+    let case_id = case["id"].as_str().unwrap().to_string();
+    let case_path = format!("/console/cases/{case_id}");
+    let campaign_pack = "/console/campaigns/cmp_1/evidence".to_string();
+    let case_pack = format!("{case_path}/evidence");
+
+    // The API's scope for packs (admin): viewers, analysts and leads are
+    // neither offered the button nor served the pack.
+    for name in ["vera", "ana", "lea"] {
+        let mut person = Browser::logged_in(&server, name).await;
+        for (page, pack) in [
+            ("/console/campaigns/cmp_1", &campaign_pack),
+            (&case_path, &case_pack),
+        ] {
+            let page = person.get(page).await;
+            assert_eq!(page.status, 200, "{}", page.body);
+            assert!(
+                !page.body.contains("/evidence"),
+                "{name} is offered a pack: {}",
+                page.body
+            );
+            let refused = person.get(pack).await;
+            assert_eq!(refused.status, 403, "{name}: {}", refused.body);
+        }
+    }
+
+    let mut adm = Browser::logged_in(&server, "adm").await;
+    let page = adm.get("/console/campaigns/cmp_1").await;
+    assert!(
+        page.body.contains(&format!(
+            "<a class=\"button\" href=\"{campaign_pack}\" download>"
+        )),
+        "{}",
+        page.body
+    );
+    let page = adm.get(&case_path).await;
+    assert!(
+        page.body.contains(&format!(
+            "<a class=\"button\" href=\"{case_pack}\" download>"
+        )),
+        "{}",
+        page.body
+    );
+    let key = custos_evidence::load_or_create_signing_key(&server.config.data_dir).unwrap();
+    let public = custos_evidence::sign::public_key_hex(&key);
+    for (path, kind, id, accounts) in [
+        (
+            &campaign_pack,
+            "campaign",
+            "cmp_1",
+            json!(["large", "middle", "small"]),
+        ),
+        (&case_pack, "case", case_id.as_str(), json!(["large"])),
+    ] {
+        let (status, content_type, pack) = adm.download(path).await;
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&pack));
+        assert_eq!(content_type, "application/x-tar");
+        let report = custos_evidence::verify(pack.as_slice(), Some(&public));
+        assert!(report.passed(), "{path}: {:?}", report.failures);
+        let scope = report.scope.unwrap();
+        assert_eq!(
+            (scope["kind"].as_str(), scope["id"].as_str()),
+            (Some(kind), Some(id))
+        );
+        assert_eq!(scope["accounts"], accounts);
+    }
+    let missing = adm.get("/console/cases/case-nope/evidence").await;
+    assert_eq!(missing.status, 404, "{}", missing.body);
+
+    // Each pack served is in the audit trail, by person; refusals are not.
+    let db = ConsoleDb::open_in(&server.config.data_dir).unwrap();
+    let exports: Vec<(String, String)> = db
+        .audit_page(None, 100)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == "evidence_exported")
+        .map(|e| (e.actor, e.target))
+        .collect();
+    let mut exports = exports;
+    exports.sort();
+    assert_eq!(
+        exports,
+        [
+            ("adm".to_string(), "campaign cmp_1".to_string()),
+            ("adm".to_string(), format!("case {case_id}")),
+        ]
+    );
     server.server.stop().await.unwrap();
 }
