@@ -108,6 +108,8 @@ struct Spec {
     /// Status, description, content type and schema of each success.
     ok: Vec<(u16, &'static str, &'static str, RefOr<Schema>)>,
     codes: &'static [Code],
+    /// Sift's own refusals beyond those translated from [`Code`].
+    sift: &'static [(u16, &'static str)],
 }
 
 fn schema(value: Value) -> RefOr<Schema> {
@@ -164,6 +166,8 @@ fn spec(name: &str) -> Option<Spec> {
         InvalidField,
         CaseNotFound,
         CaseResolved,
+        AccountNotFound,
+        HoldNotOpen,
         EventIdConflict,
         StorageUnavailable,
     ];
@@ -426,7 +430,13 @@ fn spec(name: &str) -> Option<Spec> {
         "POST /v1/cases" => Spec {
             body: json_body::<CaseBody>(),
             ok: vec![(201, "The case opened.", "application/json", case.clone())],
-            codes: &[MissingField, InvalidField, EventIdConflict, StorageUnavailable],
+            codes: &[
+                MissingField,
+                InvalidField,
+                AccountNotFound,
+                EventIdConflict,
+                StorageUnavailable,
+            ],
             ..Spec::default()
         },
         "GET /v1/cases/{case_id}" => Spec {
@@ -473,7 +483,7 @@ fn spec(name: &str) -> Option<Spec> {
         | "GET /v205/users/{user_id}/score"
         | "POST /v205/users/{user_id}/score" => Spec {
             ok: ok_json("Sift's score answer.", sift_answer.clone()),
-            codes: &[],
+            sift: &[(404, "Sift's status 54: the user has no scoreable events.")],
             ..Spec::default()
         },
         "POST /v205/users/{user_id}/labels" => Spec {
@@ -679,9 +689,14 @@ fn operation(route: &Route) -> Operation {
             codes.push(code);
         }
     }
+    let mut sift_descriptions: BTreeMap<u16, &str> = BTreeMap::new();
     if family != Family::Native {
         // Sift's own refusals of a request (fields, values) are 400s.
         by_status.entry(400).or_default();
+        for (status, description) in spec.sift {
+            by_status.entry(*status).or_default();
+            sift_descriptions.insert(*status, description);
+        }
     }
     for (status, codes) in by_status {
         let mut description = String::new();
@@ -692,6 +707,12 @@ fn operation(route: &Route) -> Operation {
             description.push('`');
             description.push_str(code.as_str());
             description.push('`');
+        }
+        if let Some(sift) = sift_descriptions.get(&status) {
+            if !description.is_empty() {
+                description.push_str("; ");
+            }
+            description.push_str(sift);
         }
         if description.is_empty() {
             description.push_str("The request is refused.");
@@ -814,20 +835,7 @@ pub fn document() -> OpenApi {
         .schema_from::<crate::cases::CaseBody>()
         .schema_from::<crate::rules::ReplaceEntries>()
         .schema_from::<crate::rules::EditEntries>()
-        .schema(
-            "Event",
-            schema(json!({
-                "type": "object",
-                "required": ["event_id", "type", "time"],
-                "description": "An event (docs/events.md): its fields depend on `type`.",
-                "properties": {
-                    "event_id": {"type": "string", "minLength": 1},
-                    "type": {"type": "string"},
-                    "time": {"type": "string", "description": "RFC 3339."},
-                    "account_id": {"type": "string"},
-                },
-            })),
-        )
+        .schema("Event", event_schema())
         .schema("Action", action_schema())
         .schema(
             "EventAnswer",
@@ -900,6 +908,31 @@ pub fn document() -> OpenApi {
         .components(Some(components))
         .tags(Some(tags.to_vec()))
         .build()
+}
+
+/// An event: the fields of every event (docs/events.md), the types from
+/// the core's own list. The fields of each type are in docs/events.md.
+fn event_schema() -> RefOr<Schema> {
+    let types: Vec<&str> = custos_core::EventType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
+    schema(json!({
+        "type": "object",
+        "required": ["event_id", "type", "account_id", "time"],
+        "description": "An event (docs/events.md); the other fields depend on `type`.",
+        "properties": {
+            "event_id": {"type": "string", "minLength": 1, "maxLength": 256},
+            "type": {"type": "string", "enum": types},
+            "account_id": {"type": "string", "minLength": 1, "maxLength": 256},
+            "time": {"type": "string", "format": "date-time"},
+            "session_id": {"type": "string"},
+            "ip": {"type": "string"},
+            "user_agent": {"type": "string", "maxLength": 2048},
+            "device_id": {"type": "string"},
+            "attributes": {"type": "object"},
+        },
+    }))
 }
 
 /// `Code` as a string enumeration of every wire code, from the code table.
