@@ -172,6 +172,7 @@ fn hold_not_found(hold_id: &str) -> ApiError {
 /// The body of every analyst action.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"analyst": "ana", "reason": "seller confirmed the change by phone"})))]
 pub(crate) struct ActionBody {
     pub(crate) analyst: Option<String>,
     pub(crate) reason: Option<String>,

@@ -481,6 +481,7 @@ impl Actor {
 /// Every case action's body; which fields a route needs, it checks.
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"analyst": "ana", "reason": "payout after a new device", "account_id": "acct-example"})))]
 pub struct CaseBody {
     analyst: Option<String>,
     reason: Option<String>,

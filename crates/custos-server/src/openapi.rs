@@ -855,7 +855,7 @@ pub fn document() -> OpenApi {
                 },
             })),
         )
-        .schema("Case", schema(object(&["case_id", "status"])))
+        .schema("Case", case_schema())
         .security_scheme(
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
@@ -931,6 +931,70 @@ fn event_schema() -> RefOr<Schema> {
             "user_agent": {"type": "string", "maxLength": 2048},
             "device_id": {"type": "string"},
             "attributes": {"type": "object"},
+        },
+        "examples": [{
+            "event_id": "evt-example-1",
+            "type": "login",
+            "account_id": "acct-example",
+            "time": "2026-01-05T09:30:00Z",
+            "session_id": "sess-example",
+            "ip": "203.0.113.7",
+            "device_id": "dev-example",
+        }],
+    }))
+}
+
+/// A case as the core serializes it (`custos_core::cases::Case`), its
+/// statuses and resolutions from the core's own names.
+fn case_schema() -> RefOr<Schema> {
+    use custos_core::cases::{CaseResolution, CaseStatus};
+    let statuses = [
+        CaseStatus::Open,
+        CaseStatus::Investigating,
+        CaseStatus::Resolved,
+    ];
+    for status in statuses {
+        // Exhaustive on purpose: a new status does not compile until it is
+        // listed above.
+        match status {
+            CaseStatus::Open | CaseStatus::Investigating | CaseStatus::Resolved => {}
+        }
+    }
+    let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+    let entry = json!({
+        "type": "object",
+        "required": ["at", "by", "what", "detail", "event_id"],
+        "properties": {
+            "at": {"type": "integer", "description": "Seconds since the Unix epoch."},
+            "by": {"type": "string"},
+            "what": {"type": "string"},
+            "detail": {"type": "string"},
+            "event_id": {"type": "string"},
+        },
+    });
+    let strings = json!({"type": "array", "items": {"type": "string"}});
+    schema(json!({
+        "type": "object",
+        "required": [
+            "id", "title", "status", "opened_at", "opened_by", "updated_at", "accounts",
+            "holds", "linked", "notes", "history",
+        ],
+        "properties": {
+            "id": {"type": "string"},
+            "title": {"type": "string"},
+            "status": {"type": "string", "enum": statuses},
+            "resolution": {"type": "string", "enum": CaseResolution::WIRE_NAMES},
+            "assignee": {"type": "string"},
+            "opened_at": {"type": "integer"},
+            "opened_by": {"type": "string"},
+            "updated_at": {"type": "integer"},
+            "accounts": strings,
+            "holds": strings,
+            "campaign": {"type": "string"},
+            "linked": strings,
+            "merged_into": {"type": "string"},
+            "notes": {"type": "array", "items": entry},
+            "history": {"type": "array", "items": entry},
         },
     }))
 }
