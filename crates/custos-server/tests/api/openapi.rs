@@ -68,10 +68,9 @@ fn problems(doc: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     };
-    if !types.is_empty()
-        && !types.contains(&type_of)
-        && !(type_of == "integer" && types.contains(&"number"))
-    {
+    // An integer is a number too.
+    let fits = types.contains(&type_of) || (type_of == "integer" && types.contains(&"number"));
+    if !types.is_empty() && !fits {
         out.push(format!("{at}: is {type_of}, described as {types:?}"));
     }
     if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
