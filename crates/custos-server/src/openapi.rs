@@ -159,7 +159,7 @@ fn spec(name: &str) -> Option<Spec> {
     use crate::webhooks::{DeadQuery, RetryQuery};
     use Code::*;
 
-    let hold = object(&["payout_id", "account_id", "status"]);
+    let hold = reference("Hold");
     let case = reference("Case");
     let case_codes: &[Code] = &[
         MissingField,
@@ -342,19 +342,27 @@ fn spec(name: &str) -> Option<Spec> {
         },
         "GET /v1/holds" => Spec {
             query: query::<HoldQuery>(),
-            ok: ok_json("Payout holds.", object(&["holds"])),
+            ok: ok_json(
+                "Payout holds of one status, newest first.",
+                json!({"type": "object", "required": ["status", "holds", "open", "untracked"], "properties": {
+                    "status": {"type": "string"},
+                    "holds": {"type": "array", "items": {"$ref": "#/components/schemas/Hold"}},
+                    "open": {"type": "integer", "minimum": 0},
+                    "untracked": {"type": "integer", "minimum": 0},
+                }}),
+            ),
             codes: &[InvalidField],
             ..Spec::default()
         },
         "GET /v1/holds/{hold_id}" => Spec {
             query: query::<OneHoldQuery>(),
-            ok: ok_json("The hold.", hold.clone()),
+            ok: vec![(200, "The hold.", "application/json", hold.clone())],
             codes: &[HoldNotFound, HoldAmbiguous],
             ..Spec::default()
         },
         "POST /v1/payouts/{payout_id}/release" | "POST /v1/payouts/{payout_id}/cancel" => Spec {
             body: json_body::<ActionBody>(),
-            ok: ok_json("The effect: the hold closed.", object(&[])),
+            ok: vec![(200, "The hold, now closed.", "application/json", hold.clone())],
             codes: &[
                 MissingField,
                 EventIdConflict,
@@ -382,12 +390,20 @@ fn spec(name: &str) -> Option<Spec> {
         },
         "GET /v1/campaigns" => Spec {
             query: query::<CampaignQuery>(),
-            ok: ok_json("Campaigns.", object(&["campaigns"])),
+            ok: ok_json(
+                "Campaigns.",
+                json!({"type": "object", "required": ["campaigns"], "properties": {
+                    "campaigns": {"type": "array", "items": {"$ref": "#/components/schemas/CampaignSummary"}},
+                }}),
+            ),
             codes: &[InvalidField],
             ..Spec::default()
         },
         "GET /v1/campaigns/{campaign_id}" => Spec {
-            ok: ok_json("The campaign.", object(&["campaign_id", "status"])),
+            ok: ok_json(
+                "The campaign, with the holds of its accounts.",
+                object(&["id", "status", "accounts", "destinations", "holds"]),
+            ),
             codes: &[CampaignNotFound],
             ..Spec::default()
         },
@@ -404,7 +420,12 @@ fn spec(name: &str) -> Option<Spec> {
         "POST /v1/campaigns/{campaign_id}/confirm" | "POST /v1/campaigns/{campaign_id}/dismiss" => {
             Spec {
                 body: json_body::<ActionBody>(),
-                ok: ok_json("The effect: the campaign's new status.", object(&[])),
+                ok: vec![(
+                    200,
+                    "The campaign's summary with its new status.",
+                    "application/json",
+                    reference("CampaignSummary"),
+                )],
                 codes: &[
                     MissingField,
                     EventIdConflict,
@@ -838,6 +859,22 @@ pub fn document() -> OpenApi {
         .schema("Event", event_schema())
         .schema("Action", action_schema())
         .schema(
+            "Reason",
+            schema(json!({
+                "type": "object",
+                "description": "A rule that fired, with the values it read (`saw`).",
+                "required": ["code", "action", "score", "message"],
+                "properties": {
+                    "code": {"type": "string"},
+                    "action": {"$ref": "#/components/schemas/Action"},
+                    "score": {"type": "integer", "minimum": 0},
+                    "message": {"type": "string"},
+                    "saw": {"type": "object"},
+                    "owner_confirms": {"type": "boolean"},
+                },
+            })),
+        )
+        .schema(
             "EventAnswer",
             schema(json!({
                 "type": "object",
@@ -846,8 +883,8 @@ pub fn document() -> OpenApi {
                     "event_id": {"type": "string"},
                     "action": {"$ref": "#/components/schemas/Action"},
                     "score": {"type": "integer", "minimum": 0},
-                    "reasons": {"type": "array", "items": {"type": "object", "required": ["rule"]}},
-                    "shadow": {"type": "array", "items": {"type": "object", "required": ["rule"]}},
+                    "reasons": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
+                    "shadow": {"type": "array", "items": {"$ref": "#/components/schemas/Reason"}},
                     "policy": {"type": "string"},
                     "rules_version": {"type": "integer", "minimum": 0},
                     "features": {"type": "object"},
@@ -856,6 +893,51 @@ pub fn document() -> OpenApi {
             })),
         )
         .schema("Case", case_schema())
+        .schema(
+            "Hold",
+            schema(json!({
+                "type": "object",
+                "description": "A payout or loan disbursement held (docs/holds.md).",
+                "required": [
+                    "hold_id", "account_id", "kind", "event_id", "amount", "currency", "status",
+                    "reasons", "score", "held_at", "expires_at",
+                ],
+                "properties": {
+                    "hold_id": {"type": "string"},
+                    "account_id": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "event_id": {"type": "string"},
+                    "amount": {"type": "integer", "minimum": 0},
+                    "currency": {"type": "string"},
+                    "status": {"type": "string"},
+                    "reasons": {"type": "array", "items": {"type": "string"}},
+                    "score": {"type": "integer", "minimum": 0},
+                    "held_at": {"type": "string"},
+                    "expires_at": {"type": "string"},
+                },
+            })),
+        )
+        .schema(
+            "CampaignSummary",
+            schema(json!({
+                "type": "object",
+                "required": [
+                    "id", "status", "accounts", "destinations", "institutions", "money",
+                    "detected_at", "last_activity",
+                ],
+                "properties": {
+                    "id": {"type": "string"},
+                    "status": {"type": "string"},
+                    "accounts": {"type": "integer", "minimum": 0},
+                    "destinations": {"type": "integer", "minimum": 0},
+                    "institutions": {"type": "array", "items": {"type": "string"}},
+                    "money": {"type": "object"},
+                    "detected_at": {"type": "string"},
+                    "last_activity": {"type": "string"},
+                    "merged": {"type": "array", "items": {"type": "string"}},
+                },
+            })),
+        )
         .security_scheme(
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),

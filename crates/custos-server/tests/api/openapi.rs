@@ -42,16 +42,15 @@ fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
 fn problems(doc: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
     let schema = resolve(doc, schema);
     if let Some(choices) = schema.get("oneOf").and_then(Value::as_array) {
-        let matching = choices
-            .iter()
-            .filter(|choice| {
-                let mut inner = Vec::new();
-                problems(doc, choice, value, at, &mut inner);
-                inner.is_empty()
-            })
-            .count();
+        let mut each = Vec::new();
+        for choice in choices {
+            let mut inner = Vec::new();
+            problems(doc, choice, value, at, &mut inner);
+            each.push(inner);
+        }
+        let matching = each.iter().filter(|inner| inner.is_empty()).count();
         if matching != 1 {
-            out.push(format!("{at}: matches {matching} of oneOf"));
+            out.push(format!("{at}: matches {matching} of oneOf: {each:?}"));
         }
     }
     let types: Vec<&str> = match schema.get("type") {
@@ -233,6 +232,63 @@ async fn real_answers_match_the_description() {
         let body: Value = response.json().await.unwrap();
         assert_described(&doc, "GET", path, status, &body);
     }
+    // Holds and a campaign: three sellers taken over, paid to one mule.
+    for seller in ["s1", "s2", "s3"] {
+        let (status, answer) = server.post(&json!(story(seller))).await;
+        assert_described(&doc, "POST", "/v1/events", status, &answer);
+    }
+    let (status, body) = server.get("/v1/holds").await;
+    assert_eq!(body["holds"].as_array().map(Vec::len), Some(3), "{body}");
+    assert_described(&doc, "GET", "/v1/holds", status, &body);
+    let (status, body) = server.get("/v1/holds/p1?account_id=s2").await;
+    assert_eq!(status, 200, "{body}");
+    assert_described(&doc, "GET", "/v1/holds/{hold_id}", status, &body);
+    let (status, body) = server
+        .send_to(
+            reqwest::Method::POST,
+            "/v1/payouts/p1/cancel",
+            "application/json",
+            json!({"analyst": "ana", "reason": "mule", "account_id": "s3"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_described(
+        &doc,
+        "POST",
+        "/v1/payouts/{payout_id}/cancel",
+        status,
+        &body,
+    );
+    let (status, body) = server.get("/v1/campaigns").await;
+    assert_described(&doc, "GET", "/v1/campaigns", status, &body);
+    let id = body["campaigns"][0]["id"]
+        .as_str()
+        .expect("a campaign")
+        .to_string();
+    let (status, body) = server.get(&format!("/v1/campaigns/{id}")).await;
+    assert_described(&doc, "GET", "/v1/campaigns/{campaign_id}", status, &body);
+    let (status, body) = server
+        .send_to(
+            reqwest::Method::POST,
+            &format!("/v1/campaigns/{id}/confirm"),
+            "application/json",
+            json!({"analyst": "ana", "reason": "one mule"}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_described(
+        &doc,
+        "POST",
+        "/v1/campaigns/{campaign_id}/confirm",
+        status,
+        &body,
+    );
+    let (status, body) = server.get("/v1/accounts/s1").await;
+    assert_described(&doc, "GET", "/v1/accounts/{account_id}", status, &body);
+    let (status, body) = server.get("/v1/events/s1-atk-payout").await;
+    assert_eq!(status, 200, "{body}");
+    assert_described(&doc, "GET", "/v1/events/{event_id}", status, &body);
+
     // Sift's two error shapes: a bad key on v205 and on v3.
     let response = server
         .client
