@@ -503,7 +503,14 @@ fn spec(name: &str) -> Option<Spec> {
         "GET /v205/score/{user_id}"
         | "GET /v205/users/{user_id}/score"
         | "POST /v205/users/{user_id}/score" => Spec {
-            ok: ok_json("Sift's score answer.", sift_answer.clone()),
+            ok: ok_json(
+                "Sift's score answer.",
+                json!({"type": "object", "required": ["status", "error_message", "scores"], "properties": {
+                    "status": {"type": "integer", "const": 0},
+                    "error_message": {"type": "string"},
+                    "scores": {"type": "object"},
+                }}),
+            ),
             sift: &[(404, "Sift's status 54: the user has no scoreable events.")],
             ..Spec::default()
         },

@@ -289,6 +289,34 @@ async fn real_answers_match_the_description() {
     assert_eq!(status, 200, "{body}");
     assert_described(&doc, "GET", "/v1/events/{event_id}", status, &body);
 
+    // Sift's answers: an event with the score asked for, then the score.
+    let login = json!({"$type": "$login", "$api_key": KEY, "$user_id": "u1",
+        "$time": 1_525_132_800_000_i64, "$session_id": "u1-1", "$ip": "81.2.69.160",
+        "$login_status": "$success"});
+    let response = server
+        .client
+        .post(format!("{}/v205/events?return_score=true", server.base))
+        .header("content-type", "application/json")
+        .body(login.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_described(&doc, "POST", "/v205/events", status, &body);
+    let response = server
+        .client
+        .get(format!("{}/v205/score/u1", server.base))
+        .basic_auth(KEY, Some(""))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_described(&doc, "GET", "/v205/score/{user_id}", status, &body);
+
     // Sift's two error shapes: a bad key on v205 and on v3.
     let response = server
         .client
