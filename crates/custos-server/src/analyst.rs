@@ -36,7 +36,7 @@ use crate::extract::{Path as UrlPath, Query};
 const MAX_LIST: usize = 1_000;
 const DEFAULT_LIST: usize = 100;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct HoldQuery {
     status: Option<String>,
@@ -106,7 +106,7 @@ pub async fn list_holds(
     Ok(Json(body).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct OneHoldQuery {
     account_id: Option<String>,
@@ -170,8 +170,9 @@ fn hold_not_found(hold_id: &str) -> ApiError {
 }
 
 /// The body of every analyst action.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"analyst": "ana", "reason": "seller confirmed the change by phone"})))]
 pub(crate) struct ActionBody {
     pub(crate) analyst: Option<String>,
     pub(crate) reason: Option<String>,
@@ -433,7 +434,7 @@ fn not_at_risk(account_id: &str) -> ApiError {
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignQuery {
     status: Option<String>,

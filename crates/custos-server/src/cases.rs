@@ -66,7 +66,7 @@ pub(crate) async fn read_case(state: &AppState, id: &str) -> Result<Option<Case>
 }
 
 /// Case filters, for the API and the console's list.
-#[derive(Deserialize, Default, Clone)]
+#[derive(Deserialize, Default, Clone, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct CaseQuery {
     #[serde(default)]
@@ -479,8 +479,9 @@ impl Actor {
 // ---------------------------------------------------------------- routes
 
 /// Every case action's body; which fields a route needs, it checks.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(examples(json!({"analyst": "ana", "reason": "payout after a new device", "account_id": "acct-example"})))]
 pub struct CaseBody {
     analyst: Option<String>,
     reason: Option<String>,

@@ -22,7 +22,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorType {
     /// The request is wrong; fix it and retry.
@@ -249,10 +249,13 @@ pub struct ApiError {
     pub errors: Option<serde_json::Value>,
 }
 
-/// The body on the wire, in this field order.
-#[derive(Serialize)]
-struct WireError<'a> {
+/// The body on the wire, in this field order: every error of `/v1` and
+/// of the probes (`Error` in the OpenAPI description).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = Error)]
+pub(crate) struct WireError<'a> {
     message: &'a str,
+    #[schema(schema_with = crate::openapi::code_ref)]
     code: Code,
     #[serde(rename = "type")]
     error_type: ErrorType,
@@ -260,7 +263,9 @@ struct WireError<'a> {
     field: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<usize>,
+    /// Every problem, when there are several (an invalid rule set).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>)]
     errors: Option<&'a serde_json::Value>,
 }
 

@@ -1,5 +1,6 @@
-//! The check behind every doc table generated from code (`docs/errors.md`
-//! from the error codes, `docs/keys.md` from the route table): a test
+//! The check behind every doc generated from code (`docs/errors.md`'s table
+//! from the error codes, `docs/keys.md`'s from the route table, and all of
+//! `docs/openapi.json` from both, `openapi.rs`): a test
 //! passes when the doc holds what the code renders, rewrites it under
 //! `UPDATE_DOCS=1` (the prose around it is kept), and otherwise fails with
 //! the text to paste.

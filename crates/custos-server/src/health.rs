@@ -21,7 +21,6 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::AppState;
 use crate::error::{ApiError, Code};
@@ -34,13 +33,7 @@ const READINESS_PROBE_KEY: &str = "readiness_probe_ms";
 
 pub async fn livez(State(state): State<AppState>) -> Response {
     match tokio::time::timeout(ENGINE_WAIT, state.runtime.stats()).await {
-        Ok(Ok(stats)) => axum::Json(json!({
-            "status": "ok",
-            "last_seq": stats.last_seq,
-            "accounts": stats.accounts,
-            "last_snapshot_failed": stats.last_snapshot_failed,
-        }))
-        .into_response(),
+        Ok(Ok(stats)) => axum::Json(Health::of("ok", &stats)).into_response(),
         Ok(Err(e)) => ApiError::unavailable(e.to_string()).into_response(),
         Err(_) => ApiError::unavailable("the engine did not answer within 2s").into_response(),
     }
@@ -68,11 +61,29 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             Err(e) => return not_ready(format!("store: the test write did not finish: {e}")),
         }
     }
-    axum::Json(json!({
-        "status": "ready",
-        "last_seq": stats.last_seq,
-        "accounts": stats.accounts,
-        "last_snapshot_failed": stats.last_snapshot_failed,
-    }))
-    .into_response()
+    axum::Json(Health::of("ready", &stats)).into_response()
+}
+
+/// The answer of `/livez` and `/readyz`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub(crate) struct Health {
+    /// `ok` (`/livez`) or `ready` (`/readyz`).
+    #[schema(pattern = "^(ok|ready)$")]
+    status: &'static str,
+    /// The newest event's position in the log.
+    last_seq: u64,
+    /// Accounts the engine holds.
+    accounts: u64,
+    last_snapshot_failed: bool,
+}
+
+impl Health {
+    fn of(status: &'static str, stats: &custos_runtime::EngineStats) -> Health {
+        Health {
+            status,
+            last_seq: stats.last_seq,
+            accounts: stats.accounts,
+            last_snapshot_failed: stats.last_snapshot_failed,
+        }
+    }
 }

@@ -53,6 +53,7 @@ mod extract;
 #[cfg(test)]
 mod generated_docs;
 mod health;
+mod openapi;
 pub mod routes;
 pub mod rules;
 mod sift;

@@ -27,7 +27,9 @@ use axum::routing::{MethodFilter, MethodRouter};
 use custos_config::Scope::{self, Admin, EventsWrite, HoldsWrite, LabelsWrite, Read, RulesWrite};
 use tracing::Instrument;
 
-use crate::{AppState, analyst, cases, events, evidence, health, rules, sift, tokens, webhooks};
+use crate::{
+    AppState, analyst, cases, events, evidence, health, openapi, rules, sift, tokens, webhooks,
+};
 
 /// How a route is reached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +202,8 @@ route_table! {
         "Readiness to commit.";
     GET "/metrics" => BearerIfMetricsKey(Read), crate::metrics,
         "Prometheus text; open unless `http.metrics_require_key` (the default off loopback).";
+    GET "/openapi.json" => Open, openapi::get_openapi,
+        "This API's OpenAPI 3.1 description (also `docs/openapi.json`).";
 }
 
 /// The router of [`ROUTES`], each route behind the checks its [`Access`]

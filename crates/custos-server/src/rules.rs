@@ -370,15 +370,15 @@ pub async fn get_list(
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReplaceEntries {
+pub(crate) struct ReplaceEntries {
     entries: Vec<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct EditEntries {
+pub(crate) struct EditEntries {
     #[serde(default)]
     add: Vec<String>,
     #[serde(default)]

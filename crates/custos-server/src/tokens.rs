@@ -29,15 +29,19 @@ pub const MAX_DESTINATIONS: usize = 10_000;
 /// Accounts walked at most (the console search's bound).
 const SCAN_LIMIT: usize = 200_000;
 
-#[derive(Deserialize)]
+/// The platform's destination numbers to match.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct MatchBody {
+pub(crate) struct MatchBody {
+    #[schema(max_items = 10_000)]
     destinations: Vec<Written>,
 }
 
-#[derive(Deserialize)]
+/// One destination as the platform holds it.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Written {
+#[schema(as = DestinationNumber)]
+pub(crate) struct Written {
     institution_id: String,
     account_number: String,
 }

@@ -220,16 +220,40 @@ impl IntoResponse for SiftError {
         if self.http.is_server_error() {
             tracing::error!(status = self.status, message = %self.message, "sift request failed");
         }
-        let mut body = json!({
-            "status": self.status,
-            "error_message": self.message,
-            "time": now_seconds(),
-        });
-        if let (Some(request), Value::Object(map)) = (self.request, &mut body) {
-            map.insert("request".into(), Value::String(request));
-        }
+        let body = SiftWireError {
+            status: self.status,
+            error_message: self.message,
+            time: now_seconds(),
+            request: self.request,
+        };
         (self.http, axum::Json(body)).into_response()
     }
+}
+
+/// A `/v205` error on the wire (`SiftError` in the OpenAPI description).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = SiftError)]
+pub(crate) struct SiftWireError {
+    /// Sift's status code: never 0 on an error (docs/sift.md).
+    status: i32,
+    error_message: String,
+    /// Seconds since the Unix epoch.
+    time: i64,
+    /// The request body, without its `$api_key`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<String>,
+}
+
+/// A `/v3` error on the wire (`SiftV3Error` in the OpenAPI description).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[schema(as = SiftV3Error)]
+pub(crate) struct V3WireError {
+    error: &'static str,
+    description: String,
+    /// The fields at fault, each with its problems.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    issues: Option<Value>,
 }
 
 /// A Custos error raised before a route's own code runs (a refused host,
@@ -309,10 +333,11 @@ impl IntoResponse for V3Error {
         if self.http.is_server_error() {
             tracing::error!(error = self.error, description = %self.description, "sift v3 request failed");
         }
-        let mut body = json!({"error": self.error, "description": self.description});
-        if let (Some(issues), Value::Object(map)) = (self.issues, &mut body) {
-            map.insert("issues".into(), issues);
-        }
+        let body = V3WireError {
+            error: self.error,
+            description: self.description,
+            issues: self.issues,
+        };
         (self.http, axum::Json(body)).into_response()
     }
 }

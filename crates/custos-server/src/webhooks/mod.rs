@@ -94,7 +94,7 @@ pub async fn get_webhooks(State(state): State<AppState>) -> Result<Response, Api
     .into_response())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct DeadQuery {
     /// Only this endpoint's dead deliveries.
@@ -133,7 +133,7 @@ pub async fn get_dead_webhooks(
     Ok(axum::Json(json!({ "dead": dead })).into_response())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct RetryQuery {
     /// Only this endpoint's dead delivery of the webhook.

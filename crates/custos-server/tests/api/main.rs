@@ -12,6 +12,7 @@ mod evidence;
 mod fuzz_corpus;
 mod health;
 mod input;
+mod openapi;
 mod pii;
 mod restart;
 mod rules;
