@@ -42,6 +42,9 @@ pub enum Scope {
     /// The second pair of eyes: approve what another person asked for
     /// (a large release in the console).
     HoldsApprove,
+    /// Export evidence packs (a campaign's or a case's events and the
+    /// holder names its accounts paid to).
+    EvidenceExport,
     /// Install rule sets and edit lists.
     RulesWrite,
     /// Every scope.
@@ -50,12 +53,13 @@ pub enum Scope {
 
 impl Scope {
     /// Every scope, in the order of `docs/keys.md`.
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::EventsWrite,
         Scope::Read,
         Scope::LabelsWrite,
         Scope::HoldsWrite,
         Scope::HoldsApprove,
+        Scope::EvidenceExport,
         Scope::RulesWrite,
         Scope::Admin,
     ];
@@ -68,6 +72,7 @@ impl Scope {
             Scope::LabelsWrite => "labels:write",
             Scope::HoldsWrite => "holds:write",
             Scope::HoldsApprove => "holds:approve",
+            Scope::EvidenceExport => "evidence:export",
             Scope::RulesWrite => "rules:write",
             Scope::Admin => "admin",
         }
@@ -102,6 +107,10 @@ impl Scope {
                 "Approve, as the second person, what another asked for in the console: \
                  releasing a hold above `console.four_eyes_above`. Nobody approves their own \
                  request."
+            }
+            Scope::EvidenceExport => {
+                "Export a campaign's or a case's signed evidence pack (its accounts' events \
+                 and the holder names they paid to; docs/evidence.md). Leads hold it."
             }
             Scope::RulesWrite => "Install a rule set and edit lists.",
             Scope::Admin => "Every scope above, and any added later.",
@@ -152,11 +161,11 @@ impl Role {
 
     /// The scopes the role holds.
     pub fn scopes(self) -> Scopes {
-        use Scope::{HoldsApprove, HoldsWrite, LabelsWrite, Read};
+        use Scope::{EvidenceExport, HoldsApprove, HoldsWrite, LabelsWrite, Read};
         match self {
             Role::Viewer => Scopes::of([Read]),
             Role::Analyst => Scopes::of([Read, HoldsWrite, LabelsWrite]),
-            Role::Lead => Scopes::of([Read, HoldsWrite, LabelsWrite, HoldsApprove]),
+            Role::Lead => Scopes::of([Read, HoldsWrite, LabelsWrite, HoldsApprove, EvidenceExport]),
             Role::Admin => Scopes::ADMIN,
         }
     }
@@ -547,7 +556,7 @@ mod tests {
                 ),
                 LOOPBACK,
                 "api_key[0].scopes[1]: \"events:wrte\" is not a scope; known scopes: \
-                 events:write, read, labels:write, holds:write, holds:approve, rules:write, admin",
+                 events:write, read, labels:write, holds:write, holds:approve, evidence:export, rules:write, admin",
             ),
             (
                 table("name = \"a\"\nkey = \"first-key-0123456789abc\"\nscopes = []"),

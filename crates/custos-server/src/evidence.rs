@@ -5,7 +5,8 @@
 //! The console's download buttons stream the same packs through
 //! [`campaign_scope`], [`case_scope`] and [`build_pack`].
 //!
-//! One scope for both entry points, [`EXPORT_SCOPE`] (admin): a pack holds
+//! One scope for both entry points, [`EXPORT_SCOPE`] (`evidence:export`,
+//! which leads and admins hold; a key needs it or `admin`): a pack holds
 //! the accounts' events and the holder names of the destinations they paid
 //! to. The route table and the console's role check both read it. Every
 //! export is logged with the key's (or the person's) name. The pack is
@@ -27,7 +28,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, Code};
 
 /// The scope an evidence export needs, by key or in the console.
-pub const EXPORT_SCOPE: Scope = Scope::Admin;
+pub const EXPORT_SCOPE: Scope = Scope::EvidenceExport;
 
 pub async fn get_campaign_evidence(
     State(state): State<AppState>,

@@ -1530,7 +1530,7 @@ async fn the_queue_filters_by_institution_age_rule_campaign_and_amount_with_coun
 }
 
 #[tokio::test]
-async fn admins_download_campaign_and_case_evidence_packs_and_the_audit_trail_says_so() {
+async fn leads_and_admins_download_campaign_and_case_evidence_packs_and_the_audit_trail_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let server = server_with_holds(dir.path()).await;
     let case = case_of(&server, "large").await;
@@ -1539,9 +1539,9 @@ async fn admins_download_campaign_and_case_evidence_packs_and_the_audit_trail_sa
     let campaign_pack = "/console/campaigns/cmp_1/evidence".to_string();
     let case_pack = format!("{case_path}/evidence");
 
-    // The API's scope for packs (admin): viewers, analysts and leads are
-    // neither offered the button nor served the pack.
-    for name in ["vera", "ana", "lea"] {
+    // The API's scope for packs (`evidence:export`, leads and admins):
+    // viewers and analysts are neither offered the button nor served it.
+    for name in ["vera", "ana"] {
         let mut person = Browser::logged_in(&server, name).await;
         for (page, pack) in [
             ("/console/campaigns/cmp_1", &campaign_pack),
@@ -1601,6 +1601,13 @@ async fn admins_download_campaign_and_case_evidence_packs_and_the_audit_trail_sa
     }
     let missing = adm.get("/console/cases/case-nope/evidence").await;
     assert_eq!(missing.status, 404, "{}", missing.body);
+    // A lead is offered the campaign's pack and served it.
+    let mut lea = Browser::logged_in(&server, "lea").await;
+    let page = lea.get("/console/campaigns/cmp_1").await;
+    assert!(page.body.contains(&campaign_pack), "{}", page.body);
+    let (status, _, pack) = lea.download(&campaign_pack).await;
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&pack));
+    assert!(custos_evidence::verify(pack.as_slice(), Some(&public)).passed());
 
     // Each pack served is in the audit trail, by person; refusals are not.
     let db = ConsoleDb::open_in(&server.config.data_dir).unwrap();
@@ -1618,6 +1625,7 @@ async fn admins_download_campaign_and_case_evidence_packs_and_the_audit_trail_sa
         [
             ("adm".to_string(), "campaign cmp_1".to_string()),
             ("adm".to_string(), format!("case {case_id}")),
+            ("lea".to_string(), "campaign cmp_1".to_string()),
         ]
     );
     server.server.stop().await.unwrap();
