@@ -11,7 +11,8 @@
 //! to. The route table and the console's role check both read it. Every
 //! export is logged with the key's (or the person's) name. The pack is
 //! built into a temporary file on a blocking thread (one scan of the log),
-//! then sent; the signing key is the data directory's, created there on
+//! then streamed from it in 64 KiB chunks, so memory does not grow with
+//! the pack; the signing key is the data directory's, created there on
 //! first use.
 
 use axum::Extension;
@@ -99,7 +100,7 @@ pub(crate) async fn build_pack(
     state: &AppState,
     scope: PackScope,
     caller: &Caller,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<BuiltPack, ApiError> {
     let Some(data_dir) = state.runtime.data_dir().map(std::path::Path::to_path_buf) else {
         return Err(ApiError::new(
             Code::Internal,
@@ -108,10 +109,12 @@ pub(crate) async fn build_pack(
     };
     let runtime = state.runtime.clone();
     let (kind, id) = (scope.kind, scope.id.clone());
-    let built = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+    let built = tokio::task::spawn_blocking(move || -> Result<BuiltPack, String> {
         let key =
             custos_evidence::load_or_create_signing_key(&data_dir).map_err(|e| e.to_string())?;
         let options = custos_evidence::ExportOptions::now(env!("CARGO_PKG_VERSION"));
+        // An unnamed temporary file: gone when the last handle closes,
+        // whether the download finishes or the client leaves.
         let mut file = tempfile::tempfile().map_err(|e| format!("temporary file: {e}"))?;
         {
             let mut out = std::io::BufWriter::new(&mut file);
@@ -126,11 +129,10 @@ pub(crate) async fn build_pack(
             .map_err(|e| e.to_string())?;
             std::io::Write::flush(&mut out).map_err(|e| e.to_string())?;
         }
-        use std::io::{Read as _, Seek as _};
+        use std::io::Seek as _;
+        let len = file.stream_position().map_err(|e| e.to_string())?;
         file.rewind().map_err(|e| e.to_string())?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-        Ok(bytes)
+        Ok(BuiltPack { file, len })
     })
     .await
     .map_err(|e| ApiError::new(Code::Internal, format!("building the pack: {e}")))?
@@ -142,14 +144,69 @@ pub(crate) async fn build_pack(
         scope = kind,
         id = %id,
         key = %caller.key_name,
-        bytes = built.len(),
+        bytes = built.len,
         "evidence pack exported"
     );
     Ok(built)
 }
 
-/// A pack as a download named after `id`.
-pub(crate) fn pack_response(id: &str, pack: Vec<u8>) -> Response {
+/// A pack written to a temporary file, rewound, and its length in bytes.
+pub(crate) struct BuiltPack {
+    file: std::fs::File,
+    pub(crate) len: u64,
+}
+
+/// Bytes read from the pack's file per chunk of the response.
+const CHUNK_BYTES: usize = 64 * 1024;
+
+/// A response body fed, chunk by chunk, by a blocking thread reading the
+/// pack's file: a pack of any size leaves without being held in memory
+/// (at most the channel's few chunks are).
+struct FileChunks {
+    chunks: tokio::sync::mpsc::Receiver<std::io::Result<axum::body::Bytes>>,
+}
+
+impl http_body::Body for FileChunks {
+    type Data = axum::body::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.chunks
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|read| read.map(http_body::Frame::data)))
+    }
+}
+
+fn stream_file(mut file: std::fs::File) -> axum::body::Body {
+    let (send, chunks) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read as _;
+        loop {
+            let mut buffer = vec![0; CHUNK_BYTES];
+            match file.read(&mut buffer) {
+                Ok(0) => break,
+                Ok(n) => {
+                    buffer.truncate(n);
+                    // The client left: stop reading.
+                    if send.blocking_send(Ok(buffer.into())).is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let _ = send.blocking_send(Err(e));
+                    break;
+                }
+            }
+        }
+    });
+    axum::body::Body::new(FileChunks { chunks })
+}
+
+/// A pack as a download named after `id`, streamed from its file.
+pub(crate) fn pack_response(id: &str, pack: BuiltPack) -> Response {
     let filename = format!(
         "attachment; filename=\"{}-evidence.tar\"",
         id.replace(
@@ -161,8 +218,9 @@ pub(crate) fn pack_response(id: &str, pack: Vec<u8>) -> Response {
         [
             (header::CONTENT_TYPE, "application/x-tar".to_string()),
             (header::CONTENT_DISPOSITION, filename),
+            (header::CONTENT_LENGTH, pack.len.to_string()),
         ],
-        pack,
+        stream_file(pack.file),
     )
         .into_response()
 }

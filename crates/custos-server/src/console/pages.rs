@@ -1953,7 +1953,7 @@ pub(super) async fn evidence_download(
                 &person.address,
                 "evidence_exported",
                 &format!("{kind} {id}"),
-                &format!("{accounts} accounts, {} bytes", pack.len()),
+                &format!("{accounts} accounts, {} bytes", pack.len),
             )
             .await;
             crate::evidence::pack_response(id, pack)
