@@ -1334,7 +1334,7 @@ pub(super) async fn approvals_page(
                         _ => "Approve and release",
                     },
                     hold_href: hold_href(&a.account_id, &a.hold_id),
-                    amount: if a.campaign_id.is_empty() {
+                    amount: if a.campaign_id.is_empty() && a.kind != RULES_CHANGE {
                         money(a.amount, &a.currency)
                     } else {
                         String::new()
