@@ -127,16 +127,30 @@ fn install(
     base: Option<u64>,
     confirmation: Option<&RemovalOverride>,
 ) -> Result<Response, ApiError> {
+    let rules = install_source(state, source, base, confirmation)?;
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({
+            "version": rules.version(),
+            "name": rules.name(),
+            "rules": rules.rules().len(),
+        })),
+    )
+        .into_response())
+}
+
+/// Installs `source` as the next version, the one way every route and the
+/// console's approved rules changes do: versioned in the store, swapped in
+/// live, refused as stale (`rules_changed`) when `base` is given and no
+/// longer live, and refused when it removes protection unconfirmed.
+pub(crate) fn install_source(
+    state: &AppState,
+    source: RuleSetSource,
+    base: Option<u64>,
+    confirmation: Option<&RemovalOverride>,
+) -> Result<std::sync::Arc<RuleSet>, ApiError> {
     match state.runtime.install_rules_over(source, base, confirmation) {
-        Ok(rules) => Ok((
-            StatusCode::CREATED,
-            axum::Json(json!({
-                "version": rules.version(),
-                "name": rules.name(),
-                "rules": rules.rules().len(),
-            })),
-        )
-            .into_response()),
+        Ok(rules) => Ok(rules),
         Err(InstallError::Invalid(e)) => Err(invalid_rules(&e)),
         Err(InstallError::Storage(message)) => Err(ApiError::unavailable(message)),
         Err(e @ InstallError::Stale { .. }) => Err(ApiError::new(
@@ -166,6 +180,32 @@ fn take_override(value: &mut Value) -> Result<Option<RemovalOverride>, ApiError>
             .map(Some)
             .map_err(invalid_override),
     }
+}
+
+/// Why a TOML text is not a rule set.
+pub(crate) enum TomlSourceError {
+    /// Not TOML, or not the shape of a rule set (the error knows where,
+    /// when the TOML itself is at fault).
+    Toml(toml::de::Error),
+    /// The `[override]` table is not one.
+    Override(toml::de::Error),
+}
+
+/// A rule set written as TOML, as in a rules file, and the `[override]`
+/// table written with it, if any: the body of `POST /v1/rules` as TOML and
+/// the text of the console's rules form.
+pub(crate) fn source_from_toml(
+    text: &str,
+) -> Result<(RuleSetSource, Option<RemovalOverride>), TomlSourceError> {
+    let mut table: toml::Table = toml::from_str(text).map_err(TomlSourceError::Toml)?;
+    let confirmation = match table.remove("override") {
+        None => None,
+        Some(o) => Some(o.try_into().map_err(TomlSourceError::Override)?),
+    };
+    let source = toml::Value::Table(table)
+        .try_into()
+        .map_err(TomlSourceError::Toml)?;
+    Ok((source, confirmation))
 }
 
 /// Reads a rule-set source from a JSON or TOML body, and the `override`
@@ -199,21 +239,13 @@ async fn read_source(
     if toml_body {
         let text = std::str::from_utf8(&bytes)
             .map_err(|_| ApiError::new(Code::InvalidToml, "the body is not valid UTF-8"))?;
-        let invalid = |message: &str| {
-            ApiError::new(
+        source_from_toml(text).map_err(|e| match e {
+            TomlSourceError::Toml(e) => ApiError::new(
                 Code::InvalidToml,
-                format!("the body is not a valid rule set: {message}"),
-            )
-        };
-        let mut table: toml::Table = toml::from_str(text).map_err(|e| invalid(e.message()))?;
-        let confirmation = match table.remove("override") {
-            None => None,
-            Some(o) => Some(o.try_into().map_err(invalid_override)?),
-        };
-        let source = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| invalid(e.message()))?;
-        Ok((source, confirmation))
+                format!("the body is not a valid rule set: {}", e.message()),
+            ),
+            TomlSourceError::Override(e) => invalid_override(e),
+        })
     } else {
         let invalid = |e: serde_json::Error| {
             ApiError::new(

@@ -509,6 +509,9 @@ async fn request_for(
         decision_reason: None,
         campaign_id: campaign_id.clone(),
         summary: summary.clone(),
+        payload: String::new(),
+        base_version: 0,
+        outcome: String::new(),
     };
     let id = match console_db(state, move |db| db.request_approval_of(&request, &holds)).await {
         Ok(id) => id,

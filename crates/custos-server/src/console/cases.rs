@@ -557,6 +557,9 @@ pub async fn resolve(
             decision_reason: None,
             campaign_id: String::new(),
             summary: String::new(),
+            payload: String::new(),
+            base_version: 0,
+            outcome: String::new(),
         };
         match console_db(&state, move |db| db.request_approval(&approval)).await {
             Ok(n) => requests.push(n.to_string()),

@@ -146,7 +146,8 @@ pub struct AuditEntry {
 pub struct Approval {
     pub id: i64,
     /// `release_payout` (one hold), `release_campaign` (every hold of a
-    /// campaign open when it was asked) or `dismiss_campaign`.
+    /// campaign open when it was asked), `dismiss_campaign` or
+    /// `rules_change` (install a new rule set).
     pub kind: String,
     pub hold_id: String,
     pub account_id: String,
@@ -155,21 +156,31 @@ pub struct Approval {
     pub requested_by: String,
     pub requested_ms: i64,
     pub reason: String,
-    /// `pending`, `approved` or `rejected`.
+    /// `pending`, `approved` or `rejected`; a rules change that could not
+    /// be carried out once approved becomes `refused` (stale) or `failed`.
     pub status: String,
     pub decided_by: Option<String>,
     pub decided_ms: Option<i64>,
     pub decision_reason: Option<String>,
     /// The campaign of a campaign request; empty for a hold's.
     pub campaign_id: String,
-    /// What a campaign request covers, in words, as it was asked.
+    /// What a campaign request covers, in words, as it was asked; for a
+    /// rules change, the rules added, removed and changed.
     pub summary: String,
+    /// A rules change: the proposed rule file's text. Empty otherwise.
+    pub payload: String,
+    /// A rules change: the version that was live when it was asked, which
+    /// must still be live when it is approved.
+    pub base_version: u64,
+    /// A rules change once carried out: the version it installed (`v7`).
+    pub outcome: String,
 }
 
 /// Kinds of request.
 pub const RELEASE_PAYOUT: &str = "release_payout";
 pub const RELEASE_CAMPAIGN: &str = "release_campaign";
 pub const DISMISS_CAMPAIGN: &str = "dismiss_campaign";
+pub const RULES_CHANGE: &str = "rules_change";
 
 pub struct ConsoleDb {
     path: PathBuf,
@@ -196,6 +207,10 @@ impl ConsoleDb {
         for (column, definition) in [
             ("campaign_id", "TEXT NOT NULL DEFAULT ''"),
             ("summary", "TEXT NOT NULL DEFAULT ''"),
+            // Rules changes came later still.
+            ("payload", "TEXT NOT NULL DEFAULT ''"),
+            ("base_version", "INTEGER NOT NULL DEFAULT 0"),
+            ("outcome", "TEXT NOT NULL DEFAULT ''"),
         ] {
             let present: bool = conn
                 .query_row(
@@ -388,12 +403,15 @@ impl ConsoleDb {
         let pending: Option<i64> = tx
             .query_row(
                 "SELECT id FROM approvals WHERE status = 'pending' AND kind = ?1
-                 AND hold_id = ?2 AND account_id = ?3 AND campaign_id = ?4",
+                 AND hold_id = ?2 AND account_id = ?3 AND campaign_id = ?4
+                 AND payload = ?5 AND base_version = ?6",
                 params![
                     request.kind,
                     request.hold_id,
                     request.account_id,
-                    request.campaign_id
+                    request.campaign_id,
+                    request.payload,
+                    i64::try_from(request.base_version).unwrap_or(i64::MAX)
                 ],
                 |r| r.get(0),
             )
@@ -404,8 +422,8 @@ impl ConsoleDb {
         }
         tx.execute(
             "INSERT INTO approvals (kind, hold_id, account_id, amount, currency, requested_by,
-                 requested_ms, reason, campaign_id, summary)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 requested_ms, reason, campaign_id, summary, payload, base_version)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 request.kind,
                 request.hold_id,
@@ -416,7 +434,9 @@ impl ConsoleDb {
                 now_ms(),
                 request.reason,
                 request.campaign_id,
-                request.summary
+                request.summary,
+                request.payload,
+                i64::try_from(request.base_version).unwrap_or(i64::MAX)
             ],
         )
         .map_err(sql("request an approval"))?;
@@ -597,11 +617,46 @@ impl ConsoleDb {
             .map_err(sql("decide an approval"))?;
         Ok(changed == 1)
     }
+
+    /// What came of an approved request carried out afterwards: its status
+    /// (`approved` stays, `refused` or `failed` replace it) and outcome.
+    pub fn record_outcome(
+        &self,
+        id: i64,
+        status: &str,
+        outcome: &str,
+    ) -> Result<(), ConsoleDbError> {
+        self.conn()
+            .execute(
+                "UPDATE approvals SET status = ?2, outcome = ?3 WHERE id = ?1 AND status = 'approved'",
+                params![id, status, outcome],
+            )
+            .map_err(sql("record an outcome"))?;
+        Ok(())
+    }
+
+    /// The approved rules change that installed `version`, if one did.
+    pub fn rules_change_that_installed(
+        &self,
+        version: u64,
+    ) -> Result<Option<Approval>, ConsoleDbError> {
+        self.conn()
+            .query_row(
+                &format!(
+                    "{APPROVAL_COLUMNS} WHERE kind = '{RULES_CHANGE}' AND status = 'approved'
+                     AND outcome = ?1"
+                ),
+                params![format!("v{version}")],
+                approval_row,
+            )
+            .optional()
+            .map_err(sql("read an approval"))
+    }
 }
 
 const APPROVAL_COLUMNS: &str = "SELECT id, kind, hold_id, account_id, amount, currency, \
      requested_by, requested_ms, reason, status, decided_by, decided_ms, decision_reason, \
-     campaign_id, summary FROM approvals";
+     campaign_id, summary, payload, base_version, outcome FROM approvals";
 
 fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
     let role: String = r.get(1)?;
@@ -646,6 +701,9 @@ fn approval_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Approval> {
         decision_reason: r.get(12)?,
         campaign_id: r.get(13)?,
         summary: r.get(14)?,
+        payload: r.get(15)?,
+        base_version: u64::try_from(r.get::<_, i64>(16)?).unwrap_or(0),
+        outcome: r.get(17)?,
     })
 }
 
@@ -697,6 +755,9 @@ mod tests {
             decision_reason: None,
             campaign_id: "cmp_1".into(),
             summary: "2 open holds".into(),
+            payload: String::new(),
+            base_version: 0,
+            outcome: String::new(),
         }
     }
 

@@ -21,7 +21,9 @@
 //! naming the person. Releasing a hold above `console.four_eyes_above`,
 //! and releasing every hold of a campaign or dismissing it (`campaigns`),
 //! only records a request; a second person with `holds:approve` (a lead)
-//! carries it out, and nobody approves their own request. Every login,
+//! carries it out, and nobody approves their own request. Changing the
+//! rules (`rules`: an admin proposes, another lead or admin approves) is a
+//! request of the same kind, installed through the API's path. Every login,
 //! logout, request, approval and action is written to the audit trail
 //! (`db`), with who, when and from which address.
 //!
@@ -32,6 +34,7 @@ mod campaigns;
 mod cases;
 pub mod db;
 mod pages;
+mod rules;
 mod search;
 pub mod session;
 
@@ -107,6 +110,12 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/console/approvals", get(pages::approvals))
         .route("/console/approvals/{id}/approve", post(pages::approve))
         .route("/console/approvals/{id}/reject", post(pages::reject))
+        .route("/console/approvals/{id}/rules", get(rules::proposal))
+        .route(
+            "/console/rules",
+            get(rules::show).post(rules::request_change),
+        )
+        .route("/console/rules/{version}", get(rules::version))
         .route("/console/accounts/{account_id}", get(pages::account))
         .route("/console/campaigns/{campaign_id}", get(campaigns::campaign))
         .route(

@@ -13,7 +13,9 @@ use custos_core::holds::{Hold, HoldStatus};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::db::{Approval, AuditEntry, DISMISS_CAMPAIGN, RELEASE_CAMPAIGN, RELEASE_PAYOUT};
+use super::db::{
+    Approval, AuditEntry, DISMISS_CAMPAIGN, RELEASE_CAMPAIGN, RELEASE_PAYOUT, RULES_CHANGE,
+};
 use super::{LOGIN_COOKIE, Person, SESSION_COOKIE, audit, cookie, person, posted};
 use crate::AppState;
 use crate::analyst::ActionBody;
@@ -1068,6 +1070,9 @@ pub async fn release(
             decision_reason: None,
             campaign_id: String::new(),
             summary: String::new(),
+            payload: String::new(),
+            base_version: 0,
+            outcome: String::new(),
         };
         let id = match console_db(&state, move |db| db.request_approval(&request)).await {
             Ok(id) => id,
@@ -1260,6 +1265,9 @@ struct ApprovalView {
     /// A campaign request: what it asks, the campaign's link and id, and
     /// what it covered when asked.
     campaign: Option<(&'static str, String, String)>,
+    /// A rules change: the proposed text's link and the version it was
+    /// written over.
+    rules: Option<(String, u64)>,
     summary: String,
     /// The approve button's words.
     verb: &'static str,
@@ -1288,7 +1296,7 @@ struct ApprovalsPage {
     rows: Vec<ApprovalView>,
 }
 
-async fn approvals_page(
+pub(super) async fn approvals_page(
     state: &AppState,
     person: &Person,
     notice: Option<String>,
@@ -1317,14 +1325,16 @@ async fn approvals_page(
                         };
                         (what, campaign_href(&a.campaign_id), a.campaign_id.clone())
                     }),
+                    rules: (a.kind == RULES_CHANGE)
+                        .then(|| (format!("/console/approvals/{}/rules", a.id), a.base_version)),
                     summary: a.summary.clone(),
-                    verb: if a.kind == DISMISS_CAMPAIGN {
-                        "Approve and dismiss"
-                    } else {
-                        "Approve and release"
+                    verb: match a.kind.as_str() {
+                        DISMISS_CAMPAIGN => "Approve and dismiss",
+                        RULES_CHANGE => "Approve and install",
+                        _ => "Approve and release",
                     },
                     hold_href: hold_href(&a.account_id, &a.hold_id),
-                    amount: if a.campaign_id.is_empty() {
+                    amount: if a.campaign_id.is_empty() && a.kind != RULES_CHANGE {
                         money(a.amount, &a.currency)
                     } else {
                         String::new()
@@ -1435,6 +1445,12 @@ pub async fn approve(
         Ok(decided) => decided,
         Err(r) => return r,
     };
+    if approval.kind == RULES_CHANGE {
+        return match super::rules::carry_out(&state, &person, &approval, &reason).await {
+            Ok(notice) => approvals_page(&state, &person, Some(notice), StatusCode::OK).await,
+            Err(r) => r,
+        };
+    }
     if approval.kind != RELEASE_PAYOUT {
         return match super::campaigns::carry_out(&state, &person, &approval, &reason).await {
             Ok(notice) => approvals_page(&state, &person, Some(notice), StatusCode::OK).await,
@@ -1510,6 +1526,11 @@ pub async fn reject(
             "campaign_dismiss_rejected",
             format!("campaign {}", approval.campaign_id),
             "the campaign stays as it is",
+        ),
+        RULES_CHANGE => (
+            "rules_change_rejected",
+            format!("rules v{}", approval.base_version),
+            "the rules stay as they are",
         ),
         _ => (
             "release_rejected",

@@ -1630,3 +1630,379 @@ async fn leads_and_admins_download_campaign_and_case_evidence_packs_and_the_audi
     );
     server.server.stop().await.unwrap();
 }
+
+/// A textarea's text as a browser would submit it (askama's escapes undone).
+fn textarea(page: &Page, name: &str) -> String {
+    let open = format!("<textarea name=\"{name}\"");
+    let start = page
+        .body
+        .find(&open)
+        .unwrap_or_else(|| panic!("no textarea {name} in {}", page.body));
+    let start = start + page.body[start..].find('>').unwrap() + 1;
+    let end = start + page.body[start..].find("</textarea>").unwrap();
+    page.body[start..end]
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&#38;", "&")
+}
+
+/// The rule added by the changes below: it reviews every payout, so that
+/// a decision shows it fired.
+const ADDED_RULE: &str = r#"[[rules]]
+id = "console_added_payout_review"
+description = "added from the console <script>alert(1)</script>"
+events = ["payout"]
+when = "event.amount > 0"
+action = "review"
+
+"#;
+
+/// The live rules' text from the form, with `ADDED_RULE` before the first
+/// rule (top-level keys must stay first in TOML).
+fn with_added_rule(text: &str) -> String {
+    let at = text.find("[[rules]]").expect("the live rules have rules");
+    format!("{}{ADDED_RULE}{}", &text[..at], &text[at..])
+}
+
+/// The pending rules changes.
+fn pending_rules_changes(dir: &std::path::Path) -> Vec<custos_server::console::db::Approval> {
+    ConsoleDb::open_in(dir)
+        .unwrap()
+        .pending()
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.kind == "rules_change")
+        .collect()
+}
+
+#[tokio::test]
+async fn a_rules_change_is_checked_asked_by_an_admin_and_installed_by_another_lead() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+
+    // Every role reads the live rules; only an admin is offered the form.
+    for name in ["vera", "ana", "lea"] {
+        let mut reader = Browser::logged_in(&server, name).await;
+        let page = reader.get("/console/rules").await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(
+            page.body.contains("Rules: version 1 (default)"),
+            "{}",
+            page.body
+        );
+        assert!(
+            page.body
+                .contains("payout_to_destination_set_in_risky_session")
+        );
+        assert!(
+            page.body
+                .contains("destination.set_in_risky_session &#38;&#38;")
+        );
+        assert!(page.body.contains("href=\"/console/rules/1\""));
+        assert!(!page.body.contains("<textarea"), "{name}: {}", page.body);
+        // Nor may they ask for a change.
+        let csrf = page.csrf();
+        let refused = reader
+            .post(
+                "/console/rules",
+                &[("csrf", &csrf), ("rules", ADDED_RULE), ("reason", "mine")],
+            )
+            .await;
+        assert_eq!(refused.status, 403, "{name}: {}", refused.body);
+    }
+    let page = Browser::logged_in(&server, "vera")
+        .await
+        .get("/console/rules/1")
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("live now") && page.body.contains("[[rules]]"));
+
+    let mut adm = Browser::logged_in(&server, "adm").await;
+    let page = adm.get("/console/rules").await;
+    let csrf = page.csrf();
+    let live_text = textarea(&page, "rules");
+    assert!(live_text.starts_with("name = \"default\""), "{live_text}");
+
+    // An invalid text: the error where it is, escaped, and nothing asked.
+    let bad = "[[rules]]\nid = \"typo\"\nwhen = \"session.risky && destination.age < 7x\"\n\
+               action = \"hold\"\n";
+    let page = adm
+        .post(
+            "/console/rules",
+            &[("csrf", &csrf), ("rules", bad), ("reason", "tighter")],
+        )
+        .await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(
+        page.body.contains("rule `typo`: when (line 1, column 36)")
+            && page.body.contains("`7x` is not a valid duration"),
+        "{}",
+        page.body
+    );
+    // The text comes back as it was sent, escaped.
+    assert!(
+        page.body
+            .contains("session.risky &#38;&#38; destination.age &#60; 7x")
+    );
+    // Not TOML at all: toml's line and column.
+    let page = adm
+        .post(
+            "/console/rules",
+            &[("csrf", &csrf), ("rules", "name = \n"), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(page.body.contains("line 1, column"), "{}", page.body);
+    // A hostile rule id: shown as text, in the errors and in the form.
+    let hostile =
+        "[[rules]]\nid = \"<script>alert(1)</script>\"\nwhen = \"true\"\naction = \"review\"\n";
+    let page = adm
+        .post(
+            "/console/rules",
+            &[("csrf", &csrf), ("rules", hostile), ("reason", "x")],
+        )
+        .await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(!page.body.contains("<script>"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+    );
+    // A valid text without a reason.
+    let page = adm
+        .post(
+            "/console/rules",
+            &[
+                ("csrf", &csrf),
+                ("rules", &with_added_rule(&live_text)),
+                ("reason", " "),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 422, "{}", page.body);
+    assert!(page.body.contains("reason: say why"), "{}", page.body);
+    assert!(pending_rules_changes(dir.path()).is_empty());
+
+    // A valid text with a reason: a request, nothing installed yet.
+    let page = adm
+        .post(
+            "/console/rules",
+            &[
+                ("csrf", &csrf),
+                ("rules", &with_added_rule(&live_text)),
+                ("reason", "review payouts while we look"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("rules change requested"),
+        "{}",
+        page.body
+    );
+    let pending = pending_rules_changes(dir.path());
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let request = &pending[0];
+    assert_eq!(
+        (request.base_version, request.summary.as_str()),
+        (1, "rules added: console_added_payout_review")
+    );
+    let (_, rules) = server.get("/v1/rules").await;
+    assert_eq!(rules["version"], 1);
+    // On the approvals page, with the proposed text behind a link, escaped.
+    let approvals = adm.get("/console/approvals").await;
+    assert!(
+        approvals
+            .body
+            .contains(&format!("href=\"/console/approvals/{}/rules\"", request.id))
+            && approvals
+                .body
+                .contains("rules added: console_added_payout_review"),
+        "{}",
+        approvals.body
+    );
+    let proposal = adm
+        .get(&format!("/console/approvals/{}/rules", request.id))
+        .await;
+    assert_eq!(proposal.status, 200, "{}", proposal.body);
+    assert!(!proposal.body.contains("<script>"), "{}", proposal.body);
+    assert!(
+        proposal
+            .body
+            .contains("from the console &#60;script&#62;alert(1)&#60;/script&#62;")
+    );
+
+    // The requester cannot approve; an analyst cannot either.
+    let approve = format!("/console/approvals/{}/approve", request.id);
+    let page = adm
+        .post(&approve, &[("csrf", &csrf), ("reason", "self")])
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    assert!(page.body.contains("nobody approves their own request"));
+    let mut ana = Browser::logged_in(&server, "ana").await;
+    let ana_csrf = ana.get("/console/approvals").await.csrf();
+    let page = ana
+        .post(&approve, &[("csrf", &ana_csrf), ("reason", "ok")])
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+
+    // A lead approves: version 2 is live, through the API's path.
+    let mut lea = Browser::logged_in(&server, "lea").await;
+    let lea_csrf = lea.get("/console/approvals").await.csrf();
+    let page = lea
+        .post(&approve, &[("csrf", &lea_csrf), ("reason", "agreed")])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(
+        page.body.contains("rule-set version 2 is live"),
+        "{}",
+        page.body
+    );
+    let (_, rules) = server.get("/v1/rules").await;
+    assert_eq!(rules["version"], 2, "{rules}");
+    assert!(
+        rules["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == "console_added_payout_review"),
+        "{rules}"
+    );
+    let (status, stored) = server.get("/v1/rules/2").await;
+    assert_eq!(status, 200, "{stored}");
+    // Approved once: a second approval finds it decided.
+    let page = lea
+        .post(&approve, &[("csrf", &lea_csrf), ("reason", "again")])
+        .await;
+    assert_eq!(page.status, 409, "{}", page.body);
+    let (_, rules) = server.get("/v1/rules").await;
+    assert_eq!(rules["version"], 2);
+
+    // The new rule fires on the next payout.
+    let (status, answer) = server.post(&json!(held("after", 20_000))).await;
+    assert_eq!(status, 200, "{answer}");
+    let payout = answer.as_array().unwrap().last().unwrap();
+    assert!(
+        payout["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["code"] == "console_added_payout_review"),
+        "{payout}"
+    );
+    // The rules page says who changed them.
+    let page = lea.get("/console/rules").await;
+    assert!(page.body.contains("Rules: version 2"), "{}", page.body);
+    assert!(
+        page.body.contains("asked by adm, approved by lea"),
+        "{}",
+        page.body
+    );
+    let actions: Vec<(String, String)> = audit_entries(dir.path())
+        .into_iter()
+        .filter(|(_, action, _, _)| action.starts_with("rules_change"))
+        .map(|(actor, action, _, _)| (actor, action))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("adm".to_string(), "rules_change_requested".to_string()),
+            ("lea".to_string(), "rules_change_approved".to_string()),
+        ]
+    );
+    server.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rules_change_written_over_an_older_version_is_refused_as_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+    let mut adm = Browser::logged_in(&server, "adm").await;
+    let page = adm.get("/console/rules").await;
+    let csrf = page.csrf();
+    let changed = with_added_rule(&textarea(&page, "rules"));
+    let other = changed.replace("console_added_payout_review", "console_added_other_review");
+    // The same change asked twice is one request; another is a second.
+    for (text, reason) in [(&changed, "first"), (&changed, "again"), (&other, "second")] {
+        let page = adm
+            .post(
+                "/console/rules",
+                &[("csrf", &csrf), ("rules", text), ("reason", reason)],
+            )
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+    }
+    let pending = pending_rules_changes(dir.path());
+    assert_eq!(pending.len(), 2, "{pending:?}");
+
+    // Meanwhile the rules change through the API: version 2.
+    let (status, answer) = server
+        .send_to(
+            reqwest::Method::PATCH,
+            "/v1/lists/blocked_ips",
+            "application/json",
+            json!({"add": ["203.0.113.9"]}).to_string(),
+        )
+        .await;
+    assert_eq!(status, 201, "{answer}");
+
+    // A lead's approval is refused: the request did not see version 2.
+    let mut lea = Browser::logged_in(&server, "lea").await;
+    let lea_csrf = lea.get("/console/approvals").await.csrf();
+    let approve = format!("/console/approvals/{}/approve", pending[0].id);
+    let page = lea
+        .post(&approve, &[("csrf", &lea_csrf), ("reason", "agreed")])
+        .await;
+    assert_eq!(page.status, 409, "{}", page.body);
+    assert!(
+        page.body.contains("is stale and was not installed"),
+        "{}",
+        page.body
+    );
+    let (_, rules) = server.get("/v1/rules").await;
+    assert_eq!(rules["version"], 2, "{rules}");
+    assert!(
+        !rules["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["id"] == "console_added_payout_review")
+    );
+    let db = ConsoleDb::open_in(dir.path()).unwrap();
+    assert_eq!(
+        db.approval(pending[0].id).unwrap().unwrap().status,
+        "refused"
+    );
+    // Refused for good: approving again finds it decided.
+    let page = lea
+        .post(&approve, &[("csrf", &lea_csrf), ("reason", "again")])
+        .await;
+    assert_eq!(page.status, 409, "{}", page.body);
+
+    // The other request is rejected: nothing changes.
+    let reject = format!("/console/approvals/{}/reject", pending[1].id);
+    let page = lea
+        .post(&reject, &[("csrf", &lea_csrf), ("reason", "not now")])
+        .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("the rules stay as they are"));
+    assert!(pending_rules_changes(dir.path()).is_empty());
+    let actions: Vec<String> = audit_entries(dir.path())
+        .into_iter()
+        .map(|(_, action, _, _)| action)
+        .filter(|action| action.starts_with("rules_change"))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "rules_change_requested",
+            "rules_change_requested",
+            "rules_change_requested",
+            "rules_change_refused_stale",
+            "rules_change_rejected"
+        ]
+    );
+    server.server.stop().await.unwrap();
+}
