@@ -33,9 +33,9 @@ use serde::{Deserialize, Serialize};
 use super::db::{Approval, DISMISS_CAMPAIGN, RELEASE_CAMPAIGN};
 use super::pages::{
     Nav, account_href, api_error_page, campaign_href, console_db, error_page, html, money, nav,
-    reader, reason_of, when, when_ms,
+    reader, when, when_ms,
 };
-use super::{Person, audit, posted};
+use super::{Person, audit, posted_act};
 use crate::AppState;
 use crate::analyst::ActionBody;
 use crate::error::Code;
@@ -442,16 +442,11 @@ pub async fn confirm_campaign(
     Path(campaign_id): Path<String>,
     request: Request,
 ) -> Response {
-    let (person, form) = match posted(&state, request).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    if let Err(r) = person.authorize(Scope::HoldsWrite, "confirming a campaign") {
-        return r;
-    }
-    let Some(reason) = reason_of(&form) else {
-        return error_page(Some(&person), StatusCode::BAD_REQUEST, "reason: say why");
-    };
+    let (person, reason) =
+        match posted_act(&state, request, Scope::HoldsWrite, "confirming a campaign").await {
+            Ok(posted) => posted,
+            Err(r) => return r,
+        };
     let settled = crate::analyst::settle_campaign_with(
         &state,
         &campaign_id,
@@ -544,15 +539,16 @@ pub async fn request_release_all(
     Path(campaign_id): Path<String>,
     request: Request,
 ) -> Response {
-    let (person, form) = match posted(&state, request).await {
-        Ok(p) => p,
+    let (person, reason) = match posted_act(
+        &state,
+        request,
+        Scope::HoldsWrite,
+        "releasing a campaign's holds",
+    )
+    .await
+    {
+        Ok(posted) => posted,
         Err(r) => return r,
-    };
-    if let Err(r) = person.authorize(Scope::HoldsWrite, "releasing a campaign's holds") {
-        return r;
-    }
-    let Some(reason) = reason_of(&form) else {
-        return error_page(Some(&person), StatusCode::BAD_REQUEST, "reason: say why");
     };
     let read = match found(&state, &person, &campaign_id).await {
         Ok(read) => read,
@@ -589,16 +585,11 @@ pub async fn request_dismiss(
     Path(campaign_id): Path<String>,
     request: Request,
 ) -> Response {
-    let (person, form) = match posted(&state, request).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    if let Err(r) = person.authorize(Scope::HoldsWrite, "dismissing a campaign") {
-        return r;
-    }
-    let Some(reason) = reason_of(&form) else {
-        return error_page(Some(&person), StatusCode::BAD_REQUEST, "reason: say why");
-    };
+    let (person, reason) =
+        match posted_act(&state, request, Scope::HoldsWrite, "dismissing a campaign").await {
+            Ok(posted) => posted,
+            Err(r) => return r,
+        };
     let read = match found(&state, &person, &campaign_id).await {
         Ok(read) => read,
         Err(r) => return r,

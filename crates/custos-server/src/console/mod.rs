@@ -316,6 +316,26 @@ async fn posted(
     Ok((person, form))
 }
 
+/// A posted form ([`posted`]) from a person allowed `scope` (`what` names
+/// the act in the refusal), with the reason every such act must give.
+async fn posted_act(
+    state: &AppState,
+    request: axum::extract::Request,
+    scope: Scope,
+    what: &str,
+) -> Result<(Person, String), Response> {
+    let (person, form) = posted(state, request).await?;
+    person.authorize(scope, what)?;
+    let Some(reason) = pages::reason_of(&form) else {
+        return Err(pages::error_page(
+            Some(&person),
+            StatusCode::BAD_REQUEST,
+            "reason: say why",
+        ));
+    };
+    Ok((person, reason))
+}
+
 /// Writes to the audit trail; a failure is logged, not shown (the action
 /// itself is in the event log already).
 async fn audit(

@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::db::{
     Approval, AuditEntry, DISMISS_CAMPAIGN, RELEASE_CAMPAIGN, RELEASE_PAYOUT, RULES_CHANGE,
 };
-use super::{LOGIN_COOKIE, Person, SESSION_COOKIE, audit, cookie, person, posted};
+use super::{LOGIN_COOKIE, Person, SESSION_COOKIE, audit, cookie, person, posted, posted_act};
 use crate::AppState;
 use crate::analyst::ActionBody;
 use crate::error::ApiError;
@@ -1029,16 +1029,11 @@ pub async fn release(
     Path((account_id, hold_id)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    let (person, form) = match posted(&state, request).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    if let Err(r) = person.authorize(Scope::HoldsWrite, "releasing a hold") {
-        return r;
-    }
-    let Some(reason) = reason_of(&form) else {
-        return error_page(Some(&person), StatusCode::BAD_REQUEST, "reason: say why");
-    };
+    let (person, reason) =
+        match posted_act(&state, request, Scope::HoldsWrite, "releasing a hold").await {
+            Ok(posted) => posted,
+            Err(r) => return r,
+        };
     let Some(read) = read_hold(&state, &account_id, &hold_id).await else {
         return error_page(
             Some(&person),
@@ -1131,16 +1126,11 @@ pub async fn cancel(
     Path((account_id, hold_id)): Path<(String, String)>,
     request: Request,
 ) -> Response {
-    let (person, form) = match posted(&state, request).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    if let Err(r) = person.authorize(Scope::HoldsWrite, "cancelling a hold") {
-        return r;
-    }
-    let Some(reason) = reason_of(&form) else {
-        return error_page(Some(&person), StatusCode::BAD_REQUEST, "reason: say why");
-    };
+    let (person, reason) =
+        match posted_act(&state, request, Scope::HoldsWrite, "cancelling a hold").await {
+            Ok(posted) => posted,
+            Err(r) => return r,
+        };
     match close(
         &state,
         &account_id,
