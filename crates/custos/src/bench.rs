@@ -15,6 +15,7 @@ use serde_json::Value;
 use custos_sim::rng::Rng;
 use custos_sim::synth::{SynthSpec, generate};
 
+mod durable;
 mod snapshot;
 mod soak;
 
@@ -49,6 +50,32 @@ pub enum BenchCommand {
         /// MaxMind ASN database.
         #[arg(long)]
         asn_db: Option<std::path::PathBuf>,
+    },
+    /// Parse generated NDJSON on one core as the server does (JSON, checks,
+    /// destination tokens, enrichment without geo databases), no engine.
+    Parse {
+        #[command(flatten)]
+        spec: SpecArgs,
+    },
+    /// Resident memory per account after feeding generated history of N
+    /// accounts through an engine without a store.
+    Memory {
+        #[arg(long, default_value_t = 100_000)]
+        accounts: u64,
+        /// Generated events per account, on average (the marketplace mix).
+        #[arg(long, default_value_t = 20)]
+        events_per_account: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Time from starting `custos serve` on a data directory to `/readyz`
+    /// answering 200, and the directory's size.
+    Restart {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Events the directory holds, to report its bytes per event.
+        #[arg(long)]
+        events: Option<u64>,
     },
     /// Write generated events as NDJSON to standard output (for `custos replay`).
     Generate {
@@ -178,6 +205,13 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
             seed,
             &custos_enrich::GeoConfig { city_db, asn_db },
         ),
+        BenchCommand::Parse { spec } => durable::parse(spec.spec()),
+        BenchCommand::Memory {
+            accounts,
+            events_per_account,
+            seed,
+        } => durable::memory(accounts, events_per_account, seed),
+        BenchCommand::Restart { data_dir, events } => durable::restart(&data_dir, events),
         BenchCommand::Generate { spec } => {
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
