@@ -236,12 +236,17 @@ pub(crate) async fn record_action_value(
             format!("act_{}", hex::encode(bytes))
         }
     };
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or_else(|_| time::OffsetDateTime::now_utc());
-    let time = now
-        .format(&time::format_description::well_known::Rfc3339)
-        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    // A retry of an action already stored keeps the time it was first
+    // recorded at: stamped anew, a retry a second later would differ from
+    // the stored action and be refused as another action under its id.
+    let time = match recorded_time(state, &event_id).await? {
+        Some(time) => time,
+        None => time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or_else(|_| time::OffsetDateTime::now_utc())
+            .format(&time::format_description::well_known::Rfc3339)
+            .map_err(|e| ApiError::unavailable(e.to_string()))?,
+    };
     let mut event = json!({
         "event_id": event_id,
         "type": "analyst_action",
@@ -285,6 +290,20 @@ pub(crate) async fn record_action_value(
         .next()
         .map(|o| o.decision.effects)
         .unwrap_or_default())
+}
+
+/// The `time` of the stored event `event_id`, if there is one.
+async fn recorded_time(state: &AppState, event_id: &str) -> Result<Option<String>, ApiError> {
+    let store = state.runtime.store().clone();
+    let lookup = event_id.to_string();
+    let record = tokio::task::spawn_blocking(move || store.get_event(&lookup))
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .map_err(|e| ApiError::unavailable(e.to_string()))?;
+    Ok(record.and_then(|r| {
+        let event: Value = serde_json::from_str(&r.event_json).ok()?;
+        event.get("time")?.as_str().map(str::to_string)
+    }))
 }
 
 async fn close_hold(

@@ -108,6 +108,8 @@ async fn a_retried_action_with_its_action_id_does_nothing_twice() {
         (status.as_u16(), &first["status"]),
         (200, &json!("cancelled"))
     );
+    // The retry comes in a later second than the action it repeats.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let (status, again) = act(&server, "/v1/payouts/p1/cancel", body).await;
     assert_eq!(status, 200, "{again}");
     assert_eq!(again, first, "answered from the log");
