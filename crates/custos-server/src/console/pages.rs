@@ -1001,6 +1001,47 @@ pub(super) fn reason_of(form: &HashMap<String, String>) -> Option<String> {
         .filter(|r| !r.is_empty())
 }
 
+/// Releases or cancels the hold as `person`, audits it as `release` or
+/// `cancel`, and shows the hold page with what happened.
+async fn close_and_show(
+    state: &AppState,
+    person: &Person,
+    account_id: &str,
+    hold_id: &str,
+    reason: String,
+    kind: AnalystActionKind,
+) -> Response {
+    let (action, notice) = if kind == AnalystActionKind::ReleasePayout {
+        ("release", "released")
+    } else {
+        ("cancel", "cancelled")
+    };
+    match close(
+        state,
+        account_id,
+        hold_id,
+        person.name().to_string(),
+        reason.clone(),
+        kind,
+    )
+    .await
+    {
+        Ok(_) => {
+            audit(
+                state,
+                person.name(),
+                &person.address,
+                action,
+                &format!("hold {account_id}/{hold_id}"),
+                &reason,
+            )
+            .await;
+            hold_page(state, person, account_id, hold_id, Some(notice.into())).await
+        }
+        Err(e) => api_error_page(person, e),
+    }
+}
+
 /// Releases or cancels through the API's path, as `analyst`.
 async fn close(
     state: &AppState,
@@ -1088,37 +1129,15 @@ pub async fn release(
         );
         return hold_page(&state, &person, &account_id, &hold_id, Some(notice)).await;
     }
-    match close(
+    close_and_show(
         &state,
+        &person,
         &account_id,
         &hold_id,
-        person.name().to_string(),
-        reason.clone(),
+        reason,
         AnalystActionKind::ReleasePayout,
     )
     .await
-    {
-        Ok(_) => {
-            audit(
-                &state,
-                person.name(),
-                &person.address,
-                "release",
-                &format!("hold {account_id}/{hold_id}"),
-                &reason,
-            )
-            .await;
-            hold_page(
-                &state,
-                &person,
-                &account_id,
-                &hold_id,
-                Some("released".into()),
-            )
-            .await
-        }
-        Err(e) => api_error_page(&person, e),
-    }
 }
 
 pub async fn cancel(
@@ -1131,37 +1150,15 @@ pub async fn cancel(
             Ok(posted) => posted,
             Err(r) => return r,
         };
-    match close(
+    close_and_show(
         &state,
+        &person,
         &account_id,
         &hold_id,
-        person.name().to_string(),
-        reason.clone(),
+        reason,
         AnalystActionKind::CancelPayout,
     )
     .await
-    {
-        Ok(_) => {
-            audit(
-                &state,
-                person.name(),
-                &person.address,
-                "cancel",
-                &format!("hold {account_id}/{hold_id}"),
-                &reason,
-            )
-            .await;
-            hold_page(
-                &state,
-                &person,
-                &account_id,
-                &hold_id,
-                Some("cancelled".into()),
-            )
-            .await
-        }
-        Err(e) => api_error_page(&person, e),
-    }
 }
 
 /// `take`: the hold is mine; `assign`: the hold is the named user's, who
