@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# Browser tests of the analyst console (tests/browser/console.mjs) in a real
-# headless Chromium against the debug binary on a free loopback port, with a
+# Browser tests of the analyst console in real headless browsers: the whole
+# suite (tests/browser/console.mjs) in Chromium, and the core flows
+# (tests/browser/firefox.mjs, run first) in Firefox, against the debug binary on a free loopback port, with a
 # throwaway data directory holding a few held payouts, a campaign and one
 # user per role. Screenshots are written to docs/img/console-*.png (or to
 # $SHOTS).
 #
-# Needs node and npm; installs Debian's chromium when it is missing (as root)
-# and playwright-core (pinned in tests/browser/package.json) into a
-# temporary directory.
+# Needs node and npm; installs Debian's chromium and firefox-esr when they
+# are missing (as root), and playwright-core and puppeteer-core (pinned in
+# tests/browser/package.json) into a temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -21,6 +22,16 @@ if [ -z "$chromium_path" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
   chromium_path="$(command -v chromium)"
+fi
+firefox_path="$(command -v firefox-esr || command -v firefox || true)"
+if [ -z "$firefox_path" ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "firefox is missing and this is not root: install Debian's firefox-esr package" >&2
+    exit 1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends firefox-esr >/dev/null
+  firefox_path="$(command -v firefox-esr)"
 fi
 
 cargo build -p custos --locked
@@ -37,7 +48,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cp tests/browser/package.json tests/browser/console.mjs "$work/"
+cp tests/browser/package.json tests/browser/console.mjs tests/browser/firefox.mjs "$work/"
 (cd "$work" && npm install --silent --no-audit --no-fund >/dev/null)
 
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -102,5 +113,8 @@ held = sum(1 for d in decisions if d.get("action") == "hold")
 print(f"{len(events)} events sent, {held} payouts held")
 PY
 
+# Firefox first: its checks read the held payouts that the Chromium suite
+# later releases.
+BASE="$base" FIREFOX="$firefox_path" PASSWORD="$password" node "$work/firefox.mjs"
 BASE="$base" CHROMIUM="$chromium_path" SHOTS="${SHOTS:-$root/docs/img}" PASSWORD="$password" \
   node "$work/console.mjs"
