@@ -850,6 +850,229 @@ fn a_backup_taken_under_load_restores_every_event_acknowledged_before_it() {
     );
 }
 
+/// Waits (up to a minute: a loaded machine starts a debug build slowly)
+/// until the server on `port` answers `/readyz` with 200.
+fn wait_ready(port: u16) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let ready = rt.block_on(async {
+        let http = custos_server::tls::client();
+        for _ in 0..600 {
+            let answer = http
+                .get(format!("http://127.0.0.1:{port}/readyz"))
+                .send()
+                .await;
+            if answer.is_ok_and(|a| a.status().is_success()) {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    });
+    assert!(ready, "the server on port {port} never became ready");
+}
+
+/// One client's `n`-th event: a seller's logins from home, a bank change
+/// from a new device every so often, and payouts after it, so that the
+/// stream holds allows, challenges and holds.
+fn load_event(client: usize, n: u64) -> Value {
+    let account = format!("k{client}-{}", n % 25);
+    let id = format!("k{client}-{n}");
+    // One event a minute from 2018-05-01T08:00Z (a run sends far fewer
+    // than a month's worth).
+    let minutes = 8 * 60 + n;
+    let time = format!(
+        "2018-05-{:02}T{:02}:{:02}:00Z",
+        1 + minutes / 1440,
+        minutes % 1440 / 60,
+        minutes % 60
+    );
+    match n % 8 {
+        5 => json!({"event_id": id, "type": "login", "account_id": account, "time": time,
+                    "status": "success", "ip": "185.220.101.4", "device_id": "box", "session_id": format!("x{n}")}),
+        6 => {
+            json!({"event_id": id, "type": "payout_destination_change", "account_id": account, "time": time,
+                    "session_id": format!("x{}", n - 1),
+                    "destination": {"institution_id": "23-69-72", "institution_type": "e_money",
+                                    "account_number": format!("4000{:04}", n % 7)}})
+        }
+        3 | 7 => json!({"event_id": id, "type": "payout", "account_id": account, "time": time,
+                        "payout_id": id, "amount": 25_000 + n, "currency": "GBP"}),
+        _ => json!({"event_id": id, "type": "login", "account_id": account, "time": time,
+                    "status": "success", "ip": "81.2.69.160", "device_id": "laptop", "session_id": format!("h{n}")}),
+    }
+}
+
+/// Issue 20's crash test: several clients send without pause while the
+/// server is killed with SIGKILL at random moments and restarted on the same
+/// data directory. Every event the server acknowledged is stored afterwards
+/// with the decision it was answered with, and sending it again is a
+/// duplicate with that same decision.
+#[test]
+fn acknowledged_events_survive_kill_9_under_load_with_their_decisions() {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = free_port();
+    let mut server = serve(&data, port);
+    post(
+        port,
+        &json!({"event_id": "warm-up", "type": "login", "account_id": "seller-0",
+        "time": "2018-05-01T07:00:00Z", "status": "success", "ip": "81.2.69.160"}),
+    );
+    type Acknowledged = Arc<Mutex<HashMap<String, (Value, Value)>>>;
+    let acknowledged: Acknowledged = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|client| {
+            let acknowledged = Arc::clone(&acknowledged);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async {
+                    let http = custos_server::tls::client();
+                    let mut n = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        n += 1;
+                        let event = load_event(client, n);
+                        let sent = http
+                            .post(format!("http://127.0.0.1:{port}/v1/events"))
+                            .bearer_auth("custos-dev-key")
+                            .json(&event)
+                            .timeout(Duration::from_secs(10))
+                            .send()
+                            .await;
+                        let answer = match sent {
+                            Ok(answer) if answer.status().is_success() => {
+                                answer.json::<Value>().await
+                            }
+                            // Refused or cut off while the server is down:
+                            // not acknowledged, so no promise was made.
+                            _ => {
+                                tokio::time::sleep(Duration::from_millis(20)).await;
+                                continue;
+                            }
+                        };
+                        if let Ok(answer) = answer {
+                            let id = event["event_id"].as_str().unwrap().to_owned();
+                            acknowledged.lock().unwrap().insert(id, (event, answer));
+                        }
+                    }
+                });
+            })
+        })
+        .collect();
+    // Kill moments drawn from the clock, printed so a failure can be told
+    // apart from a lucky run.
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    let mut kills = Vec::new();
+    let mut seen = 0;
+    for _ in 0..3 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let wait = 400 + seed % 1200;
+        wait_ready(port);
+        std::thread::sleep(Duration::from_millis(wait));
+        server.0.kill().unwrap();
+        server.0.wait().unwrap();
+        let now = acknowledged.lock().unwrap().len();
+        kills.push((wait, now));
+        assert!(now > seen, "no event acknowledged before kill {kills:?}");
+        seen = now;
+        server = serve(&data, port);
+    }
+    // Load continues on the restarted server before the clients stop.
+    wait_ready(port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while acknowledged.lock().unwrap().len() < seen + 50 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.join().unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(
+        acknowledged.len() > seen,
+        "the restarted server decided nothing: {kills:?}"
+    );
+    let holds = acknowledged
+        .values()
+        .filter(|(_, answer)| answer["action"] == "hold")
+        .count();
+    assert!(holds > 0, "the load produced no hold to check");
+    eprintln!(
+        "{} events acknowledged ({holds} holds); kills after (ms, acknowledged so far): {kills:?}",
+        acknowledged.len()
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let problems: Vec<String> = rt.block_on(async {
+        let http = custos_server::tls::client();
+        let mut problems = Vec::new();
+        for (id, (event, answer)) in &acknowledged {
+            let stored = http
+                .get(format!("http://127.0.0.1:{port}/v1/events/{id}"))
+                .bearer_auth("custos-dev-key")
+                .send()
+                .await
+                .unwrap();
+            if !stored.status().is_success() {
+                problems.push(format!("{id}: not stored ({})", stored.status()));
+                continue;
+            }
+            let stored: Value = stored.json().await.unwrap();
+            let decision = &stored["decision"];
+            if decision["action"] != answer["action"] || decision["reasons"] != answer["reasons"] {
+                problems.push(format!(
+                    "{id}: answered {} {}, stored {} {}",
+                    answer["action"], answer["reasons"], decision["action"], decision["reasons"]
+                ));
+            }
+            // Every tenth is sent again: a duplicate, answered the same way.
+            if id.ends_with('0') {
+                let again: Value = http
+                    .post(format!("http://127.0.0.1:{port}/v1/events"))
+                    .bearer_auth("custos-dev-key")
+                    .json(event)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if again["duplicate"] != true || again["action"] != answer["action"] {
+                    problems.push(format!("{id}: sent again, answered {again}"));
+                }
+            }
+        }
+        problems
+    });
+    assert!(
+        problems.is_empty(),
+        "{} of {} acknowledged events differ after kills {kills:?}: {:?}",
+        problems.len(),
+        acknowledged.len(),
+        &problems[..problems.len().min(5)]
+    );
+}
+
 /// Every custos metric the alerting rules and the dashboard under deploy/
 /// name is exported by a running server once it has decided some events: no
 /// alert or panel on a series that does not exist.
