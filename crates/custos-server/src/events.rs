@@ -75,6 +75,7 @@ impl<'a> From<&'a Outcome> for EventAnswer<'a> {
 pub async fn post_events(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    peer: Option<Extension<crate::console::PeerAddr>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -133,6 +134,7 @@ pub async fn post_events(
         ));
     }
     let events = parse_all(&state, &caller, values, shape)?;
+    let actions = crate::console::actions_sent_as_events(&events);
     let outcomes = state.runtime.submit(events).await.map_err(|e| match e {
         SubmitError::Conflict {
             index,
@@ -149,6 +151,14 @@ pub async fn post_events(
         .with_field("event_id"),
         e => submit_error(e),
     })?;
+    crate::console::audit_actions_sent_as_events(
+        &state,
+        &caller.key_name,
+        peer.as_deref(),
+        actions,
+        &outcomes,
+    )
+    .await;
     respond(&outcomes, shape)
 }
 

@@ -124,6 +124,17 @@ pub struct User {
     pub created_ms: i64,
 }
 
+/// A line to append to the audit trail (its id and time are given by the
+/// trail).
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub actor: String,
+    pub address: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
 /// One line of the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {
@@ -337,6 +348,35 @@ impl ConsoleDb {
                 params![now_ms(), actor, address, action, target, detail],
             )
             .map_err(sql("write the audit trail"))?;
+        Ok(())
+    }
+
+    /// Appends several entries to the audit trail in one transaction.
+    pub fn audit_many(&self, rows: &[AuditRow]) -> Result<(), ConsoleDbError> {
+        let mut conn = self.conn();
+        let tx = conn.transaction().map_err(sql("write the audit trail"))?;
+        {
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO audit (at_ms, actor, address, action, target, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .map_err(sql("write the audit trail"))?;
+            let at = now_ms();
+            for row in rows {
+                insert
+                    .execute(params![
+                        at,
+                        row.actor,
+                        row.address,
+                        row.action,
+                        row.target,
+                        row.detail
+                    ])
+                    .map_err(sql("write the audit trail"))?;
+            }
+        }
+        tx.commit().map_err(sql("write the audit trail"))?;
         Ok(())
     }
 

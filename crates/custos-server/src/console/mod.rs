@@ -364,10 +364,121 @@ async fn audit(
     }
 }
 
+/// A label or an analyst action that reached Custos as an event (through
+/// `POST /v1/events` or a Sift route), as the audit trail writes it.
+pub(crate) struct ActionSentAsEvent {
+    event_id: String,
+    action: String,
+    target: String,
+    detail: String,
+}
+
+/// The labels and analyst actions among `events`. They change what Custos
+/// does (deny destinations, confirm campaigns, release holds), so the audit
+/// trail names them whichever route brought them; ordinary account events
+/// are data and stay out of it.
+pub(crate) fn actions_sent_as_events(
+    events: &[custos_runtime::PreparedEvent],
+) -> Vec<ActionSentAsEvent> {
+    use custos_core::event::Details;
+    events
+        .iter()
+        .filter_map(|prepared| {
+            let event = &prepared.event;
+            let (action, target, detail) = match &event.details {
+                Details::Label {
+                    label,
+                    target_event_id,
+                    analyst,
+                } => {
+                    let mut detail = label.as_str().to_string();
+                    if let Some(target) = target_event_id {
+                        detail.push_str(&format!(" on event {target}"));
+                    }
+                    if let Some(analyst) = analyst {
+                        detail.push_str(&format!(" by {analyst}"));
+                    }
+                    ("label".to_string(), event.account_id.clone(), detail)
+                }
+                Details::AnalystAction {
+                    action,
+                    target_id,
+                    analyst,
+                    reason,
+                    value,
+                } => {
+                    let target = match target_id {
+                        Some(id) => format!("{}/{id}", event.account_id),
+                        None => event.account_id.clone(),
+                    };
+                    let mut detail = format!("by {analyst}: {reason}");
+                    if let Some(value) = value {
+                        detail.push_str(&format!(" ({value})"));
+                    }
+                    (
+                        format!("analyst_action:{}", action.as_str()),
+                        target,
+                        detail,
+                    )
+                }
+                _ => return None,
+            };
+            Some(ActionSentAsEvent {
+                event_id: event.event_id.clone(),
+                action,
+                target,
+                detail,
+            })
+        })
+        .collect()
+}
+
+/// Writes the actions among a request's events that were applied (not
+/// duplicates of ones already stored) to the audit trail, as `key:NAME`
+/// from `address`, with the event id in the detail.
+pub(crate) async fn audit_actions_sent_as_events(
+    state: &AppState,
+    key_name: &str,
+    address: Option<&PeerAddr>,
+    actions: Vec<ActionSentAsEvent>,
+    outcomes: &[custos_runtime::Outcome],
+) {
+    if actions.is_empty() {
+        return;
+    }
+    let duplicates: std::collections::HashSet<&str> = outcomes
+        .iter()
+        .filter(|o| o.duplicate)
+        .map(|o| o.event_id.as_str())
+        .collect();
+    let actor = format!("key:{key_name}");
+    let address = address.map_or_else(|| "unknown".to_string(), |p| p.0.ip().to_string());
+    let rows: Vec<db::AuditRow> = actions
+        .into_iter()
+        .filter(|a| !duplicates.contains(a.event_id.as_str()))
+        .map(|a| db::AuditRow {
+            actor: actor.clone(),
+            address: address.clone(),
+            action: a.action,
+            target: a.target,
+            detail: format!("{} (event {})", a.detail, a.event_id),
+        })
+        .collect();
+    if rows.is_empty() {
+        return;
+    }
+    let db = state.console.db.clone();
+    match tokio::task::spawn_blocking(move || db.audit_many(&rows)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "audit trail write failed"),
+        Err(e) => tracing::error!(error = %e, "audit trail write failed"),
+    }
+}
+
 /// Writes what an API key changed to the audit trail, once the route
 /// answered with success: `key:NAME`, the address, the route and the path.
-/// (Events sent to `POST /v1/events`, labels among them, are in the event
-/// log with the key's name in the server's log, not here.)
+/// (`POST /v1/events` is left to [`audit_actions_sent_as_events`]: its
+/// labels and analyst actions are audited, its account events are data.)
 pub(crate) async fn audit_api_action(
     state: AppState,
     route: &'static str,

@@ -27,7 +27,7 @@ use serde_json::{Map, Value, json};
 
 use super::auth::{authorize, basic_key};
 use super::events::{Check, Plan, Step, base_id};
-use super::execute::execute;
+use super::execute::{Sender, execute};
 use super::score::load;
 use super::{V3Error, now_millis};
 use crate::AppState;
@@ -86,9 +86,12 @@ const CATALOG: &[Catalogued] = &[
 const SOURCES: &[&str] = &["MANUAL_REVIEW", "AUTOMATED_RULE", "CHARGEBACK"];
 const MAX_LIMIT: usize = 100;
 
-fn authenticate(state: &AppState, required: &Required, headers: &HeaderMap) -> Result<(), V3Error> {
-    authorize(state, basic_key(headers).as_deref(), required)?;
-    Ok(())
+fn authenticate(
+    state: &AppState,
+    required: &Required,
+    headers: &HeaderMap,
+) -> Result<crate::auth::Caller, V3Error> {
+    Ok(authorize(state, basic_key(headers).as_deref(), required)?)
 }
 
 fn query(uri: &Uri) -> Result<Vec<(String, String)>, V3Error> {
@@ -255,11 +258,12 @@ pub(crate) async fn get_user_decisions(
 pub(crate) async fn apply_user_decision(
     State(state): State<AppState>,
     Extension(required): Extension<Required>,
+    peer: Option<Extension<crate::console::PeerAddr>>,
     UrlPath((_account_id, user_id)): UrlPath<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, V3Error> {
-    authenticate(&state, &required, &headers)?;
+    let caller = authenticate(&state, &required, &headers)?;
     let bytes = crate::events::read_body(&headers, body, state.limits.max_body_bytes)
         .await
         .map_err(|e| V3Error::from(super::SiftError::from_api(e)))?;
@@ -365,7 +369,11 @@ pub(crate) async fn apply_user_decision(
         }],
         not_recorded: None,
     };
-    let executed = execute(&state, plan).await?;
+    let sender = Sender {
+        key_name: &caller.key_name,
+        address: peer.as_deref(),
+    };
+    let executed = execute(&state, sender, plan).await?;
     Ok(Json(json!({
         "entity": {"id": user_id, "type": "user"},
         "decision": {"id": decision.id},

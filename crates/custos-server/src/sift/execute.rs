@@ -71,7 +71,18 @@ impl Executed {
     }
 }
 
-pub(crate) async fn execute(state: &AppState, plan: Plan) -> Result<Executed, SiftError> {
+/// Who sent the request, for the audit trail: the key's name and the
+/// client's address.
+pub(crate) struct Sender<'a> {
+    pub key_name: &'a str,
+    pub address: Option<&'a crate::console::PeerAddr>,
+}
+
+pub(crate) async fn execute(
+    state: &AppState,
+    sender: Sender<'_>,
+    plan: Plan,
+) -> Result<Executed, SiftError> {
     let Plan {
         account_id,
         steps,
@@ -167,6 +178,7 @@ pub(crate) async fn execute(state: &AppState, plan: Plan) -> Result<Executed, Si
             .iter()
             .map(|e| e.event.event_type.as_str().to_string())
             .collect();
+        let actions = crate::console::actions_sent_as_events(&events);
         let outcomes = state.runtime.submit(events).await.map_err(|e| match e {
             SubmitError::Conflict { event_id, .. } => SiftError::invalid(format!(
                 "event {event_id:?} is already recorded with a different body; send the \
@@ -174,6 +186,14 @@ pub(crate) async fn execute(state: &AppState, plan: Plan) -> Result<Executed, Si
             )),
             e => SiftError::from_api(crate::events::submit_error(e)),
         })?;
+        crate::console::audit_actions_sent_as_events(
+            state,
+            sender.key_name,
+            sender.address,
+            actions,
+            &outcomes,
+        )
+        .await;
         for ((index, event_type), outcome) in indexes.into_iter().zip(types).zip(outcomes) {
             answers.push((
                 index,

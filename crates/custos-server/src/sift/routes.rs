@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::auth::{authorize, authorize_plan, basic_key};
 use super::events::{Check, Plan, SIFT_ABUSE_TYPES, Step, map_event, map_label, short_hash};
-use super::execute::{Executed, execute};
+use super::execute::{Executed, Sender, execute};
 use super::score::{AbuseTypes, AccountView, load, scores};
 use super::{SiftError, now_millis, now_seconds, status, unavailable};
 use crate::AppState;
@@ -175,6 +175,7 @@ fn redact_raw(text: &str) -> String {
 pub(crate) async fn post_events(
     State(state): State<AppState>,
     Extension(required): Extension<Required>,
+    peer: Option<Extension<crate::console::PeerAddr>>,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
@@ -186,7 +187,11 @@ pub(crate) async fn post_events(
     let flags = track_flags(&query(&uri)?).map_err(with_request)?;
     let plan = map_event(&body, now_millis()).map_err(with_request)?;
     authorize_plan(&caller, &plan).map_err(with_request)?;
-    let executed = execute(&state, plan).await.map_err(with_request)?;
+    let sender = Sender {
+        key_name: &caller.key_name,
+        address: peer.as_deref(),
+    };
+    let executed = execute(&state, sender, plan).await.map_err(with_request)?;
     let mut answer = json!({
         "status": status::OK,
         "error_message": "OK",
@@ -392,6 +397,7 @@ pub(crate) async fn get_user_score(
 pub(crate) async fn post_label(
     State(state): State<AppState>,
     Extension(required): Extension<Required>,
+    peer: Option<Extension<crate::console::PeerAddr>>,
     UrlPath(user_id): UrlPath<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -410,7 +416,11 @@ pub(crate) async fn post_label(
     }
     let plan = map_label(&body, &user_id, now_millis()).map_err(with_request)?;
     authorize_plan(&caller, &plan).map_err(with_request)?;
-    let executed = execute(&state, plan).await.map_err(with_request)?;
+    let sender = Sender {
+        key_name: &caller.key_name,
+        address: peer.as_deref(),
+    };
+    let executed = execute(&state, sender, plan).await.map_err(with_request)?;
     Ok(Json(json!({
         "status": status::OK,
         "error_message": "OK",
@@ -430,6 +440,7 @@ pub(crate) async fn post_label(
 pub(crate) async fn delete_labels(
     State(state): State<AppState>,
     Extension(required): Extension<Required>,
+    peer: Option<Extension<crate::console::PeerAddr>>,
     UrlPath(user_id): UrlPath<String>,
     uri: Uri,
     headers: HeaderMap,
@@ -442,7 +453,7 @@ pub(crate) async fn delete_labels(
         .or_else(|| basic_key(&headers));
     // The unlabel is recorded as a `clear_account` analyst action; the
     // route's `labels:write` covers it, as it covers the label it undoes.
-    authorize(&state, key.as_deref(), &required)?;
+    let caller = authorize(&state, key.as_deref(), &required)?;
     let mut abuse_type = None;
     for (name, value) in &params {
         match name.as_str() {
@@ -525,7 +536,11 @@ pub(crate) async fn delete_labels(
         }],
         not_recorded: None,
     };
-    execute(&state, plan).await?;
+    let sender = Sender {
+        key_name: &caller.key_name,
+        address: peer.as_deref(),
+    };
+    execute(&state, sender, plan).await?;
     Ok(no_content())
 }
 

@@ -9,7 +9,7 @@ use custos_server::console::session::hash_password;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::{TestServer, config, story};
+use crate::{KEY, TestServer, at, config, story};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -2005,4 +2005,70 @@ async fn a_rules_change_written_over_an_older_version_is_refused_as_stale() {
         ]
     );
     server.server.stop().await.unwrap();
+}
+
+/// Labels and analyst actions change what Custos does, whichever route
+/// brings them: sent as events to `POST /v1/events` or through Sift's
+/// labels route, they are in the audit trail with the key that sent them,
+/// once (a resend is a duplicate and writes nothing); account events are
+/// data and stay out of it.
+#[tokio::test]
+async fn labels_and_analyst_actions_sent_as_events_are_audited_once_with_their_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+    let before = audit_entries(dir.path()).len();
+    let label = json!({"event_id": "label-1", "type": "label", "account_id": "large",
+        "time": at(22, 0), "label": "fraud", "analyst": "ops@example.com"});
+    let action = json!({"event_id": "action-1", "type": "analyst_action", "account_id": "small",
+        "time": at(22, 60), "action": "release_payout", "target_id": "p1",
+        "analyst": "ops@example.com", "reason": "owner confirmed by phone"});
+    let login = json!({"event_id": "login-1", "type": "login", "account_id": "small",
+        "time": at(22, 120), "status": "success", "ip": "81.2.69.160"});
+    for _ in 0..2 {
+        let (status, answer) = server
+            .post(&json!([label.clone(), action.clone(), login.clone()]))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let (status, _) = server
+        .client
+        .post(format!("{}/v205/users/middle/labels", server.base))
+        .basic_auth(KEY, Some(""))
+        .json(
+            &json!({"$type": "$label", "$is_bad": true, "$abuse_type": "account_takeover",
+            "$analyst": "ana@example.com", "$time": 1_525_132_800_000_i64 + 23 * 86_400_000}),
+        )
+        .send()
+        .await
+        .map(|r| (r.status(), ()))
+        .unwrap();
+    assert_eq!(status, 200);
+
+    let added: Vec<_> = audit_entries(dir.path()).split_off(before);
+    let actions: Vec<(&str, &str)> = added
+        .iter()
+        .map(|(_, action, target, _)| (action.as_str(), target.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("label", "large"),
+            ("analyst_action:release_payout", "small/p1"),
+            ("label", "middle"),
+        ],
+        "{added:?}"
+    );
+    for (actor, _, _, detail) in &added {
+        assert!(actor.starts_with("key:"), "{actor}");
+        assert!(
+            !actor.contains(KEY),
+            "the key itself is never written: {actor}"
+        );
+        assert!(detail.contains("(event "), "{detail}");
+    }
+    assert!(
+        added[0].3.starts_with("fraud by ops@example.com"),
+        "{added:?}"
+    );
+    assert!(added[1].3.contains("owner confirmed by phone"), "{added:?}");
 }
