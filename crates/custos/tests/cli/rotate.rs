@@ -473,3 +473,98 @@ fn wait_exit(server: &mut Server) -> Option<std::process::ExitStatus> {
     }
     None
 }
+
+/// Keys generated into the data directory (no key configured): the new
+/// key goes where the old one was, the PII key and the other files come
+/// along, the old token key does not, and the same command line serves the
+/// result.
+#[test]
+fn keys_kept_in_the_data_directory_move_with_it_and_the_old_token_key_stays_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.ndjson");
+    std::fs::write(&events, history()).unwrap();
+    let data = dir.path().join("data");
+    let no_keys = [("CUSTOS_LOG", "warn")];
+    let replay = Command::new(BIN)
+        .args([
+            "replay".as_ref(),
+            events.as_os_str(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+        ])
+        .env_remove("CUSTOS_TOKEN_KEY")
+        .env_remove("CUSTOS_PII_KEY")
+        .envs(no_keys)
+        .output()
+        .unwrap();
+    assert!(replay.status.success(), "{}", stderr(&replay));
+    std::fs::write(data.join("notes.txt"), "kept beside the data").unwrap();
+    let old_key = std::fs::read_to_string(data.join(custos_config::TOKEN_KEY_FILE)).unwrap();
+    let pii_key = std::fs::read(data.join(custos_config::PII_KEY_FILE)).unwrap();
+
+    let numbers = dir.path().join("numbers.csv");
+    std::fs::write(&numbers, "20-00-00,55779911\n30-11-22,12345678\n").unwrap();
+    let new_key_file = dir.path().join("new.key");
+    std::fs::write(&new_key_file, format!("{NEW_KEY}\n")).unwrap();
+    let out = dir.path().join("rotated");
+    let rotated = Command::new(BIN)
+        .args(["tokens", "rotate", "--data-dir"])
+        .arg(&data)
+        .arg("--numbers")
+        .arg(&numbers)
+        .arg("--out")
+        .arg(&out)
+        .arg("--new-key-file")
+        .arg(&new_key_file)
+        .env_remove("CUSTOS_TOKEN_KEY")
+        .env_remove("CUSTOS_PII_KEY")
+        .env_remove("CUSTOS_NEW_TOKEN_KEY")
+        .envs(no_keys)
+        .output()
+        .unwrap();
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    let summary: Value = serde_json::from_slice(&rotated.stdout).unwrap();
+    assert_eq!(summary["tokens_replaced"], 2, "{summary}");
+    assert_eq!(summary["new_key_in_data_dir"], true, "{summary}");
+    let new = DestinationTokenizer::new(NEW_KEY.as_bytes()).unwrap();
+    assert_eq!(
+        summary["new_key_id"],
+        new.key_id(),
+        "the file's newline is not part of the key"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join(custos_config::TOKEN_KEY_FILE)).unwrap(),
+        NEW_KEY
+    );
+    assert_ne!(old_key.trim(), NEW_KEY);
+    assert_eq!(
+        std::fs::read(out.join(custos_config::PII_KEY_FILE)).unwrap(),
+        pii_key
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("notes.txt")).unwrap(),
+        "kept beside the data"
+    );
+
+    // Served as before, keys from the data directory: a history event sent
+    // again is recognised, sealed holder name and new token alike.
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&out)
+        .env_remove("CUSTOS_TOKEN_KEY")
+        .env_remove("CUSTOS_PII_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server(child);
+    let first = serde_json::from_str::<Value>(history().lines().next().unwrap()).unwrap();
+    let again = post(port, &first);
+    assert_eq!(again["duplicate"], true, "{again}");
+}
