@@ -444,6 +444,55 @@ fn unmatched_tokens_kept_on_request_make_their_destination_look_new() {
     // The seller's own account only: the shared one is left unmatched.
     std::fs::write(&numbers, "30-11-22,12345678\n").unwrap();
     let out = dir.path().join("rotated");
+
+    // Not while a server runs on it: what it decides after the copy would
+    // be lost.
+    let port = free_port();
+    let mut running = serve(dir.path(), &data, OLD_KEY, port);
+    let login = json!({"event_id": "login-while-running", "type": "login", "account_id": "s1",
+        "time": "2024-01-06T12:00:00Z", "status": "success", "ip": "81.2.69.160"});
+    assert_eq!(post(port, &login)["action"], "allow");
+    let refused = rotate(&data, &numbers, &out, &["--allow-unmatched"]);
+    assert!(
+        stderr(&refused).contains("a server may be running on this data directory"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!out.exists());
+    let stopped = Command::new("kill")
+        .args(["-TERM", &running.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(running.0.wait().unwrap().success());
+
+    // Nor on PostgreSQL.
+    let postgres = custos(
+        &[
+            "tokens".as_ref(),
+            "rotate".as_ref(),
+            "--data-dir".as_ref(),
+            data.as_os_str(),
+            "--numbers".as_ref(),
+            numbers.as_os_str(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
+        &[
+            ("CUSTOS_TOKEN_KEY", OLD_KEY),
+            ("CUSTOS_NEW_TOKEN_KEY", NEW_KEY),
+            (
+                "CUSTOS_STORE_URL",
+                "postgres://custos@127.0.0.1:5432/custos",
+            ),
+        ],
+    );
+    assert!(
+        stderr(&postgres).contains("keeps its log in PostgreSQL"),
+        "{}",
+        stderr(&postgres)
+    );
+
     let rotated = rotate(&data, &numbers, &out, &["--allow-unmatched"]);
     assert!(rotated.status.success(), "{}", stderr(&rotated));
     let summary: Value = serde_json::from_slice(&rotated.stdout).unwrap();
