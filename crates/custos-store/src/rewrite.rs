@@ -3,9 +3,10 @@
 //!
 //! The store never knows what a token is; the caller hands a function that
 //! rewrites one stored text (an event, a decision, a rule-set source, a
-//! webhook body) or leaves it alone. The source database is only read:
-//! [`rewrite_copy`] first writes a consistent copy of it (the way
-//! [`crate::backup`] does), then rewrites the copy in one transaction, drops
+//! webhook body) or leaves it alone. The source database is only read, and
+//! nothing is created beside it ([`copy_untouched`]: SQLite would otherwise
+//! create the `-wal` and `-shm` files of a reader): [`rewrite_copy`] first
+//! writes a checked copy of it, then rewrites the copy in one transaction, drops
 //! its snapshots (they hold state derived from the old texts, so the next
 //! start rebuilds state from the rewritten log) and sets metadata. A copy
 //! that fails part way is removed; the caller puts a finished one in place.
@@ -70,11 +71,7 @@ pub fn inspect(database: &Path, meta_keys: &[&str]) -> Result<StoreFacts, Rewrit
     if !database.is_file() {
         return Err(BackupError::NoDatabase(database.to_path_buf()).into());
     }
-    let connection = Connection::open_with_flags(database, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(sqlite("open the store"))?;
-    connection
-        .execute_batch("PRAGMA busy_timeout = 10000;")
-        .map_err(sqlite("open the store"))?;
+    let connection = open_untouched(database)?;
     let schema_version: i64 = connection
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(sqlite("read the schema version"))?;
@@ -120,6 +117,88 @@ pub fn inspect(database: &Path, meta_keys: &[&str]) -> Result<StoreFacts, Rewrit
     })
 }
 
+/// Opens `database` to read it, writing nothing beside it. SQLite creates
+/// the `-wal` and `-shm` files of a database in WAL mode for any reader,
+/// even a read-only one; when there is no write-ahead log to read (none,
+/// or an empty one: a store closed cleanly), the database is opened as
+/// immutable instead, which reads the file alone and creates nothing.
+fn open_untouched(database: &Path) -> Result<Connection, RewriteError> {
+    let wal = with_suffix(database, "-wal");
+    let wal_empty = std::fs::metadata(&wal).map_or(true, |m| m.len() == 0);
+    let connection = if wal_empty {
+        Connection::open_with_flags(
+            format!("file:{}?immutable=1", uri_path(database)),
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+        )
+    } else {
+        Connection::open_with_flags(database, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    }
+    .map_err(sqlite("open the database to read"))?;
+    connection
+        .execute_batch("PRAGMA busy_timeout = 10000;")
+        .map_err(sqlite("open the database to read"))?;
+    Ok(connection)
+}
+
+/// `path` as the path of a `file:` URI: the characters a URI gives a
+/// meaning to are escaped.
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '%' | '?' | '#' | ' ' => out.push_str(&format!("%{:02X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Writes a copy of the database at `database` into the new file `out`,
+/// leaving the source's directory as it was ([`open_untouched`]): written
+/// under a temporary name, checked whole, synced and renamed, as a backup
+/// is. For the store and the data directory's other databases (the
+/// console's) alike. Returns the copy's size in bytes.
+pub fn copy_untouched(database: &Path, out: &Path) -> Result<u64, RewriteError> {
+    if !database.is_file() {
+        return Err(BackupError::NoDatabase(database.to_path_buf()).into());
+    }
+    if out.exists() {
+        return Err(BackupError::OutputExists(out.to_path_buf()).into());
+    }
+    let partial = with_suffix(out, ".partial");
+    let _ = std::fs::remove_file(&partial);
+    let copied = open_untouched(database).and_then(|connection| {
+        connection
+            .execute("VACUUM INTO ?1", [partial.to_string_lossy()])
+            .map_err(sqlite("copy the database"))
+    });
+    let checked = copied.and_then(|_| {
+        std::fs::File::open(&partial)
+            .and_then(|f| f.sync_all())
+            .map_err(|source| BackupError::Io {
+                what: "sync",
+                path: partial.clone(),
+                source,
+            })?;
+        crate::backup::check_companion(&partial)?;
+        Ok(std::fs::metadata(&partial).map(|m| m.len()).unwrap_or(0))
+    });
+    match checked {
+        Ok(bytes) => {
+            std::fs::rename(&partial, out).map_err(|source| BackupError::Io {
+                what: "rename the copy to",
+                path: out.to_path_buf(),
+                source,
+            })?;
+            Ok(bytes)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            Err(e)
+        }
+    }
+}
+
 /// Rows read and rewritten per statement: bounds memory on a large log.
 const PAGE: i64 = 10_000;
 
@@ -135,7 +214,7 @@ pub fn rewrite_copy(
     meta: &[(&str, &str)],
 ) -> Result<RewriteStats, RewriteError> {
     inspect(database, &[])?;
-    crate::backup::backup_companion(database, out)?;
+    copy_untouched(database, out)?;
     let result = rewrite_in_place(out, rewrite, meta);
     if result.is_err() {
         let _ = std::fs::remove_file(out);
@@ -339,6 +418,16 @@ mod tests {
         let db = dir.path().join("custos.db");
         store_at(&db);
         let before = std::fs::read(&db).unwrap();
+        let listing = || {
+            let mut names: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|name| name != "out.db")
+                .collect();
+            names.sort();
+            names
+        };
+        let beside = listing();
         let out = dir.path().join("out.db");
         let stats =
             rewrite_copy(&db, &out, &mut rename_old, &[("key_id", "new")]).expect("rewrite");
@@ -358,6 +447,7 @@ mod tests {
             before,
             "the source is unchanged"
         );
+        assert_eq!(listing(), beside, "nothing is created beside it");
 
         let copy = SqliteStore::open(&out).unwrap();
         let mut texts = Vec::new();

@@ -184,7 +184,7 @@ pub fn run(args: RotateArgs) -> anyhow::Result<()> {
 
     let console = data_dir.join(CONSOLE_DATABASE_FILE);
     if console.is_file() {
-        custos_store::backup::backup_companion(&console, &work.path().join(CONSOLE_DATABASE_FILE))
+        custos_store::rewrite::copy_untouched(&console, &work.path().join(CONSOLE_DATABASE_FILE))
             .context("copying the console's database")?;
     }
     let old_key_file = config

@@ -54,12 +54,51 @@ fn history() -> String {
     events.iter().map(|e| format!("{e}\n")).collect()
 }
 
-/// A fifth seller sets the shared account: whether Custos knows it is
-/// what the rotation must keep.
+/// A fifth seller sets the shared account, a sixth the fourth seller's
+/// own, which is on the deny list: whether Custos knows them is what the
+/// rotation must keep.
 fn probe() -> Value {
-    json!({"event_id": "probe", "type": "payout_destination_change", "account_id": "s5",
-        "time": "2024-01-07T10:00:00Z", "destination": {"institution_id": "200000",
-        "account_number": "55779911"}})
+    json!([
+        {"event_id": "probe", "type": "payout_destination_change", "account_id": "s5",
+         "time": "2024-01-07T10:00:00Z", "destination": {"institution_id": "200000",
+         "account_number": "55779911"}},
+        {"event_id": "probe-listed", "type": "payout_destination_change", "account_id": "s6",
+         "time": "2024-01-07T11:00:00Z", "destination": {"institution_id": "301122",
+         "account_number": "12345678"}}
+    ])
+}
+
+/// The default rules' deny list of destinations.
+const DENY_LIST: &str = "/v1/lists/denied_destinations";
+
+/// `method path` with the development key and a JSON body, once the
+/// server on `port` answers; the answer's JSON.
+fn request(port: u16, method: reqwest::Method, path: &str, body: Option<&Value>) -> Value {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = custos_server::tls::client();
+        for _ in 0..600 {
+            if client
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut request = client
+            .request(method, format!("http://127.0.0.1:{port}{path}"))
+            .bearer_auth("custos-dev-key");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap().json::<Value>().await.unwrap()
+    })
 }
 
 fn custos(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Output {
@@ -123,16 +162,11 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Every file under `dir` and a hash of its bytes, but SQLite's `-shm`
-/// files: the WAL index, shared memory that every reader of a database in
-/// WAL mode writes its read marks to, not data.
+/// Every file under `dir` and a hash of its bytes.
 fn files(dir: &Path) -> BTreeMap<PathBuf, u64> {
     let mut found = BTreeMap::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
-        if path.to_string_lossy().ends_with("-shm") {
-            continue;
-        }
         if path.is_dir() {
             found.extend(files(&path));
         } else {
@@ -203,23 +237,53 @@ fn serve(dir: &Path, data: &Path, token_key: &str, port: u16) -> Server {
     Server(child)
 }
 
-/// What a server on `data` with `token_key` decides for the probe.
-fn probe_on(dir: &Path, data: &Path, token_key: &str) -> Value {
+/// What a server on `data` with `token_key` decides for the probe, and
+/// its deny list of destinations.
+fn probe_on(dir: &Path, data: &Path, token_key: &str) -> (Vec<Value>, Value) {
     let port = free_port();
     let _server = serve(dir, data, token_key, port);
-    post(port, &probe())
+    let decisions = post(port, &probe()).as_array().unwrap().clone();
+    let list = request(port, reqwest::Method::GET, DENY_LIST, None);
+    (decisions, list["entries"].clone())
+}
+
+/// The codes of a decision's reasons.
+fn reasons(decision: &Value) -> Vec<&str> {
+    decision["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap())
+        .collect()
 }
 
 #[test]
 fn rotating_the_token_key_keeps_the_world_under_the_new_keys_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let data = data_dir(dir.path());
-    let before = files(&data);
     let old = DestinationTokenizer::new(OLD_KEY.as_bytes()).unwrap();
     let new = DestinationTokenizer::new(NEW_KEY.as_bytes()).unwrap();
     let token = |t: &DestinationTokenizer, (institution, number): (&str, &str)| {
         t.token_of_written(institution, number).unwrap().1
     };
+    // An analyst puts the fourth seller's account on the deny list: a new
+    // rule-set version whose list quotes the token.
+    let port = free_port();
+    let mut server = serve(dir.path(), &data, OLD_KEY, port);
+    let edited = request(
+        port,
+        reqwest::Method::PATCH,
+        DENY_LIST,
+        Some(&json!({"add": [token(&old, OWN)]})),
+    );
+    assert!(edited.get("error").is_none(), "{edited}");
+    let stopped = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    assert!(server.0.wait().unwrap().success());
+    let before = files(&data);
     let pairs = BTreeMap::from([
         (token(&old, SHARED), token(&new, SHARED)),
         (token(&old, OWN), token(&new, OWN)),
@@ -404,28 +468,51 @@ fn rotating_the_token_key_keeps_the_world_under_the_new_keys_tokens() {
     // known, denied account of three others.
     let old_copy = dir.path().join("old-copy");
     copy_dir(&data, &old_copy);
-    let before = probe_on(dir.path(), &old_copy, OLD_KEY);
-    let after = probe_on(dir.path(), &out, NEW_KEY);
+    let (before, old_list) = probe_on(dir.path(), &old_copy, OLD_KEY);
+    let (after, new_list) = probe_on(dir.path(), &out, NEW_KEY);
     for feature in [
         "destination.new_globally",
         "destination.other_accounts",
         "destination.denied",
     ] {
         assert_eq!(
-            after["features"][feature], before["features"][feature],
-            "{feature}: {after}"
+            after[0]["features"][feature], before[0]["features"][feature],
+            "{feature}: {}",
+            after[0]
         );
     }
     assert_eq!(
-        after["features"]["destination.new_globally"], false,
-        "{after}"
+        after[0]["features"]["destination.new_globally"], false,
+        "{}",
+        after[0]
     );
     assert_eq!(
-        after["features"]["destination.other_accounts"], 3.0,
-        "{after}"
+        after[0]["features"]["destination.other_accounts"], 3.0,
+        "{}",
+        after[0]
     );
-    assert_eq!(after["features"]["destination.denied"], true, "{after}");
-    assert_eq!(after["action"], before["action"], "{after}");
+    assert_eq!(
+        after[0]["features"]["destination.denied"], true,
+        "{}",
+        after[0]
+    );
+    assert_eq!(after[0]["action"], before[0]["action"], "{}", after[0]);
+    assert_eq!(old_list, json!([token(&old, OWN)]));
+    assert_eq!(
+        new_list,
+        json!([token(&new, OWN)]),
+        "the list holds the new token"
+    );
+    assert!(
+        reasons(&after[1]).contains(&"destination_on_deny_list"),
+        "{}",
+        after[1]
+    );
+    assert_eq!(reasons(&after[1]), reasons(&before[1]));
+    assert!(
+        summary["rule_sets_rewritten"].as_u64().unwrap() >= 1,
+        "{summary}"
+    );
 
     // A history event sent again is the same event: its stored token is
     // the one the new key gives its number.
@@ -504,7 +591,8 @@ fn unmatched_tokens_kept_on_request_make_their_destination_look_new() {
         records(&out).iter().any(|(_, e, _)| e.contains(&kept)),
         "the unmatched token is kept as it was"
     );
-    let after = probe_on(dir.path(), &out, NEW_KEY);
+    let (after, _) = probe_on(dir.path(), &out, NEW_KEY);
+    let after = &after[0];
     assert_eq!(
         after["features"]["destination.new_globally"], true,
         "{after}"
