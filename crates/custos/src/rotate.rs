@@ -26,20 +26,29 @@
 //! shape (`tk_` and 32 hex digits); tokens a platform sent itself in
 //! another shape (`account_token`) were not made with the key and are left
 //! alone.
+//!
+//! `--new-pii-key-file` (or `CUSTOS_NEW_PII_KEY`) moves the key that seals
+//! personal values in the same pass ([`PiiRotation`]): each sealed value is
+//! opened with the current PII key and sealed again with the new one, and
+//! the new key's id recorded; a sealed value the current key does not open
+//! stops the rotation.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, anyhow, bail};
-use custos_config::{DATABASE_FILE, TOKEN_KEY_FILE};
-use custos_core::DestinationTokenizer;
+use custos_config::{DATABASE_FILE, PII_KEY_FILE, TOKEN_KEY_FILE};
+use custos_core::pii::SEALED_PREFIX;
+use custos_core::{DestinationTokenizer, PiiCipher};
 use custos_server::console::db::CONSOLE_DATABASE_FILE;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::evidence::{DataDirArgs, for_each_number, load_config, written_token};
 
 /// Where the new key is read from when `--new-key-file` is not given.
 const NEW_KEY_ENV: &str = "CUSTOS_NEW_TOKEN_KEY";
+/// Where a new PII key is read from when `--new-pii-key-file` is not given.
+const NEW_PII_KEY_ENV: &str = "CUSTOS_NEW_PII_KEY";
 
 /// Unmatched tokens named in the refusal; the count says how many more.
 const UNMATCHED_SHOWN: usize = 5;
@@ -63,6 +72,11 @@ pub struct RotateArgs {
     /// it they are refused.
     #[arg(long)]
     allow_unmatched: bool,
+    /// Also move the key that seals personal values to a new one, read
+    /// from this file (or from CUSTOS_NEW_PII_KEY): every sealed value is
+    /// opened with the current PII key and sealed again with the new one.
+    #[arg(long)]
+    new_pii_key_file: Option<PathBuf>,
     #[command(flatten)]
     dir: DataDirArgs,
 }
@@ -111,7 +125,10 @@ pub fn run(args: RotateArgs) -> anyhow::Result<()> {
         ),
         Some(_) => {}
     }
-    let new_key = read_new_key(args.new_key_file.as_deref())?;
+    let new_key = read_key(args.new_key_file.as_deref(), NEW_KEY_ENV, "--new-key-file")?
+        .ok_or_else(|| {
+            anyhow!("give the new destination token key: --new-key-file FILE or {NEW_KEY_ENV}")
+        })?;
     let new = DestinationTokenizer::new(new_key.as_bytes())
         .map_err(|e| anyhow!("the new destination token key: {e}"))?;
     if new.key_id() == current.key_id() {
@@ -120,6 +137,15 @@ pub fn run(args: RotateArgs) -> anyhow::Result<()> {
             new.key_id()
         );
     }
+
+    let mut pii = match read_key(
+        args.new_pii_key_file.as_deref(),
+        NEW_PII_KEY_ENV,
+        "--new-pii-key-file",
+    )? {
+        Some(new_pii_key) => Some(PiiRotation::prepare(&config, &database, new_pii_key)?),
+        None => None,
+    };
 
     // Old token → new token; the numbers themselves are dropped line by line.
     let mut pairs: HashMap<String, String> = HashMap::new();
@@ -132,6 +158,11 @@ pub fn run(args: RotateArgs) -> anyhow::Result<()> {
         Ok(())
     })?;
 
+    let mut meta = vec![(custos_runtime::TOKEN_KEY_META, new.key_id().to_string())];
+    if let Some(pii) = &pii {
+        meta.push((custos_runtime::PII_KEY_META, pii.new.key_id().to_string()));
+    }
+    let meta: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let parent = out.parent().unwrap_or(Path::new("."));
     let work = tempfile::Builder::new()
         .prefix(".custos-rotate-")
@@ -143,7 +174,7 @@ pub fn run(args: RotateArgs) -> anyhow::Result<()> {
         &database,
         &work.path().join(DATABASE_FILE),
         &mut |text| {
-            rewrite_tokens(text, |token| match pairs.get(token) {
+            let tokens = rewrite_tokens(text, |token| match pairs.get(token) {
                 Some(new_token) => {
                     if !replaced.contains(token) {
                         replaced.insert(token.to_string());
@@ -156,11 +187,22 @@ pub fn run(args: RotateArgs) -> anyhow::Result<()> {
                     }
                     None
                 }
-            })
+            });
+            match &mut pii {
+                None => tokens,
+                Some(pii) => pii.reseal(tokens.as_deref().unwrap_or(text)).or(tokens),
+            }
         },
-        &[(custos_runtime::TOKEN_KEY_META, new.key_id())],
+        &meta,
     )
     .context("rewriting the store")?;
+    if let Some(pii) = pii.as_ref().filter(|p| p.unopened > 0) {
+        bail!(
+            "{} sealed value(s) in the store do not open with the current pii key: give the \
+             key the store was sealed with; nothing was written",
+            pii.unopened
+        );
+    }
     if !unmatched.is_empty() && !args.allow_unmatched {
         let shown: Vec<&str> = unmatched
             .iter()
@@ -192,11 +234,18 @@ pub fn run(args: RotateArgs) -> anyhow::Result<()> {
         .token_key_file
         .clone()
         .unwrap_or_else(|| data_dir.join(TOKEN_KEY_FILE));
-    copy_other_files(data_dir, work.path(), &old_key_file)?;
+    let mut left_behind = vec![old_key_file];
+    if let Some(pii) = &pii {
+        left_behind.push(pii.old_key_file.clone());
+    }
+    copy_other_files(data_dir, work.path(), &left_behind)?;
     if key_in_data_dir {
         // The instance finds its key in the data directory: so it finds
         // the new one in the new directory, with the same warning at start.
         write_private(&work.path().join(TOKEN_KEY_FILE), new_key.as_bytes())?;
+    }
+    if let Some(pii) = pii.as_ref().filter(|p| p.in_data_dir) {
+        write_private(&work.path().join(PII_KEY_FILE), pii.new_key.as_bytes())?;
     }
 
     // Opened once with the new key: the rewritten log replays into every
@@ -208,6 +257,10 @@ pub fn run(args: RotateArgs) -> anyhow::Result<()> {
     check.secrets.token_key_file = None;
     check.rules.dir = None;
     check.rules.removal_override = None;
+    if let Some(pii) = &pii {
+        check.secrets.pii_key = Some(pii.new_key.clone());
+        check.secrets.pii_key_file = None;
+    }
     let runtime = custos_runtime::open(&check, custos_store::SqliteOptions::default())
         .context("the rotated store did not open with the new key")?;
     let engine = tokio::runtime::Builder::new_current_thread()
@@ -249,6 +302,8 @@ pub fn run(args: RotateArgs) -> anyhow::Result<()> {
         "webhooks_rewritten": stats.webhooks_rewritten,
         "snapshots_dropped": stats.snapshots_dropped,
         "new_key_in_data_dir": key_in_data_dir,
+        "new_pii_key_id": pii.as_ref().map(|p| p.new.key_id().to_string()),
+        "sealed_values_resealed": pii.as_ref().map_or(0, |p| p.resealed.len()),
     });
     println!("{}", serde_json::to_string_pretty(&summary)?);
     if !unmatched.is_empty() {
@@ -273,28 +328,156 @@ pub fn run(args: RotateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The new key: `--new-key-file` (trimmed, like `[secrets]
-/// token_key_file`) or `CUSTOS_NEW_TOKEN_KEY` (as is, like
-/// `CUSTOS_TOKEN_KEY`), not both.
-fn read_new_key(file: Option<&Path>) -> anyhow::Result<String> {
-    let from_env = std::env::var(NEW_KEY_ENV).ok().filter(|k| !k.is_empty());
+/// A new key: from `file` (trimmed, like `[secrets]` key files) or from
+/// the environment variable `env` (as is, like `CUSTOS_TOKEN_KEY`), not
+/// both; `None` when neither is given.
+fn read_key(file: Option<&Path>, env: &str, flag: &str) -> anyhow::Result<Option<String>> {
+    let from_env = std::env::var(env).ok().filter(|k| !k.is_empty());
     match (file, from_env) {
-        (Some(_), Some(_)) => {
-            bail!("give the new key once: --new-key-file or {NEW_KEY_ENV}, not both")
-        }
+        (Some(_), Some(_)) => bail!("give the new key once: {flag} or {env}, not both"),
         (Some(path), None) => {
             let text = std::fs::read_to_string(path)
-                .with_context(|| format!("--new-key-file: cannot read {}", path.display()))?;
+                .with_context(|| format!("{flag}: cannot read {}", path.display()))?;
             let key = text.trim();
             if key.is_empty() {
-                bail!("--new-key-file: {} is empty", path.display());
+                bail!("{flag}: {} is empty", path.display());
             }
-            Ok(key.to_string())
+            Ok(Some(key.to_string()))
         }
-        (None, Some(key)) => Ok(key),
-        (None, None) => {
-            bail!("give the new destination token key: --new-key-file FILE or {NEW_KEY_ENV}")
+        (None, from_env) => Ok(from_env),
+    }
+}
+
+/// Moving the sealed personal values to a new PII key, alongside the
+/// tokens: each sealed value (`enc:v1:`) of a stored text is opened with
+/// the current key under the name of the field it is the value of (its
+/// associated data) and sealed again with the new key. Sealing is
+/// deterministic, so one value sealed in many places maps to one new
+/// sealed value, and the text is rewritten as stored, nothing else moved.
+struct PiiRotation {
+    current: PiiCipher,
+    new: PiiCipher,
+    new_key: String,
+    /// The current key lives in the data directory (not configured).
+    in_data_dir: bool,
+    old_key_file: PathBuf,
+    /// Old sealed value → new sealed value.
+    resealed: HashMap<String, String>,
+    /// Sealed values that did not open with the current key.
+    unopened: u64,
+}
+
+impl PiiRotation {
+    fn prepare(
+        config: &custos_config::Config,
+        database: &Path,
+        new_key: String,
+    ) -> anyhow::Result<PiiRotation> {
+        let configured = config.secrets.pii_key.is_some() || config.secrets.pii_key_file.is_some();
+        let old_key_file = config
+            .secrets
+            .pii_key_file
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join(PII_KEY_FILE));
+        if !configured && !old_key_file.is_file() {
+            bail!(
+                "{} holds no pii key and none is configured: give the key the store was \
+                 sealed with (CUSTOS_PII_KEY or secrets.pii_key_file)",
+                config.data_dir.display()
+            );
         }
+        // Both keys exist by now: loading them creates nothing.
+        let current = custos_runtime::secrets::load_secrets(config)?.pii;
+        let facts = custos_store::rewrite::inspect(database, &[custos_runtime::PII_KEY_META])?;
+        match facts.meta.first().cloned().flatten() {
+            None => bail!(
+                "{} records no pii key id: start custos on it once, then rotate",
+                database.display()
+            ),
+            Some(stored) if stored != current.key_id() => bail!(
+                "the current pii key (id {}) is not the one this store was sealed with \
+                 (id {stored}): rotate with the key the server runs with",
+                current.key_id()
+            ),
+            Some(_) => {}
+        }
+        let new =
+            PiiCipher::new(new_key.as_bytes()).map_err(|e| anyhow!("the new pii key: {e}"))?;
+        if new.key_id() == current.key_id() {
+            bail!(
+                "the new pii key is the current one (id {}): nothing to rotate",
+                new.key_id()
+            );
+        }
+        Ok(PiiRotation {
+            current,
+            new,
+            new_key,
+            in_data_dir: !configured,
+            old_key_file,
+            resealed: HashMap::new(),
+            unopened: 0,
+        })
+    }
+
+    /// `text` with its sealed values sealed with the new key, or `None`
+    /// when it holds none.
+    fn reseal(&mut self, text: &str) -> Option<String> {
+        if !text.contains(SEALED_PREFIX) {
+            return None;
+        }
+        let Ok(value) = serde_json::from_str::<Value>(text) else {
+            self.unopened += 1;
+            return None;
+        };
+        let mut found = Vec::new();
+        sealed_values(None, &value, &mut found);
+        let mut out: Option<String> = None;
+        for (field, sealed) in found {
+            let resealed = match self.resealed.get(sealed) {
+                Some(resealed) => resealed.clone(),
+                None => {
+                    let opened = field.and_then(|f| Some((f, self.current.open_value(f, sealed)?)));
+                    let Some(resealed) = opened.and_then(|(field, clear)| {
+                        self.new
+                            .seal_value(field, &clear)
+                            .as_str()
+                            .map(String::from)
+                    }) else {
+                        self.unopened += 1;
+                        continue;
+                    };
+                    self.resealed.insert(sealed.to_string(), resealed.clone());
+                    resealed
+                }
+            };
+            let text = out.get_or_insert_with(|| text.to_string());
+            *text = text.replace(&format!("\"{sealed}\""), &format!("\"{resealed}\""));
+        }
+        out
+    }
+}
+
+/// Every sealed string under `value`, with the name of the field it is
+/// the value of (in an array, the array's field).
+fn sealed_values<'a>(
+    field: Option<&'a str>,
+    value: &'a Value,
+    found: &mut Vec<(Option<&'a str>, &'a str)>,
+) {
+    match value {
+        Value::String(text) if text.starts_with(SEALED_PREFIX) => found.push((field, text)),
+        Value::Object(map) => {
+            for (key, inner) in map {
+                sealed_values(Some(key), inner, found);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                sealed_values(field, item, found);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -357,8 +540,8 @@ fn prepare_out(out: &Path, data_dir: &Path) -> anyhow::Result<PathBuf> {
 /// Copies the data directory's other files and folders (the PII key and
 /// the evidence signing key when they live there, anything else kept
 /// beside the data), but neither database, which are copied consistently
-/// by their own means, nor the old token key.
-fn copy_other_files(from: &Path, to: &Path, old_key_file: &Path) -> anyhow::Result<()> {
+/// by their own means, nor the old keys being replaced.
+fn copy_other_files(from: &Path, to: &Path, old_keys: &[PathBuf]) -> anyhow::Result<()> {
     let skipped: Vec<String> = [DATABASE_FILE, CONSOLE_DATABASE_FILE]
         .iter()
         .flat_map(|db| {
@@ -367,7 +550,10 @@ fn copy_other_files(from: &Path, to: &Path, old_key_file: &Path) -> anyhow::Resu
                 .map(move |suffix| format!("{db}{suffix}"))
         })
         .collect();
-    let old_key = old_key_file.canonicalize().ok();
+    let old_keys: Vec<PathBuf> = old_keys
+        .iter()
+        .filter_map(|k| k.canonicalize().ok())
+        .collect();
     for entry in
         std::fs::read_dir(from).with_context(|| format!("cannot read {}", from.display()))?
     {
@@ -377,7 +563,7 @@ fn copy_other_files(from: &Path, to: &Path, old_key_file: &Path) -> anyhow::Resu
             continue;
         }
         let path = entry.path();
-        if old_key.is_some() && path.canonicalize().ok() == old_key {
+        if path.canonicalize().is_ok_and(|p| old_keys.contains(&p)) {
             continue;
         }
         copy_entry(&path, &to.join(&name))?;
@@ -511,6 +697,57 @@ mod tests {
             )
         );
         assert_eq!(asked, [OLD, other, OLD, OLD]);
+    }
+
+    fn pii_rotation(current: &str, new: &str) -> PiiRotation {
+        PiiRotation {
+            current: PiiCipher::new(current.as_bytes()).unwrap(),
+            new: PiiCipher::new(new.as_bytes()).unwrap(),
+            new_key: new.into(),
+            in_data_dir: false,
+            old_key_file: PathBuf::new(),
+            resealed: HashMap::new(),
+            unopened: 0,
+        }
+    }
+
+    #[test]
+    fn sealed_values_are_sealed_again_under_their_field_and_the_rest_is_kept() {
+        let old = PiiCipher::new(b"old-pii-key-0123456789").unwrap();
+        let new = PiiCipher::new(b"new-pii-key-0123456789").unwrap();
+        let name = old.seal_value("holder_name", &json!("Jane Smith"));
+        let email = old.seal_value("email", &json!("jane@example.com"));
+        let text = format!(
+            r#"{{"destination":{{"holder_name":{name},"account_token":"{OLD}"}},"attributes":{{"contacts":[{{"email":{email}}}],"plan":"pro"}}}}"#
+        );
+        let mut rotation = pii_rotation("old-pii-key-0123456789", "new-pii-key-0123456789");
+        let out = rotation.reseal(&text).unwrap();
+        let value: Value = serde_json::from_str(&out).unwrap();
+        let new_name = value["destination"]["holder_name"].as_str().unwrap();
+        let new_email = value["attributes"]["contacts"][0]["email"]
+            .as_str()
+            .unwrap();
+        assert_eq!(
+            new.open_value("holder_name", new_name),
+            Some(json!("Jane Smith"))
+        );
+        assert_eq!(
+            new.open_value("email", new_email),
+            Some(json!("jane@example.com"))
+        );
+        assert_eq!(old.open_value("holder_name", new_name), None);
+        assert_eq!(
+            out.replace(new_name, "N").replace(new_email, "E"),
+            text.replace(name.as_str().unwrap(), "N")
+                .replace(email.as_str().unwrap(), "E"),
+            "nothing else changes"
+        );
+        assert_eq!((rotation.resealed.len(), rotation.unopened), (2, 0));
+        assert_eq!(rotation.reseal(r#"{"plan":"pro"}"#), None);
+
+        let mut wrong = pii_rotation("another-pii-key-0123456789", "new-pii-key-0123456789");
+        assert_eq!(wrong.reseal(&text), None);
+        assert_eq!(wrong.unopened, 2);
     }
 
     #[test]

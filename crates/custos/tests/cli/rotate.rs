@@ -704,4 +704,148 @@ fn keys_kept_in_the_data_directory_move_with_it_and_the_old_token_key_stays_behi
     let first = serde_json::from_str::<Value>(history().lines().next().unwrap()).unwrap();
     let again = post(port, &first);
     assert_eq!(again["duplicate"], true, "{again}");
+    drop(_server);
+
+    // A new PII key as well: it takes the generated one's place.
+    let new_pii_file = dir.path().join("new-pii.key");
+    std::fs::write(&new_pii_file, "rotate-test-new-pii-key-9876543210\n").unwrap();
+    let out = dir.path().join("rotated-pii");
+    let rotated = Command::new(BIN)
+        .args(["tokens", "rotate", "--data-dir"])
+        .arg(&data)
+        .arg("--numbers")
+        .arg(&numbers)
+        .arg("--out")
+        .arg(&out)
+        .arg("--new-key-file")
+        .arg(&new_key_file)
+        .arg("--new-pii-key-file")
+        .arg(&new_pii_file)
+        .env_remove("CUSTOS_TOKEN_KEY")
+        .env_remove("CUSTOS_PII_KEY")
+        .env_remove("CUSTOS_NEW_TOKEN_KEY")
+        .env_remove("CUSTOS_NEW_PII_KEY")
+        .envs(no_keys)
+        .output()
+        .unwrap();
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    assert_eq!(
+        std::fs::read_to_string(out.join(custos_config::PII_KEY_FILE)).unwrap(),
+        "rotate-test-new-pii-key-9876543210"
+    );
+    let port = free_port();
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(&out)
+        .env_remove("CUSTOS_TOKEN_KEY")
+        .env_remove("CUSTOS_PII_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server(child);
+    assert_eq!(post(port, &first)["duplicate"], true);
+}
+
+/// With a new PII key too, the sealed holder names are sealed again with
+/// it: they open with the new key only, a server with both new keys shows
+/// them and recognises a resent event, and one with the old PII key is
+/// refused.
+#[test]
+fn a_new_pii_key_reseals_the_holder_names_in_the_same_pass() {
+    const NEW_PII_KEY: &str = "rotate-test-new-pii-key-9876543210";
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_dir(dir.path());
+    let numbers = dir.path().join("numbers.csv");
+    std::fs::write(&numbers, "20-00-00,55779911\n30-11-22,12345678\n").unwrap();
+    let out = dir.path().join("rotated");
+    let args: Vec<&std::ffi::OsStr> = vec![
+        "tokens".as_ref(),
+        "rotate".as_ref(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--numbers".as_ref(),
+        numbers.as_os_str(),
+        "--out".as_ref(),
+        out.as_os_str(),
+    ];
+    let wrong_pii = custos(
+        &args,
+        &[
+            ("CUSTOS_TOKEN_KEY", OLD_KEY),
+            ("CUSTOS_NEW_TOKEN_KEY", NEW_KEY),
+            ("CUSTOS_PII_KEY", "not-the-pii-key-it-was-sealed-with"),
+            ("CUSTOS_NEW_PII_KEY", NEW_PII_KEY),
+        ],
+    );
+    assert!(
+        stderr(&wrong_pii).contains("is not the one this store was sealed with"),
+        "{}",
+        stderr(&wrong_pii)
+    );
+    assert!(!out.exists());
+    let rotated = custos(
+        &args,
+        &[
+            ("CUSTOS_TOKEN_KEY", OLD_KEY),
+            ("CUSTOS_NEW_TOKEN_KEY", NEW_KEY),
+            ("CUSTOS_NEW_PII_KEY", NEW_PII_KEY),
+        ],
+    );
+    assert!(rotated.status.success(), "{}", stderr(&rotated));
+    let summary: Value = serde_json::from_slice(&rotated.stdout).unwrap();
+    let old_pii = custos_core::PiiCipher::new(PII_KEY.as_bytes()).unwrap();
+    let new_pii = custos_core::PiiCipher::new(NEW_PII_KEY.as_bytes()).unwrap();
+    assert_eq!(summary["new_pii_key_id"], new_pii.key_id(), "{summary}");
+    assert_eq!(
+        summary["sealed_values_resealed"], 2,
+        "two holder names: {summary}"
+    );
+    assert_eq!(summary["tokens_replaced"], 2, "{summary}");
+
+    let stored = records(&out);
+    let d1: Value = serde_json::from_str(&stored[0].1).unwrap();
+    let sealed = d1["destination"]["holder_name"].as_str().unwrap();
+    assert!(sealed.starts_with("enc:v1:"), "{d1}");
+    assert_eq!(
+        new_pii.open_value("holder_name", sealed),
+        Some(json!("Jane Smith"))
+    );
+    assert_eq!(old_pii.open_value("holder_name", sealed), None);
+
+    let serve_with = |pii_key: &str, port: u16| {
+        let child = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(&out)
+            .env("CUSTOS_TOKEN_KEY", NEW_KEY)
+            .env("CUSTOS_PII_KEY", pii_key)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Server(child)
+    };
+    let mut refused = serve_with(PII_KEY, free_port());
+    let exit = wait_exit(&mut refused);
+    assert!(
+        exit.is_some_and(|e| !e.success()),
+        "the old pii key is refused: {exit:?}"
+    );
+
+    let port = free_port();
+    let _server = serve_with(NEW_PII_KEY, port);
+    let first = serde_json::from_str::<Value>(history().lines().next().unwrap()).unwrap();
+    assert_eq!(post(port, &first)["duplicate"], true);
+    let shown = request(port, reqwest::Method::GET, "/v1/events/d1", None);
+    assert!(shown.to_string().contains("Jane Smith"), "{shown}");
 }
