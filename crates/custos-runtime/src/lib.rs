@@ -92,10 +92,12 @@ use tokio::sync::{mpsc, oneshot};
 pub use open::{OpenError, open};
 pub use time_bound::{TimeBound, TimeBoundError};
 
-/// Meta key under which the destination-token key id is kept.
-const TOKEN_KEY_META: &str = "destination_token_key_id";
-/// Meta key under which the id of the key that seals personal values is kept.
-const PII_KEY_META: &str = "pii_key_id";
+/// Meta key under which the destination-token key id is kept (public for
+/// `custos tokens rotate`, which records the new key's id there).
+pub const TOKEN_KEY_META: &str = "destination_token_key_id";
+/// Meta key under which the id of the key that seals personal values is
+/// kept (public for `custos tokens rotate --new-pii-key-file`).
+pub const PII_KEY_META: &str = "pii_key_id";
 
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {

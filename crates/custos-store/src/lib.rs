@@ -47,6 +47,7 @@
 
 pub mod backup;
 mod postgres;
+pub mod rewrite;
 mod sqlite;
 pub mod testsuite;
 

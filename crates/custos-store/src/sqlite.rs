@@ -43,7 +43,7 @@ use crate::{
 /// Schema version written to `PRAGMA user_version`.
 pub(crate) const SCHEMA_VERSION: i64 = 3;
 
-const SCHEMA: &str = "
+pub(crate) const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
     seq            INTEGER PRIMARY KEY,
     event_id       TEXT    NOT NULL UNIQUE,

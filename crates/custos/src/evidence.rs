@@ -1,4 +1,5 @@
-//! `custos evidence` (export, verify, public-key) and `custos tokens match`.
+//! `custos evidence` (export, verify, public-key) and `custos tokens match`
+//! (`custos tokens rotate` is in `rotate`).
 //!
 //! Export works offline against a data directory, the way `custos replay`
 //! does: it opens the runtime (which rebuilds engine state from the
@@ -34,10 +35,10 @@ pub enum EvidenceCommand {
 pub struct DataDirArgs {
     /// Data directory; overrides the config file.
     #[arg(long)]
-    data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// TOML config file (for its data directory and keys).
     #[arg(long, short)]
-    config: Option<PathBuf>,
+    pub(crate) config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -75,6 +76,10 @@ pub enum TokensCommand {
     /// Turn the platform's destination numbers into tokens and say which
     /// tokens of a pack (or of the log) they are.
     Match(MatchArgs),
+    /// Move a stopped instance's data to a new destination token key:
+    /// writes a new data directory whose stored tokens are those of the
+    /// new key, from the platform's destination numbers.
+    Rotate(crate::rotate::RotateArgs),
 }
 
 #[derive(clap::Args)]
@@ -90,7 +95,7 @@ pub struct MatchArgs {
     dir: DataDirArgs,
 }
 
-fn load_config(dir: &DataDirArgs) -> anyhow::Result<custos_config::Config> {
+pub(crate) fn load_config(dir: &DataDirArgs) -> anyhow::Result<custos_config::Config> {
     let overrides = custos_config::Overrides {
         data_dir: dir.data_dir.clone(),
         ..custos_config::Overrides::default()
@@ -231,7 +236,13 @@ fn verify(args: VerifyArgs) -> anyhow::Result<()> {
 }
 
 pub fn run_tokens(command: TokensCommand) -> anyhow::Result<()> {
-    let TokensCommand::Match(args) = command;
+    match command {
+        TokensCommand::Match(args) => match_numbers(args),
+        TokensCommand::Rotate(args) => crate::rotate::run(args),
+    }
+}
+
+fn match_numbers(args: MatchArgs) -> anyhow::Result<()> {
     let config = load_config(&args.dir)?;
     // A token key generated now would match nothing: the data directory
     // must already hold the one its tokens were made with.
@@ -250,15 +261,6 @@ pub fn run_tokens(command: TokensCommand) -> anyhow::Result<()> {
         Some(pack) => Some(tokens_in_pack(pack)?),
         None => None,
     };
-    let mut text = String::new();
-    std::fs::File::open(&args.numbers)
-        .with_context(|| format!("cannot open {}", args.numbers.display()))?
-        .read_to_string(&mut text)
-        .with_context(|| format!("cannot read {}", args.numbers.display()))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes());
     let mut out = csv::Writer::from_writer(std::io::stdout().lock());
     out.write_record([
         "line",
@@ -269,26 +271,9 @@ pub fn run_tokens(command: TokensCommand) -> anyhow::Result<()> {
         "accounts",
     ])?;
     let mut matched = 0;
-    for (index, record) in reader.records().enumerate() {
-        let line = index + 1;
-        let record = record.with_context(|| format!("{}: line {line}", args.numbers.display()))?;
-        let (Some(institution), Some(number)) = (record.get(0), record.get(1)) else {
-            bail!(
-                "{}: line {line}: expected institution_id,account_number",
-                args.numbers.display()
-            );
-        };
-        if line == 1 && number.trim().eq_ignore_ascii_case("account_number") {
-            continue;
-        }
-        let Some((institution, token)) = secrets.tokenizer.token_of_written(institution, number)
-        else {
-            // Never echo the number.
-            bail!(
-                "{}: line {line}: the institution or number has no letters or digits",
-                args.numbers.display()
-            );
-        };
+    for_each_number(&args.numbers, |line, institution, number| {
+        let (institution, token) =
+            written_token(&secrets.tokenizer, &args.numbers, line, institution, number)?;
         let digits: Vec<char> = number
             .chars()
             .filter(|c| c.is_ascii_alphanumeric())
@@ -312,12 +297,66 @@ pub fn run_tokens(command: TokensCommand) -> anyhow::Result<()> {
             in_pack,
             accounts,
         ])?;
-    }
+        Ok(())
+    })?;
     out.flush()?;
     if pack_tokens.is_some() {
         eprintln!("{matched} number(s) match destinations of the pack");
     }
     Ok(())
+}
+
+/// Calls `visit` with each line of a numbers file (CSV of
+/// `institution_id,account_number`, a header line allowed): its line
+/// number, the institution and the number as written. The numbers are only
+/// held in memory, and no error quotes one.
+pub(crate) fn for_each_number(
+    path: &Path,
+    mut visit: impl FnMut(usize, &str, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    for (index, record) in reader.records().enumerate() {
+        let line = index + 1;
+        // The csv error names the line and the field count, never the values.
+        let record = record.with_context(|| format!("{}: line {line}", path.display()))?;
+        let (Some(institution), Some(number)) = (record.get(0), record.get(1)) else {
+            bail!(
+                "{}: line {line}: expected institution_id,account_number",
+                path.display()
+            );
+        };
+        if line == 1 && number.trim().eq_ignore_ascii_case("account_number") {
+            continue;
+        }
+        visit(line, institution, number)?;
+    }
+    Ok(())
+}
+
+/// `(institution_id, token)` of a number as written on `line` of `path`.
+pub(crate) fn written_token(
+    tokenizer: &custos_core::DestinationTokenizer,
+    path: &Path,
+    line: usize,
+    institution: &str,
+    number: &str,
+) -> anyhow::Result<(String, String)> {
+    match tokenizer.token_of_written(institution, number) {
+        Some(found) => Ok(found),
+        // Never echo the number.
+        None => bail!(
+            "{}: line {line}: the institution or number has no letters or digits",
+            path.display()
+        ),
+    }
 }
 
 /// Destination token → the accounts that paid to it, from a pack's

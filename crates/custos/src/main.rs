@@ -9,6 +9,7 @@ mod demo;
 mod evaluate;
 mod evidence;
 mod replay;
+mod rotate;
 mod rules;
 mod serve;
 mod simulate;
@@ -82,8 +83,9 @@ enum Command {
     /// print the public key they are signed with.
     #[command(subcommand)]
     Evidence(evidence::EvidenceCommand),
-    /// Match the platform's own destination numbers to tokens (the
-    /// numbers are never written anywhere).
+    /// Match the platform's own destination numbers to tokens, or move the
+    /// data to a new destination token key (the numbers are never written
+    /// anywhere).
     #[command(subcommand)]
     Tokens(evidence::TokensCommand),
 }

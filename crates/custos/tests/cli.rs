@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+// Beside this file, not in tests/ itself, so that it stays in this binary.
+#[path = "cli/rotate.rs"]
+mod rotate;
+
 const BIN: &str = env!("CARGO_BIN_EXE_custos");
 
 /// Runs `custos` with `args`, asserts it succeeded, and returns its stdout.
