@@ -24,10 +24,14 @@ use crate::state::{AccountState, FailedLoginWindow, failed_login_window};
 use crate::types::Action;
 
 /// Version of the snapshot layout; a snapshot of another version is ignored
-/// and state is rebuilt from the log instead, except format 4, which is
-/// read and migrated (format 5 replaced its clock, the newest event time,
-/// with an [`EngineClock`] rebuilt from each account's newest event time).
-pub const SNAPSHOT_FORMAT: u32 = 5;
+/// and state is rebuilt from the log instead, except formats 4 and 5, which
+/// are read (format 5 replaced format 4's clock, the newest event time,
+/// with an [`EngineClock`] rebuilt from each account's newest event time;
+/// format 6 put each account on a line of its own, see [`Engine::snapshot_to`]).
+pub const SNAPSHOT_FORMAT: u32 = 6;
+
+/// The last format written as one JSON document.
+const SNAPSHOT_FORMAT_ONE_DOCUMENT: u32 = 5;
 
 /// Addresses whose failed logins are tracked across accounts, at most.
 /// When full, addresses with no failure in the last hour are dropped.
@@ -112,12 +116,44 @@ impl<'de> Deserialize<'de> for AccountMap {
     }
 }
 
-/// [`Snapshot`] as written: borrowed where the state can be, so that a
-/// snapshot does not clone every account first. Same fields, same order.
+/// [`Snapshot`] as format 5 wrote it, one JSON document: kept for the
+/// tests that check older snapshots are still read.
+#[cfg(test)]
 #[derive(Serialize)]
 struct SnapshotOut<'a> {
     format: u32,
     accounts: Vec<&'a AccountState>,
+    population: &'a Population,
+    ip_failures: Vec<(u64, &'a FailedLoginWindow)>,
+    destinations: Vec<(u64, DestinationUse)>,
+    holds: HoldSnapshot,
+    campaigns: CampaignSnapshot,
+    clock: &'a EngineClock,
+    identifiers: IdentifierSnapshot,
+    cases: &'a CaseBook,
+}
+
+/// The first line of a format 6 snapshot: everything but the accounts, and
+/// how many account lines follow.
+#[derive(Deserialize)]
+struct SnapshotHead {
+    format: u32,
+    account_lines: u64,
+    population: Population,
+    ip_failures: Vec<(u64, FailedLoginWindow)>,
+    destinations: Vec<(u64, DestinationUse)>,
+    holds: HoldSnapshot,
+    campaigns: CampaignSnapshot,
+    clock: EngineClock,
+    identifiers: IdentifierSnapshot,
+    cases: CaseBook,
+}
+
+/// [`SnapshotHead`] as written, borrowed where the state can be.
+#[derive(Serialize)]
+struct SnapshotHeadOut<'a> {
+    format: u32,
+    account_lines: u64,
     population: &'a Population,
     ip_failures: Vec<(u64, &'a FailedLoginWindow)>,
     destinations: Vec<(u64, DestinationUse)>,
@@ -185,6 +221,131 @@ pub enum SnapshotError {
     Invalid(#[from] serde_json::Error),
     #[error("snapshot is not valid: {0}")]
     Campaigns(#[from] crate::campaigns::CampaignError),
+    #[error("snapshot is not valid: {0}")]
+    Layout(String),
+}
+
+/// Calls `each` with every line of `input` (without its newline). A line
+/// that lies whole in the reader's buffer is handed over where it lies;
+/// only one cut by the buffer's edge is copied first, so the bytes of the
+/// accounts are not copied a second time on their way to the parser.
+fn for_each_line(
+    input: &mut impl std::io::BufRead,
+    mut each: impl FnMut(&[u8]) -> Result<(), SnapshotError>,
+) -> Result<(), SnapshotError> {
+    let mut cut: Vec<u8> = Vec::new();
+    loop {
+        let buffer = input.fill_buf().map_err(serde_json::Error::io)?;
+        if buffer.is_empty() {
+            // A last line without its newline: the parser decides whether
+            // it is whole.
+            return if cut.is_empty() { Ok(()) } else { each(&cut) };
+        }
+        let mut used = 0;
+        while let Some(end) = buffer[used..].iter().position(|b| *b == b'\n') {
+            let line = &buffer[used..used + end];
+            if cut.is_empty() {
+                each(line)?;
+            } else {
+                cut.extend_from_slice(line);
+                each(&cut)?;
+                cut.clear();
+            }
+            used += end + 1;
+        }
+        cut.extend_from_slice(&buffer[used..]);
+        let read = buffer.len();
+        input.consume(read);
+    }
+}
+
+/// Reads a snapshot of the current layout (see [`Engine::snapshot_to`]).
+fn read_lines(input: &mut impl std::io::BufRead) -> Result<Snapshot<EngineClock>, SnapshotError> {
+    let mut head: Option<SnapshotHead> = None;
+    let mut accounts = HashMap::default();
+    let mut read = 0u64;
+    for_each_line(input, |line| {
+        let Some(head) = &head else {
+            let first: SnapshotHead = serde_json::from_slice(line)?;
+            // The count only sizes the map; a damaged one must not
+            // allocate the machine's memory before the lines say otherwise.
+            accounts = HashMap::with_capacity_and_hasher(
+                usize::try_from(first.account_lines)
+                    .unwrap_or(usize::MAX)
+                    .min(1 << 20),
+                RandomState::default(),
+            );
+            head = Some(first);
+            return Ok(());
+        };
+        if read == head.account_lines {
+            return Err(SnapshotError::Layout(format!(
+                "more than the {} account lines its head announces",
+                head.account_lines
+            )));
+        }
+        let account: AccountState = serde_json::from_slice(line)?;
+        accounts.insert(account.account_id.clone(), account);
+        read += 1;
+        Ok(())
+    })?;
+    let head = head.ok_or_else(|| SnapshotError::Layout("the snapshot is empty".into()))?;
+    if read != head.account_lines {
+        return Err(SnapshotError::Layout(format!(
+            "{read} account lines of the {} its head announces: the snapshot is cut short",
+            head.account_lines
+        )));
+    }
+    Ok(Snapshot {
+        format: head.format,
+        accounts: AccountMap(accounts),
+        population: head.population,
+        ip_failures: head.ip_failures,
+        destinations: head.destinations,
+        holds: head.holds,
+        campaigns: head.campaigns,
+        clock: head.clock,
+        identifiers: head.identifiers,
+        cases: head.cases,
+    })
+}
+
+/// Reads a one-document snapshot (formats 4 and 5) from a stream.
+fn read_one_document(
+    input: &mut impl std::io::BufRead,
+) -> Result<Snapshot<EngineClock>, SnapshotError> {
+    let mut de = serde_json::Deserializer::from_reader(input);
+    let snapshot = Snapshot::<AnyClock>::deserialize(&mut de)?;
+    de.end()?;
+    match (snapshot.format, snapshot.clock) {
+        (SNAPSHOT_FORMAT_ONE_DOCUMENT, AnyClock::Clock(clock)) => Ok(Snapshot {
+            format: SNAPSHOT_FORMAT,
+            accounts: snapshot.accounts,
+            population: snapshot.population,
+            ip_failures: snapshot.ip_failures,
+            destinations: snapshot.destinations,
+            holds: snapshot.holds,
+            campaigns: snapshot.campaigns,
+            clock,
+            identifiers: snapshot.identifiers,
+            cases: snapshot.cases,
+        }),
+        (SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK, AnyClock::NewestTime(newest)) => {
+            Ok(migrate_newest_time_clock(Snapshot {
+                format: SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK,
+                accounts: snapshot.accounts,
+                population: snapshot.population,
+                ip_failures: snapshot.ip_failures,
+                destinations: snapshot.destinations,
+                holds: snapshot.holds,
+                campaigns: snapshot.campaigns,
+                clock: newest,
+                identifiers: snapshot.identifiers,
+                cases: snapshot.cases,
+            }))
+        }
+        (found, _) => Err(SnapshotError::Format { found }),
+    }
 }
 
 impl Default for Engine {
@@ -571,17 +732,24 @@ impl Engine {
     /// Serializes all account state into `out`, as [`Engine::snapshot`]
     /// would. Accounts are written by reference, not cloned first, so a
     /// snapshot costs the serialized bytes and no second copy of the state.
-    pub fn snapshot_to(&self, out: impl std::io::Write) -> Result<(), serde_json::Error> {
+    ///
+    /// The layout is JSON lines: a first line with everything but the
+    /// accounts ([`SnapshotHead`]), then one line per account in account
+    /// order. A restart reads it line by line from a buffer, which serde_json
+    /// parses several times faster than the same JSON from a reader (it
+    /// tracks lines and columns byte by byte there), while memory holds one
+    /// line at a time, never the whole snapshot.
+    pub fn snapshot_to(&self, mut out: impl std::io::Write) -> Result<(), serde_json::Error> {
         let mut accounts: Vec<&AccountState> = self.accounts.values().collect();
         accounts.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
         let mut ip_failures: Vec<(u64, &FailedLoginWindow)> =
             self.ip_failures.iter().map(|(k, w)| (*k, w)).collect();
         ip_failures.sort_unstable_by_key(|(k, _)| *k);
         serde_json::to_writer(
-            out,
-            &SnapshotOut {
+            &mut out,
+            &SnapshotHeadOut {
                 format: SNAPSHOT_FORMAT,
-                accounts,
+                account_lines: accounts.len() as u64,
                 population: &self.population,
                 ip_failures,
                 destinations: self.destinations.sorted(),
@@ -591,73 +759,84 @@ impl Engine {
                 identifiers: self.identifiers.to_snapshot(),
                 cases: &self.cases,
             },
-        )
+        )?;
+        out.write_all(b"\n").map_err(serde_json::Error::io)?;
+        for account in accounts {
+            // serde_json escapes newlines inside strings: a line is one account.
+            serde_json::to_writer(&mut out, account)?;
+            out.write_all(b"\n").map_err(serde_json::Error::io)?;
+        }
+        out.flush().map_err(serde_json::Error::io)
+    }
+
+    /// The state as format 5 wrote it (one JSON document), for the tests of
+    /// reading older snapshots.
+    #[cfg(test)]
+    pub(crate) fn snapshot_one_document(&self) -> Vec<u8> {
+        let mut accounts: Vec<&AccountState> = self.accounts.values().collect();
+        accounts.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
+        let mut ip_failures: Vec<(u64, &FailedLoginWindow)> =
+            self.ip_failures.iter().map(|(k, w)| (*k, w)).collect();
+        ip_failures.sort_unstable_by_key(|(k, _)| *k);
+        serde_json::to_vec(&SnapshotOut {
+            format: SNAPSHOT_FORMAT_ONE_DOCUMENT,
+            accounts,
+            population: &self.population,
+            ip_failures,
+            destinations: self.destinations.sorted(),
+            holds: self.holds.to_snapshot(),
+            campaigns: self.campaigns.to_snapshot(),
+            clock: &self.clock,
+            identifiers: self.identifiers.to_snapshot(),
+            cases: &self.cases,
+        })
+        .expect("state serializes to json")
     }
 
     /// Replaces all account state with a snapshot's.
     pub fn restore(&mut self, bytes: &[u8]) -> Result<(), SnapshotError> {
+        // A document that names its format elsewhere than first is still
+        // refused by format, before its fields are checked.
         #[derive(Deserialize)]
         struct FormatOnly {
             format: u32,
         }
-        let found = serde_json::from_slice::<FormatOnly>(bytes)?.format;
-        let snapshot: Snapshot<EngineClock> = match found {
-            SNAPSHOT_FORMAT => serde_json::from_slice(bytes)?,
-            SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK => {
-                migrate_newest_time_clock(serde_json::from_slice(bytes)?)
-            }
-            found => return Err(SnapshotError::Format { found }),
-        };
-        self.install(snapshot)
+        if leading_format(bytes).is_none()
+            && let Ok(FormatOnly { format: found }) = serde_json::from_slice(bytes)
+            && ![
+                SNAPSHOT_FORMAT_ONE_DOCUMENT,
+                SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK,
+            ]
+            .contains(&found)
+        {
+            return Err(SnapshotError::Format { found });
+        }
+        self.restore_from(bytes)
     }
 
     /// Replaces all account state with a snapshot read from `input`, without
     /// holding its serialized form in memory: a restart then needs the state
     /// and a read buffer, not the state plus a copy of the whole snapshot.
-    pub fn restore_from(&mut self, input: impl std::io::Read) -> Result<(), SnapshotError> {
-        use std::io::BufRead;
-        let mut input = std::io::BufReader::with_capacity(1 << 20, input);
-        // The format is written first: refuse another format by name before
-        // parsing the rest, as `restore` does.
-        let prefix = input.fill_buf().map_err(serde_json::Error::io)?;
-        let found = leading_format(prefix);
-        let snapshot: Snapshot<AnyClock> = match found {
-            Some(SNAPSHOT_FORMAT | SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK) | None => {
-                let mut de = serde_json::Deserializer::from_reader(&mut input);
-                let snapshot = Snapshot::<AnyClock>::deserialize(&mut de)?;
-                de.end()?;
-                snapshot
+    /// Reads the current layout and the one-document formats 4 and 5.
+    pub fn restore_from(&mut self, mut input: impl std::io::Read) -> Result<(), SnapshotError> {
+        use std::io::Read;
+        // The format is written first: read enough to see it (a reader may
+        // hand out a byte at a time) and refuse another format by name
+        // before parsing the rest.
+        let mut prefix = Vec::with_capacity(32);
+        (&mut input)
+            .take(32)
+            .read_to_end(&mut prefix)
+            .map_err(serde_json::Error::io)?;
+        let format = leading_format(&prefix);
+        let mut input =
+            std::io::BufReader::with_capacity(1 << 20, std::io::Cursor::new(prefix).chain(input));
+        let snapshot = match format {
+            Some(SNAPSHOT_FORMAT) => read_lines(&mut input)?,
+            Some(SNAPSHOT_FORMAT_ONE_DOCUMENT | SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK) | None => {
+                read_one_document(&mut input)?
             }
             Some(found) => return Err(SnapshotError::Format { found }),
-        };
-        let snapshot = match (snapshot.format, snapshot.clock) {
-            (SNAPSHOT_FORMAT, AnyClock::Clock(clock)) => Snapshot {
-                format: SNAPSHOT_FORMAT,
-                accounts: snapshot.accounts,
-                population: snapshot.population,
-                ip_failures: snapshot.ip_failures,
-                destinations: snapshot.destinations,
-                holds: snapshot.holds,
-                campaigns: snapshot.campaigns,
-                clock,
-                identifiers: snapshot.identifiers,
-                cases: snapshot.cases,
-            },
-            (SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK, AnyClock::NewestTime(newest)) => {
-                migrate_newest_time_clock(Snapshot {
-                    format: SNAPSHOT_FORMAT_NEWEST_TIME_CLOCK,
-                    accounts: snapshot.accounts,
-                    population: snapshot.population,
-                    ip_failures: snapshot.ip_failures,
-                    destinations: snapshot.destinations,
-                    holds: snapshot.holds,
-                    campaigns: snapshot.campaigns,
-                    clock: newest,
-                    identifiers: snapshot.identifiers,
-                    cases: snapshot.cases,
-                })
-            }
-            (found, _) => return Err(SnapshotError::Format { found }),
         };
         self.install(snapshot)
     }

@@ -668,7 +668,10 @@ impl EngineThread {
                 }
             })
             .map_err(|e| failure.take().unwrap_or(RuntimeError::Store(e)))?;
-        let mut seen = FingerprintSet::default();
+        // Sized for every stored event at once: growing a set of millions
+        // of ids step by step rehashes it a dozen times.
+        let stored = usize::try_from(self.store.last_seq()?).unwrap_or(0);
+        let mut seen = FingerprintSet::with_capacity_and_hasher(stored, Default::default());
         self.store.scan_event_ids(&mut |id| {
             seen.insert(fingerprint(id));
         })?;

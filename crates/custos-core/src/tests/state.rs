@@ -116,10 +116,45 @@ fn a_snapshot_streamed_in_and_out_equals_the_one_in_memory() {
             "read {step} bytes at a time"
         );
     }
-    // Trailing garbage after the document is refused, not ignored.
+    // Trailing garbage after the last account is refused, not ignored.
     let mut damaged = bytes.clone();
-    damaged.extend_from_slice(b"{}");
-    assert!(Engine::default().restore_from(&damaged[..]).is_err());
+    damaged.extend_from_slice(b"{}\n");
+    let err = Engine::default().restore_from(&damaged[..]).unwrap_err();
+    assert!(err.to_string().contains("more than the"), "{err}");
+    // So is a snapshot cut short after a whole line (a line cut in the
+    // middle is not JSON).
+    let lines: Vec<&[u8]> = bytes.split_inclusive(|b| *b == b'\n').collect();
+    assert!(lines.len() >= 2, "a head and an account at least");
+    let cut: Vec<u8> = lines[..lines.len() - 1].concat();
+    let err = Engine::default().restore_from(&cut[..]).unwrap_err();
+    assert!(err.to_string().contains("cut short"), "{err}");
+    let mut torn = cut.clone();
+    torn.extend_from_slice(&lines[lines.len() - 1][..5]);
+    assert!(Engine::default().restore_from(&torn[..]).is_err());
+}
+
+/// A snapshot written before accounts had lines of their own (format 5,
+/// one JSON document) is still read, whole or streamed, into the same
+/// state.
+#[test]
+fn a_format_5_snapshot_is_still_read() {
+    let mut live = Engine::default();
+    for value in examples() {
+        live.process(&event(value));
+    }
+    let old = live.snapshot_one_document();
+    assert!(old.starts_with(b"{\"format\":5,"));
+    let mut restored = Engine::default();
+    restored.restore(&old).unwrap();
+    assert_eq!(restored.snapshot().unwrap(), live.snapshot().unwrap());
+    let mut streamed = Engine::default();
+    streamed
+        .restore_from(Trickle {
+            bytes: &old,
+            step: 4096,
+        })
+        .unwrap();
+    assert_eq!(streamed.snapshot().unwrap(), live.snapshot().unwrap());
 }
 
 #[test]
