@@ -220,6 +220,27 @@ impl CaseBook {
             .collect()
     }
 
+    /// The case a hold opened in (`Case::holds`), or the case that was
+    /// merged into, resolved or not. A hold opens in its account's current
+    /// case, so that one is looked at first; only a hold whose case was
+    /// resolved, or taken over, costs a walk of the account's cases.
+    pub fn case_of_hold(&self, account_id: &str, hold_id: &str) -> Option<&Case> {
+        let key = format!("{account_id}/{hold_id}");
+        let lives_on = |case: &Case| case.merged_into.is_none() && case.holds.contains(&key);
+        if let Some(case) = self
+            .current
+            .get(account_id)
+            .and_then(|id| self.cases.get(id))
+            .filter(|c| lives_on(c))
+        {
+            return Some(case);
+        }
+        self.cases
+            .values()
+            .rev()
+            .find(|c| c.accounts.iter().any(|a| a == account_id) && lives_on(c))
+    }
+
     fn new_id(&mut self) -> String {
         self.next += 1;
         format!("case-{}", self.next)
@@ -747,6 +768,49 @@ mod tests {
                 22
             ))
             .is_err()
+        );
+    }
+
+    #[test]
+    fn a_hold_names_the_case_it_opened_in_after_resolving_and_merging() {
+        let mut book = CaseBook::default();
+        let hold_into = |book: &mut CaseBook, id: &str, key: &str| {
+            book.cases.get_mut(id).unwrap().holds.push(key.into());
+        };
+        let first = book.case_for("a1", "hold h1 opened", 10, "e1");
+        hold_into(&mut book, &first, "a1/h1");
+        let id_of =
+            |book: &CaseBook, hold: &str| book.case_of_hold("a1", hold).map(|c| c.id.clone());
+        assert_eq!(id_of(&book, "h1").as_deref(), Some("case-1"));
+        assert_eq!(id_of(&book, "h2"), None);
+        // Resolved while its hold is still open: still the hold's case.
+        book.apply(&action(
+            AnalystActionKind::ResolveCase,
+            &first,
+            "a1",
+            Some("inconclusive"),
+            11,
+        ))
+        .unwrap();
+        let second = book.case_for("a1", "hold h2 opened", 12, "e2");
+        hold_into(&mut book, &second, "a1/h2");
+        assert_eq!(id_of(&book, "h1").as_deref(), Some("case-1"));
+        assert_eq!(id_of(&book, "h2").as_deref(), Some("case-2"));
+        // Merged into another account's case: the case that lives on.
+        let other = book.case_for("b1", "b1 put at risk", 13, "e3");
+        book.apply(&action(
+            AnalystActionKind::MergeCase,
+            &second,
+            "a1",
+            Some(&other),
+            14,
+        ))
+        .unwrap();
+        assert_eq!(id_of(&book, "h2").as_deref(), Some("case-3"));
+        assert_eq!(
+            book.case_of_hold("b1", "h2"),
+            None,
+            "another account's hold"
         );
     }
 

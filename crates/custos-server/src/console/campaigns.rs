@@ -6,7 +6,8 @@
 //! of its destinations, the destination changes of the burst window
 //! against the institution's baseline as an inline SVG bar chart drawn on
 //! the server (no script; coordinates are computed here, every text is
-//! escaped by the template).
+//! escaped by the template); and the graph of who used which shared
+//! artefact (`graph`), with the same links as a table.
 //!
 //! Confirming a campaign is an analyst's action. Releasing every open
 //! hold of a campaign, or dismissing it, touches many sellers' money at
@@ -25,12 +26,13 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
 use custos_config::Scope;
-use custos_core::campaigns::{Campaign, CampaignMoney};
+use custos_core::campaigns::{Campaign, CampaignLinks, CampaignMoney};
 use custos_core::event::AnalystActionKind;
 use custos_core::holds::{Hold, HoldStatus};
 use serde::{Deserialize, Serialize};
 
 use super::db::{Approval, DISMISS_CAMPAIGN, RELEASE_CAMPAIGN};
+use super::graph::{DRAWN_ACCOUNTS, Graph, graph};
 use super::pages::{
     Nav, account_href, api_error_page, campaign_href, console_db, error_page, html, money, nav,
     reader, when, when_ms,
@@ -127,6 +129,7 @@ struct CampaignPage {
     chart_width: f64,
     chart_height: f64,
     chart_axis_y: String,
+    graph: Graph,
 }
 
 /// An institution's burst window as the engine counts it.
@@ -149,6 +152,8 @@ struct CampaignRead {
     /// Per listed member: money since its first risky change.
     money: Vec<(String, BTreeMap<String, CampaignMoney>)>,
     charts: Vec<ChartRead>,
+    /// Who used which shared artefact, for the graph.
+    links: Option<CampaignLinks>,
 }
 
 async fn read_campaign(state: &AppState, campaign_id: &str) -> Result<Option<CampaignRead>, ()> {
@@ -197,6 +202,7 @@ async fn read_campaign(state: &AppState, campaign_id: &str) -> Result<Option<Cam
                         })
                     })
                     .collect(),
+                links: engine.campaign_links(&lookup, DRAWN_ACCOUNTS),
                 campaign: c.clone(),
             })
         })
@@ -430,6 +436,12 @@ async fn campaign_page(
         chart_width: CHART_WIDTH,
         chart_height: CHART_HEIGHT,
         chart_axis_y: format!("{:.1}", CHART_HEIGHT - CHART_BOTTOM),
+        graph: graph(read.links.as_ref().unwrap_or(&CampaignLinks {
+            campaign_id: c.id.clone(),
+            accounts: Vec::new(),
+            more_accounts: c.account_count(),
+            artefacts: Vec::new(),
+        })),
         id: c.id.clone(),
     };
     html(StatusCode::OK, &page)
