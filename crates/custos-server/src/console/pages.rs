@@ -653,11 +653,16 @@ pub async fn queue(
     let read = state
         .runtime
         .read(|engine| {
-            let holds = engine
-                .holds()
-                .open()
+            let open = engine.holds().open();
+            let keys: Vec<(&str, &str)> = open
+                .iter()
+                .map(|h| (h.account_id.as_str(), h.hold_id.as_str()))
+                .collect();
+            let cases = engine.cases().cases_of_holds(&keys);
+            let holds = open
                 .into_iter()
-                .map(|h| OpenHold {
+                .zip(cases)
+                .map(|(h, case)| OpenHold {
                     money: engine
                         .account(&h.account_id)
                         .and_then(|a| a.money.get(&h.currency))
@@ -666,10 +671,7 @@ pub async fn queue(
                         .campaigns()
                         .account_in_live_campaign(&h.account_id)
                         .map(|c| c.id.clone()),
-                    case: engine
-                        .cases()
-                        .case_of_hold(&h.account_id, &h.hold_id)
-                        .map(|c| c.id.clone()),
+                    case: case.map(|c| c.id.clone()),
                     hold: h.clone(),
                 })
                 .collect();
@@ -1747,7 +1749,7 @@ struct AccountRead {
     at_risk: Option<Value>,
     campaign: Option<String>,
     holds: Vec<Hold>,
-    /// Its cases, open ones first, newest first within each.
+    /// Its cases, open ones first, the last changed first within each.
     #[serde(default)]
     cases: Vec<AccountCase>,
 }
@@ -1830,8 +1832,14 @@ pub async fn account(
                             updated_at: c.updated_at,
                         })
                         .collect();
-                    // Stable: newest first within open and resolved.
-                    cases.sort_by_key(|c| c.status == CaseStatus::Resolved);
+                    // Case ids sort as text (`case-10` before `case-9`):
+                    // order by the last change instead.
+                    cases.sort_by_key(|c| {
+                        (
+                            c.status == CaseStatus::Resolved,
+                            std::cmp::Reverse(c.updated_at),
+                        )
+                    });
                     cases
                 },
             }
