@@ -855,6 +855,56 @@ async fn the_campaign_graph_draws_every_victim_and_shared_artefact_as_links() {
 }
 
 #[tokio::test]
+async fn a_campaign_with_more_victims_than_drawn_draws_the_first_and_says_how_many_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(console_config(dir.path())).await;
+    add_user(&server, "vera", Role::Viewer);
+    let victims: Vec<String> = (0..103).map(|i| format!("v{i:03}")).collect();
+    for chunk in victims.chunks(40) {
+        let events: Vec<Value> = chunk.iter().flat_map(|a| story(a)).collect();
+        let (status, answer) = server.post(&json!(events)).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let (_, campaign) = server.get("/v1/campaigns/cmp_1").await;
+    assert_eq!(
+        campaign["accounts"].as_array().unwrap().len(),
+        103,
+        "{campaign}"
+    );
+    let mut vera = Browser::logged_in(&server, "vera").await;
+    let page = vera.get("/console/campaigns/cmp_1").await;
+    assert_eq!(page.status, 200);
+    let (svg, table) = links_of(&page);
+    assert_eq!(svg.matches("class=\"node account\"").count(), 100, "{svg}");
+    assert_eq!(svg.matches("class=\"node destination\"").count(), 1);
+    assert_eq!(svg.matches("<line ").count(), 100);
+    // The first hundred to join; the caption counts the rest and links to
+    // the full list of victims, which has them all.
+    let first: Vec<String> = campaign["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["account_id"].as_str().unwrap().to_string())
+        .collect();
+    for (i, account) in first.iter().enumerate() {
+        let drawn = svg.contains(&format!("href=\"/console/accounts/{account}\""));
+        assert_eq!(drawn, i < 100, "{account} at {i}");
+    }
+    assert!(
+        page.body.contains(
+            "3 more accounts are not drawn: see <a href=\"#victims\">the victims list</a>"
+        ),
+        "{svg}"
+    );
+    assert!(page.body.contains("<h2 id=\"victims\">"));
+    assert!(
+        table.contains(">103</td>"),
+        "the table counts them all: {table}"
+    );
+    server.server.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn queue_rows_and_account_pages_link_the_cases_of_their_holds() {
     let dir = tempfile::tempdir().unwrap();
     let server = server_with_holds(dir.path()).await;
