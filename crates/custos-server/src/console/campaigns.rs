@@ -18,7 +18,7 @@
 //! those still held, each through the API's `analyst_action` path naming
 //! both people, and never holds that arrived after the request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use askama::Template;
 use axum::extract::{Path, Request, State};
@@ -28,7 +28,7 @@ use axum::response::Response;
 use custos_config::Scope;
 use custos_core::campaigns::{Campaign, CampaignLinks, CampaignMoney};
 use custos_core::event::AnalystActionKind;
-use custos_core::holds::{Hold, HoldStatus};
+use custos_core::holds::HoldStatus;
 use serde::{Deserialize, Serialize};
 
 use super::db::{Approval, DISMISS_CAMPAIGN, RELEASE_CAMPAIGN};
@@ -144,11 +144,21 @@ struct ChartRead {
     bursting: bool,
 }
 
+/// What the page needs of an open hold: the engine thread serializes
+/// every one of a thousand members' holds, so only this.
+#[derive(Serialize, Deserialize)]
+struct OpenHold {
+    account_id: String,
+    hold_id: String,
+    amount: u64,
+    currency: String,
+}
+
 #[derive(Serialize, Deserialize)]
 struct CampaignRead {
     campaign: Campaign,
-    /// The holds of its listed members.
-    holds: Vec<Hold>,
+    /// The open holds of its listed members.
+    holds: Vec<OpenHold>,
     /// Per listed member: money since its first risky change.
     money: Vec<(String, BTreeMap<String, CampaignMoney>)>,
     charts: Vec<ChartRead>,
@@ -168,7 +178,13 @@ async fn read_campaign(state: &AppState, campaign_id: &str) -> Result<Option<Cam
                     .accounts
                     .iter()
                     .flat_map(|m| engine.holds().of_account(&m.account_id))
-                    .cloned()
+                    .filter(|h| h.status == HoldStatus::Held)
+                    .map(|h| OpenHold {
+                        account_id: h.account_id.clone(),
+                        hold_id: h.hold_id.clone(),
+                        amount: h.amount,
+                        currency: h.currency.to_string(),
+                    })
                     .collect(),
                 money: c
                     .accounts
@@ -225,17 +241,14 @@ fn amounts(per: &BTreeMap<String, u64>) -> String {
     }
 }
 
-fn open_holds(read: &CampaignRead) -> Vec<&Hold> {
-    read.holds
-        .iter()
-        .filter(|h| h.status == HoldStatus::Held)
-        .collect()
+fn open_holds(read: &CampaignRead) -> Vec<&OpenHold> {
+    read.holds.iter().collect()
 }
 
-fn total_of(holds: &[&Hold]) -> String {
+fn total_of(holds: &[&OpenHold]) -> String {
     let mut per: BTreeMap<String, u64> = BTreeMap::new();
     for h in holds {
-        let total = per.entry(h.currency.to_string()).or_default();
+        let total = per.entry(h.currency.clone()).or_default();
         *total = total.saturating_add(h.amount);
     }
     amounts(&per)
@@ -355,18 +368,32 @@ async fn campaign_page(
     let open_total = total_of(&open);
     let open_count = open.len();
     let c = &read.campaign;
+    // A thousand members: look their money and holds up, do not scan the
+    // lists once per member.
+    let money_of: HashMap<&str, &BTreeMap<String, CampaignMoney>> = read
+        .money
+        .iter()
+        .map(|(a, per)| (a.as_str(), per))
+        .collect();
+    let mut open_of: HashMap<&str, usize> = HashMap::new();
+    for h in &open {
+        *open_of.entry(h.account_id.as_str()).or_default() += 1;
+    }
     let mut members: Vec<MemberRow> = c
         .accounts
         .iter()
         .map(|m| {
-            let per = read
-                .money
-                .iter()
-                .find(|(a, _)| *a == m.account_id)
-                .map(|(_, per)| per.clone())
-                .unwrap_or_default();
-            let stolen = per.iter().map(|(c, m)| (c.clone(), m.paid)).collect();
-            let stopped = per.iter().map(|(c, m)| (c.clone(), m.held)).collect();
+            let per = money_of.get(m.account_id.as_str());
+            let stolen = per
+                .into_iter()
+                .flat_map(|per| per.iter())
+                .map(|(c, m)| (c.clone(), m.paid))
+                .collect();
+            let stopped = per
+                .into_iter()
+                .flat_map(|per| per.iter())
+                .map(|(c, m)| (c.clone(), m.held))
+                .collect();
             MemberRow {
                 href: account_href(&m.account_id),
                 account_id: m.account_id.clone(),
@@ -381,7 +408,7 @@ async fn campaign_page(
                 cleared: m.cleared,
                 stolen: amounts(&stolen),
                 stopped: amounts(&stopped),
-                open_holds: open.iter().filter(|h| h.account_id == m.account_id).count(),
+                open_holds: open_of.get(m.account_id.as_str()).copied().unwrap_or(0),
             }
         })
         .collect();
