@@ -9,24 +9,25 @@
 //! risky destinations (kept in full as [`DestinationSummary`]); a device
 //! or a network from the devices and networks the account's state still
 //! remembers (the caller's [`KnownArtefacts`]), by hashing each candidate
-//! the way the graph did and looking the hash up; a burst from the
-//! campaign's institutions and the days around its members' joining. An
-//! exact address is never kept outside the log, so an address node stays
-//! unnamed, as does anything the state has forgotten: it is still drawn,
-//! and its accounts are still the accounts that share it.
+//! the way the graph did and looking the hash up; a burst from the latest
+//! burst episode of each of the campaign's institutions. An exact address
+//! is never kept outside the log, so an address node stays unnamed, as
+//! does anything the state has forgotten (or an older burst episode): it
+//! is still drawn, and its accounts are still the accounts that share it.
 //!
 //! Only keys that two or more accounts linked are shared; a key one
 //! account alone used explains nothing and is left out. The answer is
 //! bounded by the caller's `max_accounts` (members in the order they
 //! joined) and at most [`super::MAX_KEYS_PER_ACCOUNT`] keys each, and costs
-//! a few hash lookups per drawn account: no scan of the graph.
+//! a few hash lookups per drawn account and per institution of the
+//! campaign: no scan of the graph.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::graph::{NodeKind, burst_key, device_key, network_key};
-use super::{CampaignDetector, DAY, DestinationSummary, LinkKind};
+use super::graph::{NodeKind, device_key, network_key};
+use super::{CampaignDetector, DestinationSummary, LinkKind};
 use crate::destinations::destination_key_of;
 use crate::engine::Engine;
 use crate::types::NetworkPrefix;
@@ -98,13 +99,11 @@ impl CampaignDetector {
         let mut names: HashMap<u32, (Option<DestinationSummary>, Option<String>)> = HashMap::new();
         let node_of =
             |hash: u64, keys: &[u32]| self.graph.key_node(hash).filter(|node| keys.contains(node));
-        let mut join_days = BTreeSet::new();
         for member in &drawn {
             let Some(&slot) = self.account_index.get(member.account_id.as_str()) else {
                 continue;
             };
             let entry = &self.accounts[slot as usize];
-            join_days.insert(member.joined_at.0.div_euclid(DAY));
             for d in &entry.destinations {
                 if let Some(node) = node_of(
                     destination_key_of(&d.institution_id, &d.account_token),
@@ -136,24 +135,18 @@ impl CampaignDetector {
                 }
             }
         }
-        // A burst node is keyed by its institution and the day its episode
-        // began, which lies at most a window plus the excluded days before
-        // a member joined.
-        let reach =
-            i64::from(self.config.window_days) + i64::from(self.config.max_excluded_burst_days);
-        let days: BTreeSet<i64> = join_days
-            .iter()
-            .flat_map(|&day| (day - reach)..=day)
-            .collect();
+        // A burst node is its institution's latest episode's, as the burst
+        // detector remembers it; an older episode's stays unnamed.
         for institution in &campaign.institutions {
-            for &day in &days {
-                if let Some(node) = self.graph.key_node(burst_key(institution, day))
-                    && self.graph.node(node).kind == NodeKind::Burst
-                {
-                    names
-                        .entry(node)
-                        .or_insert((None, Some(institution.clone())));
-                }
+            if let Some(node) = self
+                .bursts
+                .latest_burst_key(institution)
+                .and_then(|key| self.graph.key_node(key))
+                && self.graph.node(node).kind == NodeKind::Burst
+            {
+                names
+                    .entry(node)
+                    .or_insert((None, Some(institution.clone())));
             }
         }
 
