@@ -72,7 +72,8 @@ else:
 PY
 
 # Three sellers taken over the same way (one campaign), paid out 200, 9,000
-# and 3,000; and two with hostile ids.
+# and 3,000; and two with hostile ids, whose payout changes came from the
+# attacker's address and device.
 python3 - "$base" <<'PY'
 import datetime, json, sys, urllib.request
 
@@ -82,7 +83,7 @@ def at(day, secs):
     t = datetime.datetime(2018, 5, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(days=day, seconds=secs)
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
 
-def story(account, amount):
+def story(account, amount, change_from_attacker=False):
     events = []
     for day in range(10):
         events.append({"event_id": f"{account}-home-{day}", "type": "login", "account_id": account,
@@ -96,14 +97,19 @@ def story(account, amount):
                    "time": at(20, 60), "session_id": "atk",
                    "destination": {"institution_id": "23-69-72", "institution_type": "e_money", "country": "GB",
                                    "account_number": "4000 1234"}})
+    if change_from_attacker:
+        # The change itself from the attacker's address and device: the
+        # campaign graph then shows those shared too.
+        events[-1].update({"ip": "185.220.101.4", "device_id": "box"})
     events.append({"event_id": f"{account}-atk-payout", "type": "payout", "account_id": account,
                    "time": at(21, 0), "payout_id": "p1", "amount": amount, "currency": "GBP"})
     return events
 
 events = []
-for account, amount in [("small", 20000), ("large", 900000), ("middle", 300000),
-                        ("<script>alert(1)</script>", 50000), ('"><img src=x onerror=alert(1)>', 40000)]:
+for account, amount in [("small", 20000), ("large", 900000), ("middle", 300000)]:
     events += story(account, amount)
+for account, amount in [("<script>alert(1)</script>", 50000), ('"><img src=x onerror=alert(1)>', 40000)]:
+    events += story(account, amount, change_from_attacker=True)
 request = urllib.request.Request(base + "/v1/events", data=json.dumps(events).encode(),
                                  headers={"Content-Type": "application/json",
                                           "Authorization": "Bearer custos-dev-key"})

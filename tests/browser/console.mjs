@@ -2,7 +2,8 @@
 // by money at risk, why a payout was held, a large release waiting for a
 // lead's approval from a second browser session, a campaign confirmed, all
 // of a campaign's holds released by an analyst's request and a lead's
-// approval in two sessions, the audit trail, CSRF and role refusals,
+// approval in two sessions, the campaign's link graph (drawn, and reached
+// and followed with the keyboard), the audit trail, CSRF and role refusals,
 // hostile account ids shown as text.
 // Screenshots go to SHOTS (docs/img when run by scripts/browser-tests.sh).
 //
@@ -137,6 +138,39 @@ await check("hostile account ids render as text", async () => {
   const text = await ana.page.innerText("main");
   assert.ok(text.includes("<script>alert(1)</script>"), "shown as text");
   assert.equal(await ana.page.locator("main img").count(), 0);
+});
+
+await check("the campaign graph draws every victim and the mule, each node a link the keyboard reaches", async () => {
+  await ana.page.goto(`${BASE}/console/campaigns/cmp_1`);
+  const graph = ana.page.locator("main figure.links svg");
+  assert.ok(await graph.isVisible(), "the graph is visible");
+  const box = await graph.boundingBox();
+  assert.ok(box && box.width > 300 && box.height > 50, `drawn: ${JSON.stringify(box)}`);
+  // Five victims (two with hostile ids, shown as text) and the mule they share.
+  const accounts = graph.locator("a.node.account");
+  assert.equal(await accounts.count(), 5);
+  assert.equal(await graph.locator("a.node.destination").count(), 1);
+  assert.equal(await graph.locator("line").count(), 5 + 2 * 3);
+  const labels = await accounts.locator("text").allTextContents();
+  assert.ok(labels.includes("<script>alert(1)</script>"), `labels: ${labels}`);
+  for (const kind of ["device", "ip", "network"]) {
+    assert.equal(await graph.locator(`a.node.${kind}`).count(), 1, kind);
+  }
+  await ana.page.locator("main figure.links").screenshot({ path: `${SHOTS}/console-campaign-graph.png` });
+  // Reached with the keyboard: Tab from the figure's heading lands on a node.
+  const first = graph.locator("a.node").first();
+  await first.focus();
+  assert.ok(await first.evaluate((a) => document.activeElement === a), "a node takes the focus");
+  await ana.page.keyboard.press("Tab");
+  assert.ok(
+    await ana.page.evaluate(() => document.activeElement.matches("figure.links a.node")),
+    "Tab moves to the next node",
+  );
+  // Enter follows the focused account node to its page.
+  const target = await accounts.nth(0).getAttribute("href");
+  await accounts.nth(0).focus();
+  await Promise.all([ana.page.waitForURL((url) => url.pathname === target), ana.page.keyboard.press("Enter")]);
+  assert.match(await ana.page.innerText("h1"), /^Account /);
 });
 
 await check("an analyst asks to release a whole campaign; a lead approves in another session", async () => {

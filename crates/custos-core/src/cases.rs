@@ -14,7 +14,7 @@
 //! Case numbers come from a counter in the state, so replaying the same log
 //! gives the same ids.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -218,6 +218,58 @@ impl CaseBook {
             .rev()
             .filter(|c| c.accounts.iter().any(|a| a == account_id))
             .collect()
+    }
+
+    /// The case a hold opened in (`Case::holds`), or the case that was
+    /// merged into, resolved or not. A hold opens in its account's current
+    /// case, so that one is looked at first; only a hold whose account has
+    /// moved on to another case costs a walk of the cases.
+    pub fn case_of_hold(&self, account_id: &str, hold_id: &str) -> Option<&Case> {
+        self.cases_of_holds(&[(account_id, hold_id)])
+            .pop()
+            .flatten()
+    }
+
+    /// [`CaseBook::case_of_hold`] for many holds (the queue's), in their
+    /// order, with at most one walk of the cases for all of them.
+    pub fn cases_of_holds(&self, holds: &[(&str, &str)]) -> Vec<Option<&Case>> {
+        let keys: Vec<String> = holds.iter().map(|(a, h)| format!("{a}/{h}")).collect();
+        let lives_on = |case: &Case, key: &str| {
+            case.merged_into.is_none() && case.holds.iter().any(|k| k == key)
+        };
+        let mut found: Vec<Option<&Case>> = holds
+            .iter()
+            .zip(&keys)
+            .map(|((account_id, _), key)| {
+                self.current
+                    .get(*account_id)
+                    .and_then(|id| self.cases.get(id))
+                    .filter(|c| lives_on(c, key))
+            })
+            .collect();
+        let mut missing: HashMap<&str, usize> = found
+            .iter()
+            .zip(&keys)
+            .enumerate()
+            .filter(|(_, (case, _))| case.is_none())
+            .map(|(i, (_, key))| (key.as_str(), i))
+            .collect();
+        // Newest first: a hold is in one living case, this only settles
+        // a hand-made log's ties the same way every time.
+        for case in self.cases.values().rev() {
+            if missing.is_empty() {
+                break;
+            }
+            if case.merged_into.is_some() {
+                continue;
+            }
+            for key in &case.holds {
+                if let Some(i) = missing.remove(key.as_str()) {
+                    found[i] = Some(case);
+                }
+            }
+        }
+        found
     }
 
     fn new_id(&mut self) -> String {
@@ -748,6 +800,56 @@ mod tests {
             ))
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_hold_names_the_case_it_opened_in_after_resolving_and_merging() {
+        let mut book = CaseBook::default();
+        let hold_into = |book: &mut CaseBook, id: &str, key: &str| {
+            book.cases.get_mut(id).unwrap().holds.push(key.into());
+        };
+        let first = book.case_for("a1", "hold h1 opened", 10, "e1");
+        hold_into(&mut book, &first, "a1/h1");
+        let id_of =
+            |book: &CaseBook, hold: &str| book.case_of_hold("a1", hold).map(|c| c.id.clone());
+        assert_eq!(id_of(&book, "h1").as_deref(), Some("case-1"));
+        assert_eq!(id_of(&book, "h2"), None);
+        // Resolved while its hold is still open: still the hold's case.
+        book.apply(&action(
+            AnalystActionKind::ResolveCase,
+            &first,
+            "a1",
+            Some("inconclusive"),
+            11,
+        ))
+        .unwrap();
+        let second = book.case_for("a1", "hold h2 opened", 12, "e2");
+        hold_into(&mut book, &second, "a1/h2");
+        assert_eq!(id_of(&book, "h1").as_deref(), Some("case-1"));
+        assert_eq!(id_of(&book, "h2").as_deref(), Some("case-2"));
+        // Merged into another account's case: the case that lives on.
+        let other = book.case_for("b1", "b1 put at risk", 13, "e3");
+        book.apply(&action(
+            AnalystActionKind::MergeCase,
+            &second,
+            "a1",
+            Some(&other),
+            14,
+        ))
+        .unwrap();
+        assert_eq!(id_of(&book, "h2").as_deref(), Some("case-3"));
+        assert_eq!(
+            book.case_of_hold("b1", "h2"),
+            None,
+            "another account's hold"
+        );
+        // Many at once, in their order, as the queue asks.
+        let ids: Vec<Option<&str>> = book
+            .cases_of_holds(&[("a1", "h2"), ("a1", "h9"), ("a1", "h1")])
+            .into_iter()
+            .map(|c| c.map(|c| c.id.as_str()))
+            .collect();
+        assert_eq!(ids, [Some("case-3"), None, Some("case-1")]);
     }
 
     #[test]

@@ -48,7 +48,7 @@ pub struct AccountSearch {
 
 /// The account's networks: those it learnt, and those of logins it has not
 /// learnt yet (an attacker's, while the session is in doubt).
-fn networks(state: &AccountState) -> impl Iterator<Item = NetworkPrefix> + '_ {
+pub(crate) fn networks(state: &AccountState) -> impl Iterator<Item = NetworkPrefix> + '_ {
     state.networks.iter().map(|s| s.value).chain(
         state
             .sessions
@@ -58,7 +58,7 @@ fn networks(state: &AccountState) -> impl Iterator<Item = NetworkPrefix> + '_ {
 }
 
 /// The account's devices, learnt or not yet (as [`networks`]).
-fn devices(state: &AccountState) -> impl Iterator<Item = &str> + '_ {
+pub(crate) fn devices(state: &AccountState) -> impl Iterator<Item = &str> + '_ {
     state.devices.iter().map(|s| s.value.as_str()).chain(
         state
             .sessions

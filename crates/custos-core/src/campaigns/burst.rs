@@ -454,6 +454,12 @@ impl BurstDetector {
         }
     }
 
+    /// The graph key of the institution's latest burst episode (what
+    /// its bursts linked accounts to), if it ever burst.
+    pub(super) fn latest_burst_key(&self, institution_id: &str) -> Option<u64> {
+        self.institutions.get(institution_id)?.burst_key
+    }
+
     /// The days of the window ending on the institution's newest day
     /// counted; `None` for an institution never counted.
     pub(super) fn institution_days(

@@ -176,11 +176,14 @@
 //! [`CampaignDetector`] API, which feeds each call through the mechanisms
 //! in order: bursts count every change first, the graph links a risky
 //! change's account to its keys, and the lifecycle settles what the call
-//! changed into notices. Tests of all of them are in `tests.rs`.
+//! changed into notices; `links.rs` reads who used which shared key back
+//! out of the graph for people (the console's campaign graph). Tests of
+//! all of them are in `tests.rs`.
 
 mod burst;
 mod campaign;
 mod graph;
+mod links;
 mod snapshot;
 #[cfg(test)]
 mod tests;
@@ -201,6 +204,7 @@ pub use campaign::{
 use campaign::{CampaignBook, parse_campaign_id};
 use graph::{LinkGraph, NODES_PER_CALL, NodeKind, device_key, ip_key, network_key};
 pub use graph::{LinkKind, MAX_KEYS_PER_ACCOUNT};
+pub use links::{CampaignLinks, KnownArtefacts, LinkedAccount, SharedArtefact};
 pub use snapshot::{CampaignSnapshot, SNAPSHOT_VERSION};
 
 use crate::destinations::destination_key;

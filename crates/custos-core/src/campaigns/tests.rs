@@ -9,6 +9,7 @@ use std::net::Ipv4Addr;
 
 use super::burst::poisson_tail_score;
 use super::*;
+use crate::types::NetworkPrefix;
 
 /// Midnight UTC, 2023-11-15: the synthetic worlds' day 0.
 const START: i64 = 1_700_006_400;
@@ -416,6 +417,147 @@ fn hosting_network_links_victims_with_their_own_mules() {
     );
     assert_eq!(campaign.links.shared_network, 1);
     assert_eq!(campaign.links.shared_destination, 0);
+}
+
+// ----- who used which shared key -----
+
+/// A risky password change from `address` on `device`.
+fn change_from_device(
+    detector: &mut CampaignDetector,
+    account: &str,
+    at: i64,
+    device: &str,
+    address: IpAddr,
+) {
+    detector.observe_change(&SensitiveChange {
+        account_id: account,
+        event_id: &format!("pw-{account}-{at}"),
+        at,
+        event_type: EventType::PasswordChange,
+        destination: None,
+        device_id: Some(device),
+        ip: Some(address),
+        risky: true,
+        earlier_setters: &[],
+    });
+}
+
+#[test]
+fn campaign_links_name_the_keys_two_accounts_share_and_who_used_each() {
+    let mut detector = CampaignDetector::default();
+    // a and b send money to one mule; b and c are then changed from one
+    // device on one network (two addresses of it).
+    two_victims(&mut detector, "tk_mule", "a", "b", START);
+    change_from_device(
+        &mut detector,
+        "b",
+        START + 2 * HOUR,
+        "kit",
+        ip(192, 0, 2, 9),
+    );
+    change_from_device(
+        &mut detector,
+        "c",
+        START + 3 * HOUR,
+        "kit",
+        ip(192, 0, 2, 5),
+    );
+    let campaign = detector.campaigns().next().unwrap().id.clone();
+    let known = |account: &str| KnownArtefacts {
+        devices: vec![format!("device-{account}"), "kit".into()],
+        networks: vec![NetworkPrefix::of(ip(192, 0, 2, 1))],
+    };
+    let links = detector.campaign_links(&campaign, 10, known).unwrap();
+    let ids: Vec<&str> = links
+        .accounts
+        .iter()
+        .map(|a| a.account_id.as_str())
+        .collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+    assert_eq!(links.more_accounts, 0);
+    // Shared keys only, in the order their first user came: the mule
+    // (a's), then b's device and network. Each account's own device and
+    // address, and b's and c's addresses, link nobody else.
+    let named: Vec<(LinkKind, Option<String>, u32)> = links
+        .artefacts
+        .iter()
+        .map(|a| {
+            (
+                a.kind,
+                a.value
+                    .clone()
+                    .or_else(|| a.destination.as_ref().map(|d| d.account_token.clone())),
+                a.linked,
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [
+            (LinkKind::SharedDestination, Some("tk_mule".into()), 2),
+            (LinkKind::SharedDevice, Some("kit".into()), 2),
+            (LinkKind::SharedNetwork, Some("192.0.2.0/24".into()), 2),
+        ]
+    );
+    assert_eq!(
+        links.artefacts[0]
+            .destination
+            .as_ref()
+            .unwrap()
+            .institution_id,
+        "608371"
+    );
+    let used: Vec<&[usize]> = links
+        .accounts
+        .iter()
+        .map(|a| a.artefacts.as_slice())
+        .collect();
+    assert_eq!(used, [&[0][..], &[0, 1, 2], &[1, 2]]);
+
+    // What the state forgot stays a node, unnamed; the cap counts the rest.
+    let links = detector
+        .campaign_links(&campaign, 2, |_| KnownArtefacts::default())
+        .unwrap();
+    assert_eq!(links.accounts.len(), 2);
+    assert_eq!(links.more_accounts, 1);
+    assert_eq!(links.artefacts.len(), 3);
+    assert_eq!(links.artefacts[1].kind, LinkKind::SharedDevice);
+    assert_eq!(links.artefacts[1].value, None);
+    // The destination is named from the account's own risky change.
+    assert!(links.artefacts[0].destination.is_some());
+    assert!(detector.campaign_links("cmp_99", 10, known).is_none());
+}
+
+#[test]
+fn campaign_links_name_an_institution_burst() {
+    let mut detector = quiet_platform();
+    // Four risky changes to four unique mules at one quiet institution,
+    // hours apart, each from its own address: only the burst links them.
+    for (i, account) in ["v1", "v2", "v3", "v4"].iter().enumerate() {
+        let d = destination("070116", &format!("tk_{account}"), None);
+        let at = START + 40 * DAY + i as i64 * 6 * HOUR;
+        set_destination(&mut detector, account, at, &d, ip(10, i as u8, 0, 1), true);
+    }
+    let campaign = detector
+        .campaigns()
+        .next()
+        .expect("a burst campaign")
+        .id
+        .clone();
+    let links = detector
+        .campaign_links(&campaign, 10, |_| KnownArtefacts::default())
+        .unwrap();
+    let bursts: Vec<&SharedArtefact> = links
+        .artefacts
+        .iter()
+        .filter(|a| a.kind == LinkKind::InstitutionBurst)
+        .collect();
+    assert_eq!(bursts.len(), 1, "{links:?}");
+    assert_eq!(bursts[0].value.as_deref(), Some("070116"));
+    assert!(
+        links.accounts.iter().all(|a| !a.artefacts.is_empty()),
+        "{links:?}"
+    );
 }
 
 // ----- feedback -----

@@ -6,7 +6,8 @@
 //! of its destinations, the destination changes of the burst window
 //! against the institution's baseline as an inline SVG bar chart drawn on
 //! the server (no script; coordinates are computed here, every text is
-//! escaped by the template).
+//! escaped by the template); and the graph of who used which shared
+//! artefact (`graph`), with the same links as a table.
 //!
 //! Confirming a campaign is an analyst's action. Releasing every open
 //! hold of a campaign, or dismissing it, touches many sellers' money at
@@ -17,7 +18,7 @@
 //! those still held, each through the API's `analyst_action` path naming
 //! both people, and never holds that arrived after the request.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use askama::Template;
 use axum::extract::{Path, Request, State};
@@ -25,12 +26,13 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
 use custos_config::Scope;
-use custos_core::campaigns::{Campaign, CampaignMoney};
+use custos_core::campaigns::{Campaign, CampaignLinks, CampaignMoney};
 use custos_core::event::AnalystActionKind;
-use custos_core::holds::{Hold, HoldStatus};
+use custos_core::holds::HoldStatus;
 use serde::{Deserialize, Serialize};
 
 use super::db::{Approval, DISMISS_CAMPAIGN, RELEASE_CAMPAIGN};
+use super::graph::{DRAWN_ACCOUNTS, Graph, graph};
 use super::pages::{
     Nav, account_href, api_error_page, campaign_href, console_db, error_page, html, money, nav,
     reader, when, when_ms,
@@ -127,6 +129,7 @@ struct CampaignPage {
     chart_width: f64,
     chart_height: f64,
     chart_axis_y: String,
+    graph: Graph,
 }
 
 /// An institution's burst window as the engine counts it.
@@ -141,14 +144,26 @@ struct ChartRead {
     bursting: bool,
 }
 
+/// What the page needs of an open hold: the engine thread serializes
+/// every one of a thousand members' holds, so only this.
+#[derive(Serialize, Deserialize)]
+struct OpenHold {
+    account_id: String,
+    hold_id: String,
+    amount: u64,
+    currency: String,
+}
+
 #[derive(Serialize, Deserialize)]
 struct CampaignRead {
     campaign: Campaign,
-    /// The holds of its listed members.
-    holds: Vec<Hold>,
+    /// The open holds of its listed members.
+    holds: Vec<OpenHold>,
     /// Per listed member: money since its first risky change.
     money: Vec<(String, BTreeMap<String, CampaignMoney>)>,
     charts: Vec<ChartRead>,
+    /// Who used which shared artefact, for the graph.
+    links: Option<CampaignLinks>,
 }
 
 async fn read_campaign(state: &AppState, campaign_id: &str) -> Result<Option<CampaignRead>, ()> {
@@ -163,7 +178,13 @@ async fn read_campaign(state: &AppState, campaign_id: &str) -> Result<Option<Cam
                     .accounts
                     .iter()
                     .flat_map(|m| engine.holds().of_account(&m.account_id))
-                    .cloned()
+                    .filter(|h| h.status == HoldStatus::Held)
+                    .map(|h| OpenHold {
+                        account_id: h.account_id.clone(),
+                        hold_id: h.hold_id.clone(),
+                        amount: h.amount,
+                        currency: h.currency.to_string(),
+                    })
                     .collect(),
                 money: c
                     .accounts
@@ -197,6 +218,7 @@ async fn read_campaign(state: &AppState, campaign_id: &str) -> Result<Option<Cam
                         })
                     })
                     .collect(),
+                links: engine.campaign_links(&lookup, DRAWN_ACCOUNTS),
                 campaign: c.clone(),
             })
         })
@@ -219,17 +241,14 @@ fn amounts(per: &BTreeMap<String, u64>) -> String {
     }
 }
 
-fn open_holds(read: &CampaignRead) -> Vec<&Hold> {
-    read.holds
-        .iter()
-        .filter(|h| h.status == HoldStatus::Held)
-        .collect()
+fn open_holds(read: &CampaignRead) -> Vec<&OpenHold> {
+    read.holds.iter().collect()
 }
 
-fn total_of(holds: &[&Hold]) -> String {
+fn total_of(holds: &[&OpenHold]) -> String {
     let mut per: BTreeMap<String, u64> = BTreeMap::new();
     for h in holds {
-        let total = per.entry(h.currency.to_string()).or_default();
+        let total = per.entry(h.currency.clone()).or_default();
         *total = total.saturating_add(h.amount);
     }
     amounts(&per)
@@ -349,18 +368,32 @@ async fn campaign_page(
     let open_total = total_of(&open);
     let open_count = open.len();
     let c = &read.campaign;
+    // A thousand members: look their money and holds up, do not scan the
+    // lists once per member.
+    let money_of: HashMap<&str, &BTreeMap<String, CampaignMoney>> = read
+        .money
+        .iter()
+        .map(|(a, per)| (a.as_str(), per))
+        .collect();
+    let mut open_of: HashMap<&str, usize> = HashMap::new();
+    for h in &open {
+        *open_of.entry(h.account_id.as_str()).or_default() += 1;
+    }
     let mut members: Vec<MemberRow> = c
         .accounts
         .iter()
         .map(|m| {
-            let per = read
-                .money
-                .iter()
-                .find(|(a, _)| *a == m.account_id)
-                .map(|(_, per)| per.clone())
-                .unwrap_or_default();
-            let stolen = per.iter().map(|(c, m)| (c.clone(), m.paid)).collect();
-            let stopped = per.iter().map(|(c, m)| (c.clone(), m.held)).collect();
+            let per = money_of.get(m.account_id.as_str());
+            let stolen = per
+                .into_iter()
+                .flat_map(|per| per.iter())
+                .map(|(c, m)| (c.clone(), m.paid))
+                .collect();
+            let stopped = per
+                .into_iter()
+                .flat_map(|per| per.iter())
+                .map(|(c, m)| (c.clone(), m.held))
+                .collect();
             MemberRow {
                 href: account_href(&m.account_id),
                 account_id: m.account_id.clone(),
@@ -375,7 +408,7 @@ async fn campaign_page(
                 cleared: m.cleared,
                 stolen: amounts(&stolen),
                 stopped: amounts(&stopped),
-                open_holds: open.iter().filter(|h| h.account_id == m.account_id).count(),
+                open_holds: open_of.get(m.account_id.as_str()).copied().unwrap_or(0),
             }
         })
         .collect();
@@ -430,6 +463,12 @@ async fn campaign_page(
         chart_width: CHART_WIDTH,
         chart_height: CHART_HEIGHT,
         chart_axis_y: format!("{:.1}", CHART_HEIGHT - CHART_BOTTOM),
+        graph: graph(read.links.as_ref().unwrap_or(&CampaignLinks {
+            campaign_id: c.id.clone(),
+            accounts: Vec::new(),
+            more_accounts: c.account_count(),
+            artefacts: Vec::new(),
+        })),
         id: c.id.clone(),
     };
     html(StatusCode::OK, &page)

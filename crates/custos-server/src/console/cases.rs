@@ -14,16 +14,12 @@ use serde::Deserialize;
 
 use super::db::Approval;
 use super::pages::{
-    Nav, account_href, api_error_page, campaign_href, console_db, error_page, hold_href, html,
-    money, nav, reader, reason_of, seg, when,
+    Nav, account_href, api_error_page, campaign_href, case_href, console_db, error_page, hold_href,
+    html, money, nav, reader, reason_of, when,
 };
 use super::{Person, audit, posted};
 use crate::AppState;
 use crate::cases::{Actor, CaseQuery};
-
-fn case_href(id: &str) -> String {
-    format!("/console/cases/{}", seg(id))
-}
 
 struct CaseListRow {
     href: String,

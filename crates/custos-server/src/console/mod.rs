@@ -33,6 +33,7 @@
 mod campaigns;
 mod cases;
 pub mod db;
+mod graph;
 mod pages;
 mod rules;
 mod search;

@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use custos_config::Scope;
+use custos_core::cases::CaseStatus;
 use custos_core::event::AnalystActionKind;
 use custos_core::holds::{Hold, HoldStatus};
 use serde::Deserialize;
@@ -426,6 +427,10 @@ pub(super) fn account_href(account_id: &str) -> String {
     format!("/console/accounts/{}", seg(account_id))
 }
 
+pub(super) fn case_href(case_id: &str) -> String {
+    format!("/console/cases/{}", seg(case_id))
+}
+
 pub(super) fn campaign_href(campaign_id: &str) -> String {
     format!("/console/campaigns/{}", seg(campaign_id))
 }
@@ -502,6 +507,8 @@ struct QueueRow {
     why: Vec<Why>,
     left: String,
     campaign: Option<String>,
+    /// The case the hold opened in, and its page.
+    case: Option<(String, String)>,
     pending: usize,
     assignee: Option<String>,
     institution: String,
@@ -527,6 +534,9 @@ struct QueuePage {
 struct OpenHold {
     hold: Hold,
     campaign: Option<String>,
+    /// The case the hold opened in (or was merged into).
+    #[serde(default)]
+    case: Option<String>,
     /// The account's money in the hold's currency, if the engine counted any.
     #[serde(default)]
     money: Option<custos_core::state::Money>,
@@ -643,11 +653,16 @@ pub async fn queue(
     let read = state
         .runtime
         .read(|engine| {
-            let holds = engine
-                .holds()
-                .open()
+            let open = engine.holds().open();
+            let keys: Vec<(&str, &str)> = open
+                .iter()
+                .map(|h| (h.account_id.as_str(), h.hold_id.as_str()))
+                .collect();
+            let cases = engine.cases().cases_of_holds(&keys);
+            let holds = open
                 .into_iter()
-                .map(|h| OpenHold {
+                .zip(cases)
+                .map(|(h, case)| OpenHold {
                     money: engine
                         .account(&h.account_id)
                         .and_then(|a| a.money.get(&h.currency))
@@ -656,6 +671,7 @@ pub async fn queue(
                         .campaigns()
                         .account_in_live_campaign(&h.account_id)
                         .map(|c| c.id.clone()),
+                    case: case.map(|c| c.id.clone()),
                     hold: h.clone(),
                 })
                 .collect();
@@ -761,8 +777,10 @@ pub async fn queue(
             |OpenHold {
                  hold,
                  campaign,
+                 case,
                  money: counted,
              }| QueueRow {
+                case: case.map(|c| (case_href(&c), c)),
                 institution: institution_of(&hold).to_string(),
                 age: age_of(now - hold.held_at.0),
                 exposure: exposure_of(counted.as_ref(), hold.currency.as_str()),
@@ -954,9 +972,7 @@ async fn hold_page(
             left: time_left(hold.expires_at.0, read.now),
             destination,
             campaign: read.campaign,
-            case: read
-                .case
-                .map(|c| (format!("/console/cases/{}", seg(&c)), c)),
+            case: read.case.map(|c| (case_href(&c), c)),
             score: hold.score,
             awaiting: hold.awaiting_reason.clone().or_else(|| {
                 hold.awaiting_analyst.then(|| {
@@ -1678,6 +1694,28 @@ struct HoldRow {
     held_at: String,
 }
 
+struct CaseRow {
+    href: String,
+    id: String,
+    title: String,
+    /// `open`, `investigating`, or `resolved: how`.
+    status: String,
+    assignee: Option<String>,
+    updated: String,
+}
+
+/// What the account page shows of one of the account's cases.
+#[derive(serde::Serialize, Deserialize)]
+struct AccountCase {
+    id: String,
+    title: String,
+    status: custos_core::cases::CaseStatus,
+    resolution: Option<custos_core::cases::CaseResolution>,
+    merged_into: Option<String>,
+    assignee: Option<String>,
+    updated_at: i64,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage {
@@ -1691,6 +1729,7 @@ struct AccountPage {
     campaign: Option<String>,
     campaign_href: String,
     holds: Vec<HoldRow>,
+    cases: Vec<CaseRow>,
     events: Vec<EventRow>,
     page: usize,
     next_page: Option<String>,
@@ -1710,6 +1749,9 @@ struct AccountRead {
     at_risk: Option<Value>,
     campaign: Option<String>,
     holds: Vec<Hold>,
+    /// Its cases, open ones first, the last changed first within each.
+    #[serde(default)]
+    cases: Vec<AccountCase>,
 }
 
 /// What an event says beyond its type, for the timeline.
@@ -1775,6 +1817,31 @@ pub async fn account(
                     .into_iter()
                     .cloned()
                     .collect(),
+                cases: {
+                    let mut cases: Vec<AccountCase> = engine
+                        .cases()
+                        .of_account(&lookup)
+                        .into_iter()
+                        .map(|c| AccountCase {
+                            id: c.id.clone(),
+                            title: c.title.clone(),
+                            status: c.status,
+                            resolution: c.resolution,
+                            merged_into: c.merged_into.clone(),
+                            assignee: c.assignee.clone(),
+                            updated_at: c.updated_at,
+                        })
+                        .collect();
+                    // Case ids sort as text (`case-10` before `case-9`):
+                    // order by the last change instead.
+                    cases.sort_by_key(|c| {
+                        (
+                            c.status == CaseStatus::Resolved,
+                            std::cmp::Reverse(c.updated_at),
+                        )
+                    });
+                    cases
+                },
             }
         })
         .await
@@ -1904,6 +1971,24 @@ pub async fn account(
                     status: h.status.as_str().into(),
                     held_at: when(h.held_at.0),
                     hold_id: h.hold_id,
+                })
+                .collect(),
+            cases: read
+                .cases
+                .into_iter()
+                .map(|c| CaseRow {
+                    href: case_href(&c.id),
+                    status: match (&c.merged_into, c.resolution) {
+                        (Some(into), _) => format!("merged into {into}"),
+                        (None, Some(how)) => {
+                            format!("resolved: {}", how.as_str().replace('_', " "))
+                        }
+                        (None, None) => c.status.as_str().into(),
+                    },
+                    id: c.id,
+                    title: c.title,
+                    assignee: c.assignee,
+                    updated: when(c.updated_at),
                 })
                 .collect(),
             events,

@@ -560,8 +560,24 @@ async fn hostile_ids_render_as_text_and_unknown_ids_give_a_404_page() {
     let page = vera.get(&path).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(!page.body.contains("<img src=x"));
-    // Their campaign's page (victims, chart, forms) and the queue's echoed
-    // filter values too.
+    // Their campaign's graph: both drawn, named as text, linked by
+    // percent-encoded paths.
+    let page = vera.get("/console/campaigns/cmp_1").await;
+    let (svg, table) = links_of(&page);
+    assert_eq!(svg.matches("class=\"node account\"").count(), 2, "{svg}");
+    assert!(
+        svg.contains("href=\"/console/accounts/%3Cscript%3Ealert%281%29%3C%2Fscript%3E\""),
+        "{svg}"
+    );
+    for part in [svg, table] {
+        assert!(
+            part.contains("&#60;script&#62;alert(1)&#60;/script&#62;")
+                || part.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{part}"
+        );
+    }
+    // Their campaign's page (victims, chart, graph, forms) and the queue's
+    // echoed filter values too.
     for path in [
         "/console/campaigns/cmp_1",
         "/console/queue?older_than_hours=1&campaign=%3Cscript%3Ealert(1)%3C/script%3E",
@@ -727,6 +743,225 @@ async fn a_campaign_lists_its_victims_in_time_order_and_an_analyst_confirms_it()
     let (_, campaign) = server.get("/v1/campaigns/cmp_1").await;
     assert_eq!(campaign["status"], "confirmed", "{campaign}");
     assert_eq!(campaign["status_by"]["by"], "ana");
+    server.server.stop().await.unwrap();
+}
+
+/// The campaign page's link graph: the `<figure class="links">` and its
+/// table.
+fn links_of(page: &Page) -> (&str, &str) {
+    let start = page
+        .body
+        .find("<figure class=\"links\">")
+        .unwrap_or_else(|| panic!("no link graph in {}", page.body));
+    let end = start + page.body[start..].find("</figure>").unwrap();
+    let table_start = page.body.find("<table id=\"link-table\">").unwrap();
+    let table_end = table_start + page.body[table_start..].find("</table>").unwrap();
+    (&page.body[start..end], &page.body[table_start..table_end])
+}
+
+#[tokio::test]
+async fn the_campaign_graph_draws_every_victim_and_shared_artefact_as_links() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+    // Two more victims whose change itself came from the attacker's device
+    // and address (the first three only logged in from them): those link
+    // too.
+    for account in ["fourth", "fifth"] {
+        let mut events = held(account, 30_000);
+        let change = events
+            .iter_mut()
+            .find(|e| e["type"] == "payout_destination_change")
+            .unwrap();
+        change["ip"] = json!("185.220.101.4");
+        change["device_id"] = json!("box");
+        let (status, answer) = server.post(&json!(events)).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let mut vera = Browser::logged_in(&server, "vera").await;
+    let page = vera.get("/console/campaigns/cmp_1").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (svg, table) = links_of(&page);
+    // One node per victim; the mule once (all five used it), and the
+    // device, the address and its network once each (the last two).
+    assert_eq!(svg.matches("class=\"node account\"").count(), 5, "{svg}");
+    for kind in ["destination", "device", "ip", "network"] {
+        assert_eq!(
+            svg.matches(&format!("class=\"node {kind}\"")).count(),
+            1,
+            "{kind}: {svg}"
+        );
+    }
+    assert_eq!(svg.matches("<line ").count(), 5 + 2 * 3, "{svg}");
+    assert_eq!(svg.matches("<title>").count(), 1 + 5 + 4, "a tooltip each");
+    // Accounts link to their pages, artefacts to a search for them.
+    for account in ["small", "large", "middle", "fourth", "fifth"] {
+        assert!(
+            svg.contains(&format!("href=\"/console/accounts/{account}\"")),
+            "{svg}"
+        );
+    }
+    let (_, campaign) = server.get("/v1/campaigns/cmp_1").await;
+    let token = campaign["destinations"][0]["account_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mule = format!("/console/search?q={token}");
+    assert!(svg.contains(&format!("href=\"{mule}\"")), "{svg}");
+    assert!(svg.contains(">236972 ending 1234</text>"), "{svg}");
+    assert!(svg.contains("href=\"/console/search?q=box\""), "{svg}");
+    assert!(svg.contains(">network 185.220.101.0/24</text>"), "{svg}");
+    assert!(
+        svg.contains("href=\"/console/search?q=185.220.101.0\""),
+        "{svg}"
+    );
+    // The address itself is not kept by the engine: its node points at
+    // its row of the table.
+    let address = &svg[svg.find("class=\"node ip\"").unwrap()..];
+    let href = &address[address.find("href=\"").unwrap() + 6..];
+    let href = &href[..href.find('"').unwrap()];
+    assert!(href.starts_with("#link-"), "{address}");
+    assert!(
+        table.contains(&format!("<tr id=\"{}\">", &href[1..])),
+        "{table}"
+    );
+    // The links lead where they say: the mule's search finds the five.
+    let found = vera.get(&mule).await;
+    assert_eq!(found.status, 200);
+    for account in ["small", "large", "middle", "fourth", "fifth"] {
+        assert!(
+            found.body.contains(&format!(">account {account}</a>")),
+            "{}",
+            found.body
+        );
+    }
+    for search in ["185.220.101.0", "box"] {
+        let found = vera.get(&format!("/console/search?q={search}")).await;
+        assert!(found.body.contains(">account fifth</a>"), "{}", found.body);
+    }
+    // The table repeats every link, with the accounts that used each.
+    assert_eq!(table.matches("<tr id=\"link-").count(), 4, "{table}");
+    let mule_row = &table[table.find(&format!("href=\"{mule}\"")).unwrap()..];
+    let mule_row = &mule_row[..mule_row.find("</tr>").unwrap()];
+    for account in ["small", "large", "middle", "fourth", "fifth"] {
+        assert!(
+            mule_row.contains(&format!(
+                "<a href=\"/console/accounts/{account}\">{account}</a>"
+            )),
+            "{mule_row}"
+        );
+    }
+    assert!(!page.body.contains("<script"), "no script");
+    server.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_campaign_with_more_victims_than_drawn_draws_the_first_and_says_how_many_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(console_config(dir.path())).await;
+    add_user(&server, "vera", Role::Viewer);
+    let victims: Vec<String> = (0..103).map(|i| format!("v{i:03}")).collect();
+    for chunk in victims.chunks(40) {
+        let events: Vec<Value> = chunk.iter().flat_map(|a| story(a)).collect();
+        let (status, answer) = server.post(&json!(events)).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    let (_, campaign) = server.get("/v1/campaigns/cmp_1").await;
+    assert_eq!(
+        campaign["accounts"].as_array().unwrap().len(),
+        103,
+        "{campaign}"
+    );
+    let mut vera = Browser::logged_in(&server, "vera").await;
+    let page = vera.get("/console/campaigns/cmp_1").await;
+    assert_eq!(page.status, 200);
+    let (svg, table) = links_of(&page);
+    assert_eq!(svg.matches("class=\"node account\"").count(), 100, "{svg}");
+    assert_eq!(svg.matches("class=\"node destination\"").count(), 1);
+    assert_eq!(svg.matches("<line ").count(), 100);
+    // The first hundred to join; the caption counts the rest and links to
+    // the full list of victims, which has them all.
+    let first: Vec<String> = campaign["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["account_id"].as_str().unwrap().to_string())
+        .collect();
+    for (i, account) in first.iter().enumerate() {
+        let drawn = svg.contains(&format!("href=\"/console/accounts/{account}\""));
+        assert_eq!(drawn, i < 100, "{account} at {i}");
+    }
+    assert!(
+        page.body.contains(
+            "3 more accounts are not drawn: see <a href=\"#victims\">the victims list</a>"
+        ),
+        "{svg}"
+    );
+    assert!(page.body.contains("<h2 id=\"victims\">"));
+    assert!(
+        table.contains(">103</td>"),
+        "the table counts them all: {table}"
+    );
+    server.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn queue_rows_and_account_pages_link_the_cases_of_their_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server_with_holds(dir.path()).await;
+    let middle = case_of(&server, "middle").await;
+    let middle_case = middle["id"].as_str().unwrap().to_string();
+    let who = json!({"analyst": "ana", "reason": "called the seller", "assignee": "bob"});
+    let (status, _) = post_json(&server, &format!("/v1/cases/{middle_case}/assign"), who).await;
+    assert_eq!(status, 200);
+    let mut vera = Browser::logged_in(&server, "vera").await;
+    let page = vera.get("/console/queue").await;
+    let row = |body: &str, account: &str| -> String {
+        let start = body
+            .find(&format!(">{account}</a>"))
+            .unwrap_or_else(|| panic!("no {account} in {body}"));
+        body[start..start + body[start..].find("</tr>").unwrap()].to_string()
+    };
+    for account in ["small", "large", "middle"] {
+        let case = case_of(&server, account).await["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let row = row(&page.body, account);
+        assert!(
+            row.contains(&format!("<a href=\"/console/cases/{case}\">{case}</a>")),
+            "{account}: {row}"
+        );
+    }
+    // Resolved while its payout stays held (above the four-eyes amount, or
+    // inconclusive): the row still names the case its hold opened in.
+    let body = json!({"analyst": "ana", "reason": "no answer", "resolution": "inconclusive"});
+    let (status, done) =
+        post_json(&server, &format!("/v1/cases/{middle_case}/resolve"), body).await;
+    assert_eq!(status, 200, "{done}");
+    let page = vera.get("/console/queue").await;
+    assert!(
+        row(&page.body, "middle").contains(&format!("/console/cases/{middle_case}\"")),
+        "{}",
+        page.body
+    );
+    // The account page lists the account's cases, open ones first.
+    let page = vera.get("/console/accounts/middle").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let cases = &page.body[page.body.find("<h2>Cases</h2>").unwrap()
+        ..page.body.find("<h2>Devices and networks</h2>").unwrap()];
+    let campaign_at = cases
+        .find("<a href=\"/console/cases/campaign-cmp_1\">campaign-cmp_1</a>")
+        .unwrap_or_else(|| panic!("{cases}"));
+    let own_at = cases
+        .find(&format!(
+            "<a href=\"/console/cases/{middle_case}\">{middle_case}</a>"
+        ))
+        .unwrap_or_else(|| panic!("{cases}"));
+    assert!(campaign_at < own_at, "open first: {cases}");
+    let own = &cases[own_at..];
+    let own = &own[..own.find("</tr>").unwrap()];
+    assert!(own.contains("<td>resolved: inconclusive</td>"), "{own}");
+    assert!(own.contains("<td>bob</td>"), "{own}");
     server.server.stop().await.unwrap();
 }
 
