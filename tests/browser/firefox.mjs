@@ -2,7 +2,8 @@
 // by puppeteer-core), with the keyboard only where a person would use it:
 // log in, the queue by money at risk, a hold and why it was held, its case
 // and a note added through a form (cookie, CSRF token and POST as Firefox
-// sends them), hostile ids as text, a post without the CSRF token refused,
+// sends them), hostile ids as text, the campaign graph followed from the
+// keyboard, a post without the CSRF token refused,
 // a viewer refused, log out. The Chromium suite (console.mjs) covers the
 // rest; this one proves the pages do not depend on one engine.
 //
@@ -147,6 +148,16 @@ if (ana) {
     });
     assert.equal(answer.status, 403);
     await vera.context.close();
+  });
+
+  await check("the campaign graph's nodes are reached with Tab and followed with Enter", async () => {
+    await page.goto(`${BASE}/console/campaigns/cmp_1`);
+    assert.equal((await page.$$("main figure.links svg a.node.account")).length, 5);
+    await tabTo(page, "figure.links a.node.account");
+    const target = await page.evaluate(() => document.activeElement.getAttribute("href"));
+    await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
+    assert.equal(new URL(page.url()).pathname, target);
+    assert.match(await text(page, "h1"), /^Account /);
   });
 
   await check("logging out ends the session", async () => {
