@@ -378,20 +378,28 @@ impl Read for ChunkReader<'_> {
                 return Ok(0);
             }
             let conn = lock(&self.store.reader);
-            let chunk: Option<Vec<u8>> = conn
+            // Into the buffer of the chunk before: a fresh 16 MiB buffer per
+            // chunk costs the kernel zeroing its pages every time, a large
+            // part of a restart's time.
+            let chunk = &mut self.chunk;
+            let found = conn
                 .query_row(
                     "SELECT bytes FROM snapshot_chunks WHERE seq = ?1 AND idx = ?2",
                     [self.seq, self.next],
-                    |r| r.get(0),
+                    |r| {
+                        chunk.clear();
+                        chunk.extend_from_slice(r.get_ref(0)?.as_blob()?);
+                        Ok(())
+                    },
                 )
                 .optional()
                 .map_err(std::io::Error::other)?;
-            self.chunk = chunk.ok_or_else(|| {
-                std::io::Error::other(format!(
+            if found.is_none() {
+                return Err(std::io::Error::other(format!(
                     "snapshot {}: chunk {} of {} is missing",
                     self.seq, self.next, self.chunks
-                ))
-            })?;
+                )));
+            }
             self.pos = 0;
             self.next += 1;
         }
