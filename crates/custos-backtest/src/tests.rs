@@ -305,6 +305,7 @@ fn the_default_rules_catch_a_small_simulated_2018_campaign() {
         seed: 3,
         scenarios: vec![custos_sim::model::Scenario::SellerPhishing2018],
         honest: custos_sim::model::HonestModel::Baseline,
+        victims: None,
     };
     let file = std::fs::File::create(&path).expect("create");
     custos_sim::market::write(&config, file).expect("write");
@@ -341,6 +342,7 @@ fn per_class_and_per_cause_tallies_add_up_exactly() {
         seed: 11,
         scenarios: custos_sim::model::Scenario::ALL.to_vec(),
         honest: custos_sim::model::HonestModel::Noisy,
+        victims: None,
     };
     let file = std::fs::File::create(&path).expect("create");
     custos_sim::market::write(&config, file).expect("write");

@@ -85,6 +85,7 @@ fn simulation_decisions_and_reports_are_unchanged() {
         seed: 5,
         scenarios: Scenario::ALL.to_vec(),
         honest: custos_sim::model::HonestModel::Baseline,
+        victims: None,
     };
     let file = std::fs::File::create(&history).expect("create");
     custos_sim::market::write(&config, file).expect("write");

@@ -11,7 +11,9 @@
 //!
 //! Building ([`pack::export`]) is pure reading: a scope (a set of
 //! accounts, a window and a title, from a campaign or a case as the engine
-//! holds it: [`PackScope`]) and one scan of the stored log. The scan streams:
+//! holds it: [`PackScope`]) and one pass, in log order, over the members'
+//! stored records (`EventStore::scan_accounts`: through the account index,
+//! so the rest of the log is not read). The pass streams:
 //! events go straight to a temporary file, and only the members' payouts
 //! and loans (the money trail) and the artefacts are kept in memory, so a
 //! year of history costs disk, not memory. No HTTP and no runtime here: the

@@ -1,4 +1,4 @@
-//! Building a pack from a scope and one scan of the log.
+//! Building a pack from a scope and one pass over its accounts' records.
 //!
 //! A pack covers a [`PackScope`]: a set of accounts, a time window and a
 //! title, with what the engine knows about them (their timeline, their
@@ -379,7 +379,7 @@ pub fn export(
         fates: HashMap::new(),
         artefacts: BTreeMap::new(),
     };
-    store.scan(0, &mut |record| scan.visit(record))?;
+    store.scan_accounts(&members, &mut |record| scan.visit(record))?;
     let Scan {
         events,
         first_risky,

@@ -10,10 +10,10 @@
 //! the accounts' events and the holder names of the destinations they paid
 //! to. The route table and the console's role check both read it. Every
 //! export is logged with the key's (or the person's) name. The pack is
-//! built into a temporary file on a blocking thread (one scan of the log),
-//! then streamed from it in 64 KiB chunks, so memory does not grow with
-//! the pack; the signing key is the data directory's, created there on
-//! first use.
+//! built into a temporary file on a blocking thread (one pass over the
+//! accounts' records), then streamed from it in 64 KiB chunks, so memory
+//! does not grow with the pack; the signing key is the data directory's,
+//! created there on first use.
 
 use axum::Extension;
 use axum::extract::{Path as UrlPath, State};

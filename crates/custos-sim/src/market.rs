@@ -755,6 +755,7 @@ mod tests {
                 seed,
                 scenarios: scenarios.to_vec(),
                 honest: HonestModel::Baseline,
+                victims: None,
             },
             |e| out.push(e),
         );
@@ -958,6 +959,43 @@ mod tests {
             events
                 .iter()
                 .any(|e| text(e, &["action"]) == "clear_account")
+        );
+    }
+
+    #[test]
+    fn victims_overrides_the_count_per_ten_thousand_sellers_past_its_cap() {
+        let config = |victims| MarketConfig {
+            sellers: 300,
+            days: 60,
+            seed: 2,
+            scenarios: vec![Scenario::SellerPhishing2018, Scenario::MuleRing],
+            honest: HonestModel::Baseline,
+            victims,
+        };
+        let run = |config: &MarketConfig| {
+            let mut out = Vec::new();
+            generate(config, |e| out.push(e));
+            out
+        };
+        let of_campaign = |events: &[Value], campaign: &str| {
+            let only: Vec<Value> = events
+                .iter()
+                .filter(|e| text(e, &["truth", "campaign"]) == campaign)
+                .cloned()
+                .collect();
+            victims(&only).len()
+        };
+        let scaled = run(&config(None));
+        // 300 sellers: the floor of 5 victims.
+        assert_eq!(of_campaign(&scaled, "phishing-2018"), 5);
+        // Above the scenario's cap of 100, and the same history twice.
+        let many = run(&config(Some(110)));
+        assert_eq!(of_campaign(&many, "phishing-2018"), 110);
+        assert!(run(&config(Some(110))) == many, "a second run differs");
+        // The mule ring's count is of rings, not victims: unchanged.
+        assert_eq!(
+            of_campaign(&many, "mule-ring"),
+            of_campaign(&scaled, "mule-ring")
         );
     }
 

@@ -30,6 +30,11 @@ pub struct MarketConfig {
     /// How honest sellers behave; [`HonestModel::Baseline`] keeps the
     /// histories of earlier versions byte for byte.
     pub honest: HonestModel,
+    /// Victims of each scenario that picks its victims by count, instead
+    /// of its count per 10,000 sellers (`--victims`, for sizing runs: a
+    /// campaign of a thousand sellers). `None` keeps earlier histories
+    /// byte for byte.
+    pub victims: Option<usize>,
 }
 
 /// The honest sellers' behaviour (`--honest`).

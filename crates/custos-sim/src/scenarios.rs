@@ -4,7 +4,9 @@
 //! choices that shape how hard a scenario is are stated here.
 //!
 //! Victim counts scale with the marketplace (per 10,000 sellers) and have a
-//! floor, so that a small demo still has a campaign to find. Attacks fall in
+//! floor, so that a small demo still has a campaign to find;
+//! [`MarketConfig::victims`] replaces them (not the mule rings' count) for
+//! sizing runs. Attacks fall in
 //! the *attack window*: from two weeks after the simulated window opens to
 //! ten days before it closes (a quarter of the window on short runs). A
 //! victim is an account created at least a week before and with a
@@ -87,6 +89,7 @@ pub(crate) fn plan(
         window: attack_window(config),
         end: config.window_end(),
         scale: config.sellers as f64 / 10_000.0,
+        victims: config.victims,
     };
     let mut campaigns = Vec::new();
     let mut scenarios = config.scenarios.clone();
@@ -147,6 +150,8 @@ struct Planner<'a> {
     window: (i64, i64),
     end: i64,
     scale: f64,
+    /// `MarketConfig::victims`: overrides every scenario's own count.
+    victims: Option<usize>,
 }
 
 /// A crew's infrastructure: hosting providers and its own machines.
@@ -156,7 +161,15 @@ struct Crew {
 }
 
 impl Planner<'_> {
+    /// A scenario's victim count: `per_10k` scaled to the marketplace
+    /// within `floor..=cap`, unless `--victims` names the count.
     fn victims(&self, per_10k: f64, floor: usize, cap: usize) -> usize {
+        self.victims
+            .unwrap_or_else(|| self.scaled(per_10k, floor, cap))
+    }
+
+    /// `per_10k` scaled to the marketplace, within `floor..=cap`.
+    fn scaled(&self, per_10k: f64, floor: usize, cap: usize) -> usize {
         ((per_10k * self.scale).round() as usize).clamp(floor, cap)
     }
 

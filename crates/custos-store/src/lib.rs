@@ -51,6 +51,7 @@ pub mod rewrite;
 mod sqlite;
 pub mod testsuite;
 
+use std::collections::BTreeSet;
 use std::io::Read;
 
 pub use postgres::{PG_SCHEMA_VERSION, PgStore};
@@ -252,6 +253,24 @@ pub trait EventStore: Send + Sync {
         after_seq: u64,
         visit: &mut dyn FnMut(StoredRecord) -> StoreResult<()>,
     ) -> StoreResult<()>;
+
+    /// Visits every record of `accounts`, in `seq` order: what an evidence
+    /// pack reads. This default scans the whole log and skips the others;
+    /// the backends read through their account index instead, so a pack of
+    /// a thousand accounts does not read (nor parse) a log of millions.
+    fn scan_accounts(
+        &self,
+        accounts: &BTreeSet<String>,
+        visit: &mut dyn FnMut(StoredRecord) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        self.scan(0, &mut |record| {
+            if accounts.contains(&record.account_id) {
+                visit(record)
+            } else {
+                Ok(())
+            }
+        })
+    }
 
     /// Visits every stored event id (in no particular order).
     fn scan_event_ids(&self, visit: &mut dyn FnMut(&str)) -> StoreResult<()>;

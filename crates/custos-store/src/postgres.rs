@@ -36,6 +36,7 @@
 //! order, each in the same transaction as its row. A database migrated by
 //! a newer build is refused.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::io::Read;
 use std::pin::pin;
@@ -853,6 +854,37 @@ impl EventStore for PgStore {
                 ))
                 .map_err(backend("scan the log"))?;
                 read_records(&rows, "scan the log")
+            })?;
+            let full = page.len() as i64 == SCAN_PAGE;
+            for record in page {
+                after = record.seq as i64;
+                visit(record)?;
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    fn scan_accounts(
+        &self,
+        accounts: &BTreeSet<String>,
+        visit: &mut dyn FnMut(StoredRecord) -> StoreResult<()>,
+    ) -> StoreResult<()> {
+        let accounts: Vec<&str> = accounts.iter().map(String::as_str).collect();
+        let mut after = 0i64;
+        loop {
+            let page = self.read(|c| {
+                let rows = wait(c.query(
+                    concat!(
+                        "SELECT ",
+                        record_columns!(),
+                        " FROM events WHERE account_id = ANY($1) AND seq > $2 ORDER BY seq LIMIT $3"
+                    ),
+                    &[&accounts, &after, &SCAN_PAGE],
+                ))
+                .map_err(backend("scan accounts"))?;
+                read_records(&rows, "scan accounts")
             })?;
             let full = page.len() as i64 == SCAN_PAGE;
             for record in page {

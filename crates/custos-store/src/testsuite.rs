@@ -109,6 +109,53 @@ pub fn scan_stops_on_visitor_error(store: &dyn EventStore) {
     assert_eq!(visited, 1);
 }
 
+/// An account scan visits those accounts' records only, in log order
+/// across accounts, past a page of records, and stops on a visitor error.
+pub fn scan_accounts_reads_those_accounts_in_log_order(store: &dyn EventStore) {
+    let names: Vec<String> = (0..2_600).map(|i| format!("e{i}")).collect();
+    let accounts = ["a", "b", "c", "d"];
+    // Four accounts interleaved; two of them asked for, and one with none.
+    let records: Vec<NewRecord<'_>> = names
+        .iter()
+        .enumerate()
+        .map(|(i, id)| record(i as u64 + 1, id, accounts[(i * 7 + i / 5) % 4]))
+        .collect();
+    store.append(&records).unwrap();
+    let wanted: std::collections::BTreeSet<String> =
+        ["a", "b", "nobody"].map(String::from).into_iter().collect();
+    let mut seen = Vec::new();
+    store
+        .scan_accounts(&wanted, &mut |r| {
+            seen.push((r.seq, r.account_id.clone(), r.event_id.clone()));
+            Ok(())
+        })
+        .unwrap();
+    let expected: Vec<(u64, String, String)> = records
+        .iter()
+        .filter(|r| wanted.contains(r.account_id))
+        .map(|r| (r.seq, r.account_id.to_string(), r.event_id.to_string()))
+        .collect();
+    assert!(expected.len() > 1_100, "{}", expected.len());
+    assert_eq!(seen, expected);
+    let mut visited = 0;
+    let err = store
+        .scan_accounts(&wanted, &mut |_| {
+            visited += 1;
+            Err(StoreError::Visitor("stop".into()))
+        })
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Visitor(_)));
+    assert_eq!(visited, 1);
+    let mut none = 0;
+    store
+        .scan_accounts(&Default::default(), &mut |_| {
+            none += 1;
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(none, 0);
+}
+
 /// The newest complete snapshot and its bytes, read to the end.
 fn latest(store: &dyn EventStore) -> Option<(u64, Vec<u8>)> {
     let (seq, mut reader) = store.latest_snapshot().unwrap()?;
@@ -640,6 +687,7 @@ macro_rules! store_test_suite {
                 append_and_read,
                 duplicate_rejects_the_whole_group,
                 scan_stops_on_visitor_error,
+                scan_accounts_reads_those_accounts_in_log_order,
                 snapshots_and_meta,
                 snapshot_chunks_round_trip,
                 an_incomplete_snapshot_is_ignored,

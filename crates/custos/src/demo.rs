@@ -50,6 +50,7 @@ pub fn run(args: DemoArgs) -> anyhow::Result<()> {
         seed: args.seed,
         scenario: "seller-phishing-2018".into(),
         honest: "baseline".into(),
+        victims: None,
         output: Some(history.clone()),
     };
     println!(

@@ -32,6 +32,12 @@ pub struct SimulateArgs {
     /// docs/scenarios.md), meant for the adaptive scenarios.
     #[arg(long, default_value = "baseline")]
     pub honest: String,
+    /// Victims of each scenario that picks them by count (all but
+    /// credential-stuffing and mule-ring), instead of its number per
+    /// 10,000 sellers: for sizing runs, such as a campaign of a thousand
+    /// sellers. Left out, histories are those of earlier versions.
+    #[arg(long)]
+    pub victims: Option<usize>,
     /// Write here instead of standard output.
     #[arg(long, short)]
     pub output: Option<PathBuf>,
@@ -72,6 +78,13 @@ pub(crate) fn config_of(args: &SimulateArgs) -> anyhow::Result<MarketConfig> {
         "--days: must be 1 to {}",
         model::MAX_DAYS
     );
+    if let Some(victims) = args.victims {
+        anyhow::ensure!(
+            (1..=args.sellers).contains(&victims),
+            "--victims: must be 1 to the number of sellers ({})",
+            args.sellers
+        );
+    }
     Ok(MarketConfig {
         sellers: args.sellers,
         days: args.days,
@@ -83,6 +96,7 @@ pub(crate) fn config_of(args: &SimulateArgs) -> anyhow::Result<MarketConfig> {
                 args.honest
             )
         })?,
+        victims: args.victims,
     })
 }
 

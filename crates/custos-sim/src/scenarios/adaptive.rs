@@ -769,7 +769,8 @@ impl Planner<'_> {
     }
 
     pub(super) fn mule_ring(&mut self, rng: &mut Rng, campaign: u8) {
-        let rings = self.victims(3.0, 2, 10);
+        // `--victims` counts victims, not rings.
+        let rings = self.scaled(3.0, 2, 10);
         for _ in 0..rings {
             if self.lives.is_empty() {
                 return;

@@ -17,6 +17,7 @@ fn config(honest: HonestModel) -> MarketConfig {
         seed: 4,
         scenarios: Scenario::ADAPTIVE.to_vec(),
         honest,
+        victims: None,
     }
 }
 
