@@ -683,11 +683,92 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Clients that send events to `POST /v1/events` without pause, one
+/// thread each, and record every event the server acknowledged with its
+/// answer. A refused or cut-off request (a server down or restarting) is no
+/// acknowledgement: the client waits a moment and sends its next event.
+struct Load {
+    acknowledged: std::sync::Arc<std::sync::Mutex<Vec<(Value, Value)>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    clients: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    /// `clients` threads; client `c` sends `event(c, 1)`, `event(c, 2)`, ...
+    fn start(port: u16, clients: usize, event: fn(usize, u64) -> Value) -> Load {
+        use std::sync::Arc;
+        use std::sync::atomic::Ordering;
+        let acknowledged: Arc<std::sync::Mutex<Vec<(Value, Value)>>> = Arc::default();
+        let stop: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let clients = (0..clients)
+            .map(|client| {
+                let acknowledged = Arc::clone(&acknowledged);
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .unwrap();
+                    rt.block_on(async {
+                        let http = custos_server::tls::client();
+                        let mut n = 0u64;
+                        while !stop.load(Ordering::Relaxed) {
+                            n += 1;
+                            let event = event(client, n);
+                            let sent = http
+                                .post(format!("http://127.0.0.1:{port}/v1/events"))
+                                .bearer_auth("custos-dev-key")
+                                .json(&event)
+                                .timeout(Duration::from_secs(10))
+                                .send()
+                                .await;
+                            let answer = match sent {
+                                Ok(answer) if answer.status().is_success() => {
+                                    answer.json::<Value>().await.ok()
+                                }
+                                _ => None,
+                            };
+                            match answer {
+                                Some(answer) => acknowledged.lock().unwrap().push((event, answer)),
+                                None => tokio::time::sleep(Duration::from_millis(20)).await,
+                            }
+                        }
+                    });
+                })
+            })
+            .collect();
+        Load {
+            acknowledged,
+            stop,
+            clients,
+        }
+    }
+
+    fn acknowledged_count(&self) -> usize {
+        self.acknowledged.lock().unwrap().len()
+    }
+
+    fn acknowledged_ids(&self) -> Vec<String> {
+        self.acknowledged
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(event, _)| event["event_id"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Stops the clients and returns every acknowledged event with its answer.
+    fn stop(self) -> Vec<(Value, Value)> {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for client in self.clients {
+            client.join().unwrap();
+        }
+        std::mem::take(&mut *self.acknowledged.lock().unwrap())
+    }
+}
+
 #[test]
 fn a_backup_taken_under_load_restores_every_event_acknowledged_before_it() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
-
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let port = free_port();
@@ -710,48 +791,19 @@ fn a_backup_taken_under_load_restores_every_event_acknowledged_before_it() {
     );
     // Three clients send logins and payouts without pause, each recording
     // the ids the server acknowledged.
-    let acknowledged = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..3)
-        .map(|client| {
-            let acknowledged = Arc::clone(&acknowledged);
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    let http = custos_server::tls::client();
-                    let mut n = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        n += 1;
-                        let id = format!("c{client}-{n}");
-                        let event = if n.is_multiple_of(3) {
-                            json!({"event_id": id, "type": "payout", "account_id": format!("seller-{client}-{}", n % 50),
-                                   "time": "2018-05-02T08:00:00Z", "payout_id": id, "amount": 1000, "currency": "GBP"})
-                        } else {
-                            json!({"event_id": id, "type": "login", "account_id": format!("seller-{client}-{}", n % 50),
-                                   "time": "2018-05-02T08:00:00Z", "status": "success", "ip": "81.2.69.160"})
-                        };
-                        let answer = http
-                            .post(format!("http://127.0.0.1:{port}/v1/events"))
-                            .bearer_auth("custos-dev-key")
-                            .json(&event)
-                            .send()
-                            .await;
-                        if let Ok(answer) = answer
-                            && answer.status().is_success()
-                        {
-                            acknowledged.lock().unwrap().push(id);
-                        }
-                    }
-                });
-            })
-        })
-        .collect();
+    let load = Load::start(port, 3, |client, n| {
+        let id = format!("c{client}-{n}");
+        let account = format!("seller-{client}-{}", n % 50);
+        if n.is_multiple_of(3) {
+            json!({"event_id": id, "type": "payout", "account_id": account,
+                   "time": "2018-05-02T08:00:00Z", "payout_id": id, "amount": 1000, "currency": "GBP"})
+        } else {
+            json!({"event_id": id, "type": "login", "account_id": account,
+                   "time": "2018-05-02T08:00:00Z", "status": "success", "ip": "81.2.69.160"})
+        }
+    });
     std::thread::sleep(Duration::from_millis(1500));
-    let before: Vec<String> = acknowledged.lock().unwrap().clone();
+    let before: Vec<String> = load.acknowledged_ids();
     let backup = dir.path().join("custos.backup");
     let out = run_ok(&[
         "backup".as_ref(),
@@ -761,11 +813,7 @@ fn a_backup_taken_under_load_restores_every_event_acknowledged_before_it() {
         backup.as_os_str(),
     ]);
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.join().unwrap();
-    }
-    let after = acknowledged.lock().unwrap().len();
+    let after = load.stop().len();
     assert!(before.len() > 30, "too little load: {}", before.len());
     assert!(
         after > before.len(),
@@ -917,8 +965,6 @@ fn load_event(client: usize, n: u64) -> Value {
 #[test]
 fn acknowledged_events_survive_kill_9_under_load_with_their_decisions() {
     use std::collections::HashMap;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
 
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
@@ -929,51 +975,7 @@ fn acknowledged_events_survive_kill_9_under_load_with_their_decisions() {
         &json!({"event_id": "warm-up", "type": "login", "account_id": "seller-0",
         "time": "2018-05-01T07:00:00Z", "status": "success", "ip": "81.2.69.160"}),
     );
-    type Acknowledged = Arc<Mutex<HashMap<String, (Value, Value)>>>;
-    let acknowledged: Acknowledged = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..4)
-        .map(|client| {
-            let acknowledged = Arc::clone(&acknowledged);
-            let stop = Arc::clone(&stop);
-            std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async {
-                    let http = custos_server::tls::client();
-                    let mut n = 0u64;
-                    while !stop.load(Ordering::Relaxed) {
-                        n += 1;
-                        let event = load_event(client, n);
-                        let sent = http
-                            .post(format!("http://127.0.0.1:{port}/v1/events"))
-                            .bearer_auth("custos-dev-key")
-                            .json(&event)
-                            .timeout(Duration::from_secs(10))
-                            .send()
-                            .await;
-                        let answer = match sent {
-                            Ok(answer) if answer.status().is_success() => {
-                                answer.json::<Value>().await
-                            }
-                            // Refused or cut off while the server is down:
-                            // not acknowledged, so no promise was made.
-                            _ => {
-                                tokio::time::sleep(Duration::from_millis(20)).await;
-                                continue;
-                            }
-                        };
-                        if let Ok(answer) = answer {
-                            let id = event["event_id"].as_str().unwrap().to_owned();
-                            acknowledged.lock().unwrap().insert(id, (event, answer));
-                        }
-                    }
-                });
-            })
-        })
-        .collect();
+    let load = Load::start(port, 4, load_event);
     // Kill moments drawn from the clock, printed so a failure can be told
     // apart from a lucky run.
     let mut seed = std::time::SystemTime::now()
@@ -992,7 +994,7 @@ fn acknowledged_events_survive_kill_9_under_load_with_their_decisions() {
         std::thread::sleep(Duration::from_millis(wait));
         server.0.kill().unwrap();
         server.0.wait().unwrap();
-        let now = acknowledged.lock().unwrap().len();
+        let now = load.acknowledged_count();
         kills.push((wait, now));
         assert!(now > seen, "no event acknowledged before kill {kills:?}");
         seen = now;
@@ -1001,14 +1003,17 @@ fn acknowledged_events_survive_kill_9_under_load_with_their_decisions() {
     // Load continues on the restarted server before the clients stop.
     wait_ready(port);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while acknowledged.lock().unwrap().len() < seen + 50 && std::time::Instant::now() < deadline {
+    while load.acknowledged_count() < seen + 50 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    stop.store(true, Ordering::Relaxed);
-    for client in clients {
-        client.join().unwrap();
-    }
-    let acknowledged = acknowledged.lock().unwrap().clone();
+    let acknowledged: HashMap<String, (Value, Value)> = load
+        .stop()
+        .into_iter()
+        .map(|(event, answer)| {
+            let id = event["event_id"].as_str().unwrap().to_owned();
+            (id, (event, answer))
+        })
+        .collect();
     assert!(
         acknowledged.len() > seen,
         "the restarted server decided nothing: {kills:?}"
