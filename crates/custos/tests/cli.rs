@@ -164,14 +164,16 @@ fn serve_with_env(data: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Se
     Server(child)
 }
 
-fn post(port: u16, body: &Value) -> Value {
+/// `method path` with the development key and a JSON body, once the
+/// server on `port` answers (up to a minute: a loaded machine starts a
+/// debug build slowly); the answer's JSON.
+fn request(port: u16, method: reqwest::Method, path: &str, body: Option<&Value>) -> Value {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     rt.block_on(async {
         let client = custos_server::tls::client();
-        // Up to a minute: a loaded machine starts a debug build slowly.
         for _ in 0..600 {
             if client
                 .get(format!("http://127.0.0.1:{port}/healthz"))
@@ -183,17 +185,19 @@ fn post(port: u16, body: &Value) -> Value {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        client
-            .post(format!("http://127.0.0.1:{port}/v1/events"))
-            .bearer_auth("custos-dev-key")
-            .json(body)
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
+        let mut request = client
+            .request(method, format!("http://127.0.0.1:{port}{path}"))
+            .bearer_auth("custos-dev-key");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        request.send().await.unwrap().json::<Value>().await.unwrap()
     })
+}
+
+/// Sends `body` (an event or a batch) to `POST /v1/events`.
+fn post(port: u16, body: &Value) -> Value {
+    request(port, reqwest::Method::POST, "/v1/events", Some(body))
 }
 
 #[test]

@@ -11,7 +11,7 @@ use custos_core::DestinationTokenizer;
 use custos_store::EventStore as _;
 use serde_json::{Value, json};
 
-use super::{BIN, Server, free_port, post};
+use super::{BIN, Server, free_port, post, request};
 
 const OLD_KEY: &str = "rotate-test-old-token-key-0123456789";
 const NEW_KEY: &str = "rotate-test-new-token-key-9876543210";
@@ -70,36 +70,6 @@ fn probe() -> Value {
 
 /// The default rules' deny list of destinations.
 const DENY_LIST: &str = "/v1/lists/denied_destinations";
-
-/// `method path` with the development key and a JSON body, once the
-/// server on `port` answers; the answer's JSON.
-fn request(port: u16, method: reqwest::Method, path: &str, body: Option<&Value>) -> Value {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let client = custos_server::tls::client();
-        for _ in 0..600 {
-            if client
-                .get(format!("http://127.0.0.1:{port}/healthz"))
-                .send()
-                .await
-                .is_ok()
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let mut request = client
-            .request(method, format!("http://127.0.0.1:{port}{path}"))
-            .bearer_auth("custos-dev-key");
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        request.send().await.unwrap().json::<Value>().await.unwrap()
-    })
-}
 
 fn custos(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Output {
     Command::new(BIN)
@@ -611,6 +581,26 @@ fn wait_exit(server: &mut Server) -> Option<std::process::ExitStatus> {
     None
 }
 
+/// A server on `data` that reads its keys from the data directory (none
+/// from the environment).
+fn serve_with_keys_inside(data: &Path, port: u16) -> Server {
+    let child = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
+        .arg(data)
+        .env_remove("CUSTOS_TOKEN_KEY")
+        .env_remove("CUSTOS_PII_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Server(child)
+}
+
 /// Keys generated into the data directory (no key configured): the new
 /// key goes where the old one was, the PII key and the other files come
 /// along, the old token key does not, and the same command line serves the
@@ -686,21 +676,7 @@ fn keys_kept_in_the_data_directory_move_with_it_and_the_old_token_key_stays_behi
     // Served as before, keys from the data directory: a history event sent
     // again is recognised, sealed holder name and new token alike.
     let port = free_port();
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&out)
-        .env_remove("CUSTOS_TOKEN_KEY")
-        .env_remove("CUSTOS_PII_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Server(child);
+    let _server = serve_with_keys_inside(&out, port);
     let first = serde_json::from_str::<Value>(history().lines().next().unwrap()).unwrap();
     let again = post(port, &first);
     assert_eq!(again["duplicate"], true, "{again}");
@@ -734,21 +710,7 @@ fn keys_kept_in_the_data_directory_move_with_it_and_the_old_token_key_stays_behi
         "rotate-test-new-pii-key-9876543210"
     );
     let port = free_port();
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
-        .arg(&out)
-        .env_remove("CUSTOS_TOKEN_KEY")
-        .env_remove("CUSTOS_PII_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Server(child);
+    let _server = serve_with_keys_inside(&out, port);
     assert_eq!(post(port, &first)["duplicate"], true);
 }
 
