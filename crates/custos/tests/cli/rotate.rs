@@ -108,6 +108,19 @@ fn data_dir(dir: &Path) -> PathBuf {
 /// Runs `tokens rotate` of `data` into `out` with the new key in the
 /// environment.
 fn rotate(data: &Path, numbers: &Path, out: &Path, extra: &[&str]) -> Output {
+    rotate_with_keys(data, numbers, out, extra, OLD_KEY, NEW_KEY)
+}
+
+/// `custos tokens rotate` with `current` as the token key and `new` as the
+/// new one, given through the environment.
+fn rotate_with_keys(
+    data: &Path,
+    numbers: &Path,
+    out: &Path,
+    extra: &[&str],
+    current: &str,
+    new: &str,
+) -> Output {
     let mut args = vec![
         "tokens".as_ref(),
         "rotate".as_ref(),
@@ -121,10 +134,7 @@ fn rotate(data: &Path, numbers: &Path, out: &Path, extra: &[&str]) -> Output {
     args.extend(extra.iter().map(std::ffi::OsStr::new));
     custos(
         &args,
-        &[
-            ("CUSTOS_TOKEN_KEY", OLD_KEY),
-            ("CUSTOS_NEW_TOKEN_KEY", NEW_KEY),
-        ],
+        &[("CUSTOS_TOKEN_KEY", current), ("CUSTOS_NEW_TOKEN_KEY", new)],
     )
 }
 
@@ -301,43 +311,13 @@ fn rotating_the_token_key_keeps_the_world_under_the_new_keys_tokens() {
         "no number is echoed"
     );
     std::fs::write(&numbers, "20-00-00,55779911\n30-11-22,12345678\n").unwrap();
-    let same_key = custos(
-        &[
-            "tokens".as_ref(),
-            "rotate".as_ref(),
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-            "--numbers".as_ref(),
-            numbers.as_os_str(),
-            "--out".as_ref(),
-            out.as_os_str(),
-        ],
-        &[
-            ("CUSTOS_TOKEN_KEY", OLD_KEY),
-            ("CUSTOS_NEW_TOKEN_KEY", OLD_KEY),
-        ],
-    );
+    let same_key = rotate_with_keys(&data, &numbers, &out, &[], OLD_KEY, OLD_KEY);
     assert!(
         stderr(&same_key).contains("the new destination token key is the current one"),
         "{}",
         stderr(&same_key)
     );
-    let wrong_current = custos(
-        &[
-            "tokens".as_ref(),
-            "rotate".as_ref(),
-            "--data-dir".as_ref(),
-            data.as_os_str(),
-            "--numbers".as_ref(),
-            numbers.as_os_str(),
-            "--out".as_ref(),
-            out.as_os_str(),
-        ],
-        &[
-            ("CUSTOS_TOKEN_KEY", NEW_KEY),
-            ("CUSTOS_NEW_TOKEN_KEY", OLD_KEY),
-        ],
-    );
+    let wrong_current = rotate_with_keys(&data, &numbers, &out, &[], NEW_KEY, OLD_KEY);
     assert!(
         stderr(&wrong_current).contains("is not the one this store was written with"),
         "{}",
