@@ -651,6 +651,27 @@ fn read_record(row: &Row) -> Result<StoredRecord, tokio_postgres::Error> {
     })
 }
 
+/// Visits records page by page in `seq` order, from after `after`:
+/// `page(after)` reads the next `SCAN_PAGE` records after `after`; a short
+/// page is the last.
+fn scan_pages(
+    mut after: i64,
+    visit: &mut dyn FnMut(StoredRecord) -> StoreResult<()>,
+    mut page: impl FnMut(i64) -> StoreResult<Vec<StoredRecord>>,
+) -> StoreResult<()> {
+    loop {
+        let records = page(after)?;
+        let full = records.len() as i64 == SCAN_PAGE;
+        for record in records {
+            after = record.seq as i64;
+            visit(record)?;
+        }
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
 fn read_records(rows: &[Row], context: &'static str) -> StoreResult<Vec<StoredRecord>> {
     rows.iter()
         .map(|r| read_record(r).map_err(backend(context)))
@@ -841,9 +862,8 @@ impl EventStore for PgStore {
         after_seq: u64,
         visit: &mut dyn FnMut(StoredRecord) -> StoreResult<()>,
     ) -> StoreResult<()> {
-        let mut after = after_seq as i64;
-        loop {
-            let page = self.read(|c| {
+        scan_pages(after_seq as i64, visit, |after| {
+            self.read(|c| {
                 let rows = wait(c.query(
                     concat!(
                         "SELECT ",
@@ -854,16 +874,8 @@ impl EventStore for PgStore {
                 ))
                 .map_err(backend("scan the log"))?;
                 read_records(&rows, "scan the log")
-            })?;
-            let full = page.len() as i64 == SCAN_PAGE;
-            for record in page {
-                after = record.seq as i64;
-                visit(record)?;
-            }
-            if !full {
-                return Ok(());
-            }
-        }
+            })
+        })
     }
 
     fn scan_accounts(
@@ -872,9 +884,8 @@ impl EventStore for PgStore {
         visit: &mut dyn FnMut(StoredRecord) -> StoreResult<()>,
     ) -> StoreResult<()> {
         let accounts: Vec<&str> = accounts.iter().map(String::as_str).collect();
-        let mut after = 0i64;
-        loop {
-            let page = self.read(|c| {
+        scan_pages(0, visit, |after| {
+            self.read(|c| {
                 let rows = wait(c.query(
                     concat!(
                         "SELECT ",
@@ -885,16 +896,8 @@ impl EventStore for PgStore {
                 ))
                 .map_err(backend("scan accounts"))?;
                 read_records(&rows, "scan accounts")
-            })?;
-            let full = page.len() as i64 == SCAN_PAGE;
-            for record in page {
-                after = record.seq as i64;
-                visit(record)?;
-            }
-            if !full {
-                return Ok(());
-            }
-        }
+            })
+        })
     }
 
     fn scan_event_ids(&self, visit: &mut dyn FnMut(&str)) -> StoreResult<()> {
