@@ -358,12 +358,16 @@ pub struct Why {
     pub saw: String,
 }
 
+/// A stored decision's JSON, `Null` when absent or unreadable.
+fn parsed(decision_json: Option<&str>) -> Value {
+    decision_json
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or(Value::Null)
+}
+
 /// The reasons of a stored decision that asked for the hold (`codes`);
 /// the codes alone when the decision cannot be read.
-fn why_of(decision_json: Option<&str>, codes: &[String]) -> Vec<Why> {
-    let decision: Value = decision_json
-        .and_then(|d| serde_json::from_str(d).ok())
-        .unwrap_or(Value::Null);
+fn why_of(decision: &Value, codes: &[String]) -> Vec<Why> {
     let reasons = decision
         .get("reasons")
         .and_then(Value::as_array)
@@ -392,7 +396,7 @@ fn why_of(decision_json: Option<&str>, codes: &[String]) -> Vec<Why> {
                 .and_then(Value::as_object)
                 .map(|saw| {
                     saw.iter()
-                        .map(|(k, v)| format!("{k} = {v}"))
+                        .map(|(k, v)| format!("{k} = {}", super::why::saw_value(k, v)))
                         .collect::<Vec<_>>()
                         .join(", ")
                 })
@@ -504,6 +508,9 @@ struct QueueRow {
     account_id: String,
     hold_id: String,
     kind: String,
+    /// The reasons in one line of plain words; empty when the facts say
+    /// nothing.
+    summary: String,
     why: Vec<Why>,
     left: String,
     campaign: Option<String>,
@@ -779,29 +786,36 @@ pub async fn queue(
                  campaign,
                  case,
                  money: counted,
-             }| QueueRow {
-                case: case.map(|c| (case_href(&c), c)),
-                institution: institution_of(&hold).to_string(),
-                age: age_of(now - hold.held_at.0),
-                exposure: exposure_of(counted.as_ref(), hold.currency.as_str()),
-                assignee: assignee_of(&hold),
-                href: hold_href(&hold.account_id, &hold.hold_id),
-                account_href: account_href(&hold.account_id),
-                campaign_href: campaign.as_deref().map(campaign_href).unwrap_or_default(),
-                amount: money(hold.amount, hold.currency.as_str()),
-                why: why_of(found.get(&hold.event_id).map(String::as_str), &hold.reasons),
-                left: if hold.awaiting_analyst {
-                    "waits for an analyst".into()
-                } else {
-                    time_left(hold.expires_at.0, read.now)
-                },
-                pending: usize::from(
-                    pending.contains(&(hold.account_id.clone(), hold.hold_id.clone())),
-                ),
-                kind: hold.kind.as_str().into(),
-                account_id: hold.account_id,
-                hold_id: hold.hold_id,
-                campaign,
+             }| {
+                let decision = parsed(found.get(&hold.event_id).map(String::as_str));
+                QueueRow {
+                    summary: super::why::summary(
+                        &super::why::facts_of(&decision),
+                        campaign.as_deref(),
+                    ),
+                    case: case.map(|c| (case_href(&c), c)),
+                    institution: institution_of(&hold).to_string(),
+                    age: age_of(now - hold.held_at.0),
+                    exposure: exposure_of(counted.as_ref(), hold.currency.as_str()),
+                    assignee: assignee_of(&hold),
+                    href: hold_href(&hold.account_id, &hold.hold_id),
+                    account_href: account_href(&hold.account_id),
+                    campaign_href: campaign.as_deref().map(campaign_href).unwrap_or_default(),
+                    amount: money(hold.amount, hold.currency.as_str()),
+                    why: why_of(&decision, &hold.reasons),
+                    left: if hold.awaiting_analyst {
+                        "waits for an analyst".into()
+                    } else {
+                        time_left(hold.expires_at.0, read.now)
+                    },
+                    pending: usize::from(
+                        pending.contains(&(hold.account_id.clone(), hold.hold_id.clone())),
+                    ),
+                    kind: hold.kind.as_str().into(),
+                    account_id: hold.account_id,
+                    hold_id: hold.hold_id,
+                    campaign,
+                }
             },
         )
         .collect();
@@ -979,7 +993,10 @@ async fn hold_page(
                     "its cool-off ended while something still argues against paying".into()
                 })
             }),
-            why: why_of(found.get(&hold.event_id).map(String::as_str), &hold.reasons),
+            why: why_of(
+                &parsed(found.get(&hold.event_id).map(String::as_str)),
+                &hold.reasons,
+            ),
             pending: pending
                 .into_iter()
                 .map(|p| PendingView {
