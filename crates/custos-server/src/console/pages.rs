@@ -547,6 +547,9 @@ struct OpenHold {
     /// The account's money in the hold's currency, if the engine counted any.
     #[serde(default)]
     money: Option<custos_core::state::Money>,
+    /// The session that set the bank account the hold would pay.
+    #[serde(default)]
+    change_session: Option<super::why::ChangeSession>,
 }
 
 /// The institution a hold's money would go to.
@@ -674,6 +677,9 @@ pub async fn queue(
                         .account(&h.account_id)
                         .and_then(|a| a.money.get(&h.currency))
                         .cloned(),
+                    change_session: engine
+                        .account(&h.account_id)
+                        .and_then(|a| super::why::change_session_of(a, h)),
                     campaign: engine
                         .campaigns()
                         .account_in_live_campaign(&h.account_id)
@@ -786,12 +792,14 @@ pub async fn queue(
                  campaign,
                  case,
                  money: counted,
+                 change_session,
              }| {
                 let decision = parsed(found.get(&hold.event_id).map(String::as_str));
                 QueueRow {
                     summary: super::why::summary(
                         &super::why::facts_of(&decision),
                         campaign.as_deref(),
+                        change_session.as_ref(),
                     ),
                     case: case.map(|c| (case_href(&c), c)),
                     institution: institution_of(&hold).to_string(),

@@ -29,6 +29,68 @@ pub fn facts_of(decision: &Value) -> Map<String, Value> {
     facts
 }
 
+/// The session that set the account's bank account, as the account state
+/// remembers it: what its login had that the seller had never used.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChangeSession {
+    pub new_device: bool,
+    pub new_network: bool,
+    /// The login's network (`185.220.101.0/24`), when the state kept it.
+    #[serde(default)]
+    pub network: Option<String>,
+}
+
+/// The session that set the account's current bank account, if that bank
+/// account is the one the hold would pay (set before the hold, the same
+/// token when the hold names one) and the session and its login are still
+/// remembered. Reads only the account's state in memory.
+pub fn change_session_of(
+    account: &custos_core::state::AccountState,
+    hold: &custos_core::holds::Hold,
+) -> Option<ChangeSession> {
+    let current = account.destination.as_ref()?;
+    if current.set_at.0 > hold.held_at.0 {
+        return None;
+    }
+    if let Some(paid) = &hold.destination
+        && paid.account_token != current.destination.account_token
+    {
+        return None;
+    }
+    let id = current.set_in_session.as_deref()?;
+    let session = account.sessions.iter().find(|s| s.session_id == id)?;
+    let login = session.login.as_ref()?;
+    // A first login has nothing to be new against.
+    if login.first_login {
+        return None;
+    }
+    Some(ChangeSession {
+        new_device: login.new_device,
+        new_network: login.new_network,
+        network: session
+            .unlearnt
+            .as_ref()
+            .and_then(|u| u.network)
+            .map(|n| n.to_string()),
+    })
+}
+
+/// "from a device and a network this seller had not used (…)", or `None`
+/// when the session's login had nothing new.
+fn novelty(change: &ChangeSession) -> Option<String> {
+    let what = match (change.new_device, change.new_network) {
+        (true, true) => "a device and a network",
+        (true, false) => "a device",
+        (false, true) => "a network",
+        (false, false) => return None,
+    };
+    let mut text = format!("from {what} this seller had not used");
+    if let Some(network) = change.network.as_deref().filter(|_| change.new_network) {
+        text.push_str(&format!(" ({network})"));
+    }
+    Some(text)
+}
+
 /// A span of seconds in words: "less than a minute", "2 min",
 /// "23 h 59 min", "1 day", "3 days 4 h".
 pub fn duration(seconds: f64) -> String {
@@ -97,7 +159,11 @@ fn count(n: f64, one: &str, many: &str) -> String {
 /// The held payout in one line, from its decision's facts and the campaign
 /// the hold is in; empty when the facts say nothing this knows how to say.
 /// Each clause needs its fact: nothing is guessed.
-pub fn summary(facts: &Map<String, Value>, campaign: Option<&str>) -> String {
+pub fn summary(
+    facts: &Map<String, Value>,
+    campaign: Option<&str>,
+    change_session: Option<&ChangeSession>,
+) -> String {
     let mut clauses: Vec<String> = Vec::new();
 
     // When the bank account changed, and in what session.
@@ -117,8 +183,14 @@ pub fn summary(facts: &Map<String, Value>, campaign: Option<&str>) -> String {
         }
         None => None,
     };
-    if flag(facts, "destination.set_in_risky_session") == Some(true) {
-        let session = "in a risky session not verified since";
+    let risky = flag(facts, "destination.set_in_risky_session") == Some(true);
+    let session = match (change_session.and_then(novelty), risky) {
+        (Some(new), true) => Some(format!("in a session {new}, not verified since")),
+        (Some(new), false) => Some(format!("in a session {new}")),
+        (None, true) => Some("in a risky session not verified since".to_string()),
+        (None, false) => None,
+    };
+    if let Some(session) = session {
         change = Some(match change {
             Some(c) => format!("{c}, {session}"),
             None => format!("bank account set {session}"),
@@ -258,7 +330,7 @@ mod tests {
             "destination.other_accounts": 4,
         }));
         assert_eq!(
-            summary(&f, Some("cmp_1")),
+            summary(&f, Some("cmp_1"), None),
             "Bank account changed 23 h 59 min before this payout, in a risky session not \
              verified since; the account is at risk and not cleared since; the bank account \
              is also used by 4 other sellers, in campaign cmp_1."
@@ -267,23 +339,23 @@ mod tests {
 
     #[test]
     fn absent_or_false_facts_say_nothing() {
-        assert_eq!(summary(&Map::new(), None), "");
+        assert_eq!(summary(&Map::new(), None, None), "");
         let f = facts(json!({
             "destination.set_in_risky_session": false,
             "account.at_risk": false,
             "destination.other_accounts": 0,
             "session.risky": "not a flag",
         }));
-        assert_eq!(summary(&f, None), "");
+        assert_eq!(summary(&f, None, None), "");
         // A fact alone is said alone.
         let f = facts(json!({"account.at_risk": true}));
         assert_eq!(
-            summary(&f, None),
+            summary(&f, None, None),
             "The account is at risk and not cleared since."
         );
         // A campaign without the bank account in it is the seller's.
         assert_eq!(
-            summary(&f, Some("cmp_<b>")),
+            summary(&f, Some("cmp_<b>"), None),
             "The account is at risk and not cleared since; the seller is in campaign cmp_<b>."
         );
     }
@@ -301,7 +373,7 @@ mod tests {
             "payout.amount_ratio": 4.3,
         }));
         assert_eq!(
-            summary(&f, None),
+            summary(&f, None, None),
             "Bank account set in a risky session not verified since; the first payout to \
              it, not confirmed by the owner; the payout's session is risky, after travel no \
              one could make; the bank account is used by 2 mule-like sellers; 4.3 times the \
@@ -315,10 +387,56 @@ mod tests {
             "destination.in_campaign": true,
         }));
         assert_eq!(
-            summary(&f, None),
+            summary(&f, None, None),
             "Bank account set 2 min before this payout; the seller never registered this \
              bank account; the bank account is also used by 1 other seller, in a campaign \
              across sellers."
+        );
+    }
+
+    #[test]
+    fn the_change_session_says_what_was_new() {
+        let f = facts(json!({
+            "destination.age": 120,
+            "destination.set_in_risky_session": true,
+        }));
+        let both = ChangeSession {
+            new_device: true,
+            new_network: true,
+            network: Some("185.220.101.0/24".into()),
+        };
+        assert_eq!(
+            summary(&f, None, Some(&both)),
+            "Bank account changed 2 min before this payout, in a session from a device and a \
+             network this seller had not used (185.220.101.0/24), not verified since."
+        );
+        // The network is named only when it was the new thing.
+        let device = ChangeSession {
+            new_device: true,
+            new_network: false,
+            network: Some("81.2.69.0/24".into()),
+        };
+        let f = facts(json!({"destination.age": 3 * 86_400}));
+        assert_eq!(
+            summary(&f, None, Some(&device)),
+            "Bank account changed 3 days before this payout, in a session from a device this \
+             seller had not used."
+        );
+        // Nothing new: the rules' word "risky" stands alone.
+        let nothing = ChangeSession::default();
+        let f = facts(json!({"destination.set_in_risky_session": true}));
+        assert_eq!(
+            summary(&f, None, Some(&nothing)),
+            "Bank account set in a risky session not verified since."
+        );
+        let network = ChangeSession {
+            new_device: false,
+            new_network: true,
+            network: None,
+        };
+        assert_eq!(
+            summary(&Map::new(), None, Some(&network)),
+            "Bank account set in a session from a network this seller had not used."
         );
     }
 
