@@ -38,6 +38,7 @@ mod pages;
 mod rules;
 mod search;
 pub mod session;
+mod why;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -358,12 +358,16 @@ pub struct Why {
     pub saw: String,
 }
 
+/// A stored decision's JSON, `Null` when absent or unreadable.
+fn parsed(decision_json: Option<&str>) -> Value {
+    decision_json
+        .and_then(|d| serde_json::from_str(d).ok())
+        .unwrap_or(Value::Null)
+}
+
 /// The reasons of a stored decision that asked for the hold (`codes`);
 /// the codes alone when the decision cannot be read.
-fn why_of(decision_json: Option<&str>, codes: &[String]) -> Vec<Why> {
-    let decision: Value = decision_json
-        .and_then(|d| serde_json::from_str(d).ok())
-        .unwrap_or(Value::Null);
+fn why_of(decision: &Value, codes: &[String]) -> Vec<Why> {
     let reasons = decision
         .get("reasons")
         .and_then(Value::as_array)
@@ -392,7 +396,7 @@ fn why_of(decision_json: Option<&str>, codes: &[String]) -> Vec<Why> {
                 .and_then(Value::as_object)
                 .map(|saw| {
                     saw.iter()
-                        .map(|(k, v)| format!("{k} = {v}"))
+                        .map(|(k, v)| format!("{k} = {}", super::why::saw_value(k, v)))
                         .collect::<Vec<_>>()
                         .join(", ")
                 })
@@ -504,6 +508,9 @@ struct QueueRow {
     account_id: String,
     hold_id: String,
     kind: String,
+    /// The reasons in one line of plain words; empty when the facts say
+    /// nothing.
+    summary: String,
     why: Vec<Why>,
     left: String,
     campaign: Option<String>,
@@ -540,6 +547,9 @@ struct OpenHold {
     /// The account's money in the hold's currency, if the engine counted any.
     #[serde(default)]
     money: Option<custos_core::state::Money>,
+    /// The session that set the bank account the hold would pay.
+    #[serde(default)]
+    change_session: Option<super::why::ChangeSession>,
 }
 
 /// The institution a hold's money would go to.
@@ -667,6 +677,9 @@ pub async fn queue(
                         .account(&h.account_id)
                         .and_then(|a| a.money.get(&h.currency))
                         .cloned(),
+                    change_session: engine
+                        .account(&h.account_id)
+                        .and_then(|a| super::why::change_session_of(a, h)),
                     campaign: engine
                         .campaigns()
                         .account_in_live_campaign(&h.account_id)
@@ -779,29 +792,38 @@ pub async fn queue(
                  campaign,
                  case,
                  money: counted,
-             }| QueueRow {
-                case: case.map(|c| (case_href(&c), c)),
-                institution: institution_of(&hold).to_string(),
-                age: age_of(now - hold.held_at.0),
-                exposure: exposure_of(counted.as_ref(), hold.currency.as_str()),
-                assignee: assignee_of(&hold),
-                href: hold_href(&hold.account_id, &hold.hold_id),
-                account_href: account_href(&hold.account_id),
-                campaign_href: campaign.as_deref().map(campaign_href).unwrap_or_default(),
-                amount: money(hold.amount, hold.currency.as_str()),
-                why: why_of(found.get(&hold.event_id).map(String::as_str), &hold.reasons),
-                left: if hold.awaiting_analyst {
-                    "waits for an analyst".into()
-                } else {
-                    time_left(hold.expires_at.0, read.now)
-                },
-                pending: usize::from(
-                    pending.contains(&(hold.account_id.clone(), hold.hold_id.clone())),
-                ),
-                kind: hold.kind.as_str().into(),
-                account_id: hold.account_id,
-                hold_id: hold.hold_id,
-                campaign,
+                 change_session,
+             }| {
+                let decision = parsed(found.get(&hold.event_id).map(String::as_str));
+                QueueRow {
+                    summary: super::why::summary(
+                        &super::why::facts_of(&decision),
+                        campaign.as_deref(),
+                        change_session.as_ref(),
+                    ),
+                    case: case.map(|c| (case_href(&c), c)),
+                    institution: institution_of(&hold).to_string(),
+                    age: age_of(now - hold.held_at.0),
+                    exposure: exposure_of(counted.as_ref(), hold.currency.as_str()),
+                    assignee: assignee_of(&hold),
+                    href: hold_href(&hold.account_id, &hold.hold_id),
+                    account_href: account_href(&hold.account_id),
+                    campaign_href: campaign.as_deref().map(campaign_href).unwrap_or_default(),
+                    amount: money(hold.amount, hold.currency.as_str()),
+                    why: why_of(&decision, &hold.reasons),
+                    left: if hold.awaiting_analyst {
+                        "waits for an analyst".into()
+                    } else {
+                        time_left(hold.expires_at.0, read.now)
+                    },
+                    pending: usize::from(
+                        pending.contains(&(hold.account_id.clone(), hold.hold_id.clone())),
+                    ),
+                    kind: hold.kind.as_str().into(),
+                    account_id: hold.account_id,
+                    hold_id: hold.hold_id,
+                    campaign,
+                }
             },
         )
         .collect();
@@ -979,7 +1001,10 @@ async fn hold_page(
                     "its cool-off ended while something still argues against paying".into()
                 })
             }),
-            why: why_of(found.get(&hold.event_id).map(String::as_str), &hold.reasons),
+            why: why_of(
+                &parsed(found.get(&hold.event_id).map(String::as_str)),
+                &hold.reasons,
+            ),
             pending: pending
                 .into_iter()
                 .map(|p| PendingView {

@@ -236,6 +236,38 @@ async fn the_queue_is_ordered_by_money_and_says_why_behind_a_login() {
     // Why, in words from the rule, and the time left.
     assert!(page.body.contains("left") || page.body.contains("cool-off ended"));
     assert!(page.body.contains("payout_while_account_at_risk"));
+    // Above the rules, one line in plain words from what they saw: the
+    // takeover story's bank change a day before the payout, in the
+    // attacker's session from his box and his network; no raw seconds.
+    let lines: Vec<&str> = page
+        .body
+        .split("<p class=\"why-line\">")
+        .skip(1)
+        .filter_map(|rest| rest.split("</p>").next())
+        .collect();
+    let story = "Bank account set 23 h 59 min before this payout, in a session from a device \
+        and a network this seller had not used (185.220.101.0/24), not verified since; the \
+        first payout to it, not confirmed by the owner; the account is at risk and not cleared \
+        since; ";
+    // The first account held (the smallest) was in no campaign yet when its
+    // payout was decided; the later two paid into the campaign's account.
+    assert_eq!(
+        lines,
+        [
+            format!("{story}the bank account is in campaign cmp_1."),
+            format!("{story}the bank account is in campaign cmp_1."),
+            format!("{story}the seller is in campaign cmp_1."),
+        ],
+        "{}",
+        page.body
+    );
+    // The rules' detail stays below, its durations in words too.
+    assert!(
+        page.body.contains("destination.age = 23 h 59 min"),
+        "{}",
+        page.body
+    );
+    assert!(!page.body.contains("86340"), "{}", page.body);
 
     // Filters: a minimum amount, a rule.
     let page = vera.get("/console/queue?min_amount=1000").await;
