@@ -50,6 +50,29 @@ async function tabTo(page, selector) {
   throw new Error(`the keyboard never reached ${selector}`);
 }
 
+/**
+ * Polls `condition` (an async function; a throw counts as not yet, as while
+ * a page is replaced) for up to 20 s; fails naming `what`, the page's
+ * address and the focused element.
+ */
+async function until(page, what, condition) {
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    try {
+      if (await condition()) {
+        return;
+      }
+    } catch {
+      // The page is being replaced; try again.
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  const focused = await page
+    .evaluate(() => document.activeElement?.outerHTML.slice(0, 120) ?? "none")
+    .catch((e) => `unknown (${e.message})`);
+  throw new Error(`${what}: not after 20 s, at ${page.url()}, focus on ${focused}`);
+}
+
 /** A session of its own (cookies not shared), logged in as `name` with the keyboard. */
 async function session(name) {
   const context = await browser.createBrowserContext();
@@ -107,8 +130,12 @@ if (ana) {
     await page.focus("form[action$='/notes'] textarea");
     await page.keyboard.type("left a voicemail for the seller");
     await tabTo(page, "form[action$='/notes'] button");
-    await Promise.all([page.waitForNavigation(), page.keyboard.press("Enter")]);
-    assert.ok((await text(page, "ul.notes")).includes("left a voicemail for the seller"));
+    await page.keyboard.press("Enter");
+    // The post answers with a redirect to the case: wait for the note on
+    // the page that comes back rather than for one navigation event.
+    await until(page, "the note shows on the case", async () =>
+      (await text(page, "ul.notes")).includes("left a voicemail for the seller"),
+    );
   });
 
   await check("hostile account ids render as text", async () => {
