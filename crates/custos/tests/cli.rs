@@ -147,8 +147,11 @@ fn serve(data: &std::path::Path, port: u16) -> Server {
     serve_with_env(data, port, &[])
 }
 
-fn serve_with_env(data: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Server {
-    let child = Command::new(BIN)
+/// `custos serve` on `data` and a loopback `port`, its output discarded;
+/// callers add their environment or flags, then [`Server::spawn`] it.
+fn serve_command(data: &std::path::Path, port: u16) -> Command {
+    let mut command = Command::new(BIN);
+    command
         .args([
             "serve",
             "--listen",
@@ -156,12 +159,19 @@ fn serve_with_env(data: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Se
             "--data-dir",
         ])
         .arg(data)
-        .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Server(child)
+        .stderr(Stdio::null());
+    command
+}
+
+impl Server {
+    fn spawn(command: &mut Command) -> Server {
+        Server(command.spawn().unwrap())
+    }
+}
+
+fn serve_with_env(data: &std::path::Path, port: u16, env: &[(&str, &str)]) -> Server {
+    Server::spawn(serve_command(data, port).envs(env.iter().copied()))
 }
 
 /// `method path` with the development key and a JSON body, once the

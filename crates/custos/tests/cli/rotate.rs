@@ -11,7 +11,7 @@ use custos_core::DestinationTokenizer;
 use custos_store::EventStore as _;
 use serde_json::{Value, json};
 
-use super::{BIN, Server, free_port, post, request};
+use super::{BIN, Server, free_port, post, request, serve_command};
 
 const OLD_KEY: &str = "rotate-test-old-token-key-0123456789";
 const NEW_KEY: &str = "rotate-test-new-token-key-9876543210";
@@ -198,23 +198,13 @@ fn records(data: &Path) -> Vec<(String, String, String)> {
 fn serve(dir: &Path, data: &Path, token_key: &str, port: u16) -> Server {
     let config = dir.join("features.toml");
     std::fs::write(&config, "[engine]\nrecord_features = \"all\"\n").unwrap();
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--config",
-        ])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(data)
-        .env("CUSTOS_TOKEN_KEY", token_key)
-        .env("CUSTOS_PII_KEY", PII_KEY)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Server(child)
+    Server::spawn(
+        serve_command(data, port)
+            .arg("--config")
+            .arg(&config)
+            .env("CUSTOS_TOKEN_KEY", token_key)
+            .env("CUSTOS_PII_KEY", PII_KEY),
+    )
 }
 
 /// What a server on `data` with `token_key` decides for the probe, and
@@ -564,21 +554,44 @@ fn wait_exit(server: &mut Server) -> Option<std::process::ExitStatus> {
 /// A server on `data` that reads its keys from the data directory (none
 /// from the environment).
 fn serve_with_keys_inside(data: &Path, port: u16) -> Server {
-    let child = Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--data-dir",
-        ])
+    Server::spawn(
+        serve_command(data, port)
+            .env_remove("CUSTOS_TOKEN_KEY")
+            .env_remove("CUSTOS_PII_KEY"),
+    )
+}
+
+/// `custos tokens rotate` of `data` into `out` with the new keys given as
+/// files (`--new-key-file`, and `--new-pii-key-file` when `new_pii` is
+/// given), none from the environment.
+fn rotate_with_key_files(
+    data: &Path,
+    numbers: &Path,
+    out: &Path,
+    new_key: &Path,
+    new_pii: Option<&Path>,
+) -> Output {
+    let mut command = Command::new(BIN);
+    command
+        .args(["tokens", "rotate", "--data-dir"])
         .arg(data)
+        .arg("--numbers")
+        .arg(numbers)
+        .arg("--out")
+        .arg(out)
+        .arg("--new-key-file")
+        .arg(new_key);
+    if let Some(new_pii) = new_pii {
+        command.arg("--new-pii-key-file").arg(new_pii);
+    }
+    command
         .env_remove("CUSTOS_TOKEN_KEY")
         .env_remove("CUSTOS_PII_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Server(child)
+        .env_remove("CUSTOS_NEW_TOKEN_KEY")
+        .env_remove("CUSTOS_NEW_PII_KEY")
+        .env("CUSTOS_LOG", "warn")
+        .output()
+        .unwrap()
 }
 
 /// Keys generated into the data directory (no key configured): the new
@@ -614,21 +627,7 @@ fn keys_kept_in_the_data_directory_move_with_it_and_the_old_token_key_stays_behi
     let new_key_file = dir.path().join("new.key");
     std::fs::write(&new_key_file, format!("{NEW_KEY}\n")).unwrap();
     let out = dir.path().join("rotated");
-    let rotated = Command::new(BIN)
-        .args(["tokens", "rotate", "--data-dir"])
-        .arg(&data)
-        .arg("--numbers")
-        .arg(&numbers)
-        .arg("--out")
-        .arg(&out)
-        .arg("--new-key-file")
-        .arg(&new_key_file)
-        .env_remove("CUSTOS_TOKEN_KEY")
-        .env_remove("CUSTOS_PII_KEY")
-        .env_remove("CUSTOS_NEW_TOKEN_KEY")
-        .envs(no_keys)
-        .output()
-        .unwrap();
+    let rotated = rotate_with_key_files(&data, &numbers, &out, &new_key_file, None);
     assert!(rotated.status.success(), "{}", stderr(&rotated));
     let summary: Value = serde_json::from_slice(&rotated.stdout).unwrap();
     assert_eq!(summary["tokens_replaced"], 2, "{summary}");
@@ -666,24 +665,7 @@ fn keys_kept_in_the_data_directory_move_with_it_and_the_old_token_key_stays_behi
     let new_pii_file = dir.path().join("new-pii.key");
     std::fs::write(&new_pii_file, "rotate-test-new-pii-key-9876543210\n").unwrap();
     let out = dir.path().join("rotated-pii");
-    let rotated = Command::new(BIN)
-        .args(["tokens", "rotate", "--data-dir"])
-        .arg(&data)
-        .arg("--numbers")
-        .arg(&numbers)
-        .arg("--out")
-        .arg(&out)
-        .arg("--new-key-file")
-        .arg(&new_key_file)
-        .arg("--new-pii-key-file")
-        .arg(&new_pii_file)
-        .env_remove("CUSTOS_TOKEN_KEY")
-        .env_remove("CUSTOS_PII_KEY")
-        .env_remove("CUSTOS_NEW_TOKEN_KEY")
-        .env_remove("CUSTOS_NEW_PII_KEY")
-        .envs(no_keys)
-        .output()
-        .unwrap();
+    let rotated = rotate_with_key_files(&data, &numbers, &out, &new_key_file, Some(&new_pii_file));
     assert!(rotated.status.success(), "{}", stderr(&rotated));
     assert_eq!(
         std::fs::read_to_string(out.join(custos_config::PII_KEY_FILE)).unwrap(),
