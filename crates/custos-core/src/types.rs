@@ -58,25 +58,49 @@ impl std::fmt::Display for Action {
 }
 
 /// Seconds since the Unix epoch, written as RFC 3339 in JSON.
+///
+/// Times derived from an event's (a hold's expiry, a window's end) can leave
+/// the years RFC 3339 can write (0000-9999) when the event itself sits near an
+/// end of that range. Such a time is written as a number of seconds instead,
+/// so that saving state never fails on it; reading accepts both forms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
 
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let formatted = OffsetDateTime::from_unix_timestamp(self.0)
+        match OffsetDateTime::from_unix_timestamp(self.0)
             .ok()
             .and_then(|t| t.format(&Rfc3339).ok())
-            .ok_or_else(|| serde::ser::Error::custom("timestamp out of range"))?;
-        serializer.serialize_str(&formatted)
+        {
+            Some(formatted) => serializer.serialize_str(&formatted),
+            None => serializer.serialize_i64(self.0),
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        OffsetDateTime::parse(&text, &Rfc3339)
-            .map(|t| Timestamp(t.unix_timestamp()))
-            .map_err(serde::de::Error::custom)
+        struct TimestampVisitor;
+        impl serde::de::Visitor<'_> for TimestampVisitor {
+            type Value = Timestamp;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an RFC 3339 time or seconds since the Unix epoch")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Timestamp, E> {
+                OffsetDateTime::parse(text, &Rfc3339)
+                    .map(|t| Timestamp(t.unix_timestamp()))
+                    .map_err(E::custom)
+            }
+            fn visit_i64<E: serde::de::Error>(self, seconds: i64) -> Result<Timestamp, E> {
+                Ok(Timestamp(seconds))
+            }
+            fn visit_u64<E: serde::de::Error>(self, seconds: u64) -> Result<Timestamp, E> {
+                i64::try_from(seconds)
+                    .map(Timestamp)
+                    .map_err(|_| E::custom("seconds since the Unix epoch out of range"))
+            }
+        }
+        deserializer.deserialize_any(TimestampVisitor)
     }
 }
 

@@ -133,6 +133,32 @@ fn a_snapshot_streamed_in_and_out_equals_the_one_in_memory() {
     assert!(Engine::default().restore_from(&torn[..]).is_err());
 }
 
+/// Events dated at either end of the years RFC 3339 can write (0000 and
+/// 9999) derive times beyond them (a hold's expiry, a window's start);
+/// saving state must not fail on those, and must read them back.
+#[test]
+fn state_of_events_at_the_ends_of_time_saves_and_restores() {
+    for year in ["0000", "9999"] {
+        let mut live = Engine::default();
+        for mut value in examples() {
+            let time = value["time"].as_str().unwrap().to_string();
+            let shifted = if year == "9999" {
+                format!("9999-12-31{}", &time[10..])
+            } else {
+                format!("0000-01-01{}", &time[10..])
+            };
+            value["time"] = json!(shifted);
+            live.process(&event(value));
+        }
+        let bytes = live
+            .snapshot()
+            .unwrap_or_else(|e| panic!("year {year}: {e}"));
+        let mut restored = Engine::default();
+        restored.restore(&bytes).unwrap();
+        assert_eq!(restored.snapshot().unwrap(), bytes, "year {year}");
+    }
+}
+
 /// A snapshot written before accounts had lines of their own (format 5,
 /// one JSON document) is still read, whole or streamed, into the same
 /// state.
