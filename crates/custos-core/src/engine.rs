@@ -43,8 +43,10 @@ pub struct Engine {
     pub(crate) rules: Arc<RuleSet>,
     features: FeatureConfig,
     /// foldhash: several times faster than SipHash on short ids, and
-    /// randomly seeded per process.
-    pub(crate) accounts: HashMap<String, AccountState, RandomState>,
+    /// randomly seeded per process. Boxed: the table keeps between an
+    /// eighth and a half of its slots empty, and an empty slot costs the
+    /// size of what it holds (a pointer here, not the whole state).
+    pub(crate) accounts: HashMap<String, Box<AccountState>, RandomState>,
     population: Population,
     /// Failed logins per address (keyed like profile IPs) across accounts.
     ip_failures: HashMap<u64, FailedLoginWindow, RandomState>,
@@ -88,7 +90,7 @@ struct Snapshot<C> {
 /// them in: a list first would hold every account's inline part twice
 /// while the map is built from it.
 #[derive(Default)]
-struct AccountMap(HashMap<String, AccountState, RandomState>);
+struct AccountMap(HashMap<String, Box<AccountState>, RandomState>);
 
 impl<'de> Deserialize<'de> for AccountMap {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -107,7 +109,7 @@ impl<'de> Deserialize<'de> for AccountMap {
                     RandomState::default(),
                 );
                 while let Some(account) = seq.next_element::<AccountState>()? {
-                    map.insert(account.account_id.clone(), account);
+                    map.insert(account.account_id.clone(), Box::new(account));
                 }
                 Ok(AccountMap(map))
             }
@@ -189,7 +191,7 @@ fn leading_format(prefix: &[u8]) -> Option<u32> {
 fn migrate_newest_time_clock(old: Snapshot<i64>) -> Snapshot<EngineClock> {
     // In account order, as the list was written, so the rebuilt clock does
     // not depend on the map's order.
-    let mut accounts: Vec<&AccountState> = old.accounts.0.values().collect();
+    let mut accounts: Vec<&AccountState> = old.accounts.0.values().map(|a| &**a).collect();
     accounts.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
     let clock = EngineClock::from_newest_times(
         accounts
@@ -284,7 +286,7 @@ fn read_lines(input: &mut impl std::io::BufRead) -> Result<Snapshot<EngineClock>
                 head.account_lines
             )));
         }
-        let account: AccountState = serde_json::from_slice(line)?;
+        let account: Box<AccountState> = serde_json::from_slice(line)?;
         accounts.insert(account.account_id.clone(), account);
         read += 1;
         Ok(())
@@ -476,7 +478,7 @@ impl Engine {
                 Action::Block,
             );
         }
-        let state = self.accounts.get(&event.account_id);
+        let state = self.accounts.get(&event.account_id).map(|a| &**a);
         let ip_failed_logins_1h = match &event.details {
             Details::Login { .. } => ip_key(event)
                 .and_then(|k| self.ip_failures.get(&k))
@@ -613,7 +615,7 @@ impl Engine {
             previous_destination,
         } = &event.details
         {
-            let state = self.accounts.get(&event.account_id);
+            let state = self.accounts.get(&event.account_id).map(|a| &**a);
             let set_traits = LoginTraits::of(event);
             let mut by = SetBy::keys(
                 set_traits.get(TraitKind::Network),
@@ -659,7 +661,9 @@ impl Engine {
             None => self
                 .accounts
                 .entry(event.account_id.clone())
-                .or_insert_with(|| AccountState::new(&event.account_id, event.unix_time())),
+                .or_insert_with(|| {
+                    Box::new(AccountState::new(&event.account_id, event.unix_time()))
+                }),
         };
         if let (
             Details::Login {
@@ -715,7 +719,7 @@ impl Engine {
     }
 
     pub fn account(&self, account_id: &str) -> Option<&AccountState> {
-        self.accounts.get(account_id)
+        self.accounts.get(account_id).map(|a| &**a)
     }
 
     pub fn account_count(&self) -> usize {
@@ -740,7 +744,7 @@ impl Engine {
     /// tracks lines and columns byte by byte there), while memory holds one
     /// line at a time, never the whole snapshot.
     pub fn snapshot_to(&self, mut out: impl std::io::Write) -> Result<(), serde_json::Error> {
-        let mut accounts: Vec<&AccountState> = self.accounts.values().collect();
+        let mut accounts: Vec<&AccountState> = self.accounts.values().map(|a| &**a).collect();
         accounts.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
         let mut ip_failures: Vec<(u64, &FailedLoginWindow)> =
             self.ip_failures.iter().map(|(k, w)| (*k, w)).collect();
@@ -773,7 +777,7 @@ impl Engine {
     /// reading older snapshots.
     #[cfg(test)]
     pub(crate) fn snapshot_one_document(&self) -> Vec<u8> {
-        let mut accounts: Vec<&AccountState> = self.accounts.values().collect();
+        let mut accounts: Vec<&AccountState> = self.accounts.values().map(|a| &**a).collect();
         accounts.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
         let mut ip_failures: Vec<(u64, &FailedLoginWindow)> =
             self.ip_failures.iter().map(|(k, w)| (*k, w)).collect();

@@ -57,6 +57,7 @@ pub mod sightings;
 pub mod state;
 pub mod token;
 pub mod types;
+pub mod vec_map;
 pub mod window;
 
 pub use decision::{Decision, Reason};

@@ -208,6 +208,8 @@ impl KnownDevices {
         {
             self.entries.swap_remove(oldest);
         }
+        // Grown one at a time, as the sets of `RecentSet::observe` are.
+        self.entries.reserve_exact(1);
         self.entries.push(KnownDevice {
             device,
             platform: Platform::of(event),

@@ -8,8 +8,6 @@
 //! Every collection here has a fixed capacity and forgets the least recently
 //! seen entry first, so one noisy account cannot grow without bound.
 
-use std::collections::BTreeMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::event::*;
@@ -17,6 +15,7 @@ use crate::profile::{BehaviourProfile, LoginTraits, TraitKind};
 use crate::sightings::{ActivityHours, KnownDevices, Place, Platform, SessionPace, device_hash};
 use crate::types::Action;
 pub use crate::types::{NetworkPrefix, Timestamp};
+use crate::vec_map::VecMap;
 use crate::window::Window;
 
 /// Devices, networks and user agents remembered per account.
@@ -107,6 +106,9 @@ impl<T: PartialEq> RecentSet<T> {
         {
             self.entries.swap_remove(oldest);
         }
+        // Bounded and small: grown one entry at a time, as doubling would
+        // leave a quarter of it unused on average, in every account.
+        self.entries.reserve_exact(1);
         self.entries.push(Seen {
             value: make(value),
             count: 1,
@@ -230,6 +232,45 @@ pub type FailedLoginWindow = Window<12>;
 
 pub(crate) fn failed_login_window() -> FailedLoginWindow {
     Window::new(3_600)
+}
+
+/// An account's failed logins over the last hour: no window at all until
+/// the first failure, as most accounts never fail one (a window is 112
+/// bytes). Written as the window, an empty one when there is none, so the
+/// snapshot reads the same either way.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FailedLogins(Option<Box<FailedLoginWindow>>);
+
+impl FailedLogins {
+    pub fn add(&mut self, at: i64, count: u64) {
+        self.0
+            .get_or_insert_with(|| Box::new(failed_login_window()))
+            .add(at, count);
+    }
+
+    pub fn total(&self, at: i64) -> u64 {
+        self.0.as_ref().map_or(0, |window| window.total(at))
+    }
+}
+
+impl Serialize for FailedLogins {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            Some(window) => window.serialize(serializer),
+            None => failed_login_window().serialize(serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for FailedLogins {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let window = FailedLoginWindow::deserialize(deserializer)?;
+        Ok(if window == failed_login_window() {
+            FailedLogins(None)
+        } else {
+            FailedLogins(Some(Box::new(window)))
+        })
+    }
 }
 
 /// The payout destination in force, and how it came to be.
@@ -464,7 +505,7 @@ pub struct AccountState {
     pub account_id: String,
     pub first_seen: Timestamp,
     pub last_seen: Timestamp,
-    pub event_counts: BTreeMap<EventType, u64>,
+    pub event_counts: VecMap<EventType, u64>,
     pub logins_succeeded: u64,
     pub logins_failed: u64,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -474,27 +515,27 @@ pub struct AccountState {
     pub networks: RecentSet<NetworkPrefix>,
     pub sessions: Vec<SessionState>,
     /// Last time of each sensitive change, by event type.
-    pub sensitive_changes: BTreeMap<EventType, Timestamp>,
+    pub sensitive_changes: VecMap<EventType, Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub password_reset_requested_at: Option<Timestamp>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub destination: Option<DestinationRecord>,
     pub previous_destinations: Vec<DestinationRecord>,
-    pub money: BTreeMap<Currency, Money>,
+    pub money: VecMap<Currency, Money>,
     pub labels: Vec<LabelRecord>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_notable_decision: Option<NotableDecision>,
     /// Counts of login traits, for the login-risk model.
     #[serde(default)]
     pub profile: BehaviourProfile,
-    #[serde(default = "failed_login_window")]
-    pub failed_logins_1h: FailedLoginWindow,
+    #[serde(default)]
+    pub failed_logins_1h: FailedLogins,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_login_location: Option<LoginLocation>,
     /// Set by a risky sensitive change or a fraud label; `None` when the
     /// account is not at risk.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub at_risk: Option<AtRisk>,
+    pub at_risk: Option<Box<AtRisk>>,
     /// Device ids with the platform they were enrolled with and where they
     /// were last seen.
     #[serde(default, skip_serializing_if = "KnownDevices::is_empty")]
@@ -506,8 +547,8 @@ pub struct AccountState {
     #[serde(default, skip_serializing_if = "SessionPace::is_empty")]
     pub session_pace: SessionPace,
     /// The last change of each contact and factor (at most three entries).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub credentials: BTreeMap<Credential, CredentialChange>,
+    #[serde(default, skip_serializing_if = "VecMap::is_empty")]
+    pub credentials: VecMap<Credential, CredentialChange>,
 }
 
 /// The key a login's device is remembered by: its device id, else its user
@@ -522,28 +563,28 @@ impl AccountState {
             account_id: account_id.to_string(),
             first_seen: Timestamp(at),
             last_seen: Timestamp(at),
-            event_counts: BTreeMap::new(),
+            event_counts: VecMap::default(),
             logins_succeeded: 0,
             logins_failed: 0,
             last_login_at: None,
             devices: RecentSet::default(),
             networks: RecentSet::default(),
             sessions: Vec::new(),
-            sensitive_changes: BTreeMap::new(),
+            sensitive_changes: VecMap::default(),
             password_reset_requested_at: None,
             destination: None,
             previous_destinations: Vec::new(),
-            money: BTreeMap::new(),
+            money: VecMap::default(),
             labels: Vec::new(),
             last_notable_decision: None,
             profile: BehaviourProfile::default(),
-            failed_logins_1h: failed_login_window(),
+            failed_logins_1h: FailedLogins::default(),
             last_login_location: None,
             at_risk: None,
             known_devices: KnownDevices::default(),
             activity_hours: ActivityHours::default(),
             session_pace: SessionPace::default(),
-            credentials: BTreeMap::new(),
+            credentials: VecMap::default(),
         }
     }
 
@@ -605,7 +646,7 @@ impl AccountState {
         // event dated in the past cannot make a fresh change (or a fresh
         // destination, below) look old, and shorten a hold's cool-off.
         let changed_at = self.last_seen;
-        *self.event_counts.entry(event.event_type).or_insert(0) += 1;
+        *self.event_counts.entry_or_default(event.event_type) += 1;
         if event.event_type.is_sensitive_change() {
             self.sensitive_changes.insert(event.event_type, changed_at);
         }
@@ -723,7 +764,7 @@ impl AccountState {
                 source,
                 ..
             } => {
-                let money = self.money.entry(*currency).or_default();
+                let money = self.money.entry_or_default(*currency);
                 money.record_payout(*amount);
                 if action >= Action::Hold {
                     money.withheld = money.withheld.saturating_add(*amount);
@@ -738,7 +779,7 @@ impl AccountState {
             Details::Loan {
                 amount, currency, ..
             } if event.event_type == EventType::LoanDisbursement => {
-                let money = self.money.entry(*currency).or_default();
+                let money = self.money.entry_or_default(*currency);
                 if action >= Action::Hold {
                     money.withheld = money.withheld.saturating_add(*amount);
                 } else {
@@ -747,7 +788,7 @@ impl AccountState {
                 }
             }
             Details::Sale { amount, currency } => {
-                let money = self.money.entry(*currency).or_default();
+                let money = self.money.entry_or_default(*currency);
                 money.sales = money.sales.saturating_add(*amount);
             }
             Details::Verification {
@@ -862,7 +903,7 @@ impl AccountState {
                 }
                 all
             });
-        self.at_risk = Some(AtRisk {
+        self.at_risk = Some(Box::new(AtRisk {
             since: Timestamp(at),
             event_id: event.event_id.clone(),
             event_type: event.event_type,
@@ -873,7 +914,7 @@ impl AccountState {
                 event_id: event.event_id.clone(),
             }],
             credentials,
-        });
+        }));
         true
     }
 
@@ -1108,6 +1149,8 @@ impl AccountState {
         {
             self.sessions.swap_remove(oldest);
         }
+        // Grown one at a time, as the sets of `RecentSet::observe` are.
+        self.sessions.reserve_exact(1);
         self.sessions.push(session);
     }
 }

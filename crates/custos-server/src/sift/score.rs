@@ -115,7 +115,7 @@ pub(crate) async fn load(state: &AppState, account_id: &str) -> Result<AccountVi
             .map_err(unavailable)?;
     Ok(AccountView {
         known: account.is_some() || !records.is_empty(),
-        at_risk: account.and_then(|a| a.at_risk),
+        at_risk: account.and_then(|a| a.at_risk.map(|r| *r)),
         records,
     })
 }
