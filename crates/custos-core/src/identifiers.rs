@@ -139,6 +139,9 @@ impl IdentifierUse {
             }
             self.more_accounts = self.more_accounts.saturating_add(1);
         }
+        // Most identifiers are only ever one account's: grown one entry at
+        // a time, where a first push would reserve room for four.
+        self.accounts.reserve_exact(1);
         self.accounts.push(AccountUse {
             account,
             first_seen: at,
