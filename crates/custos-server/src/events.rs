@@ -21,10 +21,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use custos_core::features::Features;
+use custos_core::parse::RawEvent;
 use custos_core::{Action, EventErrorKind, Reason};
 use custos_runtime::{Outcome, PreparedEvent, SubmitError};
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::AppState;
 use crate::auth::{Caller, authorize_event};
@@ -100,19 +100,29 @@ pub async fn post_events(
     let (values, shape) = if lines {
         (split_lines(&bytes)?, Shape::Lines)
     } else {
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Array(items)) => (items, Shape::Array),
-            Ok(value @ Value::Object(_)) => (vec![value], Shape::Single),
-            Ok(_) => {
+        let not_json = |e: serde_json::Error| {
+            ApiError::new(
+                Code::InvalidJson,
+                format!("the body is not valid JSON: {e}"),
+            )
+        };
+        // The first character says which shape to read, so that each event
+        // is read straight into its fields (`RawEvent`), never a map first.
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'[') => (
+                serde_json::from_slice::<Vec<RawEvent>>(&bytes).map_err(not_json)?,
+                Shape::Array,
+            ),
+            Some(b'{') => (
+                vec![serde_json::from_slice::<RawEvent>(&bytes).map_err(not_json)?],
+                Shape::Single,
+            ),
+            _ => {
+                // Not JSON at all, or JSON of another kind: say which.
+                serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).map_err(not_json)?;
                 return Err(ApiError::new(
                     Code::InvalidJson,
                     "the body must be an event object or an array of event objects",
-                ));
-            }
-            Err(e) => {
-                return Err(ApiError::new(
-                    Code::InvalidJson,
-                    format!("the body is not valid JSON: {e}"),
                 ));
             }
         }
@@ -247,13 +257,13 @@ pub(crate) async fn read_body(
     }
 }
 
-fn split_lines(bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
+fn split_lines(bytes: &[u8]) -> Result<Vec<RawEvent>, ApiError> {
     let mut values = Vec::new();
     for (n, line) in bytes.split(|b| *b == b'\n').enumerate() {
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let value = serde_json::from_slice::<Value>(line).map_err(|e| {
+        let value = serde_json::from_slice::<RawEvent>(line).map_err(|e| {
             ApiError::new(
                 Code::InvalidJson,
                 format!("line {} is not valid JSON: {e}", n + 1),
@@ -268,13 +278,13 @@ fn split_lines(bytes: &[u8]) -> Result<Vec<Value>, ApiError> {
 fn parse_all(
     state: &AppState,
     caller: &Caller,
-    values: Vec<Value>,
+    values: Vec<RawEvent>,
     shape: Shape,
 ) -> Result<Vec<PreparedEvent>, ApiError> {
     let parser = state.runtime.parser();
     let mut events = Vec::with_capacity(values.len());
     for (index, value) in values.into_iter().enumerate() {
-        match parser.parse_value(value) {
+        match parser.parse_raw(value) {
             Ok(event) => {
                 // A label or analyst action needs its own scope: an ingest
                 // key must not release holds by posting one.

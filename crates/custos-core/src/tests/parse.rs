@@ -474,3 +474,100 @@ fn holder_names_get_a_keyed_token_derived_again_from_the_stored_form() {
     let reparsed = parser().parse_stored(stored).unwrap();
     assert_eq!(parsed, reparsed);
 }
+
+/// Reading an event as a [`crate::parse::RawEvent`] (the server's way in)
+/// and as a `Value` must give the same event or the same error, for any
+/// JSON: valid events, fields of the wrong type, unknown fields, names sent
+/// twice, and bodies that are not objects.
+#[test]
+fn raw_and_value_parsing_agree_on_every_input() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let parser = parser();
+    let agree = |text: &str| -> Result<(), TestCaseError> {
+        let as_value = serde_json::from_str::<serde_json::Value>(text);
+        let as_raw = serde_json::from_str::<crate::parse::RawEvent>(text);
+        prop_assert_eq!(as_value.is_ok(), as_raw.is_ok(), "{}", text);
+        if let (Ok(value), Ok(raw)) = (as_value, as_raw) {
+            prop_assert_eq!(parser.parse_value(value), parser.parse_raw(raw), "{}", text);
+        }
+        Ok(())
+    };
+    let fixed = [
+        "[]",
+        "[1, {\"a\": 2}]",
+        "7",
+        "-7",
+        "7.5",
+        "\"an event\"",
+        "null",
+        "true",
+        "{}",
+        // A name sent twice: the last value counts, both ways.
+        r#"{"event_id": "x", "type": "teleport", "type": "sale", "account_id": "a", "time": "2018-05-16T09:30:00Z", "amount": 5, "currency": "GBP", "order_id": "o"}"#,
+        r#"{"event_id": "x", "type": "sale", "type": "teleport"}"#,
+        r#"{"event_id": "x", "type": "sale", "account_id": "a", "time": "2018-05-16T09:30:00Z", "amount": 5, "currency": "GBP", "order_id": "o", "note": 1, "note": null}"#,
+        r#"{"event_id": "x", "type": "sale", "account_id": "a", "time": "2018-05-16T09:30:00Z", "amount": 5, "currency": "GBP", "order_id": "o", "note": 1, "attributes": {"note": 2}}"#,
+    ];
+    for text in fixed {
+        agree(text).unwrap();
+    }
+    for example in examples() {
+        agree(&example.to_string()).unwrap();
+    }
+
+    // Examples with fields replaced, added or sent twice.
+    let names = prop_oneof![
+        Just("event_id"),
+        Just("type"),
+        Just("account_id"),
+        Just("time"),
+        Just("amount"),
+        Just("currency"),
+        Just("ip"),
+        Just("status"),
+        Just("destination"),
+        Just("attributes"),
+        Just("session_id"),
+        Just("custom_note"),
+    ];
+    let values = prop_oneof![
+        Just(json!(null)),
+        Just(json!(true)),
+        any::<i64>().prop_map(|n| json!(n)),
+        Just(json!(2.5)),
+        "[a-z0-9 ]{0,12}".prop_map(|s| json!(s)),
+        Just(json!("2018-05-16T09:30:00Z")),
+        Just(json!("GBP")),
+        Just(json!({"note": "x"})),
+        Just(json!([1, "two"])),
+    ];
+    let count = examples().len();
+    let strategy = (
+        0..count,
+        proptest::collection::vec((names.clone(), values.clone()), 0..4),
+        proptest::collection::vec((names, values), 0..3),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 512,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&strategy, |(index, replaced, twice)| {
+            let mut example = examples().swap_remove(index);
+            for (name, value) in replaced {
+                example[name] = value;
+            }
+            let mut text = example.to_string();
+            // Names sent a second time, after the first, in the text.
+            text.pop();
+            for (name, value) in twice {
+                text.push_str(&format!(",{}:{}", json!(name), value));
+            }
+            text.push('}');
+            agree(&text)
+        })
+        .unwrap();
+}

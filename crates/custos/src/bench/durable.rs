@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use custos_core::parse::RawEvent;
 use custos_core::{DestinationTokenizer, Engine, EventParser};
-use serde_json::Value;
 
 use custos_sim::synth::{SynthSpec, generate};
 
@@ -62,8 +62,8 @@ pub fn parse(spec: SynthSpec) -> anyhow::Result<()> {
 fn parse_ndjson(parser: &EventParser, ndjson: &[u8]) -> anyhow::Result<u64> {
     let mut events = 0u64;
     for line in ndjson.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-        let value: Value = serde_json::from_slice(line)?;
-        let event = parser.parse_value(value)?;
+        let raw: RawEvent = serde_json::from_slice(line)?;
+        let event = parser.parse_raw(raw)?;
         std::hint::black_box(&event);
         events += 1;
     }
