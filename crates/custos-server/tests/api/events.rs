@@ -234,6 +234,24 @@ async fn bad_input_gets_a_clear_error_naming_the_field() {
     let message = assert_error(status, &body, 400, "invalid_json");
     assert!(message.contains("not valid JSON"), "{message}");
 
+    // Bytes that are not UTF-8 inside a string, in a body and in a line.
+    let mut not_utf8 = br#"{"event_id": "g", "note": ""#.to_vec();
+    not_utf8.extend_from_slice(&[0xff, b'"', b'}']);
+    let (status, _, text) = s.send(Some("application/json"), not_utf8.clone()).await;
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let message = assert_error(status, &body, 400, "invalid_json");
+    assert!(message.contains("not UTF-8 from byte 27"), "{message}");
+    let mut lines = format!("{good}\n").into_bytes();
+    lines.extend_from_slice(&not_utf8);
+    let (status, _, text) = s.send(Some("application/x-ndjson"), lines).await;
+    let body: Value = serde_json::from_str(&text).unwrap();
+    let message = assert_error(status, &body, 400, "invalid_json");
+    assert!(
+        message.starts_with("line 2 is not valid JSON: it is not UTF-8"),
+        "{message}"
+    );
+    assert_eq!(body["index"], 1);
+
     let mut unknown = good.clone();
     unknown["type"] = json!("teleport");
     let (status, body) = s.post(&unknown).await;
