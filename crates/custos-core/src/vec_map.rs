@@ -27,6 +27,13 @@ impl<K: Ord, V> VecMap<K, V> {
         self.0.binary_search_by(|(k, _)| k.cmp(key))
     }
 
+    /// Inserts an absent key at its place, growing by exactly one entry:
+    /// these maps stay small.
+    fn insert_new(&mut self, at: usize, key: K, value: V) {
+        self.0.reserve_exact(1);
+        self.0.insert(at, (key, value));
+    }
+
     pub fn get(&self, key: &K) -> Option<&V> {
         self.find(key).ok().map(|at| &self.0[at].1)
     }
@@ -40,9 +47,7 @@ impl<K: Ord, V> VecMap<K, V> {
         match self.find(&key) {
             Ok(at) => Some(std::mem::replace(&mut self.0[at].1, value)),
             Err(at) => {
-                // Grown one entry at a time: these maps stay small.
-                self.0.reserve_exact(1);
-                self.0.insert(at, (key, value));
+                self.insert_new(at, key, value);
                 None
             }
         }
@@ -56,8 +61,7 @@ impl<K: Ord, V> VecMap<K, V> {
         let at = match self.find(&key) {
             Ok(at) => at,
             Err(at) => {
-                self.0.reserve_exact(1);
-                self.0.insert(at, (key, V::default()));
+                self.insert_new(at, key, V::default());
                 at
             }
         };
