@@ -15,7 +15,9 @@
 //! gives the same ids.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 
+use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
 use crate::decision::{Effect, EffectKind};
@@ -156,9 +158,14 @@ impl Case {
 /// All cases, and which open case each account is in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseBook {
-    cases: BTreeMap<String, Case>,
+    /// Each case behind an [`Arc`]: a snapshot's copy of the book shares
+    /// the cases, and a write copies only the case it changes.
+    cases: BTreeMap<String, Arc<Case>>,
     /// The case an account's new trouble goes to while it is not resolved.
-    current: BTreeMap<String, String>,
+    /// Hashed, not ordered: a campaign's case looks up every victim here
+    /// on each change the campaign's members make. Written sorted.
+    #[serde(serialize_with = "sorted")]
+    current: HashMap<String, String, RandomState>,
     next: u64,
 }
 
@@ -185,14 +192,23 @@ pub struct CaseAction<'a> {
     pub at: i64,
 }
 
+/// A map written in key order, so that equal books give equal bytes.
+fn sorted<S: serde::Serializer>(
+    map: &HashMap<String, String, RandomState>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let ordered: BTreeMap<&String, &String> = map.iter().collect();
+    ordered.serialize(serializer)
+}
+
 impl CaseBook {
     pub fn get(&self, id: &str) -> Option<&Case> {
-        self.cases.get(id)
+        self.cases.get(id).map(|c| &**c)
     }
 
     /// All cases, newest number last.
     pub fn all(&self) -> impl DoubleEndedIterator<Item = &Case> {
-        self.cases.values()
+        self.cases.values().map(|c| &**c)
     }
 
     pub fn len(&self) -> usize {
@@ -207,14 +223,13 @@ impl CaseBook {
     pub fn current_of(&self, account_id: &str) -> Option<&Case> {
         self.current
             .get(account_id)
-            .and_then(|id| self.cases.get(id))
+            .and_then(|id| self.get(id))
             .filter(|c| c.status != CaseStatus::Resolved)
     }
 
     /// Cases that name the account, newest first.
     pub fn of_account(&self, account_id: &str) -> Vec<&Case> {
-        self.cases
-            .values()
+        self.all()
             .rev()
             .filter(|c| c.accounts.iter().any(|a| a == account_id))
             .collect()
@@ -243,7 +258,7 @@ impl CaseBook {
             .map(|((account_id, _), key)| {
                 self.current
                     .get(*account_id)
-                    .and_then(|id| self.cases.get(id))
+                    .and_then(|id| self.get(id))
                     .filter(|c| lives_on(c, key))
             })
             .collect();
@@ -310,7 +325,7 @@ impl CaseBook {
             self.current.insert(account_id.to_string(), id.to_string());
         }
         case.log(at, by, "opened", title.to_string(), event_id);
-        self.cases.insert(id.to_string(), case);
+        self.cases.insert(id.to_string(), Arc::new(case));
     }
 
     /// Follows merges to the case that lives on.
@@ -355,6 +370,7 @@ impl CaseBook {
             let from = self
                 .cases
                 .get_mut(&id)
+                .map(Arc::make_mut)
                 .ok_or_else(|| CaseError::NoSuchCase(id.clone()))?;
             from.merged_into = Some(into.clone());
             from.status = CaseStatus::Resolved;
@@ -374,6 +390,7 @@ impl CaseBook {
             let target = self
                 .cases
                 .get_mut(&into)
+                .map(Arc::make_mut)
                 .ok_or_else(|| CaseError::NoSuchCase(into.clone()))?;
             for account in &accounts {
                 target.add_account(account);
@@ -406,6 +423,7 @@ impl CaseBook {
         let case = self
             .cases
             .get_mut(&id)
+            .map(Arc::make_mut)
             .ok_or_else(|| CaseError::NoSuchCase(id.clone()))?;
         if case.status == CaseStatus::Resolved && a.action != AnalystActionKind::NoteCase {
             return Err(CaseError::Resolved(id));
@@ -597,7 +615,7 @@ impl Engine {
                         at,
                         &event.event_id,
                     );
-                    if let Some(case) = self.cases.cases.get_mut(&id) {
+                    if let Some(case) = self.cases.cases.get_mut(&id).map(Arc::make_mut) {
                         let key = format!("{account}/{hold}");
                         if !case.holds.contains(&key) {
                             case.holds.push(key);
@@ -617,7 +635,7 @@ impl Engine {
                         at,
                         &event.event_id,
                     );
-                    if !fresh && let Some(case) = self.cases.cases.get_mut(&id) {
+                    if !fresh && let Some(case) = self.cases.cases.get_mut(&id).map(Arc::make_mut) {
                         case.log(at, by, "at_risk", account, &event.event_id);
                     }
                     changed.push((id, "at_risk"));
@@ -626,17 +644,6 @@ impl Engine {
                     let Some(campaign_id) = text("id") else {
                         continue;
                     };
-                    let victims: Vec<String> = self
-                        .campaigns
-                        .campaign(&campaign_id)
-                        .map(|c| {
-                            c.accounts
-                                .iter()
-                                .filter(|m| !m.cleared)
-                                .map(|m| m.account_id.clone())
-                                .collect()
-                        })
-                        .unwrap_or_default();
                     let id = format!("campaign-{campaign_id}");
                     // Only a change is a `case.updated`: a campaign that
                     // grew in money alone changes no case.
@@ -651,43 +658,58 @@ impl Engine {
                             at,
                             &event.event_id,
                         );
-                        if let Some(case) = self.cases.cases.get_mut(&id) {
+                        if let Some(case) = self.cases.cases.get_mut(&id).map(Arc::make_mut) {
                             case.campaign = Some(campaign_id.clone());
                         }
                     }
-                    let mut linked = Vec::new();
-                    for victim in &victims {
-                        // A victim's last case, resolved or not: a campaign
-                        // growing does not reopen a victim already settled.
-                        if let Some(last) = self.cases.current.get(victim) {
-                            linked.push(last.clone());
-                            continue;
+                    let Some(campaign) = self.campaigns.campaign(&campaign_id) else {
+                        if grew {
+                            changed.push((id, "campaign"));
                         }
-                        let victim_case = self.cases.case_for(
+                        continue;
+                    };
+                    // A campaign of a thousand victims is updated by each of
+                    // their changes: the members are read in place and only
+                    // what is new to the case is copied.
+                    let victims = || campaign.accounts.iter().filter(|m| !m.cleared);
+                    // A victim's last case, resolved or not: a campaign
+                    // growing does not reopen a victim already settled.
+                    let without_case: Vec<String> = victims()
+                        .filter(|m| !self.cases.current.contains_key(&m.account_id))
+                        .map(|m| m.account_id.clone())
+                        .collect();
+                    for victim in &without_case {
+                        self.cases.case_for(
                             victim,
                             &format!("{victim} is in campaign {campaign_id}"),
                             at,
                             &event.event_id,
                         );
-                        linked.push(victim_case);
                     }
-                    if let Some(case) = self.cases.cases.get_mut(&id) {
-                        // A campaign's case grows with every change its
-                        // members make: look members and links up in sets,
-                        // not by scanning the case once per victim.
-                        let members: HashSet<&str> =
-                            case.accounts.iter().map(String::as_str).collect();
-                        let mut seen = HashSet::new();
-                        let new_members: Vec<String> = victims
-                            .into_iter()
-                            .filter(|v| !members.contains(v.as_str()) && seen.insert(v.clone()))
-                            .collect();
-                        let known: HashSet<&str> = case.linked.iter().map(String::as_str).collect();
-                        let mut seen = HashSet::new();
-                        let new_links: Vec<String> = linked
-                            .into_iter()
-                            .filter(|l| !known.contains(l.as_str()) && seen.insert(l.clone()))
-                            .collect();
+                    let Some(case) = self.cases.cases.get(&id) else {
+                        continue;
+                    };
+                    let members: HashSet<&str, RandomState> =
+                        case.accounts.iter().map(String::as_str).collect();
+                    let known: HashSet<&str, RandomState> =
+                        case.linked.iter().map(String::as_str).collect();
+                    let mut new_members: Vec<String> = Vec::new();
+                    let mut new_links: Vec<String> = Vec::new();
+                    let mut seen_members: HashSet<&str, RandomState> = HashSet::default();
+                    let mut seen_links: HashSet<&str, RandomState> = HashSet::default();
+                    for victim in victims() {
+                        let account = victim.account_id.as_str();
+                        if !members.contains(account) && seen_members.insert(account) {
+                            new_members.push(account.to_string());
+                        }
+                        if let Some(link) = self.cases.current.get(account)
+                            && !known.contains(link.as_str())
+                            && seen_links.insert(link.as_str())
+                        {
+                            new_links.push(link.clone());
+                        }
+                    }
+                    if let Some(case) = self.cases.cases.get_mut(&id).map(Arc::make_mut) {
                         for victim in new_members {
                             case.accounts.push(victim);
                             grew = true;
@@ -806,7 +828,9 @@ mod tests {
     fn a_hold_names_the_case_it_opened_in_after_resolving_and_merging() {
         let mut book = CaseBook::default();
         let hold_into = |book: &mut CaseBook, id: &str, key: &str| {
-            book.cases.get_mut(id).unwrap().holds.push(key.into());
+            Arc::make_mut(book.cases.get_mut(id).unwrap())
+                .holds
+                .push(key.into());
         };
         let first = book.case_for("a1", "hold h1 opened", 10, "e1");
         hold_into(&mut book, &first, "a1/h1");

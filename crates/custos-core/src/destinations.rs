@@ -44,13 +44,11 @@
 //! the features is [`LONG_HORIZON_SECS`] (180 days), inside the year an
 //! entry is kept.
 
-use std::collections::HashMap;
-
-use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
 use crate::event::Destination;
 use crate::profile::{BehaviourProfile, TraitKind, stable_hash, stable_hash_parts};
+use crate::sharded_map::ShardedMap;
 
 /// Accounts remembered by name per destination.
 pub const MAX_ACCOUNTS_PER_DESTINATION: usize = 32;
@@ -388,7 +386,9 @@ pub fn destination_key_of(institution_id: &str, account_token: &str) -> u64 {
 /// Every destination set by any account.
 #[derive(Debug, Clone, Default)]
 pub struct DestinationIndex {
-    uses: HashMap<u64, DestinationUse, RandomState>,
+    /// Sharded: grows a shard at a time, and snapshots share it (see
+    /// [`crate::sharded_map`]).
+    uses: ShardedMap<u64, DestinationUse>,
 }
 
 impl DestinationIndex {
@@ -429,7 +429,7 @@ impl DestinationIndex {
                 return;
             }
         }
-        let entry = self.uses.entry(key).or_insert_with(|| DestinationUse {
+        let entry = self.uses.get_or_insert_with(&key, || DestinationUse {
             first_set_at: at,
             ..DestinationUse::default()
         });
@@ -503,7 +503,7 @@ impl DestinationIndex {
     /// false if it was denied already.
     pub fn deny(&mut self, destination: &Destination, at: i64) -> bool {
         let key = destination_key(destination);
-        let entry = self.uses.entry(key).or_insert_with(|| DestinationUse {
+        let entry = self.uses.get_or_insert_with(&key, || DestinationUse {
             first_set_at: at,
             ..DestinationUse::default()
         });

@@ -8,6 +8,7 @@ use foldhash::fast::RandomState;
 
 use serde::{Deserialize, Serialize};
 
+use crate::account_table::AccountTable;
 use crate::campaigns::{CampaignConfig, CampaignDetector, CampaignSnapshot};
 use crate::cases::CaseBook;
 use crate::clock::EngineClock;
@@ -42,11 +43,9 @@ pub const MAX_TRACKED_FAILING_IPS: usize = 100_000;
 pub struct Engine {
     pub(crate) rules: Arc<RuleSet>,
     features: FeatureConfig,
-    /// foldhash: several times faster than SipHash on short ids, and
-    /// randomly seeded per process. Boxed: the table keeps between an
-    /// eighth and a half of its slots empty, and an empty slot costs the
-    /// size of what it holds (a pointer here, not the whole state).
-    pub(crate) accounts: HashMap<String, Box<AccountState>, RandomState>,
+    /// Shared copy-on-write with the snapshot in flight (see
+    /// [`crate::account_table`]).
+    pub(crate) accounts: AccountTable,
     population: Population,
     /// Failed logins per address (keyed like profile IPs) across accounts.
     ip_failures: HashMap<u64, FailedLoginWindow, RandomState>,
@@ -90,7 +89,7 @@ struct Snapshot<C> {
 /// them in: a list first would hold every account's inline part twice
 /// while the map is built from it.
 #[derive(Default)]
-struct AccountMap(HashMap<String, Box<AccountState>, RandomState>);
+struct AccountMap(AccountTable);
 
 impl<'de> Deserialize<'de> for AccountMap {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -104,12 +103,9 @@ impl<'de> Deserialize<'de> for AccountMap {
                 self,
                 mut seq: A,
             ) -> Result<AccountMap, A::Error> {
-                let mut map = HashMap::with_capacity_and_hasher(
-                    seq.size_hint().unwrap_or(0),
-                    RandomState::default(),
-                );
+                let mut map = AccountTable::with_capacity(seq.size_hint().unwrap_or(0));
                 while let Some(account) = seq.next_element::<AccountState>()? {
-                    map.insert(account.account_id.clone(), Box::new(account));
+                    map.insert(account);
                 }
                 Ok(AccountMap(map))
             }
@@ -191,7 +187,7 @@ fn leading_format(prefix: &[u8]) -> Option<u32> {
 fn migrate_newest_time_clock(old: Snapshot<i64>) -> Snapshot<EngineClock> {
     // In account order, as the list was written, so the rebuilt clock does
     // not depend on the map's order.
-    let mut accounts: Vec<&AccountState> = old.accounts.0.values().map(|a| &**a).collect();
+    let mut accounts: Vec<&AccountState> = old.accounts.0.values().collect();
     accounts.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
     let clock = EngineClock::from_newest_times(
         accounts
@@ -264,18 +260,17 @@ fn for_each_line(
 /// Reads a snapshot of the current layout (see [`Engine::snapshot_to`]).
 fn read_lines(input: &mut impl std::io::BufRead) -> Result<Snapshot<EngineClock>, SnapshotError> {
     let mut head: Option<SnapshotHead> = None;
-    let mut accounts = HashMap::default();
+    let mut accounts = AccountTable::default();
     let mut read = 0u64;
     for_each_line(input, |line| {
         let Some(head) = &head else {
             let first: SnapshotHead = serde_json::from_slice(line)?;
             // The count only sizes the map; a damaged one must not
             // allocate the machine's memory before the lines say otherwise.
-            accounts = HashMap::with_capacity_and_hasher(
+            accounts = AccountTable::with_capacity(
                 usize::try_from(first.account_lines)
                     .unwrap_or(usize::MAX)
                     .min(1 << 20),
-                RandomState::default(),
             );
             head = Some(first);
             return Ok(());
@@ -286,8 +281,8 @@ fn read_lines(input: &mut impl std::io::BufRead) -> Result<Snapshot<EngineClock>
                 head.account_lines
             )));
         }
-        let account: Box<AccountState> = serde_json::from_slice(line)?;
-        accounts.insert(account.account_id.clone(), account);
+        let account: AccountState = serde_json::from_slice(line)?;
+        accounts.insert(account);
         read += 1;
         Ok(())
     })?;
@@ -401,7 +396,7 @@ impl Engine {
         Engine {
             rules,
             features,
-            accounts: HashMap::default(),
+            accounts: AccountTable::default(),
             population: Population::new(),
             ip_failures: HashMap::default(),
             destinations: DestinationIndex::default(),
@@ -478,7 +473,7 @@ impl Engine {
                 Action::Block,
             );
         }
-        let state = self.accounts.get(&event.account_id).map(|a| &**a);
+        let state = self.accounts.get(&event.account_id);
         let ip_failed_logins_1h = match &event.details {
             Details::Login { .. } => ip_key(event)
                 .and_then(|k| self.ip_failures.get(&k))
@@ -615,7 +610,7 @@ impl Engine {
             previous_destination,
         } = &event.details
         {
-            let state = self.accounts.get(&event.account_id).map(|a| &**a);
+            let state = self.accounts.get(&event.account_id);
             let set_traits = LoginTraits::of(event);
             let mut by = SetBy::keys(
                 set_traits.get(TraitKind::Network),
@@ -656,15 +651,9 @@ impl Engine {
         self.identifiers.record(event, device_new_to_account);
         let session_theft = features::session_theft_recorded(&decision.features);
         let is_login = matches!(event.details, Details::Login { .. });
-        let state = match self.accounts.get_mut(&event.account_id) {
-            Some(state) => state,
-            None => self
-                .accounts
-                .entry(event.account_id.clone())
-                .or_insert_with(|| {
-                    Box::new(AccountState::new(&event.account_id, event.unix_time()))
-                }),
-        };
+        let state = self.accounts.get_or_insert_with(&event.account_id, || {
+            AccountState::new(&event.account_id, event.unix_time())
+        });
         if let (
             Details::Login {
                 status: LoginStatus::Success,
@@ -719,7 +708,7 @@ impl Engine {
     }
 
     pub fn account(&self, account_id: &str) -> Option<&AccountState> {
-        self.accounts.get(account_id).map(|a| &**a)
+        self.accounts.get(account_id)
     }
 
     pub fn account_count(&self) -> usize {
@@ -744,7 +733,7 @@ impl Engine {
     /// tracks lines and columns byte by byte there), while memory holds one
     /// line at a time, never the whole snapshot.
     pub fn snapshot_to(&self, mut out: impl std::io::Write) -> Result<(), serde_json::Error> {
-        let mut accounts: Vec<&AccountState> = self.accounts.values().map(|a| &**a).collect();
+        let mut accounts: Vec<&AccountState> = self.accounts.values().collect();
         accounts.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
         let mut ip_failures: Vec<(u64, &FailedLoginWindow)> =
             self.ip_failures.iter().map(|(k, w)| (*k, w)).collect();
@@ -777,7 +766,7 @@ impl Engine {
     /// reading older snapshots.
     #[cfg(test)]
     pub(crate) fn snapshot_one_document(&self) -> Vec<u8> {
-        let mut accounts: Vec<&AccountState> = self.accounts.values().map(|a| &**a).collect();
+        let mut accounts: Vec<&AccountState> = self.accounts.values().collect();
         accounts.sort_unstable_by(|a, b| a.account_id.cmp(&b.account_id));
         let mut ip_failures: Vec<(u64, &FailedLoginWindow)> =
             self.ip_failures.iter().map(|(k, w)| (*k, w)).collect();

@@ -36,14 +36,14 @@
 //! decided `hold`, just not tracked, and counted) and [`MAX_CLOSED_HOLDS`]
 //! closed ones, oldest closed forgotten first.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
-use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
 use crate::decision::Decision;
 use crate::event::{Currency, Destination, EventType, InstitutionType};
 use crate::features::{Feature, FeatureValue};
+use crate::sharded_map::ShardedMap;
 use crate::types::{Action, Timestamp};
 
 /// Open holds tracked at most.
@@ -192,7 +192,9 @@ pub enum HoldError {
 /// Every tracked hold, with an index of open ones by expiry.
 #[derive(Debug, Clone, Default)]
 pub struct HoldBook {
-    holds: HashMap<HoldKey, Hold, RandomState>,
+    /// Sharded: a growing book rehashes a shard at a time, and snapshots
+    /// share it (see [`crate::sharded_map`]).
+    holds: ShardedMap<HoldKey, Hold>,
     /// Open holds not yet expired, by (expiry, key): the sweep pops the front.
     pending_expiry: BTreeSet<(i64, HoldKey)>,
     /// Closed holds in closing order, oldest first, for forgetting.
@@ -202,8 +204,8 @@ pub struct HoldBook {
     untracked: u64,
     /// Payout ids by account, and accounts by payout id: lookups by either
     /// without scanning every hold.
-    ids_of_account: HashMap<String, Vec<String>, RandomState>,
-    accounts_of_id: HashMap<String, Vec<String>, RandomState>,
+    ids_of_account: ShardedMap<String, Vec<String>>,
+    accounts_of_id: ShardedMap<String, Vec<String>>,
 }
 
 /// A hold's key: its account and its payout (or loan) id.
@@ -244,12 +246,10 @@ impl HoldBook {
     fn insert(&mut self, hold_key: HoldKey, hold: Hold) {
         let (account, id) = &hold_key;
         self.ids_of_account
-            .entry(account.clone())
-            .or_default()
+            .get_or_insert_with(account.as_str(), Vec::new)
             .push(id.clone());
         self.accounts_of_id
-            .entry(id.clone())
-            .or_default()
+            .get_or_insert_with(id.as_str(), Vec::new)
             .push(account.clone());
         self.holds.insert(hold_key, hold);
     }

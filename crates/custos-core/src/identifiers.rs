@@ -38,13 +38,11 @@
 //!   cap), eviction costs nothing per event, and an identifier seen in
 //!   either generation is still known.
 
-use std::collections::HashMap;
-
-use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Details, Event, EventType, LoginStatus};
 use crate::profile::{TraitKind, stable_hash_parts};
+use crate::sharded_map::ShardedMap;
 
 /// Accounts remembered with their dates per identifier.
 pub const MAX_ACCOUNTS_PER_IDENTIFIER: usize = 4;
@@ -182,8 +180,10 @@ fn is_sensitive(event_type: EventType) -> bool {
 /// Which accounts presented each device and session identifier.
 #[derive(Debug, Clone, Default)]
 pub struct IdentifierIndex {
-    young: HashMap<u64, IdentifierUse, RandomState>,
-    old: HashMap<u64, IdentifierUse, RandomState>,
+    /// Sharded: a generation grows a shard at a time, and snapshots share
+    /// it (see [`crate::sharded_map`]).
+    young: ShardedMap<u64, IdentifierUse>,
+    old: ShardedMap<u64, IdentifierUse>,
 }
 
 /// The index as snapshots keep it: both generations, sorted by key.
@@ -264,14 +264,15 @@ impl IdentifierIndex {
         self.old = std::mem::take(&mut self.young);
         let keep = GENERATION_CAPACITY / 2;
         self.young = retired
-            .into_iter()
+            .iter()
             .filter(|(_, u)| u.shared())
             .take(keep)
+            .map(|(k, u)| (*k, u.clone()))
             .collect();
     }
 
     pub fn to_snapshot(&self) -> IdentifierSnapshot {
-        let sorted = |map: &HashMap<u64, IdentifierUse, RandomState>| {
+        let sorted = |map: &ShardedMap<u64, IdentifierUse>| {
             let mut all: Vec<(u64, IdentifierUse)> =
                 map.iter().map(|(k, u)| (*k, u.clone())).collect();
             all.sort_unstable_by_key(|(k, _)| *k);

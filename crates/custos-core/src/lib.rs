@@ -34,6 +34,7 @@
 //! 6. What follows from decisions: `rules`, `holds`, `campaigns`.
 //! 7. `engine` and `effects`, the two halves of [`Engine`], on top.
 
+mod account_table;
 pub mod campaigns;
 pub mod cases;
 pub mod clock;
@@ -53,6 +54,7 @@ pub mod population;
 pub mod profile;
 pub mod rules;
 pub mod search;
+mod sharded_map;
 pub mod sightings;
 pub mod state;
 pub mod token;

@@ -58,7 +58,9 @@ pub enum BenchCommand {
         spec: SpecArgs,
     },
     /// Resident memory per account after feeding generated history of N
-    /// accounts through an engine without a store.
+    /// accounts through an engine without a store; then the stall of a
+    /// snapshot's copy of that state, and per-event decide times with and
+    /// without the copy held.
     Memory {
         #[arg(long, default_value_t = 100_000)]
         accounts: u64,

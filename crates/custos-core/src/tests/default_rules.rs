@@ -801,6 +801,7 @@ fn a_mule_reused_by_unrelated_sellers_weeks_apart_is_reviewed_then_held() {
         .collect();
     members.sort_unstable();
     assert_eq!(members, ["victim-1", "victim-2", "victim-3"]);
+    let campaign_case = format!("campaign-{}", campaign.id);
     // The same account setting it again is not "another account".
     let again = set_destination(
         &mut s,
@@ -814,6 +815,28 @@ fn a_mule_reused_by_unrelated_sellers_weeks_apart_is_reviewed_then_held() {
         again.features.number_of("destination.other_accounts_180d"),
         Some(2.0)
     );
+    // The campaign's case names the three and links each one's own case,
+    // once, however often a member's change updates the campaign.
+    let cases = s.engine.cases();
+    let case = cases.get(&campaign_case).expect("the campaign has a case");
+    let mut accounts: Vec<&str> = case.accounts.iter().map(String::as_str).collect();
+    accounts.sort_unstable();
+    assert_eq!(accounts, ["victim-1", "victim-2", "victim-3"]);
+    let mut linked: Vec<&str> = case.linked.iter().map(String::as_str).collect();
+    linked.sort_unstable();
+    let mut own: Vec<&str> = ["victim-1", "victim-2", "victim-3"]
+        .iter()
+        .map(|v| {
+            cases
+                .of_account(v)
+                .into_iter()
+                .find(|c| c.id != campaign_case)
+                .map(|c| c.id.as_str())
+                .expect("each victim has a case of its own")
+        })
+        .collect();
+    own.sort_unstable();
+    assert_eq!(linked, own);
 }
 
 #[test]

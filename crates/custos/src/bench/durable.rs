@@ -6,7 +6,9 @@
 //!   databases, user agents included) on one core, through an
 //!   [`EventParser`] built as `custos serve` builds it.
 //! - `memory` feeds generated history through an [`Engine`] without a store
-//!   and reports the growth of resident memory per account.
+//!   and reports the growth of resident memory per account, then times the
+//!   copy a snapshot makes of that state (the engine thread's stall) and the
+//!   events decided while the copy is held, when writes pay for sharing.
 //! - `restart` starts `custos serve` on an existing data directory and times
 //!   it until `/readyz` answers 200, and sizes the directory.
 
@@ -76,44 +78,111 @@ pub fn memory(accounts: u64, per_account: u64, seed: u64) -> anyhow::Result<()> 
         bail!("--accounts and --events-per-account must be at least 1");
     }
     let parser = server_parser()?;
+    let history = accounts * per_account;
+    // One more event per account twice over, after the history: decided
+    // first with no snapshot copy alive, then with one held, as the engine
+    // thread decides while the snapshot thread serializes its copy.
     let spec = SynthSpec {
-        events: accounts * per_account,
+        events: history + 2 * accounts,
         accounts,
         seed,
         takeover_rate: 0.01,
     };
     let mut engine = Engine::default();
     let before = rss_bytes()?;
+    let mut after = None;
     let mut types: BTreeMap<String, u64> = BTreeMap::new();
     let mut failed = None;
+    let mut seen = 0u64;
+    let mut copy: Option<(Engine, Duration)> = None;
+    let mut alone = Histogram::new();
+    let mut beside_copy = Histogram::new();
     generate(&spec, |v| {
+        seen += 1;
         let kind = v["type"].as_str().unwrap_or("?").to_string();
-        match parser.parse_value(v) {
-            Ok(event) => {
-                engine.process(&event);
-                *types.entry(kind).or_default() += 1;
-            }
+        let event = match parser.parse_value(v) {
+            Ok(event) => event,
             Err(e) => {
                 failed.get_or_insert(e);
+                return;
             }
+        };
+        if seen <= history {
+            engine.process(&event);
+            *types.entry(kind).or_default() += 1;
+            return;
+        }
+        if after.is_none() {
+            after = Some(rss_bytes());
+        }
+        if seen > history + accounts && copy.is_none() {
+            let started = Instant::now();
+            let copied = engine.clone();
+            copy = Some((copied, started.elapsed()));
+        }
+        let started = Instant::now();
+        engine.process(&event);
+        let took = started.elapsed();
+        if copy.is_some() {
+            beside_copy.record(took);
+        } else {
+            alone.record(took);
         }
     });
     if let Some(e) = failed {
         bail!("a generated event was rejected: {e}");
     }
-    let after = rss_bytes()?;
+    let after = after.context("no event followed the history")??;
     let in_state = engine.account_count() as u64;
     let mix: Vec<String> = types.iter().map(|(t, n)| format!("{t} {n}")).collect();
     println!(
-        "{} events over {in_state} accounts ({}): resident {} MiB before, {} MiB after: {:.0} bytes per account",
-        spec.events,
+        "{history} events over {in_state} accounts ({}): resident {} MiB before, {} MiB after: {:.0} bytes per account",
         mix.join(", "),
         before >> 20,
         after >> 20,
         after.saturating_sub(before) as f64 / in_state.max(1) as f64
     );
+    let (_, copy_took) = copy.as_ref().context("the copy was never made")?;
+    println!(
+        "snapshot copy (the engine thread's stall): {:.3} ms; the next {accounts} events decided with no copy alive: {}; the {accounts} after them, with the copy held: {}",
+        copy_took.as_secs_f64() * 1e3,
+        alone.summary(),
+        beside_copy.summary()
+    );
+    drop(copy);
     std::hint::black_box(&engine);
     Ok(())
+}
+
+/// Per-event times of one batch, in nanoseconds.
+struct Histogram(Vec<u64>);
+
+impl Histogram {
+    fn new() -> Histogram {
+        Histogram(Vec::new())
+    }
+
+    fn record(&mut self, took: Duration) {
+        self.0
+            .push(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    fn summary(&mut self) -> String {
+        if self.0.is_empty() {
+            return "none".into();
+        }
+        self.0.sort_unstable();
+        let at = |q: f64| self.0[((self.0.len() - 1) as f64 * q) as usize] as f64 / 1e3;
+        let total: u64 = self.0.iter().sum();
+        format!(
+            "total {:.1} ms, p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs",
+            total as f64 / 1e6,
+            at(0.5),
+            at(0.99),
+            at(0.999),
+            at(1.0)
+        )
+    }
 }
 
 /// This process's resident memory in bytes (Linux).
