@@ -709,7 +709,11 @@ impl Engine {
                             new_links.push(link.clone());
                         }
                     }
-                    if let Some(case) = self.cases.cases.get_mut(&id).map(Arc::make_mut) {
+                    // Nothing new: the case is not written, so a snapshot
+                    // holding it does not make it copied.
+                    if (!new_members.is_empty() || !new_links.is_empty())
+                        && let Some(case) = self.cases.cases.get_mut(&id).map(Arc::make_mut)
+                    {
                         for victim in new_members {
                             case.accounts.push(victim);
                             grew = true;

@@ -379,9 +379,9 @@ impl Read for ChunkReader<'_> {
                 return Ok(0);
             }
             let conn = lock(&self.store.reader);
-            // Into the buffer of the chunk before: a fresh 16 MiB buffer per
-            // chunk costs the kernel zeroing its pages every time, a large
-            // part of a restart's time.
+            // Into the buffer of the chunk before: a fresh buffer per chunk
+            // costs the kernel zeroing its pages every time, a large part of
+            // a restart's time.
             let chunk = &mut self.chunk;
             let found = conn
                 .query_row(
