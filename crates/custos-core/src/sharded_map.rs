@@ -126,17 +126,27 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
         self.get(key).is_some()
     }
 
+    /// The key's hash and its shard, ready to write, if the key is there.
+    /// Looked up before `make_mut`: a miss must not copy a shared shard.
+    fn shard_holding<Q>(&mut self, key: &Q) -> Option<(u64, &mut Shard<K, V>)>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let shard = &mut self.shards[shard_of(hash)];
+        shard.find(hash, |(k, _)| k.borrow() == key)?;
+        Some((hash, Arc::make_mut(shard)))
+    }
+
     /// The value to change; its shard is copied first if a clone shares it.
     pub(crate) fn get_mut<Q>(&mut self, key: &Q) -> Option<&mut V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hash(key);
-        let index = shard_of(hash);
-        // Looked up before `make_mut`: a miss must not copy a shared shard.
-        self.shards[index].find(hash, |(k, _)| k.borrow() == key)?;
-        Arc::make_mut(&mut self.shards[index])
+        let (hash, shard) = self.shard_holding(key)?;
+        shard
             .find_mut(hash, |(k, _)| k.borrow() == key)
             .map(|(_, v)| v)
     }
@@ -188,13 +198,11 @@ impl<K: Hash + Eq + Clone, V: Clone> ShardedMap<K, V> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        let hash = self.hash(key);
-        let index = shard_of(hash);
-        self.shards[index].find(hash, |(k, _)| k.borrow() == key)?;
-        let found = Arc::make_mut(&mut self.shards[index])
+        let (hash, shard) = self.shard_holding(key)?;
+        let ((_, value), _) = shard
             .find_entry(hash, |(k, _)| k.borrow() == key)
-            .ok()?;
-        let ((_, value), _) = found.remove();
+            .ok()?
+            .remove();
         self.len -= 1;
         Some(value)
     }
