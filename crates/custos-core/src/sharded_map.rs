@@ -4,8 +4,8 @@
 //! two costs that grew with the state and fell on one unlucky event each:
 //!
 //! - **Growth.** A single map doubles when full and rehashes every entry in
-//!   the call that crossed the line: 20–30 ms for a payout that happened to
-//!   be the millionth hold, at 100,000 sellers, more at ten million.
+//!   the call that crossed the line: up to 31 ms for the payout that grew
+//!   the hold book at 100,000 sellers (BENCHMARKS.md), more at ten million.
 //! - **Snapshots.** A periodic snapshot copies the engine on its thread and
 //!   serializes the copy elsewhere; copying a map of owned entries stalled
 //!   every event behind it for as long as the copy took.

@@ -91,7 +91,7 @@ pub struct StoredRecord {
 /// SQLite's 1 GB limit on a value, and small enough that a chunk's commit
 /// holds appends back for a few milliseconds: with 16 MiB chunks a group
 /// commit waited about 90 ms behind one, and the soak's p99 in a snapshot
-/// minute was 42-135 ms instead of 9-24 ms (BENCHMARKS.md, "Soak").
+/// minute was 42-135 ms instead of 9-39 ms (BENCHMARKS.md, "Soak").
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
 /// A complete snapshot as stored.
