@@ -206,6 +206,11 @@ impl CaseBook {
         self.cases.get(id).map(|c| &**c)
     }
 
+    /// The case to change; copied first if a snapshot still holds it.
+    fn case_mut(&mut self, id: &str) -> Option<&mut Case> {
+        self.cases.get_mut(id).map(Arc::make_mut)
+    }
+
     /// All cases, newest number last.
     pub fn all(&self) -> impl DoubleEndedIterator<Item = &Case> {
         self.cases.values().map(|c| &**c)
@@ -368,9 +373,7 @@ impl CaseBook {
                 ));
             }
             let from = self
-                .cases
-                .get_mut(&id)
-                .map(Arc::make_mut)
+                .case_mut(&id)
                 .ok_or_else(|| CaseError::NoSuchCase(id.clone()))?;
             from.merged_into = Some(into.clone());
             from.status = CaseStatus::Resolved;
@@ -388,9 +391,7 @@ impl CaseBook {
                 from.campaign.clone(),
             );
             let target = self
-                .cases
-                .get_mut(&into)
-                .map(Arc::make_mut)
+                .case_mut(&into)
                 .ok_or_else(|| CaseError::NoSuchCase(into.clone()))?;
             for account in &accounts {
                 target.add_account(account);
@@ -421,9 +422,7 @@ impl CaseBook {
             return Ok(into);
         }
         let case = self
-            .cases
-            .get_mut(&id)
-            .map(Arc::make_mut)
+            .case_mut(&id)
             .ok_or_else(|| CaseError::NoSuchCase(id.clone()))?;
         if case.status == CaseStatus::Resolved && a.action != AnalystActionKind::NoteCase {
             return Err(CaseError::Resolved(id));
@@ -615,7 +614,7 @@ impl Engine {
                         at,
                         &event.event_id,
                     );
-                    if let Some(case) = self.cases.cases.get_mut(&id).map(Arc::make_mut) {
+                    if let Some(case) = self.cases.case_mut(&id) {
                         let key = format!("{account}/{hold}");
                         if !case.holds.contains(&key) {
                             case.holds.push(key);
@@ -635,7 +634,7 @@ impl Engine {
                         at,
                         &event.event_id,
                     );
-                    if !fresh && let Some(case) = self.cases.cases.get_mut(&id).map(Arc::make_mut) {
+                    if !fresh && let Some(case) = self.cases.case_mut(&id) {
                         case.log(at, by, "at_risk", account, &event.event_id);
                     }
                     changed.push((id, "at_risk"));
@@ -658,7 +657,7 @@ impl Engine {
                             at,
                             &event.event_id,
                         );
-                        if let Some(case) = self.cases.cases.get_mut(&id).map(Arc::make_mut) {
+                        if let Some(case) = self.cases.case_mut(&id) {
                             case.campaign = Some(campaign_id.clone());
                         }
                     }
@@ -712,7 +711,7 @@ impl Engine {
                     // Nothing new: the case is not written, so a snapshot
                     // holding it does not make it copied.
                     if (!new_members.is_empty() || !new_links.is_empty())
-                        && let Some(case) = self.cases.cases.get_mut(&id).map(Arc::make_mut)
+                        && let Some(case) = self.cases.case_mut(&id)
                     {
                         for victim in new_members {
                             case.accounts.push(victim);
@@ -832,9 +831,7 @@ mod tests {
     fn a_hold_names_the_case_it_opened_in_after_resolving_and_merging() {
         let mut book = CaseBook::default();
         let hold_into = |book: &mut CaseBook, id: &str, key: &str| {
-            Arc::make_mut(book.cases.get_mut(id).unwrap())
-                .holds
-                .push(key.into());
+            book.case_mut(id).unwrap().holds.push(key.into());
         };
         let first = book.case_for("a1", "hold h1 opened", 10, "e1");
         hold_into(&mut book, &first, "a1/h1");
