@@ -46,6 +46,7 @@
 //! shared suite checks it.
 
 pub mod backup;
+pub mod compress;
 mod postgres;
 pub mod rewrite;
 mod sqlite;
@@ -99,7 +100,7 @@ pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 pub struct SnapshotInfo {
     /// The last record the snapshot reflects.
     pub seq: u64,
-    /// Its size.
+    /// Bytes stored, compressed ([`compress`]).
     pub bytes: u64,
     /// How many pieces it is stored in.
     pub chunks: u64,

@@ -958,7 +958,10 @@ impl EventStore for PgStore {
                 wait(tx.commit()).map_err(backend("save a snapshot"))
             },
         )?;
-        let info = match self.write_chunks(seq, state) {
+        let written = crate::compress::compress_snapshot(state)
+            .map_err(|e| StoreError::backend("compress the snapshot", e))
+            .and_then(|mut compressed| self.write_chunks(seq, &mut compressed));
+        let info = match written {
             Ok(info) => info,
             Err(e) => {
                 // Best effort: the next save drops whatever is left.
@@ -1002,17 +1005,20 @@ impl EventStore for PgStore {
             .and_then(|row| row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose())
             .map_err(backend("read the latest snapshot"))
         })?;
-        Ok(newest.map(|(seq, chunks)| {
-            let reader: Box<dyn Read + '_> = Box::new(ChunkReader {
-                store: self,
-                seq,
-                chunks,
-                next: 0,
-                chunk: Vec::new(),
-                pos: 0,
-            });
-            (seq as u64, reader)
-        }))
+        let Some((seq, chunks)) = newest else {
+            return Ok(None);
+        };
+        let stored: Box<dyn Read + '_> = Box::new(ChunkReader {
+            store: self,
+            seq,
+            chunks,
+            next: 0,
+            chunk: Vec::new(),
+            pos: 0,
+        });
+        let state = crate::compress::read_snapshot(stored)
+            .map_err(|e| StoreError::backend("read the latest snapshot", e))?;
+        Ok(Some((seq as u64, state)))
     }
 
     fn snapshots(&self) -> StoreResult<Vec<SnapshotInfo>> {

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use crate::backup::BackupError;
+use crate::compress;
 use crate::sqlite::{SCHEMA, SCHEMA_VERSION};
 
 /// What a store holds, read without writing to it.
@@ -257,7 +258,11 @@ fn rewrite_in_place(
                 .map_err(sqlite("read the events"))?;
             select
                 .query_map(params![after, PAGE], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    Ok((
+                        r.get(0)?,
+                        crate::sqlite::record_text(r, 1)?,
+                        crate::sqlite::record_text(r, 2)?,
+                    ))
                 })
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(sqlite("read the events"))?
@@ -273,12 +278,22 @@ fn rewrite_in_place(
         for (seq, event, decision) in &page {
             stats.events += 1;
             if let Some(event) = rewrite(event) {
+                let event =
+                    compress::compress_record(&event).map_err(|e| RewriteError::Sqlite {
+                        what: "compress the events",
+                        source: rusqlite::Error::ToSqlConversionFailure(e.into()),
+                    })?;
                 update_event
                     .execute(params![seq, event])
                     .map_err(sqlite("rewrite the events"))?;
                 stats.events_rewritten += 1;
             }
             if let Some(decision) = rewrite(decision) {
+                let decision =
+                    compress::compress_record(&decision).map_err(|e| RewriteError::Sqlite {
+                        what: "compress the decisions",
+                        source: rusqlite::Error::ToSqlConversionFailure(e.into()),
+                    })?;
                 update_decision
                     .execute(params![seq, decision])
                     .map_err(sqlite("rewrite the decisions"))?;

@@ -38,7 +38,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, params};
 
 use crate::{
     EventStore, NewRecord, NewWebhook, OutboxEntry, SNAPSHOT_CHUNK_BYTES, SnapshotInfo, StoreError,
-    StoreResult, StoredRecord, WebhookEndpointStats, WebhookFailure, WebhookState,
+    StoreResult, StoredRecord, WebhookEndpointStats, WebhookFailure, WebhookState, compress,
 };
 
 /// Schema version written to `PRAGMA user_version`.
@@ -204,6 +204,11 @@ fn run_checkpoints(conn: Connection, wal_path: PathBuf, stop: mpsc::Receiver<()>
 
 /// Wraps a driver error with what the store was doing.
 fn backend(context: &'static str) -> impl Fn(rusqlite::Error) -> StoreError {
+    move |e| StoreError::backend(context, e)
+}
+
+/// [`backend`] for an I/O error, such as one of (de)compression.
+fn backend_io(context: &'static str) -> impl Fn(std::io::Error) -> StoreError {
     move |e| StoreError::backend(context, e)
 }
 
@@ -419,9 +424,20 @@ fn read_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRecord> {
         event_type: row.get(3)?,
         event_time: row.get(4)?,
         received_at_ms: row.get(5)?,
-        event_json: row.get(6)?,
-        decision_json: row.get(7)?,
+        event_json: record_text(row, 6)?,
+        decision_json: record_text(row, 7)?,
     })
+}
+
+/// An event or decision column: TEXT as written before compression, a
+/// BLOB as [`compress::compress_record`] writes it.
+pub(crate) fn record_text(row: &rusqlite::Row<'_>, column: usize) -> rusqlite::Result<String> {
+    use rusqlite::types::{Type, ValueRef};
+    match row.get_ref(column)? {
+        ValueRef::Blob(stored) => compress::decompress_record(stored)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(column, Type::Blob, e.into())),
+        _ => row.get(column),
+    }
 }
 
 fn read_outbox_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxEntry> {
@@ -500,6 +516,10 @@ impl EventStore for SqliteStore {
                 )
                 .map_err(backend("append"))?;
             for r in records {
+                let event = compress::compress_record(r.event_json)
+                    .map_err(backend_io("compress an event"))?;
+                let decision = compress::compress_record(r.decision_json)
+                    .map_err(backend_io("compress a decision"))?;
                 insert
                     .execute(params![
                         r.seq as i64,
@@ -508,8 +528,8 @@ impl EventStore for SqliteStore {
                         r.event_type,
                         r.event_time,
                         r.received_at_ms,
-                        r.event_json,
-                        r.decision_json
+                        event,
+                        decision
                     ])
                     .map_err(|e| match e.sqlite_error_code() {
                         Some(ErrorCode::ConstraintViolation) => StoreError::Duplicate {
@@ -677,7 +697,9 @@ impl EventStore for SqliteStore {
                 .map_err(backend("save a snapshot"))?;
             tx.commit().map_err(backend("save a snapshot"))?;
         }
-        let written = self.write_chunks(seq, state);
+        let written = compress::compress_snapshot(state)
+            .map_err(|e| StoreError::backend("compress the snapshot", e))
+            .and_then(|mut compressed| self.write_chunks(seq, &mut compressed));
         let info = match written {
             Ok(info) => info,
             Err(e) => {
@@ -751,19 +773,27 @@ impl EventStore for SqliteStore {
                     r.get(0)
                 })
                 .map_err(backend("read the latest snapshot"))?;
-            return Ok(Some((seq as u64, Box::new(std::io::Cursor::new(state)))));
+            drop(conn);
+            let state = compress::read_snapshot(Box::new(std::io::Cursor::new(state)))
+                .map_err(backend_io("read the latest snapshot"))?;
+            return Ok(Some((seq as u64, state)));
         }
-        Ok(chunked.map(|(seq, chunks)| {
-            let reader: Box<dyn Read + '_> = Box::new(ChunkReader {
-                store: self,
-                seq,
-                chunks,
-                next: 0,
-                chunk: Vec::new(),
-                pos: 0,
-            });
-            (seq as u64, reader)
-        }))
+        // The chunk reader takes the reader connection for each chunk.
+        drop(conn);
+        let Some((seq, chunks)) = chunked else {
+            return Ok(None);
+        };
+        let stored: Box<dyn Read + '_> = Box::new(ChunkReader {
+            store: self,
+            seq,
+            chunks,
+            next: 0,
+            chunk: Vec::new(),
+            pos: 0,
+        });
+        let state =
+            compress::read_snapshot(stored).map_err(backend_io("read the latest snapshot"))?;
+        Ok(Some((seq as u64, state)))
     }
 
     fn snapshots(&self) -> StoreResult<Vec<SnapshotInfo>> {
@@ -1234,6 +1264,67 @@ mod tests {
         assert_eq!(store.last_seq().unwrap(), 2);
     }
 
+    #[test]
+    fn records_are_stored_compressed_and_text_stored_before_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("custos.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch(SCHEMA_V1)
+            .unwrap();
+        let store = SqliteStore::open(&path).unwrap();
+        let event = r#"{"event_id":"e2","type":"login","account_id":"acct","status":"success"}"#;
+        let decision = r#"{"action":"challenge","score":40,"reasons":["new device"]}"#;
+        store
+            .append(&[NewRecord {
+                seq: 2,
+                event_id: "e2",
+                account_id: "acct",
+                event_type: "login",
+                event_time: 1_526_000_001,
+                received_at_ms: 1_700_000_000_001,
+                event_json: event,
+                decision_json: decision,
+            }])
+            .unwrap();
+        let (types, stored): (Vec<String>, Vec<i64>) = {
+            let conn = lock(&store.reader);
+            let mut stmt = conn
+                .prepare("SELECT typeof(event), length(event) + length(decision) FROM events ORDER BY seq")
+                .unwrap();
+            stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .unzip()
+        };
+        assert_eq!(types, ["text", "blob"]);
+        assert!(stored[1] < (event.len() + decision.len()) as i64);
+        let old = store.get_event("e1").unwrap().unwrap();
+        assert_eq!(
+            (old.event_json.as_str(), old.decision_json.as_str()),
+            ("{}", r#"{"action":"allow"}"#)
+        );
+        let new = store.get_event("e2").unwrap().unwrap();
+        assert_eq!(
+            (new.event_json.as_str(), new.decision_json.as_str()),
+            (event, decision)
+        );
+        let mut scanned = Vec::new();
+        store
+            .scan(0, &mut |r| {
+                scanned.push(r.decision_json);
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(scanned, [r#"{"action":"allow"}"#, decision]);
+        // A damaged blob is an error that says so, not a panic.
+        lock(&store.writer)
+            .execute("UPDATE events SET decision = x'09ff' WHERE seq = 2", [])
+            .unwrap();
+        let error = store.get_event("e2").unwrap_err().to_string();
+        assert!(error.contains("codec 9"), "{error}");
+    }
+
     fn chunk_rows(store: &SqliteStore) -> i64 {
         lock(&store.writer)
             .query_row("SELECT COUNT(*) FROM snapshot_chunks", [], |r| r.get(0))
@@ -1279,7 +1370,9 @@ mod tests {
     fn chunks_of_dropped_and_failed_snapshots_are_deleted() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path().join("custos.db")).unwrap();
-        let big = vec![1u8; SNAPSHOT_CHUNK_BYTES + 1];
+        // Bytes that do not compress, so that the chunks stored are as
+        // many as given.
+        let big = crate::testsuite::pattern(SNAPSHOT_CHUNK_BYTES + 1, 1);
         for seq in 1..=3 {
             store.save_snapshot(seq, &mut &big[..]).unwrap();
         }

@@ -165,10 +165,17 @@ fn latest(store: &dyn EventStore) -> Option<(u64, Vec<u8>)> {
 }
 
 /// Bytes that differ from chunk to chunk, so a chunk read twice or out of
-/// order shows.
-fn pattern(len: usize, seed: u8) -> Vec<u8> {
+/// order shows, and that do not compress (xorshift64), so they are stored
+/// as about as many bytes as given.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ u64::from(seed);
     (0..len)
-        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[3] ^ seed)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 56) as u8
+        })
         .collect()
 }
 
@@ -205,22 +212,30 @@ pub fn snapshots_and_meta(store: &dyn EventStore) {
 }
 
 /// A snapshot larger than several chunks reads back byte for byte, and an
-/// empty one is a snapshot too.
+/// empty one is a snapshot too. `bytes` counts what is stored: about as
+/// many bytes as were given for bytes that do not compress, far fewer for
+/// a state that repeats itself as JSON does.
 pub fn snapshot_chunks_round_trip(store: &dyn EventStore) {
     let big = pattern(2 * SNAPSHOT_CHUNK_BYTES + 12_345, 7);
     let info = store.save_snapshot(5, &mut &big[..]).unwrap();
-    assert_eq!(
-        (info.seq, info.bytes, info.chunks),
-        (5, big.len() as u64, 3)
+    assert_eq!((info.seq, info.chunks), (5, 3));
+    assert!(
+        info.bytes.abs_diff(big.len() as u64) < big.len() as u64 / 100,
+        "{} bytes stored for {} that do not compress",
+        info.bytes,
+        big.len()
     );
     let (seq, bytes) = latest(store).unwrap();
     assert_eq!(seq, 5);
     assert!(bytes == big, "the bytes read back differ");
-    // Exactly one chunk's worth is one chunk.
-    let exact = pattern(SNAPSHOT_CHUNK_BYTES, 9);
-    assert_eq!(store.save_snapshot(6, &mut &exact[..]).unwrap().chunks, 1);
-    assert!(latest(store).unwrap().1 == exact);
-    assert_eq!(store.save_snapshot(7, &mut &b""[..]).unwrap().bytes, 0);
+    let json_lines = "{\"account_id\":\"seller-1\",\"logins\":[1,2,3]}\n"
+        .repeat(SNAPSHOT_CHUNK_BYTES / 20)
+        .into_bytes();
+    let info = store.save_snapshot(6, &mut &json_lines[..]).unwrap();
+    assert_eq!(info.chunks, 1);
+    assert!(info.bytes < json_lines.len() as u64 / 10, "{info:?}");
+    assert!(latest(store).unwrap().1 == json_lines);
+    assert!(store.save_snapshot(7, &mut &b""[..]).unwrap().bytes < 100);
     assert_eq!(latest(store), Some((7, Vec::new())));
 }
 
@@ -251,7 +266,7 @@ pub fn older_snapshots_are_pruned(store: &dyn EventStore) {
     let kept = store.snapshots().unwrap();
     let seqs: Vec<u64> = kept.iter().map(|s| s.seq).collect();
     assert_eq!(seqs, [5, 4]);
-    assert_eq!(kept[0].bytes, 5000);
+    assert!(kept[0].bytes > kept[1].bytes, "{kept:?}");
     store.save_snapshot(5, &mut &b"again"[..]).unwrap();
     assert_eq!(latest(store), Some((5, b"again".to_vec())));
     assert_eq!(store.snapshots().unwrap().len(), 2);

@@ -529,18 +529,23 @@ fn bench_http(
     if rate == 0 {
         bail!("--rate must be positive");
     }
-    let (base, _child) = match url {
+    let (base, child) = match url {
         Some(url) => (url.trim_end_matches('/').to_string(), None),
         None => {
             let (url, child) = spawn_server()?;
             (url, Some(child))
         }
     };
+    // Bytes the server wrote to storage, for the write volume per event:
+    // known only for a server this command started.
+    let server_pid = child.as_ref().map(|c| c.child.id());
+    let written = move || server_pid.and_then(storage_bytes_written);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        let mut written_at_warmup = None;
         let client = custos_server::tls::client_builder()
             .pool_max_idle_per_host(max_in_flight)
             .timeout(Duration::from_secs(10))
@@ -565,6 +570,9 @@ fn bench_http(
             let due = start + Duration::from_nanos(i * 1_000_000_000 / rate);
             if due > std::time::Instant::now() + tick {
                 tokio::time::sleep_until(tokio::time::Instant::from_std(due - tick)).await;
+            }
+            if i == warmup {
+                written_at_warmup = written();
             }
             let permit = limit.clone().acquire_owned().await?;
             let (client, endpoint, auth, tx) =
@@ -606,6 +614,9 @@ fn bench_http(
             }
         }
         let elapsed = start.elapsed().as_secs_f64();
+        let written_measured = written_at_warmup
+            .zip(written())
+            .map(|(before, after)| after.saturating_sub(before));
         let q = |p: f64| histogram.value_at_quantile(p) as f64 / 1000.0;
         println!(
             "{} requests in {elapsed:.1}s (target {rate}/s, {duration}s measured after 2s warm-up, at most {max_in_flight} in flight)",
@@ -624,8 +635,26 @@ fn bench_http(
             total as f64 / elapsed,
             first_error.map(|e| format!(" (first: {e})")).unwrap_or_default()
         );
+        if let Some(bytes) = written_measured {
+            let events = (duration * rate).max(1);
+            println!(
+                "server wrote {:.1} MB to storage while measured: {:.0} bytes per event",
+                bytes as f64 / 1e6,
+                bytes as f64 / events as f64
+            );
+        }
         Ok(())
     })
+}
+
+/// `write_bytes` of `/proc/PID/io`: what the process caused to be written
+/// to storage. `None` where the kernel does not say (not Linux, no task
+/// accounting).
+fn storage_bytes_written(pid: u32) -> Option<u64> {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).ok()?;
+    io.lines()
+        .find_map(|line| line.strip_prefix("write_bytes:"))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 async fn wait_healthy(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {

@@ -1,5 +1,6 @@
 //! Personal data at rest: what the database file holds, what callers see.
 
+use custos_store::{EventStore, SqliteStore};
 use serde_json::{Value, json};
 
 use super::*;
@@ -9,7 +10,10 @@ const EMAIL: &str = "zebulon.q@example.org";
 const PHONE: &str = "+44 7700 900123";
 const ACCOUNT_NUMBER: &str = "40917733";
 
-/// Every byte of every file in the data directory (database, WAL, keys).
+/// Every byte of every file in the data directory (database, WAL, keys),
+/// then what the store holds compressed, decompressed: every record's event
+/// and decision and the newest snapshot. Compressed bytes would hide a
+/// value stored in clear from a search of the files alone.
 pub fn data_dir_bytes(dir: &Path) -> Vec<u8> {
     let mut bytes = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -17,6 +21,20 @@ pub fn data_dir_bytes(dir: &Path) -> Vec<u8> {
         if path.is_file() {
             bytes.extend(std::fs::read(&path).unwrap());
         }
+    }
+    let store = SqliteStore::open(dir.join("custos.db")).unwrap();
+    let mut records = 0;
+    store
+        .scan(0, &mut |record| {
+            records += 1;
+            bytes.extend(record.event_json.as_bytes());
+            bytes.extend(record.decision_json.as_bytes());
+            Ok(())
+        })
+        .unwrap();
+    assert!(records > 0, "the data directory holds no records");
+    if let Some((_, mut snapshot)) = store.latest_snapshot().unwrap() {
+        std::io::Read::read_to_end(&mut snapshot, &mut bytes).unwrap();
     }
     bytes
 }
