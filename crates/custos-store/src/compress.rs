@@ -82,11 +82,14 @@ pub fn compress_record(text: &str) -> std::io::Result<Vec<u8>> {
                 encoder_dictionary(),
             )?),
         };
+        // The frame is written straight after the codec byte, into room
+        // for the largest frame: one allocation, no copy.
         let mut out = Vec::with_capacity(1 + zstd::zstd_safe::compress_bound(text.len()));
         out.push(RECORD_ZSTD_V1);
-        let frame = compressor.compress(text.as_bytes())?;
-        out.extend_from_slice(&frame);
-        Ok(out)
+        let mut out = std::io::Cursor::new(out);
+        out.set_position(1);
+        compressor.compress_to_buffer(text.as_bytes(), &mut out)?;
+        Ok(out.into_inner())
     })
 }
 
