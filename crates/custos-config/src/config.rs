@@ -61,6 +61,102 @@ pub struct Config {
     pub store: StoreConfig,
     /// The analyst console at `/console` (`docs/console.md`).
     pub console: ConsoleConfig,
+    /// Several nodes over NATS JetStream (`custos serve --cluster`,
+    /// `docs/cluster.md`); unused otherwise.
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`: how a node joins a cluster of Custos nodes over NATS
+/// JetStream (`docs/cluster.md`). Read only by `custos serve --cluster` and
+/// `custos cluster status`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// NATS servers to connect to, e.g. `["nats://10.0.0.1:4222"]`.
+    pub nats_urls: Vec<String>,
+    /// This node's name, unique in the cluster (letters, digits, `-`, `_`).
+    /// Empty: the host name.
+    pub node_id: String,
+    /// Partitions of the account space; the same on every node and fixed
+    /// for the life of the cluster.
+    pub partitions: u32,
+    /// Copies of each stream and bucket NATS keeps (1 on a single NATS
+    /// server, 3 on a cluster of three).
+    pub replicas: usize,
+    /// How long a node owns a partition without renewing its lease: how
+    /// soon the others take over the partitions of a node that died.
+    #[serde(with = "duration")]
+    pub lease_ttl: Duration,
+    /// How long a node waits for the owner's answer to an event it
+    /// received before answering 503 (the client retries with the same
+    /// event id, which is safe).
+    #[serde(with = "duration")]
+    pub answer_timeout: Duration,
+    /// How long the stream of decisions keeps them: a node that was away
+    /// longer must start again from a copy of another node's data.
+    #[serde(with = "duration")]
+    pub decision_retention: Duration,
+    /// Prefix of the streams, subjects and buckets, so that several
+    /// clusters can share one NATS (letters, digits, `_`).
+    pub name: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            nats_urls: vec!["nats://127.0.0.1:4222".into()],
+            node_id: String::new(),
+            partitions: 64,
+            replicas: 1,
+            lease_ttl: Duration::from_secs(3),
+            answer_timeout: Duration::from_secs(30),
+            decision_retention: Duration::from_secs(7 * 86_400),
+            name: "custos".into(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Checks the settings a node cannot run without.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.nats_urls.is_empty() {
+            return Err("cluster.nats_urls: give at least one NATS server".into());
+        }
+        let name_ok = |s: &str, extra: &[u8]| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+        };
+        if !self.node_id.is_empty() && !name_ok(&self.node_id, b"-_") {
+            return Err(format!(
+                "cluster.node_id: {:?}: use 1 to 64 letters, digits, - and _",
+                self.node_id
+            ));
+        }
+        if !name_ok(&self.name, b"_") {
+            return Err(format!(
+                "cluster.name: {:?}: use 1 to 64 letters, digits and _",
+                self.name
+            ));
+        }
+        if self.partitions == 0 || self.partitions > 4096 {
+            return Err("cluster.partitions: must be between 1 and 4096".into());
+        }
+        if !(1..=5).contains(&self.replicas) {
+            return Err("cluster.replicas: must be between 1 and 5".into());
+        }
+        if self.lease_ttl < Duration::from_secs(1) {
+            return Err("cluster.lease_ttl: must be at least 1s".into());
+        }
+        if self.answer_timeout <= self.lease_ttl {
+            return Err("cluster.answer_timeout: must be longer than cluster.lease_ttl, or a takeover would time every waiting request out".into());
+        }
+        if self.decision_retention < Duration::from_secs(3600) {
+            return Err("cluster.decision_retention: must be at least 1h".into());
+        }
+        Ok(())
+    }
 }
 
 /// `[store]`: where the event log, snapshots and outbox live.
@@ -277,6 +373,7 @@ impl Default for Config {
             secrets: crate::SecretsConfig::default(),
             store: StoreConfig::default(),
             console: ConsoleConfig::default(),
+            cluster: ClusterConfig::default(),
         }
     }
 }

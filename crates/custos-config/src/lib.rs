@@ -31,7 +31,7 @@ mod rules_dir;
 mod secrets;
 
 pub use config::{
-    Config, ConfigError, ConsoleConfig, DECISION_CREATED, DEFAULT_MAX_FUTURE_SKEW,
+    ClusterConfig, Config, ConfigError, ConsoleConfig, DECISION_CREATED, DEFAULT_MAX_FUTURE_SKEW,
     DEVELOPMENT_API_KEY, EngineConfig, Limits, LoginRiskConfig, MIN_API_KEY_LEN,
     MIN_WEBHOOK_SECRET_LEN, RecordFeatures, RulesConfig, StoreConfig, WebhookDeliveryConfig,
     WebhookEndpointConfig, duration, pattern_matches, webhook_types,

@@ -17,8 +17,8 @@ use crate::messages::{GroupEntry, Job, Note, Reply};
 use crate::snapshots::{self, Backoff, SnapshotDone, SnapshotJob, SnapshotThread};
 use crate::writer;
 use crate::{
-    Atomicity, Command, EngineStats, Outcome, PreparedEvent, RuntimeConfig, RuntimeError,
-    SubmitError, fingerprint,
+    Atomicity, Command, CommitLog, EngineStats, Outcome, PreparedEvent, Replicated, RuntimeConfig,
+    RuntimeError, SubmitError, fingerprint,
 };
 
 /// Groups the engine may decide ahead of the writer's commits.
@@ -90,6 +90,8 @@ pub(crate) struct EngineThread {
     snapshot_backoff: Backoff,
     /// The newest snapshot attempt failed (cleared by the next success).
     last_snapshot_failed: bool,
+    /// Where decided groups go before the store (a cluster's decisions).
+    log: Option<Arc<dyn CommitLog>>,
 }
 
 impl EngineThread {
@@ -99,6 +101,7 @@ impl EngineThread {
         parser: EventParser,
         config: RuntimeConfig,
         rules: Arc<ArcSwap<RuleSet>>,
+        log: Option<Arc<dyn CommitLog>>,
     ) -> Result<EngineThread, RuntimeError> {
         let mut thread = EngineThread {
             engine: Engine::with_features(rules.load_full(), config.features.clone()),
@@ -120,6 +123,7 @@ impl EngineThread {
             snapshot_backoff: Backoff::new(config.snapshot_every_events),
             config,
             last_snapshot_failed: false,
+            log,
         };
         thread.rebuild()?;
         Ok(thread)
@@ -139,7 +143,8 @@ impl EngineThread {
 
     /// The thread's main loop: runs until told to stop or every sender is gone.
     pub(crate) fn run(mut self, mut rx: mpsc::Receiver<Command>) {
-        let (jobs, notes, handle) = writer::spawn(self.store.clone(), GROUPS_AHEAD);
+        let (jobs, notes, handle) =
+            writer::spawn(self.store.clone(), self.log.clone(), GROUPS_AHEAD);
         let handle = match handle {
             Ok(handle) => handle,
             Err(e) => {
@@ -205,6 +210,18 @@ impl EngineThread {
                         Err(SubmitError::ShuttingDown)
                     } else {
                         self.submit(events, atomicity, &mut entries)
+                    };
+                    replies.push(Reply::Submit { reply, result });
+                }
+                Command::Replicate { records, reply } => {
+                    let result = if self.needs_recovery {
+                        Err(SubmitError::Storage(
+                            "engine state is being rebuilt after a store failure".into(),
+                        ))
+                    } else if stop.is_some() {
+                        Err(SubmitError::ShuttingDown)
+                    } else {
+                        self.replicate(records, &mut entries)
                     };
                     replies.push(Reply::Submit { reply, result });
                 }
@@ -538,19 +555,76 @@ impl EngineThread {
         Ok(outcomes)
     }
 
+    /// Applies events decided elsewhere with their decisions; an id already
+    /// stored or waiting for its commit is skipped as a duplicate.
+    fn replicate(
+        &mut self,
+        records: Vec<Replicated>,
+        entries: &mut Vec<GroupEntry>,
+    ) -> Result<Vec<Option<Outcome>>, SubmitError> {
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            let event_id = record.prepared.event.event_id.as_str();
+            let known = if let Some(pending) = self.unconfirmed.get(event_id) {
+                Some(Outcome {
+                    duplicate: true,
+                    ..pending.outcome.clone()
+                })
+            } else if self.seen.contains(&fingerprint(event_id)) {
+                match self.store.get_event(event_id) {
+                    Ok(Some(stored)) => Some(Outcome {
+                        event_id: stored.event_id.clone(),
+                        seq: stored.seq,
+                        decision: decode_decision(&stored)
+                            .map_err(|e| SubmitError::Storage(e.to_string()))?,
+                        duplicate: true,
+                    }),
+                    Ok(None) => None,
+                    Err(e) => return Err(SubmitError::Storage(e.to_string())),
+                }
+            } else {
+                None
+            };
+            if let Some(known) = known {
+                outcomes.push(Some(known));
+                continue;
+            }
+            self.engine.apply(&record.prepared.event, &record.decision);
+            outcomes.push(Some(self.stage(
+                record.prepared,
+                record.decision,
+                record.decision_json,
+                entries,
+            )));
+        }
+        Ok(outcomes)
+    }
+
     fn decide(
         &mut self,
         prepared: PreparedEvent,
         entries: &mut Vec<GroupEntry>,
     ) -> Result<Outcome, SubmitError> {
+        let decision = self.engine.process(&prepared.event);
+        let decision_json = serde_json::to_string(&decision)
+            .map_err(|e| SubmitError::Storage(format!("cannot encode decision: {e}")))?;
+        Ok(self.stage(prepared, decision, decision_json, entries))
+    }
+
+    /// Gives an applied event its seq and stages it for the writer.
+    fn stage(
+        &mut self,
+        prepared: PreparedEvent,
+        decision: Decision,
+        decision_json: String,
+        entries: &mut Vec<GroupEntry>,
+    ) -> Outcome {
         let PreparedEvent {
             event,
             json,
             identity,
+            origin,
         } = prepared;
-        let decision = self.engine.process(&event);
-        let decision_json = serde_json::to_string(&decision)
-            .map_err(|e| SubmitError::Storage(format!("cannot encode decision: {e}")))?;
         let outcome = Outcome {
             event_id: event.event_id.clone(),
             seq: self.next_seq,
@@ -573,8 +647,9 @@ impl EngineThread {
             account_id: event.account_id,
             event_json: json,
             decision_json,
+            origin,
         });
-        Ok(outcome)
+        outcome
     }
 
     /// For a fingerprint hit: `Some(Ok)` when the stored body matches,

@@ -89,7 +89,7 @@ use custos_store::{EventStore, StoreError};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-pub use open::{OpenError, open};
+pub use open::{OpenError, open, open_with_log};
 pub use time_bound::{TimeBound, TimeBoundError};
 
 /// Meta key under which the destination-token key id is kept (public for
@@ -141,6 +141,57 @@ pub struct PreparedEvent {
     /// out because it may change with the databases while the client's
     /// retry stays the same.
     pub identity: u64,
+    /// Where a clustered owner took the event from; `None` outside a cluster.
+    pub origin: Option<Origin>,
+}
+
+/// An event's place in a cluster's input stream: its partition and the
+/// stream sequence it was read at. A [`CommitLog`] publishes it with the
+/// decision, so that the next owner of the partition knows where to go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub partition: u32,
+    pub input_seq: u64,
+}
+
+/// A decided event as a [`CommitLog`] publishes it.
+#[derive(Debug, Clone, Copy)]
+pub struct LoggedRecord<'a> {
+    pub origin: Origin,
+    pub event_id: &'a str,
+    pub account_id: &'a str,
+    pub event_json: &'a str,
+    pub decision_json: &'a str,
+}
+
+/// A log outside the store that a decided group must reach before the store
+/// commits it (a cluster's replicated stream of decisions). Called on the
+/// writer thread with the group's events that carry an [`Origin`]; an error
+/// fails the commit like a store error: nobody is answered and the engine
+/// rebuilds from the store.
+pub trait CommitLog: Send + Sync {
+    fn publish(&self, records: &[LoggedRecord<'_>]) -> Result<(), String>;
+}
+
+/// Sends submissions somewhere else to be decided (a cluster's owner of each
+/// event's partition) instead of this runtime's engine thread.
+pub trait Forward: Send + Sync {
+    fn submit(
+        &self,
+        events: Vec<PreparedEvent>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Vec<Outcome>, SubmitError>> + Send + 'static>,
+    >;
+}
+
+/// An event and the decision another node made for it, to apply here as
+/// it was decided (see [`Runtime::replicate`]).
+#[derive(Debug, Clone)]
+pub struct Replicated {
+    pub prepared: PreparedEvent,
+    pub decision: Decision,
+    /// The decision as the deciding node stored it, stored here verbatim.
+    pub decision_json: String,
 }
 
 /// A fixed-seed 64-bit hash: fingerprints of stored ids are rebuilt at every
@@ -177,8 +228,20 @@ impl PreparedEvent {
             event,
             json,
             identity,
+            origin: None,
         })
     }
+}
+
+/// What the store holds under an event id ([`Runtime::stored`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stored {
+    Absent,
+    /// The same event: its stored outcome, marked `duplicate` (boxed: a
+    /// decision is large beside the other answers).
+    Same(Box<Outcome>),
+    /// Another event under the same id.
+    Different,
 }
 
 /// How a submission treats an event id reused with a different body.
@@ -264,6 +327,12 @@ pub enum InstallError {
     /// It would remove what the live version protects, unconfirmed.
     #[error(transparent)]
     Removes(#[from] RemovalRefused),
+    /// Cluster nodes take their rules from their rules directory at start,
+    /// the same on every node (`docs/cluster.md`).
+    #[error(
+        "this node is part of a cluster: rules are installed from the rules directory of every node at start, not through this api"
+    )]
+    Clustered,
 }
 
 /// Key of the audit record stored beside a rule-set version's source.
@@ -345,6 +414,10 @@ pub(crate) enum Command {
         account_id: String,
         reply: oneshot::Sender<Option<AccountState>>,
     },
+    Replicate {
+        records: Vec<Replicated>,
+        reply: oneshot::Sender<Result<Vec<Option<Outcome>>, SubmitError>>,
+    },
     Stats {
         reply: oneshot::Sender<EngineStats>,
     },
@@ -362,6 +435,7 @@ impl Command {
     fn event_count(&self) -> usize {
         match self {
             Command::Submit { events, .. } => events.len(),
+            Command::Replicate { records, .. } => records.len(),
             _ => 1,
         }
     }
@@ -383,6 +457,9 @@ pub struct Runtime {
     /// store, such as the evidence signing key); none for a runtime started
     /// directly on a store.
     data_dir: Option<std::path::PathBuf>,
+    /// Set when this runtime is a cluster node: submissions go to the owner
+    /// of each event's partition.
+    forward: std::sync::OnceLock<Arc<dyn Forward>>,
 }
 
 /// A submission on its way, for callers that keep several in flight.
@@ -405,6 +482,17 @@ impl Runtime {
         parser: EventParser,
         config: RuntimeConfig,
     ) -> Result<Runtime, RuntimeError> {
+        Runtime::start_with_log(store, parser, config, None)
+    }
+
+    /// [`Runtime::start`], with every commit of events that carry an
+    /// [`Origin`] published to `log` before the store commits it.
+    pub fn start_with_log(
+        store: Arc<dyn EventStore>,
+        parser: EventParser,
+        config: RuntimeConfig,
+        log: Option<Arc<dyn CommitLog>>,
+    ) -> Result<Runtime, RuntimeError> {
         check_token_key(store.as_ref(), &parser)?;
         let rules = Arc::new(ArcSwap::from_pointee(initial_rules(
             store.as_ref(),
@@ -417,6 +505,7 @@ impl Runtime {
             parser.clone(),
             config.clone(),
             rules.clone(),
+            log,
         )?;
         tracing::info!(
             accounts = engine.account_count(),
@@ -438,7 +527,19 @@ impl Runtime {
             rules,
             installing: Mutex::new(()),
             data_dir: None,
+            forward: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Makes this runtime a cluster node: from now on [`Runtime::submit`]
+    /// hands events to `forward`. Only the first call takes effect.
+    pub fn set_forward(&self, forward: Arc<dyn Forward>) {
+        let _ = self.forward.set(forward);
+    }
+
+    /// Whether submissions are forwarded to a cluster.
+    pub fn is_clustered(&self) -> bool {
+        self.forward.get().is_some()
     }
 
     /// Records the data directory this runtime was opened in.
@@ -478,6 +579,9 @@ impl Runtime {
         base: Option<u64>,
         confirmation: Option<&RemovalOverride>,
     ) -> Result<Arc<RuleSet>, InstallError> {
+        if self.is_clustered() {
+            return Err(InstallError::Clustered);
+        }
         let _guard = self.installing.lock().unwrap_or_else(|p| p.into_inner());
         let live = self.rules.load_full();
         if let Some(base) = base
@@ -526,8 +630,12 @@ impl Runtime {
         &self.parser
     }
 
-    /// Decides and durably records a batch of events, all or nothing.
+    /// Decides and durably records a batch of events, all or nothing (in a
+    /// cluster, each event on its own: see [`Runtime::set_forward`]).
     pub async fn submit(&self, events: Vec<PreparedEvent>) -> Result<Vec<Outcome>, SubmitError> {
+        if let Some(forward) = self.forward.get() {
+            return forward.submit(events).await;
+        }
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Command::Submit {
@@ -540,6 +648,67 @@ impl Runtime {
         let answers = answer.await.unwrap_or(Err(SubmitError::ShuttingDown))?;
         // All-or-nothing submissions never skip an event.
         Ok(answers.into_iter().flatten().collect())
+    }
+
+    /// Decides events on this node's engine thread even when clustered (a
+    /// partition's owner); `None` marks an event skipped for an id conflict
+    /// under [`Atomicity::PerEvent`].
+    pub async fn submit_here(
+        &self,
+        events: Vec<PreparedEvent>,
+        atomicity: Atomicity,
+    ) -> Result<Vec<Option<Outcome>>, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Submit {
+                events,
+                atomicity,
+                reply,
+            })
+            .await
+            .map_err(|_| SubmitError::ShuttingDown)?;
+        answer.await.unwrap_or(Err(SubmitError::ShuttingDown))
+    }
+
+    /// Applies events decided elsewhere with their decisions, as recovery
+    /// does, and stores them; an event id already stored is skipped (its
+    /// outcome says `duplicate`). Answers once they are durable.
+    pub async fn replicate(
+        &self,
+        records: Vec<Replicated>,
+    ) -> Result<Vec<Option<Outcome>>, SubmitError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Command::Replicate { records, reply })
+            .await
+            .map_err(|_| SubmitError::ShuttingDown)?;
+        answer.await.unwrap_or(Err(SubmitError::ShuttingDown))
+    }
+
+    /// What the store holds under `event_id`, compared with an event of
+    /// this `identity` ([`PreparedEvent::identity`]); read off the engine
+    /// thread, for a cluster node answering a resend.
+    pub fn stored(&self, event_id: &str, identity: u64) -> Result<Stored, RuntimeError> {
+        let Some(record) = self.store.get_event(event_id)? else {
+            return Ok(Stored::Absent);
+        };
+        let event = engine_thread::decode_event(&self.parser, &record)?;
+        let stored =
+            PreparedEvent::new(event, &self.parser).map_err(|e| RuntimeError::CorruptRecord {
+                seq: record.seq,
+                event_id: record.event_id.clone(),
+                problem: e.to_string(),
+            })?;
+        if stored.identity != identity {
+            return Ok(Stored::Different);
+        }
+        let decision = engine_thread::decode_decision(&record)?;
+        Ok(Stored::Same(Box::new(Outcome {
+            event_id: record.event_id,
+            seq: record.seq,
+            decision,
+            duplicate: true,
+        })))
     }
 
     /// Queues a batch from a blocking context; the ticket yields its answer.

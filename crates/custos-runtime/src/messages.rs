@@ -10,7 +10,7 @@ use std::sync::mpsc as std_mpsc;
 use custos_core::{AccountState, EventType};
 use tokio::sync::oneshot;
 
-use crate::{Outcome, SubmitError};
+use crate::{Origin, Outcome, SubmitError};
 
 /// Kept so that an [`AccountState`] read is answered only after the events
 /// it reflects are durable.
@@ -24,6 +24,8 @@ pub(crate) struct GroupEntry {
     pub event_time: i64,
     pub event_json: String,
     pub decision_json: String,
+    /// Set for an event a cluster owner decided: published to the commit log.
+    pub origin: Option<Origin>,
 }
 
 /// An answer held back until the group it belongs to is durable.

@@ -57,6 +57,16 @@ impl From<RuntimeError> for OpenError {
 /// else SQLite in its data directory with `options`: `custos replay` asks
 /// for [`SqliteOptions::bulk`]) and recovers the engine.
 pub fn open(config: &Config, options: SqliteOptions) -> Result<Runtime, OpenError> {
+    open_with_log(config, options, None)
+}
+
+/// [`open`], for a cluster node: decided groups of the partitions it owns
+/// are published to `log` before the store commits them.
+pub fn open_with_log(
+    config: &Config,
+    options: SqliteOptions,
+    log: Option<Arc<dyn crate::CommitLog>>,
+) -> Result<Runtime, OpenError> {
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir).map_err(|source| OpenError::DataDir {
         path: config.data_dir.display().to_string(),
@@ -95,7 +105,7 @@ pub fn open(config: &Config, options: SqliteOptions) -> Result<Runtime, OpenErro
     if config.engine.record_features == custos_config::RecordFeatures::All {
         features.record = FeatureSet::ALL;
     }
-    let runtime = Runtime::start(
+    let runtime = Runtime::start_with_log(
         store,
         EventParser::new(secrets.tokenizer)
             .with_pii(secrets.pii)
@@ -108,6 +118,7 @@ pub fn open(config: &Config, options: SqliteOptions) -> Result<Runtime, OpenErro
             snapshot_every_events: config.engine.snapshot_every_events,
             ..RuntimeConfig::default()
         },
+        log,
     )?;
     Ok(runtime.with_data_dir(config.data_dir.clone()))
 }

@@ -1182,3 +1182,274 @@ fn whatever_the_parser_accepts_the_store_reads_back_identically() {
     );
     rt.shutdown_blocking().unwrap();
 }
+
+// ---- cluster seams: the commit log, replication, forwarding ----
+
+/// A commit log that records what it was given and refuses while `refuse`
+/// is set.
+#[derive(Default)]
+struct RecordingLog {
+    refuse: AtomicBool,
+    published: std::sync::Mutex<Vec<(Origin, String)>>,
+}
+
+impl CommitLog for RecordingLog {
+    fn publish(&self, records: &[LoggedRecord<'_>]) -> Result<(), String> {
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err("refused by the test".into());
+        }
+        let mut published = self.published.lock().unwrap();
+        for record in records {
+            published.push((record.origin, record.event_id.to_string()));
+        }
+        Ok(())
+    }
+}
+
+fn with_origin(mut prepared: PreparedEvent, partition: u32, input_seq: u64) -> PreparedEvent {
+    prepared.origin = Some(Origin {
+        partition,
+        input_seq,
+    });
+    prepared
+}
+
+#[tokio::test]
+async fn the_commit_log_gets_each_owned_event_before_the_store_and_a_refusal_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let log = Arc::new(RecordingLog::default());
+    let runtime = Runtime::start_with_log(
+        store.clone(),
+        parser(),
+        RuntimeConfig::default(),
+        Some(log.clone() as Arc<dyn CommitLog>),
+    )
+    .unwrap();
+    let story = takeover_story();
+    // Without an origin (a single node's own submission) nothing is published.
+    runtime
+        .submit_here(story[..2].to_vec(), Atomicity::PerEvent)
+        .await
+        .unwrap();
+    assert!(log.published.lock().unwrap().is_empty());
+    let owned: Vec<PreparedEvent> = story[2..10]
+        .iter()
+        .enumerate()
+        .map(|(i, e)| with_origin(e.clone(), 3, 100 + i as u64))
+        .collect();
+    runtime
+        .submit_here(owned, Atomicity::PerEvent)
+        .await
+        .unwrap();
+    {
+        let published = log.published.lock().unwrap();
+        assert_eq!(published.len(), 8);
+        assert_eq!(
+            published[0].0,
+            Origin {
+                partition: 3,
+                input_seq: 100
+            }
+        );
+        assert_eq!(published[7].1, story[9].event.event_id);
+    }
+
+    // Refused: nobody is answered with a decision, nothing is stored, and
+    // the engine rebuilds from the store, so a later try decides afresh.
+    log.refuse.store(true, Ordering::SeqCst);
+    let refused = runtime
+        .submit_here(
+            vec![with_origin(story[10].clone(), 3, 110)],
+            Atomicity::PerEvent,
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(SubmitError::Storage(_))),
+        "{refused:?}"
+    );
+    assert!(
+        store
+            .get_event(&story[10].event.event_id)
+            .unwrap()
+            .is_none()
+    );
+    log.refuse.store(false, Ordering::SeqCst);
+    let rest: Vec<PreparedEvent> = story[10..]
+        .iter()
+        .enumerate()
+        .map(|(i, e)| with_origin(e.clone(), 3, 110 + i as u64))
+        .collect();
+    let mut outcomes = None;
+    // The rebuild runs at the start of the next group; retry until it is done.
+    for _ in 0..50 {
+        match runtime.submit_here(rest.clone(), Atomicity::PerEvent).await {
+            Ok(o) => {
+                outcomes = Some(o);
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+        }
+    }
+    let outcomes: Vec<Outcome> = outcomes
+        .expect("decided after the rebuild")
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(store.last_seq().unwrap(), 23, "20 + 3 events, each once");
+
+    // The same story on a runtime without a log decides the same.
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = start(open(plain_dir.path()), 0);
+    let expected = plain.submit(story).await.unwrap();
+    assert_eq!(actions(&outcomes), actions(&expected[10..]));
+    assert_eq!(outcomes.last().unwrap().decision.action, Action::Hold);
+    runtime.shutdown().await.unwrap();
+    plain.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn replicated_decisions_are_applied_as_made_and_stored_once() {
+    let owner_dir = tempfile::tempdir().unwrap();
+    let owner = start(open(owner_dir.path()), 0);
+    let story = takeover_story();
+    let decided = owner.submit(story.clone()).await.unwrap();
+
+    // What another node would receive: the stored form and the decision.
+    let records: Vec<Replicated> = decided
+        .iter()
+        .map(|o| {
+            let stored = owner.store().get_event(&o.event_id).unwrap().unwrap();
+            let event = engine_thread::decode_event(owner.parser(), &stored).unwrap();
+            Replicated {
+                prepared: PreparedEvent::new(event, owner.parser()).unwrap(),
+                decision: engine_thread::decode_decision(&stored).unwrap(),
+                decision_json: stored.decision_json.clone(),
+            }
+        })
+        .collect();
+    let follower_dir = tempfile::tempdir().unwrap();
+    let follower_store = open(follower_dir.path());
+    let follower = start(follower_store.clone(), 0);
+    let applied = follower.replicate(records.clone()).await.unwrap();
+    assert!(applied.iter().flatten().all(|o| !o.duplicate));
+    for outcome in &decided {
+        let here = follower_store
+            .get_event(&outcome.event_id)
+            .unwrap()
+            .unwrap();
+        let there = owner.store().get_event(&outcome.event_id).unwrap().unwrap();
+        assert_eq!(here.decision_json, there.decision_json);
+        assert_eq!(here.event_json, there.event_json);
+    }
+    // The follower's engine holds the same account state, holds included.
+    let a = owner.account("seller-1").await.unwrap().unwrap();
+    let b = follower.account("seller-1").await.unwrap().unwrap();
+    assert_eq!(
+        serde_json::to_value(&a).unwrap(),
+        serde_json::to_value(&b).unwrap()
+    );
+    assert_eq!(follower.stats().await.unwrap().holds_open, 1);
+
+    // Applied again (a follower reading the stream twice): all duplicates,
+    // nothing stored twice.
+    let again = follower.replicate(records).await.unwrap();
+    assert!(again.iter().flatten().all(|o| o.duplicate));
+    assert_eq!(follower_store.last_seq().unwrap(), decided.len() as u64);
+
+    // And the follower decides the next event of the account as the owner does.
+    let next = ev(
+        "after",
+        32 * 86_400,
+        "payout",
+        json!({"payout_id": "p2", "amount": 1_000, "currency": "GBP"}),
+    );
+    let on_owner = owner.submit(vec![next.clone()]).await.unwrap();
+    let on_follower = follower.submit(vec![next]).await.unwrap();
+    assert_eq!(on_owner[0].decision, on_follower[0].decision);
+    owner.shutdown().await.unwrap();
+    follower.shutdown().await.unwrap();
+}
+
+/// Answers every event with a fixed `block`, as an owner elsewhere would.
+struct BlockEverything;
+
+impl Forward for BlockEverything {
+    fn submit(
+        &self,
+        events: Vec<PreparedEvent>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Vec<Outcome>, SubmitError>> + Send + 'static>,
+    > {
+        Box::pin(async move {
+            let mut decision = custos_core::Decision::from_reasons(
+                std::borrow::Cow::Borrowed("elsewhere"),
+                1,
+                Vec::new(),
+                Vec::new(),
+                Action::Block,
+            );
+            decision.action = Action::Block;
+            Ok(events
+                .into_iter()
+                .map(|e| Outcome {
+                    event_id: e.event.event_id,
+                    seq: 0,
+                    decision: decision.clone(),
+                    duplicate: false,
+                })
+                .collect())
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_clustered_runtime_forwards_submissions_and_refuses_rule_installs() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let runtime = start(store.clone(), 0);
+    assert!(!runtime.is_clustered());
+    runtime.set_forward(Arc::new(BlockEverything));
+    assert!(runtime.is_clustered());
+    let story = takeover_story();
+    let outcomes = runtime.submit(story[..3].to_vec()).await.unwrap();
+    assert!(outcomes.iter().all(|o| o.decision.action == Action::Block));
+    assert_eq!(store.last_seq().unwrap(), 0, "decided elsewhere, not here");
+    // An owner's own submissions still reach this engine.
+    let here = runtime
+        .submit_here(story[..1].to_vec(), Atomicity::PerEvent)
+        .await
+        .unwrap();
+    assert_eq!(here[0].as_ref().unwrap().decision.action, Action::Allow);
+    assert!(matches!(
+        runtime.install_rules(custos_core::rules::default_source()),
+        Err(InstallError::Clustered)
+    ));
+    runtime.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn stored_tells_the_same_event_from_another_under_its_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = start(open(dir.path()), 0);
+    let story = takeover_story();
+    let decided = runtime.submit(story[..1].to_vec()).await.unwrap();
+    let same = runtime
+        .stored(&story[0].event.event_id, story[0].identity)
+        .unwrap();
+    assert_eq!(
+        same,
+        Stored::Same(Box::new(Outcome {
+            duplicate: true,
+            ..decided[0].clone()
+        }))
+    );
+    assert_eq!(
+        runtime
+            .stored(&story[0].event.event_id, story[1].identity)
+            .unwrap(),
+        Stored::Different
+    );
+    assert_eq!(runtime.stored("never", 1).unwrap(), Stored::Absent);
+    runtime.shutdown().await.unwrap();
+}

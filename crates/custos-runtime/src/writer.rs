@@ -8,8 +8,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use custos_store::{EventStore, NewRecord};
 
-use crate::SubmitError;
 use crate::messages::{GroupEntry, Job, Note, Reply};
+use crate::{CommitLog, LoggedRecord, SubmitError};
 
 /// Queued groups are merged into one transaction while it holds fewer events
 /// than this: every merged group saves an fsync and a rewrite of the index
@@ -18,6 +18,7 @@ const MERGE_LIMIT_EVENTS: usize = 262_144;
 
 pub(crate) fn spawn(
     store: Arc<dyn EventStore>,
+    log: Option<Arc<dyn CommitLog>>,
     queue: usize,
 ) -> (
     std_mpsc::SyncSender<Job>,
@@ -28,11 +29,16 @@ pub(crate) fn spawn(
     let (note_tx, notes) = std_mpsc::channel();
     let handle = std::thread::Builder::new()
         .name("custos-writer".into())
-        .spawn(move || run(store.as_ref(), job_rx, note_tx));
+        .spawn(move || run(store.as_ref(), log.as_deref(), job_rx, note_tx));
     (jobs, notes, handle)
 }
 
-fn run(store: &dyn EventStore, jobs: std_mpsc::Receiver<Job>, notes: std_mpsc::Sender<Note>) {
+fn run(
+    store: &dyn EventStore,
+    log: Option<&dyn CommitLog>,
+    jobs: std_mpsc::Receiver<Job>,
+    notes: std_mpsc::Sender<Note>,
+) {
     // Groups of a generation whose commit failed were decided on state the
     // log does not have: refuse them until the engine has rebuilt.
     let mut failed_generation: Option<u64> = None;
@@ -77,7 +83,7 @@ fn run(store: &dyn EventStore, jobs: std_mpsc::Receiver<Job>, notes: std_mpsc::S
                         Err(_) => break,
                     }
                 }
-                match commit(store, &entries) {
+                match publish(log, &entries).and_then(|()| commit(store, &entries)) {
                     Ok(()) => {
                         if let Some(last) = entries.last() {
                             let _ = notes.send(Note::Committed {
@@ -98,6 +104,31 @@ fn run(store: &dyn EventStore, jobs: std_mpsc::Receiver<Job>, notes: std_mpsc::S
             }
         }
     }
+}
+
+/// Publishes the entries a cluster owner decided to the commit log, before
+/// the store has them: what the log refuses is never answered nor stored.
+fn publish(log: Option<&dyn CommitLog>, entries: &[GroupEntry]) -> custos_store::StoreResult<()> {
+    let Some(log) = log else { return Ok(()) };
+    let records: Vec<LoggedRecord<'_>> = entries
+        .iter()
+        .filter_map(|e| {
+            Some(LoggedRecord {
+                origin: e.origin?,
+                event_id: &e.outcome.event_id,
+                account_id: &e.account_id,
+                event_json: &e.event_json,
+                decision_json: &e.decision_json,
+            })
+        })
+        .collect();
+    if records.is_empty() {
+        return Ok(());
+    }
+    let started = Instant::now();
+    let result = log.publish(&records);
+    metrics::histogram!("custos_commit_log_seconds").record(started.elapsed().as_secs_f64());
+    result.map_err(|e| custos_store::StoreError::backend("publish to the commit log", e))
 }
 
 fn commit(store: &dyn EventStore, entries: &[GroupEntry]) -> custos_store::StoreResult<()> {

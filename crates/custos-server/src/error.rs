@@ -187,6 +187,10 @@ error_codes! {
          `override` to install it anyway.";
     RulesChanged = "rules_changed", CONFLICT, InvalidRequest,
         "A list edit raced with another rule-set install; nothing changed. Retry the edit.";
+    RulesInstalledAtStart = "rules_installed_at_start", CONFLICT, InvalidRequest,
+        "A rule-set install or list edit on a cluster node: every node takes its rules from its \
+         rules directory at start, the same on all of them ([cluster.md](cluster.md)). Nothing \
+         changed.";
     PayloadTooLarge = "payload_too_large", PAYLOAD_TOO_LARGE, InvalidRequest,
         "The body is over `limits.max_body_bytes`.";
     BatchTooLarge = "batch_too_large", PAYLOAD_TOO_LARGE, InvalidRequest,

@@ -158,6 +158,9 @@ pub(crate) fn install_source(
             format!("{e}; retry the edit"),
         )),
         Err(InstallError::Removes(refused)) => Err(removal_refused(refused)),
+        Err(e @ InstallError::Clustered) => {
+            Err(ApiError::new(Code::RulesInstalledAtStart, e.to_string()))
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod backup;
 mod bench;
+mod cluster;
 mod demo;
 mod evaluate;
 mod evidence;
@@ -90,13 +91,17 @@ enum Command {
     /// anywhere).
     #[command(subcommand)]
     Tokens(evidence::TokensCommand),
+    /// Cluster mode (`custos serve --cluster`): show the nodes, the owner
+    /// of each partition, the events waiting and each replica's lag.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("CUSTOS_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,async_nats=warn")),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -118,6 +123,7 @@ fn main() -> ExitCode {
         Command::Users(args) => users::run(args),
         Command::Evidence(command) => evidence::run(command),
         Command::Tokens(command) => evidence::run_tokens(command),
+        Command::Cluster(command) => cluster::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,6 +2,7 @@
 //! Ctrl-C; then requests in flight finish and the store closes cleanly.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use custos_config::{Config, Overrides};
 use custos_core::rules::RemovalOverride;
@@ -33,10 +34,17 @@ pub struct ServeArgs {
     /// Who confirms the removal (required with --confirm-removal).
     #[arg(long, value_name = "NAME")]
     override_analyst: Option<String>,
+    /// Run as one node of a cluster over NATS JetStream (settings under
+    /// `[cluster]`, docs/cluster.md).
+    #[arg(long)]
+    cluster: bool,
+    /// This node's id in the cluster; overrides `cluster.node_id`.
+    #[arg(long, value_name = "ID", requires = "cluster")]
+    node_id: Option<String>,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let config = custos_config::load(
+    let mut config = custos_config::load(
         args.config.as_deref(),
         Overrides {
             listen: args.listen,
@@ -49,6 +57,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             ),
         },
     )?;
+    if let Some(node_id) = args.node_id {
+        config.cluster.node_id = node_id;
+    }
+    if args.cluster {
+        return serve_clustered(config);
+    }
     serve(config)
 }
 
@@ -84,6 +98,58 @@ pub(crate) fn serve(config: Config) -> anyhow::Result<()> {
                 anyhow::bail!("the http server stopped unexpectedly");
             }
         }
+        server.stop().await?;
+        tracing::info!("stopped cleanly");
+        Ok(())
+    })
+}
+
+/// One node of a cluster: the runtime publishes the decisions of the
+/// partitions it owns before its store commits them, and every event it
+/// receives goes to its partition's owner.
+fn serve_clustered(config: Config) -> anyhow::Result<()> {
+    config.cluster.validate().map_err(|e| anyhow::anyhow!(e))?;
+    if !config.webhooks.is_empty() {
+        // Every node stores every event and would send every webhook, each
+        // under its own ids (docs/cluster.md).
+        anyhow::bail!(
+            "webhooks: not supported in cluster mode yet: every node would send each webhook; \
+             remove the [[webhooks]] tables from this node's config"
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("custos-http")
+        .build()?;
+    runtime.block_on(async {
+        let cluster = &config.cluster;
+        let node = custos_cluster::node_id(cluster);
+        let client = custos_cluster::connect(cluster).await?;
+        let log = Arc::new(custos_cluster::NatsLog::new(
+            client.clone(),
+            custos_cluster::Names::new(&cluster.name),
+            node.clone(),
+        ));
+        let engine = Arc::new(custos_runtime::open_with_log(
+            &config,
+            custos_store::SqliteOptions::default(),
+            Some(log.clone() as Arc<dyn custos_runtime::CommitLog>),
+        )?);
+        let node_handle =
+            custos_cluster::ClusterNode::start(cluster, client, engine.clone(), log).await?;
+        let mut server = custos_server::start_with_runtime(config.clone(), engine).await?;
+        tracing::info!(node = %node, "cluster node serving");
+        tokio::select! {
+            _ = shutdown_signal() => {
+                tracing::info!("shutting down: handing the partitions over");
+            }
+            _ = server.wait() => {
+                anyhow::bail!("the http server stopped unexpectedly");
+            }
+        }
+        // Hand over first: requests in flight for this node's partitions
+        // are then decided by the next owners while the server finishes them.
+        node_handle.stop().await;
         server.stop().await?;
         tracing::info!("stopped cleanly");
         Ok(())

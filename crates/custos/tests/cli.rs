@@ -10,6 +10,9 @@ use serde_json::{Value, json};
 #[path = "cli/rotate.rs"]
 mod rotate;
 
+#[path = "cli/cluster.rs"]
+mod cluster;
+
 const BIN: &str = env!("CARGO_BIN_EXE_custos");
 
 /// Runs `custos` with `args`, asserts it succeeded, and returns its stdout.
