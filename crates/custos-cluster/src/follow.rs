@@ -130,7 +130,7 @@ async fn follow(
     from: u64,
 ) -> Result<(), String> {
     let mut reader =
-        OrderedReader::new(client, stream.clone(), subjects.to_string(), from - 1).await?;
+        OrderedReader::new(client, stream.clone(), subjects.to_string(), true, from - 1).await?;
     loop {
         let chunk = reader.next_batch(MAX_CHUNK).await?;
         let Some(last) = chunk.last().map(|m| m.sequence) else {

@@ -26,6 +26,7 @@ use custos_runtime::{Forward, Outcome, PreparedEvent, Runtime, Stored, SubmitErr
 use futures_util::StreamExt;
 use tokio::sync::oneshot;
 
+use crate::log::publish_with_retry;
 use crate::wire::{Answer, AnswerErrorKind, REPLY_HEADER};
 use crate::{ClusterError, Names, partition_of};
 
@@ -161,7 +162,7 @@ impl Inner {
             }
         }
         let deadline = Instant::now() + self.timeout;
-        let mut pending = Vec::new();
+        let mut publishes = Vec::new();
         for (index, prepared) in events.iter().enumerate() {
             if known[index].is_some() {
                 continue;
@@ -172,50 +173,33 @@ impl Inner {
             let mut headers = async_nats::HeaderMap::new();
             headers.insert("Nats-Msg-Id", event_id);
             headers.insert(REPLY_HEADER, self.reply_subject.as_str());
-            let sent = self
-                .js
-                .publish_with_headers(
-                    self.names.events_subject(partition),
-                    headers,
-                    prepared.json.clone().into(),
-                )
-                .await;
-            match sent {
-                Ok(ack) => pending.push((index, partition, ack, answer)),
-                Err(e) => {
-                    self.forget(event_id);
+            let subject = self.names.events_subject(partition);
+            let js = self.js.clone();
+            let payload = bytes::Bytes::from(prepared.json.clone());
+            publishes.push(async move {
+                let stored = publish_with_retry(&js, subject, headers, payload, deadline).await;
+                (index, partition, stored, answer)
+            });
+        }
+        let mut waits = Vec::with_capacity(publishes.len());
+        for (index, partition, stored, answer) in futures_util::future::join_all(publishes).await {
+            match stored {
+                // A resend JetStream dropped as a duplicate is answered the
+                // same way: by the owner, or from the store.
+                Ok(_) => waits.push((index, partition, answer)),
+                Err(failure) => {
+                    self.forget(&events[index].event.event_id);
                     return Err(SubmitError::Storage(format!(
-                        "cannot hand event {index} to the cluster: {e}"
+                        "the cluster did not store event {index}: {}; retry with the same event_id",
+                        failure.message
                     )));
                 }
             }
         }
-        let mut waits = Vec::with_capacity(pending.len());
-        for (index, partition, ack, answer) in pending {
-            let event_id = events[index].event.event_id.as_str();
-            match tokio::time::timeout_at(deadline.into(), ack).await {
-                Ok(Ok(ack)) => waits.push((index, partition, ack.duplicate, answer)),
-                Ok(Err(e)) => {
-                    self.forget(event_id);
-                    return Err(SubmitError::Storage(format!(
-                        "the cluster did not store event {index}: {e}; retry with the same event_id"
-                    )));
-                }
-                Err(_) => {
-                    self.forget(event_id);
-                    return Err(SubmitError::Storage(format!(
-                        "the cluster did not acknowledge event {index} within {:?}; retry with the same event_id",
-                        self.timeout
-                    )));
-                }
-            }
-        }
-        for (index, partition, duplicate, answer) in waits {
+        for (index, partition, answer) in waits {
             let prepared = &events[index];
             let outcome = self
-                .answer_of(
-                    &runtime, prepared, index, partition, duplicate, answer, deadline,
-                )
+                .answer_of(&runtime, prepared, index, partition, answer, deadline)
                 .await;
             if outcome.is_err() {
                 self.forget(&prepared.event.event_id);
@@ -228,14 +212,12 @@ impl Inner {
     /// Waits for the owner's answer; for an event JetStream dropped as a
     /// resend, the answer may have gone to another request, so the store
     /// is asked too, until the decision has reached it.
-    #[allow(clippy::too_many_arguments)]
     async fn answer_of(
         &self,
         runtime: &Runtime,
         prepared: &PreparedEvent,
         index: usize,
         partition: u32,
-        duplicate: bool,
         mut answer: oneshot::Receiver<Answer>,
         deadline: Instant,
     ) -> Result<Outcome, SubmitError> {
@@ -244,11 +226,7 @@ impl Inner {
             // A resend's answer may have gone to the first request; and an
             // owner that died between its commit and its answer sends none:
             // either way the decision reaches this node's store.
-            let poll = if duplicate {
-                Duration::from_millis(20)
-            } else {
-                Duration::from_millis(500)
-            };
+            let poll = Duration::from_millis(100);
             let wake = (Instant::now() + poll).min(deadline);
             tokio::select! {
                 received = &mut answer => {

@@ -71,6 +71,9 @@ pub use names::Names;
 /// election delays commits rather than failing them.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// How long a read of a stream may take before it is asked again.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Why a cluster node did not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -180,9 +183,12 @@ impl ClusterNode {
         let mut js = jetstream::new(client.clone());
         js.set_timeout(REQUEST_TIMEOUT);
         names::ensure(&js, &names, config).await?;
+        // Reads are retried from where they stopped: one sent to a server
+        // that died is better given up soon.
+        let mut read_js = js.clone();
+        read_js.set_timeout(READ_TIMEOUT);
         let follower =
-            follow::Follower::start(js.clone(), names.clone(), node.clone(), runtime.clone())
-                .await?;
+            follow::Follower::start(read_js, names.clone(), node.clone(), runtime.clone()).await?;
         let ingest = ingest::Ingest::start(
             client.clone(),
             js.clone(),

@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, context::PublishErrorKind};
 use custos_runtime::{CommitLog, LoggedRecord};
@@ -107,89 +107,16 @@ impl NatsLog {
         batches
     }
 
+    /// Every partition's batches at once; each partition's one after
+    /// another (each expects the one before it).
     async fn publish_all(&self, batches: BTreeMap<u32, Vec<DecisionBatch>>) -> Result<(), String> {
-        let mut queues: Vec<(u32, std::vec::IntoIter<DecisionBatch>)> = batches
+        let partitions = batches
             .into_iter()
-            .map(|(p, list)| (p, list.into_iter()))
-            .collect();
-        let mut failure: Option<String> = None;
-        // Round by round: one message per partition in flight at a time
-        // (each expects the one before it), all partitions at once.
-        loop {
-            let mut in_flight = Vec::new();
-            for (partition, queue) in &mut queues {
-                let Some(batch) = queue.next() else { continue };
-                let expected = match self.positions().last.get(partition) {
-                    Some(last) => *last,
-                    None => {
-                        failure.get_or_insert(format!(
-                            "partition {partition} is not owned by this node any more"
-                        ));
-                        continue;
-                    }
-                };
-                let payload = match serde_json::to_vec(&batch) {
-                    Ok(payload) => payload,
-                    Err(e) => {
-                        failure.get_or_insert(format!("cannot encode decisions: {e}"));
-                        continue;
-                    }
-                };
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert(
-                    "Nats-Expected-Last-Subject-Sequence",
-                    expected.to_string().as_str(),
-                );
-                let sent = self
-                    .js
-                    .publish_with_headers(
-                        self.names.decisions_subject(*partition),
-                        headers,
-                        payload.into(),
-                    )
-                    .await;
-                match sent {
-                    Ok(ack) => in_flight.push((*partition, ack)),
-                    Err(e) => {
-                        self.positions().last.remove(partition);
-                        failure.get_or_insert(format!("publish to partition {partition}: {e}"));
-                    }
-                }
-            }
-            if in_flight.is_empty() {
-                break;
-            }
-            for (partition, ack) in in_flight {
-                let outcome = tokio::time::timeout(ACK_TIMEOUT, ack).await;
-                let mut positions = self.positions();
-                match outcome {
-                    Ok(Ok(ack)) => {
-                        // Released meanwhile: not this node's to track.
-                        if let Some(last) = positions.last.get_mut(&partition) {
-                            *last = ack.sequence;
-                        }
-                    }
-                    Ok(Err(e)) => {
-                        // Where the partition now ends is unknown to this
-                        // node: its owner task reads it again.
-                        positions.last.remove(&partition);
-                        if e.kind() == PublishErrorKind::WrongLastSequence {
-                            positions.fenced.insert(partition);
-                            tracing::warn!(
-                                partition,
-                                "another node added to this partition's decisions; stopping"
-                            );
-                            metrics::counter!("custos_cluster_fenced_total").increment(1);
-                        }
-                        failure.get_or_insert(format!("partition {partition}: {e}"));
-                    }
-                    Err(_) => {
-                        positions.last.remove(&partition);
-                        failure.get_or_insert(format!(
-                            "partition {partition}: no acknowledgement within {ACK_TIMEOUT:?}"
-                        ));
-                    }
-                }
+            .map(|(partition, list)| self.publish_partition(partition, list));
+        let mut failure = None;
+        for result in futures_util::future::join_all(partitions).await {
+            if let Err(e) = result {
+                failure.get_or_insert(e);
             }
         }
         match failure {
@@ -197,6 +124,128 @@ impl NatsLog {
             None => Ok(()),
         }
     }
+
+    async fn publish_partition(
+        &self,
+        partition: u32,
+        batches: Vec<DecisionBatch>,
+    ) -> Result<(), String> {
+        for batch in batches {
+            let expected = self
+                .positions()
+                .last
+                .get(&partition)
+                .copied()
+                .ok_or_else(|| {
+                    format!("partition {partition} is not owned by this node any more")
+                })?;
+            let payload =
+                serde_json::to_vec(&batch).map_err(|e| format!("cannot encode decisions: {e}"))?;
+            let mut headers = async_nats::HeaderMap::new();
+            headers.insert(
+                "Nats-Expected-Last-Subject-Sequence",
+                expected.to_string().as_str(),
+            );
+            // A resend after a lost acknowledgement is stored once. The node
+            // is in the id so that another node's message at the same place
+            // is refused for its expectation, not taken for this one.
+            let id = format!("{}.{partition}.{expected}", self.node);
+            headers.insert("Nats-Msg-Id", id.as_str());
+            let published = publish_with_retry(
+                &self.js,
+                self.names.decisions_subject(partition),
+                headers,
+                payload.into(),
+                Instant::now() + ACK_TIMEOUT,
+            )
+            .await;
+            let mut positions = self.positions();
+            match published {
+                Ok(sequence) => {
+                    // Released meanwhile: not this node's to track.
+                    if let Some(last) = positions.last.get_mut(&partition) {
+                        *last = sequence;
+                    }
+                }
+                Err(failure) => {
+                    // Where the partition now ends is unknown to this node:
+                    // its owner task reads it again.
+                    positions.last.remove(&partition);
+                    if failure.fenced {
+                        positions.fenced.insert(partition);
+                        tracing::warn!(
+                            partition,
+                            "another node added to this partition's decisions; stopping"
+                        );
+                        metrics::counter!("custos_cluster_fenced_total").increment(1);
+                    }
+                    return Err(format!("partition {partition}: {}", failure.message));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a publish failed.
+pub(crate) struct PublishFailure {
+    pub message: String,
+    /// JetStream refused the expected last sequence.
+    pub fenced: bool,
+}
+
+/// How long one attempt waits for its acknowledgement before the same
+/// message (same id, so stored at most once) is sent again: a publish sent
+/// to a server that died is never acknowledged, and the client has already
+/// moved to another server.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Publishes until acknowledged or `deadline`; the message must carry a
+/// `Nats-Msg-Id`. The stream sequence it was stored at.
+pub(crate) async fn publish_with_retry(
+    js: &jetstream::Context,
+    subject: String,
+    headers: async_nats::HeaderMap,
+    payload: bytes::Bytes,
+    deadline: Instant,
+) -> Result<u64, PublishFailure> {
+    let mut last_error = String::from("no attempt");
+    while Instant::now() < deadline {
+        let attempt_ends = (Instant::now() + ATTEMPT_TIMEOUT).min(deadline);
+        let sent = js
+            .publish_with_headers(subject.clone(), headers.clone(), payload.clone())
+            .await;
+        let ack = match sent {
+            Ok(ack) => ack,
+            Err(e) => {
+                last_error = e.to_string();
+                tokio::time::sleep_until(attempt_ends.into()).await;
+                continue;
+            }
+        };
+        match tokio::time::timeout_at(attempt_ends.into(), ack).await {
+            Ok(Ok(ack)) => return Ok(ack.sequence),
+            Ok(Err(e)) if e.kind() == PublishErrorKind::WrongLastSequence => {
+                return Err(PublishFailure {
+                    message: e.to_string(),
+                    fenced: true,
+                });
+            }
+            // Anything else is retried until the deadline: while NATS
+            // moves a stream's leader after a server died, publishes are
+            // answered "no stream" or not at all for a few seconds.
+            Ok(Err(e)) => {
+                last_error = e.to_string();
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(_) => last_error = format!("no acknowledgement within {ATTEMPT_TIMEOUT:?}"),
+        }
+        metrics::counter!("custos_cluster_publish_retries_total").increment(1);
+    }
+    Err(PublishFailure {
+        message: format!("not acknowledged in time: {last_error}"),
+        fenced: false,
+    })
 }
 
 impl CommitLog for NatsLog {

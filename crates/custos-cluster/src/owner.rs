@@ -164,6 +164,7 @@ async fn decide_partition(
         &context.client,
         events,
         names.events_subject(partition),
+        false,
         input_seq,
     )
     .await?;

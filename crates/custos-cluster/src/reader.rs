@@ -18,20 +18,28 @@ use futures_util::StreamExt;
 /// was stored).
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
+/// Reads asked for at once when reading a whole stream by sequence.
+const PIPELINE: usize = 64;
+
 pub(crate) struct OrderedReader {
     stream: jetstream::stream::Stream,
     subject: String,
+    /// Every message of the stream is wanted: read by sequence, many reads
+    /// in flight, instead of one `next_by_subj` after another.
+    whole_stream: bool,
     /// The last sequence read.
     position: u64,
     wake: async_nats::Subscriber,
 }
 
 impl OrderedReader {
-    /// Reads `subject` (wildcards allowed) of `stream` after `position`.
+    /// Reads `subject` (wildcards allowed) of `stream` after `position`;
+    /// `whole_stream`: the subject covers every message of the stream.
     pub(crate) async fn new(
         client: &async_nats::Client,
         stream: jetstream::stream::Stream,
         subject: String,
+        whole_stream: bool,
         position: u64,
     ) -> Result<OrderedReader, String> {
         // Subscribed first: a message stored after the first read still
@@ -43,6 +51,7 @@ impl OrderedReader {
         Ok(OrderedReader {
             stream,
             subject,
+            whole_stream,
             position,
             wake,
         })
@@ -60,8 +69,15 @@ impl OrderedReader {
     }
 
     async fn read_available(&mut self, max: usize) -> Result<Vec<StreamMessage>, String> {
-        // Wake-ups are only hints: drop the ones already queued.
-        while let Some(Some(_)) = futures_util::FutureExt::now_or_never(self.wake.next()) {}
+        // Wake-ups are only hints: take the ones already queued, counting
+        // them (about one per new message).
+        let mut woken = 0;
+        while let Some(Some(_)) = futures_util::FutureExt::now_or_never(self.wake.next()) {
+            woken += 1;
+        }
+        if self.whole_stream {
+            return self.read_by_sequence(max, woken).await;
+        }
         let mut batch = Vec::new();
         while batch.len() < max {
             match self
@@ -83,6 +99,49 @@ impl OrderedReader {
                         self.subject, self.position
                     ));
                 }
+            }
+        }
+        Ok(batch)
+    }
+
+    /// The messages after the position by sequence; stops at the first
+    /// sequence not (yet) stored. As many reads in flight as wake-ups came
+    /// (at least one), doubling while every read finds its message, up to
+    /// [`PIPELINE`]: reads past the end cost the server a request each.
+    async fn read_by_sequence(
+        &mut self,
+        max: usize,
+        woken: usize,
+    ) -> Result<Vec<StreamMessage>, String> {
+        let mut batch = Vec::new();
+        let mut window = woken.clamp(1, PIPELINE);
+        while batch.len() < max {
+            let want = (max - batch.len()).min(window) as u64;
+            window = (window * 2).min(PIPELINE);
+            let start = self.position + 1;
+            let reads = (start..start + want).map(|seq| self.stream.get_raw_message(seq));
+            let mut reached_end = false;
+            for result in futures_util::future::join_all(reads).await {
+                match result {
+                    Ok(message) => {
+                        self.position = message.sequence;
+                        batch.push(message);
+                    }
+                    Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => {
+                        reached_end = true;
+                        break;
+                    }
+                    Err(e) => {
+                        return Err(format!(
+                            "cannot read {} at {}: {e}",
+                            self.subject,
+                            self.position + 1
+                        ));
+                    }
+                }
+            }
+            if reached_end {
+                break;
             }
         }
         Ok(batch)

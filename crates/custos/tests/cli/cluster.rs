@@ -266,6 +266,10 @@ impl ClusterLoad {
         self.acknowledged.lock().unwrap().len()
     }
 
+    fn refused_count(&self) -> usize {
+        self.refused.lock().unwrap().len()
+    }
+
     fn wait_for_more(&self, more: usize, within: Duration) {
         let target = self.acknowledged_count() + more;
         let deadline = Instant::now() + within;
@@ -380,7 +384,34 @@ fn a_three_node_cluster_loses_no_acknowledged_event_when_a_node_or_a_nats_server
     nodes[1].start();
     wait_ready(nodes[1].port);
     load.wait_for_more(200, Duration::from_secs(60));
+
+    // A rolling restart: node c is stopped (SIGTERM) under load. It hands
+    // its partitions over before it stops; no request is refused for it
+    // (clients whose connection it closes send their next event elsewhere).
+    let refused_before = load.refused_count();
+    let handing_over = Instant::now();
+    assert!(
+        nodes[2].process.as_mut().unwrap().terminate(),
+        "node c did not stop cleanly"
+    );
+    let stopped_in = handing_over.elapsed();
+    let owned = wait_for_owners(&config, &["a", "b"], 12, Duration::from_secs(60));
+    load.wait_for_more(200, Duration::from_secs(60));
+    let refused_in_handover = load.refused_count() - refused_before;
+    eprintln!(
+        "node c stopped in {stopped_in:?}, its partitions owned by a and b {owned:?} after; \
+         {refused_in_handover} requests refused meanwhile"
+    );
+    nodes[2].start();
+    wait_ready(nodes[2].port);
+    load.wait_for_more(200, Duration::from_secs(60));
     let (acknowledged, refused) = load.stop();
+    assert_eq!(
+        refused_in_handover,
+        0,
+        "requests refused during the hand-over: {:?}",
+        &refused[refused_before..(refused_before + 5).min(refused.len())]
+    );
     eprintln!(
         "{} events acknowledged, {} refusals (clients moved on), node b down {:?}",
         acknowledged.len(),
