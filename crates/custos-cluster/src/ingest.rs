@@ -186,7 +186,7 @@ impl Inner {
             match stored {
                 // A resend JetStream dropped as a duplicate is answered the
                 // same way: by the owner, or from the store.
-                Ok(_) => waits.push((index, partition, answer)),
+                Ok(published) => waits.push((index, partition, published.duplicate, answer)),
                 Err(failure) => {
                     self.forget(&events[index].event.event_id);
                     return Err(SubmitError::Storage(format!(
@@ -196,10 +196,12 @@ impl Inner {
                 }
             }
         }
-        for (index, partition, answer) in waits {
+        for (index, partition, duplicate, answer) in waits {
             let prepared = &events[index];
             let outcome = self
-                .answer_of(&runtime, prepared, index, partition, answer, deadline)
+                .answer_of(
+                    &runtime, prepared, index, partition, duplicate, answer, deadline,
+                )
                 .await;
             if outcome.is_err() {
                 self.forget(&prepared.event.event_id);
@@ -209,24 +211,30 @@ impl Inner {
         Ok(known.into_iter().flatten().collect())
     }
 
-    /// Waits for the owner's answer; for an event JetStream dropped as a
-    /// resend, the answer may have gone to another request, so the store
-    /// is asked too, until the decision has reached it.
+    /// Waits for the owner's answer, asking the store too: the answer to
+    /// an event JetStream dropped as a resend (`duplicate`) may have gone
+    /// to the first request, and an owner that died between its commit and
+    /// its answer sends none; either way the decision reaches this node's
+    /// store. A resend is looked up at once and often, any other event only
+    /// once it has waited a second.
+    #[allow(clippy::too_many_arguments)]
     async fn answer_of(
         &self,
         runtime: &Runtime,
         prepared: &PreparedEvent,
         index: usize,
         partition: u32,
+        duplicate: bool,
         mut answer: oneshot::Receiver<Answer>,
         deadline: Instant,
     ) -> Result<Outcome, SubmitError> {
         let event_id = prepared.event.event_id.as_str();
+        let mut poll = if duplicate {
+            Duration::from_millis(20)
+        } else {
+            Duration::from_secs(1)
+        };
         loop {
-            // A resend's answer may have gone to the first request; and an
-            // owner that died between its commit and its answer sends none:
-            // either way the decision reaches this node's store.
-            let poll = Duration::from_millis(100);
             let wake = (Instant::now() + poll).min(deadline);
             tokio::select! {
                 received = &mut answer => {
@@ -237,18 +245,16 @@ impl Inner {
                 }
                 _ = tokio::time::sleep_until(wake.into()) => {}
             }
-            {
-                match runtime.stored(event_id, prepared.identity) {
-                    Ok(Stored::Same(outcome)) => return Ok(*outcome),
-                    Ok(Stored::Different) => {
-                        return Err(SubmitError::Conflict {
-                            index,
-                            event_id: event_id.to_string(),
-                        });
-                    }
-                    Ok(Stored::Absent) => {}
-                    Err(e) => return Err(SubmitError::Storage(e.to_string())),
+            match runtime.stored(event_id, prepared.identity) {
+                Ok(Stored::Same(outcome)) => return Ok(*outcome),
+                Ok(Stored::Different) => {
+                    return Err(SubmitError::Conflict {
+                        index,
+                        event_id: event_id.to_string(),
+                    });
                 }
+                Ok(Stored::Absent) => poll = poll.min(Duration::from_millis(250)),
+                Err(e) => return Err(SubmitError::Storage(e.to_string())),
             }
             if Instant::now() >= deadline {
                 metrics::counter!("custos_cluster_answer_timeouts_total").increment(1);

@@ -50,12 +50,7 @@ pub struct NodeBeat {
 /// FNV-1a over the rule set's source as JSON, in hex.
 fn rules_digest(runtime: &Runtime) -> String {
     let source = serde_json::to_string(runtime.rules().source()).unwrap_or_default();
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in source.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+    format!("{:016x}", crate::fnv1a(source.as_bytes()))
 }
 
 struct Held {

@@ -107,12 +107,14 @@ impl ClusterError {
 /// Fixed for the life of a cluster (stored events were routed by it), so
 /// written out here rather than taken from a hasher that may change.
 pub fn partition_of(account_id: &str, partitions: u32) -> u32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in account_id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (hash % u64::from(partitions.max(1))) as u32
+    (fnv1a(account_id.as_bytes()) % u64::from(partitions.max(1))) as u32
+}
+
+/// 64-bit FNV-1a.
+pub(crate) fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The node id: the configured one, else the host name.

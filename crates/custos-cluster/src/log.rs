@@ -161,10 +161,10 @@ impl NatsLog {
             .await;
             let mut positions = self.positions();
             match published {
-                Ok(sequence) => {
+                Ok(published) => {
                     // Released meanwhile: not this node's to track.
                     if let Some(last) = positions.last.get_mut(&partition) {
-                        *last = sequence;
+                        *last = published.sequence;
                     }
                 }
                 Err(failure) => {
@@ -187,6 +187,13 @@ impl NatsLog {
     }
 }
 
+/// Where a publish was stored.
+pub(crate) struct Published {
+    pub sequence: u64,
+    /// JetStream had the message id already: this is the earlier message.
+    pub duplicate: bool,
+}
+
 /// Why a publish failed.
 pub(crate) struct PublishFailure {
     pub message: String,
@@ -201,14 +208,14 @@ pub(crate) struct PublishFailure {
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Publishes until acknowledged or `deadline`; the message must carry a
-/// `Nats-Msg-Id`. The stream sequence it was stored at.
+/// `Nats-Msg-Id`.
 pub(crate) async fn publish_with_retry(
     js: &jetstream::Context,
     subject: String,
     headers: async_nats::HeaderMap,
     payload: bytes::Bytes,
     deadline: Instant,
-) -> Result<u64, PublishFailure> {
+) -> Result<Published, PublishFailure> {
     let mut last_error = String::from("no attempt");
     while Instant::now() < deadline {
         let attempt_ends = (Instant::now() + ATTEMPT_TIMEOUT).min(deadline);
@@ -224,7 +231,12 @@ pub(crate) async fn publish_with_retry(
             }
         };
         match tokio::time::timeout_at(attempt_ends.into(), ack).await {
-            Ok(Ok(ack)) => return Ok(ack.sequence),
+            Ok(Ok(ack)) => {
+                return Ok(Published {
+                    sequence: ack.sequence,
+                    duplicate: ack.duplicate,
+                });
+            }
             Ok(Err(e)) if e.kind() == PublishErrorKind::WrongLastSequence => {
                 return Err(PublishFailure {
                     message: e.to_string(),

@@ -18,7 +18,7 @@ use crate::snapshots::{self, Backoff, SnapshotDone, SnapshotJob, SnapshotThread}
 use crate::writer;
 use crate::{
     Atomicity, Command, CommitLog, EngineStats, Outcome, PreparedEvent, Replicated, RuntimeConfig,
-    RuntimeError, SubmitError, fingerprint,
+    RuntimeError, Stored, SubmitError, fingerprint,
 };
 
 /// Groups the engine may decide ahead of the writer's commits.
@@ -202,26 +202,16 @@ impl EngineThread {
                     atomicity,
                     reply,
                 } => {
-                    let result = if self.needs_recovery {
-                        Err(SubmitError::Storage(
-                            "engine state is being rebuilt after a store failure".into(),
-                        ))
-                    } else if stop.is_some() {
-                        Err(SubmitError::ShuttingDown)
-                    } else {
-                        self.submit(events, atomicity, &mut entries)
+                    let result = match self.refusal(stop.is_some()) {
+                        Some(refused) => Err(refused),
+                        None => self.submit(events, atomicity, &mut entries),
                     };
                     replies.push(Reply::Submit { reply, result });
                 }
                 Command::Replicate { records, reply } => {
-                    let result = if self.needs_recovery {
-                        Err(SubmitError::Storage(
-                            "engine state is being rebuilt after a store failure".into(),
-                        ))
-                    } else if stop.is_some() {
-                        Err(SubmitError::ShuttingDown)
-                    } else {
-                        self.replicate(records, &mut entries)
+                    let result = match self.refusal(stop.is_some()) {
+                        Some(refused) => Err(refused),
+                        None => self.replicate(records, &mut entries),
                     };
                     replies.push(Reply::Submit { reply, result });
                 }
@@ -510,10 +500,11 @@ impl EngineThread {
                     Plan::Conflict
                 }
             } else if self.seen.contains(&fingerprint(&event.event_id)) {
-                match self.stored_outcome(&event.event_id, identity) {
-                    Ok(Some(Ok(outcome))) => Plan::Stored(Box::new(outcome)),
-                    Ok(Some(Err(()))) => Plan::Conflict,
-                    Ok(None) => Plan::New,
+                match stored(self.store.as_ref(), &self.parser, &event.event_id, identity) {
+                    Ok(Stored::Same(outcome)) => Plan::Stored(outcome),
+                    Ok(Stored::Different) => Plan::Conflict,
+                    // A fingerprint collision: the id is not stored after all.
+                    Ok(Stored::Absent) => Plan::New,
                     Err(e) => return Err(SubmitError::Storage(e.to_string())),
                 }
             } else {
@@ -553,6 +544,19 @@ impl EngineThread {
             outcomes.push(outcome);
         }
         Ok(outcomes)
+    }
+
+    /// Why new events cannot be taken now, if they cannot.
+    fn refusal(&self, stopping: bool) -> Option<SubmitError> {
+        if self.needs_recovery {
+            Some(SubmitError::Storage(
+                "engine state is being rebuilt after a store failure".into(),
+            ))
+        } else if stopping {
+            Some(SubmitError::ShuttingDown)
+        } else {
+            None
+        }
     }
 
     /// Applies events decided elsewhere with their decisions; an id already
@@ -652,37 +656,6 @@ impl EngineThread {
         outcome
     }
 
-    /// For a fingerprint hit: `Some(Ok)` when the stored body matches,
-    /// `Some(Err)` when it differs, `None` when the id is not stored after
-    /// all (a fingerprint collision).
-    fn stored_outcome(
-        &self,
-        event_id: &str,
-        identity: u64,
-    ) -> Result<Option<Result<Outcome, ()>>, RuntimeError> {
-        let Some(record) = self.store.get_event(event_id)? else {
-            return Ok(None);
-        };
-        let stored = decode_event(&self.parser, &record)?;
-        // The same encoding as a fresh submission's, so the same identity.
-        let stored =
-            PreparedEvent::new(stored, &self.parser).map_err(|e| RuntimeError::CorruptRecord {
-                seq: record.seq,
-                event_id: record.event_id.clone(),
-                problem: e.to_string(),
-            })?;
-        if stored.identity != identity {
-            return Ok(Some(Err(())));
-        }
-        let decision = decode_decision(&record)?;
-        Ok(Some(Ok(Outcome {
-            event_id: record.event_id,
-            seq: record.seq,
-            decision,
-            duplicate: true,
-        })))
-    }
-
     /// Writes a snapshot here and now (at shutdown); the caller makes sure
     /// every group is committed and no snapshot is in flight.
     fn snapshot(&mut self) -> Result<(), RuntimeError> {
@@ -758,6 +731,36 @@ impl EngineThread {
         self.events_since_snapshot = replayed;
         Ok(())
     }
+}
+
+/// What `store` holds under `event_id`, compared with an event of this
+/// identity: re-encoded the way a fresh submission is, so a resend of the
+/// same event has the same identity.
+pub(crate) fn stored(
+    store: &dyn EventStore,
+    parser: &EventParser,
+    event_id: &str,
+    identity: u64,
+) -> Result<Stored, RuntimeError> {
+    let Some(record) = store.get_event(event_id)? else {
+        return Ok(Stored::Absent);
+    };
+    let event = decode_event(parser, &record)?;
+    let encoded = PreparedEvent::new(event, parser).map_err(|e| RuntimeError::CorruptRecord {
+        seq: record.seq,
+        event_id: record.event_id.clone(),
+        problem: e.to_string(),
+    })?;
+    if encoded.identity != identity {
+        return Ok(Stored::Different);
+    }
+    let decision = decode_decision(&record)?;
+    Ok(Stored::Same(Box::new(Outcome {
+        event_id: record.event_id,
+        seq: record.seq,
+        decision,
+        duplicate: true,
+    })))
 }
 
 pub(crate) fn decode_event(

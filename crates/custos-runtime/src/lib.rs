@@ -689,26 +689,7 @@ impl Runtime {
     /// this `identity` ([`PreparedEvent::identity`]); read off the engine
     /// thread, for a cluster node answering a resend.
     pub fn stored(&self, event_id: &str, identity: u64) -> Result<Stored, RuntimeError> {
-        let Some(record) = self.store.get_event(event_id)? else {
-            return Ok(Stored::Absent);
-        };
-        let event = engine_thread::decode_event(&self.parser, &record)?;
-        let stored =
-            PreparedEvent::new(event, &self.parser).map_err(|e| RuntimeError::CorruptRecord {
-                seq: record.seq,
-                event_id: record.event_id.clone(),
-                problem: e.to_string(),
-            })?;
-        if stored.identity != identity {
-            return Ok(Stored::Different);
-        }
-        let decision = engine_thread::decode_decision(&record)?;
-        Ok(Stored::Same(Box::new(Outcome {
-            event_id: record.event_id,
-            seq: record.seq,
-            decision,
-            duplicate: true,
-        })))
+        engine_thread::stored(self.store.as_ref(), &self.parser, event_id, identity)
     }
 
     /// Queues a batch from a blocking context; the ticket yields its answer.

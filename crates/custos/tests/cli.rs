@@ -701,11 +701,14 @@ fn free_port() -> u16 {
 }
 
 /// Clients that send events to `POST /v1/events` without pause, one
-/// thread each, and record every event the server acknowledged with its
+/// thread each, and record every event a server acknowledged with its
 /// answer. A refused or cut-off request (a server down or restarting) is no
-/// acknowledgement: the client waits a moment and sends its next event.
+/// acknowledgement: the client waits a moment, moves to the next of the
+/// servers' ports (if there are several) and sends its next event. Refusals
+/// with an HTTP status are kept too.
 struct Load {
     acknowledged: std::sync::Arc<std::sync::Mutex<Vec<(Value, Value)>>>,
+    refused: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     clients: Vec<std::thread::JoinHandle<()>>,
 }
@@ -713,14 +716,22 @@ struct Load {
 impl Load {
     /// `clients` threads; client `c` sends `event(c, 1)`, `event(c, 2)`, ...
     fn start(port: u16, clients: usize, event: fn(usize, u64) -> Value) -> Load {
+        Load::start_on(vec![port], clients, event)
+    }
+
+    /// [`Load::start`] over several servers; client `c` starts on port `c`.
+    fn start_on(ports: Vec<u16>, clients: usize, event: fn(usize, u64) -> Value) -> Load {
         use std::sync::Arc;
         use std::sync::atomic::Ordering;
         let acknowledged: Arc<std::sync::Mutex<Vec<(Value, Value)>>> = Arc::default();
+        let refused: Arc<std::sync::Mutex<Vec<String>>> = Arc::default();
         let stop: Arc<std::sync::atomic::AtomicBool> = Arc::default();
         let clients = (0..clients)
             .map(|client| {
                 let acknowledged = Arc::clone(&acknowledged);
+                let refused = Arc::clone(&refused);
                 let stop = Arc::clone(&stop);
+                let ports = ports.clone();
                 std::thread::spawn(move || {
                     let rt = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
@@ -728,26 +739,40 @@ impl Load {
                         .unwrap();
                     rt.block_on(async {
                         let http = custos_server::tls::client();
+                        let mut target = client;
                         let mut n = 0u64;
                         while !stop.load(Ordering::Relaxed) {
                             n += 1;
                             let event = event(client, n);
+                            let port = ports[target % ports.len()];
                             let sent = http
                                 .post(format!("http://127.0.0.1:{port}/v1/events"))
                                 .bearer_auth("custos-dev-key")
                                 .json(&event)
-                                .timeout(Duration::from_secs(10))
+                                .timeout(Duration::from_secs(30))
                                 .send()
                                 .await;
                             let answer = match sent {
                                 Ok(answer) if answer.status().is_success() => {
                                     answer.json::<Value>().await.ok()
                                 }
-                                _ => None,
+                                Ok(answer) => {
+                                    let status = answer.status();
+                                    let body = answer.text().await.unwrap_or_default();
+                                    refused
+                                        .lock()
+                                        .unwrap()
+                                        .push(format!("port {port}: {status} {body}"));
+                                    None
+                                }
+                                Err(_) => None,
                             };
                             match answer {
                                 Some(answer) => acknowledged.lock().unwrap().push((event, answer)),
-                                None => tokio::time::sleep(Duration::from_millis(20)).await,
+                                None => {
+                                    target += 1;
+                                    tokio::time::sleep(Duration::from_millis(20)).await;
+                                }
                             }
                         }
                     });
@@ -756,6 +781,7 @@ impl Load {
             .collect();
         Load {
             acknowledged,
+            refused,
             stop,
             clients,
         }
@@ -765,6 +791,11 @@ impl Load {
         self.acknowledged.lock().unwrap().len()
     }
 
+    /// Requests answered with an error status so far.
+    fn refused(&self) -> Vec<String> {
+        self.refused.lock().unwrap().clone()
+    }
+
     fn acknowledged_ids(&self) -> Vec<String> {
         self.acknowledged
             .lock()
@@ -772,6 +803,15 @@ impl Load {
             .iter()
             .map(|(event, _)| event["event_id"].as_str().unwrap().to_owned())
             .collect()
+    }
+
+    /// Waits (up to `within`) until `more` events more are acknowledged.
+    fn wait_for_more(&self, more: usize, within: Duration) {
+        let target = self.acknowledged_count() + more;
+        let deadline = std::time::Instant::now() + within;
+        while self.acknowledged_count() < target && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Stops the clients and returns every acknowledged event with its answer.

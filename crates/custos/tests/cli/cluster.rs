@@ -12,13 +12,11 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{BIN, free_port, load_event, wait_ready};
+use super::{BIN, Load, free_port, load_event, wait_ready};
 
 const TOKEN_KEY: &str = "cluster-test-token-key-0123456789";
 const PII_KEY: &str = "cluster-test-pii-key-0123456789";
@@ -187,108 +185,6 @@ fn cluster_status(config: &Path) -> Option<Value> {
     serde_json::from_slice(&out.stdout).ok()
 }
 
-/// Clients that send without pause to the nodes in turn, moving to the
-/// next node when one refuses or does not answer; each acknowledged event
-/// is kept with its answer.
-struct ClusterLoad {
-    acknowledged: Arc<Mutex<Vec<(Value, Value)>>>,
-    refused: Arc<Mutex<Vec<String>>>,
-    stop: Arc<AtomicBool>,
-    clients: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl ClusterLoad {
-    fn start(ports: Vec<u16>, clients: usize) -> ClusterLoad {
-        let acknowledged: Arc<Mutex<Vec<(Value, Value)>>> = Arc::default();
-        let refused: Arc<Mutex<Vec<String>>> = Arc::default();
-        let stop: Arc<AtomicBool> = Arc::default();
-        let clients = (0..clients)
-            .map(|client| {
-                let acknowledged = Arc::clone(&acknowledged);
-                let refused = Arc::clone(&refused);
-                let stop = Arc::clone(&stop);
-                let ports = ports.clone();
-                std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                        .unwrap();
-                    rt.block_on(async {
-                        let http = custos_server::tls::client();
-                        let mut target = client;
-                        let mut n = 0u64;
-                        while !stop.load(Ordering::Relaxed) {
-                            n += 1;
-                            let event = load_event(client, n);
-                            let port = ports[target % ports.len()];
-                            let sent = http
-                                .post(format!("http://127.0.0.1:{port}/v1/events"))
-                                .bearer_auth("custos-dev-key")
-                                .json(&event)
-                                .timeout(Duration::from_secs(30))
-                                .send()
-                                .await;
-                            match sent {
-                                Ok(answer) if answer.status().is_success() => {
-                                    if let Ok(answer) = answer.json::<Value>().await {
-                                        acknowledged.lock().unwrap().push((event, answer));
-                                    }
-                                }
-                                Ok(answer) => {
-                                    let status = answer.status();
-                                    let body = answer.text().await.unwrap_or_default();
-                                    refused
-                                        .lock()
-                                        .unwrap()
-                                        .push(format!("port {port}: {status} {body}"));
-                                    target += 1;
-                                    tokio::time::sleep(Duration::from_millis(20)).await;
-                                }
-                                Err(_) => {
-                                    target += 1;
-                                    tokio::time::sleep(Duration::from_millis(20)).await;
-                                }
-                            }
-                        }
-                    });
-                })
-            })
-            .collect();
-        ClusterLoad {
-            acknowledged,
-            refused,
-            stop,
-            clients,
-        }
-    }
-
-    fn acknowledged_count(&self) -> usize {
-        self.acknowledged.lock().unwrap().len()
-    }
-
-    fn refused_count(&self) -> usize {
-        self.refused.lock().unwrap().len()
-    }
-
-    fn wait_for_more(&self, more: usize, within: Duration) {
-        let target = self.acknowledged_count() + more;
-        let deadline = Instant::now() + within;
-        while self.acknowledged_count() < target && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn stop(self) -> (Vec<(Value, Value)>, Vec<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        for client in self.clients {
-            client.join().unwrap();
-        }
-        let acknowledged = std::mem::take(&mut *self.acknowledged.lock().unwrap());
-        let refused = std::mem::take(&mut *self.refused.lock().unwrap());
-        (acknowledged, refused)
-    }
-}
-
 /// Every record in a node's store: event id → (count, decision JSON).
 fn stored_decisions(data: &Path) -> HashMap<String, (usize, Value)> {
     let store = custos_store::SqliteStore::open(data.join(custos_config::DATABASE_FILE)).unwrap();
@@ -354,7 +250,7 @@ fn a_three_node_cluster_loses_no_acknowledged_event_when_a_node_or_a_nats_server
     let took = wait_for_owners(&config, &["a", "b", "c"], 12, Duration::from_secs(60));
     eprintln!("every partition owned {took:?} after the nodes were ready");
 
-    let load = ClusterLoad::start(nodes.iter().map(|n| n.port).collect(), 4);
+    let load = Load::start_on(nodes.iter().map(|n| n.port).collect(), 4, load_event);
     load.wait_for_more(300, Duration::from_secs(60));
 
     // A node dies: its partitions go to the others once its leases expire.
@@ -388,7 +284,7 @@ fn a_three_node_cluster_loses_no_acknowledged_event_when_a_node_or_a_nats_server
     // A rolling restart: node c is stopped (SIGTERM) under load. It hands
     // its partitions over before it stops; no request is refused for it
     // (clients whose connection it closes send their next event elsewhere).
-    let refused_before = load.refused_count();
+    let refused_before = load.refused().len();
     let handing_over = Instant::now();
     assert!(
         nodes[2].process.as_mut().unwrap().terminate(),
@@ -397,7 +293,7 @@ fn a_three_node_cluster_loses_no_acknowledged_event_when_a_node_or_a_nats_server
     let stopped_in = handing_over.elapsed();
     let owned = wait_for_owners(&config, &["a", "b"], 12, Duration::from_secs(60));
     load.wait_for_more(200, Duration::from_secs(60));
-    let refused_in_handover = load.refused_count() - refused_before;
+    let refused_in_handover = load.refused().len() - refused_before;
     eprintln!(
         "node c stopped in {stopped_in:?}, its partitions owned by a and b {owned:?} after; \
          {refused_in_handover} requests refused meanwhile"
@@ -405,7 +301,8 @@ fn a_three_node_cluster_loses_no_acknowledged_event_when_a_node_or_a_nats_server
     nodes[2].start();
     wait_ready(nodes[2].port);
     load.wait_for_more(200, Duration::from_secs(60));
-    let (acknowledged, refused) = load.stop();
+    let refused = load.refused();
+    let acknowledged = load.stop();
     assert_eq!(
         refused_in_handover,
         0,
