@@ -229,7 +229,8 @@ impl ClusterNode {
     pub async fn stop(self) {
         self.leases.stop().await;
         self.follower.stop().await;
-        let _ = self.client.flush().await;
+        // Without a reachable NATS server a flush would wait forever.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await;
     }
 }
 
