@@ -46,16 +46,7 @@ impl Follower {
             .map_err(|e| ClusterError::Store(e.to_string()))?
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0);
-        let mut stream = js
-            .get_stream(names.decisions_stream())
-            .await
-            .map_err(|e| ClusterError::nats("open the decisions stream", e))?;
-        let state = stream
-            .info()
-            .await
-            .map_err(|e| ClusterError::nats("read the decisions stream", e))?
-            .state
-            .clone();
+        let (stream, state) = crate::names::decisions(&js, &names).await?;
         if state.messages > 0 && state.first_sequence > applied + 1 {
             return Err(ClusterError::Store(format!(
                 "this node has applied the decisions up to {applied}, but the stream now starts \

@@ -73,23 +73,8 @@ impl LeaseKeeper {
         log: Arc<NatsLog>,
         applied: Arc<AtomicU64>,
     ) -> Result<LeaseKeeper, ClusterError> {
-        let leases = js
-            .get_key_value(names.leases_bucket())
-            .await
-            .map_err(|e| ClusterError::nats("open the leases bucket", e))?;
-        let nodes = js
-            .get_key_value(names.nodes_bucket())
-            .await
-            .map_err(|e| ClusterError::nats("open the nodes bucket", e))?;
-        let caught_up_at = js
-            .get_stream(names.decisions_stream())
-            .await
-            .map_err(|e| ClusterError::nats("open the decisions stream", e))?
-            .info()
-            .await
-            .map_err(|e| ClusterError::nats("read the decisions stream", e))?
-            .state
-            .last_sequence;
+        let (leases, nodes) = crate::names::buckets(&js, &names).await?;
+        let caught_up_at = crate::names::decisions(&js, &names).await?.1.last_sequence;
         let context = Arc::new(OwnerContext {
             client: js.client(),
             js,
@@ -386,7 +371,7 @@ pub(crate) async fn live_keys(
     Ok(live)
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

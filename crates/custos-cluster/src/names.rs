@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream};
+use async_nats::jetstream::{self, kv, stream};
 use custos_config::ClusterConfig;
 
 use crate::ClusterError;
@@ -154,4 +154,38 @@ fn kv_stream(bucket: &str, config: &ClusterConfig, description: Option<String>) 
         duplicate_window: config.lease_ttl.min(DUPLICATE_WINDOW),
         ..Default::default()
     }
+}
+
+/// The leases and nodes buckets.
+pub(crate) async fn buckets(
+    js: &jetstream::Context,
+    names: &Names,
+) -> Result<(kv::Store, kv::Store), ClusterError> {
+    let leases = js
+        .get_key_value(names.leases_bucket())
+        .await
+        .map_err(|e| ClusterError::nats("open the leases bucket", e))?;
+    let nodes = js
+        .get_key_value(names.nodes_bucket())
+        .await
+        .map_err(|e| ClusterError::nats("open the nodes bucket", e))?;
+    Ok((leases, nodes))
+}
+
+/// The decisions stream and its state now.
+pub(crate) async fn decisions(
+    js: &jetstream::Context,
+    names: &Names,
+) -> Result<(stream::Stream, stream::State), ClusterError> {
+    let mut decisions = js
+        .get_stream(names.decisions_stream())
+        .await
+        .map_err(|e| ClusterError::nats("open the decisions stream", e))?;
+    let state = decisions
+        .info()
+        .await
+        .map_err(|e| ClusterError::nats("read the decisions stream", e))?
+        .state
+        .clone();
+    Ok((decisions, state))
 }

@@ -48,32 +48,14 @@ pub async fn status(config: &ClusterConfig) -> Result<ClusterStatus, ClusterErro
     let client = crate::connect(config).await?;
     let js = jetstream::new(client);
     let names = Names::new(&config.name);
-    let leases = js
-        .get_key_value(names.leases_bucket())
-        .await
-        .map_err(|e| ClusterError::nats("open the leases bucket", e))?;
-    let nodes = js
-        .get_key_value(names.nodes_bucket())
-        .await
-        .map_err(|e| ClusterError::nats("open the nodes bucket", e))?;
-    let mut decisions = js
-        .get_stream(names.decisions_stream())
-        .await
-        .map_err(|e| ClusterError::nats("open the decisions stream", e))?;
+    let (leases, nodes) = crate::names::buckets(&js, &names).await?;
+    let (decisions, decisions_state) = crate::names::decisions(&js, &names).await?;
+    let decisions_last_seq = decisions_state.last_sequence;
     let events = js
         .get_stream(names.events_stream())
         .await
         .map_err(|e| ClusterError::nats("open the events stream", e))?;
-    let decisions_last_seq = decisions
-        .info()
-        .await
-        .map_err(|e| ClusterError::nats("read the decisions stream", e))?
-        .state
-        .last_sequence;
-
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now_ms = crate::leases::now_ms();
     let mut node_list = Vec::new();
     let names_of_nodes = crate::leases::live_keys(&js, &names.nodes_bucket(), &nodes)
         .await
