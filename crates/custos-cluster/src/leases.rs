@@ -19,7 +19,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, kv};
@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::owner::{OwnerContext, OwnerExit, OwnerTask};
-use crate::{ClusterError, Names, NatsLog, partition_of};
+use crate::{ClusterError, Names, partition_of};
 
 /// What a node writes to the nodes bucket on each beat.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,31 +64,23 @@ pub struct LeaseKeeper {
 }
 
 impl LeaseKeeper {
+    /// Starts renewing and taking leases; `context` is what its owner tasks
+    /// share (its `js` answers within a third of the lease time).
     pub(crate) async fn start(
-        js: jetstream::Context,
-        names: Names,
+        context: Arc<OwnerContext>,
         node: String,
         config: ClusterConfig,
-        runtime: Arc<Runtime>,
-        log: Arc<NatsLog>,
-        applied: Arc<AtomicU64>,
     ) -> Result<LeaseKeeper, ClusterError> {
-        let (leases, nodes) = crate::names::buckets(&js, &names).await?;
-        let caught_up_at = crate::names::decisions(&js, &names).await?.1.last_sequence;
-        let context = Arc::new(OwnerContext {
-            client: js.client(),
-            js,
-            names: names.clone(),
-            runtime,
-            log,
-            applied,
-        });
+        let (js, names) = (&context.js, &context.names);
+        let (leases, nodes) = crate::names::buckets(js, names).await?;
+        let caught_up_at = crate::names::decisions(js, names).await?.1.last_sequence;
+        let (leases_bucket, nodes_bucket) = (names.leases_bucket(), names.nodes_bucket());
         let (stop, stopped) = watch::channel(false);
         let keeper = Keeper {
             leases,
-            leases_bucket: names.leases_bucket(),
+            leases_bucket,
             nodes,
-            nodes_bucket: names.nodes_bucket(),
+            nodes_bucket,
             node,
             partitions: config.partitions,
             tick: (config.lease_ttl / 3).max(Duration::from_millis(300)),

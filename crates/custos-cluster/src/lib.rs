@@ -46,6 +46,7 @@
 //! with more nodes; deciding does. `docs/cluster.md` gives the figures.
 
 pub mod follow;
+pub mod gauges;
 pub mod ingest;
 pub mod leases;
 pub mod log;
@@ -161,9 +162,53 @@ pub async fn connect(config: &ClusterConfig) -> Result<async_nats::Client, Clust
         })
 }
 
+/// How long a starting node keeps trying when NATS does not answer: a
+/// JetStream cluster that has just formed, or is electing a leader, times
+/// requests out for a while.
+pub const JOIN_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Runs `attempt` until it succeeds, fails with something other than NATS
+/// not answering, or [`JOIN_PATIENCE`] has passed.
+async fn patiently<T, F, Fut>(what: &str, mut attempt: F) -> Result<T, ClusterError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ClusterError>>,
+{
+    let started = std::time::Instant::now();
+    loop {
+        match attempt().await {
+            Err(e @ ClusterError::Nats { .. }) if started.elapsed() < JOIN_PATIENCE => {
+                tracing::warn!(error = %e, step = what, "joining the cluster: nats did not answer; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// The counters deploy/prometheus/cluster-alerts.yml and docs/cluster.md
+/// name, exported at zero from the start: a series that appears only with
+/// the first failure cannot tell "none" from "not scraped".
+fn register_alerted_metrics() {
+    for counter in [
+        "custos_cluster_fenced_total",
+        "custos_cluster_leases_lost_total",
+        "custos_cluster_lease_errors_total",
+        "custos_cluster_answer_timeouts_total",
+        "custos_cluster_owner_restarts_total",
+        "custos_cluster_follow_errors_total",
+        "custos_cluster_publish_retries_total",
+        "custos_cluster_sample_errors_total",
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
+    metrics::gauge!("custos_cluster_oldest_waiting_seconds").set(0.0);
+}
+
 /// A running cluster node: its ingest, follower and lease keeper.
 pub struct ClusterNode {
     leases: leases::LeaseKeeper,
+    sampler: gauges::Sampler,
     follower: follow::Follower,
     client: async_nats::Client,
 }
@@ -180,17 +225,25 @@ impl ClusterNode {
         log: Arc<NatsLog>,
     ) -> Result<ClusterNode, ClusterError> {
         config.validate().map_err(ClusterError::Config)?;
+        register_alerted_metrics();
         let names = Names::new(&config.name);
         let node = node_id(config);
         let mut js = jetstream::new(client.clone());
         js.set_timeout(REQUEST_TIMEOUT);
-        names::ensure(&js, &names, config).await?;
+        patiently("create the streams", || names::ensure(&js, &names, config)).await?;
         // Reads are retried from where they stopped: one sent to a server
         // that died is better given up soon.
         let mut read_js = js.clone();
         read_js.set_timeout(READ_TIMEOUT);
-        let follower =
-            follow::Follower::start(read_js, names.clone(), node.clone(), runtime.clone()).await?;
+        let follower = patiently("start following", || {
+            follow::Follower::start(
+                read_js.clone(),
+                names.clone(),
+                node.clone(),
+                runtime.clone(),
+            )
+        })
+        .await?;
         let ingest = ingest::Ingest::start(
             client.clone(),
             js.clone(),
@@ -206,19 +259,33 @@ impl ClusterNode {
         // stuck for longer than the lease is worth nothing.
         let mut lease_js = js.clone();
         lease_js.set_timeout((config.lease_ttl / 3).max(Duration::from_millis(500)));
-        let leases = leases::LeaseKeeper::start(
-            lease_js,
-            names,
-            node.clone(),
-            config.clone(),
+        let positions = Arc::new(gauges::Positions::default());
+        let owners = Arc::new(owner::OwnerContext {
+            client: client.clone(),
+            js: lease_js,
+            names: names.clone(),
             runtime,
             log,
-            follower.applied(),
-        )
+            applied: follower.applied(),
+            positions: positions.clone(),
+        });
+        let leases = patiently("start the lease keeper", || {
+            leases::LeaseKeeper::start(owners.clone(), node.clone(), config.clone())
+        })
         .await?;
+        let mut sample_js = js.clone();
+        sample_js.set_timeout(READ_TIMEOUT);
+        let sampler = gauges::Sampler::start(
+            sample_js,
+            names,
+            config.partitions,
+            positions,
+            follower.applied(),
+        );
         tracing::info!(node = %node, partitions = config.partitions, "joined the cluster");
         Ok(ClusterNode {
             leases,
+            sampler,
             follower,
             client,
         })
@@ -227,6 +294,7 @@ impl ClusterNode {
     /// Hands every owned partition over (stops deciding, releases the
     /// leases so the others take them at once), then stops following.
     pub async fn stop(self) {
+        self.sampler.stop().await;
         self.leases.stop().await;
         self.follower.stop().await;
         // Without a reachable NATS server a flush would wait forever.

@@ -17,6 +17,7 @@ use async_nats::jetstream::{self, stream::LastRawMessageErrorKind};
 use custos_runtime::{Atomicity, Origin, Runtime};
 use tokio::sync::watch;
 
+use crate::gauges::{PositionGuard, Positions};
 use crate::reader::OrderedReader;
 
 use crate::wire::{
@@ -36,6 +37,8 @@ pub(crate) struct OwnerContext {
     pub log: Arc<NatsLog>,
     /// The follower's position on the decisions stream.
     pub applied: Arc<AtomicU64>,
+    /// Where each owner task of this node has decided to, for the gauges.
+    pub positions: Arc<Positions>,
 }
 
 /// Why an owner task ended.
@@ -83,6 +86,10 @@ async fn own(
     mut stopped: watch::Receiver<bool>,
     since: Instant,
 ) -> OwnerExit {
+    let _position = PositionGuard {
+        positions: context.positions.clone(),
+        partition,
+    };
     let mut first = true;
     loop {
         if *stopped.borrow() {
@@ -143,6 +150,7 @@ async fn decide_partition(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     context.log.claim(partition, last_seq);
+    context.positions.set(partition, input_seq);
     if *first {
         *first = false;
         let took = since.elapsed();
@@ -173,9 +181,9 @@ async fn decide_partition(
             chunk = reader.next_batch(MAX_CHUNK) => chunk?,
             _ = stopped.changed() => return Ok(OwnerExit::Stopped),
         };
-        if chunk.is_empty() {
+        let Some(through) = chunk.last().map(|m| m.sequence) else {
             continue;
-        }
+        };
         let mut events = Vec::with_capacity(chunk.len());
         let mut replies = Vec::with_capacity(chunk.len());
         for message in chunk {
@@ -221,6 +229,7 @@ async fn decide_partition(
             }
         }
         if events.is_empty() {
+            context.positions.set(partition, through);
             continue;
         }
         let outcomes = match context
@@ -236,6 +245,7 @@ async fn decide_partition(
                 return Err(format!("a commit failed: {e}"));
             }
         };
+        context.positions.set(partition, through);
         for ((event_id, reply), outcome) in replies.into_iter().zip(outcomes) {
             let message = match outcome {
                 Some(outcome) => Answer {

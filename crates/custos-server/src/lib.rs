@@ -203,6 +203,13 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     start_with_runtime(config, runtime).await
 }
 
+/// Installs the process's metrics recorder, once: what records metrics
+/// before the server starts (a cluster node joining) calls it first, or
+/// its series are lost.
+pub fn install_metrics_recorder() {
+    telemetry::install_recorder();
+}
+
 /// Binds and serves a runtime opened already (for tests, and stores other
 /// than the default).
 pub async fn start_with_runtime(

@@ -135,6 +135,7 @@ fn serve_clustered(config: Config) -> anyhow::Result<()> {
             custos_store::SqliteOptions::default(),
             Some(log.clone() as Arc<dyn custos_runtime::CommitLog>),
         )?);
+        custos_server::install_metrics_recorder();
         let node_handle =
             custos_cluster::ClusterNode::start(cluster, client, engine.clone(), log).await?;
         let mut server = custos_server::start_with_runtime(config.clone(), engine).await?;

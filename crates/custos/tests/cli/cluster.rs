@@ -336,6 +336,22 @@ fn a_three_node_cluster_loses_no_acknowledged_event_when_a_node_or_a_nats_server
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The same figures on /metrics: each partition owned by one node, none
+    // unowned, nothing waiting, no replica behind, and every series the
+    // cluster alerts read is exported.
+    let alerted = alerted_metrics();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let problems = metrics_problems(&nodes, 12, &alerted);
+        if problems.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/metrics disagrees with the cluster: {problems:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     for node in &mut nodes {
         let stopped = node.process.as_mut().unwrap().terminate();
         assert!(stopped, "node {} did not stop cleanly", node.name);
@@ -402,6 +418,103 @@ fn a_three_node_cluster_loses_no_acknowledged_event_when_a_node_or_a_nats_server
         acknowledged.len(),
         &problems[..problems.len().min(8)]
     );
+}
+
+/// The `custos_*` series deploy/prometheus/cluster-alerts.yml reads.
+fn alerted_metrics() -> Vec<String> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/prometheus/cluster-alerts.yml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut names: Vec<String> = text
+        .match_indices("custos_")
+        .map(|(at, _)| {
+            text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() >= 4, "{names:?}");
+    names
+}
+
+/// A node's `/metrics`: each sample line as (series with labels, value).
+fn scrape(port: u16) -> Option<HashMap<String, f64>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let text = rt.block_on(async {
+        custos_server::tls::client()
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    })?;
+    Some(
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| {
+                let (series, value) = l.rsplit_once(' ')?;
+                Some((series.to_string(), value.parse().ok()?))
+            })
+            .collect(),
+    )
+}
+
+/// What the nodes' `/metrics` say that is not so once the cluster is idle
+/// and whole.
+fn metrics_problems(nodes: &[Node], partitions: u32, alerted: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut owners: HashMap<u32, Vec<&str>> = HashMap::new();
+    for node in nodes {
+        let Some(metrics) = scrape(node.port) else {
+            problems.push(format!("node {}: /metrics does not answer", node.name));
+            continue;
+        };
+        for name in alerted {
+            if !metrics
+                .keys()
+                .any(|series| series.split('{').next() == Some(name.as_str()))
+            {
+                problems.push(format!("node {}: {name} not exported", node.name));
+            }
+        }
+        for (gauge, expected) in [
+            ("custos_cluster_partitions_unowned", 0.0),
+            ("custos_cluster_decisions_behind", 0.0),
+            ("custos_cluster_oldest_waiting_seconds", 0.0),
+            ("custos_cluster_live_nodes", nodes.len() as f64),
+        ] {
+            if metrics.get(gauge) != Some(&expected) {
+                problems.push(format!(
+                    "node {}: {gauge} is {:?}, not {expected}",
+                    node.name,
+                    metrics.get(gauge)
+                ));
+            }
+        }
+        for partition in 0..partitions {
+            let series = format!("custos_cluster_partition_owned{{partition=\"{partition}\"}}");
+            if metrics.get(&series) == Some(&1.0) {
+                owners.entry(partition).or_default().push(&node.name);
+            }
+        }
+    }
+    for partition in 0..partitions {
+        match owners.get(&partition).map(Vec::as_slice) {
+            Some([_]) => {}
+            other => problems.push(format!("partition {partition} owned by {other:?}")),
+        }
+    }
+    problems
 }
 
 fn tail(path: &Path, lines: usize) -> String {
