@@ -88,11 +88,10 @@ impl Sampler {
                     _ = tokio::time::sleep(SAMPLE_EVERY) => {}
                     _ = stopped.changed() => break,
                 }
-                let owned = sample_owned(&js, &names, &positions, &mut reported);
                 let results = tokio::select! {
                     results = async {
                         [
-                            owned.await,
+                            sample_owned(&js, &names, &positions, &mut reported).await,
                             sample_unowned(&js, &names, partitions).await,
                             sample_behind(&js, &names, &applied).await,
                         ]

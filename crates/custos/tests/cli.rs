@@ -959,6 +959,25 @@ fn a_backup_taken_under_load_restores_every_event_acknowledged_before_it() {
     );
 }
 
+/// The server's `GET /metrics` (no key on loopback), or `None` when it
+/// does not answer.
+fn metrics_text(port: u16) -> Option<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        custos_server::tls::client()
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()
+    })
+}
+
 /// Waits (up to a minute: a loaded machine starts a debug build slowly)
 /// until the server on `port` answers `/readyz` with 200.
 fn wait_ready(port: u16) {
@@ -1158,20 +1177,7 @@ fn every_metric_the_alerts_and_the_dashboard_read_is_exported() {
          "payout_id": "p1", "amount": 250000, "currency": "GBP"}
     ]);
     post(port, &history);
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let exported = rt.block_on(async {
-        custos_server::tls::client()
-            .get(format!("http://127.0.0.1:{port}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let exported = metrics_text(port).expect("/metrics answers");
     let exported: std::collections::BTreeSet<&str> = exported
         .lines()
         .filter(|l| !l.starts_with('#'))

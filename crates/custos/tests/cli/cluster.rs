@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{BIN, Load, free_port, load_event, wait_ready};
+use super::{BIN, Load, free_port, load_event, metrics_text, wait_ready};
 
 const TOKEN_KEY: &str = "cluster-test-token-key-0123456789";
 const PII_KEY: &str = "cluster-test-pii-key-0123456789";
@@ -444,20 +444,7 @@ fn alerted_metrics() -> Vec<String> {
 
 /// A node's `/metrics`: each sample line as (series with labels, value).
 fn scrape(port: u16) -> Option<HashMap<String, f64>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let text = rt.block_on(async {
-        custos_server::tls::client()
-            .get(format!("http://127.0.0.1:{port}/metrics"))
-            .send()
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()
-    })?;
+    let text = metrics_text(port)?;
     Some(
         text.lines()
             .filter(|l| !l.starts_with('#'))
