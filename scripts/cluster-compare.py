@@ -62,15 +62,9 @@ def record(decisions, batch, answers):
         decisions[event["event_id"]] = answer
 
 
-def send_in_order(url, batches):
-    decisions = {}
-    for batch in batches:
-        record(decisions, batch, call(url, "/v1/events", batch))
-    return decisions
-
-
-def send_concurrently(urls, events, senders, keep_account_order, events_at):
-    """The history in windows of `senders` requests: the requests of a window
+def send_in_windows(urls, events, senders, keep_account_order, events_at):
+    """The history in windows of `senders` requests (one sender: in order,
+    one request after another): the requests of a window
     go out at once, one per sender, each sender on its own node (the next
     one when its node does not answer), and the next window after every
     answer. So the senders' skew stays within a window, as with a platform
@@ -181,14 +175,10 @@ def main():
             truth[event["event_id"]] = event.pop("truth", None) or {}
             event.pop("enrichment", None)
             events.append(event)
-    batches = [events[i : i + BATCH] for i in range(0, len(events), BATCH)]
 
-    if args.single_senders == 1:
-        one = send_in_order(args.single, batches)
-    else:
-        one, _ = send_concurrently(
-            [args.single], events, args.single_senders, args.keep_account_order, {}
-        )
+    one, _ = send_in_windows(
+        [args.single], events, args.single_senders, args.keep_account_order, {}
+    )
     marks = {}
     if args.kill_at is not None:
         pid = int(open(args.kill_pid_file).read().strip())
@@ -206,12 +196,9 @@ def main():
 
         marks[args.restart_at] = restart
     started = time.monotonic()
-    if args.senders == 1 and not marks:
-        many, resent = send_in_order(args.cluster[0], batches), 0
-    else:
-        many, resent = send_concurrently(
-            args.cluster, events, args.senders, args.keep_account_order, marks
-        )
+    many, resent = send_in_windows(
+        args.cluster, events, args.senders, args.keep_account_order, marks
+    )
     took = time.monotonic() - started
 
     order = "account order kept" if args.keep_account_order else "windows split by position"

@@ -50,6 +50,13 @@ TOML
   echo $! >"$dir/node$i.pid"
 }
 
+wait_ready() {
+  for _ in $(seq 1 300); do
+    curl -sf "http://127.0.0.1:1808$1/readyz" >/dev/null && return
+    sleep 0.2
+  done
+}
+
 case "$command" in
   stop)
     stop
@@ -73,20 +80,14 @@ case "$command" in
       start_node "$i"
     done
     for i in 1 2 3; do
-      for _ in $(seq 1 100); do
-        curl -sf "http://127.0.0.1:1808$i/readyz" >/dev/null && break
-        sleep 0.2
-      done
+      wait_ready "$i"
     done
     "$bin" cluster status --config "$dir/node1.toml" | head -6
     ;;
   start-node)
     bin="${4:-target/release/custos}"
     start_node "${3:?a node number, 1 to 3}"
-    for _ in $(seq 1 300); do
-      curl -sf "http://127.0.0.1:1808$3/readyz" >/dev/null && break
-      sleep 0.2
-    done
+    wait_ready "$3"
     ;;
   *)
     echo "usage: $0 start|stop DIR [BIN] or start-node DIR N [BIN]" >&2

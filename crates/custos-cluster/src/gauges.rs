@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_nats::jetstream::{self, stream::LastRawMessageErrorKind};
+use async_nats::jetstream;
 use tokio::sync::watch;
 
 use crate::Names;
@@ -139,24 +139,12 @@ async fn sample_owned(
         .get_stream(names.events_stream())
         .await
         .map_err(|e| format!("cannot open the events stream: {e}"))?;
+    let events = &events;
     let waits = owned.iter().map(|(partition, decided_through)| {
-        let events = events.clone();
         let subject = names.events_subject(*partition);
         async move {
-            let waited = match events
-                .raw_message_builder()
-                .sequence(decided_through + 1)
-                .next_by_subject(subject)
-                .send()
-                .await
-            {
-                Ok(message) => Ok((time::OffsetDateTime::now_utc() - message.time)
-                    .as_seconds_f64()
-                    .max(0.0)),
-                Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(0.0),
-                Err(e) => Err(e),
-            };
-            (*partition, waited)
+            let waited = crate::reader::oldest_waiting(events, subject, *decided_through).await;
+            (*partition, waited.map(|w| w.unwrap_or(0.0)))
         }
     });
     let mut oldest: f64 = 0.0;

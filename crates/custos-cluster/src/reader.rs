@@ -147,3 +147,28 @@ impl OrderedReader {
         Ok(batch)
     }
 }
+
+/// How long the first message on `subject` after sequence `after` has
+/// waited in `stream`, in seconds; `None` when there is none (every event
+/// of the partition is decided).
+pub(crate) async fn oldest_waiting(
+    stream: &jetstream::stream::Stream,
+    subject: String,
+    after: u64,
+) -> Result<Option<f64>, String> {
+    match stream
+        .raw_message_builder()
+        .sequence(after + 1)
+        .next_by_subject(subject)
+        .send()
+        .await
+    {
+        Ok(message) => Ok(Some(
+            (time::OffsetDateTime::now_utc() - message.time)
+                .as_seconds_f64()
+                .max(0.0),
+        )),
+        Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+        Err(e) => Err(e.to_string()),
+    }
+}

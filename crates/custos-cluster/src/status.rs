@@ -110,20 +110,11 @@ pub async fn status(config: &ClusterConfig) -> Result<ClusterStatus, ClusterErro
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => 0,
             Err(e) => return Err(ClusterError::nats("read a partition's decisions", e)),
         };
-        let oldest_waiting_ms = match events
-            .raw_message_builder()
-            .sequence(input_seq + 1)
-            .next_by_subject(names.events_subject(partition))
-            .send()
-            .await
-        {
-            Ok(message) => Some(
-                ((time::OffsetDateTime::now_utc() - message.time).whole_milliseconds()).max(0)
-                    as i64,
-            ),
-            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => None,
-            Err(e) => return Err(ClusterError::nats("read a partition's events", e)),
-        };
+        let oldest_waiting_ms =
+            crate::reader::oldest_waiting(&events, names.events_subject(partition), input_seq)
+                .await
+                .map_err(|e| ClusterError::nats("read a partition's events", e))?
+                .map(|seconds| (seconds * 1000.0) as i64);
         partition_owners.push(PartitionStatus {
             partition,
             owner: owners.get(&partition).cloned(),
