@@ -1,10 +1,12 @@
 //! Online backup and restore of the embedded store.
 //!
 //! A backup is one SQLite file written by `VACUUM INTO` inside a read
-//! transaction on the live database. In WAL mode that transaction sees the
+//! transaction on the live database, into whose `events` table the records
+//! of the event log are then copied. In WAL mode that transaction sees the
 //! database as of one commit while the server keeps committing beside it,
-//! so the copy is consistent: every event committed before the backup began
-//! is in it, with its decision, and no half of a group commit is. It holds
+//! and the log only grows, so the copy is consistent: every event committed
+//! before the backup began is in it, with its decision, and no half of a
+//! group commit is (a group is one checksummed frame of the log). It holds
 //! the events, decisions, snapshots, rule sets, webhook endpoints and their
 //! outbox, and the metadata; not the destination token key nor the PII key,
 //! which are kept apart on purpose (a backup that carried its keys would
@@ -68,6 +70,8 @@ pub enum BackupError {
         what: &'static str,
         source: rusqlite::Error,
     },
+    #[error("cannot copy the event log: {0}")]
+    Log(#[from] crate::StoreError),
 }
 
 fn sqlite(what: &'static str) -> impl FnOnce(rusqlite::Error) -> BackupError {
@@ -82,7 +86,16 @@ fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupE
 /// Writes a consistent copy of the database at `database` (which a server
 /// may be writing to) into the new file `out`.
 pub fn backup(database: &Path, out: &Path) -> Result<BackupInfo, BackupError> {
-    copy_consistent(database, out, check)
+    copy_consistent(database, out, |partial| {
+        // The events live in the log beside the database: copied into the
+        // backup's `events` table after the database, so that whatever the
+        // copy refers to (a snapshot, the webhook cursor) was in the log
+        // already.
+        let mut connection = Connection::open(partial).map_err(sqlite("open the backup"))?;
+        crate::sqlite::copy_log_into_table(database, &mut connection)?;
+        drop(connection);
+        check(partial)
+    })
 }
 
 /// [`backup`] for a companion SQLite database of the data directory (the
@@ -250,6 +263,7 @@ fn put_in_place<T>(
         with_suffix(database, "-wal"),
         with_suffix(database, "-shm"),
         with_suffix(database, "-journal"),
+        with_suffix(database, "-events"),
     ] {
         if existing.exists() {
             return Err(BackupError::TargetNotEmpty(existing));

@@ -47,6 +47,7 @@
 
 pub mod backup;
 pub mod compress;
+mod event_log;
 mod postgres;
 pub mod rewrite;
 mod sqlite;

@@ -54,6 +54,8 @@ pub enum RewriteError {
     SchemaTooNew { found: i64, known: i64 },
     #[error(transparent)]
     Copy(#[from] BackupError),
+    #[error("cannot read the event log: {0}")]
+    Log(crate::StoreError),
     #[error("{what}: {source}")]
     Sqlite {
         what: &'static str,
@@ -99,9 +101,13 @@ pub fn inspect(database: &Path, meta_keys: &[&str]) -> Result<StoreFacts, Rewrit
             .into());
         }
     }
-    let events: i64 = connection
+    let in_table: i64 = connection
         .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
         .map_err(sqlite("count the events"))?;
+    let in_log =
+        crate::event_log::read_committed(&crate::sqlite::event_log_dir(database), &mut |_| Ok(()))
+            .map_err(RewriteError::Log)?;
+    let events = u64::try_from(in_table).unwrap_or(0) + in_log;
     let mut meta = Vec::with_capacity(meta_keys.len());
     for key in meta_keys {
         meta.push(
@@ -113,7 +119,7 @@ pub fn inspect(database: &Path, meta_keys: &[&str]) -> Result<StoreFacts, Rewrit
     }
     Ok(StoreFacts {
         schema_version,
-        events: u64::try_from(events).unwrap_or(0),
+        events,
         meta,
     })
 }
@@ -216,7 +222,15 @@ pub fn rewrite_copy(
 ) -> Result<RewriteStats, RewriteError> {
     inspect(database, &[])?;
     copy_untouched(database, out)?;
-    let result = rewrite_in_place(out, rewrite, meta);
+    // The events, from the log beside the database, into the copy's table:
+    // the copy carries them there, and its first open moves them into a
+    // log of its own.
+    let result = Connection::open(out)
+        .map_err(sqlite("open the copy"))
+        .and_then(|mut connection| {
+            crate::sqlite::copy_log_into_table(database, &mut connection).map_err(RewriteError::Log)
+        })
+        .and_then(|_| rewrite_in_place(out, rewrite, meta));
     if result.is_err() {
         let _ = std::fs::remove_file(out);
         for suffix in ["-journal", "-wal", "-shm"] {
