@@ -545,7 +545,9 @@ fn copy_other_files(from: &Path, to: &Path, old_keys: &[PathBuf]) -> anyhow::Res
     let skipped: Vec<String> = [DATABASE_FILE, CONSOLE_DATABASE_FILE]
         .iter()
         .flat_map(|db| {
-            ["", "-wal", "-shm", "-journal"]
+            // `-events`: the store's event log, which the copy carries in
+            // its `events` table instead.
+            ["", "-wal", "-shm", "-journal", "-events"]
                 .iter()
                 .map(move |suffix| format!("{db}{suffix}"))
         })

@@ -44,9 +44,26 @@ async fn every_documented_example_is_accepted_and_stored() {
         );
     }
     s.server.stop().await.unwrap();
-    // Not in the database file, its WAL or anywhere else in the data directory.
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+    // Not in the database file, its WAL, the event log or anywhere else in
+    // the data directory.
+    let mut files = Vec::new();
+    let mut dirs = vec![dir.path().to_path_buf()];
+    while let Some(next) = dirs.pop() {
+        for entry in std::fs::read_dir(next).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
+    assert!(
+        files.iter().any(|f| f.extension().is_some_and(|e| e == "log")),
+        "the event log is among the files read: {files:?}"
+    );
+    for file in files {
+        let bytes = std::fs::read(file).unwrap();
         for example in &examples {
             for field in ["destination", "previous_destination"] {
                 if let Some(number) = example

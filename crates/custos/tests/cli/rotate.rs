@@ -163,12 +163,17 @@ fn files(dir: &Path) -> BTreeMap<PathBuf, u64> {
     found
 }
 
-/// Copies the files of `from` into the new directory `to`.
+/// Copies the files and directories (the event log) of `from` into the
+/// new directory `to`.
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
     }
 }
 
