@@ -68,8 +68,12 @@ pub(crate) struct EngineThread {
     store: Arc<dyn EventStore>,
     parser: EventParser,
     config: RuntimeConfig,
-    /// Fingerprints of every stored or unconfirmed event id.
+    /// Fingerprints of every stored or unconfirmed event id, unless the
+    /// store answers for stored ids itself (`ids_in_store`).
     seen: FingerprintSet,
+    /// The store keeps its event ids in memory
+    /// (`EventStore::may_hold_event_id`): `seen` stays empty.
+    ids_in_store: bool,
     /// Decided events the writer has not confirmed yet, by event id.
     unconfirmed: HashMap<String, Unconfirmed, foldhash::fast::RandomState>,
     /// Ids of each group sent to the writer, with its last seq, oldest first.
@@ -109,6 +113,7 @@ impl EngineThread {
             store,
             parser,
             seen: FingerprintSet::default(),
+            ids_in_store: false,
             unconfirmed: HashMap::default(),
             sent: VecDeque::new(),
             next_seq: 1,
@@ -499,7 +504,7 @@ impl EngineThread {
                 } else {
                     Plan::Conflict
                 }
-            } else if self.seen.contains(&fingerprint(&event.event_id)) {
+            } else if self.may_be_stored(&event.event_id) {
                 match stored(self.store.as_ref(), &self.parser, &event.event_id, identity) {
                     Ok(Stored::Same(outcome)) => Plan::Stored(outcome),
                     Ok(Stored::Different) => Plan::Conflict,
@@ -546,6 +551,16 @@ impl EngineThread {
         Ok(outcomes)
     }
 
+    /// Whether `event_id` may be stored already (decided and committed):
+    /// false for certain, or true to be confirmed against the store.
+    fn may_be_stored(&self, event_id: &str) -> bool {
+        if self.ids_in_store {
+            self.store.may_hold_event_id(event_id).unwrap_or(true)
+        } else {
+            self.seen.contains(&fingerprint(event_id))
+        }
+    }
+
     /// Why new events cannot be taken now, if they cannot.
     fn refusal(&self, stopping: bool) -> Option<SubmitError> {
         if self.needs_recovery {
@@ -574,7 +589,7 @@ impl EngineThread {
                     duplicate: true,
                     ..pending.outcome.clone()
                 })
-            } else if self.seen.contains(&fingerprint(event_id)) {
+            } else if self.may_be_stored(event_id) {
                 match self.store.get_event(event_id) {
                     Ok(Some(stored)) => Some(Outcome {
                         event_id: stored.event_id.clone(),
@@ -636,7 +651,9 @@ impl EngineThread {
             duplicate: false,
         };
         self.next_seq += 1;
-        self.seen.insert(fingerprint(&event.event_id));
+        if !self.ids_in_store {
+            self.seen.insert(fingerprint(&event.event_id));
+        }
         self.unconfirmed.insert(
             event.event_id.clone(),
             Unconfirmed {
@@ -716,13 +733,19 @@ impl EngineThread {
                 }
             })
             .map_err(|e| failure.take().unwrap_or(RuntimeError::Store(e)))?;
-        // Sized for every stored event at once: growing a set of millions
-        // of ids step by step rehashes it a dozen times.
-        let stored = usize::try_from(self.store.last_seq()?).unwrap_or(0);
-        let mut seen = FingerprintSet::with_capacity_and_hasher(stored, Default::default());
-        self.store.scan_event_ids(&mut |id| {
-            seen.insert(fingerprint(id));
-        })?;
+        // A store that answers for its ids from memory spares reading every
+        // id of the log again.
+        self.ids_in_store = self.store.may_hold_event_id("").is_some();
+        let mut seen = FingerprintSet::default();
+        if !self.ids_in_store {
+            // Sized for every stored event at once: growing a set of
+            // millions of ids step by step rehashes it a dozen times.
+            let stored = usize::try_from(self.store.last_seq()?).unwrap_or(0);
+            seen.reserve(stored);
+            self.store.scan_event_ids(&mut |id| {
+                seen.insert(fingerprint(id));
+            })?;
+        }
         self.engine = engine;
         self.seen = seen;
         self.unconfirmed.clear();

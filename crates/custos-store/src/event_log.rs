@@ -203,6 +203,10 @@ struct Writer {
 
 pub(crate) struct EventLog {
     dir: PathBuf,
+    /// Held open with an exclusive lock while the log is open, so that a
+    /// second process never appends beside this one (nor cuts off, as an
+    /// unfinished commit, a frame this one is writing).
+    _lock: File,
     /// [`SEGMENT_BYTES`], smaller in tests.
     segment_bytes: u64,
     writer: Mutex<Writer>,
@@ -492,6 +496,33 @@ fn rest_is_zero(reader: &mut impl Read, mut left: u64) -> StoreResult<bool> {
     Ok(true)
 }
 
+/// Takes the log's lock file (`LOCK` in `dir`), or fails at once when
+/// another process (or another open store in this one) holds it.
+fn lock_dir(dir: &Path) -> StoreResult<File> {
+    let path = dir.join("LOCK");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io("lock the event log"))?;
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{FlockOperation, flock};
+        if let Err(e) = flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            return Err(StoreError::backend(
+                "lock the event log",
+                format!(
+                    "{} is held by another process ({e}): a server or another command runs on \
+                     this data directory; stop it first",
+                    path.display()
+                ),
+            ));
+        }
+    }
+    Ok(file)
+}
+
 /// The segment files of the log in `dir` with their first seqs, in order.
 fn segment_files(dir: &Path) -> StoreResult<Vec<(u64, PathBuf)>> {
     let mut names = Vec::new();
@@ -549,11 +580,25 @@ impl EventLog {
     /// Opens the log in `dir`, creating it if needed; reads and checks every
     /// segment and builds the index.
     pub(crate) fn open(dir: &Path) -> StoreResult<EventLog> {
-        EventLog::open_with(dir, SEGMENT_BYTES)
+        EventLog::open_with(dir, SEGMENT_BYTES, false)
     }
 
-    fn open_with(dir: &Path, segment_bytes: u64) -> StoreResult<EventLog> {
+    /// Opens the log in `dir` emptied: its segments, if any, are deleted
+    /// once the lock is held.
+    pub(crate) fn open_emptied(dir: &Path) -> StoreResult<EventLog> {
+        EventLog::open_with(dir, SEGMENT_BYTES, true)
+    }
+
+    fn open_with(dir: &Path, segment_bytes: u64, emptied: bool) -> StoreResult<EventLog> {
+        let started = std::time::Instant::now();
         fs::create_dir_all(dir).map_err(io("create the event log"))?;
+        let lock = lock_dir(dir)?;
+        if emptied {
+            for (_, path) in segment_files(dir)? {
+                fs::remove_file(&path).map_err(io("empty the event log"))?;
+            }
+            sync_dir(dir).map_err(io("empty the event log"))?;
+        }
         let names = segment_files(dir)?;
         let mut index = Index::default();
         let mut segments = Vec::new();
@@ -645,8 +690,16 @@ impl EventLog {
                 Writer::new(file, path, 0, 0, direct)?
             }
         };
+        tracing::info!(
+            records = index.seqs.len(),
+            segments = segments.len(),
+            direct = writer.direct,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "event log opened"
+        );
         Ok(EventLog {
             dir: dir.to_path_buf(),
+            _lock: lock,
             segment_bytes,
             writer: Mutex::new(writer),
             index: RwLock::new(index),
@@ -939,6 +992,12 @@ impl EventLog {
         self.scan_raw(after_seq, limit, &mut |raw| visit(raw.decode()?))
     }
 
+    /// Whether a record may hold `event_id`: false for certain when no
+    /// stored id has its hash.
+    pub(crate) fn may_hold(&self, event_id: &str) -> bool {
+        read_lock(&self.index).by_id.contains_key(&hash(event_id))
+    }
+
     pub(crate) fn last_seq(&self) -> u64 {
         read_lock(&self.index).seqs.last().copied().unwrap_or(0)
     }
@@ -1146,7 +1205,7 @@ mod tests {
     #[test]
     fn records_survive_a_reopen_across_segments() {
         let dir = tempfile::tempdir().unwrap();
-        let log = EventLog::open_with(dir.path(), 1_000).unwrap();
+        let log = EventLog::open_with(dir.path(), 1_000, false).unwrap();
         for group in 0..20 {
             append(&log, group * 3 + 1, group * 3 + 3);
         }
@@ -1154,7 +1213,7 @@ mod tests {
         assert!(starts.len() > 3, "segments: {starts:?}");
         assert_eq!(starts[0], 1);
         drop(log);
-        let log = EventLog::open_with(dir.path(), 1_000).unwrap();
+        let log = EventLog::open_with(dir.path(), 1_000, false).unwrap();
         assert_eq!(seqs(&log), (1..=60).collect::<Vec<_>>());
         assert_eq!(log.get_event("e37").unwrap().unwrap().seq, 37);
         let odd = log.account_events("odd", 2).unwrap();
@@ -1209,7 +1268,7 @@ mod tests {
     #[test]
     fn damage_before_the_last_segment_refuses_the_open() {
         let dir = tempfile::tempdir().unwrap();
-        let log = EventLog::open_with(dir.path(), 300).unwrap();
+        let log = EventLog::open_with(dir.path(), 300, false).unwrap();
         for group in 0..6 {
             append(&log, group * 2 + 1, group * 2 + 2);
         }
@@ -1219,13 +1278,27 @@ mod tests {
         let middle = bytes.len() / 2;
         bytes[middle] ^= 0xFF;
         fs::write(&first, &bytes).unwrap();
-        let err = EventLog::open_with(dir.path(), 300).err().unwrap();
+        let err = EventLog::open_with(dir.path(), 300, false).err().unwrap();
         let text = err.to_string();
         assert!(text.contains("before the last segment"), "{text}");
         assert!(
             read_committed(dir.path(), &mut |_| Ok(())).is_err(),
             "a reader refuses it too"
         );
+    }
+
+    #[test]
+    fn a_second_open_of_one_log_is_refused_until_the_first_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        append(&log, 1, 1);
+        let err = EventLog::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("held by another process"), "{err}");
+        // Reading what is committed needs no lock: a backup reads beside a
+        // running server.
+        assert_eq!(read_committed(dir.path(), &mut |_| Ok(())).unwrap(), 1);
+        drop(log);
+        assert_eq!(seqs(&EventLog::open(dir.path()).unwrap()), [1]);
     }
 
     #[test]

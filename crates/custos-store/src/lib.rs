@@ -279,6 +279,17 @@ pub trait EventStore: Send + Sync {
     /// Visits every stored event id (in no particular order).
     fn scan_event_ids(&self, visit: &mut dyn FnMut(&str)) -> StoreResult<()>;
 
+    /// Whether `event_id` may be stored, answered from memory: `Some(false)`
+    /// when it certainly is not, `Some(true)` when it may be (confirm with
+    /// [`EventStore::get_event`]). `None` (the default) when the backend
+    /// keeps no index in memory: the caller then keeps its own set of ids
+    /// ([`EventStore::scan_event_ids`]) rather than ask the store for every
+    /// new event.
+    fn may_hold_event_id(&self, event_id: &str) -> Option<bool> {
+        let _ = event_id;
+        None
+    }
+
     /// The highest stored `seq`, or 0 for an empty log.
     fn last_seq(&self) -> StoreResult<u64>;
 

@@ -149,10 +149,7 @@ fn open_log(path: &Path, conn: &Connection) -> StoreResult<EventLog> {
     if in_table == 0 {
         return EventLog::open(&dir);
     }
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir).map_err(backend_io("replace the event log"))?;
-    }
-    let log = EventLog::open(&dir)?;
+    let log = EventLog::open_emptied(&dir)?;
     {
         let mut stmt = conn
             .prepare(concat!(
@@ -663,6 +660,10 @@ impl EventStore for SqliteStore {
             visit(raw.event_id());
             Ok(())
         })
+    }
+
+    fn may_hold_event_id(&self, event_id: &str) -> Option<bool> {
+        Some(self.log.may_hold(event_id))
     }
 
     fn last_seq(&self) -> StoreResult<u64> {

@@ -59,7 +59,9 @@ async fn every_documented_example_is_accepted_and_stored() {
         }
     }
     assert!(
-        files.iter().any(|f| f.extension().is_some_and(|e| e == "log")),
+        files
+            .iter()
+            .any(|f| f.extension().is_some_and(|e| e == "log")),
         "the event log is among the files read: {files:?}"
     );
     for file in files {
