@@ -206,7 +206,7 @@ pub(crate) struct EventLog {
     /// Held open with an exclusive lock while the log is open, so that a
     /// second process never appends beside this one (nor cuts off, as an
     /// unfinished commit, a frame this one is writing).
-    _lock: File,
+    _lock: DirLock,
     /// [`SEGMENT_BYTES`], smaller in tests.
     segment_bytes: u64,
     writer: Mutex<Writer>,
@@ -496,9 +496,38 @@ fn rest_is_zero(reader: &mut impl Read, mut left: u64) -> StoreResult<bool> {
     Ok(true)
 }
 
+/// Lock files held by this process, by directory, with how many open logs
+/// share each.
+static HELD_LOCKS: Mutex<Vec<(PathBuf, File, usize)>> = Mutex::new(Vec::new());
+
+/// This process's hold on a log directory's lock file; released when the
+/// last open log of that directory in this process is dropped.
+struct DirLock(PathBuf);
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let mut held = lock(&HELD_LOCKS);
+        if let Some(i) = held.iter().position(|(dir, _, _)| *dir == self.0) {
+            held[i].2 -= 1;
+            if held[i].2 == 0 {
+                // Closing the file releases the lock.
+                held.swap_remove(i);
+            }
+        }
+    }
+}
+
 /// Takes the log's lock file (`LOCK` in `dir`), or fails at once when
-/// another process (or another open store in this one) holds it.
-fn lock_dir(dir: &Path) -> StoreResult<File> {
+/// another process holds it. Within one process the lock is shared: a
+/// store reopened before the previous handle is dropped (a restart in
+/// tests) is let through.
+fn lock_dir(dir: &Path) -> StoreResult<DirLock> {
+    let dir = dir.canonicalize().map_err(io("lock the event log"))?;
+    let mut held = lock(&HELD_LOCKS);
+    if let Some(entry) = held.iter_mut().find(|(d, _, _)| *d == dir) {
+        entry.2 += 1;
+        return Ok(DirLock(dir));
+    }
     let path = dir.join("LOCK");
     let file = OpenOptions::new()
         .create(true)
@@ -520,7 +549,8 @@ fn lock_dir(dir: &Path) -> StoreResult<File> {
             ));
         }
     }
-    Ok(file)
+    held.push((dir.clone(), file, 1));
+    Ok(DirLock(dir))
 }
 
 /// The segment files of the log in `dir` with their first seqs, in order.
@@ -1287,18 +1317,33 @@ mod tests {
         );
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
-    fn a_second_open_of_one_log_is_refused_until_the_first_closes() {
+    fn another_process_holding_the_lock_is_refused() {
+        use rustix::fs::{FlockOperation, flock};
         let dir = tempfile::tempdir().unwrap();
-        let log = EventLog::open(dir.path()).unwrap();
-        append(&log, 1, 1);
+        drop(EventLog::open(dir.path()).unwrap());
+        // Another open file description stands for another process.
+        let other = File::options()
+            .write(true)
+            .open(dir.path().join("LOCK"))
+            .unwrap();
+        flock(&other, FlockOperation::NonBlockingLockExclusive).unwrap();
         let err = EventLog::open(dir.path()).err().unwrap().to_string();
         assert!(err.contains("held by another process"), "{err}");
         // Reading what is committed needs no lock: a backup reads beside a
         // running server.
-        assert_eq!(read_committed(dir.path(), &mut |_| Ok(())).unwrap(), 1);
+        assert_eq!(read_committed(dir.path(), &mut |_| Ok(())).unwrap(), 0);
+        drop(other);
+        let log = EventLog::open(dir.path()).unwrap();
+        // While this process holds it, another process could not take it.
+        let probe = File::options()
+            .write(true)
+            .open(dir.path().join("LOCK"))
+            .unwrap();
+        assert!(flock(&probe, FlockOperation::NonBlockingLockExclusive).is_err());
         drop(log);
-        assert_eq!(seqs(&EventLog::open(dir.path()).unwrap()), [1]);
+        assert!(flock(&probe, FlockOperation::NonBlockingLockExclusive).is_ok());
     }
 
     #[test]
