@@ -1196,7 +1196,7 @@ mod tests {
         NewRecord {
             seq,
             event_id,
-            account_id: if seq % 2 == 0 { "even" } else { "odd" },
+            account_id: if seq.is_multiple_of(2) { "even" } else { "odd" },
             event_type: "login",
             event_time: 1_526_000_000 + seq as i64,
             received_at_ms: 1_700_000_000_000 + seq as i64,
