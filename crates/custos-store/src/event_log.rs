@@ -107,6 +107,22 @@ struct Index {
 }
 
 impl Index {
+    /// Bytes the index holds on the heap, about: what the log costs in
+    /// memory, logged at open.
+    fn heap_bytes(&self) -> usize {
+        let map_entry = |key: usize, value: usize| key + value + 1;
+        self.seqs.capacity() * 8
+            + self.locations.capacity() * std::mem::size_of::<Location>()
+            + self.by_id.capacity() * map_entry(8, 4)
+            + self.more_by_id.capacity() * map_entry(8, 24)
+            + self.by_account.capacity() * map_entry(8, 24)
+            + self
+                .by_account
+                .values()
+                .map(|positions| positions.capacity() * 4)
+                .sum::<usize>()
+    }
+
     fn add(&mut self, seq: u64, event_id: &str, account_id: &str, location: Location) {
         let position = self.seqs.len() as u32;
         self.seqs.push(seq);
@@ -723,6 +739,7 @@ impl EventLog {
         tracing::info!(
             records = index.seqs.len(),
             segments = segments.len(),
+            index_bytes = index.heap_bytes(),
             direct = writer.direct,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "event log opened"
