@@ -637,7 +637,13 @@ impl EventLog {
 
     fn open_with(dir: &Path, segment_bytes: u64, emptied: bool) -> StoreResult<EventLog> {
         let started = std::time::Instant::now();
-        fs::create_dir_all(dir).map_err(io("create the event log"))?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(io("create the event log"))?;
+            // The directory's own entry must survive a power cut too.
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent).map_err(io("create the event log"))?;
+            }
+        }
         let lock = lock_dir(dir)?;
         if emptied {
             for (_, path) in segment_files(dir)? {
