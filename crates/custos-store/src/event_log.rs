@@ -68,6 +68,9 @@ pub(crate) const SEGMENT_BYTES: u64 = 64 << 20;
 /// Length and checksum before each frame's body.
 const FRAME_HEADER: usize = 8;
 
+/// The largest block a direct write is rounded to.
+const MAX_BLOCK: u64 = 4096;
+
 /// Alignment of the write buffer in memory: enough for any block size.
 const BUFFER_ALIGN: usize = 4096;
 
@@ -463,6 +466,21 @@ fn scan_segment(
             .read_exact(&mut body)
             .map_err(io("open the event log"))?;
         if crc32fast::hash(&body) != crc {
+            // A commit cut short leaves nothing after its own write. Frames
+            // past this one's extent mean the damage is in the middle of
+            // the log: not something to cut off quietly.
+            let extent = frame_end.div_ceil(MAX_BLOCK) * MAX_BLOCK;
+            if extent < len {
+                reader
+                    .seek(SeekFrom::Start(extent))
+                    .map_err(io("open the event log"))?;
+                if !rest_is_zero(&mut reader, len - extent)? {
+                    return Err(corrupt(
+                        at,
+                        "the frame does not verify and frames follow it",
+                    ));
+                }
+            }
             return Ok(SegmentScan {
                 end: at,
                 damaged_tail: true,
@@ -1367,6 +1385,102 @@ mod tests {
         assert!(flock(&probe, FlockOperation::NonBlockingLockExclusive).is_err());
         drop(log);
         assert!(flock(&probe, FlockOperation::NonBlockingLockExclusive).is_ok());
+    }
+
+    #[test]
+    fn damage_in_the_middle_of_the_last_segment_is_refused_not_cut_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = EventLog::open(dir.path()).unwrap();
+        // Groups large enough that the first frame ends blocks before the
+        // last one starts.
+        for group in 0..4 {
+            append(&log, group * 40 + 1, group * 40 + 40);
+        }
+        drop(log);
+        let path = segment_paths(dir.path()).pop().unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[FRAME_HEADER + 100] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+        let err = EventLog::open(dir.path()).err().unwrap().to_string();
+        assert!(err.contains("frames follow it"), "{err}");
+        // Nothing was cut: undoing the damage gives every record back.
+        bytes[FRAME_HEADER + 100] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+        assert_eq!(seqs(&EventLog::open(dir.path()).unwrap()).len(), 160);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever a crash does to the last commit's write (cut anywhere,
+        /// garbage after the cut), the log reopens with every earlier group
+        /// whole and the last one either whole or absent, and takes new
+        /// commits after it.
+        #[test]
+        fn a_torn_last_commit_loses_only_itself(
+            sizes in proptest::collection::vec(1usize..6, 2..7),
+            texts in proptest::collection::vec(0usize..900, 1..4),
+            cut in 0.0f64..1.0,
+            garbage in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            let filler: Vec<String> = texts.iter().map(|n| "x".repeat(*n)).collect();
+            let log = EventLog::open(dir.path()).unwrap();
+            let mut seq = 0u64;
+            let mut ids = Vec::new();
+            let mut ends = Vec::new();
+            let path = segment_paths(dir.path()).pop().unwrap();
+            for (g, size) in sizes.iter().enumerate() {
+                let group_ids: Vec<String> =
+                    (0..*size).map(|i| format!("g{g}-{i}")).collect();
+                let records: Vec<NewRecord<'_>> = group_ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        seq += 1;
+                        NewRecord {
+                            event_json: &filler[i % filler.len()],
+                            ..record(seq, id)
+                        }
+                    })
+                    .collect();
+                log.append(&records).unwrap();
+                ids.push(group_ids);
+                ends.push(scan_segment(&File::open(&path).unwrap(), |_, _, _| Ok(())).unwrap().end);
+            }
+            drop(log);
+            let last_start = ends[ends.len() - 2];
+            let last_end = ends[ends.len() - 1];
+            let at = last_start + ((last_end - last_start) as f64 * cut) as u64;
+            let mut bytes = fs::read(&path).unwrap();
+            bytes.truncate(at as usize);
+            // A torn write leaves garbage only within its own blocks.
+            let write_end = last_end.div_ceil(512) * 512;
+            let room = (write_end - at) as usize;
+            bytes.extend_from_slice(&garbage[..garbage.len().min(room)]);
+            fs::write(&path, &bytes).unwrap();
+
+            let log = EventLog::open(dir.path()).unwrap();
+            let kept: Vec<u64> = seqs(&log);
+            let whole: u64 = sizes.iter().map(|s| *s as u64).sum();
+            let before_last = whole - *sizes.last().unwrap() as u64;
+            proptest::prop_assert!(
+                kept == (1..=before_last).collect::<Vec<_>>()
+                    || kept == (1..=whole).collect::<Vec<_>>(),
+                "kept {:?} of {} (last group from {})", kept, whole, before_last + 1
+            );
+            for group in &ids[..ids.len() - 1] {
+                for id in group {
+                    proptest::prop_assert!(log.get_event(id).unwrap().is_some());
+                }
+            }
+            let next = kept.len() as u64 + 1;
+            log.append(&[record(next, "after")]).unwrap();
+            drop(log);
+            let log = EventLog::open(dir.path()).unwrap();
+            proptest::prop_assert_eq!(log.last_seq(), next);
+            proptest::prop_assert_eq!(log.get_event("after").unwrap().unwrap().seq, next);
+        }
     }
 
     #[test]
