@@ -68,6 +68,10 @@ pub(crate) const SEGMENT_BYTES: u64 = 64 << 20;
 /// Length and checksum before each frame's body.
 const FRAME_HEADER: usize = 8;
 
+/// The write buffer of direct writes, kept between commits; a larger
+/// group gets a larger one for its commit.
+const TAIL_BUFFER_BYTES: usize = 64 << 10;
+
 /// The largest block a direct write is rounded to.
 const MAX_BLOCK: u64 = 4096;
 
@@ -1159,7 +1163,7 @@ impl Writer {
             end,
             direct,
             block,
-            tail: AlignedBuf::with_capacity(if direct { 64 << 10 } else { 0 }),
+            tail: AlignedBuf::with_capacity(if direct { TAIL_BUFFER_BYTES } else { 0 }),
             frame: Vec::new(),
         };
         if direct {
@@ -1206,10 +1210,7 @@ impl Writer {
         match written {
             Ok(()) => {}
             // Some devices take only 4 KiB blocks.
-            Err(e)
-                if self.block < 4096
-                    && e.raw_os_error() == Some(rustix::io::Errno::INVAL.raw_os_error()) =>
-            {
+            Err(e) if self.block < 4096 && e.kind() == std::io::ErrorKind::InvalidInput => {
                 self.block = 4096;
                 self.tail.bytes_mut()[kept..used].fill(0);
                 self.load_tail()?;
@@ -1223,7 +1224,14 @@ impl Writer {
         let new_from = new_end - new_end % block;
         let keep = (new_end - new_from) as usize;
         let shift = (new_from - from) as usize;
-        self.tail.bytes_mut().copy_within(shift..shift + keep, 0);
+        if self.tail.capacity() > TAIL_BUFFER_BYTES {
+            // A bulk commit grew the buffer; the next ones are small again.
+            let mut small = AlignedBuf::with_capacity(TAIL_BUFFER_BYTES);
+            small.bytes_mut()[..keep].copy_from_slice(&self.tail.bytes()[shift..shift + keep]);
+            self.tail = small;
+        } else {
+            self.tail.bytes_mut().copy_within(shift..shift + keep, 0);
+        }
         self.end = new_end;
         Ok(())
     }
@@ -1298,6 +1306,18 @@ mod tests {
         ));
         append(&log, 61, 61);
         assert_eq!(log.last_seq(), 61);
+        // A bulk group larger than the write buffer, then small ones again.
+        let big = "y".repeat(200_000);
+        log.append(&[NewRecord {
+            event_json: &big,
+            ..record(62, "big")
+        }])
+        .unwrap();
+        append(&log, 63, 64);
+        drop(log);
+        let log = EventLog::open_with(dir.path(), 1_000, false).unwrap();
+        assert_eq!(log.get_event("big").unwrap().unwrap().event_json, big);
+        assert_eq!(seqs(&log).len(), 64);
     }
 
     #[test]
