@@ -90,8 +90,10 @@ fn run(
                                 last_seq: last.outcome.seq,
                             });
                         }
-                        count(&entries);
+                        // Answers first: the counters are for dashboards,
+                        // the callers are waiting.
                         answer(replies);
+                        count(&entries);
                     }
                     Err(e) => {
                         tracing::error!(error = %e, events = entries.len(), "group commit failed; the engine will rebuild");
