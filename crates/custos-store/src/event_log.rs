@@ -78,6 +78,9 @@ const MAX_BLOCK: u64 = 4096;
 /// Alignment of the write buffer in memory: enough for any block size.
 const BUFFER_ALIGN: usize = 4096;
 
+/// Read buffer of scans: 32 KiB holds about 150 records.
+const READ_BUFFER_BYTES: usize = 32 << 10;
+
 /// Records copied out of the index per hold of its lock during scans, so
 /// that a long scan never holds a commit back for long.
 const SCAN_PAGE: usize = 4096;
@@ -1009,7 +1012,9 @@ impl EventLog {
                     };
                     Arc::clone(&segment.file)
                 };
-                let mut reader = BufReader::with_capacity(256 << 10, FileRef(file, 0));
+                // Small enough that records far apart (an evidence pack's
+                // accounts in a long log) do not each cost a large read.
+                let mut reader = BufReader::with_capacity(READ_BUFFER_BYTES, FileRef(file, 0));
                 reader
                     .seek(SeekFrom::Start(want))
                     .map_err(io("read the log"))?;
